@@ -1,0 +1,1 @@
+"""The PULP-NN mixed kernel families (installed as ``jaxpulp.kernels``)."""
