@@ -1,0 +1,126 @@
+"""The ``jaxpulp`` command line.
+
+    jaxpulp --version
+    jaxpulp kernels [--family conv] [--cost]     every kernel variant by C name, with its constraints
+    jaxpulp demo [--batch 8]                     a few conv variants on the PULP-NN benchmark layer
+    jaxpulp check-golden DIR                     run every golden case in DIR: "N passed, M failed"
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+import jaxpulp
+
+
+def _cmd_kernels(args) -> int:
+    from jaxpulp.kernels import catalog
+
+    vs = catalog.variants(args.family)
+    if not vs:
+        print(f"--family {args.family!r}: no such family; expected one of "
+              f"{sorted({v.family for v in catalog.variants()})}", file=sys.stderr)
+        return 2
+    if args.cost:
+        from jaxpulp.cost import report as cost_report
+
+        print(cost_report.cli_table(png=args.png))
+        return 0
+    width = max(len(v.c_name) for v in vs)
+    for v in vs:
+        print(f"{v.c_name:<{width}}  {v.family:<14}  {v.constraints}")
+    print(f"{len(vs)} kernels")
+    return 0
+
+
+def demo_layer():
+    """The PULP-NN benchmark layer (Bruschi et al.): 16x16x32 input, 64 output channels, 3x3, padding 1."""
+    return dict(H=16, W=16, Ci=32, Co=64, Kh=3, Kw=3, pad=(1, 1, 1, 1))
+
+
+def _cmd_demo(args) -> int:
+    from jaxpulp import packing
+    from jaxpulp.kernels import conv
+
+    rng = np.random.default_rng(0)
+    layer = demo_layer()
+    print(f"jaxpulp {jaxpulp.__version__} demo: conv on {layer['H']}x{layer['W']}x{layer['Ci']} -> "
+          f"{layer['Co']} channels, {layer['Kh']}x{layer['Kw']}, pad 1, 8 cores, batch {args.batch}")
+    print(f"{'kernel':<24} {'first output bytes':<26} {'ms/batch':>9} {'emulated MMAC/s':>16}  twin")
+    for it, ot, wt in (("u8", "u8", "i8"), ("u4", "u4", "i4"), ("u2", "u2", "i2"), ("u8", "u4", "i2"),
+                       ("i8", "i8", "i8")):
+        cfg = conv.Config(it, ot, wt, **layer)
+        x = rng.integers(cfg.in_type.lo, cfg.in_type.hi + 1, (args.batch, cfg.H, cfg.W, cfg.Ci))
+        w = rng.integers(cfg.w_type.lo, cfg.w_type.hi + 1, (cfg.Co, cfg.Kh, cfg.Kw, cfg.Ci))
+        shift = cfg.in_type.bits + cfg.w_type.bits + 7 - cfg.out_type.bits
+        params = conv.Params(kappa=rng.integers(1, 64, cfg.Co).astype(np.int32),
+                             lam=rng.integers(-(1 << shift), 1 << shift, cfg.Co).astype(np.int32),
+                             out_shift=shift + 6)
+        xw = np.stack([packing.pack_hwc(xi, cfg.in_type) for xi in x])
+        ww = packing.pack(w, cfg.w_type)
+        conv.run(xw, ww, params, cfg=cfg).block_until_ready()  # compile
+        t0 = time.perf_counter()
+        out = conv.run(xw, ww, params, cfg=cfg).block_until_ready()
+        dt = time.perf_counter() - t0
+        got = packing.unpack_hwc(np.asarray(out[0]), (cfg.Ho, cfg.Wo, cfg.Co), cfg.out_type)
+        twin = conv.reference(x[0], w, params, cfg)
+        ok = "==" if np.array_equal(got, twin) else "MISMATCH"
+        first = " ".join(f"{b:02x}" for b in packing.words_to_bytes(np.asarray(out[0]))[:8])
+        print(f"{cfg.c_name:<24} {first:<26} {dt * 1e3:9.2f} {cfg.macs * args.batch / dt / 1e6:16.1f}  {ok}")
+    return 0
+
+
+def _cmd_check_golden(args) -> int:
+    from jaxpulp import testing
+
+    def progress(fam, n):
+        print(f"  {fam}: {n} cases", file=sys.stderr, flush=True)
+
+    results = testing.check_golden_dir(args.dir, families=args.family, progress=progress)
+    failed = [r for r in results if not r.passed]
+    for r in failed[: args.show]:
+        print(f"FAIL {r.id} {r.kernel}: {r.message}")
+    refused = sum(1 for r in results if r.refused and r.passed)
+    print(f"({refused} cases refused as undefined by the library, counted as passed)")
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jaxpulp", description="Bit-exact JAX emulator of the PULP-NN mixed kernels "
+                                "on GAP-8, with a cost model.")
+    p.add_argument("--version", action="version", version=f"jaxpulp {jaxpulp.__version__}")
+    sub = p.add_subparsers(dest="command")
+    k = sub.add_parser("kernels", help="list every kernel variant with its C name and constraints")
+    k.add_argument("--family", default=None, help="only this family (conv, pointwise, depthwise, linear_quant, ...)")
+    k.add_argument("--cost", action="store_true", help="MACs/cycle of the 27 conv permutations (cost model)")
+    k.add_argument("--png", default=None, help="with --cost: write a heat-map PNG here (needs matplotlib)")
+    k.set_defaults(fn=_cmd_kernels)
+    d = sub.add_parser("demo", help="run a few conv variants on the PULP-NN benchmark layer")
+    d.add_argument("--batch", type=int, default=8, help="inputs per call (default 8)")
+    d.set_defaults(fn=_cmd_demo)
+    g = sub.add_parser("check-golden", help="run every golden case in DIR and print 'N passed, M failed'")
+    g.add_argument("dir", help="folder with <family>.json / <family>.npz pairs")
+    g.add_argument("--family", action="append", help="only this family (repeatable)")
+    g.add_argument("--show", type=int, default=20, help="failures to print (default 20)")
+    g.set_defaults(fn=_cmd_check_golden)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        args = parser.parse_args(["demo"] + list(argv or []))
+    try:
+        return args.fn(args)
+    except jaxpulp.JaxpulpError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Requantisation exactly as the PULP-NN mixed kernels do it (semantics.md §4).
+
+Mode selection (identical in every quantising kernel, evaluated in this order):
+
+* ``bn != 0 and relu != 0`` -> BN:         ``clip(asr(wrap32(wrap32(kappa*acc) + lambda), out_shift))``
+* ``relu == 1``             -> MULT:       ``clip(asr(wrap32(int16(out_mult)*acc), int8(out_shift)))``
+* otherwise                 -> SHIFT-CLIP: ``clip(asr(acc, out_shift))``  (bn ignored)
+
+``asr`` is a floor shift by the low 5 bits of the amount (the core's ``sra``); there is no rounding term.
+``clip`` saturates to the output type (unsigned outputs therefore always rectify).
+
+Two implementations share these rules: ``requant`` (jax.numpy, vectorised, every argument may be traced so
+precision and flags can be data) and ``requant_int`` (plain Python ints, for the numpy reference twins).
+"""
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+MODE_BN, MODE_MULT, MODE_SHIFT = 0, 1, 2
+MODE_NAMES = {MODE_BN: "batch-norm", MODE_MULT: "multiplier", MODE_SHIFT: "shift-and-clip"}
+
+
+def mode(relu: int, bn: int) -> int:
+    """The requantisation mode the library selects for these flag values (static Python ints)."""
+    if bn != 0 and relu != 0:
+        return MODE_BN
+    if relu == 1:
+        return MODE_MULT
+    return MODE_SHIFT
+
+
+def mode_traced(relu, bn):
+    """``mode`` on traced int32 flags."""
+    relu = jnp.asarray(relu, jnp.int32)
+    bn = jnp.asarray(bn, jnp.int32)
+    return jnp.where((bn != 0) & (relu != 0), MODE_BN, jnp.where(relu == 1, MODE_MULT, MODE_SHIFT))
+
+
+def wrap32(v: int) -> int:
+    """Two's-complement wrap of a Python int to int32."""
+    return ((int(v) + (1 << 31)) % (1 << 32)) - (1 << 31)
+
+
+def int16(v: int) -> int:
+    """The uint16 argument ``out_mult`` as the int16 the helper uses (40000 -> -25536)."""
+    v = int(v) & 0xFFFF
+    return v - 0x10000 if v >= 0x8000 else v
+
+
+def clip_int(v: int, lo: int, hi: int) -> int:
+    return lo if v < lo else hi if v > hi else v
+
+
+def requant_int(acc: int, *, relu: int, bn: int, kappa: int, lam: int, out_mult: int, out_shift: int,
+                lo: int, hi: int) -> int:
+    """Reference requantisation of one int32 accumulator (Python ints). Returns the clipped value."""
+    s = int(out_shift) & 31
+    m = mode(relu, bn)
+    if m == MODE_BN:
+        v = wrap32(wrap32(int(kappa) * acc) + int(lam)) >> s
+    elif m == MODE_MULT:
+        v = wrap32(int16(out_mult) * acc) >> s
+    else:
+        v = wrap32(acc) >> s
+    return clip_int(v, lo, hi)
+
+
+def type_bounds(bits, signed):
+    """(lo, hi) of a ``bits``-bit type; works on Python ints and on traced int32 scalars."""
+    bits = jnp.asarray(bits, jnp.int32)
+    signed = jnp.asarray(signed, jnp.int32)
+    full = jnp.left_shift(jnp.int32(1), bits) - 1
+    half = jnp.left_shift(jnp.int32(1), bits - 1)
+    lo = jnp.where(signed != 0, -half, 0)
+    hi = jnp.where(signed != 0, half - 1, full)
+    return lo, hi
+
+
+def requant(acc, *, relu, bn, kappa, lam, out_mult, out_shift, lo, hi):
+    """Vectorised requantisation of int32 accumulators (wrap-around int32 arithmetic, as on the core).
+
+    ``kappa`` / ``lam`` broadcast against ``acc`` (per output channel: the last axis); ``relu``, ``bn``,
+    ``out_mult`` (uint16 argument), ``out_shift`` and the clip bounds ``lo``/``hi`` may be traced scalars.
+    """
+    acc = jnp.asarray(acc, jnp.int32)
+    s = jnp.bitwise_and(jnp.asarray(out_shift, jnp.int32), 31)
+    m16 = jnp.asarray(out_mult, jnp.int32) & 0xFFFF
+    m16 = jnp.where(m16 >= 0x8000, m16 - 0x10000, m16)
+    bn_v = jnp.right_shift(jnp.asarray(kappa, jnp.int32) * acc + jnp.asarray(lam, jnp.int32), s)
+    mult_v = jnp.right_shift(m16 * acc, s)
+    shift_v = jnp.right_shift(acc, s)
+    m = mode_traced(relu, bn)
+    v = jnp.where(m == MODE_BN, bn_v, jnp.where(m == MODE_MULT, mult_v, shift_v))
+    return jnp.clip(v, lo, hi)
+
+
+def unsigned_clip_as_signed(acc, out_shift, bits):
+    """The matmul main block's SHIFT-CLIP for signed outputs (semantics.md §4.4): the *unsigned* clip
+    ``clipU(asr(acc, s), bits)`` is stored, and the stored field is read back as a signed ``bits``-bit value."""
+    s = jnp.bitwise_and(jnp.asarray(out_shift, jnp.int32), 31)
+    bits = jnp.asarray(bits, jnp.int32)
+    full = jnp.left_shift(jnp.int32(1), bits) - 1
+    half = jnp.left_shift(jnp.int32(1), bits - 1)
+    field = jnp.clip(jnp.right_shift(jnp.asarray(acc, jnp.int32), s), 0, full)
+    return jnp.where(field >= half, field - (full + 1), field)
+
+
+def unsigned_clip_as_signed_int(acc: int, out_shift: int, bits: int) -> int:
+    """Python-int twin of ``unsigned_clip_as_signed``."""
+    field = clip_int(wrap32(acc) >> (int(out_shift) & 31), 0, (1 << bits) - 1)
+    return field - (1 << bits) if field >= (1 << (bits - 1)) else field
+
+
+def np_wrap32(a) -> np.ndarray:
+    """Wrap an int64 numpy array to int32 values (two's complement)."""
+    return np.asarray(a, np.int64).astype(np.uint32).astype(np.int32)

@@ -1,0 +1,106 @@
+"""Conformance against golden vectors in the ../shared/golden format (README there), as public API.
+
+``run_golden_case(meta, arrays)`` runs one case record through the packed path and returns the unpacked
+output; ``check_golden_dir(DIR)`` runs every ``<family>.npz/json`` pair of a folder (one compiled function
+per family) and counts passes and failures over the elements marked ``defined``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from jaxpulp.errors import UnsupportedConfig
+from jaxpulp.kernels import catalog
+
+
+def load_family(directory: str, family: str) -> tuple[dict, dict[str, dict[str, np.ndarray]]]:
+    """(json metadata, {case id: {array name: array}}) of ``<family>.json`` / ``<family>.npz``."""
+    with open(os.path.join(directory, f"{family}.json")) as f:
+        meta = json.load(f)
+    with np.load(os.path.join(directory, f"{family}.npz")) as npz:
+        arrays: dict[str, dict[str, np.ndarray]] = {}
+        for key in npz.files:
+            cid, name = key.split("/", 1)
+            arrays.setdefault(cid, {})[name] = npz[key]
+    return meta, arrays
+
+
+def run_golden_case(meta: dict, arrays: dict) -> np.ndarray:
+    """Unpacked output of one golden case computed through the packed path.
+    Raises ``UnsupportedConfig`` where the kernel's ``check`` refuses the configuration."""
+    mod = catalog.family_module(meta["family"])
+    return mod.run_golden_batch([mod.from_golden(meta, arrays)])[0]
+
+
+def first_mismatches(got, want, defined, n: int = 8) -> str:
+    """The first ``n`` differing defined elements, as index: got vs want in hex."""
+    got = np.asarray(got).astype(np.int64)
+    want = np.asarray(want).astype(np.int64)
+    bad = np.argwhere((got != want) & (np.asarray(defined) != 0))
+    rows = []
+    for idx in bad[:n]:
+        g, w = int(got[tuple(idx)]), int(want[tuple(idx)])
+        rows.append(f"  at {tuple(int(i) for i in idx)}: got {g} (0x{g & 0xFFFFFFFF:08x}) "
+                    f"want {w} (0x{w & 0xFFFFFFFF:08x})")
+    return f"{len(bad)} defined element(s) differ; first:\n" + "\n".join(rows)
+
+
+def case_should_be_refused(meta: dict) -> bool:
+    """The library is undefined for this case: some output element is undefined or it writes out of bounds."""
+    return (not meta["all_defined"]) or bool(meta["guard_written"])
+
+
+@dataclasses.dataclass
+class CaseResult:
+    id: str
+    kernel: str
+    passed: bool
+    refused: str | None = None
+    message: str = ""
+
+
+def run_cases(metas: list[dict], arrays_by_case: dict) -> list[CaseResult]:
+    """Run many case records of one family: refusals through ``from_golden``, the rest in one batch."""
+    results: dict[str, CaseResult] = {}
+    calls = {}
+    for meta in metas:
+        mod = catalog.family_module(meta["family"])
+        arrays = arrays_by_case[meta["id"]]
+        try:
+            calls.setdefault(meta["family"], []).append((meta, arrays, mod.from_golden(meta, arrays)))
+        except UnsupportedConfig as e:
+            ok = case_should_be_refused(meta)
+            results[meta["id"]] = CaseResult(meta["id"], meta["kernel"], ok, str(e),
+                                             "" if ok else f"refused a case the library defines: {e}")
+    for family, items in calls.items():
+        outs = catalog.family_module(family).run_golden_batch([c for _, _, c in items])
+        for (meta, arrays, _), got in zip(items, outs):
+            want, defined = arrays["out"], arrays["defined"]
+            if got.shape != want.shape:
+                results[meta["id"]] = CaseResult(meta["id"], meta["kernel"], False,
+                                                 message=f"shape {got.shape}, expected {want.shape}")
+                continue
+            bad = (got.astype(np.int64) != want.astype(np.int64)) & (defined != 0)
+            msg = "" if not bad.any() else first_mismatches(got, want, defined)
+            if case_should_be_refused(meta):
+                msg = (msg + "\n" if msg else "") + "ran a case the library leaves undefined (check() must refuse it)"
+            results[meta["id"]] = CaseResult(meta["id"], meta["kernel"], not msg, None, msg)
+    return [results[m["id"]] for m in metas]
+
+
+def check_golden_dir(directory: str, families: list[str] | None = None, progress=None) -> list[CaseResult]:
+    """Every case of every ``<family>.json``/``.npz`` pair in ``directory``."""
+    names = sorted(f[:-5] for f in os.listdir(directory) if f.endswith(".json")
+                   and os.path.exists(os.path.join(directory, f[:-5] + ".npz")))
+    results = []
+    for fam in names:
+        if families and fam not in families:
+            continue
+        meta, arrays = load_family(directory, fam)
+        if progress:
+            progress(fam, len(meta["cases"]))
+        results.extend(run_cases(meta["cases"], arrays))
+    return results

@@ -1,0 +1,77 @@
+"""Shared machinery of the kernel families' fast paths: exact integer dot products, packed output images,
+and shape buckets that let one compiled function serve many configurations.
+
+Private: the public surface is each family module and ``jaxpulp.kernels.catalog``.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+# Largest |a*b| of two operands in [-256, 255] x [-128, 127] (unsigned 8-bit x signed 8-bit): 255*128.
+_MAX_PRODUCT = 255 * 128
+# A float32 sum of integers stays exact while every partial sum is below 2**24: 512 * 32640 < 2**24.
+EXACT_F32_CHUNK = (1 << 24) // _MAX_PRODUCT // 8 * 8  # 512 elements
+
+
+def exact_int_matmul(a, b):
+    """``a @ b`` for int32 operands holding 8-bit values (|a| <= 255, |b| <= 128): int32, wrap-around.
+
+    The reduction is cut into chunks of ``EXACT_F32_CHUNK`` (512) elements; each chunk is a float32 GEMM whose
+    partial sums are integers below 2**24 and therefore exact, and chunks are added in int32 (which wraps
+    like the core's accumulator). ``precision=HIGHEST`` keeps GPUs from rounding through TF32.
+    a: (..., P, K), b: (K, N) -> (..., P, N).
+    """
+    k = a.shape[-1]
+    n_chunks = -(-k // EXACT_F32_CHUNK)
+    if n_chunks <= 1:
+        out = jnp.matmul(a.astype(jnp.float32), b.astype(jnp.float32), precision=jax.lax.Precision.HIGHEST)
+        return out.astype(jnp.int32)
+    kp = n_chunks * EXACT_F32_CHUNK
+    a = jnp.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, kp - k)])
+    b = jnp.pad(b, [(0, kp - k), (0, 0)])
+    a = a.reshape(a.shape[:-1] + (n_chunks, EXACT_F32_CHUNK)).astype(jnp.float32)
+    b = b.reshape(n_chunks, EXACT_F32_CHUNK, -1).astype(jnp.float32)
+    parts = jnp.einsum("...pkc,kcn->...pkn", a, b, precision=jax.lax.Precision.HIGHEST)
+    return parts.astype(jnp.int32).sum(axis=-2, dtype=jnp.int32)
+
+
+def scatter_pack(values, index, valid, bits, n_words: int):
+    """Pack ``values`` (int32, already in range) as a ``bits``-bit stream into ``n_words`` uint32 words.
+
+    ``index`` = each value's element position in the stream; ``valid`` = which values are stored. Fields of
+    distinct elements never overlap, so the words are sums of shifted fields. ``bits`` may be traced.
+    """
+    bits = jnp.asarray(bits, jnp.int32)
+    bitpos = index.astype(jnp.int32) * bits
+    word = jnp.where(valid, bitpos >> 5, n_words)  # out-of-range index: dropped
+    mask = (jnp.left_shift(jnp.uint32(1), bits.astype(jnp.uint32)) - 1).astype(jnp.uint32)
+    field = jnp.left_shift(values.astype(jnp.uint32) & mask, (bitpos & 31).astype(jnp.uint32))
+    out = jnp.zeros((n_words,), jnp.uint32)
+    return out.at[word.reshape(-1)].add(field.reshape(-1), mode="drop")
+
+
+def words_for(count_elems: int, bits: int) -> int:
+    """uint32 words holding ``count_elems`` elements of ``bits`` bits."""
+    return -(-(count_elems * bits) // 32)
+
+
+def round_up(n: int, choices=None, multiple: int | None = None) -> int:
+    """Bucket size for ``n``: the next power of two (at least 4), the next multiple, or the first choice >= n."""
+    if choices is not None:
+        for c in choices:
+            if c >= n:
+                return c
+        return n
+    if multiple is not None:
+        return -(-n // multiple) * multiple
+    p = 4
+    while p < n:
+        p *= 2
+    return p
+
+
+def pad_to(a, n: int):
+    """Zero-pad a 1-D array to length ``n`` (it must not be longer)."""
+    a = jnp.asarray(a)
+    return jnp.pad(a, (0, n - a.shape[0]))

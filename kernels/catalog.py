@@ -1,0 +1,116 @@
+"""Every PULP-NN mixed (XpulpV2) kernel variant, by the C name users know (``pulp_nn_conv_u4_u2_i4``).
+
+``variants()`` lists them all; ``lookup(c_name)`` returns the ``Variant`` (family, precisions, module, config
+class and its constraints); ``family_module(family)`` returns the module that implements a golden family.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import itertools
+
+from jaxpulp.errors import JaxpulpError
+from jaxpulp.qtypes import ALL_ACT_TYPES, WEIGHT_TYPES, QType
+
+# golden family name -> module under jaxpulp.kernels
+_FAMILY_MODULES = {
+    "conv": "conv",
+    "pointwise": "pointwise",
+    "depthwise": "depthwise",
+    "linear_quant": "linear",
+    "linear_noquant": "linear",
+    "maxpool": "pool",
+    "avgpool": "pool",
+    "add": "add",
+    "add_legacy": "add",
+}
+
+CONSTRAINTS = {
+    "conv": "Ci*bi % 8 == 0; Ci*Kh*Kw*bw % 8 == 0; Co*bo % 8 == 0; consistent Ho/Wo; bias only without drift (§5.5)",
+    "pointwise": "1x1, stride 1, no padding; Ci*bi, Ci*bw, Co*bo multiples of 8; leftover pixels only with 8-bit "
+                 "input and no bias; no sub-byte output with the half-width split (§7)",
+    "depthwise": "Ci == Co, a multiple of 8/min(bi, bo, bw); Kh*Kw >= 4; stride-1-safe right border (§8)",
+    "linear_quant": "N*min(bi,bw) a multiple of 32 for sub-byte; per-core chunk rules per output width (§9)",
+    "linear_noquant": "N*min(bi,bw) a multiple of 32 for sub-byte; even per-core chunks (§9)",
+    "maxpool": "C*b % 8 == 0; stride >= 2 with left padding <= 1, or no left padding (§10.1)",
+    "avgpool": "C*b % 8 == 0 for input and output; symmetric padding (§10.2)",
+    "add": "H*W*C per core a multiple of 4 for sub-byte tensors (§11.1)",
+    "add_legacy": "one core only: with 8 cores the kernel writes past the output (§11.2)",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One C kernel: its name, family and element types (``None`` where the family has no such operand)."""
+
+    c_name: str
+    family: str
+    in_type: QType
+    out_type: QType
+    w_type: QType | None = None
+    in2_type: QType | None = None
+
+    @property
+    def module(self):
+        return family_module(self.family)
+
+    @property
+    def constraints(self) -> str:
+        return CONSTRAINTS[self.family]
+
+
+def family_module(family: str):
+    """The module implementing golden family ``family`` (e.g. ``"linear_quant"`` -> ``jaxpulp.kernels.linear``)."""
+    if family not in _FAMILY_MODULES:
+        raise JaxpulpError(f"family={family!r}: expected one of {sorted(_FAMILY_MODULES)}")
+    name = _FAMILY_MODULES[family]
+    try:
+        return importlib.import_module(f"jaxpulp.kernels.{name}")
+    except ModuleNotFoundError as e:
+        if e.name == f"jaxpulp.kernels.{name}":
+            raise JaxpulpError(f"family={family!r}: module jaxpulp.kernels.{name} is not implemented yet") from e
+        raise
+
+
+def _build() -> dict[str, Variant]:
+    out = {}
+
+    def add(v):
+        out[v.c_name] = v
+
+    for fam in ("conv", "pointwise", "depthwise", "linear"):
+        for i, o, w in itertools.product(ALL_ACT_TYPES, ALL_ACT_TYPES, WEIGHT_TYPES):
+            golden = "linear_quant" if fam == "linear" else fam
+            add(Variant(f"pulp_nn_{fam}_{i}_{o}_{w}", golden, i, o, w))
+    for i, w in itertools.product(ALL_ACT_TYPES, WEIGHT_TYPES):
+        add(Variant(f"pulp_nn_linear_{i}_i32_{w}", "linear_noquant", i, QType(32, True), w))
+    for t in ALL_ACT_TYPES:
+        add(Variant(f"pulp_nn_maxpool_{t}", "maxpool", t, t))
+    for i, o in itertools.product(ALL_ACT_TYPES, ALL_ACT_TYPES):
+        add(Variant(f"pulp_nn_avgpool_{i}_{o}", "avgpool", i, o))
+    for a, b, o in itertools.product(ALL_ACT_TYPES, ALL_ACT_TYPES, ALL_ACT_TYPES):
+        add(Variant(f"pulp_nn_add_{a}_{b}_{o}", "add", a, o, in2_type=b))
+    unsigned = [t for t in ALL_ACT_TYPES if not t.signed]
+    for a, b in itertools.combinations_with_replacement(unsigned, 2):
+        add(Variant(f"pulp_nn_add_{a}_{b}", "add_legacy", a, QType(max(a.bits, b.bits), False), in2_type=b))
+    return out
+
+
+_VARIANTS = _build()
+
+
+def variants(family: str | None = None) -> list[Variant]:
+    """All variants (750 minus the matmul helpers), optionally of one golden family."""
+    return [v for v in _VARIANTS.values() if family is None or v.family == family]
+
+
+def lookup(c_name: str) -> Variant:
+    """The variant with this C name; a clear error with close matches otherwise."""
+    try:
+        return _VARIANTS[c_name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(c_name, _VARIANTS, n=3)
+        raise JaxpulpError(f"c_name={c_name!r}: no such PULP-NN kernel"
+                           + (f"; did you mean {', '.join(close)}?" if close else "")) from None

@@ -1,0 +1,446 @@
+"""Convolution ``pulp_nn_conv_<in>_<out>_<w>`` (108 variants): im2col + the 4x2 matmul, 8-core row split.
+
+Three ways to run one configuration (``cfg``: a frozen ``ConvConfig``, a static jit argument):
+
+* ``run(x_words, w_words, params, cfg=..)``  packed path: uint32 memory images in and out, lanes read as
+  ``p.extract``/``sdotp`` see them, the library's deterministic quirks included (semantics.md §5, §6, §4.4);
+* ``run_values(x, w, params, cfg=..)``      value path: int tensors in and out, the intended arithmetic;
+* ``reference(x, w, params, cfg)``          numpy loops that follow the spec core by core (the twin).
+
+``check(cfg)`` raises ``UnsupportedConfig`` where the library is undefined (names the rule).
+Library quirks reproduced: signed SHIFT-CLIP outputs in the matmul's 4-channel block use the unsigned clip
+(§4.4; pairs only, leftover pixels and leftover channels clip correctly); floor shifts, int16 ``out_mult``,
+``out_shift`` mod 32, int32 wrap (§4.1). Refused: bias-pointer drift (§5.5), layouts the kernel cannot
+address (channel / row / output multiples, §5.4, §6), inconsistent output geometry (§5.2).
+"""
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxpulp import packing, quant
+from jaxpulp.cluster import run as cluster_run
+from jaxpulp.cluster import split
+from jaxpulp.cluster.config import GAP8, Cluster
+from jaxpulp.errors import JaxpulpError, UnsupportedConfig
+from jaxpulp.kernels import _engine, _golden
+from jaxpulp.kernels.config import ConvConfig, out_dim
+
+Config = ConvConfig
+
+
+class Params(NamedTuple):
+    """Per-call requantisation data: kappa / lam (int32, one per output channel; read only in BN mode),
+    out_mult (uint16 argument, used as int16 in MULT mode), out_shift (bits), bias (int32 per channel or None)."""
+
+    kappa: jax.Array
+    lam: jax.Array
+    out_mult: int | jax.Array = 0
+    out_shift: int | jax.Array = 0
+    bias: jax.Array | None = None
+
+
+class Geometry(NamedTuple):
+    """A configuration as int32 data (so one compiled function serves many configurations)."""
+
+    H: jax.Array
+    W: jax.Array
+    Ci: jax.Array
+    Co: jax.Array
+    Kh: jax.Array
+    Kw: jax.Array
+    sy: jax.Array
+    sx: jax.Array
+    pt: jax.Array
+    pl: jax.Array
+    Ho: jax.Array
+    Wo: jax.Array
+    bi: jax.Array
+    si: jax.Array
+    bo: jax.Array
+    so: jax.Array
+    bw: jax.Array
+    relu: jax.Array
+    bn: jax.Array
+    ncores: jax.Array
+    library: jax.Array
+
+
+class Bucket(NamedTuple):
+    """Static array extents (elements) the compiled function is traced for; a configuration fits if every
+    extent is at least its own."""
+
+    H: int
+    W: int
+    Ci: int
+    Co: int
+    Kh: int
+    Kw: int
+    Ho: int
+    Wo: int
+
+    @property
+    def x_words(self):
+        return _engine.words_for(self.H * self.W * self.Ci, 8)
+
+    @property
+    def w_words(self):
+        return _engine.words_for(self.Co * self.Kh * self.Kw * self.Ci, 8)
+
+    @property
+    def out_words(self):
+        return _engine.words_for(self.Ho * self.Wo * self.Co, 8)
+
+
+def geometry(cfg: ConvConfig, cluster: Cluster = GAP8) -> Geometry:
+    t, _, l, _ = cfg.pad
+    vals = (cfg.H, cfg.W, cfg.Ci, cfg.Co, cfg.Kh, cfg.Kw, cfg.stride[0], cfg.stride[1], t, l, cfg.Ho, cfg.Wo,
+            cfg.in_type.bits, int(cfg.in_type.signed), cfg.out_type.bits, int(cfg.out_type.signed), cfg.w_type.bits,
+            cfg.relu, cfg.bn, cluster.num_cores, int(cfg.semantics == "library"))
+    return Geometry(*(np.int32(v) for v in vals))
+
+
+def exact_bucket(cfg: ConvConfig) -> Bucket:
+    return Bucket(cfg.H, cfg.W, cfg.Ci, cfg.Co, cfg.Kh, cfg.Kw, cfg.Ho, cfg.Wo)
+
+
+def shared_bucket(cfgs) -> Bucket:
+    """One bucket that fits every configuration in ``cfgs`` (extents rounded up so nearby shapes share it)."""
+    r = _engine.round_up
+    return Bucket(*(r(max(getattr(c, f) for c in cfgs)) if f not in ("Kh", "Kw")
+                    else r(max(getattr(c, f) for c in cfgs), choices=(1, 3, 5, 7, 9, 11))
+                    for f in Bucket._fields))
+
+
+# ----------------------------------------------------------------------------------------------- check
+
+
+def check(cfg: ConvConfig, cluster: Cluster = GAP8) -> None:
+    """Raise ``UnsupportedConfig`` naming the rule if the library does not define this call."""
+    bi, bo, bw = cfg.in_type.bits, cfg.out_type.bits, cfg.w_type.bits
+    if (cfg.Ci * bi) % 8:
+        raise UnsupportedConfig(
+            "input-channel-multiple",
+            f"Ci={cfg.Ci} with {cfg.in_type} input: a pixel must be whole bytes (Ci a multiple of {8 // bi}); "
+            "the im2col tail counter of the C kernel never reaches zero otherwise (semantics.md §5.4)")
+    if (cfg.K * bw) % 8:
+        raise UnsupportedConfig(
+            "weight-row-multiple",
+            f"K=Ci*Kh*Kw={cfg.K} with {cfg.w_type} weights: each weight row must be whole bytes (K a multiple "
+            f"of {8 // bw}); the matmul's uint16 tail counter wraps otherwise (semantics.md §6.1)")
+    if (cfg.Co * bo) % 8:
+        raise UnsupportedConfig(
+            "output-channel-multiple",
+            f"Co={cfg.Co} with {cfg.out_type} output: Co must be a multiple of {8 // bo}; the library never "
+            "writes the last channel(s) otherwise (semantics.md §6.2)")
+    t, b, l, r = cfg.pad
+    want = (out_dim(cfg.H, t, b, cfg.Kh, cfg.stride[0]), out_dim(cfg.W, l, r, cfg.Kw, cfg.stride[1]))
+    if (cfg.Ho, cfg.Wo) != want or max(t, b) >= cfg.Kh or max(l, r) >= cfg.Kw:
+        raise UnsupportedConfig(
+            "output-geometry",
+            f"(Ho, Wo)=({cfg.Ho}, {cfg.Wo}) with pad={cfg.pad}, kernel=({cfg.Kh}, {cfg.Kw}): expected {want} "
+            "and padding smaller than the kernel; the interior im2col reads out of bounds otherwise (§5.2)")
+    if cfg.K >= 1 << 16 or max(cfg.H, cfg.W, cfg.Ci, cfg.Co) >= 1 << 16:
+        raise UnsupportedConfig("uint16-extent", f"cfg={cfg}: dimensions and K must be < 65536 (uint16 arguments)")
+    if cfg.semantics == "library" and cfg.bias:
+        for core in range(cluster.num_cores):
+            rng = split.conv_split(core, cfg.Ho, cfg.Wo, cluster.num_cores)
+            if rng.rows >= 2 and rng.leftover:
+                raise UnsupportedConfig(
+                    "conv-bias-drift",
+                    f"bias with core {core} computing {rng.rows} rows of odd width {rng.width}: the leftover-pixel "
+                    "loop advances the bias pointer by Co words per row and never rewinds it, so from the "
+                    "second row on the kernel reads past the bias array (semantics.md §5.5). "
+                    "Use semantics='ideal', no bias, or a shape where every core has <= 1 row or even widths")
+
+
+# ---------------------------------------------------------------------------------------- fast paths
+
+
+def _unpack_inputs(g: Geometry, x_words, w_words, bk: Bucket):
+    """X8 (H, W, Ci) and W8 (Co, Kh, Kw, Ci) as the 8-bit values the im2col / weight unpack produce."""
+    y, x, c = jnp.meshgrid(jnp.arange(bk.H), jnp.arange(bk.W), jnp.arange(bk.Ci), indexing="ij")
+    xi = (y * g.W + x) * g.Ci + c
+    xv = (y < g.H) & (x < g.W) & (c < g.Ci)
+    x8 = jnp.where(xv, packing.extract_elements(x_words, jnp.where(xv, xi, 0), g.bi, g.si), 0)
+    o, ky, kx, c = jnp.meshgrid(jnp.arange(bk.Co), jnp.arange(bk.Kh), jnp.arange(bk.Kw), jnp.arange(bk.Ci),
+                                indexing="ij")
+    wi = ((o * g.Kh + ky) * g.Kw + kx) * g.Ci + c
+    wv = (o < g.Co) & (ky < g.Kh) & (kx < g.Kw) & (c < g.Ci)
+    w8 = jnp.where(wv, packing.extract_elements(w_words, jnp.where(wv, wi, 0), g.bw, 1), 0)
+    return x8, w8
+
+
+def _accumulate(g: Geometry, x8, w8, bias, bk: Bucket):
+    """int32 accumulators (Ho, Wo, Co) = zero-padded correlation + bias, wrap-around (§5.2)."""
+    ky = jnp.arange(bk.Kh)
+    kx = jnp.arange(bk.Kw)
+    iy = jnp.arange(bk.Ho)[:, None] * g.sy - g.pt + ky[None, :]
+    ix = jnp.arange(bk.Wo)[:, None] * g.sx - g.pl + kx[None, :]
+    vy = (iy >= 0) & (iy < g.H) & (ky[None, :] < g.Kh)
+    vx = (ix >= 0) & (ix < g.W) & (kx[None, :] < g.Kw)
+    patches = x8[jnp.clip(iy, 0, bk.H - 1)[:, None, :, None], jnp.clip(ix, 0, bk.W - 1)[None, :, None, :]]
+    valid = vy[:, None, :, None] & vx[None, :, None, :]
+    patches = jnp.where(valid[..., None], patches, 0)
+    acc = _engine.exact_int_matmul(patches.reshape(bk.Ho * bk.Wo, -1), w8.reshape(bk.Co, -1).T)
+    acc = acc.reshape(bk.Ho, bk.Wo, bk.Co)
+    if bias is not None:
+        acc = acc + bias[None, None, :]
+    return acc
+
+
+def _requantise(g: Geometry, acc, p: Params, bk: Bucket):
+    """Output values (Ho, Wo, Co): §4.1 requant, with the §4.4 signed SHIFT-CLIP quirk in the 4x2 block."""
+    lo, hi = quant.type_bounds(g.bo, g.so)
+    out = quant.requant(acc, relu=g.relu, bn=g.bn, kappa=p.kappa[None, None, :], lam=p.lam[None, None, :],
+                        out_mult=p.out_mult, out_shift=p.out_shift, lo=lo, hi=hi)
+    _, pair, _ = cluster_run.conv_pixel_roles(g.Ho, g.Wo, g.ncores, (bk.Ho, bk.Wo))
+    block = jnp.arange(bk.Co) < (g.Co // 4) * 4
+    shift_mode = (quant.mode_traced(g.relu, g.bn) == quant.MODE_SHIFT)
+    quirk = (g.library != 0) & (g.so != 0) & shift_mode & pair[:, :, None] & block[None, None, :]
+    return jnp.where(quirk, quant.unsigned_clip_as_signed(acc, p.out_shift, g.bo), out)
+
+
+def _values(g: Geometry, x8, w8, p: Params, bk: Bucket):
+    return _requantise(g, _accumulate(g, x8, w8, p.bias, bk), p, bk)
+
+
+def _pack_output(g: Geometry, vals, bk: Bucket):
+    o_y, o_x, o_c = jnp.meshgrid(jnp.arange(bk.Ho), jnp.arange(bk.Wo), jnp.arange(bk.Co), indexing="ij")
+    idx = (o_y * g.Wo + o_x) * g.Co + o_c
+    valid = (o_y < g.Ho) & (o_x < g.Wo) & (o_c < g.Co)
+    return _engine.scatter_pack(vals, idx, valid, g.bo, bk.out_words)
+
+
+def _packed(g: Geometry, x_words, w_words, p: Params, bk: Bucket):
+    x8, w8 = _unpack_inputs(g, x_words, w_words, bk)
+    return _pack_output(g, _values(g, x8, w8, p, bk), bk)
+
+
+@functools.partial(jax.jit, static_argnames=("bk",))
+def _packed_batch(g, x_words, w_words, p, bk):
+    """Leading axis of x_words = independent inputs (same weights and parameters)."""
+    return jax.vmap(_packed, in_axes=(None, 0, None, None, None))(g, x_words, w_words, p, bk)
+
+
+@functools.partial(jax.jit, static_argnames=("bk",))
+def _packed_cases(g, x_words, w_words, p, bk):
+    """Every argument batched: one call per configuration (the golden runner's shared compiled function)."""
+    return jax.vmap(_packed, in_axes=(0, 0, 0, 0, None))(g, x_words, w_words, p, bk)
+
+
+@functools.partial(jax.jit, static_argnames=("bk",))
+def _values_batch(g, x, w, p, bk):
+    return jax.vmap(_values, in_axes=(None, 0, None, None, None))(g, x, w, p, bk)
+
+
+@functools.partial(jax.jit, static_argnames=("bk",))
+def _values_cases(g, x, w, p, bk):
+    return jax.vmap(_values, in_axes=(0, 0, 0, 0, None))(g, x, w, p, bk)
+
+
+# -------------------------------------------------------------------------------------- public API
+
+
+def _as_params(params, cfg: ConvConfig) -> Params:
+    if not isinstance(params, Params):
+        params = Params(**params) if isinstance(params, dict) else Params(*params)
+    co = cfg.Co
+
+    def vec(name, v, required):
+        if v is None:
+            if required:
+                raise JaxpulpError(f"params.{name}=None: expected an int32 array of shape ({co},)")
+            return None
+        a = jnp.asarray(v)
+        if a.shape != (co,) or not jnp.issubdtype(a.dtype, jnp.integer):
+            raise JaxpulpError(f"params.{name}: shape {a.shape} dtype {a.dtype}, expected int32 of shape ({co},)")
+        return a.astype(jnp.int32)
+
+    if cfg.bias and params.bias is None:
+        raise JaxpulpError("params.bias=None but cfg.bias=True: expected an int32 array of shape "
+                           f"({co},), or cfg.bias=False")
+    if not cfg.bias and params.bias is not None:
+        raise JaxpulpError("params.bias is given but cfg.bias=False: set cfg.bias=True to pass a bias pointer")
+    return Params(vec("kappa", params.kappa, True), vec("lam", params.lam, True),
+                  jnp.int32(params.out_mult), jnp.int32(params.out_shift), vec("bias", params.bias, False))
+
+
+def _as_words(a, n_words: int, name: str, batch_ok: bool):
+    a = jnp.asarray(a)
+    if a.dtype != jnp.uint32:
+        raise JaxpulpError(f"{name}: dtype {a.dtype}, expected a uint32 memory image (see jaxpulp.packing)")
+    if a.ndim not in ((1, 2) if batch_ok else (1,)) or a.shape[-1] < n_words:
+        raise JaxpulpError(f"{name}: shape {a.shape}, expected ({'batch, ' if batch_ok else ''}>= {n_words}) "
+                           "uint32 words")
+    return a[..., :n_words]
+
+
+def run(x_words, w_words, params, *, cfg: ConvConfig, cluster: Cluster = GAP8):
+    """Packed path. ``x_words``: HWC input image (uint32 words, optionally a leading batch axis);
+    ``w_words``: weights [Co][Kh][Kw][Ci]; returns the packed HWC output image (uint32 words, batch kept)."""
+    check(cfg, cluster)
+    p = _as_params(params, cfg)
+    bk = exact_bucket(cfg)
+    nx = _engine.words_for(cfg.H * cfg.W * cfg.Ci, cfg.in_type.bits)
+    nw = _engine.words_for(cfg.Co * cfg.K, cfg.w_type.bits)
+    no = _engine.words_for(cfg.Ho * cfg.Wo * cfg.Co, cfg.out_type.bits)
+    x = _as_words(x_words, nx, "x_words", True)
+    w = _as_words(w_words, nw, "w_words", False)
+    batched = x.ndim == 2
+    x = x if batched else x[None]
+    x = jnp.pad(x, ((0, 0), (0, bk.x_words - nx)))
+    w = jnp.pad(w, (0, bk.w_words - nw))
+    out = _packed_batch(geometry(cfg, cluster), x, w, p, bk)[:, :no]
+    return out if batched else out[0]
+
+
+def run_values(x, w, params, *, cfg: ConvConfig, cluster: Cluster = GAP8):
+    """Value path: int tensors ``x`` (H, W, Ci) or (batch, H, W, Ci) and ``w`` (Co, Kh, Kw, Ci) -> int32
+    outputs (Ho, Wo, Co); the intended arithmetic (``semantics="ideal"``)."""
+    cfg = cfg.replace(semantics="ideal")
+    check(cfg, cluster)
+    p = _as_params(params, cfg)
+    x = jnp.asarray(x)
+    w = jnp.asarray(w)
+    if x.shape[-3:] != (cfg.H, cfg.W, cfg.Ci) or x.ndim not in (3, 4):
+        raise JaxpulpError(f"x: shape {x.shape}, expected ([batch,] {cfg.H}, {cfg.W}, {cfg.Ci})")
+    if w.shape != (cfg.Co, cfg.Kh, cfg.Kw, cfg.Ci):
+        raise JaxpulpError(f"w: shape {w.shape}, expected ({cfg.Co}, {cfg.Kh}, {cfg.Kw}, {cfg.Ci})")
+    batched = x.ndim == 4
+    xb = (x if batched else x[None]).astype(jnp.int32)
+    out = _values_batch(geometry(cfg, cluster), xb, w.astype(jnp.int32), p, exact_bucket(cfg))
+    return out if batched else out[0]
+
+
+def cost(cfg: ConvConfig, cluster: Cluster = GAP8):
+    """Per-core instruction counts and cycles (see ``jaxpulp.cost``)."""
+    from jaxpulp.cost import kernel_cost
+
+    return kernel_cost(cfg, cluster)
+
+
+# ------------------------------------------------------------------------------------ reference twin
+
+
+def reference(x, w, params, cfg: ConvConfig, cluster: Cluster = GAP8) -> np.ndarray:
+    """Plain numpy model that follows semantics.md core by core: split (§5.3), pixel pairs through the 4x2
+    matmul (4-channel blocks, then leftover channels), odd leftover pixel per row, requant (§4).
+    ``x`` (H, W, Ci), ``w`` (Co, Kh, Kw, Ci) int arrays; returns int32 (Ho, Wo, Co)."""
+    check(cfg, cluster)
+    x = np.asarray(x, np.int64)
+    w = np.asarray(w, np.int64).reshape(cfg.Co, -1)
+    kappa = np.asarray(params.kappa, np.int64)
+    lam = np.asarray(params.lam, np.int64)
+    bias = None if params.bias is None else np.asarray(params.bias, np.int64)
+    lo, hi = cfg.out_type.lo, cfg.out_type.hi
+    t, _, l, _ = cfg.pad
+    sy, sx = cfg.stride
+    library = cfg.semantics == "library"
+    shift_mode = quant.mode(cfg.relu, cfg.bn) == quant.MODE_SHIFT
+    out = np.zeros((cfg.Ho, cfg.Wo, cfg.Co), np.int32)
+
+    def im2col(oy, ox):
+        col = np.zeros((cfg.Kh, cfg.Kw, cfg.Ci), np.int64)
+        for ky in range(cfg.Kh):
+            for kx in range(cfg.Kw):
+                iy, ix = oy * sy - t + ky, ox * sx - l + kx
+                if 0 <= iy < cfg.H and 0 <= ix < cfg.W:
+                    col[ky, kx] = x[iy, ix]
+        return col.reshape(-1)
+
+    def requant(acc, co, in_block):
+        if library and in_block and cfg.out_type.signed and shift_mode:
+            return quant.unsigned_clip_as_signed_int(acc, params.out_shift, cfg.out_type.bits)
+        return quant.requant_int(acc, relu=cfg.relu, bn=cfg.bn, kappa=kappa[co], lam=lam[co],
+                                 out_mult=params.out_mult, out_shift=params.out_shift, lo=lo, hi=hi)
+
+    def pixel(oy, ox, in_pair):
+        acc = w @ im2col(oy, ox)
+        if bias is not None:
+            acc = acc + bias
+        block_end = (cfg.Co // 4) * 4 if in_pair else 0  # channels the 4x2 main block computes
+        for co in range(cfg.Co):
+            out[oy, ox, co] = requant(quant.wrap32(acc[co]), co, co < block_end)
+
+    for core in range(cluster.num_cores):
+        rng = split.conv_split(core, cfg.Ho, cfg.Wo, cluster.num_cores)
+        for oy in range(rng.row0, rng.row1):
+            for k in range(rng.pairs_per_row):
+                pixel(oy, rng.col0 + 2 * k, True)
+                pixel(oy, rng.col0 + 2 * k + 1, True)
+            if rng.leftover:
+                pixel(oy, rng.col1 - 1, False)
+    return out
+
+
+# ------------------------------------------------------------------------------------- golden vectors
+
+
+def config_from_golden(meta: dict, cls=ConvConfig) -> ConvConfig:
+    """The configuration of a golden case record (../shared/golden format)."""
+    return cls(in_type=meta["in_type"], out_type=meta["out_type"], w_type=meta["w_type"], H=meta["H"], W=meta["W"],
+               Ci=meta["Ci"], Co=meta["Co"], Kh=meta["K"][0], Kw=meta["K"][1], stride=tuple(meta["stride"]),
+               pad=tuple(meta["pad"]), relu=meta["relu"], bn=meta["bn"], bias=bool(meta["bias"]), Ho=meta["Ho"],
+               Wo=meta["Wo"])
+
+
+def params_from_golden(meta: dict, arrays: dict) -> Params:
+    bias = np.asarray(arrays["bias"], np.int32) if meta["bias"] else None
+    return Params(np.asarray(arrays["kappa"], np.int32), np.asarray(arrays["lambda"], np.int32),
+                  np.int32(meta["out_mult"]), np.int32(meta["out_shift"]), bias)
+
+
+def from_golden(meta: dict, arrays: dict) -> "_golden.GoldenCall":
+    cfg = config_from_golden(meta)
+    cluster = _golden.cluster_of(meta)
+    check(cfg, cluster)
+    x_words = packing.pack_hwc(arrays["x"], cfg.in_type)
+    w_words = packing.pack(arrays["w"], cfg.w_type)
+    return _golden.GoldenCall(meta, cfg, cluster, (x_words, w_words, params_from_golden(meta, arrays)))
+
+
+def _padded_params(p: Params, co: int) -> Params:
+    def vec(v):
+        return np.pad(np.asarray(v, np.int32), (0, co - len(v)))
+
+    return Params(vec(p.kappa), vec(p.lam), np.int32(p.out_mult), np.int32(p.out_shift),
+                  np.zeros(co, np.int32) if p.bias is None else vec(p.bias))
+
+
+def run_golden_batch(calls) -> list:
+    """Packed path for many golden calls through one compiled function (shared bucket, vmap over cases)."""
+    if not calls:
+        return []
+    bk = shared_bucket([c.cfg for c in calls])
+    items = [(geometry(c.cfg, c.cluster), np.pad(c.args[0], (0, bk.x_words - len(c.args[0]))),
+              np.pad(c.args[1], (0, bk.w_words - len(c.args[1]))), _padded_params(c.args[2], bk.Co))
+             for c in calls]
+    outs = []
+    for n, (g, xw, ww, p) in _golden.stack_chunks(items):
+        outs.extend(np.asarray(_packed_cases(g, xw, ww, p, bk))[:n])
+    return [packing.unpack(o, c.cfg.out_type, c.cfg.Ho * c.cfg.Wo * c.cfg.Co).reshape(c.cfg.Ho, c.cfg.Wo, c.cfg.Co)
+            for o, c in zip(outs, calls)]
+
+
+def run_values_golden_batch(calls, arrays_list) -> list:
+    """Value path (ideal semantics, precision as data) for many golden calls, one compiled function."""
+    if not calls:
+        return []
+    bk = shared_bucket([c.cfg for c in calls])
+    items = []
+    for c, a in zip(calls, arrays_list):
+        cfg = c.cfg
+        x = np.zeros((bk.H, bk.W, bk.Ci), np.int32)
+        x[:cfg.H, :cfg.W, :cfg.Ci] = a["x"]
+        w = np.zeros((bk.Co, bk.Kh, bk.Kw, bk.Ci), np.int32)
+        w[:cfg.Co, :cfg.Kh, :cfg.Kw, :cfg.Ci] = a["w"]
+        items.append((geometry(cfg.replace(semantics="ideal"), c.cluster), x, w, _padded_params(c.args[2], bk.Co)))
+    outs = []
+    for n, (g, x, w, p) in _golden.stack_chunks(items):
+        outs.extend(np.asarray(_values_cases(g, x, w, p, bk))[:n])
+    return [o[:c.cfg.Ho, :c.cfg.Wo, :c.cfg.Co] for o, c in zip(outs, calls)]
