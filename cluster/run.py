@@ -68,3 +68,17 @@ def conv_pixel_roles(Ho, Wo, ncores, shape, max_cores: int = MAX_CORES):
     mine, pair, j = over_cores(per_core, max_cores)
     owner = jnp.where(mine.any(0), jnp.argmax(mine, axis=0), -1)
     return owner, pair.any(0), jnp.sum(jnp.where(mine, j, 0), axis=0)
+
+
+def linear_split(core, M, ncores, out_bits):
+    """Traced twin of ``split.linear_split`` (§9.2): (n0, n1), the output neurons of ``core`` out of ``M``;
+    ``out_bits`` = 8, 4, 2, or 32 for the int32-output kernels (split like 8). Empty for core >= ncores."""
+    core, M, ncores, out_bits = (jnp.asarray(v, jnp.int32) for v in (core, M, ncores, out_bits))
+    chunk = jnp.right_shift(M, _fl1(ncores)) + ((M & (ncores - 1)) != 0).astype(jnp.int32)
+    chunk4 = jnp.left_shift(chunk, (chunk == 1).astype(jnp.int32))
+    chunk2 = chunk + jnp.where((chunk & 3) != 0, 4 - (chunk & 7), 0)
+    chunk = jnp.where(out_bits == 4, chunk4, jnp.where(out_bits == 2, chunk2, chunk))
+    start = jnp.minimum(core * chunk, M)
+    stop = jnp.minimum(start + chunk, M)
+    active = core < ncores
+    return jnp.where(active, start, 0), jnp.where(active, stop, 0)

@@ -30,8 +30,9 @@ CONSTRAINTS = {
     "pointwise": "1x1, stride 1, no padding; Ci*bi, Ci*bw, Co*bo multiples of 8; leftover pixels only with 8-bit "
                  "input and no bias; no sub-byte output with the half-width split (§7)",
     "depthwise": "Ci == Co, a multiple of 8/min(bi, bo, bw); Kh*Kw >= 4; stride-1-safe right border (§8)",
-    "linear_quant": "N*min(bi,bw) a multiple of 32 for sub-byte; per-core chunk rules per output width (§9)",
-    "linear_noquant": "N*min(bi,bw) a multiple of 32 for sub-byte; even per-core chunks (§9)",
+    "linear_quant": "N a multiple of 16 (min(bi,bw)=2) or 8 (=4); M*bo % 8 == 0; no short last chunk (8-bit), "
+                    "no odd chunk start (4-bit), ceil(M/8) % 8 not in {5,6,7} (2-bit) (§9)",
+    "linear_noquant": "N a multiple of 16 (min(bi,bw)=2) or 8 (=4); no short last chunk of other parity (§9)",
     "maxpool": "C*b % 8 == 0; stride >= 2 with left padding <= 1, or no left padding (§10.1)",
     "avgpool": "C*b % 8 == 0 for input and output; symmetric padding (§10.2)",
     "add": "H*W*C per core a multiple of 4 for sub-byte tensors (§11.1)",

@@ -1,0 +1,526 @@
+"""Linear layers: ``pulp_nn_linear_<in>_<out>_<w>`` (108 quantised variants) and ``pulp_nn_linear_<in>_i32_<w>``
+(18 int32-output variants), split over output neurons per output width (semantics.md §9).
+
+Naming follows the golden vectors: ``N`` = input length (elements), ``M`` = output neurons; weights (M, N)
+row-major, one packed stream; bias int32 per neuron; ``out_type == "i32"`` selects the no-quant kernels.
+
+Three ways to run one configuration (``cfg``: a frozen ``LinearConfig``, a static jit argument):
+
+* ``run(x_words, w_words, params, cfg=..)``  packed path: uint32 memory images in and out, the library's
+  deterministic quirks included;
+* ``run_values(x, w, params, cfg=..)``      value path: int tensors in and out, the intended arithmetic;
+* ``reference(x, w, params, cfg)``          numpy loops that follow the C kernels core by core (the twin).
+
+Library quirks reproduced (each through the real per-core split, §9.2):
+
+* 8-bit output: the leftover neuron of an odd per-core chunk is requantised with ``kappa[0]`` / ``lambda[0]``;
+* 8-bit output, 2-bit weights, 8- or 4-bit input: that leftover neuron's vector loop never loads its weights,
+  so its accumulator is the bias plus the scalar tail only (§9.2 b; the tail is empty wherever ``check``
+  passes, so it is the bias);
+* ``linear_{u2,i2}_{u2,i2}_i4``: in every 16-element step, elements 8..15 of the 3rd / 4th neuron of a quad
+  are multiplied with the weights of the 1st / 2nd (wrong row pointers, §9.4);
+* floor shifts, int16 ``out_mult``, ``out_shift`` mod 32, int32 wrap (§4.1).
+
+Refused by ``check`` (library semantics; ``semantics="ideal"`` lifts all but the uint16 extents): the
+reduction-tail over-read (§9.3), a short last chunk that computes neuron ``M`` (§9.2 c), sub-byte outputs whose
+last byte is partial (the group reads weights / bias / kappa past their arrays), 4-bit output chunks that start
+at odd neurons (racing, mispaired nibbles), 2-bit output chunks that leave neurons uncomputed.
+"""
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxpulp import packing, quant
+from jaxpulp.cluster import run as cluster_run
+from jaxpulp.cluster import split
+from jaxpulp.cluster.config import GAP8, Cluster
+from jaxpulp.errors import JaxpulpError, UnsupportedConfig
+from jaxpulp.kernels import _engine, _golden
+from jaxpulp.kernels.config import LinearConfig
+
+Config = LinearConfig
+
+GOLDEN_FAMILIES = ("linear_quant", "linear_noquant")
+
+
+class Params(NamedTuple):
+    """Per-call data: kappa / lam (int32, one per output neuron; quantised kernels only, read in BN mode),
+    out_mult (uint16 argument, used as int16 in MULT mode), out_shift (bits), bias (int32 per neuron or None)."""
+
+    kappa: jax.Array | None = None
+    lam: jax.Array | None = None
+    out_mult: int | jax.Array = 0
+    out_shift: int | jax.Array = 0
+    bias: jax.Array | None = None
+
+
+class Geometry(NamedTuple):
+    """A configuration as int32 data (one compiled function serves many). bo = 32 for int32 output."""
+
+    N: jax.Array
+    M: jax.Array
+    bi: jax.Array
+    si: jax.Array
+    bo: jax.Array
+    so: jax.Array
+    bw: jax.Array
+    relu: jax.Array
+    bn: jax.Array
+    ncores: jax.Array
+    library: jax.Array
+
+
+class Bucket(NamedTuple):
+    """Static extents (elements) the compiled function is traced for."""
+
+    N: int
+    M: int
+
+    @property
+    def x_words(self):
+        return _engine.words_for(self.N, 8)
+
+    @property
+    def w_words(self):
+        return _engine.words_for(self.M * self.N, 8)
+
+    @property
+    def out_words(self):
+        return self.M  # enough for int32 outputs
+
+
+def geometry(cfg: LinearConfig, cluster: Cluster = GAP8) -> Geometry:
+    vals = (cfg.N, cfg.M, cfg.in_type.bits, int(cfg.in_type.signed), cfg.out_type.bits, int(cfg.out_type.signed),
+            cfg.w_type.bits, cfg.relu, cfg.bn, cluster.num_cores, int(cfg.semantics == "library"))
+    return Geometry(*(np.int32(v) for v in vals))
+
+
+def exact_bucket(cfg: LinearConfig) -> Bucket:
+    return Bucket(cfg.N, cfg.M)
+
+
+def shared_bucket(cfgs) -> Bucket:
+    """One bucket that fits every configuration in ``cfgs`` (extents rounded up to powers of two)."""
+    return Bucket(_engine.round_up(max(c.N for c in cfgs)), _engine.round_up(max(c.M for c in cfgs)))
+
+
+def _split_bits(cfg: LinearConfig):
+    """``out_bits`` argument of ``split.linear_split`` (None for the int32-output kernels)."""
+    return cfg.out_type.bits if cfg.quantized else None
+
+
+def _step(cfg: LinearConfig) -> int:
+    """Elements per vector step of the inner loop: 32 / min(bi, bw) (4, 8 or 16)."""
+    return 32 // min(cfg.in_type.bits, cfg.w_type.bits)
+
+
+# ----------------------------------------------------------------------------------------------- check
+
+
+def check(cfg: LinearConfig, cluster: Cluster = GAP8) -> None:
+    """Raise ``UnsupportedConfig`` naming the rule if the library does not define this call."""
+    if max(cfg.N, cfg.M) >= 1 << 16:
+        raise UnsupportedConfig("uint16-extent", f"N={cfg.N}, M={cfg.M}: dim_vec and num_o_neurons are uint16 "
+                                "arguments, both must be < 65536")
+    if cfg.semantics != "library":
+        return
+    step = _step(cfg)
+    if step > 4 and cfg.N % step:
+        raise UnsupportedConfig(
+            "linear-reduction-tail",
+            f"N={cfg.N} with {cfg.in_type} input and {cfg.w_type} weights: the scalar tail runs N mod {step} = "
+            f"{cfg.N % step} times but consumes {step // 4} elements per iteration, so it reads past the input "
+            f"vector and into the next weight row (semantics.md §9.3). Use N a multiple of {step}, or "
+            "semantics='ideal'")
+    nc, M = cluster.num_cores, cfg.M
+    bo = cfg.out_type.bits
+    if cfg.quantized and (M * bo) % 8:
+        raise UnsupportedConfig(
+            "linear-output-multiple",
+            f"M={M} with {cfg.out_type} output: the last group of {8 // bo} neurons computes neurons {M}.. past the "
+            "end, reading weight rows, bias and kappa / lambda past their arrays (semantics.md §9.2, §16). Use M a "
+            f"multiple of {8 // bo}, or semantics='ideal'")
+    ranges = [split.linear_split(core, M, nc, _split_bits(cfg)) for core in range(nc)]
+    width = ranges[0][1] - ranges[0][0]  # the per-core chunk (core 0 always gets a full one)
+    if bo in (8, 32):
+        for core, (s, e) in enumerate(ranges):
+            if e > s and (e - s) % 2 != width % 2:
+                raise UnsupportedConfig(
+                    "linear-short-last-chunk",
+                    f"M={M} on {nc} cores: chunk ceil(M/{nc})={width} but core {core} gets neurons [{s}, {e}) "
+                    f"({e - s}, the other parity): its {'pair loop' if width % 2 == 0 else 'leftover neuron'} "
+                    f"computes neuron {M}, storing one element past the output and reading weight row / bias "
+                    f"{M} past their ends (semantics.md §9.2 c). Use M with ceil(M/{nc}) and the last core's "
+                    "share of the same parity (e.g. M a multiple of the core count), or semantics='ideal'")
+    elif bo == 4:
+        for core, (s, e) in enumerate(ranges):
+            if e > s and s % 2:
+                raise UnsupportedConfig(
+                    "linear-nibble-race",
+                    f"M={M} on {nc} cores with 4-bit output: per-core chunk {width} is odd, so core {core} starts "
+                    f"at neuron {s} and stores nibble pairs ({s}, {s + 1}), ... into bytes that start at "
+                    f"neuron {s - 1}: cores overwrite each other's bytes (a race) with mispaired nibbles "
+                    f"(semantics.md §9.2). Use ceil(M/{nc}) equal to 1 or even, or semantics='ideal'")
+    else:
+        covered = max(e for _, e in ranges)
+        if covered < M:
+            raise UnsupportedConfig(
+                "linear-uncomputed-neurons",
+                f"M={M} on {nc} cores with 2-bit output: chunk ceil(M/{nc})={-(-M // nc)} is rounded to "
+                f"{width} per core (4 - chunk mod 8 goes negative), so neurons [{covered}, {M}) are never "
+                f"computed (semantics.md §9.2). Use ceil(M/{nc}) mod 8 not in {{5, 6, 7}}, or semantics='ideal'")
+
+
+# ---------------------------------------------------------------------------------------- fast paths
+
+
+def _neuron_roles(g: Geometry, Mb: int):
+    """Per output neuron (``Mb`` lanes), from the real per-core split (vmap over core ids, §9.2):
+    leftover = computed by the single-neuron path after the pairs (8-bit / int32 output, odd chunk);
+    quad_pos = position inside its 4-neuron group (2-bit output), 0 elsewhere."""
+    n = jnp.arange(Mb, dtype=jnp.int32)
+    s0, e0 = cluster_run.linear_split(0, g.M, g.ncores, g.bo)
+    width = e0 - s0
+
+    def per_core(core):
+        s, e = cluster_run.linear_split(core, g.M, g.ncores, g.bo)
+        lft = jnp.where((g.bo == 8) | (g.bo == 32), width & 1, 0)
+        pairs = jnp.maximum(e - lft - s + 1, 0) // 2
+        left_at = s + 2 * pairs
+        leftover = (lft == 1) & (e > s) & (n == left_at)
+        mine = (n >= s) & (n < e)
+        return leftover, jnp.where(mine, (n - s) & 3, 0)
+
+    leftover, pos = cluster_run.over_cores(per_core)
+    return leftover.any(0), pos.sum(0)
+
+
+def _unpack_inputs(g: Geometry, x_words, w_words, bk: Bucket):
+    """X8 (N,) and W8 (M, N) as the 8-bit values the loads / unpack helpers produce (zero outside N x M)."""
+    k = jnp.arange(bk.N)
+    xv = k < g.N
+    x8 = jnp.where(xv, packing.extract_elements(x_words, jnp.where(xv, k, 0), g.bi, g.si), 0)
+    n, k2 = jnp.meshgrid(jnp.arange(bk.M), k, indexing="ij")
+    wv = (n < g.M) & (k2 < g.N)
+    w8 = jnp.where(wv, packing.extract_elements(w_words, jnp.where(wv, n * g.N + k2, 0), g.bw, 1), 0)
+    return x8, w8
+
+
+def _values(g: Geometry, x8, w8, p: Params, bk: Bucket):
+    """Output values (M,) for one input vector x8 (N,), weights w8 (M, N); int32 accumulators for bo = 32."""
+    library = g.library != 0
+    quantized = g.bo != 32
+    k = jnp.arange(bk.N)
+    n = jnp.arange(bk.M)
+    vec_end = (g.N // 16) * 16  # vector part of the 16-element-step kernels (both quirks have min(bi,bw) = 2)
+    hi = (k < vec_end) & ((k & 15) >= 8)
+    lo = (k < vec_end) & ~hi
+    tail = k >= vec_end
+    parts = jnp.stack([jnp.where(lo, x8, 0), jnp.where(hi, x8, 0), jnp.where(tail, x8, 0)])
+    acc_lo, acc_hi, acc_tail = _engine.exact_int_matmul(parts, w8.T)  # (3, M)
+    leftover, quad_pos = _neuron_roles(g, bk.M)
+    # §9.2 b: quantised 8-bit output, 2-bit weights, 8/4-bit input: the leftover neuron never uses its weights
+    lost = library & quantized & leftover & (g.bw == 2) & (g.bi != 2)
+    # §9.4: 2-bit in, 2-bit out, 4-bit weights: elements 8..15 of each step of neurons 3, 4 of a quad use rows 1, 2
+    wrong = library & (g.bo == 2) & (g.bi == 2) & (g.bw == 4) & (quad_pos >= 2)
+    hi_part = jnp.where(wrong, acc_hi[jnp.maximum(n - 2, 0)], acc_hi)
+    acc = jnp.where(lost, acc_tail, acc_lo + hi_part + acc_tail) + p.bias
+    # §9.2 a: the leftover neuron reads kappa[0] / lambda[0]
+    kidx = jnp.where(library & leftover, 0, n)
+    bits = jnp.where(quantized, g.bo, 8)
+    lo_b, hi_b = quant.type_bounds(bits, g.so)
+    q = quant.requant(acc, relu=g.relu, bn=g.bn, kappa=p.kappa[kidx], lam=p.lam[kidx], out_mult=p.out_mult,
+                      out_shift=p.out_shift, lo=lo_b, hi=hi_b)
+    return jnp.where(quantized, q, acc)
+
+
+def _pack_output(g: Geometry, vals, bk: Bucket):
+    n = jnp.arange(bk.M)
+    return _engine.scatter_pack(vals, n, n < g.M, g.bo, bk.out_words)
+
+
+def _packed(g: Geometry, x_words, w_words, p: Params, bk: Bucket):
+    x8, w8 = _unpack_inputs(g, x_words, w_words, bk)
+    return _pack_output(g, _values(g, x8, w8, p, bk), bk)
+
+
+@functools.partial(jax.jit, static_argnames=("bk",))
+def _packed_cases(g, x_words, w_words, p, bk):
+    """Every argument batched: one call per configuration (the golden runner's shared compiled function)."""
+    return jax.vmap(_packed, in_axes=(0, 0, 0, 0, None))(g, x_words, w_words, p, bk)
+
+
+@functools.partial(jax.jit, static_argnames=("bk",))
+def _values_batch(g, x, w, p, bk):
+    return jax.vmap(_values, in_axes=(None, 0, None, None, None))(g, x, w, p, bk)
+
+
+@functools.partial(jax.jit, static_argnames=("bk",))
+def _values_cases(g, x, w, p, bk):
+    return jax.vmap(_values, in_axes=(0, 0, 0, 0, None))(g, x, w, p, bk)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "cluster"))
+def _fast_packed(x_words, w_words, p: Params, cfg: LinearConfig, cluster: Cluster):
+    """Packed path for one static configuration (batch axis first): lanes unpacked with static shifts, the
+    same quirk masks as the bucketed path, output packed with static shifts."""
+    it, ot, wt = cfg.in_type, cfg.out_type, cfg.w_type
+    x8 = _engine.unpack_static(x_words, it.bits, it.signed, cfg.N)
+    w8 = _engine.unpack_static(w_words, wt.bits, True, cfg.M * cfg.N).reshape(cfg.M, cfg.N)
+    g = geometry(cfg, cluster)
+    vals = jax.vmap(lambda x: _values(g, x, w8, p, exact_bucket(cfg)))(x8)
+    if ot.bits == 32:
+        return jax.lax.bitcast_convert_type(vals, jnp.uint32)
+    return _engine.pack_static(vals, ot.bits)
+
+
+# -------------------------------------------------------------------------------------- public API
+
+
+def _as_params(params, cfg: LinearConfig) -> Params:
+    """Validated parameters as int32 arrays (zeros where the kernel reads nothing: no bias, int32 output)."""
+    if not isinstance(params, Params):
+        params = Params(**params) if isinstance(params, dict) else Params(*params)
+    m = cfg.M
+
+    def vec(name, v):
+        a = jnp.asarray(v)
+        if a.shape != (m,) or not jnp.issubdtype(a.dtype, jnp.integer):
+            raise JaxpulpError(f"params.{name}: shape {a.shape} dtype {a.dtype}, expected int32 of shape ({m},)")
+        return a.astype(jnp.int32)
+
+    zeros = jnp.zeros((m,), jnp.int32)
+    if cfg.quantized:
+        for name in ("kappa", "lam"):
+            if getattr(params, name) is None:
+                raise JaxpulpError(f"params.{name}=None: expected an int32 array of shape ({m},) (the quantised "
+                                   "kernels always receive kappa and lambda pointers)")
+        kappa, lam = vec("kappa", params.kappa), vec("lam", params.lam)
+    else:
+        for name in ("kappa", "lam"):
+            if getattr(params, name) is not None:
+                raise JaxpulpError(f"params.{name} is given but cfg.out_type=i32: the int32-output kernels take "
+                                   "no kappa / lambda; pass None")
+        kappa = lam = zeros
+    if cfg.bias and params.bias is None:
+        raise JaxpulpError(f"params.bias=None but cfg.bias=True: expected an int32 array of shape ({m},), "
+                           "or cfg.bias=False")
+    if not cfg.bias and params.bias is not None:
+        raise JaxpulpError("params.bias is given but cfg.bias=False: set cfg.bias=True to pass a bias pointer")
+    bias = vec("bias", params.bias) if cfg.bias else zeros
+    for name in ("out_mult", "out_shift"):
+        v = getattr(params, name)
+        if np.ndim(v) != 0 or not np.issubdtype(np.asarray(v).dtype, np.integer):
+            raise JaxpulpError(f"params.{name}={v!r}: expected an integer scalar")
+    return Params(kappa, lam, jnp.int32(params.out_mult), jnp.int32(params.out_shift), bias)
+
+
+def _as_words(a, n_words: int, name: str, batch_ok: bool):
+    a = jnp.asarray(a)
+    if a.dtype != jnp.uint32:
+        raise JaxpulpError(f"{name}: dtype {a.dtype}, expected a uint32 memory image (see jaxpulp.packing)")
+    if a.ndim not in ((1, 2) if batch_ok else (1,)) or a.shape[-1] < n_words:
+        raise JaxpulpError(f"{name}: shape {a.shape}, expected ({'batch, ' if batch_ok else ''}>= {n_words}) "
+                           "uint32 words")
+    return a[..., :n_words]
+
+
+def run(x_words, w_words, params, *, cfg: LinearConfig, cluster: Cluster = GAP8):
+    """Packed path. ``x_words``: the input vector (N elements packed, uint32 words, optionally a leading batch
+    axis); ``w_words``: weights [M][N] packed as one stream; returns the packed output (M elements of the
+    output type; int32 words for ``i32``), batch kept. Bits past neuron M of the last word are 0."""
+    check(cfg, cluster)
+    p = _as_params(params, cfg)
+    nx = _engine.words_for(cfg.N, cfg.in_type.bits)
+    nw = _engine.words_for(cfg.M * cfg.N, cfg.w_type.bits)
+    no = _engine.words_for(cfg.M, cfg.out_type.bits)
+    x = _as_words(x_words, nx, "x_words", True)
+    w = _as_words(w_words, nw, "w_words", False)
+    batched = x.ndim == 2
+    out = _fast_packed(x if batched else x[None], w, p, cfg, cluster)[:, :no]
+    return out if batched else out[0]
+
+
+def run_values(x, w, params, *, cfg: LinearConfig, cluster: Cluster = GAP8):
+    """Value path: int tensors ``x`` (N,) or (batch, N) and ``w`` (M, N) -> int32 outputs (M,) or (batch, M);
+    the intended arithmetic (``semantics="ideal"``)."""
+    cfg = cfg.replace(semantics="ideal")
+    check(cfg, cluster)
+    p = _as_params(params, cfg)
+    x = jnp.asarray(x)
+    w = jnp.asarray(w)
+    if x.ndim not in (1, 2) or x.shape[-1] != cfg.N:
+        raise JaxpulpError(f"x: shape {x.shape}, expected ([batch,] {cfg.N})")
+    if w.shape != (cfg.M, cfg.N):
+        raise JaxpulpError(f"w: shape {w.shape}, expected ({cfg.M}, {cfg.N})")
+    batched = x.ndim == 2
+    xb = (x if batched else x[None]).astype(jnp.int32)
+    out = _values_batch(geometry(cfg, cluster), xb, w.astype(jnp.int32), p, exact_bucket(cfg))
+    return out if batched else out[0]
+
+
+def cost(cfg: LinearConfig, cluster: Cluster = GAP8):
+    """Per-core instruction counts and cycles (see ``jaxpulp.cost``)."""
+    from jaxpulp.cost import kernel_cost
+
+    return kernel_cost(cfg, cluster)
+
+
+# ------------------------------------------------------------------------------------ reference twin
+
+
+def reference(x, w, params, cfg: LinearConfig, cluster: Cluster = GAP8) -> np.ndarray:
+    """Plain numpy model that follows the C kernels core by core (semantics.md §9): split per output width,
+    neuron pairs (8/4-bit, int32 output) or quads (2-bit output), the odd chunk's leftover neuron, vector steps
+    of 32/min(bi, bw) elements then the scalar tail, requant (§4). ``x`` (N,), ``w`` (M, N) int arrays;
+    returns int32 (M,)."""
+    check(cfg, cluster)
+    x = np.asarray(x, np.int64)
+    w = np.asarray(w, np.int64).reshape(cfg.M, cfg.N)
+    N, M = cfg.N, cfg.M
+    bi, bw, bo = cfg.in_type.bits, cfg.w_type.bits, cfg.out_type.bits
+    bias = None if params.bias is None else np.asarray(params.bias, np.int64)
+    kappa = None if params.kappa is None else np.asarray(params.kappa, np.int64)
+    lam = None if params.lam is None else np.asarray(params.lam, np.int64)
+    library = cfg.semantics == "library"
+    step = _step(cfg)
+    vec_end = (N // step) * step
+    out = np.zeros(M, np.int32)
+
+    def dot(row, ks):
+        return int(x[ks] @ w[row, ks]) if len(ks) else 0
+
+    def neuron(n, leftover=False, wrong_row=None):
+        """Compute neuron n (n >= M: the value lands outside the array and is dropped)."""
+        if n >= M:
+            return
+        acc = 0 if bias is None else int(bias[n])
+        lost = library and cfg.quantized and leftover and bw == 2 and bi in (8, 4)
+        for k0 in range(0, vec_end, step):  # vector steps
+            if lost:
+                continue
+            if wrong_row is None:
+                acc += dot(n, np.arange(k0, k0 + step))
+            else:  # 16-element step: the second half uses the weights of row ``wrong_row``
+                acc += dot(n, np.arange(k0, k0 + 8)) + dot(wrong_row, np.arange(k0 + 8, k0 + 16))
+        acc += dot(n, np.arange(vec_end, N))  # scalar tail
+        acc = quant.wrap32(acc)
+        if not cfg.quantized:
+            out[n] = acc
+            return
+        kn = 0 if (library and leftover) else n
+        out[n] = quant.requant_int(acc, relu=cfg.relu, bn=cfg.bn, kappa=kappa[kn], lam=lam[kn],
+                                   out_mult=params.out_mult, out_shift=params.out_shift,
+                                   lo=cfg.out_type.lo, hi=cfg.out_type.hi)
+
+    if not library:
+        for n in range(M):
+            neuron(n)
+        return out
+    nc = cluster.num_cores
+    width = None
+    for core in range(nc):
+        s, e = split.linear_split(core, M, nc, _split_bits(cfg))
+        width = e - s if width is None else width
+        if bo in (8, 32):  # pairs, then the leftover neuron of an odd chunk
+            lft = width & 1
+            i = s
+            while i < e - lft:
+                neuron(i)
+                neuron(i + 1)
+                i += 2
+            if lft and e > s:
+                neuron(i, leftover=True)
+        elif bo == 4:  # pairs of nibbles
+            for i in range(s, e, 2):
+                neuron(i)
+                neuron(i + 1)
+        else:  # quads of crumbs
+            wrong = bi == 2 and bw == 4
+            for i in range(s, e, 4):
+                neuron(i)
+                neuron(i + 1)
+                neuron(i + 2, wrong_row=i if wrong else None)
+                neuron(i + 3, wrong_row=i + 1 if wrong else None)
+    return out
+
+
+# ------------------------------------------------------------------------------------- golden vectors
+
+
+def config_from_golden(meta: dict) -> LinearConfig:
+    """The configuration of a golden case record (family ``linear_quant`` or ``linear_noquant``)."""
+    if meta.get("family") not in GOLDEN_FAMILIES:
+        raise JaxpulpError(f"meta['family']={meta.get('family')!r}: expected one of {GOLDEN_FAMILIES}")
+    flags = {} if meta["family"] == "linear_noquant" else dict(relu=meta["relu"], bn=meta["bn"])
+    return LinearConfig(in_type=meta["in_type"], out_type=meta["out_type"], w_type=meta["w_type"], N=meta["N"],
+                        M=meta["M"], bias=bool(meta["bias"]), **flags)
+
+
+def params_from_golden(meta: dict, arrays: dict) -> Params:
+    bias = np.asarray(arrays["bias"], np.int32) if meta["bias"] else None
+    if meta["family"] == "linear_noquant":
+        return Params(bias=bias)
+    return Params(np.asarray(arrays["kappa"], np.int32), np.asarray(arrays["lambda"], np.int32),
+                  np.int32(meta["out_mult"]), np.int32(meta["out_shift"]), bias)
+
+
+def from_golden(meta: dict, arrays: dict) -> "_golden.GoldenCall":
+    cfg = config_from_golden(meta)
+    cluster = _golden.cluster_of(meta)
+    check(cfg, cluster)
+    x_words = packing.pack(arrays["x"], cfg.in_type)
+    w_words = packing.pack(arrays["w"], cfg.w_type)
+    return _golden.GoldenCall(meta, cfg, cluster, (x_words, w_words, params_from_golden(meta, arrays)))
+
+
+def _padded_params(p: Params, m: int) -> Params:
+    def vec(v):
+        return np.zeros(m, np.int32) if v is None else np.pad(np.asarray(v, np.int32), (0, m - len(v)))
+
+    return Params(vec(p.kappa), vec(p.lam), np.int32(p.out_mult), np.int32(p.out_shift), vec(p.bias))
+
+
+def _unpack_output(words, cfg: LinearConfig) -> np.ndarray:
+    words = np.asarray(words, np.uint32)
+    if not cfg.quantized:
+        return words[:cfg.M].view(np.int32).copy()
+    return np.asarray(packing.unpack(words, cfg.out_type, cfg.M))
+
+
+def run_golden_batch(calls) -> list:
+    """Packed path for many golden calls (both linear families) through one compiled function."""
+    if not calls:
+        return []
+    bk = shared_bucket([c.cfg for c in calls])
+    items = [(geometry(c.cfg, c.cluster), np.pad(c.args[0], (0, bk.x_words - len(c.args[0]))),
+              np.pad(c.args[1], (0, bk.w_words - len(c.args[1]))), _padded_params(c.args[2], bk.M))
+             for c in calls]
+    outs = []
+    for n, (g, xw, ww, p) in _golden.stack_chunks(items):
+        outs.extend(np.asarray(_packed_cases(g, xw, ww, p, bk))[:n])
+    return [_unpack_output(o, c.cfg) for o, c in zip(outs, calls)]
+
+
+def run_values_golden_batch(calls, arrays_list) -> list:
+    """Value path (ideal semantics, precision as data) for many golden calls, one compiled function."""
+    if not calls:
+        return []
+    bk = shared_bucket([c.cfg for c in calls])
+    items = []
+    for c, a in zip(calls, arrays_list):
+        cfg = c.cfg
+        x = np.zeros(bk.N, np.int32)
+        x[:cfg.N] = a["x"]
+        w = np.zeros((bk.M, bk.N), np.int32)
+        w[:cfg.M, :cfg.N] = a["w"]
+        items.append((geometry(cfg.replace(semantics="ideal"), c.cluster), x, w, _padded_params(c.args[2], bk.M)))
+    outs = []
+    for n, (g, x, w, p) in _golden.stack_chunks(items):
+        outs.extend(np.asarray(_values_cases(g, x, w, p, bk))[:n])
+    return [o[:c.cfg.M] for o, c in zip(outs, calls)]
