@@ -1,0 +1,565 @@
+"""Fidelity of the cost model against everything measured we have.
+
+Prints tables and writes ``benchmarks/results/fidelity.json``:
+
+1. single-core MatMul calls measured on the CV32E40P RTL (tests/data/cycles/pulpnn_cv32e40p_runs.csv): error
+   of every row; the ``hwloop_postinc_asm_innerloop`` rows must be within 2 %;
+2. the golden vectors' per-core built-in counters (tests/golden): cases whose every per-core count matches;
+3. the PULP-NN benchmark layer (16x16x32 -> 64, 3x3, pad 1) on 8 cores and 1 core (published: 15.5 MAC/cycle
+   on 8 cores, 16 peak);
+4. the 27 permutations on 8 cores / 1 core / Cortex-M7, and the GAP-8 vs STM32H7 ratios (CF'20: 21-25x
+   faster, 15-21x more energy efficient);
+5. external data (shared/external_testcases): per-layer 1.0-MobileNetV1-128 on a GAP-8 board (DORY, 100 MHz)
+   and whole-network MAC/cycle on GVSoC (dory_examples), with the error per row and the MAPE. Those
+   measurements include DMA transfers and tiling (L3 -> L2 -> L1), which the model leaves out: for layers
+   whose tiles stream from L3 the model must be optimistic.
+
+Usage: ``python benchmarks/fidelity.py [--shared ../shared] [--out benchmarks/results/fidelity.json] [--png]``
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+from jaxpulp.cost import kernel_cost  # noqa: E402
+from jaxpulp.cost import calibration, pulpnn  # noqa: E402
+from jaxpulp.cost.report import BENCHMARK_LAYER, compare_targets, heatmap_png, permutation_table  # noqa: E402
+from jaxpulp.kernels import config as kc  # noqa: E402
+
+
+def _read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(line for line in f if not line.startswith("#")))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 1. RTL cycle counts
+# ------------------------------------------------------------------------------------------------------------
+
+def cycles_csv(path):
+    rows = _read_csv(path)
+    out = []
+    for r in rows:
+        hw = r["variant"].startswith("hwloop")
+        pred = calibration.predict_row(r, hwloops=hw)
+        meas = int(r["cycles"])
+        out.append({"build": r["build"], "variant": r["variant"], "kernel": r["kernel"], "K": int(r["K"]),
+                    "bn_relu": int(r["bn"]), "measured": meas, "predicted": pred,
+                    "error_pct": 100.0 * (pred - meas) / meas})
+    return out
+
+
+def print_cycles(rows):
+    print("\n== 1. Single-core MatMul calls on the CV32E40P RTL (pulpnn_cv32e40p_runs.csv) ==")
+    print("   (hwloop rows: PULP-GCC-style inner loop, model with hardware loops; clang rows: hwloops=False)")
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["variant"], r["kernel"]), []).append(r)
+    print(f"{'variant':30s} {'kernel':17s} {'rows':>4} {'max|err|%':>9} {'mean err%':>9}")
+    for (v, k), rs in sorted(groups.items()):
+        errs = [r["error_pct"] for r in rs]
+        print(f"{v:30s} {k:17s} {len(rs):>4} {max(abs(e) for e in errs):9.2f} {statistics.mean(errs):+9.2f}")
+    hw = [r for r in rows if r["variant"].startswith("hwloop")]
+    worst = max(hw, key=lambda r: abs(r["error_pct"]))
+    print(f"hwloop rows: {len(hw)}, all within 2%: {all(abs(r['error_pct']) <= 2 for r in hw)} "
+          f"(worst {worst['error_pct']:+.2f}% {worst['kernel']} K={worst['K']} bn={worst['bn_relu']} "
+          f"{worst['build']})")
+    print("Main build (clang19_O3_alignloops4), K = 288:")
+    print(f"  {'variant':8s} {'kernel':17s} {'BN':>2} {'measured':>9} {'model':>9} {'err%':>7}")
+    for r in rows:
+        if r["build"] == "clang19_O3_alignloops4" and r["K"] == 288:
+            print(f"  {r['variant'][:8]:8s} {r['kernel']:17s} {r['bn_relu']:>2} {r['measured']:>9} "
+                  f"{r['predicted']:>9} {r['error_pct']:+7.2f}")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 2. Golden built-in counters
+# ------------------------------------------------------------------------------------------------------------
+
+_COUNTERS = {"sdotp": ("sdotusp4", "sdotsp4"), "extract": ("bextract", "bextractu"), "insert": ("binsert",),
+             "pack4": ("pack4",), "clip": ("clip_r",), "clipu": ("clipu_r",),
+             "simd": ("max4", "maxu4", "min4", "minu4", "avgu4"), "minmax": ("maxsi", "minsi", "maxusi", "minusi"),
+             "bitcount": ("fl1",), "barrier": ("barrier",), "core_id": ("core_id",)}
+
+
+def golden_config(c):
+    """The kernel config of one golden case record."""
+    f = c["family"]
+    if f in ("conv", "pointwise", "depthwise"):
+        cls = {"conv": kc.ConvConfig, "pointwise": kc.PointwiseConfig, "depthwise": kc.DepthwiseConfig}[f]
+        return cls(in_type=c["in_type"], out_type=c["out_type"], w_type=c["w_type"], H=c["H"], W=c["W"],
+                   Ci=c["Ci"], Co=c["Co"], Kh=c["K"][0], Kw=c["K"][1], stride=tuple(c["stride"]),
+                   pad=tuple(c["pad"]), relu=c["relu"], bn=c["bn"], bias=c["bias"], Ho=c["Ho"], Wo=c["Wo"])
+    if f in ("linear_quant", "linear_noquant"):
+        return kc.LinearConfig(in_type=c["in_type"], out_type=c["out_type"], w_type=c["w_type"], N=c["N"],
+                               M=c["M"], relu=c.get("relu", 0), bn=c.get("bn", 0), bias=c["bias"])
+    if f in ("maxpool", "avgpool"):
+        kw = dict(in_type=c["in_type"], out_type=c["out_type"], H=c["H"], W=c["W"], C=c["Ci"], Kh=c["K"][0],
+                  Kw=c["K"][1], stride=tuple(c["stride"]), pad=tuple(c["pad"]), Ho=c["Ho"], Wo=c["Wo"])
+        if f == "avgpool":
+            return kc.AvgPoolConfig(requant=c["requant"], **kw)
+        return kc.MaxPoolConfig(**kw)
+    if f == "add":
+        return kc.AddConfig(in1_type=c["in1_type"], in2_type=c["in2_type"], out_type=c["out_type"], H=c["H"],
+                            W=c["W"], C=c["Ci"], requant=c["requant"])
+    if f == "add_legacy":
+        return kc.AddLegacyConfig(in1_type=c["in1_type"], in2_type=c["in2_type"], H=c["H"], W=c["W"], C=c["Ci"])
+    raise ValueError(f)
+
+
+def golden_counters(golden_dir):
+    families = ("conv", "pointwise", "depthwise", "linear_quant", "linear_noquant", "maxpool", "avgpool", "add")
+    out = {}
+    for fam in families:
+        with open(os.path.join(golden_dir, fam + ".json")) as f:
+            meta = json.load(f)
+        arrays = np.load(os.path.join(golden_dir, fam + ".npz"))
+        idx = {n: i for i, n in enumerate(meta["counter_names"])}
+        per_family = {}
+        for c in meta["cases"]:
+            cfg = golden_config(c)
+            gold = arrays[c["id"] + "/counters_per_core"]
+            cc = kernel_cost(cfg, _cluster(c["ncores"]))
+            ok = True
+            for core in range(c["ncores"]):
+                b = cc.per_core[core].builtins()
+                for k, names in _COUNTERS.items():
+                    if b[k] != sum(int(gold[core, idx[n]]) for n in names if n in idx):
+                        ok = False
+            key = c["family"]
+            n_ok, n = per_family.get(key, (0, 0))
+            per_family[key] = (n_ok + ok, n + 1)
+        out.update(per_family)
+    return out
+
+
+def _cluster(n):
+    from jaxpulp.cluster.config import Cluster
+
+    return Cluster(num_cores=n)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 3./4. Benchmark layer, 27 permutations, Cortex-M7
+# ------------------------------------------------------------------------------------------------------------
+
+def benchmark_layer():
+    res = {}
+    for mode, (relu, bn) in (("shift-clip", (0, 0)), ("bn", (1, 1))):
+        cfg = kc.ConvConfig("u8", "u8", "i8", **{**BENCHMARK_LAYER, "relu": relu, "bn": bn})
+        for outer in ("measured", "gcc"):
+            g8 = kernel_cost(cfg, "gap8", outer=outer)
+            g1 = kernel_cost(cfg, "gap8-1core", outer=outer)
+            res[f"{mode}/{outer}"] = {"macs": g8.macs, "cycles_8core": g8.cycles, "mpc_8core": g8.macs_per_cycle,
+                                      "cycles_1core": g1.cycles, "mpc_1core": g1.macs_per_cycle,
+                                      "speedup": g1.cycles / g8.cycles,
+                                      "tcdm_contention_pct": 100.0 * max(g8.contention_cycles) / g8.cycles,
+                                      "pj_per_mac_8core": g8.pj_per_mac}
+    return res
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 5. External data
+# ------------------------------------------------------------------------------------------------------------
+
+def mobilenet_v1_128(bits=8):
+    """1.0-MobileNetV1 at 128x128 (DORY's layer names), BN+ReLU requantisation. bits=4: 4-bit activations and
+    weights except the 8-bit image input."""
+    a, w = f"u{bits}", f"i{bits}"
+    L = {"Conv1": kc.ConvConfig("u8", a, w, H=128, W=128, Ci=3, Co=32, stride=(2, 2), pad=(0, 1, 0, 1))}
+    blocks = [(64, 32, 64, 1), (64, 64, 128, 2), (32, 128, 128, 1), (32, 128, 256, 2), (16, 256, 256, 1),
+              (16, 256, 512, 2), (8, 512, 512, 1), (8, 512, 1024, 2), (4, 1024, 1024, 1)]
+    names = [("DwConv1", "PwConv2"), ("DwConv2", "PwConv3"), ("DwConv3", "PwConv4"), ("DwConv4", "PwConv5"),
+             ("DwConv5", "PwConv6"), ("DwConv6", "PwConv7"), ("DwConv7-11", "PwConv8-12"), ("DwConv12", "PwConv13"),
+             ("DwConv13", "PwConv14")]
+    for (h, ci, co, s), (dn, pn) in zip(blocks, names):
+        pad = (1, 1, 1, 1) if s == 1 else (0, 1, 0, 1)
+        dw = kc.DepthwiseConfig(a, a, w, H=h, W=h, Ci=ci, Co=ci, stride=(s, s), pad=pad)
+        L[dn] = dw
+        L[pn] = kc.PointwiseConfig(a, a, w, H=dw.Ho, W=dw.Wo, Ci=ci, Co=co)
+    L["Pool"] = kc.AvgPoolConfig(a, "u8", H=4, W=4, C=1024, Kh=4, Kw=4, stride=(4, 4))
+    L["FC"] = kc.LinearConfig("u8", "u8", w, N=1024, M=1000)
+    return L
+
+
+def _bytes(cfg):
+    """Input + output + weight bytes a layer moves (what DORY's DMA must bring into L1), bytes."""
+    f = cfg.family
+    if f in ("conv", "pointwise", "depthwise"):
+        wt = (cfg.Co * cfg.K * cfg.w_type.bits) // 8
+        return (cfg.H * cfg.W * cfg.Ci * cfg.in_type.bits + cfg.Ho * cfg.Wo * cfg.Co * cfg.out_type.bits) // 8 + wt
+    if f == "linear":
+        return cfg.N * cfg.M * cfg.w_type.bits // 8 + cfg.N + cfg.M
+    return cfg.H * cfg.W * cfg.C * 2
+
+
+def dory_layers(path):
+    rows = _read_csv(path)
+    layers = mobilenet_v1_128(8)
+    out = []
+    for r in rows:
+        cfg = layers[r["layer"]]
+        cc = kernel_cost(cfg, "gap8-1v0")
+        cc_gcc = kernel_cost(cfg, "gap8-1v0", outer="gcc")
+        meas = int(r["cycles"])
+        notes = []
+        if cfg.family == "depthwise":
+            notes.append("DORY runs pulp-nn's HWC depthwise; the model is pulp-nn-mixed's CHW kernel")
+        if cfg.family in ("avgpool", "linear"):
+            notes.append("DORY's kernel differs (pulp-nn 8-bit)")
+        wbytes = 0
+        if cfg.family in ("conv", "pointwise", "depthwise"):
+            wbytes = cfg.Co * cfg.K * cfg.w_type.bits // 8
+        elif cfg.family == "linear":
+            wbytes = cfg.N * cfg.M * cfg.w_type.bits // 8
+        if wbytes >= 256 * 1024:
+            notes.append(f"weights {wbytes // 1024} kB stream from L3 HyperRAM (DMA-bound)")
+        out.append({"layer": r["layer"], "family": cfg.family, "macs": cc.macs, "measured_cycles": meas,
+                    "predicted_cycles": cc.cycles, "predicted_cycles_outer_gcc": cc_gcc.cycles,
+                    "measured_mpc": float(r["mac_per_cycle"]), "predicted_mpc": cc.macs_per_cycle,
+                    "error_pct": 100.0 * (cc.cycles - meas) / meas,
+                    "error_pct_outer_gcc": 100.0 * (cc_gcc.cycles - meas) / meas,
+                    "bytes_per_mac": _bytes(cfg) / max(cc.macs, 1), "notes": "; ".join(notes),
+                    "repeat": int(r["repeat"])})
+    return out
+
+
+# --- whole networks: a minimal read-only ONNX (protobuf wire format) reader -----------------------------------
+
+def _varint(b, i):
+    r = s = 0
+    while True:
+        c = b[i]
+        i += 1
+        r |= (c & 0x7F) << s
+        s += 7
+        if c < 0x80:
+            return r, i
+
+
+def _fields(b):
+    i = 0
+    while i < len(b):
+        k, i = _varint(b, i)
+        f, wt = k >> 3, k & 7
+        if wt == 0:
+            v, i = _varint(b, i)
+        elif wt == 1:
+            v, i = b[i:i + 8], i + 8
+        elif wt == 2:
+            n, i = _varint(b, i)
+            v, i = b[i:i + n], i + n
+        elif wt == 5:
+            v, i = b[i:i + 4], i + 4
+        else:
+            raise ValueError(f"wire type {wt}")
+        yield f, wt, v
+
+
+def _ints(wt, v):
+    def s64(x):
+        return x - (1 << 64) if x >= 1 << 63 else x
+    if wt == 0:
+        return [s64(v)]
+    out, i = [], 0
+    while i < len(v):
+        x, i = _varint(v, i)
+        out.append(s64(x))
+    return out
+
+
+def _tensor(b):
+    dims, name, raw, i64 = [], "", b"", []
+    for f, wt, v in _fields(b):
+        if f == 1:
+            dims += _ints(wt, v)
+        elif f == 8:
+            name = v.decode()
+        elif f == 9:
+            raw = v
+        elif f == 7:
+            i64 += _ints(wt, v)
+    if raw and not i64:
+        i64 = list(np.frombuffer(raw, dtype=np.int64)) if len(raw) % 8 == 0 else []
+    return name, dims, i64
+
+
+def onnx_nodes(path):
+    """(nodes, initializer dims): nodes as dicts op, inputs, outputs, attrs (ints lists / tensors)."""
+    with open(path, "rb") as f:
+        model = f.read()
+    graph = next(v for f, wt, v in _fields(model) if f == 7)
+    nodes, inits = [], {}
+    for f, wt, v in _fields(graph):
+        if f == 5:
+            name, dims, _ = _tensor(v)
+            inits[name] = dims
+        elif f == 1:
+            n = {"op": "", "inputs": [], "outputs": [], "attrs": {}}
+            for ff, w2, x in _fields(v):
+                if ff == 1:
+                    n["inputs"].append(x.decode())
+                elif ff == 2:
+                    n["outputs"].append(x.decode())
+                elif ff == 4:
+                    n["op"] = x.decode()
+                elif ff == 5:
+                    aname, vals, tens = "", [], None
+                    for fa, wa, xa in _fields(x):
+                        if fa == 1:
+                            aname = xa.decode()
+                        elif fa in (3, 8):
+                            vals += _ints(wa, xa)
+                        elif fa == 5:
+                            tens = _tensor(xa)
+                    n["attrs"][aname] = tens if tens is not None else vals
+            nodes.append(n)
+    return nodes, inits
+
+
+def onnx_layers(path, input_chw, bits=8):
+    """Kernel configs of a DORY/NEMO integer ONNX graph: Conv (conv, pointwise, depthwise), Gemm/MatMul
+    (linear), pooling and residual Add; requantisation ops are folded into the kernels (BN+ReLU mode)."""
+    nodes, inits = onnx_nodes(path)
+    const = {}
+    for n in nodes:
+        if n["op"] == "Constant" and "value" in n["attrs"]:
+            const[n["outputs"][0]] = n["attrs"]["value"]
+    shape = {}
+    first = next(x for n in nodes for x in n["inputs"] if x not in inits and x not in const)
+    shape[first] = (*input_chw, (0, 0, 0, 0))
+    a, w = f"u{bits}", f"i{bits}"
+    layers = []
+    for n in nodes:
+        op = n["op"]
+        if op == "Constant":
+            continue
+        acts = [x for x in n["inputs"] if x in shape]
+        if not acts:
+            continue
+        C, H, W, pend = shape[acts[0]]
+        out = (C, H, W, pend)  # element-wise ops keep the shape and any pending padding
+        if op == "Pad":
+            p = n["attrs"].get("pads") or (const[n["inputs"][1]][2] if len(n["inputs"]) > 1 else [0] * 8)
+            p = [int(v) for v in p]  # NCHW begins then ends
+            out = (C, H, W, (pend[0] + p[2], pend[1] + p[6], pend[2] + p[3], pend[3] + p[7]))
+        elif op == "Conv":
+            co, cig, kh, kw = inits.get(n["inputs"][1]) or const[n["inputs"][1]][1]
+            at = n["attrs"]
+            sy, sx = (at.get("strides") or [1, 1])[:2]
+            pads = at.get("pads") or [0, 0, 0, 0]
+            pt, pl, pb, pr = pads[0] + pend[0], pads[1] + pend[2], pads[2] + pend[1], pads[3] + pend[3]
+            g = (at.get("group") or [1])[0]
+            kw_ = dict(H=H, W=W, Kh=kh, Kw=kw, stride=(sy, sx), pad=(pt, pb, pl, pr))
+            if g > 1 and g == C:
+                cfg = kc.DepthwiseConfig(a, a, w, Ci=C, Co=co, **kw_)
+            elif kh == kw == 1 and (sy, sx) == (1, 1) and pt == pb == pl == pr == 0:
+                cfg = kc.PointwiseConfig(a, a, w, H=H, W=W, Ci=C, Co=co)
+            else:
+                cfg = kc.ConvConfig(a, a, w, Ci=C, Co=co, **kw_)
+            layers.append(cfg)
+            out = (co, cfg.Ho, cfg.Wo, (0, 0, 0, 0))
+        elif op in ("Gemm", "MatMul"):
+            dims = inits.get(n["inputs"][1]) or const[n["inputs"][1]][1]
+            nin = C * H * W
+            m = dims[0] if dims[1] == nin else dims[1]
+            layers.append(kc.LinearConfig(a, a, w, N=nin, M=m))
+            out = (m, 1, 1, (0, 0, 0, 0))
+        elif op in ("AveragePool", "MaxPool"):
+            at = n["attrs"]
+            kh, kw = at["kernel_shape"][:2]
+            sy, sx = (at.get("strides") or [kh, kw])[:2]
+            cls = kc.AvgPoolConfig if op == "AveragePool" else kc.MaxPoolConfig
+            cfg = cls(a, a, H=H, W=W, C=C, Kh=kh, Kw=kw, stride=(sy, sx))
+            layers.append(cfg)
+            out = (C, cfg.Ho, cfg.Wo, (0, 0, 0, 0))
+        elif op == "Add" and len(acts) == 2:
+            layers.append(kc.AddConfig(a, a, a, H=H, W=W, C=C))
+        elif op == "Flatten":
+            out = (C * H * W, 1, 1, (0, 0, 0, 0))
+        for o in n["outputs"]:
+            shape[o] = out
+    return layers
+
+
+def network_mpc(layers, target="gap8"):
+    macs = cycles = 0
+    for cfg in layers:
+        cc = kernel_cost(cfg, target)
+        macs += cc.macs
+        cycles += cc.cycles
+    return macs, cycles
+
+
+def _read_network_csv(path):
+    """network,mac_per_cycle,precision,in_pack; a network name may contain an unquoted comma, so the last three
+    fields are split off from the right."""
+    rows = []
+    with open(path) as f:
+        lines = [ln.strip() for ln in f if ln.strip() and not ln.startswith("#")]
+    head = lines[0].split(",")
+    for ln in lines[1:]:
+        name, *rest = ln.rsplit(",", len(head) - 1)
+        rows.append(dict(zip(head, [name, *rest])))
+    return rows
+
+
+def dory_networks(path, shared):
+    rows = _read_network_csv(path)
+    ex = os.path.join(shared, "external_testcases", "dory_examples")
+    nets = {
+        "MobilenetV1 (NEMO MV1-128)": lambda: list(mobilenet_v1_128(8).values()),
+        "MobilenetV1_4bits (Quantlab mnv1_4b4b_fixed, BNRelu 64-bit)": lambda: list(mobilenet_v1_128(4).values()),
+        "Residual_connection_test_1": lambda: onnx_layers(os.path.join(ex, "nemo_residual_test_1", "model_int.onnx"),
+                                                          (1, 200, 200)),
+        "dscnn_test": lambda: onnx_layers(os.path.join(ex, "nemo_dscnn_test", "model_int.onnx"), (1, 49, 10)),
+    }
+    notes = {
+        "MobilenetV1 (NEMO MV1-128)": "architecture assumed = 1.0-MobileNetV1-128 (7 x DwConv/PwConv 8-12 "
+                                      "repeats: 5); incl. L3 weight streaming",
+        "MobilenetV1_4bits (Quantlab mnv1_4b4b_fixed, BNRelu 64-bit)": "assumed 1.0-MobileNetV1-128 with 4-bit "
+                                                                      "weights/activations (8-bit image); the "
+                                                                      "64-bit BN path (int64 kappa/lambda: "
+                                                                      "mulh + 64-bit add/shift per output) and "
+                                                                      "DORY's 4-bit kernel flavour not modelled",
+        "Residual_connection_test_1": "layers read from model_int.onnx",
+        "dscnn_test": "layers read from model_int.onnx",
+    }
+    out = []
+    for r in rows:
+        name = r["network"]
+        meas = float(r["mac_per_cycle"])
+        if name not in nets:
+            out.append({"network": name, "measured_mpc": meas, "predicted_mpc": None, "error_pct": None,
+                        "notes": "no network definition in the pack"})
+            continue
+        layers = nets[name]()
+        if name.startswith("MobilenetV1"):  # DwConv7-11 / PwConv8-12 are 5 layers each
+            layers = layers + [layers[13], layers[14]] * 4
+        macs, cycles = network_mpc(layers)
+        pred = macs / cycles
+        out.append({"network": name, "measured_mpc": meas, "predicted_mpc": pred,
+                    "error_pct": 100.0 * (pred - meas) / meas, "macs": macs, "layers": len(layers),
+                    "notes": notes[name] + "; GVSoC end-to-end incl. DMA/tiling (no TCDM conflicts in GVSoC)"})
+    return out
+
+
+def mape(errors):
+    vals = [abs(e) for e in errors if e is not None]
+    return sum(vals) / len(vals) if vals else float("nan")
+
+
+# ------------------------------------------------------------------------------------------------------------
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shared", default=os.path.join(ROOT, "..", "shared"), help="path of the shared/ folder")
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "fidelity.json"))
+    ap.add_argument("--png", action="store_true", help="also write heat maps (needs matplotlib)")
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    result = {}
+
+    cyc = cycles_csv(os.path.join(ROOT, "tests", "data", "cycles", "pulpnn_cv32e40p_runs.csv"))
+    print_cycles(cyc)
+    result["rtl_cycles"] = cyc
+
+    gdir = os.path.join(ROOT, "tests", "golden")
+    if not os.path.exists(os.path.join(gdir, "conv.json")):
+        gdir = os.path.join(args.shared, "golden")
+    gold = golden_counters(gdir)
+    print("\n== 2. Golden per-core built-in counters (sdotp, extract, insert, pack4, clip/clipu, simd, minmax, "
+          "fl1, barrier, core_id) ==")
+    for fam, (ok, n) in gold.items():
+        print(f"  {fam:15s} {ok:4d} / {n:4d} cases match on every core")
+    result["golden_counters"] = {k: {"match": v[0], "cases": v[1]} for k, v in gold.items()}
+
+    bl = benchmark_layer()
+    print("\n== 3. PULP-NN benchmark layer u8/u8/i8, 16x16x32 -> 64, 3x3, pad 1 (published 15.5 MAC/cycle, "
+          "peak 16) ==")
+    print(f"  {'requant/outer code':22s} {'8 cores':>8} {'1 core':>7} {'speed-up':>8} {'TCDM %':>7} {'pJ/MAC':>7}")
+    for k, v in bl.items():
+        print(f"  {k:22s} {v['mpc_8core']:8.2f} {v['mpc_1core']:7.3f} {v['speedup']:8.2f} "
+              f"{v['tcdm_contention_pct']:7.1f} {v['pj_per_mac_8core']:7.1f}")
+    result["benchmark_layer"] = bl
+
+    print("\n== 4. The 27 permutations (benchmark layer, shift-clip requant) ==")
+    t8 = permutation_table("gap8")
+    t1 = permutation_table("gap8-1core")
+    tm = permutation_table("cortex-m7")
+    print(t8.as_text())
+    print(t1.as_text())
+    print(tm.as_text())
+    comp = compare_targets("gap8", "cortex-m7")
+    print(comp.as_text())
+    rg = comp.ranges()
+    for key, label in (("speedup_cycles", "speed-up (cycles)"), ("speedup_time", "speed-up (time, 175 vs 400 MHz)"),
+                       ("energy_ratio", "energy efficiency")):
+        r = rg[key]
+        print(f"  {label:32s} all {r['all'][0]:5.1f}-{r['all'][1]:5.1f}x | 8-bit weights "
+              f"{r['w8'][0]:5.1f}-{r['w8'][1]:5.1f}x | 4/2-bit weights {r['w4_w2'][0]:5.1f}-{r['w4_w2'][1]:5.1f}x")
+    print("  CF'20 abstract: 21-25x faster, 15-21x more energy efficient (8 cores vs STM32H7).")
+    result["permutations"] = {"gap8": t8.as_dict(), "gap8-1core": t1.as_dict(), "cortex-m7": tm.as_dict(),
+                              "comparison": comp.as_dict()}
+    if args.png:
+        try:
+            heatmap_png(t8, os.path.join(HERE, "results", "permutations_gap8.png"))
+            heatmap_png(t1, os.path.join(HERE, "results", "permutations_gap8_1core.png"))
+            print("  heat maps written to benchmarks/results/")
+        except Exception as e:  # matplotlib missing: report, do not fail
+            print(f"  (no heat map: {e})")
+
+    ext = os.path.join(args.shared, "external_testcases")
+    print("\n== 5a. 1.0-MobileNetV1-128, 8 bit, per layer on a GAP-8 board (DORY, 100 MHz, incl. DMA) ==")
+    dl = dory_layers(os.path.join(ext, "dory_gap8_mobilenetv1_128_8bit_per_layer.csv"))
+    print(f"  {'layer':11s} {'meas cyc':>9} {'model':>9} {'err%':>7} {'gcc-outer err%':>14} {'meas MAC/c':>10} "
+          f"{'model':>6} {'B/MAC':>6}  notes")
+    for r in dl:
+        print(f"  {r['layer']:11s} {r['measured_cycles']:>9} {r['predicted_cycles']:>9} {r['error_pct']:+7.1f} "
+              f"{r['error_pct_outer_gcc']:+14.1f} {r['measured_mpc']:10.2f} {r['predicted_mpc']:6.2f} "
+              f"{r['bytes_per_mac'] if r['macs'] else float('nan'):6.2f}  {r['notes']}")
+    conv_like = [r for r in dl if not r["notes"]]
+    print(f"  MAPE all rows {mape([r['error_pct'] for r in dl]):.1f}% | rows without a noted effect "
+          f"({len(conv_like)}: conv/pointwise kernels fed from L2) {mape([r['error_pct'] for r in conv_like]):.1f}%"
+          f" | same with outer=gcc {mape([r['error_pct_outer_gcc'] for r in conv_like]):.1f}%")
+    tot_m = sum(r["measured_cycles"] * r["repeat"] for r in dl)
+    tot_p = sum(r["predicted_cycles"] * r["repeat"] for r in dl)
+    macs = sum(r["macs"] * r["repeat"] for r in dl)
+    print(f"  whole network: measured {macs / tot_m:.2f} MAC/cycle, model {macs / tot_p:.2f} "
+          f"({100 * (tot_p - tot_m) / tot_m:+.1f}% cycles)")
+    result["dory_mobilenet_layers"] = {"rows": dl, "mape_all": mape([r["error_pct"] for r in dl]),
+                                       "mape_conv_from_l2": mape([r["error_pct"] for r in conv_like])}
+
+    print("\n== 5b. Whole networks, GAP-8 GVSoC 8 cores (dory_examples, incl. DMA/tiling) ==")
+    nets = dory_networks(os.path.join(ext, "dory_examples_gvsoc_network_mac_per_cycle.csv"), args.shared)
+    print(f"  {'network':58s} {'meas':>6} {'model':>6} {'err%':>7}  notes")
+    for r in nets:
+        p = "-" if r["predicted_mpc"] is None else f"{r['predicted_mpc']:6.2f}"
+        e = "-" if r["error_pct"] is None else f"{r['error_pct']:+7.1f}"
+        print(f"  {r['network'][:58]:58s} {r['measured_mpc']:6.2f} {p:>6} {e:>7}  {r['notes']}")
+    m_all = mape([r["error_pct"] for r in nets])
+    m_8 = mape([r["error_pct"] for r in nets if "4bits" not in r["network"]])
+    print(f"  MAPE over predicted networks: {m_all:.1f}% (8-bit networks only: {m_8:.1f}%)")
+    result["dory_networks"] = {"rows": nets, "mape": m_all, "mape_8bit": m_8}
+
+    result["seconds"] = time.time() - t0
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=1, default=float)
+    print(f"\nwrote {os.path.relpath(args.out, ROOT)} ({result['seconds']:.1f} s)")
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
