@@ -75,3 +75,33 @@ def pad_to(a, n: int):
     """Zero-pad a 1-D array to length ``n`` (it must not be longer)."""
     a = jnp.asarray(a)
     return jnp.pad(a, (0, n - a.shape[0]))
+
+
+def unpack_static(words, bits: int, signed: bool, count: int):
+    """jnp: the first ``count`` ``bits``-bit elements of uint32 ``words`` (last axis), sign- or zero-extended
+    as ``p.extract`` / ``p.extractu`` return them. ``bits`` is static: pure shifts and reshapes, no gather."""
+    per = 32 // bits
+    shifts = jnp.arange(per, dtype=jnp.uint32) * bits
+    v = (words[..., :, None] >> shifts) & jnp.uint32((1 << bits) - 1)
+    v = v.reshape(words.shape[:-1] + (-1,))[..., :count].astype(jnp.int32)
+    if signed:
+        v = jnp.where(v >= (1 << (bits - 1)), v - (1 << bits), v)
+    return v
+
+
+def pack_static(values, bits: int):
+    """jnp: pack int32 ``values`` (last axis = the element stream, already in range) into uint32 words."""
+    per = 32 // bits
+    n = values.shape[-1]
+    pad = (-n) % per
+    v = jnp.pad(values, [(0, 0)] * (values.ndim - 1) + [(0, pad)]).astype(jnp.uint32) & jnp.uint32((1 << bits) - 1)
+    v = v.reshape(values.shape[:-1] + (-1, per))
+    shifts = jnp.arange(per, dtype=jnp.uint32) * bits
+    return jnp.sum(v << shifts, axis=-1, dtype=jnp.uint32)
+
+
+def max_abs_product(a_bits: int, a_signed: bool, b_bits: int, b_signed: bool) -> int:
+    """Largest |a*b| for operands of the two types."""
+    amax = (1 << (a_bits - 1)) if a_signed else (1 << a_bits) - 1
+    bmax = (1 << (b_bits - 1)) if b_signed else (1 << b_bits) - 1
+    return amax * bmax

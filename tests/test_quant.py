@@ -1,0 +1,46 @@
+"""Requantisation rules: the vectorised and the Python-int implementations agree, and the spec's examples."""
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+from jaxpulp import quant
+
+I32 = st.integers(-(2**31), 2**31 - 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(acc=I32, kappa=I32, lam=I32, mult=st.integers(0, 0xFFFF), shift=st.integers(0, 70),
+       relu=st.integers(0, 3), bn=st.integers(0, 2), bits=st.sampled_from([2, 4, 8]), signed=st.booleans())
+def test_vectorised_equals_python_ints(acc, kappa, lam, mult, shift, relu, bn, bits, signed):
+    lo, hi = quant.type_bounds(bits, signed)
+    got = quant.requant(np.int32(acc), relu=relu, bn=bn, kappa=np.int32(kappa), lam=np.int32(lam),
+                        out_mult=mult, out_shift=shift, lo=lo, hi=hi)
+    lo_i = -(1 << (bits - 1)) if signed else 0
+    hi_i = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+    want = quant.requant_int(acc, relu=relu, bn=bn, kappa=kappa, lam=lam, out_mult=mult, out_shift=shift,
+                             lo=lo_i, hi=hi_i)
+    assert int(got) == want
+    assert int(quant.unsigned_clip_as_signed(np.int32(acc), shift, bits)) == \
+        quant.unsigned_clip_as_signed_int(acc, shift, bits)
+
+
+def test_mode_selection_order():
+    assert quant.mode(1, 1) == quant.MODE_BN
+    assert quant.mode(2, 1) == quant.MODE_BN
+    assert quant.mode(1, 0) == quant.MODE_MULT
+    assert quant.mode(2, 0) == quant.MODE_SHIFT   # relu must be exactly 1 for MULT
+    assert quant.mode(0, 1) == quant.MODE_SHIFT   # bn without relu is ignored
+
+
+def test_spec_examples():
+    # semantics.md §15.1 BN: kappa=2, acc=-34, lambda=100, shift 4 -> 2 (u2); floor: -108 >> 4 = -7 -> 0
+    kw = dict(relu=1, bn=1, out_mult=0, out_shift=4, lo=0, hi=3)
+    assert quant.requant_int(-34, kappa=2, lam=100, **kw) == 2
+    assert quant.requant_int(-9, kappa=2, lam=-90, **kw) == 0
+    assert (2 * -9 - 90) >> 4 == -7
+    # out_mult is a uint16 argument used as int16: 40000 -> -25536
+    assert quant.int16(40000) == -25536
+    assert quant.requant_int(1, relu=1, bn=0, kappa=0, lam=0, out_mult=40000, out_shift=0, lo=-128, hi=127) == -128
+    # §4.4: i4 SHIFT-CLIP in the matmul block: 10 -> 0xA read as -6; 20 -> -1; -10 -> 0
+    assert [quant.unsigned_clip_as_signed_int(v, 0, 4) for v in (10, 20, -10)] == [-6, -1, 0]
+    # shift amounts are taken mod 32
+    assert quant.requant_int(256, relu=0, bn=0, kappa=0, lam=0, out_mult=0, out_shift=33, lo=0, hi=255) == 128
