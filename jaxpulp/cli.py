@@ -27,7 +27,7 @@ def _cmd_kernels(args) -> int:
     if args.cost:
         from jaxpulp.cost import report as cost_report
 
-        print(cost_report.cli_table(png=args.png))
+        print(cost_report.kernels_cost_report(png=args.png))
         return 0
     width = max(len(v.c_name) for v in vs)
     for v in vs:

@@ -313,9 +313,10 @@ def _as_words(a, n_words: int, name: str, batch_ok: bool):
     return a[..., :n_words]
 
 
-def run(x_words, w_words, params, *, cfg: ConvConfig, cluster: Cluster = GAP8):
+def run(x_words, w_words, params, *, cfg: ConvConfig, cluster: Cluster = GAP8, return_cost: bool = False):
     """Packed path. ``x_words``: HWC input image (uint32 words, optionally a leading batch axis);
-    ``w_words``: weights [Co][Kh][Kw][Ci]; returns the packed HWC output image (uint32 words, batch kept)."""
+    ``w_words``: weights [Co][Kh][Kw][Ci]; returns the packed HWC output image (uint32 words, batch kept).
+    With ``return_cost=True`` returns ``Costed(output, cost)`` (per-core counts and cycles of one call)."""
     check(cfg, cluster)
     p = _as_params(params, cfg)
     nx = _engine.words_for(cfg.H * cfg.W * cfg.Ci, cfg.in_type.bits)
@@ -325,7 +326,12 @@ def run(x_words, w_words, params, *, cfg: ConvConfig, cluster: Cluster = GAP8):
     w = _as_words(w_words, nw, "w_words", False)
     batched = x.ndim == 2
     out = _fast_packed(x if batched else x[None], w, p, cfg, cluster)[:, :no]
-    return out if batched else out[0]
+    out = out if batched else out[0]
+    if return_cost:
+        from jaxpulp.cost import with_cost
+
+        return with_cost(out, cfg, cluster)
+    return out
 
 
 def run_values(x, w, params, *, cfg: ConvConfig, cluster: Cluster = GAP8):

@@ -129,3 +129,15 @@ def test_value_path_batch_and_ideal():
     vals = np.asarray(conv.run_values(x, w, params, cfg=cfg))
     for i in range(2):
         np.testing.assert_array_equal(vals[i], conv.reference(x[i], w, params, cfg.replace(semantics="ideal")))
+
+
+def test_run_returns_per_core_cost():
+    cfg = conv.Config("u8", "u8", "i8", H=6, W=7, Ci=4, Co=4, pad=(1, 1, 1, 1))
+    x, w, params = _layer(cfg, np.random.default_rng(5))
+    res = conv.run(packing.pack_hwc(x, cfg.in_type), packing.pack(w, cfg.w_type), params, cfg=cfg,
+                   return_cost=True)
+    assert res.output.dtype == np.uint32
+    assert len(res.cost.per_core) == 8
+    # Ho=6 is not a multiple of 8: core pairs split rows in halves and cores 6, 7 get no work
+    assert res.cost.per_core[6].macs == 0 and res.cost.per_core[0].macs > 0
+    assert sum(c.macs for c in res.cost.per_core) == cfg.macs
