@@ -82,3 +82,39 @@ def linear_split(core, M, ncores, out_bits):
     stop = jnp.minimum(start + chunk, M)
     active = core < ncores
     return jnp.where(active, start, 0), jnp.where(active, stop, 0)
+
+
+def row_split(core, rows, ncores):
+    """Traced twin of ``split.row_split`` (max pooling pass 1, add; §10.1, §11.1): (r0, r1) of ``core``;
+    empty for core >= ncores."""
+    core, rows, ncores = (jnp.asarray(v, jnp.int32) for v in (core, rows, ncores))
+    n = jnp.minimum(ncores, rows)
+    chunk = jnp.right_shift(rows, _fl1(jnp.maximum(n, 1))) + ((rows & (ncores - 1)) != 0).astype(jnp.int32)
+    start = jnp.minimum(core * chunk, rows)
+    stop = jnp.minimum(start + chunk, rows)
+    active = core < ncores
+    return jnp.where(active, start, 0), jnp.where(active, stop, 0)
+
+
+def avgpool_split(core, Ho, ncores):
+    """Traced twin of ``split.avgpool_split`` (§10.2): (r0, r1) output rows of ``core`` (start not clamped,
+    r1 >= r0); empty (0, 0) for core >= ncores."""
+    core, Ho, ncores = (jnp.asarray(v, jnp.int32) for v in (core, Ho, ncores))
+    n = jnp.maximum(jnp.minimum(ncores, Ho), 1)
+    chunk = jnp.right_shift(Ho, _fl1(n)) + ((Ho & (n - 1)) != 0).astype(jnp.int32)
+    start = core * chunk
+    stop = jnp.maximum(start, jnp.minimum(start + chunk, Ho))
+    active = core < ncores
+    return jnp.where(active, start, 0), jnp.where(active, stop, 0)
+
+
+def maxpool_out_split(core, H, Ho, ncores):
+    """Traced twin of ``split.maxpool_out_split`` (max pooling pass 2, §10.1): (r0, r1) output rows of
+    ``core``; empty (0, 0) for core >= ncores."""
+    core, H, Ho, ncores = (jnp.asarray(v, jnp.int32) for v in (core, H, Ho, ncores))
+    n = jnp.maximum(jnp.where(Ho < ncores, Ho, jnp.minimum(ncores, H)), 1)
+    chunk = jnp.right_shift(Ho, _fl1(n)) + ((Ho & (ncores - 1)) != 0).astype(jnp.int32)
+    start = core * chunk
+    stop = jnp.maximum(start, jnp.minimum(start + chunk, Ho))
+    active = core < ncores
+    return jnp.where(active, start, 0), jnp.where(active, stop, 0)

@@ -92,6 +92,16 @@ def avgpool_split(core: int, Ho: int, ncores: int) -> tuple[int, int]:
     return start, max(start, min(start + chunk, Ho))
 
 
+def maxpool_out_split(core: int, H: int, Ho: int, ncores: int) -> tuple[int, int]:
+    """Max pooling pass 2 (the y pass, §10.1): output rows of ``core``. The kernel reuses pass 1's core count
+    ``n = min(ncores, H)`` and lowers it to ``Ho`` only if ``Ho < ncores``; ``chunk = (Ho >> fl1(n)) +
+    [Ho % ncores != 0]``, start = core*chunk (not clamped), stop = min(start + chunk, Ho)."""
+    n = Ho if Ho < ncores else min(ncores, H)
+    chunk = (Ho >> fl1(n)) + int(Ho % ncores != 0)
+    start = core * chunk
+    return start, max(start, min(start + chunk, Ho))
+
+
 def linear_split(core: int, N: int, ncores: int, out_bits: int | None) -> tuple[int, int]:
     """Linear split over output neurons (§9.2). ``out_bits`` = 8, 4, 2, or None for the int32-output kernels.
 

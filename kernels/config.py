@@ -256,6 +256,12 @@ class AvgPoolConfig(PoolConfig):
     requant: int = 0
     family = "avgpool"
 
+    def __post_init__(self):
+        super().__post_init__()
+        if not isinstance(self.requant, int):
+            raise JaxpulpError(f"requant={self.requant!r}: expected an int flag (0 = divide by Kh*Kw, "
+                               "nonzero = requantise with lambda / out_add / out_shift)")
+
     @property
     def c_name(self) -> str:
         return f"pulp_nn_avgpool_{self.in_type}_{self.out_type}"
@@ -284,6 +290,9 @@ class AddConfig:
                 raise JaxpulpError(f"{n}={getattr(self, n)}: expected 8, 4 or 2 bits")
         _pos(self, "H", "W", "C")
         _sem(self)
+        if not isinstance(self.requant, int):
+            raise JaxpulpError(f"requant={self.requant!r}: expected an int flag (out_requant_flag: 0 = no output "
+                               "requantisation, nonzero = (s*out_mul + out_add) >> out_shift)")
 
     @property
     def c_name(self) -> str:
