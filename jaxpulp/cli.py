@@ -107,7 +107,23 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--family", action="append", help="only this family (repeatable)")
     g.add_argument("--show", type=int, default=20, help="failures to print (default 20)")
     g.set_defaults(fn=_cmd_check_golden)
+    for module in ("jaxpulp.network.cli", "jaxpulp.sweep"):
+        _add_optional_subcommands(sub, module)
     return p
+
+
+def _add_optional_subcommands(sub, module: str) -> None:
+    """Subcommands that live next to their feature (``add_subcommands(subparsers)`` in ``module``)."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and module.startswith(e.name):
+            return  # feature not installed in this build
+        raise
+    if hasattr(mod, "add_subcommands"):
+        mod.add_subcommands(sub)
 
 
 def main(argv=None) -> int:
