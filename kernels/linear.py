@@ -315,7 +315,7 @@ def _as_params(params, cfg: LinearConfig) -> Params:
     bias = vec("bias", params.bias) if cfg.bias else zeros
     for name in ("out_mult", "out_shift"):
         v = getattr(params, name)
-        if np.ndim(v) != 0 or not np.issubdtype(np.asarray(v).dtype, np.integer):
+        if jnp.ndim(v) != 0 or not jnp.issubdtype(jnp.asarray(v).dtype, jnp.integer):
             raise JaxpulpError(f"params.{name}={v!r}: expected an integer scalar")
     return Params(kappa, lam, jnp.int32(params.out_mult), jnp.int32(params.out_shift), bias)
 

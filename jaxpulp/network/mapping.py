@@ -1,0 +1,94 @@
+"""Which PULP-NN kernel each layer becomes, as a kernel configuration (``jaxpulp.kernels.config``).
+
+``kernel_config(layer)`` returns the frozen config the kernel module runs (its ``c_name`` is the C function);
+``kernel_choice(layer)`` also says why (e.g. a 1x1 layer that cannot use ``pulp_nn_pointwise_*`` because the
+library's pointwise kernel is undefined for its shape falls back to ``pulp_nn_conv_*``, as DORY does for
+strided 1x1 layers).
+"""
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+from jaxpulp.cluster.config import GAP8, Cluster
+from jaxpulp.errors import JaxpulpError, UnsupportedConfig
+from jaxpulp.kernels import config as kc
+from jaxpulp.network.graph import Layer
+
+
+class KernelChoice(NamedTuple):
+    cfg: object
+    reason: str
+
+
+def _conv_fields(lay: Layer, semantics: str) -> dict:
+    H, W, C = lay.in_shape
+    Ho, Wo, Co = lay.out_shape
+    return dict(in_type=lay.in_type, out_type=lay.out_type, w_type=lay.w_type, H=H, W=W, Ci=C, Co=Co,
+                Kh=lay.kernel[0], Kw=lay.kernel[1], stride=lay.stride, pad=lay.pad, relu=lay.relu, bn=lay.bn,
+                bias=lay.bias, Ho=Ho, Wo=Wo, semantics=semantics)
+
+
+def _with_bn_bits(cfg, lay: Layer):
+    if lay.bn_bits != 32:
+        if "bn_bits" not in {f.name for f in cfg.__dataclass_fields__.values()}:
+            raise JaxpulpError(f"layer {lay.name!r}: bn_bits={lay.bn_bits} is not supported by {cfg.c_name}")
+        cfg = cfg.replace(bn_bits=lay.bn_bits)
+    return cfg
+
+
+@functools.lru_cache(maxsize=None)
+def kernel_choice(lay: Layer, semantics: str = "library", cluster: Cluster = GAP8) -> KernelChoice:
+    """The kernel configuration of ``lay`` and the reason for the choice."""
+    k = lay.kind
+    if k == "conv":
+        f = _conv_fields(lay, semantics)
+        if lay.kernel == (1, 1) and lay.stride == (1, 1) and lay.pad == (0, 0, 0, 0):
+            try:
+                from jaxpulp.kernels import pointwise
+            except ImportError:  # pragma: no cover - the family is part of the package
+                pointwise = None
+            if pointwise is not None:
+                cfg = _with_bn_bits(kc.PointwiseConfig(**f), lay)
+                try:
+                    pointwise.check(cfg, cluster)
+                    return KernelChoice(cfg, "1x1, stride 1, no padding: the pointwise kernel (no im2col)")
+                except UnsupportedConfig as e:
+                    reason = f"1x1 but pointwise is undefined here ({e.rule}): the conv kernel instead"
+                    return KernelChoice(_with_bn_bits(kc.ConvConfig(**f), lay), reason)
+        return KernelChoice(_with_bn_bits(kc.ConvConfig(**f), lay), "im2col + 4x2 matmul")
+    if k == "depthwise":
+        return KernelChoice(_with_bn_bits(kc.DepthwiseConfig(**_conv_fields(lay, semantics)), lay),
+                            "depthwise, channel groups over cores")
+    if k == "linear":
+        H, W, C = lay.in_shape
+        cfg = kc.LinearConfig(lay.in_type, lay.out_type, lay.w_type, N=H * W * C, M=lay.out_shape[2],
+                              relu=lay.relu, bn=lay.bn, bias=lay.bias, semantics=semantics)
+        return KernelChoice(cfg if lay.out_type.bits == 32 else _with_bn_bits(cfg, lay),
+                            "fully connected, neurons over cores")
+    H, W, C = lay.in_shape
+    Ho, Wo, _ = lay.out_shape
+    if k in ("maxpool", "avgpool"):
+        common = dict(in_type=lay.in_type, out_type=lay.out_type, H=H, W=W, C=C, Kh=lay.kernel[0],
+                      Kw=lay.kernel[1], stride=lay.stride, pad=lay.pad, Ho=Ho, Wo=Wo, semantics=semantics)
+        if k == "maxpool":
+            return KernelChoice(kc.MaxPoolConfig(**common), "two-pass in-place max pooling")
+        return KernelChoice(kc.AvgPoolConfig(**common, requant=lay.requant), "average pooling")
+    if k == "add":
+        return KernelChoice(kc.AddConfig(lay.in_type, lay.in2_type, lay.out_type, H=H, W=W, C=C,
+                                         requant=lay.requant, semantics=semantics), "requantising add")
+    raise JaxpulpError(f"layer {lay.name!r}: kind {k!r} has no kernel")
+
+
+def kernel_config(lay: Layer, semantics: str = "library", cluster: Cluster = GAP8):
+    """The kernel configuration (``.c_name`` = the C function) ``lay`` runs as."""
+    return kernel_choice(lay, semantics, cluster).cfg
+
+
+def kernel_module(cfg):
+    """The ``jaxpulp.kernels`` module that runs ``cfg``."""
+    from jaxpulp.kernels import catalog
+
+    fam = cfg.family
+    fam = {"linear": "linear_quant", "pool": "maxpool"}.get(fam, fam)
+    return catalog.family_module(fam)

@@ -1,0 +1,697 @@
+"""ONNX importers for the three integer dialects people deploy PULP-NN networks with (ecosystem.md App. A).
+
+* **DORY / QuantLab**: ``Conv[weight_bits] -> Mul -> Add -> Div(2^d) -> Floor -> Clip[out_bits]``; residual
+  ``Add`` nodes carry ``in{1,2}_{mul,add,shift}`` and ``out_{mul,add,shift,n_levels}`` attributes (DORY adder).
+* **NEMO** integer-deployable: ``Conv -> Mul(kappa) -> Add(lambda) -> Cast -> Mul(m) -> Div(D) -> Cast -> Clip``
+  (optionally ``Floor``); residual ``Mul, Mul, Add, Div, Floor``; average pooling ``AveragePool, Mul, Mul, Div,
+  Floor``; 8-bit unsigned activations, 8-bit weights.
+* **Deeploy**: ``RequantShift(x, mul, add; div, n_levels_out, signed)``, which rounds: ``floor((x*mul + add +
+  div/2) / div)``. PULP-NN has no rounding term, but it adds lambda before its floor shift, so the importer folds
+  ``div/2`` into lambda (and into the add offsets) and the kernels then compute Deeploy's arithmetic exactly;
+  the layer is marked ``rounding=True`` and the network notes say so.
+
+Every requantisation maps onto PULP-NN's batch-norm mode ``clip((kappa*acc + lambda) >> d)`` exactly; a
+divisor that is not a power of two, a clip range that is not a PULP-NN type, or any other pattern gets a
+``JaxpulpError`` naming the node, the pattern expected and a hint. Host-side tail operators after the last
+integer layer (Sigmoid, LogSoftmax, Softmax, Gather, Unsqueeze, Concat, Squeeze, Shape) are not emulated:
+they are dropped, listed in ``Network.notes``, and the network outputs are the integer tensors feeding them.
+Activations are HWC (ONNX is NCHW, batch 1); a linear layer after a flatten of a C x H x W tensor gets its
+weight columns permuted to the HWC order PULP-NN reads.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from jaxpulp.errors import JaxpulpError
+from jaxpulp.network.graph import Layer, Network, TensorSpec
+from jaxpulp.qtypes import QType
+
+DIALECTS = ("auto", "dory", "nemo", "deeploy")
+HOST_TAIL_OPS = ("Sigmoid", "LogSoftmax", "Softmax", "Gather", "Unsqueeze", "Concat", "Squeeze", "Shape")
+_VIEW_OPS = ("Flatten", "Reshape", "Squeeze")
+_CAST_OPS = ("Cast",)
+
+
+def _onnx():
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ModuleNotFoundError as e:  # pragma: no cover - depends on the environment
+        raise JaxpulpError("ONNX import needs the 'onnx' package: pip install 'jaxpulp[onnx]'") from e
+    return onnx, numpy_helper
+
+
+class _Graph:
+    """Nodes, constants, producers and consumers of an ONNX graph."""
+
+    def __init__(self, model):
+        onnx, nh = _onnx()
+        self.onnx = onnx
+        g = model.graph
+        self.nodes = list(g.node)
+        self.consts = {i.name: nh.to_array(i) for i in g.initializer}
+        for n in self.nodes:
+            if n.op_type == "Constant":
+                for a in n.attribute:
+                    if a.name == "value":
+                        self.consts[n.output[0]] = nh.to_array(a.t)
+                    elif a.name in ("value_float", "value_int"):
+                        self.consts[n.output[0]] = np.asarray(onnx.helper.get_attribute_value(a))
+        self.consumers = {}
+        for n in self.nodes:
+            for i in n.input:
+                self.consumers.setdefault(i, []).append(n)
+        self.producer = {o: n for n in self.nodes for o in n.output}
+        self.inputs = [i for i in g.input if i.name not in self.consts]
+        self.outputs = [o.name for o in g.output]
+
+    def attrs(self, node) -> dict:
+        out = {}
+        for a in node.attribute:
+            v = self.onnx.helper.get_attribute_value(a)
+            if hasattr(v, "dims"):
+                v = _onnx()[1].to_array(v)
+            if isinstance(v, bytes):
+                v = v.decode()
+            out[a.name] = v
+        return out
+
+    def only_consumer(self, tensor: str):
+        c = [n for n in self.consumers.get(tensor, []) if n.op_type != "Constant"]
+        return c[0] if len(c) == 1 and tensor not in self.outputs else None
+
+    def const(self, name: str, node, what: str) -> np.ndarray:
+        if name not in self.consts:
+            raise JaxpulpError(f"node {node.name or node.op_type!r} ({node.op_type}): {what} {name!r} must be a "
+                               "constant (initializer or Constant node)")
+        return np.asarray(self.consts[name])
+
+
+def _node_id(n) -> str:
+    return f"{n.name or n.output[0]!r} ({n.op_type})"
+
+
+def _int_array(a, node, what: str) -> np.ndarray:
+    a = np.asarray(a)
+    r = np.round(a).astype(np.int64)
+    if not np.array_equal(r, a):
+        raise JaxpulpError(f"node {_node_id(node)}: {what} holds non-integer values (e.g. {a.ravel()[0]!r}); "
+                           "expected an integer-deployable graph (run the integerisation pass of your tool first)")
+    return r
+
+
+def _pow2(d, node, what: str) -> int:
+    d = int(d)
+    if d <= 0 or d & (d - 1):
+        hint = ""
+        if d > 0 and (d + 1) & d == 0:
+            hint = (f" ({d} = 2^{int(math.log2(d + 1))} - 1: NEMO's ceil-division variant; PULP-NN shifts by "
+                    f"powers of two, so a mapping to shift {int(math.log2(d + 1))} would not be exact)")
+        raise JaxpulpError(f"node {_node_id(node)}: {what} = {d} is not a power of two; PULP-NN requantises "
+                           f"with an arithmetic shift{hint}. Hint: re-export with power-of-two requant divisors")
+    return d.bit_length() - 1
+
+
+def _clip_type(lo, hi, node, bits_attr=None) -> QType:
+    lo, hi = int(round(float(lo))), int(round(float(hi)))
+    for b in (8, 4, 2):
+        if (lo, hi) == (0, (1 << b) - 1):
+            t = QType(b, False)
+            break
+        if (lo, hi) == (-(1 << (b - 1)), (1 << (b - 1)) - 1):
+            t = QType(b, True)
+            break
+    else:
+        raise JaxpulpError(f"node {_node_id(node)}: clip range [{lo}, {hi}] is not a PULP-NN activation type "
+                           "(expected [0, 2^b - 1] or [-2^(b-1), 2^(b-1) - 1] for b in 8, 4, 2)")
+    if bits_attr is not None and int(bits_attr) != t.bits:
+        raise JaxpulpError(f"node {_node_id(node)}: out_bits={bits_attr} disagrees with the clip range [{lo}, {hi}]")
+    return t
+
+
+def _levels_type(n_levels, signed, node) -> QType:
+    n = int(round(float(np.ravel(n_levels)[0])))
+    s = bool(round(float(np.ravel(signed)[0])))
+    b = n.bit_length() - 1
+    if b not in (8, 4, 2) or n != 1 << b:
+        raise JaxpulpError(f"node {_node_id(node)}: n_levels_out={n} is not 256, 16 or 4 (PULP-NN 8/4/2-bit outputs)")
+    return QType(b, s)
+
+
+def _per_channel(a, C: int, node, what: str) -> np.ndarray:
+    a = np.asarray(a)
+    if a.size == 1:
+        return np.full(C, a.ravel()[0], np.int64)
+    if a.size != C:
+        raise JaxpulpError(f"node {_node_id(node)}: {what} has {a.size} values, expected 1 or {C} (one per channel)")
+    return a.ravel().astype(np.int64)
+
+
+def _i32(a, node, what: str) -> np.ndarray:
+    a = np.asarray(a, np.int64)
+    if a.size and (a.min() < -(1 << 31) or a.max() >= 1 << 31):
+        raise JaxpulpError(f"node {_node_id(node)}: {what} spans [{a.min()}, {a.max()}], outside int32 "
+                           "(PULP-NN's 32-bit requantisation parameters)")
+    return a.astype(np.int32)
+
+
+class _Requant:
+    """A matched requantisation chain: out = clip((kappa*acc + lam) >> shift) of type ``qtype``."""
+
+    def __init__(self, kappa, lam, shift, qtype, end, nodes, rounding=False):
+        self.kappa, self.lam, self.shift, self.qtype = kappa, lam, shift, qtype
+        self.end, self.nodes, self.rounding = end, nodes, rounding
+
+
+def _other_input(node, tensor):
+    ins = [i for i in node.input if i != tensor]
+    return ins[0] if ins else None
+
+
+def _match_requant(g: _Graph, tensor: str, C: int) -> _Requant | None:
+    """The requantisation chain that starts at ``tensor`` (C channels), or None if none starts there."""
+    n = g.only_consumer(tensor)
+    if n is None:
+        return None
+    if n.op_type == "RequantShift":
+        a = g.attrs(n)
+        mul = _int_array(g.const(n.input[1], n, "mul"), n, "mul")
+        add = _int_array(g.const(n.input[2], n, "add"), n, "add")
+        div = int(round(float(np.ravel(a["div"])[0])))
+        shift = _pow2(div, n, "div")
+        qt = _levels_type(a["n_levels_out"], a.get("signed", 1), n)
+        return _Requant(_per_channel(mul, C, n, "mul"), _per_channel(add, C, n, "add") + div // 2, shift, qt,
+                        n.output[0], [n], rounding=True)
+    if n.op_type != "Mul":
+        return None
+    nodes = [n]
+    kappa = _int_array(g.const(_other_input(n, tensor), n, "kappa (multiplier)"), n, "kappa")
+    kappa = _per_channel(kappa, C, n, "kappa")
+    lam = np.zeros(C, np.int64)
+    cur = n.output[0]
+    nxt = g.only_consumer(cur)
+    if nxt is not None and nxt.op_type == "Add" and _other_input(nxt, cur) in g.consts:
+        lam = _per_channel(_int_array(g.const(_other_input(nxt, cur), nxt, "lambda"), nxt, "lambda"), C, nxt,
+                           "lambda")
+        nodes.append(nxt)
+        cur = nxt.output[0]
+        nxt = g.only_consumer(cur)
+    while nxt is not None and nxt.op_type in _CAST_OPS:
+        nodes.append(nxt)
+        cur = nxt.output[0]
+        nxt = g.only_consumer(cur)
+    if nxt is not None and nxt.op_type == "Mul" and _other_input(nxt, cur) in g.consts:  # NEMO requant multiplier
+        m = int(_int_array(g.const(_other_input(nxt, cur), nxt, "multiplier"), nxt, "multiplier").ravel()[0])
+        kappa, lam = kappa * m, lam * m
+        nodes.append(nxt)
+        cur = nxt.output[0]
+        nxt = g.only_consumer(cur)
+    if nxt is None or nxt.op_type != "Div":
+        where = _node_id(nxt) if nxt is not None else "nothing"
+        raise JaxpulpError(f"node {_node_id(n)}: a requantisation Mul must be followed by [Add] [Cast] [Mul] Div "
+                           f"Floor/Cast Clip; found {where}. Hint: only integer-deployable exports are supported")
+    shift = _pow2(g.const(nxt.input[1], nxt, "divisor").ravel()[0], nxt, "divisor")
+    nodes.append(nxt)
+    cur = nxt.output[0]
+    nxt = g.only_consumer(cur)
+    while nxt is not None and nxt.op_type in ("Floor",) + _CAST_OPS:
+        nodes.append(nxt)
+        cur = nxt.output[0]
+        nxt = g.only_consumer(cur)
+    if nxt is None or nxt.op_type != "Clip":
+        raise JaxpulpError(f"node {_node_id(nodes[-1])}: the requantisation chain must end in a Clip that sets the "
+                           "output type (e.g. Clip(min=0, max=255) for u8)")
+    a = g.attrs(nxt)
+    lo = a.get("min", g.consts.get(nxt.input[1]) if len(nxt.input) > 1 and nxt.input[1] else None)
+    hi = a.get("max", g.consts.get(nxt.input[2]) if len(nxt.input) > 2 and nxt.input[2] else None)
+    if lo is None or hi is None:
+        raise JaxpulpError(f"node {_node_id(nxt)}: Clip needs constant min and max (the output type)")
+    qt = _clip_type(np.ravel(lo)[0], np.ravel(hi)[0], nxt, a.get("out_bits"))
+    nodes.append(nxt)
+    return _Requant(kappa, lam, shift, qt, nxt.output[0], nodes)
+
+
+def _detect_dialect(g: _Graph) -> str:
+    ops = {n.op_type for n in g.nodes}
+    if "RequantShift" in ops:
+        return "deeploy"
+    for n in g.nodes:
+        a = {x.name for x in n.attribute}
+        if {"weight_bits", "out_bits", "mult_bits", "in1_mul"} & a:
+            return "dory"
+    return "nemo"
+
+
+def _nchw(shape) -> tuple:
+    s = tuple(int(v) for v in shape)
+    if len(s) == 4:
+        if s[0] not in (0, 1):
+            raise JaxpulpError(f"input shape {s}: expected batch 1 (N, C, H, W) in the model; batches are given to "
+                               "run()")
+        return s[1], s[2], s[3]
+    if len(s) == 3:
+        return s  # (C, H, W) or (1, H, W) as in the Deeploy add test
+    if len(s) == 2:
+        return s[1], 1, 1
+    raise JaxpulpError(f"input shape {s}: expected (N, C, H, W)")
+
+
+class _Importer:
+    def __init__(self, g: _Graph, dialect: str, input_type: QType, bn_bits: int):
+        self.g = g
+        self.dialect = dialect
+        self.bn_bits = bn_bits
+        self.layers: list[Layer] = []
+        self.params: dict = {}
+        self.notes: list[str] = []
+        self.done: set[int] = set()
+        # activation tensor name -> ((C, H, W), QType); views (Pad, Flatten) are aliases of their source
+        self.tensors: dict = {}
+        self.alias: dict = {}
+        self.pending_pad: dict = {}
+        if len(g.inputs) < 1:
+            raise JaxpulpError("the model has no graph input")
+        self.input_names = [i.name for i in g.inputs]
+        for inp in g.inputs:
+            dims = [d.dim_value for d in inp.type.tensor_type.shape.dim]
+            self.tensors[inp.name] = (_nchw(dims), input_type)
+
+    # ---------------------------------------------------------------------------------------------- utils
+    def name_of(self, t: str) -> str:
+        while t in self.alias:
+            t = self.alias[t]
+        return t
+
+    def tensor(self, t: str, node):
+        t = self.name_of(t)
+        if t not in self.tensors:
+            raise JaxpulpError(f"node {_node_id(node)}: input {t!r} is not an activation produced by a supported "
+                               "layer (unsupported producer upstream?)")
+        return t, self.tensors[t]
+
+    def mark(self, nodes):
+        for n in nodes:
+            self.done.add(id(n))
+
+    def add_layer(self, lay: Layer, params: dict | None, chw, qt):
+        self.layers.append(lay)
+        if params is not None:
+            self.params[lay.name] = params
+        self.tensors[lay.output] = (chw, qt)
+
+    # ------------------------------------------------------------------------------------------- patterns
+    def conv(self, n):
+        g = self.g
+        src, ((C, H, W), in_t) = self.tensor(n.input[0], n)
+        a = g.attrs(n)
+        w = _int_array(g.const(n.input[1], n, "weight"), n, "weight")
+        Co, Cig, Kh, Kw = w.shape
+        group = int(a.get("group", 1))
+        if a.get("auto_pad", "NOTSET") not in ("NOTSET", ""):
+            raise JaxpulpError(f"node {_node_id(n)}: auto_pad={a['auto_pad']!r} is not supported; expected explicit "
+                               "pads")
+        if any(int(d) != 1 for d in a.get("dilations", [1, 1])):
+            raise JaxpulpError(f"node {_node_id(n)}: dilations={list(a['dilations'])}; PULP-NN kernels have no "
+                               "dilation (expected [1, 1])")
+        pt, pl, pb, pr = (list(a.get("pads", [0, 0, 0, 0])) + [0] * 4)[:4]
+        et, eb, el, er = self.pending_pad.pop(src, (0, 0, 0, 0))
+        pad = (int(pt) + et, int(pb) + eb, int(pl) + el, int(pr) + er)
+        sy, sx = (int(s) for s in a.get("strides", [1, 1]))
+        if group == 1:
+            kind = "conv"
+            if Cig != C:
+                raise JaxpulpError(f"node {_node_id(n)}: weight has {Cig} input channels, the input has {C}")
+            wq = np.transpose(w, (0, 2, 3, 1))  # (Co, Kh, Kw, Ci)
+        elif group == C == Co and Cig == 1:
+            kind = "depthwise"
+            wq = w[:, 0]  # (C, Kh, Kw)
+        else:
+            raise JaxpulpError(f"node {_node_id(n)}: group={group} with {C} input / {Co} output channels; PULP-NN "
+                               "has standard (group=1) and depthwise (group=C_in=C_out) convolutions only")
+        wbits = int(a.get("weight_bits", 8))
+        w_t = QType(wbits, True)
+        if wq.size and (wq.min() < w_t.lo or wq.max() > w_t.hi):
+            raise JaxpulpError(f"node {_node_id(n)}: weights span [{wq.min()}, {wq.max()}], outside {w_t}")
+        bias = None
+        if len(n.input) > 2 and n.input[2]:
+            bias = _i32(_int_array(g.const(n.input[2], n, "bias"), n, "bias"), n, "bias")
+        Ho = (H + pad[0] + pad[1] - Kh) // sy + 1
+        Wo = (W + pad[2] + pad[3] - Kw) // sx + 1
+        rq = _match_requant(g, n.output[0], Co)
+        if rq is None:
+            raise JaxpulpError(f"node {_node_id(n)}: a convolution must be followed by its requantisation "
+                               "(Mul-Add-Div-Floor-Clip, Mul-Add-Cast-Mul-Div-Clip or RequantShift); PULP-NN "
+                               "kernels always requantise their int32 accumulators")
+        lname = rq.end
+        params = dict(w=wq.astype(np.int8), kappa=_i32(rq.kappa, n, "kappa"), lam=_i32(rq.lam, n, "lambda"),
+                      out_mult=np.int32(0), out_shift=np.int32(rq.shift))
+        if bias is not None:
+            params["bias"] = bias
+        lay = Layer(lname, kind, (src,), lname, (H, W, C), (Ho, Wo, Co), in_t, rq.qtype, w_t, kernel=(Kh, Kw),
+                    stride=(sy, sx), pad=pad, relu=1, bn=1, bias=bias is not None, bn_bits=self.bn_bits,
+                    rounding=rq.rounding, source=tuple(x.name or x.op_type for x in [n] + rq.nodes))
+        self.mark([n] + rq.nodes)
+        self.add_layer(lay, params, (Co, Ho, Wo), rq.qtype)
+
+    def pad(self, n):
+        g = self.g
+        src, _ = self.tensor(n.input[0], n)
+        a = g.attrs(n)
+        pads = a.get("pads")
+        if pads is None and len(n.input) > 1:
+            pads = g.const(n.input[1], n, "pads")
+        pads = [int(p) for p in np.ravel(pads)]
+        mode = a.get("mode", "constant")
+        value = float(np.ravel(a.get("value", g.consts.get(n.input[2], 0) if len(n.input) > 2 else 0))[0])
+        if mode != "constant" or value != 0 or len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)):
+            raise JaxpulpError(f"node {_node_id(n)}: only zero padding of H and W is supported (pads={pads}, "
+                               f"mode={mode!r}, value={value}); it is merged into the next Conv or pooling")
+        t, l, b, r = pads[2], pads[3], pads[6], pads[7]
+        prev = self.pending_pad.pop(src, (0, 0, 0, 0))
+        out = n.output[0]
+        self.alias[out] = src
+        if any((t, b, l, r)) or any(prev):
+            self.pending_pad[src] = (prev[0] + t, prev[1] + b, prev[2] + l, prev[3] + r)
+            for c in g.consumers.get(out, []):
+                if c.op_type not in ("Conv", "Pad", "MaxPool", "AveragePool"):
+                    raise JaxpulpError(f"node {_node_id(n)}: padding must feed a Conv or pooling node, found "
+                                       f"{_node_id(c)}")
+        self.mark([n])
+
+    def pool(self, n):
+        g = self.g
+        src, ((C, H, W), in_t) = self.tensor(n.input[0], n)
+        a = g.attrs(n)
+        Kh, Kw = (int(k) for k in a["kernel_shape"])
+        sy, sx = (int(s) for s in a.get("strides", [1, 1]))
+        pt, pl, pb, pr = (int(p) for p in (list(a.get("pads", [0, 0, 0, 0])) + [0] * 4)[:4])
+        et, eb, el, er = self.pending_pad.pop(src, (0, 0, 0, 0))
+        pad = (pt + et, pb + eb, pl + el, pr + er)
+        if int(a.get("ceil_mode", 0)):
+            raise JaxpulpError(f"node {_node_id(n)}: ceil_mode=1 is not supported (PULP-NN floors the output size)")
+        Ho = (H + pad[0] + pad[1] - Kh) // sy + 1
+        Wo = (W + pad[2] + pad[3] - Kw) // sx + 1
+        if n.op_type == "MaxPool":
+            lay = Layer(n.output[0], "maxpool", (src,), n.output[0], (H, W, C), (Ho, Wo, C), in_t, in_t,
+                        kernel=(Kh, Kw), stride=(sy, sx), pad=pad, source=(n.name or n.op_type,))
+            self.mark([n])
+            self.add_layer(lay, None, (C, Ho, Wo), in_t)
+            return
+        # AveragePool: NEMO's "AveragePool, Mul(k*k), Mul(m), Div(D), Floor" or a plain mean (floor of the sum / k*k)
+        nodes = [n]
+        cur = n.output[0]
+        kk = Kh * Kw
+        muls = []
+        nxt = g.only_consumer(cur)
+        while nxt is not None and nxt.op_type == "Mul" and _other_input(nxt, cur) in g.consts:
+            muls.append(int(_int_array(g.const(_other_input(nxt, cur), nxt, "multiplier"), nxt, "mul").ravel()[0]))
+            nodes.append(nxt)
+            cur = nxt.output[0]
+            nxt = g.only_consumer(cur)
+        if muls:
+            if muls[0] != kk or len(muls) > 2:
+                raise JaxpulpError(f"node {_node_id(n)}: expected AveragePool, Mul({kk}) [Mul(m)], Div(2^d), Floor "
+                                   f"(the window sum times m, shifted); found multipliers {muls}")
+            m = muls[1] if len(muls) == 2 else 1
+            if nxt is None or nxt.op_type != "Div":
+                raise JaxpulpError(f"node {_node_id(nodes[-1])}: expected Div(2^d) after the pooling multipliers")
+            shift = _pow2(g.const(nxt.input[1], nxt, "divisor").ravel()[0], nxt, "divisor")
+            nodes.append(nxt)
+            cur = nxt.output[0]
+            nxt = g.only_consumer(cur)
+            if nxt is not None and nxt.op_type == "Floor":
+                nodes.append(nxt)
+                cur = nxt.output[0]
+            out_t = in_t
+            params = dict(lam=np.int32(m * kk), out_shift=np.int32(shift), out_add=np.int32(0))
+            requant = 1
+            self.notes.append(f"{cur}: NEMO average pooling floor(sum*{m}/2^{shift}) as pulp_nn_avgpool with "
+                              f"lambda={m * kk} (the kernel divides lambda by Kh*Kw={kk})")
+        else:
+            params, requant, out_t = None, 0, in_t
+        lay = Layer(cur, "avgpool", (src,), cur, (H, W, C), (Ho, Wo, C), in_t, out_t, kernel=(Kh, Kw),
+                    stride=(sy, sx), pad=pad, requant=requant, source=tuple(x.name or x.op_type for x in nodes))
+        self.mark(nodes)
+        self.add_layer(lay, params, (C, Ho, Wo), out_t)
+
+    def view(self, n):
+        """Flatten / Reshape / Squeeze to a (1, N) vector: an alias of its source (a following linear layer reads the
+        HWC image as its input vector)."""
+        src, ((C, H, W), qt) = self.tensor(n.input[0], n)
+        if n.op_type == "Reshape":
+            shape = [int(v) for v in self.g.const(n.input[1], n, "shape").ravel()]
+            if len(shape) != 2 or shape[0] not in (1, -1) and shape[1] not in (-1, C * H * W):
+                raise JaxpulpError(f"node {_node_id(n)}: Reshape to {shape}; only a flatten to (1, {C * H * W}) "
+                                   "in front of a fully connected layer is supported")
+        for c in self.g.consumers.get(n.output[0], []):
+            if c.op_type not in ("Gemm", "MatMul") + HOST_TAIL_OPS + _VIEW_OPS:
+                raise JaxpulpError(f"node {_node_id(n)}: a flattened tensor may only feed Gemm / MatMul, found "
+                                   f"{_node_id(c)}")
+        self.alias[n.output[0]] = src
+        self.mark([n])
+
+    def linear(self, n):
+        g = self.g
+        src, ((C, H, W), in_t) = self.tensor(n.input[0], n)
+        a = g.attrs(n)
+        w = _int_array(g.const(n.input[1], n, "weight"), n, "weight")
+        if n.op_type == "Gemm":
+            if int(a.get("transA", 0)):
+                raise JaxpulpError(f"node {_node_id(n)}: transA=1 is not supported")
+            if float(a.get("alpha", 1.0)) != 1.0 or float(a.get("beta", 1.0)) != 1.0:
+                raise JaxpulpError(f"node {_node_id(n)}: alpha/beta must be 1 in an integer graph")
+            wmat = w if int(a.get("transB", 0)) else w.T  # (M, N)
+        else:
+            wmat = w.T
+        M, N = wmat.shape
+        if N != C * H * W:
+            raise JaxpulpError(f"node {_node_id(n)}: weight has {N} inputs, the input tensor has {C * H * W}")
+        if H * W > 1:  # ONNX flattens N, C, H, W: columns in C, H, W order -> the H, W, C order PULP-NN reads
+            wmat = wmat.reshape(M, C, H, W).transpose(0, 2, 3, 1).reshape(M, N)
+        bias = None
+        if n.op_type == "Gemm" and len(n.input) > 2 and n.input[2]:
+            bias = _i32(_int_array(g.const(n.input[2], n, "bias"), n, "bias"), n, "bias")
+        w_t = QType(int(a.get("weight_bits", 8)), True)
+        if wmat.size and (wmat.min() < w_t.lo or wmat.max() > w_t.hi):
+            raise JaxpulpError(f"node {_node_id(n)}: weights span [{wmat.min()}, {wmat.max()}], outside {w_t}")
+        rq = _match_requant(g, n.output[0], M)
+        nodes = [n]
+        if rq is None:
+            out_t, end = QType(32, True), n.output[0]
+            params = dict(w=wmat.astype(np.int8), kappa=np.zeros(M, np.int32), lam=np.zeros(M, np.int32),
+                          out_mult=np.int32(0), out_shift=np.int32(0))
+            relu = bn = 0
+            rounding = False
+        else:
+            out_t, end = rq.qtype, rq.end
+            nodes += rq.nodes
+            params = dict(w=wmat.astype(np.int8), kappa=_i32(rq.kappa, n, "kappa"), lam=_i32(rq.lam, n, "lambda"),
+                          out_mult=np.int32(0), out_shift=np.int32(rq.shift))
+            relu = bn = 1
+            rounding = rq.rounding
+        if bias is not None:
+            params["bias"] = bias
+        lay = Layer(end, "linear", (src,), end, (H, W, C), (1, 1, M), in_t, out_t, w_t, relu=relu, bn=bn,
+                    bias=bias is not None, bn_bits=self.bn_bits, rounding=rounding,
+                    source=tuple(x.name or x.op_type for x in nodes))
+        self.mark(nodes)
+        self.add_layer(lay, params, (M, 1, 1), out_t)
+
+    def add(self, n):
+        """DORY adder (attributes), NEMO residual (Mul, Mul, Add, Div, Floor) or Deeploy (RequantShift'ed inputs,
+        Add, RequantShift)."""
+        g = self.g
+        a = g.attrs(n)
+        if "in1_mul" in a or "in1_shift" in a:
+            srcs = [self.tensor(t, n) for t in n.input[:2]]
+            (s1, (chw, t1)), (s2, (chw2, t2)) = srcs
+            p = {}
+            for k in (1, 2):
+                rq = int(a.get(f"in{k}_rq", 1))
+                p[f"in{k}_mul"] = np.int32(a.get(f"in{k}_mul", 1) if rq else 1)
+                p[f"in{k}_add"] = np.int32(a.get(f"in{k}_add", 0) if rq else 0)
+                p[f"in{k}_shift"] = np.int32(a.get(f"in{k}_shift", 0) if rq else 0)
+            out_rq = int(a.get("out_rq", 1))
+            p.update(out_mul=np.int32(a.get("out_mul", 1)), out_add=np.int32(a.get("out_add", 0)),
+                     out_shift=np.int32(a.get("out_shift", 0)))
+            levels = int(a.get("out_n_levels", 256))
+            out_t = _levels_type(levels, a.get("out_signed", 0), n)
+            nodes, end = [n], n.output[0]
+        else:
+            ins, nodes = [], []
+            for t in n.input[:2]:
+                prod = g.producer.get(t)
+                if prod is not None and id(prod) not in self.done and prod.op_type in ("Mul", "RequantShift"):
+                    ins.append(self._add_input(prod))
+                    nodes.append(prod)
+                else:
+                    ins.append([self.name_of(t), 1, 0, 0, None])
+            nodes.append(n)
+            end = n.output[0]
+            out_rq, out_t = 0, None
+            p = dict(out_mul=np.int32(1), out_add=np.int32(0), out_shift=np.int32(0))
+            rq = _match_requant(g, end, 1)
+            nxt = g.only_consumer(end)
+            if rq is not None:  # Deeploy: Add, RequantShift
+                if rq.kappa.min() != rq.kappa.max() or rq.lam.min() != rq.lam.max():
+                    raise JaxpulpError(f"node {_node_id(rq.nodes[0])}: the add's output requantisation must be "
+                                       "per-tensor (one multiplier and offset)")
+                p.update(out_mul=np.int32(rq.kappa[0]), out_add=np.int32(rq.lam[0]), out_shift=np.int32(rq.shift))
+                out_rq, out_t, end = 1, rq.qtype, rq.end
+                nodes += rq.nodes
+            elif nxt is not None and nxt.op_type == "Div":  # NEMO: Mul, Mul, Add, Div(D), Floor
+                D = int(g.const(nxt.input[1], nxt, "divisor").ravel()[0])
+                sh = _pow2(D, nxt, "divisor")
+                for k, e in enumerate(ins, 1):
+                    if e[1] % D or e[2] or e[3]:
+                        raise JaxpulpError(f"node {_node_id(nxt)}: input {k} of the residual add is scaled by "
+                                           f"{e[1]}, not a multiple of the divisor {D}: floor((c1*a + c2*b)/D) has "
+                                           "no exact PULP-NN add mapping (the kernel shifts each input separately)")
+                    e[2], e[3] = 0, sh  # (x*c) >> d == x*c/D exactly: the division folds into the inputs
+                nodes.append(nxt)
+                end = nxt.output[0]
+                nxt2 = g.only_consumer(end)
+                if nxt2 is not None and nxt2.op_type == "Floor":
+                    nodes.append(nxt2)
+                    end = nxt2.output[0]
+            srcs = [self.tensor(e[0], n) for e in ins]
+            (s1, (chw, t1)), (s2, (chw2, t2)) = srcs
+            if out_t is None:
+                out_t = QType(8, t1.signed or t2.signed)
+                self.notes.append(f"{end}: residual add without an output clip in the source graph; PULP-NN's add "
+                                  f"clips the sum to {out_t}")
+            for k, e in enumerate(ins, 1):
+                p[f"in{k}_mul"], p[f"in{k}_add"], p[f"in{k}_shift"] = np.int32(e[1]), np.int32(e[2]), np.int32(e[3])
+            # The inputs' own requant clips (Deeploy) must be no-ops on the reachable range, as PULP-NN clips each
+            # requantised input to the 8-bit range of its input's signedness instead.
+            for k, (src_t, e) in enumerate(zip((t1, t2), ins), 1):
+                _, mul, add, sh, qt = e
+                ends = [(v * mul + add) >> sh for v in (src_t.lo, src_t.hi)]
+                rng = (min(ends), max(ends))
+                lo8 = -128 if src_t.signed else 0
+                if not (lo8 <= rng[0] and rng[1] <= lo8 + 255 and (qt is None or qt.lo <= rng[0] <= rng[1] <= qt.hi)):
+                    raise JaxpulpError(f"node {_node_id(n)}: input {k} requantises to [{rng[0]}, {rng[1]}], which "
+                                       "the source graph and PULP-NN's add (8-bit clip per input) treat "
+                                       "differently; no exact mapping")
+        if chw != chw2:
+            raise JaxpulpError(f"node {_node_id(n)}: operand shapes {chw} and {chw2} differ (no broadcasting in "
+                               "PULP-NN's add)")
+        C, H, W = chw
+        lay = Layer(end, "add", (s1, s2), end, (H, W, C), (H, W, C), t1, out_t, in2_type=t2, requant=out_rq,
+                    source=tuple(x.name or x.op_type for x in nodes))
+        self.mark(nodes)
+        self.add_layer(lay, p, chw, out_t)
+
+    def _add_input(self, prod):
+        """[source tensor, mul, add, shift, clip type or None] of a residual add's input requantisation node."""
+        g = self.g
+        if prod.op_type == "Mul":
+            a, b = prod.input[0], prod.input[1]
+            src, c = (a, b) if b in g.consts else (b, a)
+            mul = int(_int_array(g.const(c, prod, "multiplier"), prod, "multiplier").ravel()[0])
+            return [self.name_of(src), mul, 0, 0, None]
+        pa = g.attrs(prod)
+        div = int(round(float(np.ravel(pa["div"])[0])))
+        sh = _pow2(div, prod, "div")
+        mul = int(_int_array(g.const(prod.input[1], prod, "mul"), prod, "mul").ravel()[0])
+        add = int(_int_array(g.const(prod.input[2], prod, "add"), prod, "add").ravel()[0])
+        return [self.name_of(prod.input[0]), mul, add + div // 2, sh,
+                _levels_type(pa["n_levels_out"], pa.get("signed", 1), prod)]
+
+    # ------------------------------------------------------------------------------------------------ walk
+    def run(self):
+        g = self.g
+        tail = []
+        for n in g.nodes:
+            if id(n) in self.done or n.op_type == "Constant":
+                continue
+            op = n.op_type
+            if op == "Conv":
+                self.conv(n)
+            elif op == "Pad":
+                self.pad(n)
+            elif op in ("MaxPool", "AveragePool"):
+                self.pool(n)
+            elif op in ("Gemm", "MatMul"):
+                self.linear(n)
+            elif op in _VIEW_OPS and not tail:
+                self.view(n)
+            elif op == "Add":
+                self.add(n)
+            elif op in ("RequantShift", "Mul") and all(c.op_type == "Add" for c in g.consumers.get(n.output[0], [])) \
+                    and g.consumers.get(n.output[0]):
+                continue  # an add's input requantisation: consumed by the Add
+            elif op in HOST_TAIL_OPS or (tail and op in _VIEW_OPS):
+                tail.append(n)
+                self.mark([n])
+            else:
+                raise JaxpulpError(f"node {_node_id(n)}: operator {op} is not supported by the {self.dialect} "
+                                   "importer. Expected Conv / Gemm / MatMul with a requantisation chain, Pad, "
+                                   "MaxPool, AveragePool, Add (residual), Flatten / Reshape, or a host-side tail "
+                                   f"({', '.join(HOST_TAIL_OPS)}) after the last integer layer")
+        for n in tail:  # tail ops may only consume integer tensors or other tail ops
+            for i in n.input:
+                prod = g.producer.get(i)
+                if prod is not None and prod.op_type not in HOST_TAIL_OPS + _VIEW_OPS + ("Constant",) \
+                        and self.name_of(i) not in self.tensors:
+                    raise JaxpulpError(f"node {_node_id(n)}: host-side operator reads {i!r}, which no supported "
+                                       "layer produces")
+        # network outputs: graph outputs that are integer tensors, plus integer tensors read by the dropped tail
+        outs = []
+        for o in g.outputs:
+            t = self.name_of(o)
+            if t in {l.output for l in self.layers} and t not in outs:
+                outs.append(t)
+        for n in tail:
+            for i in n.input:
+                t = self.name_of(i)
+                if t in {l.output for l in self.layers} and t not in outs:
+                    outs.append(t)
+        if tail:
+            self.notes.append("host-side tail not emulated (float post-processing): "
+                              + ", ".join(f"{n.op_type} {n.name or n.output[0]}" for n in tail))
+        if not outs:
+            raise JaxpulpError("the model produces no integer output tensor")
+        if any(l.rounding for l in self.layers):
+            self.notes.append("Deeploy RequantShift rounds (+div/2): folded into lambda / the add offsets, so the "
+                              "PULP-NN kernels compute the dialect's arithmetic exactly")
+        return outs
+
+
+def load_onnx(model, *, dialect: str = "auto", input_type="u8", bn_bits: int = 32, name: str | None = None) -> Network:
+    """Import an integer ONNX graph (path, bytes or ``onnx.ModelProto``) as a ``Network``.
+
+    dialect: "auto" (detected: RequantShift -> deeploy, bit-width attributes -> dory, else nemo), "dory",
+    "nemo" or "deeploy". input_type: the network input's type (DORY configs give it as input_bits /
+    input_signed; Deeploy test inputs are often signed, "i8"). bn_bits: 32 or 64, the PULP-NN library tree
+    (DORY's ``BNRelu_bits``)."""
+    onnx, _ = _onnx()
+    if dialect not in DIALECTS:
+        raise JaxpulpError(f"dialect={dialect!r}: expected one of {DIALECTS}")
+    if isinstance(model, (str, os.PathLike)):
+        if not os.path.exists(model):
+            raise JaxpulpError(f"model={str(model)!r}: no such file")
+        src_name = os.path.splitext(os.path.basename(str(model)))[0]
+        try:
+            model = onnx.load(str(model))
+        except Exception as e:  # noqa: BLE001 - onnx raises several types for corrupt files
+            raise JaxpulpError(f"model={src_name!r}: not a readable ONNX file ({e})") from e
+    elif isinstance(model, (bytes, bytearray)):
+        model = onnx.load_model_from_string(bytes(model))
+        src_name = "model"
+    else:
+        src_name = getattr(model.graph, "name", "model") or "model"
+    g = _Graph(model)
+    d = _detect_dialect(g) if dialect == "auto" else dialect
+    if len(g.inputs) != 1:
+        raise JaxpulpError(f"the model has {len(g.inputs)} graph inputs ({[i.name for i in g.inputs]}); jaxpulp "
+                           "networks take one input tensor")
+    imp = _Importer(g, d, QType.parse(input_type), bn_bits)
+    outs = imp.run()
+    inp = g.inputs[0].name
+    (C, H, W), qt = imp.tensors[inp]
+    return Network(name or src_name, TensorSpec(inp, (H, W, C), qt), tuple(imp.layers), imp.params, tuple(outs),
+                   dialect=d, notes=tuple(imp.notes))

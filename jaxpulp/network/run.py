@@ -1,0 +1,330 @@
+"""Whole-network execution: one jit-compiled function per network, a batch of inputs at a time.
+
+* ``run(net, x)`` — the **packed** (faithful) path: every layer is its PULP-NN kernel's packed path on the
+  uint32 memory images the C kernels read and write (library semantics, quirks included); activations move
+  between layers as packed HWC images, turned into byte planes for depthwise layers (DORY's CHW transfer).
+* ``run(net, x, path="values")`` / ``run_values`` — the **value** path: int tensors, the intended arithmetic,
+  with precision as data (``act_types`` / ``w_types`` may be traced, so a sweep can ``vmap`` over precision
+  configurations without recompiling).
+
+Both return the output tensor values (batch first); ``keep=True`` returns every activation tensor by name.
+"""
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxpulp import packing, quant
+from jaxpulp.cluster.config import GAP8, Cluster
+from jaxpulp.errors import JaxpulpError
+from jaxpulp.kernels import _engine
+from jaxpulp.network import mapping
+from jaxpulp.network.graph import Layer, Network
+
+PATHS = ("packed", "values")
+
+
+class RunResult(NamedTuple):
+    """``outputs``: name -> int array (batch, ...) of each network output; ``tensors``: every activation by name
+    (only with ``keep=True``, else empty)."""
+
+    outputs: dict
+    tensors: dict
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+
+
+def _check_input(net: Network, x) -> np.ndarray:
+    x = np.asarray(x)
+    shape, qt = net.input.shape, net.input.qtype
+    if x.dtype.kind not in "iu":
+        raise JaxpulpError(f"x: dtype {x.dtype}, expected integers of type {qt} (network input {net.input.name!r})")
+    if x.shape == shape:
+        x = x[None]
+    if x.ndim != 4 or x.shape[1:] != shape:
+        raise JaxpulpError(f"x: shape {x.shape}, expected (batch, {', '.join(map(str, shape))}) HWC "
+                           f"(network input {net.input.name!r})")
+    if x.size and (x.min() < qt.lo or x.max() > qt.hi):
+        raise JaxpulpError(f"x: values span [{x.min()}, {x.max()}], outside {qt} [{qt.lo}, {qt.hi}]")
+    return x
+
+
+# ------------------------------------------------------------------------------------------- packed path
+
+
+def _layer_args(lay: Layer, p: dict, cfg):
+    """Host-side preparation of one layer's kernel arguments (packed weights, Params)."""
+    from jaxpulp.kernels import add, conv, linear, pool
+
+    kind = lay.kind
+    if kind in ("conv", "depthwise", "linear"):
+        w = np.asarray(p["w"])
+        if kind == "depthwise":
+            w_words = packing.pack_planes(np.transpose(w, (1, 2, 0)), lay.w_type)
+        else:
+            w_words = packing.pack(w, lay.w_type)
+        bias = np.asarray(p["bias"], np.int32) if lay.bias else None
+        Co = lay.out_shape[2]
+        kappa = np.asarray(p.get("kappa", np.zeros(Co)), np.int32)
+        lam = np.asarray(p.get("lam", np.zeros(Co)), np.int32)
+        if kind == "linear":
+            if lay.out_type.bits == 32:  # the int32-output kernels take no requantisation parameters
+                return (w_words, linear.Params(bias=bias))
+            cls = linear.Params
+        elif kind == "depthwise":
+            from jaxpulp.kernels import depthwise
+
+            cls = depthwise.Params
+        else:
+            cls = conv.Params
+        return (w_words, cls(kappa=kappa, lam=lam, out_mult=np.int32(p.get("out_mult", 0)),
+                             out_shift=np.int32(p.get("out_shift", 0)), bias=bias))
+    if kind == "avgpool":
+        return (pool.AvgPoolParams(np.int32(p.get("lam", 1)), np.int32(p.get("out_shift", 0)),
+                                   np.int32(p.get("out_add", 0))) if lay.requant else None,)
+    if kind == "maxpool":
+        return (None,)
+    if kind == "add":
+        return (add.Params(*(np.int32(p[k]) for k in add.Params._fields)),)
+    raise JaxpulpError(f"layer {lay.name!r}: kind {kind!r} cannot run")
+
+
+def _hwc_to_planes(words, shape, bits: int):
+    """jnp: packed HWC images (batch, n) -> depthwise byte-plane images (batch, m) (semantics.md §8.1)."""
+    H, W, C = shape
+    bpp = C * bits // 8
+    by = (words[:, :, None] >> jnp.arange(0, 32, 8, dtype=jnp.uint32)) & jnp.uint32(0xFF)
+    by = by.reshape(words.shape[0], -1)[:, :H * W * bpp]
+    planes = jnp.swapaxes(by.reshape(-1, H * W, bpp), 1, 2).reshape(words.shape[0], -1)
+    pad = (-planes.shape[1]) % 4
+    planes = jnp.pad(planes, ((0, 0), (0, pad))).reshape(words.shape[0], -1, 4)
+    return jnp.sum(planes << jnp.arange(0, 32, 8, dtype=jnp.uint32), axis=-1, dtype=jnp.uint32)
+
+
+def _run_layer_packed(lay: Layer, cfg, args, ins, cluster: Cluster):
+    from jaxpulp.kernels import add, conv, linear, pool
+
+    kind = lay.kind
+    if kind == "conv":
+        mod = mapping.kernel_module(cfg)
+        return mod.run(ins[0], args[0], args[1], cfg=cfg, cluster=cluster)
+    if kind == "depthwise":
+        from jaxpulp.kernels import depthwise
+
+        planes = _hwc_to_planes(ins[0], lay.in_shape, lay.in_type.bits)
+        return depthwise.run(planes, args[0], args[1], cfg=cfg, cluster=cluster)
+    if kind == "linear":
+        n = _engine.words_for(cfg.N, cfg.in_type.bits)
+        return linear.run(ins[0][:, :n], args[0], args[1], cfg=cfg, cluster=cluster)
+    if kind == "maxpool":
+        return pool.run(ins[0], None, cfg=cfg, cluster=cluster).out
+    if kind == "avgpool":
+        return pool.run(ins[0], args[0], cfg=cfg, cluster=cluster)
+    if kind == "add":
+        return add.run(ins[0], ins[1], args[0], cfg=cfg, cluster=cluster)
+    raise JaxpulpError(f"layer {lay.name!r}: kind {kind!r} cannot run")
+
+
+@functools.partial(jax.jit, static_argnames=("layers", "cfgs", "input_name", "want", "cluster"))
+def _packed_forward(x_words, args, layers, cfgs, input_name, want, cluster):
+    env = {input_name: x_words}
+    for lay, cfg, a in zip(layers, cfgs, args):
+        env[lay.output] = _run_layer_packed(lay, cfg, a, [env[i] for i in lay.inputs], cluster)
+    return {k: env[k] for k in want}
+
+
+@functools.lru_cache(maxsize=64)
+def _configs(layers, semantics, cluster):
+    return tuple(mapping.kernel_config(lay, semantics, cluster) for lay in layers)
+
+
+def _unpack_tensor(words, shape, qt) -> np.ndarray:
+    words = np.asarray(words)
+    if qt.bits == 32:
+        return words.view(np.int32)[:, :int(np.prod(shape))].reshape((-1,) + tuple(shape))
+    return packing.unpack(words, qt, int(np.prod(shape))).reshape((-1,) + tuple(shape))
+
+
+# -------------------------------------------------------------------------------------------- value path
+
+
+def _bounds(t):
+    return quant.type_bounds(t[0], t[1])
+
+
+def _requant(acc, p, lay: Layer, out_t):
+    lo, hi = _bounds(out_t)
+    return quant.requant(acc, relu=lay.relu, bn=lay.bn, kappa=p["kappa"], lam=p["lam"], out_mult=p["out_mult"],
+                         out_shift=p["out_shift"], lo=lo, hi=hi)
+
+
+def _conv_values(lay: Layer, x, p, out_t):
+    """x (B, H, W, C) int32 -> (B, Ho, Wo, Co): exact f32 convolution in channel groups (any precision <= 8 bit)."""
+    from jaxpulp.kernels import conv
+    from jaxpulp.kernels.config import ConvConfig
+
+    H, W, C = lay.in_shape
+    Ho, Wo, Co = lay.out_shape
+    cfg8 = ConvConfig("i8", "u8", "i8", H=H, W=W, Ci=C, Co=Co, Kh=lay.kernel[0], Kw=lay.kernel[1],
+                      stride=lay.stride, pad=lay.pad, Ho=Ho, Wo=Wo, semantics="ideal")
+    w = jnp.asarray(p["w"], jnp.int32)
+    acc = conv._fast_accumulate(x, w, jnp.asarray(p["bias"], jnp.int32) if lay.bias else None, cfg8)
+    return _requant(acc, p, lay, out_t)
+
+
+def _depthwise_values(lay: Layer, x, p, out_t):
+    t, b, l, r = lay.pad
+    Ho, Wo, Co = lay.out_shape
+    w = jnp.transpose(jnp.asarray(p["w"], jnp.float32), (1, 2, 0))[:, :, None, :]  # HWIO, I = 1
+    acc = jax.lax.conv_general_dilated(x.astype(jnp.float32), w, window_strides=lay.stride,
+                                       padding=((t, b), (l, r)), dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                       feature_group_count=Co, precision=jax.lax.Precision.HIGHEST)
+    acc = acc.astype(jnp.int32)[:, :Ho, :Wo]
+    if lay.bias:
+        acc = acc + jnp.asarray(p["bias"], jnp.int32)
+    return _requant(acc, p, lay, out_t)
+
+
+def _linear_values(lay: Layer, x, p, out_t):
+    xb = x.reshape(x.shape[0], -1)
+    acc = _engine.exact_int_matmul(xb, jnp.asarray(p["w"], jnp.int32).T)
+    if lay.bias:
+        acc = acc + jnp.asarray(p["bias"], jnp.int32)
+    if lay.out_type.bits == 32:
+        return acc.reshape((-1, 1, 1, acc.shape[-1]))
+    return _requant(acc, p, lay, out_t).reshape((-1, 1, 1, acc.shape[-1]))
+
+
+def _traced_geometry(geom, **types):
+    return geom._replace(**{k: jnp.asarray(v, jnp.int32) for k, v in types.items()})
+
+
+def _pool_values(lay: Layer, cfg, x, p, in_t, out_t, cluster):
+    from jaxpulp.kernels import pool
+
+    bk = pool.shared_bucket([cfg], [cluster])
+    g = _traced_geometry(pool.geometry(cfg, cluster), bi=in_t[0], si=in_t[1], bo=out_t[0], so=out_t[1])
+    H, W, C = lay.in_shape
+    X = jnp.pad(x, ((0, 0), (0, bk.H - H), (0, bk.W - W), (0, bk.C - C)))
+    if lay.kind == "maxpool":
+        out = jax.vmap(lambda xi: pool._max_only(g, xi, bk))(X)
+    else:
+        pp = pool.AvgPoolParams(*(jnp.asarray(p.get(k, d), jnp.int32) for k, d in
+                                  (("lam", 1), ("out_shift", 0), ("out_add", 0))))
+        out = jax.vmap(lambda xi: pool._avg_only(g, xi, pp, bk))(X)
+    Ho, Wo, Co = lay.out_shape
+    return out[:, :Ho, :Wo, :Co]
+
+
+def _add_values(lay: Layer, cfg, x1, x2, p, t1, t2, out_t, cluster):
+    from jaxpulp.kernels import add
+
+    bk = add.shared_bucket([cfg], [cluster])
+    g = _traced_geometry(add.geometry(cfg, cluster), b1=t1[0], s1=t1[1], b2=t2[0], s2=t2[1], bo=out_t[0],
+                         so=out_t[1])
+    n = int(np.prod(lay.out_shape))
+    a = jnp.pad(x1.reshape(x1.shape[0], -1), ((0, 0), (0, bk.N - n)))
+    b = jnp.pad(x2.reshape(x2.shape[0], -1), ((0, 0), (0, bk.N - n)))
+    pp = add.Params(*(jnp.asarray(p[k], jnp.int32) for k in add.Params._fields))
+    out = jax.vmap(lambda u, v: add._values(g, u, v, pp, bk))(a, b)
+    return out[:, :n].reshape((-1,) + lay.out_shape)
+
+
+def _types_of(net_layers, input_name, input_type, act_types, w_types):
+    """(tensor name -> (bits, signed), layer name -> w bits): the layers' static types, overridden by data."""
+    acts = {input_name: (input_type.bits, int(input_type.signed))}
+    ws = {}
+    for lay in net_layers:
+        acts[lay.output] = (lay.out_type.bits, int(lay.out_type.signed))
+        if lay.w_type is not None:
+            ws[lay.name] = lay.w_type.bits
+    acts.update(act_types or {})
+    ws.update(w_types or {})
+    return acts, ws
+
+
+def _values_forward(x, params, act_types, layers, cfgs, input_name, want, cluster):
+    env = {input_name: x.astype(jnp.int32)}
+    for lay, cfg in zip(layers, cfgs):
+        p = params.get(lay.name, {})
+        ins = [env[i] for i in lay.inputs]
+        out_t = act_types[lay.output]
+        if lay.kind == "conv":
+            y = _conv_values(lay, ins[0], p, out_t)
+        elif lay.kind == "depthwise":
+            y = _depthwise_values(lay, ins[0], p, out_t)
+        elif lay.kind == "linear":
+            y = _linear_values(lay, ins[0], p, out_t)
+        elif lay.kind in ("maxpool", "avgpool"):
+            y = _pool_values(lay, cfg, ins[0], p, act_types[lay.inputs[0]], out_t, cluster)
+        else:
+            y = _add_values(lay, cfg, ins[0], ins[1], p, act_types[lay.inputs[0]], act_types[lay.inputs[1]],
+                            out_t, cluster)
+        env[lay.output] = y
+    return {k: env[k] for k in want}
+
+
+_values_forward_jit = jax.jit(_values_forward, static_argnames=("layers", "cfgs", "input_name", "want", "cluster"))
+
+
+def _value_params(net: Network, params):
+    src = net.params if params is None else params
+    out = {}
+    for lay in net.layers:
+        p = src.get(lay.name, {})
+        out[lay.name] = {k: jnp.asarray(v, jnp.int32) for k, v in p.items()}
+    return out
+
+
+def run_values(net: Network, x, *, params=None, act_types=None, w_types=None, keep: bool = False,
+               cluster: Cluster = GAP8):
+    """Value path (intended arithmetic) with precision as data.
+
+    x: int (batch, H, W, C) (may be traced). params: a pytree shaped like ``net.params`` (default: it).
+    act_types: tensor name -> (bits, signed) int32 scalars (clip bounds of that tensor's producer);
+    w_types: layer name -> weight bits (informational for the value path: weights are taken as given).
+    Returns the int32 values of ``net.outputs[0]`` (batch, ...), or every tensor by name with ``keep=True``.
+    Works under ``jit`` and ``vmap`` (over params / types / inputs).
+    """
+    acts, _ = _types_of(net.layers, net.input.name, net.input.qtype, act_types, w_types)
+    cfgs = _configs(net.layers, "ideal", cluster)
+    want = tuple(t for t in acts) if keep else net.outputs[:1]
+    out = _values_forward(jnp.asarray(x), _value_params(net, params), acts, layers=net.layers, cfgs=cfgs,
+                          input_name=net.input.name, want=want, cluster=cluster)
+    return out if keep else out[net.outputs[0]]
+
+
+# ------------------------------------------------------------------------------------------------ public
+
+
+def run(net: Network, x, *, path: str = "packed", keep: bool = False, cluster: Cluster = GAP8) -> RunResult:
+    """Run a batch of inputs ``x`` (int, (batch, H, W, C) or one (H, W, C) image) through ``net``.
+
+    path="packed": each layer's PULP-NN kernel on packed memory images (bit-exact to the library);
+    path="values": the value path (ideal semantics). Compiles once per (network, batch size, path).
+    Returns ``RunResult(outputs, tensors)`` with numpy int arrays (batch first)."""
+    if path not in PATHS:
+        raise JaxpulpError(f"path={path!r}: expected one of {PATHS}")
+    x = _check_input(net, x)
+    types = net.tensor_types()
+    want = tuple(types) if keep else net.outputs
+    if path == "values":
+        acts, _ = _types_of(net.layers, net.input.name, net.input.qtype, None, None)
+        out = _values_forward_jit(jnp.asarray(x, jnp.int32), _value_params(net, None), acts, layers=net.layers,
+                                  cfgs=_configs(net.layers, "ideal", cluster), input_name=net.input.name,
+                                  want=want, cluster=cluster)
+        res = {k: np.asarray(v) for k, v in out.items()}
+    else:
+        cfgs = _configs(net.layers, "library", cluster)
+        args = tuple(_layer_args(lay, net.params.get(lay.name, {}), cfg) for lay, cfg in zip(net.layers, cfgs))
+        words = packing.pack_hwc(x, net.input.qtype)
+        out = _packed_forward(jnp.asarray(words), args, layers=net.layers, cfgs=cfgs, input_name=net.input.name,
+                              want=want, cluster=cluster)
+        res = {k: _unpack_tensor(v, types[k][0], types[k][1]) for k, v in out.items()}
+    outputs = {k: res[k] for k in net.outputs}
+    return RunResult(outputs, res if keep else {})

@@ -1,0 +1,84 @@
+"""Built-in networks: ``mobilenet_v1`` (synthetic integer weights, any width / resolution) and ``dronet``
+(the DORY/QuantLab DroNet v3 8-bit network shipped with the package, Apache-2.0, see ``jaxpulp/data``).
+
+Synthetic networks are deterministic functions of their arguments: weights are drawn from a seeded
+generator and every layer's batch-norm requantisation (kappa = 1, lambda, shift) is set from the layer's
+reduction length so that activations keep a spread over their range (not all zeros or all saturated).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from jaxpulp.network.graph import Layer, Network, TensorSpec
+from jaxpulp.qtypes import QType
+
+# (stride, output channels at width 1.0) of MobileNetV1's 13 depthwise-separable blocks.
+_MOBILENET_BLOCKS = ((1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512), (1, 512), (1, 512), (1, 512),
+                     (1, 512), (1, 512), (2, 1024), (1, 1024))
+
+
+def _requant(K: int, out_t: QType, w_t: QType, in_t: QType, Co: int):
+    """kappa, lambda, shift for synthetic weights: the accumulator std ~ sqrt(K)*sx*sw maps to ~1/6 of the
+    output range, centred at 1/4 (unsigned) or 0 (signed)."""
+    sx = max(1.0, (in_t.hi - in_t.lo) / 6)
+    sw = max(1.0, (w_t.hi - w_t.lo) / 6)
+    acc_std = math.sqrt(K) * sx * sw
+    target = max(1.0, (out_t.hi - out_t.lo) / 6)
+    shift = max(0, int(round(math.log2(acc_std / target))))
+    centre = (out_t.hi - out_t.lo) / 4 if not out_t.signed else 0
+    lam = int(centre * (1 << shift))
+    return np.ones(Co, np.int32), np.full(Co, lam, np.int32), shift
+
+
+def _weights(rng, shape, w_t: QType):
+    return np.clip(np.round(rng.normal(0, (w_t.hi - w_t.lo) / 6, shape)), w_t.lo, w_t.hi).astype(np.int8)
+
+
+def mobilenet_v1(alpha: float = 0.25, resolution: int = 128, num_classes: int = 10, seed: int = 0,
+                 act: str = "u8", weights: str = "i8", name: str | None = None) -> Network:
+    """MobileNetV1 (Howard et al. 2017) as PULP-NN layers: 3x3/2 conv, 13 depthwise + pointwise blocks, global
+    average pooling, a fully connected classifier (28 weighted layers + 1 pool). Synthetic integer weights;
+    ``alpha`` = width multiplier, ``resolution`` = input H = W, all activations ``act`` and weights ``weights``."""
+    rng = np.random.default_rng(seed)
+    a_t, w_t = QType.parse(act), QType.parse(weights)
+    ch = lambda c: max(8, int(c * alpha) // 8 * 8)  # noqa: E731 - channel counts stay multiples of 8
+    layers, params = [], {}
+    H = W = resolution
+    C = 3
+    x_t = QType(8, False)
+    src = "input"
+
+    def add_conv(kind, lname, C_in, C_out, k, s, H, W, in_t):
+        pad = (k // 2,) * 4
+        Ho, Wo = (H + 2 * (k // 2) - k) // s + 1, (W + 2 * (k // 2) - k) // s + 1
+        K = (C_in if kind == "conv" else 1) * k * k
+        kappa, lam, shift = _requant(K, a_t, w_t, in_t, C_out)
+        wshape = (C_out, k, k, C_in) if kind == "conv" else (C_out, k, k)
+        params[lname] = dict(w=_weights(rng, wshape, w_t), kappa=kappa, lam=lam, out_mult=np.int32(0),
+                             out_shift=np.int32(shift))
+        return Layer(lname, kind, (layers[-1].output if layers else src,), lname, (H, W, C_in), (Ho, Wo, C_out),
+                     in_t, a_t, w_t, kernel=(k, k), stride=(s, s), pad=pad), Ho, Wo
+
+    lay, H, W = add_conv("conv", "conv0", 3, ch(32), 3, 2, H, W, x_t)
+    layers.append(lay)
+    C = ch(32)
+    for i, (s, c) in enumerate(_MOBILENET_BLOCKS, 1):
+        lay, H, W = add_conv("depthwise", f"dw{i}", C, C, 3, s, H, W, a_t)
+        layers.append(lay)
+        lay, H, W = add_conv("conv", f"pw{i}", C, ch(c), 1, 1, H, W, a_t)
+        layers.append(lay)
+        lay = layers[-1].replace(pad=(0, 0, 0, 0))
+        layers[-1] = lay
+        C = ch(c)
+    layers.append(Layer("pool", "avgpool", (layers[-1].output,), "pool", (H, W, C), (1, 1, C), a_t, a_t,
+                        kernel=(H, W), stride=(H, W), requant=0))
+    kappa, lam, shift = _requant(C, a_t, w_t, a_t, num_classes)
+    params["fc"] = dict(w=_weights(rng, (num_classes, C), w_t), kappa=kappa, lam=np.zeros(num_classes, np.int32),
+                        out_mult=np.int32(0), out_shift=np.int32(0))
+    layers.append(Layer("fc", "linear", ("pool",), "fc", (1, 1, C), (1, 1, num_classes), a_t, QType(32, True), w_t,
+                        relu=0, bn=0))
+    return Network(name or f"mobilenet_v1_{alpha:g}_{resolution}", TensorSpec(src, (resolution, resolution, 3), x_t),
+                   tuple(layers), params, ("fc",), dialect="builtin",
+                   notes=("synthetic weights (seed %d); requantisation set from each layer's reduction length" % seed,))
