@@ -9,11 +9,18 @@ Mode selection (identical in every quantising kernel, evaluated in this order):
 ``asr`` is a floor shift by the low 5 bits of the amount (the core's ``sra``); there is no rounding term.
 ``clip`` saturates to the output type (unsigned outputs therefore always rectify).
 
+``bn_bits=64`` selects the library's ``64bit/`` tree (DORY's ``BNRelu_bits = 64``; semantics.md §4.3): the BN
+value ``asr(kappa*acc + lambda, out_shift)`` is computed in 64-bit arithmetic (shift amount mod 64) and the clip
+receives its low 32 bits. kappa and lambda are int32 values here (int64 in C; wider values are refused where
+the parameters are built). MULT and SHIFT-CLIP are identical in both trees. In JAX's 32-bit mode the 64-bit
+product is assembled from 16-bit limbs (``_bn64``).
+
 Two implementations share these rules: ``requant`` (jax.numpy, vectorised, every argument may be traced so
 precision and flags can be data) and ``requant_int`` (plain Python ints, for the numpy reference twins).
 """
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -52,12 +59,17 @@ def clip_int(v: int, lo: int, hi: int) -> int:
     return lo if v < lo else hi if v > hi else v
 
 
+BN_BITS = (32, 64)
+
+
 def requant_int(acc: int, *, relu: int, bn: int, kappa: int, lam: int, out_mult: int, out_shift: int,
-                lo: int, hi: int) -> int:
+                lo: int, hi: int, bn_bits: int = 32) -> int:
     """Reference requantisation of one int32 accumulator (Python ints). Returns the clipped value."""
     s = int(out_shift) & 31
     m = mode(relu, bn)
-    if m == MODE_BN:
+    if m == MODE_BN and bn_bits == 64:
+        v = wrap32((int(kappa) * wrap32(acc) + int(lam)) >> (int(out_shift) & 63))
+    elif m == MODE_BN:
         v = wrap32(wrap32(int(kappa) * acc) + int(lam)) >> s
     elif m == MODE_MULT:
         v = wrap32(int16(out_mult) * acc) >> s
@@ -77,17 +89,55 @@ def type_bounds(bits, signed):
     return lo, hi
 
 
-def requant(acc, *, relu, bn, kappa, lam, out_mult, out_shift, lo, hi):
+def _u32(v):
+    return jax.lax.bitcast_convert_type(v, jnp.uint32)
+
+
+def _i32(v):
+    return jax.lax.bitcast_convert_type(v, jnp.int32)
+
+
+def _add64(hi, lo, x_hi, x_lo):
+    """(hi, lo) + (x_hi, x_lo) as 64-bit two's complement pairs (hi int32, lo uint32), wrap-around."""
+    new_lo = lo + x_lo
+    carry = (new_lo < lo).astype(jnp.int32)
+    return hi + x_hi + carry, new_lo
+
+
+def _bn64(kappa, acc, lam, out_shift):
+    """Low 32 bits (int32) of ``asr64(kappa*acc + lam, out_shift & 63)`` for int32 operands, exactly."""
+    a, b = jnp.asarray(kappa, jnp.int32), jnp.asarray(acc, jnp.int32)
+    a, b = jnp.broadcast_arrays(a, b)
+    ah, al = jnp.right_shift(a, 16), a & 0xFFFF  # a = ah*2^16 + al, al in [0, 2^16)
+    bh, bl = jnp.right_shift(b, 16), b & 0xFFFF
+    hi = ah * bh  # |.| <= 2^30
+    lo = _u32(al) * _u32(bl)  # < 2^32, exact in uint32
+    for m in (ah * bl, al * bh):  # |m| < 2^31: m * 2^16 = (m >> 16) * 2^32 + ((m & 0xFFFF) << 16)
+        hi, lo = _add64(hi, lo, jnp.right_shift(m, 16), _u32(m & 0xFFFF) << 16)
+    lam = jnp.asarray(lam, jnp.int32)
+    hi, lo = _add64(hi, lo, jnp.right_shift(lam, 31), _u32(lam))
+    s = jnp.asarray(out_shift, jnp.int32) & 63
+    sl = jnp.minimum(s, 31).astype(jnp.uint32)
+    low = (lo >> sl) | jnp.where(s == 0, jnp.uint32(0), _u32(hi) << (32 - sl))
+    high = _u32(jnp.right_shift(hi, jnp.maximum(s - 32, 0)))
+    return _i32(jnp.where(s >= 32, high, low))
+
+
+def requant(acc, *, relu, bn, kappa, lam, out_mult, out_shift, lo, hi, bn_bits: int = 32):
     """Vectorised requantisation of int32 accumulators (wrap-around int32 arithmetic, as on the core).
 
     ``kappa`` / ``lam`` broadcast against ``acc`` (per output channel: the last axis); ``relu``, ``bn``,
     ``out_mult`` (uint16 argument), ``out_shift`` and the clip bounds ``lo``/``hi`` may be traced scalars.
+    ``bn_bits`` (static, 32 or 64): the library tree of the BN mode (see the module docstring).
     """
     acc = jnp.asarray(acc, jnp.int32)
     s = jnp.bitwise_and(jnp.asarray(out_shift, jnp.int32), 31)
     m16 = jnp.asarray(out_mult, jnp.int32) & 0xFFFF
     m16 = jnp.where(m16 >= 0x8000, m16 - 0x10000, m16)
-    bn_v = jnp.right_shift(jnp.asarray(kappa, jnp.int32) * acc + jnp.asarray(lam, jnp.int32), s)
+    if bn_bits == 64:
+        bn_v = _bn64(kappa, acc, lam, out_shift)
+    else:
+        bn_v = jnp.right_shift(jnp.asarray(kappa, jnp.int32) * acc + jnp.asarray(lam, jnp.int32), s)
     mult_v = jnp.right_shift(m16 * acc, s)
     shift_v = jnp.right_shift(acc, s)
     m = mode_traced(relu, bn)

@@ -47,6 +47,12 @@ def _sem(obj):
         raise JaxpulpError(f"semantics={obj.semantics!r}: expected one of {SEMANTICS}")
 
 
+def _bn_bits(obj):
+    if obj.bn_bits not in (32, 64):
+        raise JaxpulpError(f"bn_bits={obj.bn_bits!r}: expected 32 or 64 (the library's 32bit/ or 64bit/ tree: width "
+                           "of kappa, lambda and the batch-norm requantisation arithmetic)")
+
+
 def _flags(obj):
     for n in ("relu", "bn"):
         v = getattr(obj, n)
@@ -85,6 +91,7 @@ class ConvConfig:
     Ho: int | None = None
     Wo: int | None = None
     semantics: str = "library"
+    bn_bits: int = 32
 
     family = "conv"
 
@@ -101,6 +108,7 @@ class ConvConfig:
         _pad4(self)
         _flags(self)
         _sem(self)
+        _bn_bits(self)
         t, b, l, r = self.pad
         if self.Ho is None:
             object.__setattr__(self, "Ho", out_dim(self.H, t, b, self.Kh, self.stride[0]))
@@ -162,6 +170,7 @@ class LinearConfig:
     bn: int = 1
     bias: bool = False
     semantics: str = "library"
+    bn_bits: int = 32
 
     family = "linear"
 
@@ -177,6 +186,7 @@ class LinearConfig:
         _pos(self, "N", "M")
         _flags(self)
         _sem(self)
+        _bn_bits(self)
 
     @property
     def quantized(self) -> bool:

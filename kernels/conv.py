@@ -193,11 +193,12 @@ def _accumulate(g: Geometry, x8, w8, bias, bk: Bucket):
     return acc
 
 
-def _requantise(g: Geometry, acc, p: Params, bk: Bucket):
-    """Output values (Ho, Wo, Co): §4.1 requant, with the §4.4 signed SHIFT-CLIP quirk in the 4x2 block."""
+def _requantise(g: Geometry, acc, p: Params, bk: Bucket, bn_bits: int = 32):
+    """Output values (Ho, Wo, Co): §4.1 requant, with the §4.4 signed SHIFT-CLIP quirk in the 4x2 block.
+    ``bn_bits`` (static): the library tree (32bit/ or 64bit/, §4.3)."""
     lo, hi = quant.type_bounds(g.bo, g.so)
     out = quant.requant(acc, relu=g.relu, bn=g.bn, kappa=p.kappa[None, None, :], lam=p.lam[None, None, :],
-                        out_mult=p.out_mult, out_shift=p.out_shift, lo=lo, hi=hi)
+                        out_mult=p.out_mult, out_shift=p.out_shift, lo=lo, hi=hi, bn_bits=bn_bits)
     _, pair, _ = cluster_run.conv_pixel_roles(g.Ho, g.Wo, g.ncores, (bk.Ho, bk.Wo))
     block = jnp.arange(bk.Co) < (g.Co // 4) * 4
     shift_mode = (quant.mode_traced(g.relu, g.bn) == quant.MODE_SHIFT)
@@ -205,8 +206,8 @@ def _requantise(g: Geometry, acc, p: Params, bk: Bucket):
     return jnp.where(quirk, quant.unsigned_clip_as_signed(acc, p.out_shift, g.bo), out)
 
 
-def _values(g: Geometry, x8, w8, p: Params, bk: Bucket):
-    return _requantise(g, _accumulate(g, x8, w8, p.bias, bk), p, bk)
+def _values(g: Geometry, x8, w8, p: Params, bk: Bucket, bn_bits: int = 32):
+    return _requantise(g, _accumulate(g, x8, w8, p.bias, bk), p, bk, bn_bits)
 
 
 def _pack_output(g: Geometry, vals, bk: Bucket):
@@ -233,9 +234,9 @@ def _packed_cases(g, x_words, w_words, p, bk):
     return jax.vmap(_packed, in_axes=(0, 0, 0, 0, None))(g, x_words, w_words, p, bk)
 
 
-@functools.partial(jax.jit, static_argnames=("bk",))
-def _values_batch(g, x, w, p, bk):
-    return jax.vmap(_values, in_axes=(None, 0, None, None, None))(g, x, w, p, bk)
+@functools.partial(jax.jit, static_argnames=("bk", "bn_bits"))
+def _values_batch(g, x, w, p, bk, bn_bits=32):
+    return jax.vmap(_values, in_axes=(None, 0, None, None, None, None))(g, x, w, p, bk, bn_bits)
 
 
 @functools.partial(jax.jit, static_argnames=("bk",))
@@ -272,7 +273,7 @@ def _fast_packed(x_words, w_words, p: Params, cfg: ConvConfig, cluster: Cluster)
     w8 = _engine.unpack_static(w_words, wt.bits, True, cfg.Co * cfg.K).reshape(cfg.Co, cfg.Kh, cfg.Kw, cfg.Ci)
     acc = _fast_accumulate(x8, w8, p.bias, cfg)
     bk = exact_bucket(cfg)
-    vals = jax.vmap(lambda a: _requantise(geometry(cfg, cluster), a, p, bk))(acc)
+    vals = jax.vmap(lambda a: _requantise(geometry(cfg, cluster), a, p, bk, cfg.bn_bits))(acc)
     return _engine.pack_static(vals.reshape(vals.shape[0], -1), ot.bits)
 
 
@@ -348,7 +349,7 @@ def run_values(x, w, params, *, cfg: ConvConfig, cluster: Cluster = GAP8):
         raise JaxpulpError(f"w: shape {w.shape}, expected ({cfg.Co}, {cfg.Kh}, {cfg.Kw}, {cfg.Ci})")
     batched = x.ndim == 4
     xb = (x if batched else x[None]).astype(jnp.int32)
-    out = _values_batch(geometry(cfg, cluster), xb, w.astype(jnp.int32), p, exact_bucket(cfg))
+    out = _values_batch(geometry(cfg, cluster), xb, w.astype(jnp.int32), p, exact_bucket(cfg), cfg.bn_bits)
     return out if batched else out[0]
 
 
@@ -392,7 +393,8 @@ def reference(x, w, params, cfg: ConvConfig, cluster: Cluster = GAP8) -> np.ndar
         if library and in_block and cfg.out_type.signed and shift_mode:
             return quant.unsigned_clip_as_signed_int(acc, params.out_shift, cfg.out_type.bits)
         return quant.requant_int(acc, relu=cfg.relu, bn=cfg.bn, kappa=kappa[co], lam=lam[co],
-                                 out_mult=params.out_mult, out_shift=params.out_shift, lo=lo, hi=hi)
+                                 out_mult=params.out_mult, out_shift=params.out_shift, lo=lo, hi=hi,
+                                 bn_bits=cfg.bn_bits)
 
     def pixel(oy, ox, in_pair):
         acc = w @ im2col(oy, ox)

@@ -211,7 +211,7 @@ def _unpack_inputs(g: Geometry, x_words, w_words, bk: Bucket):
     return x8, w8
 
 
-def _values(g: Geometry, x8, w8, p: Params, bk: Bucket):
+def _values(g: Geometry, x8, w8, p: Params, bk: Bucket, bn_bits: int = 32):
     """Output values (M,) for one input vector x8 (N,), weights w8 (M, N); int32 accumulators for bo = 32."""
     library = g.library != 0
     quantized = g.bo != 32
@@ -235,7 +235,7 @@ def _values(g: Geometry, x8, w8, p: Params, bk: Bucket):
     bits = jnp.where(quantized, g.bo, 8)
     lo_b, hi_b = quant.type_bounds(bits, g.so)
     q = quant.requant(acc, relu=g.relu, bn=g.bn, kappa=p.kappa[kidx], lam=p.lam[kidx], out_mult=p.out_mult,
-                      out_shift=p.out_shift, lo=lo_b, hi=hi_b)
+                      out_shift=p.out_shift, lo=lo_b, hi=hi_b, bn_bits=bn_bits)
     return jnp.where(quantized, q, acc)
 
 
@@ -255,9 +255,9 @@ def _packed_cases(g, x_words, w_words, p, bk):
     return jax.vmap(_packed, in_axes=(0, 0, 0, 0, None))(g, x_words, w_words, p, bk)
 
 
-@functools.partial(jax.jit, static_argnames=("bk",))
-def _values_batch(g, x, w, p, bk):
-    return jax.vmap(_values, in_axes=(None, 0, None, None, None))(g, x, w, p, bk)
+@functools.partial(jax.jit, static_argnames=("bk", "bn_bits"))
+def _values_batch(g, x, w, p, bk, bn_bits=32):
+    return jax.vmap(_values, in_axes=(None, 0, None, None, None, None))(g, x, w, p, bk, bn_bits)
 
 
 @functools.partial(jax.jit, static_argnames=("bk",))
@@ -273,7 +273,7 @@ def _fast_packed(x_words, w_words, p: Params, cfg: LinearConfig, cluster: Cluste
     x8 = _engine.unpack_static(x_words, it.bits, it.signed, cfg.N)
     w8 = _engine.unpack_static(w_words, wt.bits, True, cfg.M * cfg.N).reshape(cfg.M, cfg.N)
     g = geometry(cfg, cluster)
-    vals = jax.vmap(lambda x: _values(g, x, w8, p, exact_bucket(cfg)))(x8)
+    vals = jax.vmap(lambda x: _values(g, x, w8, p, exact_bucket(cfg), cfg.bn_bits))(x8)
     if ot.bits == 32:
         return jax.lax.bitcast_convert_type(vals, jnp.uint32)
     return _engine.pack_static(vals, ot.bits)
@@ -360,7 +360,7 @@ def run_values(x, w, params, *, cfg: LinearConfig, cluster: Cluster = GAP8):
         raise JaxpulpError(f"w: shape {w.shape}, expected ({cfg.M}, {cfg.N})")
     batched = x.ndim == 2
     xb = (x if batched else x[None]).astype(jnp.int32)
-    out = _values_batch(geometry(cfg, cluster), xb, w.astype(jnp.int32), p, exact_bucket(cfg))
+    out = _values_batch(geometry(cfg, cluster), xb, w.astype(jnp.int32), p, exact_bucket(cfg), cfg.bn_bits)
     return out if batched else out[0]
 
 
@@ -416,7 +416,7 @@ def reference(x, w, params, cfg: LinearConfig, cluster: Cluster = GAP8) -> np.nd
         kn = 0 if (library and leftover) else n
         out[n] = quant.requant_int(acc, relu=cfg.relu, bn=cfg.bn, kappa=kappa[kn], lam=lam[kn],
                                    out_mult=params.out_mult, out_shift=params.out_shift,
-                                   lo=cfg.out_type.lo, hi=cfg.out_type.hi)
+                                   lo=cfg.out_type.lo, hi=cfg.out_type.hi, bn_bits=cfg.bn_bits)
 
     if not library:
         for n in range(M):

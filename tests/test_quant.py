@@ -44,3 +44,33 @@ def test_spec_examples():
     assert [quant.unsigned_clip_as_signed_int(v, 0, 4) for v in (10, 20, -10)] == [-6, -1, 0]
     # shift amounts are taken mod 32
     assert quant.requant_int(256, relu=0, bn=0, kappa=0, lam=0, out_mult=0, out_shift=33, lo=0, hi=255) == 128
+
+
+def test_bn64_equals_python_ints_exhaustive_edges_and_random():
+    # The 64-bit tree (semantics.md §4.3): asr64(kappa*acc + lambda, shift & 63), low 32 bits, then the clip.
+    rng = np.random.default_rng(7)
+    edges = np.array([0, 1, -1, 2**31 - 1, -(2**31), 2**16, -(2**16), 65535, -65535, 12345678], np.int64)
+    k, a, l = (np.concatenate([np.repeat(edges, 100), rng.integers(-(2**31), 2**31, 4000)]) for _ in range(3))
+    rng.shuffle(a)
+    rng.shuffle(l)
+    s = rng.integers(0, 128, k.size)
+    got = np.asarray(quant.requant(a.astype(np.int32), relu=1, bn=1, kappa=k.astype(np.int32),
+                                   lam=l.astype(np.int32), out_mult=0, out_shift=s.astype(np.int32),
+                                   lo=-(2**31), hi=2**31 - 1, bn_bits=64))
+    prod = [(int(x) * int(y) + int(z)) >> (int(t) & 63) for x, y, z, t in zip(k, a, l, s)]
+    want = np.array([((v + 2**31) % 2**32) - 2**31 for v in prod])
+    bad = np.flatnonzero(got != want)
+    assert bad.size == 0, f"{bad.size} differ; first k={k[bad[0]]} acc={a[bad[0]]} lam={l[bad[0]]} s={s[bad[0]]}"
+    for i in range(0, k.size, 97):
+        assert quant.requant_int(int(a[i]), relu=1, bn=1, kappa=int(k[i]), lam=int(l[i]), out_mult=0,
+                                 out_shift=int(s[i]), lo=-(2**31), hi=2**31 - 1, bn_bits=64) == want[i]
+
+
+def test_bn64_differs_from_bn32_on_overflow():
+    # kappa*acc overflows int32: the 32-bit tree wraps, the 64-bit tree does not (then clips to u8).
+    args = dict(relu=1, bn=1, kappa=np.int32(40940), lam=np.int32(0), out_mult=0, out_shift=24, lo=0, hi=255)
+    exact = min(255, (40940 * 3_000_000) >> 24)  # 255
+    wrapped = min(255, max(0, quant.wrap32(40940 * 3_000_000) >> 24))
+    assert exact != wrapped
+    assert int(quant.requant(np.int32(3_000_000), bn_bits=64, **args)) == exact
+    assert int(quant.requant(np.int32(3_000_000), bn_bits=32, **args)) == wrapped

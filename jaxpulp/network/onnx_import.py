@@ -103,13 +103,22 @@ def _int_array(a, node, what: str) -> np.ndarray:
     return r
 
 
-def _pow2(d, node, what: str) -> int:
+def _pow2(d, node, what: str, notes: list | None = None, near: str = "strict") -> int:
+    """log2 of a power-of-two divisor. ``near="shift"`` also accepts NEMO's 2^d - 1 divisors as shift d (what DORY
+    generates for them), recording a note; ``"strict"`` refuses them."""
     d = int(d)
+    if d > 0 and (d + 1) & d == 0 and d > 1 and near == "shift":
+        sh = (d + 1).bit_length() - 1
+        if notes is not None:
+            notes.append(f"{node.name or node.output[0]}: divisor {d} = 2^{sh} - 1 mapped to shift {sh}, as DORY "
+                         f"deploys it (floor(v/{d}) and v >> {sh} differ for v within v/2^{sh} below a multiple of "
+                         f"2^{sh}); use nemo_divisor='strict' to refuse")
+        return sh
     if d <= 0 or d & (d - 1):
         hint = ""
         if d > 0 and (d + 1) & d == 0:
-            hint = (f" ({d} = 2^{int(math.log2(d + 1))} - 1: NEMO's ceil-division variant; PULP-NN shifts by "
-                    f"powers of two, so a mapping to shift {int(math.log2(d + 1))} would not be exact)")
+            hint = (f" ({d} = 2^{int(math.log2(d + 1))} - 1: NEMO's variant, accepted as a shift with "
+                    "nemo_divisor='shift')")
         raise JaxpulpError(f"node {_node_id(node)}: {what} = {d} is not a power of two; PULP-NN requantises "
                            f"with an arithmetic shift{hint}. Hint: re-export with power-of-two requant divisors")
     return d.bit_length() - 1
@@ -171,7 +180,7 @@ def _other_input(node, tensor):
     return ins[0] if ins else None
 
 
-def _match_requant(g: _Graph, tensor: str, C: int) -> _Requant | None:
+def _match_requant(g: _Graph, tensor: str, C: int, notes: list | None = None, near: str = "strict") -> _Requant | None:
     """The requantisation chain that starts at ``tensor`` (C channels), or None if none starts there."""
     n = g.only_consumer(tensor)
     if n is None:
@@ -213,7 +222,7 @@ def _match_requant(g: _Graph, tensor: str, C: int) -> _Requant | None:
         where = _node_id(nxt) if nxt is not None else "nothing"
         raise JaxpulpError(f"node {_node_id(n)}: a requantisation Mul must be followed by [Add] [Cast] [Mul] Div "
                            f"Floor/Cast Clip; found {where}. Hint: only integer-deployable exports are supported")
-    shift = _pow2(g.const(nxt.input[1], nxt, "divisor").ravel()[0], nxt, "divisor")
+    shift = _pow2(g.const(nxt.input[1], nxt, "divisor").ravel()[0], nxt, "divisor", notes, near)
     nodes.append(nxt)
     cur = nxt.output[0]
     nxt = g.only_consumer(cur)
@@ -260,8 +269,9 @@ def _nchw(shape) -> tuple:
 
 
 class _Importer:
-    def __init__(self, g: _Graph, dialect: str, input_type: QType, bn_bits: int):
+    def __init__(self, g: _Graph, dialect: str, input_type: QType, bn_bits: int, near: str):
         self.g = g
+        self.near = near
         self.dialect = dialect
         self.bn_bits = bn_bits
         self.layers: list[Layer] = []
@@ -340,7 +350,7 @@ class _Importer:
             bias = _i32(_int_array(g.const(n.input[2], n, "bias"), n, "bias"), n, "bias")
         Ho = (H + pad[0] + pad[1] - Kh) // sy + 1
         Wo = (W + pad[2] + pad[3] - Kw) // sx + 1
-        rq = _match_requant(g, n.output[0], Co)
+        rq = _match_requant(g, n.output[0], Co, self.notes, self.near)
         if rq is None:
             raise JaxpulpError(f"node {_node_id(n)}: a convolution must be followed by its requantisation "
                                "(Mul-Add-Div-Floor-Clip, Mul-Add-Cast-Mul-Div-Clip or RequantShift); PULP-NN "
@@ -418,7 +428,7 @@ class _Importer:
             m = muls[1] if len(muls) == 2 else 1
             if nxt is None or nxt.op_type != "Div":
                 raise JaxpulpError(f"node {_node_id(nodes[-1])}: expected Div(2^d) after the pooling multipliers")
-            shift = _pow2(g.const(nxt.input[1], nxt, "divisor").ravel()[0], nxt, "divisor")
+            shift = _pow2(g.const(nxt.input[1], nxt, "divisor").ravel()[0], nxt, "divisor", self.notes, self.near)
             nodes.append(nxt)
             cur = nxt.output[0]
             nxt = g.only_consumer(cur)
@@ -477,7 +487,7 @@ class _Importer:
         w_t = QType(int(a.get("weight_bits", 8)), True)
         if wmat.size and (wmat.min() < w_t.lo or wmat.max() > w_t.hi):
             raise JaxpulpError(f"node {_node_id(n)}: weights span [{wmat.min()}, {wmat.max()}], outside {w_t}")
-        rq = _match_requant(g, n.output[0], M)
+        rq = _match_requant(g, n.output[0], M, self.notes, self.near)
         nodes = [n]
         if rq is None:
             out_t, end = QType(32, True), n.output[0]
@@ -533,7 +543,7 @@ class _Importer:
             end = n.output[0]
             out_rq, out_t = 0, None
             p = dict(out_mul=np.int32(1), out_add=np.int32(0), out_shift=np.int32(0))
-            rq = _match_requant(g, end, 1)
+            rq = _match_requant(g, end, 1, self.notes, self.near)
             nxt = g.only_consumer(end)
             if rq is not None:  # Deeploy: Add, RequantShift
                 if rq.kappa.min() != rq.kappa.max() or rq.lam.min() != rq.lam.max():
@@ -544,7 +554,7 @@ class _Importer:
                 nodes += rq.nodes
             elif nxt is not None and nxt.op_type == "Div":  # NEMO: Mul, Mul, Add, Div(D), Floor
                 D = int(g.const(nxt.input[1], nxt, "divisor").ravel()[0])
-                sh = _pow2(D, nxt, "divisor")
+                sh = _pow2(D, nxt, "divisor", self.notes, self.near)
                 for k, e in enumerate(ins, 1):
                     if e[1] % D or e[2] or e[3]:
                         raise JaxpulpError(f"node {_node_id(nxt)}: input {k} of the residual add is scaled by "
@@ -661,16 +671,46 @@ class _Importer:
         return outs
 
 
-def load_onnx(model, *, dialect: str = "auto", input_type="u8", bn_bits: int = 32, name: str | None = None) -> Network:
+def _bn_overflow(lay: Layer, p: dict) -> int:
+    """Worst-case |kappa*acc + lambda| of a BN-requantised layer (acc bounded by the input / weight ranges)."""
+    Kh, Kw = lay.kernel
+    H, W, C = lay.in_shape
+    taps = {"conv": C * Kh * Kw, "depthwise": Kh * Kw, "linear": H * W * C}[lay.kind]
+    xmax = max(abs(lay.in_type.lo), abs(lay.in_type.hi))
+    wmax = int(np.abs(p["w"]).max()) if np.size(p["w"]) else 0
+    acc = taps * xmax * wmax + (int(np.abs(p["bias"]).max()) if lay.bias else 0)
+    return int(np.abs(p["kappa"]).max()) * acc + int(np.abs(p["lam"]).max())
+
+
+def _choose_bn_bits(layers, params, notes) -> tuple:
+    """DORY picks one library tree per network (BNRelu_bits): 64 if some layer's BN arithmetic can leave int32."""
+    worst = [(l.name, _bn_overflow(l, params[l.name])) for l in layers
+             if l.kind in ("conv", "depthwise", "linear") and l.out_type.bits != 32]
+    over = [(n, v) for n, v in worst if v >= 1 << 31]
+    if not over:
+        return tuple(layers)
+    n, v = max(over, key=lambda t: t[1])
+    notes.append(f"bn_bits=64 (the library's 64bit/ tree, DORY BNRelu_bits=64): the worst-case |kappa*acc + lambda| "
+                 f"of layer {n} is {v:.3g} >= 2^31, which the 32-bit tree would wrap; pass bn_bits=32 to force it")
+    return tuple(l.replace(bn_bits=64) if l.kind in ("conv", "depthwise", "linear") else l for l in layers)
+
+
+def load_onnx(model, *, dialect: str = "auto", input_type="u8", bn_bits="auto", nemo_divisor: str = "shift",
+              name: str | None = None) -> Network:
     """Import an integer ONNX graph (path, bytes or ``onnx.ModelProto``) as a ``Network``.
 
     dialect: "auto" (detected: RequantShift -> deeploy, bit-width attributes -> dory, else nemo), "dory",
     "nemo" or "deeploy". input_type: the network input's type (DORY configs give it as input_bits /
     input_signed; Deeploy test inputs are often signed, "i8"). bn_bits: 32 or 64, the PULP-NN library tree
-    (DORY's ``BNRelu_bits``)."""
+    (DORY's ``BNRelu_bits``), or "auto": 64 when some layer's worst-case batch-norm value leaves int32.
+    nemo_divisor: "shift" maps NEMO's 2^d - 1 divisors to a shift by d as DORY does (noted), "strict" refuses."""
     onnx, _ = _onnx()
     if dialect not in DIALECTS:
         raise JaxpulpError(f"dialect={dialect!r}: expected one of {DIALECTS}")
+    if bn_bits not in (32, 64, "auto"):
+        raise JaxpulpError(f"bn_bits={bn_bits!r}: expected 32, 64 or 'auto'")
+    if nemo_divisor not in ("shift", "strict"):
+        raise JaxpulpError(f"nemo_divisor={nemo_divisor!r}: expected 'shift' or 'strict'")
     if isinstance(model, (str, os.PathLike)):
         if not os.path.exists(model):
             raise JaxpulpError(f"model={str(model)!r}: no such file")
@@ -689,9 +729,12 @@ def load_onnx(model, *, dialect: str = "auto", input_type="u8", bn_bits: int = 3
     if len(g.inputs) != 1:
         raise JaxpulpError(f"the model has {len(g.inputs)} graph inputs ({[i.name for i in g.inputs]}); jaxpulp "
                            "networks take one input tensor")
-    imp = _Importer(g, d, QType.parse(input_type), bn_bits)
+    imp = _Importer(g, d, QType.parse(input_type), 32 if bn_bits == "auto" else bn_bits, nemo_divisor)
     outs = imp.run()
+    layers = tuple(imp.layers)
+    if bn_bits == "auto":
+        layers = _choose_bn_bits(layers, imp.params, imp.notes)
     inp = g.inputs[0].name
     (C, H, W), qt = imp.tensors[inp]
-    return Network(name or src_name, TensorSpec(inp, (H, W, C), qt), tuple(imp.layers), imp.params, tuple(outs),
+    return Network(name or src_name, TensorSpec(inp, (H, W, C), qt), layers, imp.params, tuple(outs),
                    dialect=d, notes=tuple(imp.notes))

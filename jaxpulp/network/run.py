@@ -160,7 +160,7 @@ def _bounds(t):
 def _requant(acc, p, lay: Layer, out_t):
     lo, hi = _bounds(out_t)
     return quant.requant(acc, relu=lay.relu, bn=lay.bn, kappa=p["kappa"], lam=p["lam"], out_mult=p["out_mult"],
-                         out_shift=p["out_shift"], lo=lo, hi=hi)
+                         out_shift=p["out_shift"], lo=lo, hi=hi, bn_bits=lay.bn_bits)
 
 
 def _conv_values(lay: Layer, x, p, out_t):
