@@ -1,0 +1,756 @@
+"""Depthwise convolution ``pulp_nn_depthwise_<in>_<out>_<w>`` (108 variants): byte-plane CHW input and weights,
+HWC output, channel groups over cores, one vertical im2col strip per output column (semantics.md §8).
+
+Three ways to run one configuration (``cfg``: a frozen ``DepthwiseConfig``, a static jit argument):
+
+* ``run(x_words, w_words, params, cfg=..)``  packed path: uint32 byte-plane images in, packed HWC image out,
+  the library's deterministic quirks included;
+* ``run_values(x, w, params, cfg=..)``      value path: int tensors x (H, W, C), w (C, Kh, Kw) -> (Ho, Wo, C),
+  the intended zero-padded depthwise convolution with per-channel bias (``semantics="ideal"``);
+* ``reference(x, w, params, cfg)``          numpy loops that replay the C kernel core by core, strip by strip
+  (the twin).
+
+Groups: G = 8 / min(bi, bo, bw) channels (1, 2 or 4) are computed together; core c owns whole groups
+(``split.depthwise_split``). The core split does not change any value (every channel is computed the same way
+by whichever core owns it), so the fast paths need no per-core masks.
+
+Quirks reproduced (``semantics="library"``):
+  * §8.4 horizontal phases: the middle phase (always entered once, a do-while) and the right phase read
+    ``lin(y, u)`` = byte ``y*W + u`` of the channel's plane with no right-border check, so a tap past the row
+    end reads the next row's first pixels (the next plane's for the last row). The right phase zeroes only
+    ``zr = 1 + pr - (Wo - xo)*sx`` taps, one too few per missing stride step when
+    ``(W + pl + pr - Kw) mod sx != sx - 1`` (e.g. stride 2, TF "SAME", even W). Left-phase columns and the
+    forced first middle column have no right-border zeros at all (narrow images).
+  * §8.5 bias: an int8 array indexed ``pBias[g + t]`` for channel t of group g (correct only for G = 1).
+  * §4: floor shifts, int16 ``out_mult``, ``out_shift`` mod 32, int32 wrap; the signed clip is correct here.
+Refused by ``check`` (``UnsupportedConfig``; the first five are lifted by ``semantics="ideal"``):
+  * ``depthwise-small-kernel`` (§8.3, library_defects 11): Kh*Kw < 4, the 4-tap do-while runs once and
+    adds products of weights and strip bytes outside the channel's data (neighbouring weights / another core's
+    scratch / stale strip bytes);
+  * ``depthwise-border-overread`` (§8.4): a used tap of the last row of the last plane lies past the input
+    image (memory after the tensor);
+  * ``depthwise-strip-overflow`` (§8.3 step 2): the 4-byte strip loads of the last strip row run past the
+    strip (Kw = 1, or left padding + 4*ceil(Kw/4) > (pb + 2)*Kw) into the next channel's strip or the next
+    core's scratch;
+  * ``depthwise-degenerate-width`` (§8.4): ceil(pl/sx) >= Wo, the do-while phases write columns past the row
+    (past the output buffer on the last row);
+  * ``depthwise-channels`` / ``depthwise-channel-multiple`` (§8.1, §8.2): Ci != Co, or C not a multiple of G
+    (the last C mod G channels are never written);
+  * ``output-geometry`` (§16): (Ho, Wo) not the zero-padded geometry; ``uint16-extent``: uint16 sizes wrap.
+"""
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxpulp import packing, quant
+from jaxpulp.cluster import split
+from jaxpulp.cluster.config import GAP8, Cluster
+from jaxpulp.errors import JaxpulpError, UnsupportedConfig
+from jaxpulp.kernels import _engine, _golden
+from jaxpulp.kernels.config import DepthwiseConfig, out_dim
+
+Config = DepthwiseConfig
+
+
+class Params(NamedTuple):
+    """Per-call data: kappa / lam (int32, one per channel; read only in BN mode), out_mult (uint16 argument,
+    used as int16 in MULT mode), out_shift (bits), bias (one signed byte per channel, values in [-128, 127],
+    or None)."""
+
+    kappa: jax.Array
+    lam: jax.Array
+    out_mult: int | jax.Array = 0
+    out_shift: int | jax.Array = 0
+    bias: jax.Array | None = None
+
+
+class Geometry(NamedTuple):
+    """A configuration as int32 data (so one compiled function serves many configurations)."""
+
+    H: jax.Array
+    W: jax.Array
+    C: jax.Array
+    Kh: jax.Array
+    Kw: jax.Array
+    sy: jax.Array
+    sx: jax.Array
+    pt: jax.Array
+    pl: jax.Array
+    pr: jax.Array
+    Ho: jax.Array
+    Wo: jax.Array
+    bi: jax.Array
+    si: jax.Array
+    bo: jax.Array
+    so: jax.Array
+    bw: jax.Array
+    relu: jax.Array
+    bn: jax.Array
+    library: jax.Array
+
+
+class Bucket(NamedTuple):
+    """Static array extents (elements) the compiled function is traced for; a configuration fits if every
+    extent is at least its own."""
+
+    H: int
+    W: int
+    C: int
+    Kh: int
+    Kw: int
+    Ho: int
+    Wo: int
+
+    @property
+    def x_words(self):
+        return _engine.words_for(self.H * self.W * self.C, 8)
+
+    @property
+    def w_words(self):
+        return _engine.words_for(self.C * self.Kh * self.Kw, 8)
+
+    @property
+    def out_words(self):
+        return _engine.words_for(self.Ho * self.Wo * self.C, 8)
+
+
+def group_size(cfg: DepthwiseConfig) -> int:
+    """G = 8 / min(bi, bo, bw): channels computed together (1, 2 or 4), §8.1."""
+    return 8 // min(cfg.in_type.bits, cfg.out_type.bits, cfg.w_type.bits)
+
+
+def geometry(cfg: DepthwiseConfig, cluster: Cluster = GAP8) -> Geometry:
+    t, _, l, r = cfg.pad
+    vals = (cfg.H, cfg.W, cfg.Co, cfg.Kh, cfg.Kw, cfg.stride[0], cfg.stride[1], t, l, r, cfg.Ho, cfg.Wo,
+            cfg.in_type.bits, int(cfg.in_type.signed), cfg.out_type.bits, int(cfg.out_type.signed), cfg.w_type.bits,
+            cfg.relu, cfg.bn, int(cfg.semantics == "library"))
+    return Geometry(*(np.int32(v) for v in vals))
+
+
+def exact_bucket(cfg: DepthwiseConfig) -> Bucket:
+    return Bucket(cfg.H, cfg.W, cfg.Co, cfg.Kh, cfg.Kw, cfg.Ho, cfg.Wo)
+
+
+def shared_bucket(cfgs) -> Bucket:
+    """One bucket that fits every configuration in ``cfgs`` (extents rounded up so nearby shapes share it)."""
+    r = _engine.round_up
+    ext = {f: max(getattr(c, "Co" if f == "C" else f) for c in cfgs) for f in Bucket._fields}
+    return Bucket(H=r(ext["H"], multiple=4), W=r(ext["W"], multiple=4), C=r(ext["C"], multiple=8),
+                  Kh=r(ext["Kh"], choices=(3, 5, 7, 9, 11)), Kw=r(ext["Kw"], choices=(3, 5, 7, 9, 11)),
+                  Ho=r(ext["Ho"], multiple=4), Wo=r(ext["Wo"], multiple=4))
+
+
+# ----------------------------------------------------------------------------------------------- check
+
+
+def _columns(Wo: int, sx: int, pl: int, pr: int) -> list[tuple[str, int]]:
+    """Output columns in the order the C kernel's three x phases visit them (§8.4): ('L'|'M'|'R', xo).
+    Left: do-while while xo*sx < pl (only if pl > 0); middle: do-while (always once) while
+    xo*sx < Wo*sx - pr; right: for the rest of the row. Columns >= Wo are written past the row."""
+    cols, x = [], 0
+    if pl > 0:
+        while True:
+            cols.append(("L", x))
+            x += 1
+            if not x * sx < pl:
+                break
+    while True:
+        cols.append(("M", x))
+        x += 1
+        if not x * sx < Wo * sx - pr:
+            break
+    while x < Wo:
+        cols.append(("R", x))
+        x += 1
+    return cols
+
+
+def _column_reads(cfg: DepthwiseConfig, phase: str, xo: int) -> list[tuple[int, int]]:
+    """(kx, u) of the taps the library reads from the plane for column ``xo`` (the others are 0): u is the
+    in-row offset, byte y*W + u of the plane (u >= W runs into the next row)."""
+    _, _, pl, pr = cfg.pad
+    sx = cfg.stride[1]
+    reads = []
+    for kx in range(cfg.Kw):
+        u = xo * sx - pl + kx
+        if u < 0:
+            continue  # left phase: z = pl - xo*sx leading zeros
+        if phase == "R" and kx >= cfg.Kw - (1 + pr - (cfg.Wo - xo) * sx):
+            continue  # right phase: zr trailing zeros
+        reads.append((kx, u))
+    return reads
+
+
+def _used_rows(cfg: DepthwiseConfig) -> list[int]:
+    """Input rows that lie inside some output row's window."""
+    t = cfg.pad[0]
+    sy = cfg.stride[0]
+    rows = {yo * sy + ky - t for yo in range(cfg.Ho) for ky in range(cfg.Kh)}
+    return sorted(y for y in rows if 0 <= y < cfg.H)
+
+
+def _strip_extent(cfg: DepthwiseConfig) -> tuple[int, int]:
+    """(furthest byte written into a channel's strip + 1, strip size S) over all columns (§8.3 step 2):
+    every strip row starts at r*Kw and writes 4*ceil(Kw/4) loaded bytes, after z = pl - xo*sx zeros in the
+    left phase; the strip holds S = Kw*(H + pt + pb) + Kw bytes."""
+    t, b, l, _ = cfg.pad
+    p4 = 4 * (-(-cfg.Kw // 4))
+    R = cfg.H + t + b
+    z = max([l - xo * cfg.stride[1] for ph, xo in _columns(cfg.Wo, cfg.stride[1], l, cfg.pad[3]) if ph == "L"],
+            default=0)
+    last_input_row = t + cfg.H - 1
+    extent = max((R - 1) * cfg.Kw + p4, last_input_row * cfg.Kw + z + p4)
+    return extent, cfg.Kw * R + cfg.Kw
+
+
+def check(cfg: DepthwiseConfig, cluster: Cluster = GAP8) -> None:
+    """Raise ``UnsupportedConfig`` naming the rule if the library does not define this call."""
+    bi, bo, bw = cfg.in_type.bits, cfg.out_type.bits, cfg.w_type.bits
+    G = group_size(cfg)
+    C = cfg.Co
+    if cfg.Ci != C:
+        raise UnsupportedConfig(
+            "depthwise-channels",
+            f"Ci={cfg.Ci}, Co={C}: a depthwise layer maps every channel to itself; the kernel ignores ch_in and "
+            "reads Co planes, so Ci must equal Co (semantics.md §8.1)")
+    if C % G:
+        raise UnsupportedConfig(
+            "depthwise-channel-multiple",
+            f"C={C} with {cfg.in_type} input, {cfg.out_type} output, {cfg.w_type} weights: channels are computed "
+            f"in groups of G = 8/min(bi, bo, bw) = {G}; the library computes floor(C/G) groups and never writes "
+            f"the last {C % G} channel(s). Use C a multiple of {G} (semantics.md §8.1, §8.2)")
+    t, b, l, r = cfg.pad
+    sy, sx = cfg.stride
+    want = (out_dim(cfg.H, t, b, cfg.Kh, sy), out_dim(cfg.W, l, r, cfg.Kw, sx))
+    if (cfg.Ho, cfg.Wo) != want:
+        raise UnsupportedConfig(
+            "output-geometry",
+            f"(Ho, Wo)=({cfg.Ho}, {cfg.Wo}) with pad={cfg.pad}, kernel=({cfg.Kh}, {cfg.Kw}), stride={cfg.stride}: "
+            f"expected {want}; the strips and phases are built for the zero-padded geometry (semantics.md §16)")
+    S = cfg.Kw * (cfg.H + t + b) + cfg.Kw
+    if (max(cfg.H, cfg.W, C, cfg.Kh, cfg.Kw, cfg.Ho, cfg.Wo, *cfg.pad, *cfg.stride) >= 1 << 16
+            or cfg.H * cfg.W >= 1 << 16 or S >= 1 << 16 or cfg.Kh * cfg.Kw >= 1 << 16):
+        raise UnsupportedConfig(
+            "uint16-extent",
+            f"H*W={cfg.H * cfg.W}, strip size Kw*(H+pt+pb)+Kw={S}, cfg={cfg}: dimensions, H*W, Kh*Kw and the strip "
+            "size must be < 65536 (uint16 variables in the kernel, semantics.md §16)")
+    if cfg.semantics != "library":
+        return
+    ideal = "Use semantics='ideal' for the intended zero-padded depthwise convolution."
+    if cfg.Kh * cfg.Kw < 4:
+        raise UnsupportedConfig(
+            "depthwise-small-kernel",
+            f"Kh*Kw={cfg.Kh * cfg.Kw} ({cfg.Kh}x{cfg.Kw} kernel): the 4-tap SIMD do-while runs once even when "
+            "Kh*Kw < 4 and then the scalar tail reads Kh*Kw more taps, so 4 products of weights and strip bytes "
+            "beyond the channel's data (the next channel's or another core's buffers, stale strip bytes) are "
+            "added; the result depends on memory outside the call (semantics.md §8.3, library_defects 11). "
+            f"Accepted: Kh*Kw >= 4. {ideal}")
+    cols = _columns(cfg.Wo, sx, l, r)
+    n_left = sum(ph == "L" for ph, _ in cols)
+    if n_left >= cfg.Wo:
+        raise UnsupportedConfig(
+            "depthwise-degenerate-width",
+            f"Wo={cfg.Wo} with pad_left={l}, stride_x={sx}: the left phase computes ceil(pl/sx)={n_left} "
+            f"column(s) and the middle do-while one more, column {n_left} >= Wo, written past the output row "
+            "(past the output buffer on the last row) (semantics.md §8.4). Accepted: ceil(pl/sx) < Wo. " + ideal)
+    extent, size = _strip_extent(cfg)
+    if extent > size:
+        raise UnsupportedConfig(
+            "depthwise-strip-overflow",
+            f"Kw={cfg.Kw}, pad={cfg.pad}: the last strip row's 4-byte loads (4*ceil(Kw/4)={4 * (-(-cfg.Kw // 4))} "
+            f"bytes after up to pl zeros) reach byte {extent} of a {size}-byte strip and overwrite the next "
+            "channel's strip or the next core's scratch (semantics.md §8.3 step 2). Accepted: Kw >= 2 and "
+            "pl + 4*ceil(Kw/4) <= (pb + 2)*Kw. " + ideal)
+    rows = _used_rows(cfg)
+    umax = max((u for ph, xo in cols if xo < cfg.Wo for _, u in _column_reads(cfg, ph, xo)), default=-1)
+    if rows and umax >= 0 and rows[-1] * cfg.W + umax >= cfg.H * cfg.W:
+        raise UnsupportedConfig(
+            "depthwise-border-overread",
+            f"W={cfg.W}, Kw={cfg.Kw}, stride_x={sx}, pad={cfg.pad}: a border column reads in-row offset u={umax} of "
+            f"input row {rows[-1]} with no right-border zero (§8.4), i.e. byte {rows[-1] * cfg.W + umax} of an "
+            f"{cfg.H * cfg.W}-byte plane: for the last plane that is memory after the input tensor. Accepted: "
+            "stride_x = 1 with Wo > ceil(pl/sx), or (W + pl + pr - Kw) mod stride_x == stride_x - 1. " + ideal)
+
+
+# ---------------------------------------------------------------------------------------- fast paths
+
+
+def _group_traced(g: Geometry):
+    return 8 // jnp.minimum(jnp.minimum(g.bi, g.bo), g.bw)
+
+
+def _x_columns(g: Geometry, Wb: int, Kwb: int):
+    """(u, read) of shape (Wb, Kwb): in-row offset of tap kx of output column xo, and whether the tap is read
+    from the plane (False: a zero). Library: §8.4 phases; ideal: 0 <= u < W."""
+    xo = jnp.arange(Wb, dtype=jnp.int32)[:, None]
+    kx = jnp.arange(Kwb, dtype=jnp.int32)[None, :]
+    u = xo * g.sx - g.pl + kx
+    n_left = jnp.where(g.pl > 0, (g.pl + g.sx - 1) // g.sx, 0)
+    right = (xo > n_left) & (xo * g.sx >= g.Wo * g.sx - g.pr)
+    zr = 1 + g.pr - (g.Wo - xo) * g.sx
+    lib = (u >= 0) & ~(right & (kx >= g.Kw - zr))
+    ideal = (u >= 0) & (u < g.W)
+    return u, jnp.where(g.library != 0, lib, ideal) & (kx < g.Kw)
+
+
+def _unpack_weights(g: Geometry, w_words, bk: Bucket):
+    """W8 (C, Kh, Kw) from the byte-plane weight image: channel c, tap k is lane c % Ew of byte
+    (c // Ew)*Kh*Kw + k (Ew = 8/bw), sign-extended."""
+    c, ky, kx = jnp.meshgrid(jnp.arange(bk.C), jnp.arange(bk.Kh), jnp.arange(bk.Kw), indexing="ij")
+    ew = 8 // g.bw
+    idx = ((c // ew) * (g.Kh * g.Kw) + ky * g.Kw + kx) * ew + c % ew
+    valid = (c < g.C) & (ky < g.Kh) & (kx < g.Kw)
+    return jnp.where(valid, packing.extract_elements(w_words, jnp.where(valid, idx, 0), g.bw, 1), 0)
+
+
+def _accumulate_planes(g: Geometry, x_words, w8, bk: Bucket):
+    """int32 accumulators (Ho, Wo, C), taps read from the byte-plane image as the strips hold them (§8.3, §8.4):
+    channel c, flat plane offset a = y*W + u -> lane c % Ei of byte (c // Ei)*H*W + a (Ei = 8/bi)."""
+    u, read = _x_columns(g, bk.Wo, bk.Kw)
+    yo = jnp.arange(bk.Ho, dtype=jnp.int32)[:, None, None]
+    c = jnp.arange(bk.C, dtype=jnp.int32)[None, None, :]
+    ei = 8 // g.bi
+    total = g.C * g.H * g.W  # elements in the image
+    acc = jnp.zeros((bk.Ho, bk.Wo, bk.C), jnp.int32)
+    for ky in range(bk.Kh):
+        y = yo * g.sy + ky - g.pt
+        vy = (y >= 0) & (y < g.H) & (ky < g.Kh)
+        for kx in range(bk.Kw):
+            a = y * g.W + u[None, :, kx, None]
+            idx = ((c // ei) * (g.H * g.W) + a) * ei + c % ei
+            ok = vy & read[None, :, kx, None] & (idx >= 0) & (idx < total) & (c < g.C)
+            v = jnp.where(ok, packing.extract_elements(x_words, jnp.where(ok, idx, 0), g.bi, g.si), 0)
+            acc = acc + v * w8[None, None, :, ky, kx]
+    return acc
+
+
+def _accumulate_values(g: Geometry, x, w, bk: Bucket):
+    """int32 accumulators (Ho, Wo, C) of the zero-padded depthwise correlation of int tensors x (H, W, C),
+    w (C, Kh, Kw) (ideal semantics)."""
+    u, read = _x_columns(g, bk.Wo, bk.Kw)
+    yo = jnp.arange(bk.Ho, dtype=jnp.int32)
+    acc = jnp.zeros((bk.Ho, bk.Wo, bk.C), jnp.int32)
+    for ky in range(bk.Kh):
+        y = yo * g.sy + ky - g.pt
+        vy = (y >= 0) & (y < g.H) & (ky < g.Kh)
+        for kx in range(bk.Kw):
+            ok = vy[:, None] & read[None, :, kx]
+            v = x[jnp.clip(y, 0, bk.H - 1)[:, None], jnp.clip(u[:, kx], 0, bk.W - 1)[None, :]]
+            acc = acc + jnp.where(ok[..., None], v, 0) * w[None, None, :, ky, kx]
+    return acc
+
+
+def _finish(g: Geometry, acc, p: Params, C: int):
+    """Bias and requantisation of accumulators (..., C) -> output values. Library bias: channel t of group gi
+    adds ``bias[gi + t]`` (§8.5); ideal: ``bias[c]``. Requant §4.1 with the correct signed clip."""
+    if p.bias is not None:
+        c = jnp.arange(C, dtype=jnp.int32)
+        G = _group_traced(g)
+        bidx = jnp.where(g.library != 0, c // G + c % G, c)
+        acc = acc + jnp.asarray(p.bias, jnp.int32)[jnp.clip(bidx, 0, C - 1)]
+    lo, hi = quant.type_bounds(g.bo, g.so)
+    return quant.requant(acc, relu=g.relu, bn=g.bn, kappa=p.kappa, lam=p.lam, out_mult=p.out_mult,
+                         out_shift=p.out_shift, lo=lo, hi=hi)
+
+
+def _pack_output(g: Geometry, vals, bk: Bucket):
+    o_y, o_x, o_c = jnp.meshgrid(jnp.arange(bk.Ho), jnp.arange(bk.Wo), jnp.arange(bk.C), indexing="ij")
+    idx = (o_y * g.Wo + o_x) * g.C + o_c
+    valid = (o_y < g.Ho) & (o_x < g.Wo) & (o_c < g.C)
+    return _engine.scatter_pack(vals, idx, valid, g.bo, bk.out_words)
+
+
+def _packed(g: Geometry, x_words, w_words, p: Params, bk: Bucket):
+    w8 = _unpack_weights(g, w_words, bk)
+    return _pack_output(g, _finish(g, _accumulate_planes(g, x_words, w8, bk), p, bk.C), bk)
+
+
+def _values(g: Geometry, x, w, p: Params, bk: Bucket):
+    return _finish(g, _accumulate_values(g, x, w, bk), p, bk.C)
+
+
+@functools.partial(jax.jit, static_argnames=("bk",))
+def _packed_cases(g, x_words, w_words, p, bk):
+    """Every argument batched: one call per configuration (the golden runner's shared compiled function)."""
+    return jax.vmap(_packed, in_axes=(0, 0, 0, 0, None))(g, x_words, w_words, p, bk)
+
+
+@functools.partial(jax.jit, static_argnames=("bk",))
+def _values_cases(g, x, w, p, bk):
+    return jax.vmap(_values, in_axes=(0, 0, 0, 0, None))(g, x, w, p, bk)
+
+
+def _static_plan(cfg: DepthwiseConfig):
+    """numpy, static configuration: per tap column kx the (Wo,) mask of taps read from the plane, and the
+    row length Lu (>= W) the extended rows need (library taps may run past the row end, §8.4)."""
+    _, _, l, r = cfg.pad
+    sx = cfg.stride[1]
+    read = np.zeros((cfg.Kw, cfg.Wo), bool)
+    if cfg.semantics == "library":
+        for ph, xo in _columns(cfg.Wo, sx, l, r):
+            if xo < cfg.Wo:
+                for kx, _ in _column_reads(cfg, ph, xo):
+                    read[kx, xo] = True
+    else:
+        u = np.arange(cfg.Wo)[None, :] * sx - l + np.arange(cfg.Kw)[:, None]
+        read = (u >= 0) & (u < cfg.W)
+    u = np.arange(cfg.Wo)[None, :] * sx - l + np.arange(cfg.Kw)[:, None]
+    umax = int(u[read].max()) if read.any() else 0
+    return read, max(cfg.W, umax + 1)
+
+
+def _fast_accumulate(V, w8, cfg: DepthwiseConfig):
+    """int32 accumulators (batch, Ho, Wo, C) for a static configuration. ``V`` (batch, C, H*W): each channel's
+    plane as a flat array (the library reads ``lin(y, u)`` = V[c, y*W + u], past the row end for u >= W);
+    ``w8`` (C, Kh, Kw). Extended rows of Lu values are gathered with a static index, zero-padded, and the taps are
+    Kh*Kw strided slices summed in int32 (exact, wraps like the core)."""
+    t, b, l, _ = cfg.pad
+    sy, sx = cfg.stride
+    H, W, C = cfg.H, cfg.W, cfg.Co
+    read, Lu = _static_plan(cfg)
+    ei = 8 // cfg.in_type.bits
+    if Lu > W:  # last row runs into the next plane: lane c % Ei of plane c//Ei + 1 = channel c + Ei
+        nxt = jnp.pad(V[:, ei:, :Lu - W], ((0, 0), (0, ei), (0, 0)))
+        V = jnp.concatenate([V, nxt], axis=-1)
+    idx = (np.arange(H)[:, None] * W + np.arange(Lu)[None, :]).astype(np.int32)
+    ext = V[:, :, idx]  # (B, C, H, Lu)
+    width = max(l + Lu, (cfg.Wo - 1) * sx + cfg.Kw)
+    height = max(t + H + b, (cfg.Ho - 1) * sy + cfg.Kh)
+    ext = jnp.pad(ext, ((0, 0), (0, 0), (t, height - t - H), (l, width - l - Lu)))
+    acc = jnp.zeros((V.shape[0], C, cfg.Ho, cfg.Wo), jnp.int32)
+    for ky in range(cfg.Kh):
+        for kx in range(cfg.Kw):
+            if not read[kx].any():
+                continue
+            tap = ext[:, :, ky:ky + (cfg.Ho - 1) * sy + 1:sy, kx:kx + (cfg.Wo - 1) * sx + 1:sx]
+            if not read[kx].all():
+                tap = jnp.where(jnp.asarray(read[kx]), tap, 0)
+            acc = acc + tap * w8[None, :, ky, kx, None, None]
+    return jnp.transpose(acc, (0, 2, 3, 1))
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "cluster"))
+def _fast_packed(x_words, w_words, p: Params, cfg: DepthwiseConfig, cluster: Cluster):
+    """Packed path for one static configuration (batch axis first): byte planes unpacked with static shifts,
+    the library's (or ideal) taps, bias / requant as in the bucketed path, output packed with static shifts."""
+    it, ot, wt = cfg.in_type, cfg.out_type, cfg.w_type
+    H, W, C, K = cfg.H, cfg.W, cfg.Co, cfg.Kh * cfg.Kw
+    ei, ew = 8 // it.bits, 8 // wt.bits
+    x = _engine.unpack_static(x_words, it.bits, it.signed, C * H * W)  # (B, plane, pixel, lane) order
+    V = jnp.transpose(x.reshape(-1, C // ei, H * W, ei), (0, 1, 3, 2)).reshape(-1, C, H * W)
+    w = _engine.unpack_static(w_words, wt.bits, True, C * K)
+    w8 = jnp.transpose(w.reshape(C // ew, K, ew), (0, 2, 1)).reshape(C, cfg.Kh, cfg.Kw)
+    acc = _fast_accumulate(V, w8, cfg)
+    vals = _finish(geometry(cfg, cluster), acc, p, C)
+    return _engine.pack_static(vals.reshape(vals.shape[0], -1), ot.bits)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def _fast_values(x, w, p: Params, cfg: DepthwiseConfig):
+    """Value path for one static configuration: x (batch, H, W, C), w (C, Kh, Kw) int32 -> (batch, Ho, Wo, C)."""
+    V = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], cfg.Co, cfg.H * cfg.W)
+    acc = _fast_accumulate(V, w, cfg)
+    return _finish(geometry(cfg), acc, p, cfg.Co)
+
+
+# -------------------------------------------------------------------------------------- public API
+
+
+def _is_tracer(a) -> bool:
+    return isinstance(a, jax.core.Tracer)
+
+
+def _as_params(params, cfg: DepthwiseConfig) -> Params:
+    if not isinstance(params, Params):
+        params = Params(**params) if isinstance(params, dict) else Params(*params)
+    C = cfg.Co
+
+    def vec(name, v, what):
+        if v is None:
+            raise JaxpulpError(f"params.{name}=None: expected {what} of shape ({C},)")
+        a = v if _is_tracer(v) else jnp.asarray(v)
+        if a.shape != (C,) or not jnp.issubdtype(a.dtype, jnp.integer):
+            raise JaxpulpError(f"params.{name}: shape {a.shape} dtype {a.dtype}, expected {what} of shape ({C},)")
+        return a.astype(jnp.int32)
+
+    def scalar(name, v):
+        a = v if _is_tracer(v) else jnp.asarray(v)
+        if a.shape != () or not jnp.issubdtype(a.dtype, jnp.integer):
+            raise JaxpulpError(f"params.{name}: {v!r}, expected an integer scalar")
+        return a.astype(jnp.int32)
+
+    if cfg.bias and params.bias is None:
+        raise JaxpulpError(f"params.bias=None but cfg.bias=True: expected int8 values of shape ({C},), or "
+                           "cfg.bias=False")
+    if not cfg.bias and params.bias is not None:
+        raise JaxpulpError("params.bias is given but cfg.bias=False: set cfg.bias=True to pass a bias pointer")
+    bias = None
+    if params.bias is not None:
+        bias = vec("bias", params.bias, "int8 values (one signed byte per channel)")
+        if not _is_tracer(params.bias):
+            bn = np.asarray(params.bias).astype(np.int64)
+            if bn.size and (bn.min() < -128 or bn.max() > 127):
+                bad = int(bn.min()) if bn.min() < -128 else int(bn.max())
+                raise JaxpulpError(f"params.bias: value {bad} out of range: the depthwise kernel reads one signed "
+                                   "byte per channel, expected values in [-128, 127] (semantics.md §8.5)")
+    return Params(vec("kappa", params.kappa, "int32"), vec("lam", params.lam, "int32"),
+                  scalar("out_mult", params.out_mult), scalar("out_shift", params.out_shift), bias)
+
+
+def _as_words(a, n_words: int, name: str, batch_ok: bool):
+    a = a if _is_tracer(a) else jnp.asarray(a)
+    if a.dtype != jnp.uint32:
+        raise JaxpulpError(f"{name}: dtype {a.dtype}, expected a uint32 byte-plane memory image (see "
+                           "jaxpulp.packing.pack_planes)")
+    if a.ndim not in ((1, 2) if batch_ok else (1,)) or a.shape[-1] < n_words:
+        raise JaxpulpError(f"{name}: shape {a.shape}, expected ({'batch, ' if batch_ok else ''}>= {n_words}) "
+                           "uint32 words")
+    return a[..., :n_words]
+
+
+def run(x_words, w_words, params, *, cfg: DepthwiseConfig, cluster: Cluster = GAP8, return_cost: bool = False):
+    """Packed path. ``x_words``: byte-plane CHW input image (uint32 words, ``packing.pack_planes`` of the HWC
+    tensor; optionally a leading batch axis); ``w_words``: byte-plane weights (``pack_planes`` of [Kh][Kw][C]);
+    returns the packed HWC output image (uint32 words, batch kept). With ``return_cost=True`` returns
+    ``Costed(output, cost)`` (per-core counts and cycles of one call)."""
+    check(cfg, cluster)
+    p = _as_params(params, cfg)
+    C = cfg.Co
+    nx = _engine.words_for(cfg.H * cfg.W * C, cfg.in_type.bits)
+    nw = _engine.words_for(cfg.Kh * cfg.Kw * C, cfg.w_type.bits)
+    no = _engine.words_for(cfg.Ho * cfg.Wo * C, cfg.out_type.bits)
+    x = _as_words(x_words, nx, "x_words", True)
+    w = _as_words(w_words, nw, "w_words", False)
+    batched = x.ndim == 2
+    out = _fast_packed(x if batched else x[None], w, p, cfg, cluster)[:, :no]
+    out = out if batched else out[0]
+    if return_cost:
+        from jaxpulp.cost import with_cost
+
+        return with_cost(out, cfg, cluster)
+    return out
+
+
+def _as_ints(a, name: str, shape: tuple, q, batch_ok: bool):
+    a = a if _is_tracer(a) else jnp.asarray(a)
+    ok_shape = a.shape == shape or (batch_ok and a.ndim == len(shape) + 1 and a.shape[1:] == shape)
+    if not ok_shape:
+        raise JaxpulpError(f"{name}: shape {a.shape}, expected ({'[batch,] ' if batch_ok else ''}"
+                           f"{', '.join(map(str, shape))})")
+    if not jnp.issubdtype(a.dtype, jnp.integer):
+        raise JaxpulpError(f"{name}: dtype {a.dtype}, expected an integer array of {q} values")
+    if not _is_tracer(a) and a.size:
+        lo, hi = int(jnp.min(a)), int(jnp.max(a))
+        if lo < q.lo or hi > q.hi:
+            raise JaxpulpError(f"{name}: value {lo if lo < q.lo else hi} out of range for {q}: expected "
+                               f"[{q.lo}, {q.hi}]")
+    return a.astype(jnp.int32)
+
+
+def run_values(x, w, params, *, cfg: DepthwiseConfig, cluster: Cluster = GAP8):
+    """Value path: int tensors ``x`` (H, W, C) or (batch, H, W, C) and ``w`` (C, Kh, Kw) (the golden layouts)
+    -> int32 outputs (Ho, Wo, C); the intended zero-padded depthwise convolution (``semantics="ideal"``)."""
+    cfg = cfg.replace(semantics="ideal")
+    check(cfg, cluster)
+    p = _as_params(params, cfg)
+    x = _as_ints(x, "x", (cfg.H, cfg.W, cfg.Co), cfg.in_type, True)
+    w = _as_ints(w, "w", (cfg.Co, cfg.Kh, cfg.Kw), cfg.w_type, False)
+    batched = x.ndim == 4
+    out = _fast_values(x if batched else x[None], w, p, cfg)
+    return out if batched else out[0]
+
+
+def cost(cfg: DepthwiseConfig, cluster: Cluster = GAP8):
+    """Per-core instruction counts and cycles (see ``jaxpulp.cost``)."""
+    from jaxpulp.cost import kernel_cost
+
+    return kernel_cost(cfg, cluster)
+
+
+# ------------------------------------------------------------------------------------ reference twin
+
+_UNSET = 1 << 40  # a strip byte never written in this column (stale scratch)
+_OUTSIDE = 1 << 41  # a byte past the input image (memory after the tensor)
+
+
+def reference(x, w, params, cfg: DepthwiseConfig, cluster: Cluster = GAP8) -> np.ndarray:
+    """Plain numpy model that replays the C kernel core by core (semantics.md §8): each core's channel groups
+    (§8.2); per group and output column (in the order of the three x phases, §8.4) the G vertical strips are
+    built byte by byte as the kernel stores them (pt zero rows, input rows loaded 4 bytes at a time from
+    ``lin(y, u)``, left zeros / right zeros by phase, pb zero rows; S = Kw*(H+pt+pb)+Kw bytes each); per output
+    row the Kh*Kw strip bytes at yo*sy*Kw times the channel's weights, bias ``pBias[g + t]`` (§8.5), requant
+    (§4). With ``semantics="ideal"`` the straightforward zero-padded model, channel by channel.
+    ``x`` (H, W, C), ``w`` (C, Kh, Kw) int arrays; returns int32 (Ho, Wo, C)."""
+    check(cfg, cluster)
+    x = np.asarray(x, np.int64)
+    w = np.asarray(w, np.int64)
+    C, H, W, Kh, Kw, Ho, Wo = cfg.Co, cfg.H, cfg.W, cfg.Kh, cfg.Kw, cfg.Ho, cfg.Wo
+    t, b, l, r = cfg.pad
+    sy, sx = cfg.stride
+    kappa = np.asarray(params.kappa, np.int64)
+    lam = np.asarray(params.lam, np.int64)
+    bias = None if params.bias is None else np.asarray(params.bias, np.int64)
+    lo, hi = cfg.out_type.lo, cfg.out_type.hi
+    G = group_size(cfg)
+    out = np.zeros((Ho, Wo, C), np.int32)
+
+    def requant(acc, c):
+        return quant.requant_int(quant.wrap32(acc), relu=cfg.relu, bn=cfg.bn, kappa=kappa[c], lam=lam[c],
+                                 out_mult=params.out_mult, out_shift=params.out_shift, lo=lo, hi=hi)
+
+    if cfg.semantics != "library":
+        for core in range(cluster.num_cores):
+            c0, c1 = split.depthwise_split(core, C, G, cluster.num_cores)
+            for c in range(c0, c1):
+                for yo in range(Ho):
+                    for xo in range(Wo):
+                        acc = 0 if bias is None else int(bias[c])
+                        for ky in range(Kh):
+                            for kx in range(Kw):
+                                y, u = yo * sy - t + ky, xo * sx - l + kx
+                                if 0 <= y < H and 0 <= u < W:
+                                    acc += int(x[y, u, c]) * int(w[c, ky, kx])
+                        out[yo, xo, c] = requant(acc, c)
+        return out
+
+    # the input image as the kernel addresses it: bytes [C*bi/8][H*W]
+    it = cfg.in_type
+    ei = 8 // it.bits
+    img = packing.words_to_bytes(packing.pack_planes(x, it))[:C // ei * H * W].astype(np.int64)
+    img = np.concatenate([img, np.full(4 * (-(-Kw // 4)) + W + Kw + sx + l + r + 8, -1, np.int64)])  # -1: after x
+
+    def lanes(c, start, n):
+        """n consecutive plane bytes of channel c from flat offset ``start``, as lane c % Ei unpacks them."""
+        by = img[(c // ei) * H * W + start:(c // ei) * H * W + start + n]
+        v = (by >> ((c % ei) * it.bits)) & ((1 << it.bits) - 1)
+        if it.signed:
+            v = np.where(v >= 1 << (it.bits - 1), v - (1 << it.bits), v)
+        return np.where(by < 0, _OUTSIDE, v)
+
+    p4 = 4 * (-(-Kw // 4))
+    R = H + t + b
+    S = Kw * R + Kw
+    K = Kh * Kw
+
+    def store(strip, start, vals):
+        """The kernel's byte stores into one strip; past its S bytes they would hit a neighbour's scratch."""
+        vals = np.asarray(vals, np.int64)
+        if start + len(vals) > S:
+            raise AssertionError("strip overflow (check() must refuse)")
+        strip[start:start + len(vals)] = vals
+
+    for core in range(cluster.num_cores):
+        c0, c1 = split.depthwise_split(core, C, G, cluster.num_cores)
+        for g0 in range(c0, c1, G):
+            gi = g0 // G  # the group index the kernel uses for the bias (i_ch)
+            for phase, xo in _columns(Wo, sx, l, r):
+                strips = np.full((G, S), _UNSET, np.int64)
+                for tt in range(G):
+                    c = g0 + tt
+                    pos = 0  # each strip row starts Kw bytes after the previous one
+                    for row in range(R):
+                        y = row - t
+                        if not 0 <= y < H:  # zero row: 4*ceil(Kw/4) zero bytes
+                            store(strips[tt], pos, np.zeros(p4))
+                        elif phase == "L":  # z zeros, then 4*ceil(Kw/4) bytes from the row start
+                            z = l - xo * sx
+                            store(strips[tt], pos, np.zeros(z))
+                            store(strips[tt], pos + z, lanes(c, y * W, p4))
+                        else:  # 4*ceil(Kw/4) bytes from lin(y, xo*sx - pl); right phase: then zr zeros
+                            store(strips[tt], pos, lanes(c, y * W + xo * sx - l, p4))
+                            if phase == "R":
+                                zr = 1 + r - (Wo - xo) * sx
+                                store(strips[tt], pos + Kw - zr, np.zeros(zr))
+                        pos += Kw
+                if xo >= Wo:
+                    raise AssertionError(f"column {xo} >= Wo={Wo} written past the row (check() must refuse)")
+                for yo in range(Ho):
+                    for tt in range(G):
+                        c = g0 + tt
+                        # do-while over K >> 2 groups of 4 taps (K >= 4 here), then K & 3 scalar taps
+                        taps = strips[tt, yo * sy * Kw:yo * sy * Kw + K]
+                        if len(taps) != K or (taps >= _UNSET).any():
+                            raise AssertionError(f"column {xo} channel {c}: a tap reads stale scratch or memory "
+                                                 "after the input (check() must refuse)")
+                        acc = 0 if bias is None else int(bias[gi + tt])
+                        acc += int(np.dot(taps, w[c].reshape(-1)))
+                        out[yo, xo, c] = requant(acc, c)
+    return out
+
+
+# ------------------------------------------------------------------------------------- golden vectors
+
+
+def config_from_golden(meta: dict) -> DepthwiseConfig:
+    """The configuration of a golden case record (../shared/golden format)."""
+    return DepthwiseConfig(in_type=meta["in_type"], out_type=meta["out_type"], w_type=meta["w_type"], H=meta["H"],
+                           W=meta["W"], Ci=meta["Ci"], Co=meta["Co"], Kh=meta["K"][0], Kw=meta["K"][1],
+                           stride=tuple(meta["stride"]), pad=tuple(meta["pad"]), relu=meta["relu"], bn=meta["bn"],
+                           bias=bool(meta["bias"]), Ho=meta["Ho"], Wo=meta["Wo"])
+
+
+def params_from_golden(meta: dict, arrays: dict) -> Params:
+    bias = np.asarray(arrays["bias"], np.int32) if meta["bias"] else None
+    return Params(np.asarray(arrays["kappa"], np.int32), np.asarray(arrays["lambda"], np.int32),
+                  np.int32(meta["out_mult"]), np.int32(meta["out_shift"]), bias)
+
+
+def pack_inputs(x, w, cfg: DepthwiseConfig):
+    """(x_words, w_words): byte-plane images of x (H, W, C) (or a batch) and w (C, Kh, Kw)."""
+    return (packing.pack_planes(x, cfg.in_type),
+            packing.pack_planes(np.transpose(np.asarray(w), (1, 2, 0)), cfg.w_type))
+
+
+def from_golden(meta: dict, arrays: dict) -> "_golden.GoldenCall":
+    cfg = config_from_golden(meta)
+    cluster = _golden.cluster_of(meta)
+    check(cfg, cluster)
+    x_words, w_words = pack_inputs(arrays["x"], arrays["w"], cfg)
+    return _golden.GoldenCall(meta, cfg, cluster, (x_words, w_words, params_from_golden(meta, arrays)))
+
+
+def _padded_params(p: Params, C: int) -> Params:
+    def vec(v):
+        return np.pad(np.asarray(v, np.int32), (0, C - len(v)))
+
+    return Params(vec(p.kappa), vec(p.lam), np.int32(p.out_mult), np.int32(p.out_shift),
+                  np.zeros(C, np.int32) if p.bias is None else vec(p.bias))
+
+
+def run_golden_batch(calls) -> list:
+    """Packed path for many golden calls through one compiled function (shared bucket, vmap over cases)."""
+    if not calls:
+        return []
+    bk = shared_bucket([c.cfg for c in calls])
+    items = [(geometry(c.cfg, c.cluster), np.pad(c.args[0], (0, bk.x_words - len(c.args[0]))),
+              np.pad(c.args[1], (0, bk.w_words - len(c.args[1]))), _padded_params(c.args[2], bk.C))
+             for c in calls]
+    outs = []
+    for n, (g, xw, ww, p) in _golden.stack_chunks(items):
+        outs.extend(np.asarray(_packed_cases(g, xw, ww, p, bk))[:n])
+    return [packing.unpack(o, c.cfg.out_type, c.cfg.Ho * c.cfg.Wo * c.cfg.Co).reshape(c.cfg.Ho, c.cfg.Wo, c.cfg.Co)
+            for o, c in zip(outs, calls)]
+
+
+def run_values_golden_batch(calls, arrays_list) -> list:
+    """Value path (ideal semantics, precision as data) for many golden calls, one compiled function."""
+    if not calls:
+        return []
+    bk = shared_bucket([c.cfg for c in calls])
+    items = []
+    for c, a in zip(calls, arrays_list):
+        cfg = c.cfg
+        x = np.zeros((bk.H, bk.W, bk.C), np.int32)
+        x[:cfg.H, :cfg.W, :cfg.Co] = a["x"]
+        w = np.zeros((bk.C, bk.Kh, bk.Kw), np.int32)
+        w[:cfg.Co, :cfg.Kh, :cfg.Kw] = a["w"]
+        items.append((geometry(cfg.replace(semantics="ideal"), c.cluster), x, w, _padded_params(c.args[2], bk.C)))
+    outs = []
+    for n, (g, x, w, p) in _golden.stack_chunks(items):
+        outs.extend(np.asarray(_values_cases(g, x, w, p, bk))[:n])
+    return [o[:c.cfg.Ho, :c.cfg.Wo, :c.cfg.Co] for o, c in zip(outs, calls)]
