@@ -345,9 +345,10 @@ def _accumulate_values(g: Geometry, x, w, bk: Bucket):
     return acc
 
 
-def _finish(g: Geometry, acc, p: Params, C: int):
+def _finish(g: Geometry, acc, p: Params, C: int, bn_bits: int = 32):
     """Bias and requantisation of accumulators (..., C) -> output values. Library bias: channel t of group gi
-    adds ``bias[gi + t]`` (§8.5); ideal: ``bias[c]``. Requant §4.1 with the correct signed clip."""
+    adds ``bias[gi + t]`` (§8.5); ideal: ``bias[c]``. Requant §4.1 with the correct signed clip; ``bn_bits``
+    (static): the library tree (32bit/ or 64bit/, §4.3)."""
     if p.bias is not None:
         c = jnp.arange(C, dtype=jnp.int32)
         G = _group_traced(g)
@@ -355,7 +356,7 @@ def _finish(g: Geometry, acc, p: Params, C: int):
         acc = acc + jnp.asarray(p.bias, jnp.int32)[jnp.clip(bidx, 0, C - 1)]
     lo, hi = quant.type_bounds(g.bo, g.so)
     return quant.requant(acc, relu=g.relu, bn=g.bn, kappa=p.kappa, lam=p.lam, out_mult=p.out_mult,
-                         out_shift=p.out_shift, lo=lo, hi=hi)
+                         out_shift=p.out_shift, lo=lo, hi=hi, bn_bits=bn_bits)
 
 
 def _pack_output(g: Geometry, vals, bk: Bucket):
@@ -365,24 +366,24 @@ def _pack_output(g: Geometry, vals, bk: Bucket):
     return _engine.scatter_pack(vals, idx, valid, g.bo, bk.out_words)
 
 
-def _packed(g: Geometry, x_words, w_words, p: Params, bk: Bucket):
+def _packed(g: Geometry, x_words, w_words, p: Params, bk: Bucket, bn_bits: int = 32):
     w8 = _unpack_weights(g, w_words, bk)
-    return _pack_output(g, _finish(g, _accumulate_planes(g, x_words, w8, bk), p, bk.C), bk)
+    return _pack_output(g, _finish(g, _accumulate_planes(g, x_words, w8, bk), p, bk.C, bn_bits), bk)
 
 
-def _values(g: Geometry, x, w, p: Params, bk: Bucket):
-    return _finish(g, _accumulate_values(g, x, w, bk), p, bk.C)
+def _values(g: Geometry, x, w, p: Params, bk: Bucket, bn_bits: int = 32):
+    return _finish(g, _accumulate_values(g, x, w, bk), p, bk.C, bn_bits)
 
 
-@functools.partial(jax.jit, static_argnames=("bk",))
-def _packed_cases(g, x_words, w_words, p, bk):
+@functools.partial(jax.jit, static_argnames=("bk", "bn_bits"))
+def _packed_cases(g, x_words, w_words, p, bk, bn_bits=32):
     """Every argument batched: one call per configuration (the golden runner's shared compiled function)."""
-    return jax.vmap(_packed, in_axes=(0, 0, 0, 0, None))(g, x_words, w_words, p, bk)
+    return jax.vmap(functools.partial(_packed, bk=bk, bn_bits=bn_bits))(g, x_words, w_words, p)
 
 
-@functools.partial(jax.jit, static_argnames=("bk",))
-def _values_cases(g, x, w, p, bk):
-    return jax.vmap(_values, in_axes=(0, 0, 0, 0, None))(g, x, w, p, bk)
+@functools.partial(jax.jit, static_argnames=("bk", "bn_bits"))
+def _values_cases(g, x, w, p, bk, bn_bits=32):
+    return jax.vmap(functools.partial(_values, bk=bk, bn_bits=bn_bits))(g, x, w, p)
 
 
 def _static_plan(cfg: DepthwiseConfig):
@@ -446,7 +447,7 @@ def _fast_packed(x_words, w_words, p: Params, cfg: DepthwiseConfig, cluster: Clu
     w = _engine.unpack_static(w_words, wt.bits, True, C * K)
     w8 = jnp.transpose(w.reshape(C // ew, K, ew), (0, 2, 1)).reshape(C, cfg.Kh, cfg.Kw)
     acc = _fast_accumulate(V, w8, cfg)
-    vals = _finish(geometry(cfg, cluster), acc, p, C)
+    vals = _finish(geometry(cfg, cluster), acc, p, C, cfg.bn_bits)
     return _engine.pack_static(vals.reshape(vals.shape[0], -1), ot.bits)
 
 
@@ -455,7 +456,7 @@ def _fast_values(x, w, p: Params, cfg: DepthwiseConfig):
     """Value path for one static configuration: x (batch, H, W, C), w (C, Kh, Kw) int32 -> (batch, Ho, Wo, C)."""
     V = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], cfg.Co, cfg.H * cfg.W)
     acc = _fast_accumulate(V, w, cfg)
-    return _finish(geometry(cfg), acc, p, cfg.Co)
+    return _finish(geometry(cfg), acc, p, cfg.Co, cfg.bn_bits)
 
 
 # -------------------------------------------------------------------------------------- public API
@@ -601,7 +602,8 @@ def reference(x, w, params, cfg: DepthwiseConfig, cluster: Cluster = GAP8) -> np
 
     def requant(acc, c):
         return quant.requant_int(quant.wrap32(acc), relu=cfg.relu, bn=cfg.bn, kappa=kappa[c], lam=lam[c],
-                                 out_mult=params.out_mult, out_shift=params.out_shift, lo=lo, hi=hi)
+                                 out_mult=params.out_mult, out_shift=params.out_shift, lo=lo, hi=hi,
+                                 bn_bits=cfg.bn_bits)
 
     if cfg.semantics != "library":
         for core in range(cluster.num_cores):
@@ -722,17 +724,33 @@ def _padded_params(p: Params, C: int) -> Params:
                   np.zeros(C, np.int32) if p.bias is None else vec(p.bias))
 
 
+def _by_bn_bits(calls, run_group):
+    """Run ``run_group(indices)`` for the calls of each library tree (bn_bits, a static argument); results in
+    the order of ``calls``."""
+    out = [None] * len(calls)
+    for bits in sorted({c.cfg.bn_bits for c in calls}):
+        idx = [i for i, c in enumerate(calls) if c.cfg.bn_bits == bits]
+        for i, o in zip(idx, run_group(idx, bits)):
+            out[i] = o
+    return out
+
+
 def run_golden_batch(calls) -> list:
     """Packed path for many golden calls through one compiled function (shared bucket, vmap over cases)."""
     if not calls:
         return []
     bk = shared_bucket([c.cfg for c in calls])
-    items = [(geometry(c.cfg, c.cluster), np.pad(c.args[0], (0, bk.x_words - len(c.args[0]))),
-              np.pad(c.args[1], (0, bk.w_words - len(c.args[1]))), _padded_params(c.args[2], bk.C))
-             for c in calls]
-    outs = []
-    for n, (g, xw, ww, p) in _golden.stack_chunks(items):
-        outs.extend(np.asarray(_packed_cases(g, xw, ww, p, bk))[:n])
+
+    def group(idx, bits):
+        items = [(geometry(c.cfg, c.cluster), np.pad(c.args[0], (0, bk.x_words - len(c.args[0]))),
+                  np.pad(c.args[1], (0, bk.w_words - len(c.args[1]))), _padded_params(c.args[2], bk.C))
+                 for c in (calls[i] for i in idx)]
+        outs = []
+        for n, (g, xw, ww, p) in _golden.stack_chunks(items):
+            outs.extend(np.asarray(_packed_cases(g, xw, ww, p, bk, bits))[:n])
+        return outs
+
+    outs = _by_bn_bits(calls, group)
     return [packing.unpack(o, c.cfg.out_type, c.cfg.Ho * c.cfg.Wo * c.cfg.Co).reshape(c.cfg.Ho, c.cfg.Wo, c.cfg.Co)
             for o, c in zip(outs, calls)]
 
@@ -742,15 +760,21 @@ def run_values_golden_batch(calls, arrays_list) -> list:
     if not calls:
         return []
     bk = shared_bucket([c.cfg for c in calls])
-    items = []
-    for c, a in zip(calls, arrays_list):
-        cfg = c.cfg
-        x = np.zeros((bk.H, bk.W, bk.C), np.int32)
-        x[:cfg.H, :cfg.W, :cfg.Co] = a["x"]
-        w = np.zeros((bk.C, bk.Kh, bk.Kw), np.int32)
-        w[:cfg.Co, :cfg.Kh, :cfg.Kw] = a["w"]
-        items.append((geometry(cfg.replace(semantics="ideal"), c.cluster), x, w, _padded_params(c.args[2], bk.C)))
-    outs = []
-    for n, (g, x, w, p) in _golden.stack_chunks(items):
-        outs.extend(np.asarray(_values_cases(g, x, w, p, bk))[:n])
+
+    def group(idx, bits):
+        items = []
+        for i in idx:
+            cfg, a = calls[i].cfg, arrays_list[i]
+            x = np.zeros((bk.H, bk.W, bk.C), np.int32)
+            x[:cfg.H, :cfg.W, :cfg.Co] = a["x"]
+            w = np.zeros((bk.C, bk.Kh, bk.Kw), np.int32)
+            w[:cfg.Co, :cfg.Kh, :cfg.Kw] = a["w"]
+            items.append((geometry(cfg.replace(semantics="ideal"), calls[i].cluster), x, w,
+                          _padded_params(calls[i].args[2], bk.C)))
+        outs = []
+        for n, (g, x, w, p) in _golden.stack_chunks(items):
+            outs.extend(np.asarray(_values_cases(g, x, w, p, bk, bits))[:n])
+        return outs
+
+    outs = _by_bn_bits(calls, group)
     return [o[:c.cfg.Ho, :c.cfg.Wo, :c.cfg.Co] for o, c in zip(outs, calls)]

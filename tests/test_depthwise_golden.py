@@ -352,3 +352,17 @@ def test_run_returns_per_core_cost():
     assert len(res.cost.per_core) == 8 and all(c.macs == 2 * 36 * 9 for c in res.cost.per_core)
     assert sum(c.macs for c in res.cost.per_core) == cfg.macs
     assert depthwise.cost(cfg).cycles == res.cost.cycles
+
+
+def test_64bit_bn_tree():
+    # bn_bits=64 (the 64bit/ tree, §4.3): kappa*acc + lambda in 64 bits, the clip sees the low 32 bits.
+    cfg = depthwise.Config("u8", "i8", "i8", H=4, W=5, Ci=4, Co=4, pad=(1, 1, 1, 1), relu=1, bn=1, bn_bits=64)
+    x, w, params = _random_layer(np.random.default_rng(6), cfg)
+    params = params._replace(kappa=np.array([1 << 20, -(1 << 22), 3, 1 << 24], np.int32), out_shift=np.int32(40))
+    want = depthwise.reference(x, w, params, cfg)
+    got = _unpack(depthwise.run(*depthwise.pack_inputs(x, w, cfg), params, cfg=cfg), cfg)
+    np.testing.assert_array_equal(got, want)
+    bucketed = depthwise.run_golden_batch([_golden.GoldenCall({}, cfg, Cluster(), depthwise.pack_inputs(x, w, cfg)
+                                                              + (params,))])[0]
+    np.testing.assert_array_equal(bucketed, want)
+    assert not np.array_equal(want, depthwise.reference(x, w, params, cfg.replace(bn_bits=32)))
