@@ -150,14 +150,15 @@ class TensorSpec:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Network:
-    """Layers in execution order, their parameters, the input tensor and the output tensor names.
+    """Layers in execution order, their parameters, the input tensor(s) and the output tensor names.
 
-    dialect: where it came from ("dory", "nemo", "deeploy", "builtin"); notes: what the importer did that a
-    user should know (folded rounding, dropped host-side tail operators, layout changes).
+    inputs: one ``TensorSpec`` or a tuple of them (``input`` is the first). dialect: where it came from ("dory",
+    "nemo", "deeploy", "builtin"); notes: what the importer did that a user should know (folded rounding,
+    dropped host-side tail operators, layout changes).
     """
 
     name: str
-    input: TensorSpec
+    inputs: tuple
     layers: tuple
     params: dict
     outputs: tuple
@@ -165,10 +166,19 @@ class Network:
     notes: tuple = ()
 
     def __post_init__(self):
+        ins = (self.inputs,) if isinstance(self.inputs, TensorSpec) else tuple(self.inputs)
+        if not ins or not all(isinstance(i, TensorSpec) for i in ins):
+            raise JaxpulpError(f"inputs={self.inputs!r}: expected a TensorSpec or a tuple of them")
+        object.__setattr__(self, "inputs", ins)
         object.__setattr__(self, "layers", tuple(self.layers))
         object.__setattr__(self, "outputs", tuple(self.outputs))
         object.__setattr__(self, "notes", tuple(self.notes))
         validate(self)
+
+    @property
+    def input(self) -> TensorSpec:
+        """The first (usually the only) input."""
+        return self.inputs[0]
 
     def layer(self, name: str) -> Layer:
         for lay in self.layers:
@@ -182,7 +192,7 @@ class Network:
 
     def tensor_types(self) -> dict:
         """Name -> (shape, QType) of every activation tensor."""
-        out = {self.input.name: (self.input.shape, self.input.qtype)}
+        out = {i.name: (i.shape, i.qtype) for i in self.inputs}
         for lay in self.layers:
             out[lay.output] = (lay.out_shape, lay.out_type)
         return out
@@ -194,7 +204,7 @@ class Network:
 def validate(net: Network) -> None:
     """Producer/consumer consistency: every input exists, shapes and types match what produced them, every
     layer has its parameters with the right shapes. Raises ``JaxpulpError`` naming the layer."""
-    known = {net.input.name: (net.input.shape, net.input.qtype)}
+    known = {i.name: (i.shape, i.qtype) for i in net.inputs}
     names = set()
     for lay in net.layers:
         if lay.name in names:

@@ -29,7 +29,8 @@ from jaxpulp.errors import JaxpulpError
 from jaxpulp.network.graph import Layer, Network, TensorSpec
 from jaxpulp.qtypes import QType
 
-DIALECTS = ("auto", "dory", "nemo", "deeploy")
+DIALECTS = ("auto", "dory", "nemo", "deeploy", "integer")
+_ALL_OPS = {"Conv", "MaxPool", "AveragePool", "Gemm", "MatMul", "Add", "RequantShift", "Mul"}
 HOST_TAIL_OPS = ("Sigmoid", "LogSoftmax", "Softmax", "Gather", "Unsqueeze", "Concat", "Squeeze", "Shape")
 _VIEW_OPS = ("Flatten", "Reshape", "Squeeze")
 _CAST_OPS = ("Cast",)
@@ -251,7 +252,7 @@ def _detect_dialect(g: _Graph) -> str:
         a = {x.name for x in n.attribute}
         if {"weight_bits", "out_bits", "mult_bits", "in1_mul"} & a:
             return "dory"
-    return "nemo"
+    return "nemo" if ops & {"Mul", "Div"} else "integer"
 
 
 def _nchw(shape) -> tuple:
@@ -269,7 +270,7 @@ def _nchw(shape) -> tuple:
 
 
 class _Importer:
-    def __init__(self, g: _Graph, dialect: str, input_type: QType, bn_bits: int, near: str):
+    def __init__(self, g: _Graph, dialect: str, input_types: dict, bn_bits: int, near: str):
         self.g = g
         self.near = near
         self.dialect = dialect
@@ -287,7 +288,7 @@ class _Importer:
         self.input_names = [i.name for i in g.inputs]
         for inp in g.inputs:
             dims = [d.dim_value for d in inp.type.tensor_type.shape.dim]
-            self.tensors[inp.name] = (_nchw(dims), input_type)
+            self.tensors[inp.name] = (_nchw(dims), input_types[inp.name])
 
     # ---------------------------------------------------------------------------------------------- utils
     def name_of(self, t: str) -> str:
@@ -298,7 +299,8 @@ class _Importer:
     def tensor(self, t: str, node):
         t = self.name_of(t)
         if t not in self.tensors:
-            raise JaxpulpError(f"node {_node_id(node)}: input {t!r} is not an activation produced by a supported "
+            where = _node_id(node) if node is not None else "a layer"
+            raise JaxpulpError(f"node {where}: input {t!r} is not an activation produced by a supported "
                                "layer (unsupported producer upstream?)")
         return t, self.tensors[t]
 
@@ -307,6 +309,14 @@ class _Importer:
             self.done.add(id(n))
 
     def add_layer(self, lay: Layer, params: dict | None, chw, qt):
+        """Register a layer, named after its anchor ONNX node (``Conv_3``) or ``<kind><index>`` if unnamed."""
+        anchor = lay.source[0] if lay.source else ""
+        base = anchor if anchor and anchor not in _ALL_OPS else f"{lay.kind}{len(self.layers)}"
+        name, k = base, 1
+        while name in self.params or any(l.name == name for l in self.layers):
+            k += 1
+            name = f"{base}_{k}"
+        lay = lay.replace(name=name)
         self.layers.append(lay)
         if params is not None:
             self.params[lay.name] = params
@@ -356,7 +366,17 @@ class _Importer:
                                "(Mul-Add-Div-Floor-Clip, Mul-Add-Cast-Mul-Div-Clip or RequantShift); PULP-NN "
                                "kernels always requantise their int32 accumulators")
         lname = rq.end
-        params = dict(w=wq.astype(np.int8), kappa=_i32(rq.kappa, n, "kappa"), lam=_i32(rq.lam, n, "lambda"),
+        lam = rq.lam
+        if bias is not None:
+            # kappa*(acc + b) + lambda == kappa*acc + (kappa*b + lambda), exactly (and modulo 2^32 in the 32-bit
+            # tree): folding keeps the kernels away from their bias-pointer defects (conv drift §5.5, depthwise
+            # int8 bias indexed by group §8.5)
+            folded = rq.kappa * bias.astype(np.int64) + rq.lam
+            if np.abs(folded).max(initial=0) < 1 << 31:
+                lam, bias = folded, None
+                self.notes.append(f"{n.name or n.output[0]}: bias folded into lambda (kappa*(acc+b)+lambda = "
+                                  "kappa*acc + (kappa*b+lambda), exact)")
+        params = dict(w=wq.astype(np.int8), kappa=_i32(rq.kappa, n, "kappa"), lam=_i32(lam, n, "lambda"),
                       out_mult=np.int32(0), out_shift=np.int32(rq.shift))
         if bias is not None:
             params["bias"] = bias
@@ -535,10 +555,10 @@ class _Importer:
             for t in n.input[:2]:
                 prod = g.producer.get(t)
                 if prod is not None and id(prod) not in self.done and prod.op_type in ("Mul", "RequantShift"):
-                    ins.append(self._add_input(prod))
+                    ins.append(self._add_input(prod) + [prod])
                     nodes.append(prod)
                 else:
-                    ins.append([self.name_of(t), 1, 0, 0, None])
+                    ins.append([self.name_of(t), 1, 0, 0, None, None])
             nodes.append(n)
             end = n.output[0]
             out_rq, out_t = 0, None
@@ -567,6 +587,14 @@ class _Importer:
                 if nxt2 is not None and nxt2.op_type == "Floor":
                     nodes.append(nxt2)
                     end = nxt2.output[0]
+            for k, e in enumerate(ins, 1):
+                if not self._folds_exactly(e):
+                    if e[4] is None:
+                        raise JaxpulpError(f"node {_node_id(n)}: input {k} of the residual add is scaled to a range "
+                                           "PULP-NN's add clips (8 bits per input) but the source graph does not; "
+                                           "no exact mapping")
+                    nodes.remove(e[5])
+                    e[:] = [self._requant_layer(e[:5], e[5]), 1, 0, 0, None, None]
             srcs = [self.tensor(e[0], n) for e in ins]
             (s1, (chw, t1)), (s2, (chw2, t2)) = srcs
             if out_t is None:
@@ -575,25 +603,52 @@ class _Importer:
                                   f"clips the sum to {out_t}")
             for k, e in enumerate(ins, 1):
                 p[f"in{k}_mul"], p[f"in{k}_add"], p[f"in{k}_shift"] = np.int32(e[1]), np.int32(e[2]), np.int32(e[3])
-            # The inputs' own requant clips (Deeploy) must be no-ops on the reachable range, as PULP-NN clips each
-            # requantised input to the 8-bit range of its input's signedness instead.
-            for k, (src_t, e) in enumerate(zip((t1, t2), ins), 1):
-                _, mul, add, sh, qt = e
-                ends = [(v * mul + add) >> sh for v in (src_t.lo, src_t.hi)]
-                rng = (min(ends), max(ends))
-                lo8 = -128 if src_t.signed else 0
-                if not (lo8 <= rng[0] and rng[1] <= lo8 + 255 and (qt is None or qt.lo <= rng[0] <= rng[1] <= qt.hi)):
-                    raise JaxpulpError(f"node {_node_id(n)}: input {k} requantises to [{rng[0]}, {rng[1]}], which "
-                                       "the source graph and PULP-NN's add (8-bit clip per input) treat "
-                                       "differently; no exact mapping")
         if chw != chw2:
             raise JaxpulpError(f"node {_node_id(n)}: operand shapes {chw} and {chw2} differ (no broadcasting in "
                                "PULP-NN's add)")
         C, H, W = chw
+        rounding = any(x.op_type == "RequantShift" for x in nodes)
         lay = Layer(end, "add", (s1, s2), end, (H, W, C), (H, W, C), t1, out_t, in2_type=t2, requant=out_rq,
-                    source=tuple(x.name or x.op_type for x in nodes))
+                    rounding=rounding, source=tuple(x.name or x.op_type for x in [n] + [m for m in nodes if m is not n]))
         self.mark(nodes)
         self.add_layer(lay, p, chw, out_t)
+
+    def _reach(self, e):
+        """Reachable range [lo, hi] of ``(x*mul + add) >> shift`` over the source tensor's type."""
+        _, (_, t) = self.tensor(e[0], None)
+        ends = [(v * e[1] + e[2]) >> e[3] for v in (t.lo, t.hi)]
+        return t, min(ends), max(ends)
+
+    def _folds_exactly(self, e) -> bool:
+        """An add input's requantisation can be the add kernel's own input requant: PULP-NN clips it to the 8-bit
+        range of the input's signedness, the source graph to its own type (or not at all); they must agree."""
+        t, lo, hi = self._reach(e)
+        a8 = -128 if t.signed else 0
+        a2, b2 = (e[4].lo, e[4].hi) if e[4] is not None else (lo, hi)
+        return all(min(max(r, a8), a8 + 255) == min(max(r, a2), b2) for r in (lo, hi))
+
+    def _requant_layer(self, e, node) -> str:
+        """A standalone requantisation (Deeploy RequantShift on a residual branch) as a PULP-NN add of the tensor
+        with itself, the second operand weighted 0: clip_out(clip8((x*mul + add) >> shift))."""
+        src, mul, add, sh, qt = e
+        t, lo, hi = self._reach(e)
+        a8 = -128 if t.signed else 0
+        if any(min(max(min(max(r, a8), a8 + 255), qt.lo), qt.hi) != min(max(r, qt.lo), qt.hi) for r in (lo, hi)):
+            raise JaxpulpError(f"node {_node_id(node)}: requantisation to {qt} of a {t} tensor reaches [{lo}, {hi}]; "
+                               "PULP-NN's add clips it to 8 bits first, which changes the result")
+        _, (chw, _) = self.tensor(src, node)
+        C, H, W = chw
+        name = node.output[0]
+        p = dict(in1_mul=np.int32(mul), in1_add=np.int32(add), in1_shift=np.int32(sh), in2_mul=np.int32(0),
+                 in2_add=np.int32(0), in2_shift=np.int32(0), out_mul=np.int32(1), out_add=np.int32(0),
+                 out_shift=np.int32(0))
+        lay = Layer(name, "add", (src, src), name, (H, W, C), (H, W, C), t, qt, in2_type=t, requant=0,
+                    rounding=True, source=(node.name or node.op_type,))
+        self.notes.append(f"{name}: a standalone requantisation to {qt} runs as pulp_nn_add of the tensor with itself "
+                          "(second operand weighted 0)")
+        self.mark([node])
+        self.add_layer(lay, p, chw, qt)
+        return name
 
     def _add_input(self, prod):
         """[source tensor, mul, add, shift, clip type or None] of a residual add's input requantisation node."""
@@ -699,9 +754,10 @@ def load_onnx(model, *, dialect: str = "auto", input_type="u8", bn_bits="auto", 
               name: str | None = None) -> Network:
     """Import an integer ONNX graph (path, bytes or ``onnx.ModelProto``) as a ``Network``.
 
-    dialect: "auto" (detected: RequantShift -> deeploy, bit-width attributes -> dory, else nemo), "dory",
-    "nemo" or "deeploy". input_type: the network input's type (DORY configs give it as input_bits /
-    input_signed; Deeploy test inputs are often signed, "i8"). bn_bits: 32 or 64, the PULP-NN library tree
+    dialect: "auto" (detected: RequantShift -> deeploy, bit-width attributes -> dory, Mul/Div requantisation
+    -> nemo, none -> integer, e.g. a bare MaxPool), or one of those names (recorded; the patterns accepted are
+    the same). input_type: the network input's type, or a dict by graph input name (DORY configs
+    give it as input_bits / input_signed; Deeploy test inputs are often signed, "i8"). bn_bits: 32 or 64, the PULP-NN library tree
     (DORY's ``BNRelu_bits``), or "auto": 64 when some layer's worst-case batch-norm value leaves int32.
     nemo_divisor: "shift" maps NEMO's 2^d - 1 divisors to a shift by d as DORY does (noted), "strict" refuses."""
     onnx, _ = _onnx()
@@ -726,15 +782,21 @@ def load_onnx(model, *, dialect: str = "auto", input_type="u8", bn_bits="auto", 
         src_name = getattr(model.graph, "name", "model") or "model"
     g = _Graph(model)
     d = _detect_dialect(g) if dialect == "auto" else dialect
-    if len(g.inputs) != 1:
-        raise JaxpulpError(f"the model has {len(g.inputs)} graph inputs ({[i.name for i in g.inputs]}); jaxpulp "
-                           "networks take one input tensor")
-    imp = _Importer(g, d, QType.parse(input_type), 32 if bn_bits == "auto" else bn_bits, nemo_divisor)
+    names = [i.name for i in g.inputs]
+    if isinstance(input_type, dict):
+        if set(input_type) != set(names):
+            raise JaxpulpError(f"input_type: keys {sorted(input_type)}, expected the graph inputs {names}")
+        types = {k: QType.parse(v) for k, v in input_type.items()}
+    else:
+        types = {k: QType.parse(input_type) for k in names}
+    imp = _Importer(g, d, types, 32 if bn_bits == "auto" else bn_bits, nemo_divisor)
     outs = imp.run()
     layers = tuple(imp.layers)
     if bn_bits == "auto":
         layers = _choose_bn_bits(layers, imp.params, imp.notes)
-    inp = g.inputs[0].name
-    (C, H, W), qt = imp.tensors[inp]
-    return Network(name or src_name, TensorSpec(inp, (H, W, C), qt), layers, imp.params, tuple(outs),
-                   dialect=d, notes=tuple(imp.notes))
+    specs = []
+    for k in names:
+        (C, H, W), qt = imp.tensors[k]
+        specs.append(TensorSpec(k, (H, W, C), qt))
+    return Network(name or src_name, tuple(specs), layers, imp.params, tuple(outs), dialect=d,
+                   notes=tuple(imp.notes))

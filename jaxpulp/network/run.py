@@ -39,19 +39,45 @@ class RunResult(NamedTuple):
 # ------------------------------------------------------------------------------------------------ inputs
 
 
-def _check_input(net: Network, x) -> np.ndarray:
+def _check_one(spec, x, name: str) -> np.ndarray:
     x = np.asarray(x)
-    shape, qt = net.input.shape, net.input.qtype
+    shape, qt = spec.shape, spec.qtype
     if x.dtype.kind not in "iu":
-        raise JaxpulpError(f"x: dtype {x.dtype}, expected integers of type {qt} (network input {net.input.name!r})")
+        raise JaxpulpError(f"{name}: dtype {x.dtype}, expected integers of type {qt} (network input {spec.name!r})")
     if x.shape == shape:
         x = x[None]
     if x.ndim != 4 or x.shape[1:] != shape:
-        raise JaxpulpError(f"x: shape {x.shape}, expected (batch, {', '.join(map(str, shape))}) HWC "
-                           f"(network input {net.input.name!r})")
+        raise JaxpulpError(f"{name}: shape {x.shape}, expected (batch, {', '.join(map(str, shape))}) HWC "
+                           f"(network input {spec.name!r})")
     if x.size and (x.min() < qt.lo or x.max() > qt.hi):
-        raise JaxpulpError(f"x: values span [{x.min()}, {x.max()}], outside {qt} [{qt.lo}, {qt.hi}]")
+        raise JaxpulpError(f"{name}: values span [{x.min()}, {x.max()}], outside {qt} [{qt.lo}, {qt.hi}] (network "
+                           f"input {spec.name!r})")
     return x
+
+
+def _check_inputs(net: Network, x) -> dict:
+    """{input name: (batch, H, W, C) int array}; ``x`` is an array (one input), a sequence or a dict by name."""
+    specs = net.inputs
+    if isinstance(x, dict):
+        missing = [s.name for s in specs if s.name not in x]
+        extra = sorted(set(x) - {s.name for s in specs})
+        if missing or extra:
+            raise JaxpulpError(f"x: keys {sorted(x)}, expected the network inputs {[s.name for s in specs]}")
+        xs = [x[s.name] for s in specs]
+    elif isinstance(x, (list, tuple)):
+        if len(x) != len(specs):
+            raise JaxpulpError(f"x: {len(x)} arrays, the network has {len(specs)} inputs {[s.name for s in specs]}")
+        xs = list(x)
+    else:
+        if len(specs) != 1:
+            raise JaxpulpError(f"x: one array, the network has {len(specs)} inputs {[s.name for s in specs]}; pass "
+                               "a dict by name or a sequence")
+        xs = [x]
+    out = {s.name: _check_one(s, v, "x" if len(specs) == 1 else f"x[{s.name!r}]") for s, v in zip(specs, xs)}
+    batches = {v.shape[0] for v in out.values()}
+    if len(batches) != 1:
+        raise JaxpulpError(f"x: batch sizes {sorted(batches)} differ between the inputs")
+    return out
 
 
 # ------------------------------------------------------------------------------------------- packed path
@@ -130,9 +156,9 @@ def _run_layer_packed(lay: Layer, cfg, args, ins, cluster: Cluster):
     raise JaxpulpError(f"layer {lay.name!r}: kind {kind!r} cannot run")
 
 
-@functools.partial(jax.jit, static_argnames=("layers", "cfgs", "input_name", "want", "cluster"))
-def _packed_forward(x_words, args, layers, cfgs, input_name, want, cluster):
-    env = {input_name: x_words}
+@functools.partial(jax.jit, static_argnames=("layers", "cfgs", "want", "cluster"))
+def _packed_forward(x_words, args, layers, cfgs, want, cluster):
+    env = dict(x_words)
     for lay, cfg, a in zip(layers, cfgs, args):
         env[lay.output] = _run_layer_packed(lay, cfg, a, [env[i] for i in lay.inputs], cluster)
     return {k: env[k] for k in want}
@@ -235,9 +261,10 @@ def _add_values(lay: Layer, cfg, x1, x2, p, t1, t2, out_t, cluster):
     return out[:, :n].reshape((-1,) + lay.out_shape)
 
 
-def _types_of(net_layers, input_name, input_type, act_types, w_types):
+def _types_of(net: Network, act_types, w_types):
     """(tensor name -> (bits, signed), layer name -> w bits): the layers' static types, overridden by data."""
-    acts = {input_name: (input_type.bits, int(input_type.signed))}
+    acts = {i.name: (i.qtype.bits, int(i.qtype.signed)) for i in net.inputs}
+    net_layers = net.layers
     ws = {}
     for lay in net_layers:
         acts[lay.output] = (lay.out_type.bits, int(lay.out_type.signed))
@@ -248,8 +275,8 @@ def _types_of(net_layers, input_name, input_type, act_types, w_types):
     return acts, ws
 
 
-def _values_forward(x, params, act_types, layers, cfgs, input_name, want, cluster):
-    env = {input_name: x.astype(jnp.int32)}
+def _values_forward(x, params, act_types, layers, cfgs, want, cluster):
+    env = {k: v.astype(jnp.int32) for k, v in x.items()}
     for lay, cfg in zip(layers, cfgs):
         p = params.get(lay.name, {})
         ins = [env[i] for i in lay.inputs]
@@ -269,7 +296,7 @@ def _values_forward(x, params, act_types, layers, cfgs, input_name, want, cluste
     return {k: env[k] for k in want}
 
 
-_values_forward_jit = jax.jit(_values_forward, static_argnames=("layers", "cfgs", "input_name", "want", "cluster"))
+_values_forward_jit = jax.jit(_values_forward, static_argnames=("layers", "cfgs", "want", "cluster"))
 
 
 def _value_params(net: Network, params):
@@ -285,17 +312,19 @@ def run_values(net: Network, x, *, params=None, act_types=None, w_types=None, ke
                cluster: Cluster = GAP8):
     """Value path (intended arithmetic) with precision as data.
 
-    x: int (batch, H, W, C) (may be traced). params: a pytree shaped like ``net.params`` (default: it).
+    x: int (batch, H, W, C) (may be traced), or a dict by input name for several inputs. params: a pytree
+    shaped like ``net.params`` (default: it).
     act_types: tensor name -> (bits, signed) int32 scalars (clip bounds of that tensor's producer);
     w_types: layer name -> weight bits (informational for the value path: weights are taken as given).
     Returns the int32 values of ``net.outputs[0]`` (batch, ...), or every tensor by name with ``keep=True``.
     Works under ``jit`` and ``vmap`` (over params / types / inputs).
     """
-    acts, _ = _types_of(net.layers, net.input.name, net.input.qtype, act_types, w_types)
+    acts, _ = _types_of(net, act_types, w_types)
     cfgs = _configs(net.layers, "ideal", cluster)
     want = tuple(t for t in acts) if keep else net.outputs[:1]
-    out = _values_forward(jnp.asarray(x), _value_params(net, params), acts, layers=net.layers, cfgs=cfgs,
-                          input_name=net.input.name, want=want, cluster=cluster)
+    xs = dict(x) if isinstance(x, dict) else {net.input.name: x}
+    out = _values_forward({k: jnp.asarray(v) for k, v in xs.items()}, _value_params(net, params), acts,
+                          layers=net.layers, cfgs=cfgs, want=want, cluster=cluster)
     return out if keep else out[net.outputs[0]]
 
 
@@ -303,28 +332,28 @@ def run_values(net: Network, x, *, params=None, act_types=None, w_types=None, ke
 
 
 def run(net: Network, x, *, path: str = "packed", keep: bool = False, cluster: Cluster = GAP8) -> RunResult:
-    """Run a batch of inputs ``x`` (int, (batch, H, W, C) or one (H, W, C) image) through ``net``.
+    """Run a batch of inputs ``x`` (int, (batch, H, W, C) or one (H, W, C) image; a dict by input name or a
+    sequence for networks with several inputs) through ``net``.
 
     path="packed": each layer's PULP-NN kernel on packed memory images (bit-exact to the library);
     path="values": the value path (ideal semantics). Compiles once per (network, batch size, path).
     Returns ``RunResult(outputs, tensors)`` with numpy int arrays (batch first)."""
     if path not in PATHS:
         raise JaxpulpError(f"path={path!r}: expected one of {PATHS}")
-    x = _check_input(net, x)
+    xs = _check_inputs(net, x)
     types = net.tensor_types()
     want = tuple(types) if keep else net.outputs
     if path == "values":
-        acts, _ = _types_of(net.layers, net.input.name, net.input.qtype, None, None)
-        out = _values_forward_jit(jnp.asarray(x, jnp.int32), _value_params(net, None), acts, layers=net.layers,
-                                  cfgs=_configs(net.layers, "ideal", cluster), input_name=net.input.name,
-                                  want=want, cluster=cluster)
+        acts, _ = _types_of(net, None, None)
+        out = _values_forward_jit({k: jnp.asarray(v, jnp.int32) for k, v in xs.items()}, _value_params(net, None),
+                                  acts, layers=net.layers, cfgs=_configs(net.layers, "ideal", cluster), want=want,
+                                  cluster=cluster)
         res = {k: np.asarray(v) for k, v in out.items()}
     else:
         cfgs = _configs(net.layers, "library", cluster)
         args = tuple(_layer_args(lay, net.params.get(lay.name, {}), cfg) for lay, cfg in zip(net.layers, cfgs))
-        words = packing.pack_hwc(x, net.input.qtype)
-        out = _packed_forward(jnp.asarray(words), args, layers=net.layers, cfgs=cfgs, input_name=net.input.name,
-                              want=want, cluster=cluster)
+        words = {s.name: jnp.asarray(packing.pack_hwc(xs[s.name], s.qtype)) for s in net.inputs}
+        out = _packed_forward(words, args, layers=net.layers, cfgs=cfgs, want=want, cluster=cluster)
         res = {k: _unpack_tensor(v, types[k][0], types[k][1]) for k, v in out.items()}
     outputs = {k: res[k] for k in net.outputs}
     return RunResult(outputs, res if keep else {})

@@ -1,0 +1,67 @@
+"""Save and load a ``Network`` as one ``.npz`` file (the layer records as JSON, the parameters as arrays), so an
+imported network can be reused without the ONNX package. ``load`` checks the format version and validates."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from jaxpulp.errors import JaxpulpError
+from jaxpulp.network.graph import Layer, Network, TensorSpec
+
+FORMAT = "jaxpulp-network-1"
+_TYPES = ("in_type", "out_type", "w_type", "in2_type")
+
+
+def _layer_dict(lay: Layer) -> dict:
+    d = {f: getattr(lay, f) for f in Layer.__dataclass_fields__}
+    for k in _TYPES:
+        d[k] = None if d[k] is None else str(d[k])
+    return d
+
+
+def save(net: Network, path: str) -> str:
+    """Write ``net`` to ``path`` (``.npz``)."""
+    meta = {"format": FORMAT, "name": net.name, "dialect": net.dialect, "notes": list(net.notes),
+            "outputs": list(net.outputs),
+            "inputs": [{"name": i.name, "shape": list(i.shape), "qtype": str(i.qtype)} for i in net.inputs],
+            "layers": [_layer_dict(l) for l in net.layers]}
+    arrays = {"__meta__": np.frombuffer(json.dumps(meta).encode(), np.uint8)}
+    for lname, p in net.params.items():
+        for k, v in p.items():
+            arrays[f"{len(arrays):05d}|{lname}|{k}"] = np.asarray(v)
+    np.savez_compressed(path, **arrays)
+    return path if path.endswith(".npz") else path + ".npz"
+
+
+def load(path: str) -> Network:
+    """Read a network written by ``save``."""
+    if not os.path.exists(path):
+        raise JaxpulpError(f"path={path!r}: no such network file")
+    try:
+        z = np.load(path)
+    except Exception as e:  # noqa: BLE001 - numpy raises several types for bad files
+        raise JaxpulpError(f"path={path!r}: not a jaxpulp network file ({e})") from e
+    with z:
+        if "__meta__" not in z.files:
+            raise JaxpulpError(f"path={path!r}: not a jaxpulp network file (no __meta__ record)")
+        meta = json.loads(bytes(z["__meta__"]).decode())
+        if meta.get("format") != FORMAT:
+            raise JaxpulpError(f"path={path!r}: format {meta.get('format')!r}, expected {FORMAT!r}")
+        params: dict = {}
+        for key in z.files:
+            if key == "__meta__":
+                continue
+            _, lname, k = key.split("|", 2)
+            a = z[key]
+            params.setdefault(lname, {})[k] = a if a.ndim else a[()]
+    layers = []
+    for d in meta["layers"]:
+        d = dict(d)
+        for k in ("inputs", "in_shape", "out_shape", "kernel", "stride", "pad", "source"):
+            d[k] = tuple(d[k])
+        layers.append(Layer(**d))
+    inputs = tuple(TensorSpec(i["name"], tuple(i["shape"]), i["qtype"]) for i in meta["inputs"])
+    return Network(meta["name"], inputs, tuple(layers), params, tuple(meta["outputs"]), dialect=meta["dialect"],
+                   notes=tuple(meta["notes"]))
