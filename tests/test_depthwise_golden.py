@@ -73,9 +73,9 @@ def test_reference_twin_matches_every_defined_case():
 def test_static_run_matches_golden_cases():
     # run() compiles per configuration: a spread of cases over precisions, scenarios, bias and core counts.
     calls = _calls()
-    picked = (calls[::27] + [p for p in calls if p[0].cfg.bias and p[0].cluster.num_cores == 8][:3]
+    picked = (calls[::40] + [p for p in calls if p[0].cfg.bias and p[0].cluster.num_cores == 8][:3]
               + [p for p in calls if p[0].cluster.num_cores == 1][:3])
-    assert len(picked) >= 25 and len({c.cfg.c_name for c, _ in picked}) >= 20
+    assert len(picked) >= 18 and len({c.cfg.c_name for c, _ in picked}) >= 15
     failures = []
     for call, a in picked:
         got = _unpack(depthwise.run(*call.args, cfg=call.cfg, cluster=call.cluster), call.cfg)
@@ -96,7 +96,7 @@ def test_value_path_equals_packed_path_where_no_quirk_applies():
                 for c, v, p in zip(calls, values, packed) if not np.array_equal(v, p)]
     report(failures, len(calls), "depthwise value path vs packed path")
     # run_values (static, one compile per configuration) agrees with the batched value path
-    for c, a, v in list(zip(calls, arrays, values))[::60]:
+    for c, a, v in list(zip(calls, arrays, values))[::120]:
         np.testing.assert_array_equal(np.asarray(depthwise.run_values(a["x"], a["w"], c.args[2], cfg=c.cfg)), v)
 
 
@@ -244,7 +244,7 @@ def test_batch_equals_loop():
 
 
 def test_compiles_once_per_config():
-    cfg = depthwise.Config("u8", "u8", "i8", H=5, W=5, Ci=4, Co=4, pad=(1, 1, 1, 1))
+    cfg = depthwise.Config("u8", "i4", "i8", H=5, W=7, Ci=12, Co=12, pad=(1, 1, 1, 1), relu=2)
     rng = np.random.default_rng(2)
     before = depthwise._fast_packed._cache_size()
     for _ in range(3):
