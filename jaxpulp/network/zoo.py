@@ -8,9 +8,11 @@ reduction length so that activations keep a spread over their range (not all zer
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
+from jaxpulp.errors import JaxpulpError
 from jaxpulp.network.graph import Layer, Network, TensorSpec
 from jaxpulp.qtypes import QType
 
@@ -82,3 +84,48 @@ def mobilenet_v1(alpha: float = 0.25, resolution: int = 128, num_classes: int = 
     return Network(name or f"mobilenet_v1_{alpha:g}_{resolution}", TensorSpec(src, (resolution, resolution, 3), x_t),
                    tuple(layers), params, ("fc",), dialect="builtin",
                    notes=("synthetic weights (seed %d); requantisation set from each layer's reduction length" % seed,))
+
+
+_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
+
+
+def dronet() -> Network:
+    """DroNet v3 8-bit (DORY/QuantLab export, imported and stored in ``jaxpulp/data/dronet.npz``)."""
+    from jaxpulp.network import store
+
+    return store.load(os.path.join(_DATA, "dronet.npz"))
+
+
+def dronet_input() -> np.ndarray:
+    """The DroNet example input image (200 x 200 x 1, u8) from dory_examples."""
+    with np.load(os.path.join(_DATA, "dronet_input.npz")) as z:
+        return z[z.files[0]].astype(np.int64)
+
+
+BUILTIN = {"dronet": dronet, "mobilenet_v1": mobilenet_v1}
+
+
+def builtin(name: str) -> Network:
+    """A built-in network by name (``dronet``, ``mobilenet_v1``)."""
+    if name not in BUILTIN:
+        raise JaxpulpError(f"model={name!r}: no such built-in network; expected one of {sorted(BUILTIN)} or a path "
+                           "to an .onnx / .npz file")
+    return BUILTIN[name]()
+
+
+def _rebuild_dronet(folder: str) -> None:
+    from jaxpulp.network import goldens, store
+    from jaxpulp.network.onnx_import import load_onnx
+
+    net = load_onnx(os.path.join(folder, "DRONETV3_ql_integerized.onnx"), name="dronet")
+    store.save(net, os.path.join(_DATA, "dronet.npz"))
+    x = goldens.hwc_values(os.path.join(folder, "input.txt"), net.input.shape)
+    np.savez_compressed(os.path.join(_DATA, "dronet_input.npz"), **{net.input.name: x.astype(np.uint8)})
+
+
+if __name__ == "__main__":  # python -m jaxpulp.network.zoo --rebuild-dronet DIR
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "--rebuild-dronet":
+        raise SystemExit("usage: python -m jaxpulp.network.zoo --rebuild-dronet DORY_DRONET_FOLDER")
+    _rebuild_dronet(sys.argv[2])

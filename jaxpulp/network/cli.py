@@ -1,0 +1,185 @@
+"""``jaxpulp run | report | check``: whole networks from the command line.
+
+    jaxpulp run [MODEL] [--input FILE] [--batch N] [--path packed|values] [--out FILE.npz]
+    jaxpulp report [MODEL] [--csv F] [--json F] [--png F] [--cores N]
+    jaxpulp check MODEL --golden DIR [--path packed|values] [--order hwc|chw|auto]
+
+MODEL: an ``.onnx`` file (DORY/QuantLab, NEMO or Deeploy dialect), a jaxpulp network ``.npz``
+(``jaxpulp.network.store``), or a built-in name (``dronet``, the default; ``mobilenet_v1``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from jaxpulp.errors import JaxpulpError
+
+
+def load_model(model: str | None, args=None):
+    """A ``Network`` from a path or a built-in name (default: DroNet)."""
+    from jaxpulp.network import store, zoo
+
+    if model is None:
+        return zoo.dronet()
+    if os.path.exists(model):
+        if model.endswith(".npz"):
+            return store.load(model)
+        from jaxpulp.network.onnx_import import load_onnx
+
+        kw = {}
+        if args is not None:
+            kw = dict(dialect=args.dialect, input_type=args.input_type,
+                      bn_bits=args.bn_bits if args.bn_bits == "auto" else int(args.bn_bits))
+        return load_onnx(model, **kw)
+    if model.endswith((".onnx", ".npz")):
+        raise JaxpulpError(f"model={model!r}: no such file")
+    return zoo.builtin(model)
+
+
+def read_input(path: str, net) -> dict:
+    """Inputs by name, (batch, H, W, C), from ``.npy`` (one input), ``.npz`` (by input name, or in order) or a DORY
+    ``.txt`` dump (one HWC image)."""
+    from jaxpulp.network import goldens
+
+    if not os.path.exists(path):
+        raise JaxpulpError(f"--input {path!r}: no such file")
+    if path.endswith(".txt"):
+        return {net.input.name: goldens.hwc_values(path, net.input.shape)[None]}
+    if path.endswith(".npy"):
+        return {net.input.name: np.load(path)}
+    if path.endswith(".npz"):
+        with np.load(path) as z:
+            if all(s.name in z.files for s in net.inputs):
+                return {s.name: z[s.name] for s in net.inputs}
+            if len(z.files) == len(net.inputs):
+                return {s.name: z[k] for s, k in zip(net.inputs, z.files)}
+            raise JaxpulpError(f"--input {path!r}: arrays {z.files}, expected {[s.name for s in net.inputs]}")
+    raise JaxpulpError(f"--input {path!r}: expected a .npy, .npz or DORY .txt file")
+
+
+def _add_model_options(p, model_required=False):
+    if model_required:
+        p.add_argument("model", help="an .onnx file, a jaxpulp network .npz, or a built-in name (dronet, mobilenet_v1)")
+    else:
+        p.add_argument("model", nargs="?", default=None,
+                       help="an .onnx file, a jaxpulp network .npz, or a built-in name (default: dronet)")
+    p.add_argument("--dialect", default="auto", help="ONNX dialect: auto, dory, nemo, deeploy (default auto)")
+    p.add_argument("--input-type", default="u8", help="type of the network input (default u8)")
+    p.add_argument("--bn-bits", default="auto", choices=("auto", "32", "64"),
+                   help="PULP-NN library tree for batch-norm requantisation (DORY BNRelu_bits; default auto)")
+    p.add_argument("--cores", type=int, default=8, help="cluster cores (default 8)")
+
+
+def _cluster(args):
+    from jaxpulp.cluster.config import Cluster
+
+    return Cluster(num_cores=args.cores)
+
+
+def _cmd_run(args) -> int:
+    from jaxpulp.network import report, zoo
+    from jaxpulp.network.run import run
+
+    net = load_model(args.model, args)
+    cl = _cluster(args)
+    if args.input:
+        xs = read_input(args.input, net)
+    elif args.model in (None, "dronet"):
+        xs = {net.input.name: zoo.dronet_input()[None]}
+    else:
+        rng = np.random.default_rng(args.seed)
+        xs = {s.name: rng.integers(s.qtype.lo, s.qtype.hi + 1, (1,) + s.shape) for s in net.inputs}
+        print(f"(no --input: random {', '.join(str(s.qtype) for s in net.inputs)} input, seed {args.seed})")
+    xs = {k: np.asarray(v) if np.ndim(v) == 4 else np.asarray(v)[None] for k, v in xs.items()}
+    if args.batch:
+        xs = {k: np.concatenate([v] * -(-args.batch // len(v)))[:args.batch] for k, v in xs.items()}
+    batch = len(next(iter(xs.values())))
+    print(f"{net.name}: {len(net.layers)} layers, {net.macs:,} MACs/input, batch {batch}, {args.path} path, "
+          f"{cl.num_cores} cores")
+    t0 = time.perf_counter()
+    res = run(net, xs, path=args.path, cluster=cl, keep=bool(args.out))
+    t1 = time.perf_counter()
+    res = run(net, xs, path=args.path, cluster=cl, keep=bool(args.out))
+    t2 = time.perf_counter()
+    for name, v in res.outputs.items():
+        flat = v.reshape(len(v), -1)
+        shown = np.array2string(flat[0][:16], separator=", ")
+        print(f"output {name!r} {tuple(v.shape[1:])}: input 0 -> {shown}{' ...' if flat.shape[1] > 16 else ''}")
+    print(f"first call (compile + run) {t1 - t0:.2f} s; steady state {1e3 * (t2 - t1):.1f} ms/batch = "
+          f"{batch / (t2 - t1):.1f} inputs/s")
+    rows = report.layer_rows(net, cl)
+    t = report.totals(rows, cl)
+    print(f"on GAP-8 ({cl.num_cores} cores @ {cl.freq_hz / 1e6:g} MHz, cost model): {t['cycles']:,} cycles/input = "
+          f"{t['MAC/cycle']} MAC/cycle, {t['ms']} ms/input (jaxpulp report for the per-layer table)")
+    if args.out:
+        np.savez_compressed(args.out, **{k.replace("/", "_"): v for k, v in res.tensors.items()})
+        print(f"wrote every activation to {args.out}")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from jaxpulp.network import report
+
+    net = load_model(args.model, args)
+    cl = _cluster(args)
+    rows = report.layer_rows(net, cl)
+    print(report.as_table(net, rows, cl))
+    for path, fn in ((args.csv, lambda: report.as_csv(rows)), (args.json, lambda: report.as_json(net, rows, cl))):
+        if path:
+            with open(path, "w") as f:
+                f.write(fn())
+            print(f"wrote {path}")
+    if args.png:
+        print(f"wrote {report.bar_chart_png(net, rows, args.png)}")
+    return 0
+
+
+def _cmd_check(args) -> int:
+    from jaxpulp.network import conformance
+
+    net = load_model(args.model, args)
+    checks = conformance.check(net, args.golden, path=args.path, order=args.order)
+    for c in checks:
+        status = "ok  " if c.ok else "FAIL"
+        extra = f" ({c.note})" if c.note else ""
+        detail = "" if c.ok else f": {c.n_diff} differ; {c.first}"
+        print(f"{status} {c.what} -> {c.tensor or '?'}{extra}{detail}")
+    bad = sum(1 for c in checks if not c.ok)
+    print(f"{len(checks) - bad} passed, {bad} failed ({args.path} path)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([c._asdict() for c in checks], f, indent=1)
+    return 1 if bad else 0
+
+
+def add_subcommands(sub) -> None:
+    """Register ``run``, ``report`` and ``check`` on the ``jaxpulp`` parser."""
+    r = sub.add_parser("run", help="run a network (bit-exact packed path by default) on a batch of inputs")
+    _add_model_options(r)
+    r.add_argument("--input", default=None, help="input file: .npy (batch, H, W, C), .npz by input name, DORY .txt")
+    r.add_argument("--batch", type=int, default=None, help="repeat the input(s) to this batch size")
+    r.add_argument("--path", default="packed", choices=("packed", "values"), help="packed (default) or values")
+    r.add_argument("--out", default=None, help="write every activation tensor to this .npz")
+    r.add_argument("--seed", type=int, default=0, help="seed of the random input when no --input is given")
+    r.set_defaults(fn=_cmd_run)
+    p = sub.add_parser("report", help="per-layer kernel, cycles, MAC/cycle, memory and L1/L2 fit")
+    _add_model_options(p)
+    p.add_argument("--csv", default=None, help="also write the table as CSV")
+    p.add_argument("--json", default=None, help="also write the table and totals as JSON")
+    p.add_argument("--png", default=None, help="also write a per-layer cycles bar chart (needs matplotlib)")
+    p.set_defaults(fn=_cmd_report)
+    c = sub.add_parser("check", help="compare every layer with golden activations (DORY txt or Deeploy npz folder)")
+    _add_model_options(c, model_required=True)
+    c.add_argument("--golden", required=True, help="folder with input.txt + out_layerN.txt, or inputs/outputs.npz")
+    c.add_argument("--path", default="packed", choices=("packed", "values"))
+    c.add_argument("--order", default="hwc", choices=("hwc", "chw", "auto"), help="element order of DORY dumps")
+    c.add_argument("--json", default=None, help="also write the comparisons as JSON")
+    c.set_defaults(fn=_cmd_check)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use the jaxpulp command")
