@@ -39,7 +39,17 @@ def _with_bn_bits(cfg, lay: Layer):
 
 @functools.lru_cache(maxsize=None)
 def kernel_choice(lay: Layer, semantics: str = "library", cluster: Cluster = GAP8) -> KernelChoice:
-    """The kernel configuration of ``lay`` and the reason for the choice."""
+    """The kernel configuration of ``lay`` and the reason for the choice. Raises ``UnsupportedConfig`` (naming the
+    layer and the library rule) when no PULP-NN kernel defines this layer."""
+    choice = _choose(lay, semantics, cluster)
+    try:
+        kernel_module(choice.cfg).check(choice.cfg, cluster)
+    except UnsupportedConfig as e:
+        raise UnsupportedConfig(e.rule, f"layer {lay.name!r} as {choice.cfg.c_name}: {e}") from e
+    return choice
+
+
+def _choose(lay: Layer, semantics: str, cluster: Cluster) -> KernelChoice:
     k = lay.kind
     if k == "conv":
         f = _conv_fields(lay, semantics)
