@@ -78,10 +78,11 @@ def outer_loop(body: Cost, n: int) -> Cost:
     return body * n + Cost(alu=n, branch_taken=n, branch_not_taken=1)
 
 
-def mode_of(relu: int, bn: int) -> str:
-    """Requantisation mode chosen by the flags (semantics.md §4.1): 'bn', 'mult' or 'shift'."""
+def mode_of(relu: int, bn: int, bn_bits: int = 32) -> str:
+    """Requantisation mode chosen by the flags (semantics.md §4.1): 'bn' ('bn64' in the 64bit/ tree), 'mult' or
+    'shift'."""
     if bn and relu:
-        return "bn"
+        return "bn64" if bn_bits == 64 else "bn"
     if relu == 1:
         return "mult"
     return "shift"
@@ -102,11 +103,16 @@ def mode_of(relu: int, bn: int) -> str:
 QUANT_SHIFT = Cost(alu=1)
 QUANT_MULT = Cost(alu=5, mul=1, jump=2, stall_other=1)
 QUANT_BN = Cost(load=2, alu=6, mul=1, jump=2, stall_other=1)
+#  bn64 : the ``64bit/`` tree (semantics.md §4.3): int64 kappa and lambda (4 loads), the 64-bit product (mul +
+#         mulh), the 64-bit add with carry (add, sltu, add) and a variable 64-bit arithmetic shift (a branch on
+#         shift >= 32 and 5 shift/or instructions), then the same clip and return. First-order count from the
+#         operations the C code needs; not calibrated (the RTL measurements cover the 32-bit tree only).
+QUANT_BN64 = Cost(load=4, alu=14, mul=2, branch_not_taken=1, jump=2, stall_other=1)
 
 
 def quant(mode: str, signed_clip: bool) -> Cost:
     """One output value requantised in ``mode`` with the signed (``p.clipr``) or unsigned clip."""
-    base = {"shift": QUANT_SHIFT, "mult": QUANT_MULT, "bn": QUANT_BN}[mode]
+    base = {"shift": QUANT_SHIFT, "mult": QUANT_MULT, "bn": QUANT_BN, "bn64": QUANT_BN64}[mode]
     return base + (Cost(clip=1) if signed_clip else Cost(clipu=1))
 
 
@@ -339,7 +345,7 @@ def _conv_im2col_counts(cfg, rng) -> tuple[dict, int, int, int]:
 def leftover_pixel(cfg, K: int, cg: Codegen, pointwise: bool) -> Cost:
     """The scalar per-channel loop of a row's last (odd) pixel (semantics.md §5.5, §7)."""
     bw, bo = cfg.w_type.bits, cfg.out_type.bits
-    mode = mode_of(cfg.relu, cfg.bn)
+    mode = mode_of(cfg.relu, cfg.bn, getattr(cfg, "bn_bits", 32))
     S = STEP[bw]
     if bw == 8:
         it = Cost(load=2, sdotp=1)
@@ -362,7 +368,7 @@ def leftover_pixel(cfg, K: int, cg: Codegen, pointwise: bool) -> Cost:
 def conv_core(cfg, core: int, ncores: int, cg: Codegen = PULP_GCC) -> Cost:
     """``pulp_nn_conv_<in>_<out>_<w>`` on core ``core`` of ``ncores`` (semantics.md §5)."""
     bi, bw, bo = cfg.in_type.bits, cfg.w_type.bits, cfg.out_type.bits
-    mode = mode_of(cfg.relu, cfg.bn)
+    mode = mode_of(cfg.relu, cfg.bn, getattr(cfg, "bn_bits", 32))
     K = cfg.K
     rng = _split.conv_split(core, cfg.Ho, cfg.Wo, ncores)
     cost = KERNEL_ENTRY
@@ -390,7 +396,7 @@ def pointwise_core(cfg, core: int, ncores: int, cg: Codegen = PULP_GCC) -> Cost:
     """``pulp_nn_pointwise_<in>_<out>_<w>`` on core ``core`` (semantics.md §7): no im2col for 8-bit inputs,
     one unpack call of 2*Ci elements per pixel pair otherwise."""
     bi, bw, bo = cfg.in_type.bits, cfg.w_type.bits, cfg.out_type.bits
-    mode = mode_of(cfg.relu, cfg.bn)
+    mode = mode_of(cfg.relu, cfg.bn, getattr(cfg, "bn_bits", 32))
     K = cfg.Ci * cfg.Kh * cfg.Kw  # the kernel passes ch_in * dim_kernel_x * dim_kernel_y
     rng = _split.conv_split(core, cfg.Ho, cfg.Wo, ncores)
     cost = KERNEL_ENTRY
@@ -438,7 +444,7 @@ def depthwise_core(cfg, core: int, ncores: int, cg: Codegen = PULP_GCC) -> Cost:
     """``pulp_nn_depthwise_<in>_<out>_<w>`` on core ``core`` (semantics.md §8): per channel group of
     G = 8/min(bi, bw, bo) channels, a strip im2col per output column and a dot product per output row."""
     bi, bw, bo = cfg.in_type.bits, cfg.w_type.bits, cfg.out_type.bits
-    mode = mode_of(cfg.relu, cfg.bn)
+    mode = mode_of(cfg.relu, cfg.bn, getattr(cfg, "bn_bits", 32))
     lp = min(bi, bw, bo)
     G = 8 // lp
     H, Kh, Kw = cfg.H, cfg.Kh, cfg.Kw
@@ -566,7 +572,7 @@ def linear_core(cfg, core: int, ncores: int, cg: Codegen = PULP_GCC) -> Cost:
     lp = min(bi, bw)
     S = 32 // lp
     cost = KERNEL_ENTRY + Cost(alu=10)
-    mode = mode_of(cfg.relu, cfg.bn) if quantized else None
+    mode = mode_of(cfg.relu, cfg.bn, getattr(cfg, "bn_bits", 32)) if quantized else None
 
     def group_cost(nn_, wt_in_loop=True):
         g = Cost(alu=6 + nn_, branch_taken=1) + (Cost(load=nn_) if cfg.bias else ZERO)
