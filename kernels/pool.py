@@ -114,6 +114,8 @@ class Bucket(NamedTuple):
     Ho: int
     Wo: int
     cores: int = cluster_run.MAX_CORES
+    K: int = 0  # window extent bound (max Kh, Kw); 0 = unknown (the image extents)
+    scan: bool = True  # max pooling pass 1 must replay the in-place column updates in order (see _needs_scan)
 
     @property
     def x_words(self):
@@ -144,8 +146,17 @@ def _cores(clusters) -> int:
     return max([cluster_run.MAX_CORES] + [c.num_cores for c in clusters])
 
 
+def _needs_scan(cfg: PoolConfig) -> bool:
+    """Max pooling pass 1 overwrites column xo of each row in place, left to right (§10.1). A window reads an
+    already overwritten column only if it starts left of its own output column: xo*sx - pl < xo for some
+    xo >= 1, i.e. sx - 1 < pl (library semantics, Wo >= 2). Otherwise every window sees the original row."""
+    return (_family(cfg) == "maxpool" and cfg.semantics == "library" and cfg.Wo >= 2
+            and cfg.stride[1] - 1 < cfg.pad[2])
+
+
 def exact_bucket(cfg: PoolConfig, cluster: Cluster = GAP8) -> Bucket:
-    return Bucket(cfg.H, max(cfg.W, cfg.Wo), cfg.C, cfg.Ho, cfg.Wo, _cores([cluster]))
+    return Bucket(cfg.H, max(cfg.W, cfg.Wo), cfg.C, cfg.Ho, cfg.Wo, _cores([cluster]), max(cfg.Kh, cfg.Kw),
+                  _needs_scan(cfg))
 
 
 def shared_bucket(cfgs, clusters=()) -> Bucket:
@@ -153,7 +164,8 @@ def shared_bucket(cfgs, clusters=()) -> Bucket:
     of two)."""
     r = _engine.round_up
     return Bucket(r(max(c.H for c in cfgs)), r(max(max(c.W, c.Wo) for c in cfgs)), r(max(c.C for c in cfgs)),
-                  r(max(c.Ho for c in cfgs)), r(max(c.Wo for c in cfgs)), _cores(clusters))
+                  r(max(c.Ho for c in cfgs)), r(max(c.Wo for c in cfgs)), _cores(clusters),
+                  r(max(max(c.Kh, c.Kw) for c in cfgs)), any(_needs_scan(c) for c in cfgs))
 
 
 # ----------------------------------------------------------------------------------------------- check
@@ -242,14 +254,28 @@ def _max_values(g: Geometry, X, bk: Bucket):
         upd = (xo < g.Wo) & done[:, None]
         return Xc.at[:, xo, :].set(jnp.where(upd, acc, Xc[:, xo, :])), None
 
-    X1, _ = jax.lax.scan(x_step, X, cols)
-    rows = jnp.arange(bk.H, dtype=jnp.int32)
+    K = bk.K or max(bk.H, bk.W)
+    taps = jnp.arange(K, dtype=jnp.int32)
+    if bk.scan:
+        X1, _ = jax.lax.scan(x_step, X, cols)
+    else:  # no window reads an overwritten column (_needs_scan): one vectorised windowed max over the original
+        xo = jnp.arange(bk.Wo, dtype=jnp.int32)
+        s = xo * g.sx - g.pl
+        e = s + g.Kw
+        start = jnp.where(lib, jnp.where(s < 0, xo, s), jnp.maximum(s, 0))
+        stop = jnp.where(lib, jnp.where(e >= g.W, g.W, e), jnp.minimum(e, g.W))
+        ci = start[:, None] + taps[None, :]
+        win = jnp.where(((ci < stop[:, None]) & (taps[None, :] < g.Kw))[None, :, :, None],
+                        X[:, jnp.clip(ci, 0, bk.W - 1), :], _NEG)
+        upd = (xo[None, :] < g.Wo) & done[:, None]
+        X1 = X.at[:, :bk.Wo, :].set(jnp.where(upd[..., None], jnp.max(win, axis=2), X[:, :bk.Wo, :]))
     s = jnp.arange(bk.Ho, dtype=jnp.int32) * g.sy - g.pt
     e = s + g.Kh
-    r0 = jnp.maximum(s, 0)[:, None]
-    r1 = jnp.where(e >= g.H, g.H, e)[:, None]
-    m = (rows[None, :] == r0) | ((rows[None, :] > r0) & (rows[None, :] < r1))
-    out = jnp.max(jnp.where(m[:, :, None, None], X1[None, :, :bk.Wo, :], _NEG), axis=1)
+    r0 = jnp.maximum(s, 0)
+    r1 = jnp.where(e >= g.H, g.H, e)
+    ri = r0[:, None] + taps[None, :]
+    m = (taps[None, :] == 0) | (ri < r1[:, None])  # row r0 always, then rows up to r1 (exclusive)
+    out = jnp.max(jnp.where(m[:, :, None, None], X1[jnp.clip(ri, 0, bk.H - 1), :bk.Wo, :], _NEG), axis=1)
     written = _rows_covered(lambda core: cluster_run.maxpool_out_split(core, g.H, g.Ho, g.ncores), bk.Ho, bk.cores)
     return out, written, jnp.where(lib, X1, X)
 
@@ -618,9 +644,11 @@ def _scalars(p: AvgPoolParams) -> AvgPoolParams:
 
 
 def _by_family(calls):
+    """Indices of the calls by family, max pooling split by whether pass 1 needs the in-place scan (so each
+    compiled function takes one code path, and the golden cases exercise both)."""
     groups: dict[str, list[int]] = {}
     for i, c in enumerate(calls):
-        groups.setdefault(_family(c.cfg), []).append(i)
+        groups.setdefault((_family(c.cfg), _needs_scan(c.cfg)), []).append(i)
     return groups
 
 
@@ -628,7 +656,7 @@ def run_golden_batch_full(calls) -> list:
     """Packed path for many golden calls, one compiled function per family: a list of unpacked results
     (max pooling: ``MaxPoolResult(out, x_after)``; average pooling: out)."""
     results: list = [None] * len(calls)
-    for fam, idx in _by_family(calls).items():
+    for (fam, _), idx in _by_family(calls).items():
         part = [calls[i] for i in idx]
         bk = shared_bucket([c.cfg for c in part], [c.cluster for c in part])
         pad = [np.pad(c.args[0], (0, bk.x_words - len(c.args[0]))) for c in part]
@@ -662,7 +690,7 @@ def run_golden_batch(calls) -> list:
 def run_values_golden_batch(calls, arrays_list) -> list:
     """Value path (ideal semantics, precision as data) for many golden calls, one compiled function per family."""
     results: list = [None] * len(calls)
-    for fam, idx in _by_family(calls).items():
+    for (fam, _), idx in _by_family(calls).items():
         part = [calls[i] for i in idx]
         bk = shared_bucket([c.cfg for c in part], [c.cluster for c in part])
         items = []
