@@ -21,7 +21,8 @@ Library quirks reproduced (``semantics="library"``; ``"ideal"`` computes a zero-
   not depend on them (see ``check_inputs``);
 * §7.3 / defect 7: leftover pixel bias: the j-th row of a core (j = 0, 1, ..) reads the int8 byte ``j*Co + c``
   of the little-endian int32 bias array for channel c; pairs read the int32 bias (drift-free by ``check``);
-* floor shifts, int16 ``out_mult``, ``out_shift`` mod 32, int32 wrap (§4.1).
+* floor shifts, int16 ``out_mult``, ``out_shift`` mod 32, int32 wrap (§4.1); ``bn_bits=64``: the 64bit/ tree's
+  batch-norm arithmetic (§4.3).
 
 Refused by ``check(cfg)``: kernels other than 1x1 (``pointwise-kernel-size``), output pixels past the input
 (``pointwise-geometry``), channel multiples (``input-channel-multiple``, ``weight-row-multiple``,
@@ -176,7 +177,11 @@ def _requant_exact(acc, kappa, lam, cfg: PointwiseConfig, p) -> tuple[np.ndarray
     s = int(p.out_shift) & 31
     ok = in32(acc)
     m = quant.mode(cfg.relu, cfg.bn)
-    if m == quant.MODE_BN:
+    if m == quant.MODE_BN and cfg.bn_bits == 64:  # exact in int64; the clip sees the low 32 bits (§4.3)
+        t = (kappa * acc + lam) >> (int(p.out_shift) & 63)
+        ok &= in32(t)
+        s = 0
+    elif m == quant.MODE_BN:
         t = kappa * acc
         ok &= in32(t)
         t = t + lam
@@ -267,15 +272,16 @@ def _accumulate(g: Geometry, x_words, w_words, bias, bk: Bucket):
     return jnp.where(left[..., None], acc_left + jnp.where(bvalid, b8, 0), acc)
 
 
-def _packed(g: Geometry, x_words, w_words, p: Params, bk: Bucket):
+def _packed(g: Geometry, x_words, w_words, p: Params, bk: Bucket, bn_bits: int = 32):
     acc = _accumulate(g, x_words, w_words, p.bias, bk)
-    return conv._pack_output(g, conv._requantise(g, acc, p, bk), bk)
+    return conv._pack_output(g, conv._requantise(g, acc, p, bk, bn_bits), bk)
 
 
-@functools.partial(jax.jit, static_argnames=("bk",))
-def _packed_cases(g, x_words, w_words, p, bk):
-    """Every argument batched: one call per configuration (the golden runner's shared compiled function)."""
-    return jax.vmap(_packed, in_axes=(0, 0, 0, 0, None))(g, x_words, w_words, p, bk)
+@functools.partial(jax.jit, static_argnames=("bk", "bn_bits"))
+def _packed_cases(g, x_words, w_words, p, bk, bn_bits=32):
+    """Every argument batched: one call per configuration (the golden runner's shared compiled function);
+    ``bn_bits`` (static): the library tree of the BN requantisation (§4.3)."""
+    return jax.vmap(functools.partial(_packed, bk=bk, bn_bits=bn_bits))(g, x_words, w_words, p)
 
 
 def _pixel_index(cfg: PointwiseConfig) -> np.ndarray:
@@ -325,7 +331,7 @@ def _fast_packed(x_words, w_words, p: Params, cfg: PointwiseConfig, cluster: Clu
         acc = acc.at[:, y * cfg.Wo + x].set(acc_left)
     bk = exact_bucket(cfg)
     g = geometry(cfg, cluster)
-    vals = jax.vmap(lambda a: conv._requantise(g, a.reshape(cfg.Ho, cfg.Wo, co), p, bk))(acc)
+    vals = jax.vmap(lambda a: conv._requantise(g, a.reshape(cfg.Ho, cfg.Wo, co), p, bk, cfg.bn_bits))(acc)
     return _engine.pack_static(vals.reshape(batch, -1), ot.bits)
 
 
@@ -406,15 +412,18 @@ def reference(x, w, params, cfg: PointwiseConfig, cluster: Cluster = GAP8, guard
             return quant.unsigned_clip_as_signed_int(acc, params.out_shift, cfg.out_type.bits)
         return quant.requant_int(quant.wrap32(acc), relu=cfg.relu, bn=cfg.bn, kappa=kappa[c], lam=lam[c],
                                  out_mult=params.out_mult, out_shift=params.out_shift, lo=cfg.out_type.lo,
-                                 hi=cfg.out_type.hi)
+                                 hi=cfg.out_type.hi, bn_bits=cfg.bn_bits)
 
     def rq_checked(acc, c):
         """Requant of an accumulator that must not wrap (the interval argument); None where it would."""
         m16 = quant.int16(params.out_mult)
         lim = 1 << 31
         mode = quant.mode(cfg.relu, cfg.bn)
-        inner = [acc] + ([kappa[c] * acc, kappa[c] * acc + lam[c]] if mode == quant.MODE_BN else
-                         [m16 * acc] if mode == quant.MODE_MULT else [])
+        if mode == quant.MODE_BN and cfg.bn_bits == 64:  # 64-bit exact; the clip sees the low 32 bits
+            inner = [acc, (kappa[c] * acc + lam[c]) >> (int(params.out_shift) & 63)]
+        else:
+            inner = [acc] + ([kappa[c] * acc, kappa[c] * acc + lam[c]] if mode == quant.MODE_BN else
+                             [m16 * acc] if mode == quant.MODE_MULT else [])
         return rq(acc, c, False) if all(-lim <= v < lim for v in inner) else None
 
     def bias32(ptr, c):
@@ -501,16 +510,30 @@ def run_golden_batch(calls) -> list:
     if not calls:
         return []
     bk = shared_bucket([c.cfg for c in calls])
-    items = [(geometry(c.cfg, c.cluster), np.pad(c.args[0], (0, bk.x_words - len(c.args[0]))),
-              np.pad(c.args[1], (0, bk.w_words - len(c.args[1]))), conv._padded_params(c.args[2], bk.Co))
-             for c in calls]
-    outs = []
-    for n, (g, xw, ww, p) in _golden.stack_chunks(items):
-        outs.extend(np.asarray(_packed_cases(g, xw, ww, p, bk))[:n])
+    outs = [None] * len(calls)
+    for bits in sorted({c.cfg.bn_bits for c in calls}):  # a static argument: one compile per library tree
+        idx = [i for i, c in enumerate(calls) if c.cfg.bn_bits == bits]
+        items = [(geometry(c.cfg, c.cluster), np.pad(c.args[0], (0, bk.x_words - len(c.args[0]))),
+                  np.pad(c.args[1], (0, bk.w_words - len(c.args[1]))), conv._padded_params(c.args[2], bk.Co))
+                 for c in (calls[i] for i in idx)]
+        res = []
+        for n, (g, xw, ww, p) in _golden.stack_chunks(items):
+            res.extend(np.asarray(_packed_cases(g, xw, ww, p, bk, bits))[:n])
+        for i, o in zip(idx, res):
+            outs[i] = o
     return [packing.unpack(o, c.cfg.out_type, c.cfg.Ho * c.cfg.Wo * c.cfg.Co).reshape(c.cfg.Ho, c.cfg.Wo, c.cfg.Co)
             for o, c in zip(outs, calls)]
 
 
 def run_values_golden_batch(calls, arrays_list) -> list:
-    """Value path (ideal semantics = conv 1x1, precision as data) for many golden calls, one compiled function."""
-    return conv.run_values_golden_batch(calls, arrays_list)
+    """Value path (ideal semantics = conv 1x1, precision as data) for many golden calls, one compiled function
+    (``conv.run_values_golden_batch``; calls with ``bn_bits=64``, which that batch does not take, one by one)."""
+    out = [None] * len(calls)
+    idx = [i for i, c in enumerate(calls) if c.cfg.bn_bits == 32]
+    for i, o in zip(idx, conv.run_values_golden_batch([calls[i] for i in idx], [arrays_list[i] for i in idx])):
+        out[i] = o
+    for i, c in enumerate(calls):
+        if out[i] is None:
+            out[i] = np.asarray(run_values(arrays_list[i]["x"], arrays_list[i]["w"], c.args[2], cfg=c.cfg,
+                                           cluster=c.cluster))
+    return out

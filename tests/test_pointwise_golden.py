@@ -376,6 +376,28 @@ def test_ideal_packed_path_equals_conv_1x1():
     np.testing.assert_array_equal(lib, pointwise.reference(x, w, params, cfg.replace(semantics="library")))
 
 
+def test_bn_bits_64_tree():
+    # §4.3: kappa*acc + lambda in 64-bit arithmetic (wraps in the 32bit/ tree); leftover pixels included
+    cfg = pointwise.Config("i8", "u8", "i8", H=8, W=5, Ci=8, Co=4, relu=1, bn=1, bn_bits=64)
+    rng = np.random.default_rng(9)
+    x, w, params = _layer(cfg, rng)
+    params = params._replace(kappa=np.array([70000, -90000, 123456, 1], np.int32),
+                             lam=np.array([2 ** 30, -2 ** 30, 5, 7], np.int32), out_shift=20)
+    xw, ww = packing.pack_hwc(x, cfg.in_type), packing.pack(w, cfg.w_type)
+    want = pointwise.reference(x, w, params, cfg)
+    assert not np.array_equal(want, pointwise.reference(x, w, params, cfg.replace(bn_bits=32)))
+    np.testing.assert_array_equal(_unpack(pointwise.run(xw, ww, params, cfg=cfg), cfg), want)
+    call = _golden.GoldenCall({}, cfg, Cluster(), (xw, ww, params))
+    call32 = call._replace(cfg=cfg.replace(bn_bits=32))
+    got64, got32 = pointwise.run_golden_batch([call, call32])
+    np.testing.assert_array_equal(got64, want)
+    np.testing.assert_array_equal(got32, pointwise.reference(x, w, params, call32.cfg))
+    ideal = cfg.replace(semantics="ideal")
+    a = {"x": x, "w": w}
+    np.testing.assert_array_equal(pointwise.run_values_golden_batch([call._replace(cfg=ideal)], [a])[0],
+                                  conv.reference(x, w, params, ideal))
+
+
 # ----------------------------------------------------------------------------------------------- API
 
 
