@@ -214,7 +214,6 @@ def _strip_extent(cfg: DepthwiseConfig) -> tuple[int, int]:
 
 def check(cfg: DepthwiseConfig, cluster: Cluster = GAP8) -> None:
     """Raise ``UnsupportedConfig`` naming the rule if the library does not define this call."""
-    bi, bo, bw = cfg.in_type.bits, cfg.out_type.bits, cfg.w_type.bits
     G = group_size(cfg)
     C = cfg.Co
     if cfg.Ci != C:
@@ -277,8 +276,9 @@ def check(cfg: DepthwiseConfig, cluster: Cluster = GAP8) -> None:
             "depthwise-border-overread",
             f"W={cfg.W}, Kw={cfg.Kw}, stride_x={sx}, pad={cfg.pad}: a border column reads in-row offset u={umax} of "
             f"input row {rows[-1]} with no right-border zero (§8.4), i.e. byte {rows[-1] * cfg.W + umax} of an "
-            f"{cfg.H * cfg.W}-byte plane: for the last plane that is memory after the input tensor. Accepted: "
-            "stride_x = 1 with Wo > ceil(pl/sx), or (W + pl + pr - Kw) mod stride_x == stride_x - 1. " + ideal)
+            f"{cfg.H * cfg.W}-byte plane: for the last plane that is memory after the input tensor. Accepted: every "
+            "used tap inside its row, which holds when W >= Kw + stride_x - 1 and (W + pl + pr - Kw) mod stride_x "
+            "== stride_x - 1 (any W >= Kw for stride 1), or when the last input row is in no window. " + ideal)
 
 
 # ---------------------------------------------------------------------------------------- fast paths
