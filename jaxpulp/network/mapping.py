@@ -29,6 +29,25 @@ def _conv_fields(lay: Layer, semantics: str) -> dict:
                 bias=lay.bias, Ho=Ho, Wo=Wo, semantics=semantics)
 
 
+def _pointwise_quirk(cfg, cluster: Cluster) -> str | None:
+    """Why ``pulp_nn_pointwise_*`` would not compute this layer's intended values, or None. Its leftover pixel
+    (the odd last column of a core's row range, semantics.md §5.3) reads signed 8-bit input as unsigned (§7.2)
+    and sub-byte input as raw bytes (§7.1), and reads the bias as int8 (§7.3); pairs are exact."""
+    from jaxpulp.cluster import split
+
+    left = any(r.leftover and r.rows > 0 for r in (split.conv_split(c, cfg.Ho, cfg.Wo, cluster.num_cores)
+                                                   for c in range(cluster.num_cores)))
+    if not left:
+        return None
+    if cfg.in_type.bits != 8:
+        return "its leftover pixels would read the packed sub-byte input as 8-bit values (semantics.md §7.1)"
+    if cfg.in_type.signed:
+        return "its leftover pixels would read the signed input as unsigned (semantics.md §7.2)"
+    if cfg.bias:
+        return "its leftover pixels would read the bias as int8 (semantics.md §7.3)"
+    return None
+
+
 def _with_bn_bits(cfg, lay: Layer):
     if lay.bn_bits != 32:
         if "bn_bits" not in {f.name for f in cfg.__dataclass_fields__.values()}:
@@ -60,12 +79,15 @@ def _choose(lay: Layer, semantics: str, cluster: Cluster) -> KernelChoice:
                 pointwise = None
             if pointwise is not None:
                 cfg = _with_bn_bits(kc.PointwiseConfig(**f), lay)
+                quirk = _pointwise_quirk(cfg, cluster)
                 try:
                     pointwise.check(cfg, cluster)
-                    return KernelChoice(cfg, "1x1, stride 1, no padding: the pointwise kernel (no im2col)")
                 except UnsupportedConfig as e:
-                    reason = f"1x1 but pointwise is undefined here ({e.rule}): the conv kernel instead"
-                    return KernelChoice(_with_bn_bits(kc.ConvConfig(**f), lay), reason)
+                    quirk = f"pointwise is undefined here ({e.rule})"
+                if quirk is None:
+                    return KernelChoice(cfg, "1x1, stride 1, no padding: the pointwise kernel (no im2col)")
+                return KernelChoice(_with_bn_bits(kc.ConvConfig(**f), lay), f"1x1 but {quirk}: the conv kernel "
+                                    "instead, which computes this layer exactly")
         return KernelChoice(_with_bn_bits(kc.ConvConfig(**f), lay), "im2col + 4x2 matmul")
     if k == "depthwise":
         return KernelChoice(_with_bn_bits(kc.DepthwiseConfig(**_conv_fields(lay, semantics)), lay),
