@@ -29,7 +29,8 @@ CONSTRAINTS = {
     "conv": "Ci*bi % 8 == 0; Ci*Kh*Kw*bw % 8 == 0; Co*bo % 8 == 0; consistent Ho/Wo; bias only without drift (§5.5)",
     "pointwise": "1x1, stride 1, no padding; Ci*bi, Ci*bw, Co*bo multiples of 8; leftover pixels only with 8-bit "
                  "input and no bias; no sub-byte output with the half-width split (§7)",
-    "depthwise": "Ci == Co, a multiple of 8/min(bi, bo, bw); Kh*Kw >= 4; stride-1-safe right border (§8)",
+    "depthwise": "Ci == Co, a multiple of G = 8/min(bi, bo, bw); Kh*Kw >= 4; Kw >= 2 and pl + 4*ceil(Kw/4) <= "
+                 "(pb+2)*Kw; ceil(pl/sx) < Wo; no used tap of the last input row past the row end (§8)",
     "linear_quant": "N a multiple of 16 (min(bi,bw)=2) or 8 (=4); M*bo % 8 == 0; no short last chunk (8-bit), "
                     "no odd chunk start (4-bit), ceil(M/8) % 8 not in {5,6,7} (2-bit) (§9)",
     "linear_noquant": "N a multiple of 16 (min(bi,bw)=2) or 8 (=4); no short last chunk of other parity (§9)",
