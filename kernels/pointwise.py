@@ -28,9 +28,10 @@ Refused by ``check(cfg)``: kernels other than 1x1 (``pointwise-kernel-size``), o
 (``pointwise-geometry``), channel multiples (``input-channel-multiple``, ``weight-row-multiple``,
 ``output-channel-multiple``, §16), ``uint16-extent``, the §7.4 output-pointer skip with sub-byte output in the
 half-width split (``pointwise-output-skip``), bias reads past the bias array (``pointwise-bias-drift``, §7.3).
-Refused by ``check_inputs`` (data dependent): a sub-byte leftover pixel reading past the input image where the
-output depends on those bytes (``pointwise-leftover-overread``, §7.1, §15.2; an exact interval argument, so it
-also refuses golden cases pointwise_0197 / _0471, whose ``defined`` masks missed that dependence).
+A sub-byte leftover pixel reading past the input image (``pointwise-leftover-overread``, §7.1, §15.2): ``check``
+refuses the configuration (the outputs may depend on the memory after the input); ``check_inputs`` (used by
+``run`` outside jit, ``from_golden`` and the twin) refuses only inputs whose outputs do depend on it, by an exact
+interval argument (so it also refuses golden cases pointwise_0197 / _0471, whose ``defined`` masks missed it).
 """
 from __future__ import annotations
 
@@ -95,7 +96,26 @@ def _overread_leftovers(cfg: PointwiseConfig, cluster: Cluster):
 
 
 def check(cfg: PointwiseConfig, cluster: Cluster = GAP8) -> None:
-    """Raise ``UnsupportedConfig`` naming the rule if the library does not define this call (for any data)."""
+    """Raise ``UnsupportedConfig`` naming the rule unless the library defines this call for every input.
+
+    Conservative where the answer depends on the data: a sub-byte leftover pixel that reads past the input
+    image is refused here (``pointwise-leftover-overread``); ``check_inputs`` decides it for given inputs."""
+    _check_config(cfg, cluster)
+    lefts = _overread_leftovers(cfg, cluster)
+    if lefts:
+        core, _, y, x = lefts[0]
+        off = (y * cfg.W + x) * cfg.Ci
+        raise UnsupportedConfig(
+            "pointwise-leftover-overread",
+            f"{cfg.in_type} input: the leftover pixel (y, x)=({y}, {x}) of core {core} reads input bytes [{off}, "
+            f"{off + cfg.Ci}) as 8-bit activations but the image has {_in_bytes(cfg)} bytes, so its outputs may "
+            "depend on the memory after the input (semantics.md §7.1, §15.2). check_inputs (and run() outside "
+            "jit) accept inputs whose outputs do not. Use an even column range per core (no leftover pixel), "
+            "8-bit input, jaxpulp.kernels.conv with a 1x1 kernel, or semantics='ideal'")
+
+
+def _check_config(cfg: PointwiseConfig, cluster: Cluster) -> None:
+    """Every rule of ``check`` but the data-dependent over-read."""
     if (cfg.Kh, cfg.Kw) != (1, 1):
         raise UnsupportedConfig(
             "pointwise-kernel-size",
@@ -195,12 +215,14 @@ def _requant_exact(acc, kappa, lam, cfg: PointwiseConfig, p) -> tuple[np.ndarray
 
 
 def check_inputs(cfg: PointwiseConfig, x_words, w_words, params, cluster: Cluster = GAP8) -> None:
-    """Raise ``UnsupportedConfig("pointwise-leftover-overread")`` if an output depends on memory past the input.
+    """``check`` for these inputs: the configuration rules, then ``pointwise-leftover-overread`` only if an output
+    depends on the memory past the input.
 
     A leftover pixel with sub-byte input reads Ci bytes at byte (y*W + x)*Ci of the packed image (§7.1); where
     that runs past the image, each output channel's accumulator is known up to the unknown bytes, i.e. lies in
     an exact interval. The output is defined iff requantisation maps both ends to the same value without int32
-    wrap-around. ``x_words``: (words,) or (batch, words) uint32; ``w_words``: packed weights."""
+    wrap-around. ``x_words``: (words,) or (batch, words) uint32 (concrete); ``w_words``: packed weights."""
+    _check_config(cfg, cluster)
     lefts = _overread_leftovers(cfg, cluster)
     if not lefts:
         return
@@ -342,14 +364,17 @@ def run(x_words, w_words, params, *, cfg: PointwiseConfig, cluster: Cluster = GA
     """Packed path. ``x_words``: HWC input image (uint32 words, optionally a leading batch axis);
     ``w_words``: weights [Co][Ci]; returns the packed HWC output image (uint32 words, batch kept).
     With ``return_cost=True`` returns ``Costed(output, cost)`` (per-core counts and cycles of one call)."""
-    check(cfg, cluster)
+    _check_config(cfg, cluster)
     p = conv._as_params(params, cfg)
     nx = _engine.words_for(cfg.H * cfg.W * cfg.Ci, cfg.in_type.bits)
     nw = _engine.words_for(cfg.Co * cfg.Ci, cfg.w_type.bits)
     no = _engine.words_for(cfg.Ho * cfg.Wo * cfg.Co, cfg.out_type.bits)
     x = conv._as_words(x_words, nx, "x_words", True)
     w = conv._as_words(w_words, nw, "w_words", False)
-    check_inputs(cfg, x, w, p, cluster)
+    if any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves((x, w, p))):
+        check(cfg, cluster)  # under jit / vmap the inputs are not known: the conservative rule
+    else:
+        check_inputs(cfg, x, w, p, cluster)
     batched = x.ndim == 2
     out = _fast_packed(x if batched else x[None], w, p, cfg, cluster)[:, :no]
     out = out if batched else out[0]
@@ -385,7 +410,7 @@ def reference(x, w, params, cfg: PointwiseConfig, cluster: Cluster = GAP8, guard
     int32 (Ho, Wo, Co). ``guard``: uint8 bytes of the memory after the input image; without it, an output that
     depends on that memory raises ``UnsupportedConfig`` (``pointwise-leftover-overread``).
     ``semantics="ideal"`` delegates to ``conv.reference`` (a 1x1 conv)."""
-    check(cfg, cluster)
+    _check_config(cfg, cluster)
     if cfg.semantics == "ideal":
         return conv.reference(x, w, params, cfg, cluster)
     x = np.asarray(x, np.int64)
@@ -494,10 +519,10 @@ params_from_golden = conv.params_from_golden
 
 
 def from_golden(meta: dict, arrays: dict) -> "_golden.GoldenCall":
-    """A golden case as a packed call; raises ``UnsupportedConfig`` where ``check`` or ``check_inputs`` refuse."""
+    """A golden case as a packed call; raises ``UnsupportedConfig`` where ``check_inputs`` refuses its inputs."""
     cfg = config_from_golden(meta)
     cluster = _golden.cluster_of(meta)
-    check(cfg, cluster)
+    _check_config(cfg, cluster)
     x_words = packing.pack_hwc(arrays["x"], cfg.in_type)
     w_words = packing.pack(arrays["w"], cfg.w_type)
     params = params_from_golden(meta, arrays)
