@@ -1,0 +1,187 @@
+"""Precision-sweep throughput against same-run baselines, on the 28-layer MobileNetV1 (alpha 0.25, 128 px).
+
+Measured in one run on this machine:
+  * cost-only evaluation: configurations/s of the jitted gather-and-sum over exact cost tables (decoded
+    configurations; the sample stream decoded on the fly; sharded over all local devices), against the
+    baseline: a plain Python loop over configurations calling the cost model for every layer
+    (``costtable.reference_cost``; ``kernel_cost`` is cached, so this is its fastest form);
+  * end-to-end ``run_sweep`` to JSONL (configurations/s including formatting and fsync'd writes);
+  * metric sweep: configurations x inputs per second of the value path with precision as data, vmapped over a
+    batch of configurations, against a loop over configurations calling the jitted network once each;
+  * surrogate: value+grad time of the expected network cost after jit, against the value alone and against
+    a central finite-difference gradient (2 x logits evaluations of the same jitted value).
+Prints ratios and writes JSON (default benchmarks/results/sweep.json).
+
+    python benchmarks/sweep.py                 # full
+    python benchmarks/sweep.py --quick         # smaller batches (a smoke run)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxpulp import __version__, costtable, surrogate
+from jaxpulp.network import zoo
+
+
+def best_time(fn, reps: int) -> float:
+    """Minimum wall time (s) of ``fn()`` over ``reps`` calls after one warm-up call."""
+    jax.block_until_ready(fn())
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        ts.append(time.perf_counter() - t0)
+    return min(ts)
+
+
+def bench_cost(space, B: int, reps: int) -> dict:
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    from jaxpulp.sweep import make_mesh
+    from jaxpulp.sweep._driver import make_cost_fn
+
+    a = space.arrays
+    l1, l2 = space.cluster.l1_bytes, space.cluster.l2_bytes
+    idx = jnp.arange(B, dtype=jnp.int32)
+    cfgs = jax.jit(lambda a, i: costtable.decode_sampled(a, i, 0))(a, idx).block_until_ready()
+    ev = jax.jit(lambda a, c: costtable.evaluate_blocked(a, c, l1, l2))
+    t_eval = best_time(lambda: ev(a, cfgs), reps)
+    gen = jax.jit(lambda a, i: costtable.evaluate_blocked(a, costtable.decode_sampled(a, i, 0), l1, l2))
+    t_gen = best_time(lambda: gen(a, idx), reps)
+    mesh = make_mesh()
+    fn = make_cost_fn(space, "sample", 0, mesh)
+    ad = jax.device_put(a, NamedSharding(mesh, P()))
+    B2 = B // mesh.devices.size * mesh.devices.size
+    ids = jax.device_put(np.arange(B2, dtype=np.int32), NamedSharding(mesh, P("cfg")))
+    t_shard = best_time(lambda: fn(ad, ids), reps)
+    # baseline: Python loop over configurations calling the cost model layer by layer
+    some = np.asarray(cfgs[:200])
+    costtable.reference_cost(space, some[0])  # warm the kernel_cost cache
+    t0 = time.perf_counter()
+    for c in some:
+        costtable.reference_cost(space, c)
+    t_loop = (time.perf_counter() - t0) / len(some)
+    # the two agree
+    got = ev(a, cfgs[:5])
+    for j in range(5):
+        assert int(got["cycles"][j]) == costtable.reference_cost(space, np.asarray(cfgs[j]))["cycles"]
+    return dict(batch=B, eval_configs_per_s=B / t_eval, sample_and_eval_configs_per_s=B / t_gen,
+                sharded_configs_per_s=B2 / t_shard, devices=int(mesh.devices.size),
+                python_loop_configs_per_s=1 / t_loop, ratio_eval_vs_loop=t_loop * B / t_eval)
+
+
+def bench_sweep_file(n: int) -> dict:
+    from jaxpulp.sweep import SweepSpec, run_sweep
+
+    spec = SweepSpec(net="mobilenet_v1", samples=n, enumerate=False)
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "s.jsonl")
+        run_sweep(spec, out, parquet=False, overwrite=True)  # tables, compile
+        t0 = time.perf_counter()
+        s = run_sweep(spec, out, parquet=False, overwrite=True)
+        dt = time.perf_counter() - t0
+        size = os.path.getsize(out)
+    return dict(configs=n, seconds=dt, configs_per_s=s.written / dt, bytes_per_row=size / n)
+
+
+def bench_metric(net, space, n_cfg: int, n_in: int, reps: int) -> dict:
+    from jaxpulp.network import run as netrun
+    from jaxpulp.sweep import _metric
+
+    x = jnp.asarray(_metric.random_inputs(net, n_in, 0))
+    y = jnp.asarray(_metric.reference_outputs(net, x))
+    f = _metric.make_metric_fn(net, space)
+    cfgs = costtable.decode_sampled(space.arrays, jnp.arange(n_cfg), 0)
+    t0 = time.perf_counter()
+    jax.block_until_ready(f(cfgs, x, y, None))
+    compile_s = time.perf_counter() - t0
+    t_batch = best_time(lambda: f(cfgs, x, y, None), reps)
+    der = _metric.Deriver(space, net.outputs[0])
+
+    @jax.jit
+    def one(c):
+        p, acts, w, _, _ = der.derive(net.params, c)
+        return netrun.run_values(net, x, params=p, act_types=acts, w_types=w)
+
+    def loop():
+        return [one(cfgs[j]) for j in range(n_cfg)]
+
+    t_loop = best_time(loop, reps)
+    return dict(configs=n_cfg, inputs=n_in, compile_s=compile_s,
+                configs_x_inputs_per_s=n_cfg * n_in / t_batch,
+                loop_configs_x_inputs_per_s=n_cfg * n_in / t_loop, ratio_vmap_vs_loop=t_loop / t_batch)
+
+
+def bench_surrogate(space, reps: int) -> dict:
+    st = surrogate.surrogate_tables(space)
+    logits = jax.random.normal(jax.random.PRNGKey(0), st.valid.shape)
+    val = jax.jit(lambda l: surrogate.expected_cost_from_logits(st, l)["cycles"])
+    vg = jax.jit(jax.value_and_grad(lambda l: surrogate.expected_cost_from_logits(st, l)["cycles"]))
+    t_val = best_time(lambda: val(logits), reps)
+    t_vg = best_time(lambda: vg(logits), reps)
+    n = int(np.asarray(st.valid).sum())
+    eye = jnp.eye(logits.size).reshape((-1,) + logits.shape)
+    fd = jax.jit(jax.vmap(lambda d: val(logits + 1e-2 * d) - val(logits - 1e-2 * d)))
+    t_fd = best_time(lambda: fd(eye), reps)
+    return dict(variables=int(st.valid.shape[0]), logits=n, layers=int(st.slot_vars.shape[0]),
+                value_us=t_val * 1e6, value_and_grad_us=t_vg * 1e6, finite_difference_grad_us=t_fd * 1e6,
+                ratio_fd_vs_grad=t_fd / t_vg)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="small batches (smoke run)")
+    p.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results", "sweep.json"))
+    args = p.parse_args(argv)
+    q = args.quick
+    print(f"jaxpulp {__version__}, jax {jax.__version__}, {jax.default_backend()}, {os.cpu_count()} CPUs, "
+          f"devices {jax.devices()}", flush=True)
+    net = zoo.mobilenet_v1(alpha=0.25, resolution=128)
+    t0 = time.perf_counter()
+    table = costtable.build_table(net)
+    t_table = time.perf_counter() - t0
+    space = costtable.config_space(table)
+    weighted = sum(lay.kind in costtable.WEIGHTED for lay in net.layers)
+    print(f"{net.name}: {weighted} weighted layers + {len(net.layers) - weighted} other, {len(space.variables)} "
+          f"variables, {space.size:.3g} configurations; tables built in {t_table:.1f} s "
+          f"({int(table.supported.sum()):,} supported entries)", flush=True)
+    res = dict(network=net.name, weighted_layers=weighted, layers=len(net.layers), variables=len(space.variables),
+               table_build_s=t_table)
+    res["cost"] = c = bench_cost(space, 1 << (16 if q else 20), 3 if q else 5)
+    print(f"cost-only: {c['eval_configs_per_s']:,.0f} configs/s (decoded), {c['sample_and_eval_configs_per_s']:,.0f} "
+          f"(sample stream + eval), {c['sharded_configs_per_s']:,.0f} (sharded over {c['devices']} device(s)); "
+          f"Python loop over the cost model {c['python_loop_configs_per_s']:,.0f} configs/s -> ratio "
+          f"{c['ratio_eval_vs_loop']:,.0f}x", flush=True)
+    res["sweep_file"] = s = bench_sweep_file(20_000 if q else 200_000)
+    print(f"run_sweep to JSONL: {s['configs_per_s']:,.0f} configs/s end to end ({s['bytes_per_row']:.0f} bytes/row)",
+          flush=True)
+    res["metric"] = m = bench_metric(net, space, 4 if q else 8, 4 if q else 8, 2 if q else 3)
+    print(f"metric: {m['configs_x_inputs_per_s']:,.1f} configs x inputs/s vmapped ({m['configs']} x {m['inputs']}; "
+          f"compile {m['compile_s']:.1f} s); loop over configs {m['loop_configs_x_inputs_per_s']:,.1f} -> ratio "
+          f"{m['ratio_vmap_vs_loop']:.2f}x", flush=True)
+    res["surrogate"] = g = bench_surrogate(space, 20 if q else 100)
+    print(f"surrogate ({g['variables']} variables, {g['layers']} layers): value {g['value_us']:.0f} us, value+grad "
+          f"{g['value_and_grad_us']:.0f} us after jit; finite differences {g['finite_difference_grad_us']:.0f} us -> "
+          f"ratio {g['ratio_fd_vs_grad']:.1f}x", flush=True)
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(dict(jaxpulp=__version__, jax=jax.__version__, backend=jax.default_backend(),
+                       device=str(jax.devices()[0]), device_kind=jax.devices()[0].device_kind,
+                       machine=platform.machine(), cpus=os.cpu_count(), quick=q, results=res), f, indent=1)
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

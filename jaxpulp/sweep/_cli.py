@@ -1,0 +1,167 @@
+"""``jaxpulp sweep``, ``jaxpulp pareto`` and ``jaxpulp cost-lut``."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from jaxpulp.errors import JaxpulpError
+
+
+def _types(s):
+    return None if s is None else tuple(t.strip() for t in s.split(",") if t.strip())
+
+
+def _shard(s: str):
+    k, sep, n = s.partition("/")
+    try:
+        k, n = int(k), int(n)
+    except ValueError:
+        raise JaxpulpError(f"--shard {s!r}: expected K/N, e.g. 0/4") from None
+    if not sep or not (n >= 1 and 0 <= k < n):
+        raise JaxpulpError(f"--shard {s!r}: expected K/N with 0 <= K < N")
+    return k, n
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _cmd_sweep(args) -> int:
+    from jaxpulp.sweep._driver import SweepSpec, run_sweep
+
+    enum = True if args.enumerate else (False if args.sample else None)
+    spec = SweepSpec(net=args.net, target=args.target, samples=args.samples, enumerate=enum, seed=args.seed,
+                     act_types=_types(args.act_types), weight_types=_types(args.weight_types),
+                     free_input=args.free_input, metric=args.metric or bool(args.data), inputs=args.inputs,
+                     data=args.data)
+    k, n = _shard(args.shard)
+    if args.distributed:
+        import jax
+
+        kw = {}
+        if args.coordinator:
+            kw = dict(coordinator_address=args.coordinator, num_processes=args.num_processes,
+                      process_id=args.process_id)
+        jax.distributed.initialize(**kw)
+        P, p = jax.process_count(), jax.process_index()
+        k, n = k * P + p, n * P
+        _log(f"process {p} of {P}: shard {k}/{n} on {len(jax.local_devices())} local device(s)")
+    if args.parquet:
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise JaxpulpError("--parquet: needs pyarrow (pip install 'jaxpulp[parquet]')") from None
+    s = run_sweep(spec, args.out, shard=(k, n), chunk=args.chunk, overwrite=args.overwrite,
+                  progress=False if args.no_progress else (True if args.progress else None),
+                  parquet=False if args.no_parquet else (True if args.parquet else None), log=_log)
+    rate = s.written / s.seconds if s.seconds else 0.0
+    how = f"all {s.total:,}" if s.mode == "enumerate" else f"{s.total:,} sampled (seed {spec.seed})"
+    print(f"{s.path}: {s.written:,} rows written, {s.resumed:,} already there ({s.local:,} in this shard); "
+          f"space {s.space_size:.3g} configurations, {how}; {s.seconds:.1f} s, {rate:,.0f} configs/s")
+    return 0
+
+
+def _cmd_pareto(args) -> int:
+    from jaxpulp.sweep import _pareto, _results
+
+    rows = _results.read_rows(args.results)
+    objectives = _pareto.parse_objectives(args.objectives, rows)
+    front = _pareto.front_rows(rows, objectives)
+    names = [n for n, _ in objectives]
+    print(f"{len(front)} of {len(rows):,} rows on the front of ({', '.join(names)})")
+    for r in front[: args.show]:
+        vals = "  ".join(f"{n}={r[n]:,}" if isinstance(r[n], int) else f"{n}={r[n]:.4g}" for n in names)
+        conf = " ".join(f"{k}={v}" for k, v in (r.get("config") or {}).items())
+        print(f"  #{r.get('index')}  {vals}  {conf}")
+    if args.out:
+        with open(args.out, "w") as f:
+            for r in front:
+                f.write(json.dumps(r) + "\n")
+        print(f"wrote {args.out}")
+    if args.png:
+        x, y = (names[0], names[1]) if len(names) >= 2 else (names[0], "memory_bytes")
+        color = names[2] if len(names) >= 3 else None
+        title = f"{os.path.basename(args.results[0])}: {len(rows):,} configurations, {len(front)} on the front"
+        _pareto.plot_front(rows, front, args.png, x=x, y=y, color=color, title=title, staircase=len(names) <= 2)
+        print(f"wrote {args.png}")
+    return 0
+
+
+def _cmd_lut(args) -> int:
+    from jaxpulp import costtable
+    from jaxpulp.sweep._nets import load_network
+
+    net = load_network(args.net)
+    table = costtable.build_table(net, args.target)
+    costtable.save_lut(table, args.out)
+    n = int(table.supported.sum())
+    print(f"wrote {args.out}: {len(table.layers)} layers, {n:,} supported precision triples ({table.target})")
+    return 0
+
+
+def add_subcommands(sub) -> None:
+    """Register ``sweep``, ``pareto`` and ``cost-lut`` on the ``jaxpulp`` command's subparsers."""
+    s = sub.add_parser("sweep", help="precision sweep: cost and memory (and a quality metric) of many "
+                       "configurations, streamed to JSONL, resumable",
+                       description="Enumerate (small spaces) or sample precision configurations of a network, "
+                       "evaluate cost and memory from exact per-layer cost tables (and optionally a quality "
+                       "metric on the value path), and append them to a JSONL file. Re-running the same "
+                       "command resumes. Example: jaxpulp sweep --net mobilenet_v1 --samples 100000 --out "
+                       "runs/mbv1.jsonl")
+    s.add_argument("--net", required=True, help="toy[:size=16], mobilenet_v1[:alpha=0.25,resolution=128] or "
+                   "an .onnx file")
+    s.add_argument("--out", required=True, help="results JSONL file (appended to; its .meta.json identifies "
+                   "the sweep)")
+    s.add_argument("--samples", type=int, default=10_000, help="configurations to draw when the space is "
+                   "larger (a space of at most this many is enumerated); default 10000")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--enumerate", action="store_true", help="enumerate the whole space (< 2**31)")
+    g.add_argument("--sample", action="store_true", help="sample even a small space")
+    s.add_argument("--seed", type=int, default=0, help="random stream of the samples and inputs (default 0)")
+    s.add_argument("--target", default="gap8", help="cost target: gap8 (default), gap8-1core, cortex-m7")
+    s.add_argument("--act-types", default=None, help="allowed activation types, e.g. u8,u4,u2 (default: 8, 4, "
+                   "2 bits with each tensor's signedness)")
+    s.add_argument("--weight-types", default=None, help="allowed weight types (default i8,i4,i2)")
+    s.add_argument("--free-input", action="store_true", help="let the network input's precision vary too")
+    s.add_argument("--metric", action="store_true", help="also run the value path: output error and arg-max "
+                   "agreement against the given network (accuracy with --data labels)")
+    s.add_argument("--inputs", type=int, default=16, help="inputs per configuration for --metric (default 16)")
+    s.add_argument("--data", default=None, help=".npz with x [N,H,W,C] (and labels y [N]) for --metric")
+    s.add_argument("--chunk", type=int, default=None, help="configurations per device call")
+    s.add_argument("--shard", default="0/1", help="K/N: this run evaluates configurations i with i %% N == K "
+                   "(for job arrays); writes <out stem>.shardKofN.jsonl")
+    s.add_argument("--distributed", action="store_true", help="multi-host: jax.distributed.initialize(), then "
+                   "each process takes its own shard on its local devices")
+    s.add_argument("--coordinator", default=None, help="with --distributed: host:port of process 0 (otherwise "
+                   "auto-detected from the cluster environment)")
+    s.add_argument("--num-processes", type=int, default=None, help="with --coordinator")
+    s.add_argument("--process-id", type=int, default=None, help="with --coordinator")
+    s.add_argument("--overwrite", action="store_true", help="discard existing results at --out")
+    p = s.add_mutually_exclusive_group()
+    p.add_argument("--progress", action="store_true", help="always draw the progress bar")
+    p.add_argument("--no-progress", action="store_true", help="never draw it (default: on a terminal)")
+    q = s.add_mutually_exclusive_group()
+    q.add_argument("--parquet", action="store_true", help="require the Parquet copy (needs pyarrow)")
+    q.add_argument("--no-parquet", action="store_true", help="no Parquet copy (default: one when pyarrow is "
+                   "installed)")
+    s.set_defaults(fn=_cmd_sweep)
+
+    r = sub.add_parser("pareto", help="Pareto front of sweep results (and a PNG plot)",
+                       description="Extract the non-dominated configurations of sweep results. Example: jaxpulp "
+                       "pareto runs/mbv1.jsonl --png front.png")
+    r.add_argument("results", nargs="+", help="results files (JSONL / Parquet; globs; x.jsonl stands for its "
+                   "shard files)")
+    r.add_argument("--objectives", default=None, help="columns, e.g. cycles,memory_bytes,error (NAME:max to "
+                   "maximise; default cycles, memory_bytes and the metric if present)")
+    r.add_argument("--png", default=None, help="write a plot of the first two objectives here (matplotlib)")
+    r.add_argument("--out", default=None, help="write the front's rows as JSONL here")
+    r.add_argument("--show", type=int, default=10, help="front rows to print (default 10)")
+    r.set_defaults(fn=_cmd_pareto)
+
+    c = sub.add_parser("cost-lut", help="per-layer cost look-up tables of every precision triple (PLiNIO-style "
+                       "JSON)")
+    c.add_argument("--net", required=True, help="as for sweep")
+    c.add_argument("--target", default="gap8", help="cost target (default gap8)")
+    c.add_argument("--out", required=True, help="JSON file to write")
+    c.set_defaults(fn=_cmd_lut)

@@ -1,0 +1,308 @@
+"""The sweep loop: configurations by index, sharded over devices, streamed to JSONL, resumable.
+
+Configuration ``i`` of a sweep is a pure function of (space, mode, seed, i): number i in mixed-radix order
+(``enumerate``) or the i-th draw of a counter-based hash stream (``sample``). So a shard is just a set of
+indices (``i % num_shards == shard``), a chunk any subset of them, and a restarted sweep recomputes exactly the
+indices its results file lacks: nothing is lost or written twice.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import time
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxpulp import costtable
+from jaxpulp.errors import JaxpulpError
+from jaxpulp.qtypes import QType
+from jaxpulp.sweep import _results
+from jaxpulp.sweep._progress import Progress
+
+FORMAT = "jaxpulp-sweep"
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSpec:
+    """Everything that determines a sweep's rows (saved in the results' ``.meta.json``).
+
+    net: a ``load_network`` spec (``toy``, ``mobilenet_v1:alpha=0.25,resolution=128``, ``model.onnx``);
+    target: cost target ("gap8", "gap8-1core", "cortex-m7"); samples: configurations to draw when the space
+    is larger (all of a space of at most ``samples`` are enumerated); enumerate: True forces enumeration,
+    False sampling, None decides by size; seed: the random stream (and the metric's random inputs);
+    act_types / weight_types / free_input: ``config_space`` choices; metric: also run the value path and
+    record ``error`` / ``agreement`` (/ ``accuracy``); inputs: random inputs per configuration for the metric;
+    data: an ``.npz`` with ``x`` [N, H, W, C] (and labels ``y`` [N]) instead of random inputs.
+    """
+
+    net: str
+    target: str = "gap8"
+    samples: int = 10_000
+    enumerate: bool | None = None
+    seed: int = 0
+    act_types: tuple | None = None
+    weight_types: tuple | None = None
+    free_input: bool = False
+    metric: bool = False
+    inputs: int = 16
+    data: str | None = None
+
+    def __post_init__(self):
+        from jaxpulp.cost import resolve_target
+
+        if not isinstance(self.samples, int) or self.samples < 1:
+            raise JaxpulpError(f"samples={self.samples!r}: expected an int >= 1")
+        if not isinstance(self.inputs, int) or self.inputs < 1:
+            raise JaxpulpError(f"inputs={self.inputs!r}: expected an int >= 1")
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise JaxpulpError(f"seed={self.seed!r}: expected an int in [0, 2**32)")
+        resolve_target(self.target)
+        for name in ("act_types", "weight_types"):
+            v = getattr(self, name)
+            if v is not None:
+                object.__setattr__(self, name, tuple(str(QType.parse(t)) for t in v))
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        for k in ("act_types", "weight_types"):
+            d[k] = list(d[k]) if d[k] is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SweepSpec":
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
+
+
+class SweepSummary(NamedTuple):
+    """path: the results file; mode: "enumerate" / "sample"; total: configurations of the whole sweep;
+    local: of this shard; written / resumed: rows written now / found already there; seconds: wall time."""
+
+    path: str
+    mode: str
+    space_size: int
+    total: int
+    local: int
+    written: int
+    resumed: int
+    seconds: float
+
+
+def prepare(spec: SweepSpec):
+    """(network, cost table, config space, mode, total) of a sweep."""
+    net, table = _network_and_table(spec.net, spec.target)
+    space = costtable.config_space(table, act_types=spec.act_types, weight_types=spec.weight_types,
+                                   free_input=spec.free_input)
+    if spec.enumerate is True and space.size >= 2**31:
+        raise JaxpulpError(f"enumerate=True: the space has {space.size:.3g} configurations, expected < 2**31; "
+                           "sample it instead")
+    if spec.enumerate is False and spec.samples >= 2**31:
+        raise JaxpulpError(f"samples={spec.samples}: expected < 2**31")
+    enum = spec.enumerate if spec.enumerate is not None else space.size <= spec.samples
+    mode = "enumerate" if enum else "sample"
+    total = space.size if enum else spec.samples
+    return net, table, space, mode, total
+
+
+@functools.lru_cache(maxsize=8)
+def _network_and_table(net_spec: str, target: str):
+    """Loaded network and its exact cost table (both pure functions of their arguments: cached per process)."""
+    from jaxpulp.sweep._nets import load_network
+
+    net = load_network(net_spec)
+    return net, costtable.build_table(net, target)
+
+
+def _shard_map(f, mesh, in_specs, out_specs):
+    sm = getattr(jax, "shard_map", None)
+    if sm is None:  # pragma: no cover - older JAX
+        from jax.experimental.shard_map import shard_map as sm
+    return sm(f, mesh=mesh, in_specs=in_specs, out_specs=out_specs)
+
+
+def make_mesh(devices=None):
+    """A 1-D mesh ``("cfg",)`` over ``devices`` (default: this process's local devices)."""
+    from jax.sharding import Mesh
+
+    devs = list(devices) if devices is not None else jax.local_devices()
+    return Mesh(np.array(devs), ("cfg",))
+
+
+def make_cost_fn(space, mode: str, seed: int, mesh):
+    """jit ``f(arrays, index [B]) -> (configs [B, V], results)``, B sharded over the mesh's devices."""
+    from jax.sharding import PartitionSpec as P
+
+    l1, l2 = space.cluster.l1_bytes, space.cluster.l2_bytes
+
+    def local(arrays, index):
+        if mode == "enumerate":
+            cfg = costtable.decode_enumerated(arrays, index)
+        else:
+            cfg = costtable.decode_sampled(arrays, index, seed)
+        return cfg, costtable.evaluate_blocked(arrays, cfg, l1, l2)
+
+    return jax.jit(_shard_map(local, mesh, (P(), P("cfg")), P("cfg")))
+
+
+def make_metric_fn(net, space, mesh, with_labels: bool):
+    """jit ``f(configs [B, V], x, y_ref, labels) -> metrics [B]``, configurations sharded over the mesh."""
+    from jax.sharding import PartitionSpec as P
+
+    from jaxpulp.sweep import _metric
+
+    inner = _metric.make_metric_fn(net, space)
+
+    def local(configs, x, y_ref, labels):
+        return inner(configs, x, y_ref, labels if with_labels else None)
+
+    return jax.jit(_shard_map(local, mesh, (P("cfg"), P(), P(), P()), P("cfg")))
+
+
+def _metric_data(net, spec: SweepSpec):
+    from jaxpulp.sweep import _metric
+
+    if spec.data:
+        try:
+            d = np.load(spec.data)
+            x = np.asarray(d["x"])
+            y = np.asarray(d["y"]) if "y" in d.files else None
+        except (OSError, KeyError, ValueError) as e:
+            raise JaxpulpError(f"data={spec.data!r}: expected an .npz with 'x' [N, H, W, C] (and labels 'y' [N]) "
+                               f"({e})") from None
+        t = net.input.qtype
+        if x.ndim != 4 or tuple(x.shape[1:]) != tuple(net.input.shape) or x.dtype.kind not in "iu":
+            raise JaxpulpError(f"data={spec.data!r}: x has shape {x.shape} / dtype {x.dtype}, expected integers "
+                               f"(N, {', '.join(map(str, net.input.shape))})")
+        if x.size and (x.min() < t.lo or x.max() > t.hi):
+            raise JaxpulpError(f"data={spec.data!r}: x spans [{x.min()}, {x.max()}], outside {t}")
+        x = x[: spec.inputs].astype(np.int32)
+        y = None if y is None else y[: spec.inputs].astype(np.int32).reshape(-1)
+        digest = hashlib.blake2b(x.tobytes() + (b"" if y is None else y.tobytes()), digest_size=8).hexdigest()
+    else:
+        x, y = _metric.random_inputs(net, spec.inputs, spec.seed), None
+        digest = "random"
+    return x, y, _metric.reference_outputs(net, x), digest
+
+
+def _default_chunk(spec: SweepSpec, n_dev: int) -> int:
+    base = 32 if spec.metric else 1 << 16
+    return max(n_dev, base // n_dev * n_dev)
+
+
+def _meta(spec, table, space, mode, total, shard, data_digest) -> dict:
+    import jaxpulp
+
+    return {"format": FORMAT, "format_version": 1, "version": jaxpulp.__version__, "spec": spec.to_dict(),
+            "shard": list(shard), "mode": mode, "total": total, "space_size": str(space.size),
+            "table_digest": table.digest, "data_digest": data_digest, "network": table.network,
+            "target": table.target,
+            "variables": [{"name": v.name, "kind": v.kind, "choices": [str(c) for c in v.choices]}
+                          for v in space.variables]}
+
+
+def _check_meta(path: str, old: dict, new: dict) -> None:
+    diffs = []
+    for k in ("format", "version", "shard", "mode", "total", "table_digest", "data_digest", "variables"):
+        if old.get(k) != new.get(k):
+            diffs.append(k)
+    for k, v in new["spec"].items():
+        if old.get("spec", {}).get(k) != v:
+            diffs.append(f"spec.{k} ({old.get('spec', {}).get(k)!r} there, {v!r} now)")
+    if diffs:
+        raise JaxpulpError(f"out={path!r} holds another sweep's results (differs in: {', '.join(diffs)}); "
+                           "run the same command to resume it, or pass overwrite (--overwrite) / another --out")
+
+
+def run_sweep(spec: SweepSpec, out: str, *, shard=(0, 1), chunk: int | None = None, overwrite: bool = False,
+              progress=None, parquet=None, devices=None, log=None) -> SweepSummary:
+    """Evaluate the configurations of ``spec`` that belong to ``shard`` = (k, n) and append them to ``out``
+    (``out`` itself for n = 1, else ``<stem>.shard<k>of<n>.jsonl``), resuming whatever is already there.
+
+    chunk: configurations per device call (a multiple of the device count); progress: True / False / None
+    (when stderr is a terminal); parquet: also write ``<stem>.parquet`` when the shard is complete (None: when
+    pyarrow is installed); devices: the devices to shard over (default: all local devices); log: a
+    ``print``-like function for one-line status messages.
+    """
+    t0 = time.perf_counter()
+    k, n = (int(shard[0]), int(shard[1]))
+    if not (n >= 1 and 0 <= k < n):
+        raise JaxpulpError(f"shard={shard!r}: expected (k, n) with 0 <= k < n")
+    path = _results.shard_path(out, k, n)
+    if overwrite:
+        for p in (path, _results.meta_path(path), os.path.splitext(path)[0] + ".parquet"):
+            if os.path.exists(p):
+                os.remove(p)
+    net, table, space, mode, total = prepare(spec)
+    mesh = make_mesh(devices)
+    n_dev = mesh.devices.size
+    chunk = chunk or _default_chunk(spec, n_dev)
+    if chunk < 1:
+        raise JaxpulpError(f"chunk={chunk!r}: expected an int >= 1")
+    n_local = len(range(k, total, n))
+    chunk = -(-min(chunk, max(n_local, 1)) // n_dev) * n_dev
+    data = _metric_data(net, spec) if spec.metric else None
+    meta = _meta(spec, table, space, mode, total, (k, n), data[3] if data else None)
+    mp = _results.meta_path(path)
+    if os.path.exists(mp):
+        with open(mp) as f:
+            _check_meta(path, json.load(f), meta)
+    else:
+        if os.path.exists(path) and os.path.getsize(path):
+            raise JaxpulpError(f"out={path!r} exists without its {mp}; pass overwrite (--overwrite) or another --out")
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(mp + ".tmp", "w") as f:
+            json.dump(meta, f, indent=1)
+        os.replace(mp + ".tmp", mp)
+    done, resumed = _results.scan_done(path, lambda i: (i - k) // n if (i - k) % n == 0 else -1, n_local)
+    if log and resumed:
+        log(f"resuming {path}: {resumed:,} of {n_local:,} rows already there")
+    import jaxpulp
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    fmt = _results.RowFormatter(space, spec.seed, jaxpulp.__version__)
+    cost_fn = make_cost_fn(space, mode, spec.seed, mesh)
+    arrays = jax.device_put(space.arrays, NamedSharding(mesh, P()))
+    if data is not None:
+        x, y, y_ref, _ = data
+        rep = NamedSharding(mesh, P())
+        xd, yd = jax.device_put(jnp.asarray(x), rep), jax.device_put(jnp.asarray(y_ref), rep)
+        ld = jax.device_put(jnp.asarray(y if y is not None else np.zeros(len(x), np.int32)), rep)
+        metric_fn = make_metric_fn(net, space, mesh, y is not None)
+    bar = Progress(n_local, f"sweep {table.network}", done=resumed, enabled=progress)
+    written = 0
+    shard_in = NamedSharding(mesh, P("cfg"))
+    with open(path, "ab") as f:
+        for a in range(0, n_local, chunk):
+            pos = np.arange(a, min(a + chunk, n_local))
+            pos = pos[~done[pos]]
+            m = len(pos)
+            if not m:
+                continue
+            idx = (k + n * np.concatenate([pos, np.full(chunk - m, pos[-1])])).astype(np.int32)
+            cfg, res = cost_fn(arrays, jax.device_put(idx, shard_in))
+            if data is not None:
+                res = dict(res, **metric_fn(cfg, xd, yd, ld))
+            res = {key: np.asarray(v)[:m] for key, v in res.items()}
+            _results.append_lines(f, fmt.lines(idx[:m], np.asarray(cfg)[:m], res))
+            written += m
+            bar.update(m)
+    bar.close()
+    if written + resumed == n_local and (parquet or (parquet is None and _has_pyarrow())):
+        pq = _results.write_parquet(path)
+        if log and pq:
+            log(f"wrote {pq}")
+    return SweepSummary(path, mode, space.size, total, n_local, written, resumed, time.perf_counter() - t0)
+
+
+def _has_pyarrow() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True

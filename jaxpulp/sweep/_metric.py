@@ -1,0 +1,174 @@
+"""Quality metric of a precision configuration: run the network on the value path with precision as data.
+
+A configuration changes tensor and weight types; the parameters of the given (8-bit) network are re-derived
+at the new precision by one rule, written as ``jnp`` functions of the (traced) types so a whole batch of
+configurations is one ``vmap``:
+
+* every tensor and weight type has ``m`` magnitude bits (``bits`` unsigned, ``bits - 1`` signed); a type
+  with ``d = m_original - m_new`` fewer represents the same real values on a grid ``2**d`` times coarser:
+  ``x_new ~ x / 2**d``;
+* weights: ``w_new = clip(round(w / 2**d_w))`` to the new type; the network input likewise (when it is free);
+* requantisation: the accumulator shrinks by ``2**e`` (``e = d_in + d_w``) and the output must shrink by
+  ``2**d_out``, so ``(kappa*acc + lambda) >> shift`` becomes ``(kappa*2**(e-m) * acc' + lambda/2**m) >>
+  (shift + d_out - m)`` with ``m = min(e, shift + d_out)`` (no negative shift, no lost kappa bits); the
+  multiplier mode scales ``out_mult`` the same way; the shift-only mode can only shorten its shift
+  (``max(shift + d_out - e, 0)``); bias / 2**e;
+* add: each input's ``(x*mul + add) >> shift`` is brought back to its original scale (``e = d_k``) and the
+  output requantisation shift grows by ``d_out`` (without output requantisation the inputs take it);
+* average pool with requantisation: ``lambda`` plays kappa's part, ``out_add`` lambda's; pools without
+  requantisation keep their input's type (``config_space(tie_pools=True)``);
+* the output is compared on the original scale: ``y_new * 2**s`` (``s`` = d of the output tensor, or ``e``
+  of a no-quant int32 linear layer).
+
+Metrics per configuration (over all inputs): ``error`` = ||y*2**s - y_ref||_2 / ||y_ref||_2 against the
+given network's output, ``agreement`` = fraction of inputs whose arg-max class equals the given network's,
+``accuracy`` = fraction equal to the labels (when labels are given).
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxpulp import quant
+from jaxpulp.costtable import WEIGHTED
+
+
+def _mag(t) -> int:
+    return t.bits - 1 if t.signed else t.bits
+
+
+def _pow2_shift(x, m):
+    """x * 2**-m for int32 x and traced int m (floor for m > 0, exact left shift for m < 0)."""
+    x = jnp.asarray(x, jnp.int32)
+    return jnp.where(m >= 0, jnp.right_shift(x, jnp.maximum(m, 0)), jnp.left_shift(x, jnp.maximum(-m, 0)))
+
+
+def _fold(kappa, lam, shift, e, d_out):
+    """(kappa', lam', shift') of the rule in the module docstring."""
+    t = jnp.asarray(shift, jnp.int32) + d_out
+    m = jnp.minimum(e, t)
+    return jnp.left_shift(jnp.asarray(kappa, jnp.int32), e - m), _pow2_shift(lam, m), t - m
+
+
+def _requantise_values(v, lo, hi, d):
+    v = jnp.asarray(v, jnp.float32) * jnp.exp2(-d.astype(jnp.float32))
+    return jnp.clip(jnp.round(v), lo, hi).astype(jnp.int32)
+
+
+class Deriver:
+    """Static description of a space's types for the value path: per variable and choice the bits,
+    signedness and scale exponent d (numpy ``[V, C]``)."""
+
+    def __init__(self, space, output: str):
+        self.space, self.output = space, output
+        table = space.table
+        orig = {table.input_name: table.input_type}
+        for lay in table.layers:
+            orig[lay.output] = lay.out_type
+        C = max(len(v.choices) for v in space.variables)
+        V = len(space.variables)
+        self.bits = np.zeros((V, C), np.int32)
+        self.signed = np.zeros((V, C), np.int32)
+        self.d = np.zeros((V, C), np.int32)
+        self.tensor_var, self.weight_var = {}, {}
+        for k, v in enumerate(space.variables):
+            if v.kind == "act":
+                ref = orig[v.tensors[0]]
+                for t in v.tensors:
+                    self.tensor_var[t] = k
+            else:
+                ref = next(lay for lay in table.layers if lay.name == v.layer).w_type
+                self.weight_var[v.layer] = k
+            for c, t in enumerate(v.choices):
+                self.bits[k, c], self.signed[k, c] = t.bits, int(t.signed)
+                self.d[k, c] = 0 if t.bits == 32 else _mag(ref) - _mag(t)
+
+    def derive(self, params, config):
+        """(params', act_types, w_types, input d, output scale exponent) of one configuration ``[V]``."""
+        V = len(self.space.variables)
+        pick = lambda a: jnp.asarray(a)[jnp.arange(V), config]  # noqa: E731
+        bits, signed, d = pick(self.bits), pick(self.signed), pick(self.d)
+        tv = self.tensor_var
+        act_types = {t: (bits[k], signed[k]) for t, k in tv.items()}
+        w_types = {name: bits[k] for name, k in self.weight_var.items()}
+        out, scale = {}, {}
+        table = self.space.table
+        for lay in table.layers:
+            p = {k: jnp.asarray(v) for k, v in params.get(lay.name, {}).items()}
+            d_in, d_out = d[tv[lay.inputs[0]]], d[tv[lay.output]]
+            if lay.kind in WEIGHTED:
+                kw = self.weight_var[lay.name]
+                d_w = d[kw]
+                lo, hi = quant.type_bounds(bits[kw], 1)
+                p["w"] = _requantise_values(p["w"], lo, hi, d_w)
+                e = d_in + d_w
+                if lay.bias:
+                    p["bias"] = _pow2_shift(p["bias"], e)
+                if lay.out_type.bits == 32:
+                    scale[lay.output] = e
+                else:
+                    mode = quant.mode(lay.relu, lay.bn)
+                    if mode == quant.MODE_BN:
+                        p["kappa"], p["lam"], p["out_shift"] = _fold(p["kappa"], p["lam"], p["out_shift"], e, d_out)
+                    elif mode == quant.MODE_MULT:
+                        p["out_mult"], _, p["out_shift"] = _fold(p["out_mult"], 0, p["out_shift"], e, d_out)
+                    else:
+                        p["out_shift"] = jnp.maximum(jnp.asarray(p["out_shift"], jnp.int32) + d_out - e, 0)
+            elif lay.kind == "add":
+                d2 = d[tv[lay.inputs[1]]]
+                extra = 0 if lay.requant else d_out
+                for k, dk in (("in1", d_in), ("in2", d2)):
+                    p[f"{k}_mul"], p[f"{k}_add"], p[f"{k}_shift"] = _fold(p[f"{k}_mul"], p[f"{k}_add"],
+                                                                         p[f"{k}_shift"], dk, extra)
+                if lay.requant:
+                    p["out_mul"], p["out_add"], p["out_shift"] = _fold(p["out_mul"], p["out_add"], p["out_shift"], 0,
+                                                                       d_out)
+            elif lay.kind == "avgpool" and lay.requant:
+                p["lam"], p["out_add"], p["out_shift"] = _fold(p["lam"], p["out_add"], p["out_shift"], d_in, d_out)
+            out[lay.name] = p
+        s = scale.get(self.output, d[tv[self.output]])
+        return out, act_types, w_types, d[tv[table.input_name]], s
+
+
+def make_metric_fn(net, space):
+    """A jit-compiled ``f(configs [B, V], x [N, H, W, C], y_ref [N, ...], labels [N] or None) -> dict`` of
+    ``error``, ``agreement`` (and ``accuracy``) per configuration ``[B]`` (float32)."""
+    from jaxpulp.network import run as netrun
+
+    der = Deriver(space, net.outputs[0])
+
+    def one(config, x, y_ref, labels):
+        params, act_types, w_types, d_in, s = der.derive(net.params, config)
+        lo, hi = quant.type_bounds(act_types[net.input.name][0], act_types[net.input.name][1])
+        xq = _requantise_values(x, lo, hi, d_in) if net.input.name in der.tensor_var else x
+        y = netrun.run_values(net, xq, params=params, act_types=act_types, w_types=w_types)
+        y = y.reshape(y.shape[0], -1).astype(jnp.float32) * jnp.exp2(s.astype(jnp.float32))
+        ref = y_ref.reshape(y_ref.shape[0], -1).astype(jnp.float32)
+        err = jnp.sqrt(jnp.sum((y - ref) ** 2)) / jnp.maximum(jnp.sqrt(jnp.sum(ref ** 2)), 1e-30)
+        cls = jnp.argmax(y, axis=-1)
+        res = {"error": err, "agreement": jnp.mean((cls == jnp.argmax(ref, axis=-1)).astype(jnp.float32))}
+        if labels is not None:
+            res["accuracy"] = jnp.mean((cls == labels).astype(jnp.float32))
+        return res
+
+    @jax.jit
+    def f(configs, x, y_ref, labels):
+        return jax.vmap(functools.partial(one, x=x, y_ref=y_ref, labels=labels))(configs)
+
+    return f
+
+
+def reference_outputs(net, x) -> np.ndarray:
+    """The given network's output on the value path (the metric's reference)."""
+    from jaxpulp.network import run as netrun
+
+    return np.asarray(jax.jit(lambda xs: netrun.run_values(net, xs))(jnp.asarray(x, jnp.int32)))
+
+
+def random_inputs(net, n: int, seed: int) -> np.ndarray:
+    """``n`` uniform random inputs of the network's input type, int32 ``[n, H, W, C]``."""
+    t = net.input.qtype
+    return np.random.default_rng(seed).integers(t.lo, t.hi + 1, (n,) + tuple(net.input.shape)).astype(np.int32)

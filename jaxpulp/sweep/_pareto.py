@@ -1,0 +1,136 @@
+"""The Pareto front of sweep results (cycles, memory, metric) and its plot."""
+from __future__ import annotations
+
+import numpy as np
+
+from jaxpulp.errors import JaxpulpError
+
+MAXIMISE = ("agreement", "accuracy")
+
+
+def parse_objectives(spec, rows=None) -> list:
+    """``"cycles,memory_bytes,error:min"`` -> [(name, +1 minimise / -1 maximise)]. Default (None): cycles,
+    memory_bytes and the first metric the rows carry (error, else accuracy)."""
+    if spec is None:
+        names = ["cycles", "memory_bytes"]
+        if rows:
+            for m in ("error", "accuracy"):
+                if any(r.get(m) is not None for r in rows):
+                    names.append(m)
+                    break
+        spec = ",".join(names)
+    out = []
+    for item in (s.strip() for s in spec.split(",")):
+        if not item:
+            continue
+        name, _, d = item.partition(":")
+        if d not in ("", "min", "max"):
+            raise JaxpulpError(f"objectives: {item!r}: expected NAME, NAME:min or NAME:max")
+        sign = -1 if d == "max" or (not d and name in MAXIMISE) else 1
+        out.append((name, sign))
+    if not out:
+        raise JaxpulpError(f"objectives={spec!r}: expected at least one column name")
+    return out
+
+
+def objective_matrix(rows, objectives) -> tuple:
+    """(points [N, k] to minimise, indices of the rows used): supported rows with every objective present."""
+    keep, pts = [], []
+    for i, r in enumerate(rows):
+        if not r.get("supported", True):
+            continue
+        vals = [r.get(name) for name, _ in objectives]
+        if any(v is None for v in vals):
+            continue
+        keep.append(i)
+        pts.append([s * float(v) for v, (_, s) in zip(vals, objectives)])
+    if rows and not keep:
+        missing = [name for name, _ in objectives if all(r.get(name) is None for r in rows)]
+        if missing:
+            raise JaxpulpError(f"objectives: {missing} not in the results (columns: {sorted(rows[0])})")
+    return np.asarray(pts, np.float64).reshape(-1, len(objectives)), np.asarray(keep, np.int64)
+
+
+def pareto_front(points) -> np.ndarray:
+    """Indices (ascending) of the non-dominated rows of ``points`` [N, k] (all objectives minimised): row i
+    is dominated when some row is <= in every objective and < in one. Equal rows are all kept."""
+    P = np.asarray(points, np.float64)
+    if P.ndim != 2:
+        raise JaxpulpError(f"points: shape {P.shape}, expected (N, k)")
+    N, k = P.shape
+    if N == 0:
+        return np.zeros(0, np.int64)
+    order = np.lexsort(P.T[::-1])  # by the first objective, then the next...
+    S = P[order]
+    if k == 1:
+        keep = S[:, 0] == S[0, 0]
+        return np.sort(order[keep])
+    if k == 2:
+        # sorted by (x, y): a row is on the front iff its y is below every y of a strictly smaller x, and
+        # equal to the first y of its own x group (same x, larger y is dominated)
+        x, y = S[:, 0], S[:, 1]
+        first = np.r_[True, x[1:] != x[:-1]]
+        gstart = np.maximum.accumulate(np.where(first, np.arange(N), 0))
+        ymin_group = y[gstart]
+        prev_best = np.full(N, np.inf)
+        best = np.minimum.accumulate(y)
+        prev_best[1:] = best[:-1]
+        prev_best = prev_best[gstart]  # best y over rows of strictly smaller x
+        keep = (y == ymin_group) & (y < prev_best)
+        return np.sort(order[keep])
+    front = []
+    F = np.empty((0, k))
+    for i in range(N):
+        p = S[i]
+        if len(F) and np.any(np.all(F <= p, axis=1) & np.any(F < p, axis=1)):
+            continue
+        front.append(i)
+        F = S[front]
+    return np.sort(order[np.asarray(front, np.int64)])
+
+
+def front_rows(rows, objectives) -> list:
+    """The rows on the front of ``objectives`` (see ``parse_objectives``), sorted by the first objective."""
+    pts, keep = objective_matrix(rows, objectives)
+    idx = keep[pareto_front(pts)]
+    name = objectives[0][0]
+    return sorted((rows[i] for i in idx), key=lambda r: objectives[0][1] * r[name])
+
+
+def plot_front(rows, front, png: str, *, x: str = "cycles", y: str = "memory_bytes", color: str | None = None,
+               title: str | None = None, staircase: bool = True) -> str:
+    """Scatter of every supported row (``x`` vs ``y``), the front highlighted, coloured by ``color`` (e.g. the
+    metric) when given; ``staircase`` joins a two-objective front. Written to ``png``; needs matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise JaxpulpError("plotting needs matplotlib (pip install 'jaxpulp[plot]')") from None
+    ok = [r for r in rows if r.get("supported", True) and r.get(x) is not None and r.get(y) is not None]
+    fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=120)
+    X = np.array([r[x] for r in ok], float)
+    Y = np.array([r[y] for r in ok], float)
+    fx = np.array([r[x] for r in front], float)
+    fy = np.array([r[y] for r in front], float)
+    if color and all(r.get(color) is not None for r in ok) and ok:
+        c = np.array([r[color] for r in ok], float)
+        sc = ax.scatter(X, Y, c=c, s=6, cmap="viridis", alpha=0.6, linewidths=0)
+        fig.colorbar(sc, ax=ax, label=color)
+    else:
+        ax.scatter(X, Y, s=6, color="0.6", alpha=0.5, linewidths=0, label="configurations")
+    ax.scatter(fx, fy, s=28, facecolors="none", edgecolors="crimson", linewidths=1.2,
+               label=f"Pareto front ({len(front)})")
+    if staircase and len(fx):
+        o = np.argsort(fx)
+        ax.step(fx[o], fy[o], where="post", color="crimson", lw=0.8, alpha=0.7)
+    ax.set_xlabel({"cycles": "cycles per inference"}.get(x, x))
+    ax.set_ylabel({"memory_bytes": "memory: weights + peak activations (bytes)"}.get(y, y))
+    ax.set_title(title or f"{len(ok):,} configurations")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    fig.savefig(png)
+    plt.close(fig)
+    return png
