@@ -80,12 +80,16 @@ def _cmd_check_golden(args) -> int:
         print(f"  {fam}: {n} cases", file=sys.stderr, flush=True)
 
     results = testing.check_golden_dir(args.dir, families=args.family, progress=progress)
-    failed = [r for r in results if not r.passed]
+    failed = [r for r in results if not r.passed and not r.disputed]
+    disputed = [r for r in results if r.disputed]
     for r in failed[: args.show]:
         print(f"FAIL {r.id} {r.kernel}: {r.message}")
+    for r in disputed:
+        print(f"DISPUTED {r.id} {r.kernel}: {r.message}")
     refused = sum(1 for r in results if r.refused and r.passed)
     print(f"({refused} cases refused as undefined by the library, counted as passed)")
-    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    tail = f", {len(disputed)} disputed (refused; the golden label is wrong, see above)" if disputed else ""
+    print(f"{len(results) - len(failed) - len(disputed)} passed, {len(failed)} failed{tail}")
     return 1 if failed else 0
 
 

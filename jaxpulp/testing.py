@@ -48,6 +48,17 @@ def first_mismatches(got, want, defined, n: int = 8) -> str:
     return f"{len(bad)} defined element(s) differ; first:\n" + "\n".join(rows)
 
 
+# Golden cases whose ``defined`` mask is wrong (found while building the kernels; each is proved by a test):
+# (family, case id) -> why. jaxpulp refuses them; ``check_golden_dir`` reports them as "disputed", not passed.
+KNOWN_GOLDEN_MISLABELS = {
+    ("pointwise", "pointwise_0197"): "a leftover pixel with sub-byte input reads bytes past the 1x1 input image "
+                                     "(semantics.md §7.1) and outputs marked defined depend on them "
+                                     "(tests/test_pointwise_golden.py::test_golden_mislabels_depend_on_the_memory_"
+                                     "after_the_input)",
+    ("pointwise", "pointwise_0471"): "same defect as pointwise_0197 (12 bytes past a 4-byte input)",
+}
+
+
 def case_should_be_refused(meta: dict) -> bool:
     """The library is undefined for this case: some output element is undefined or it writes out of bounds."""
     return (not meta["all_defined"]) or bool(meta["guard_written"])
@@ -55,11 +66,15 @@ def case_should_be_refused(meta: dict) -> bool:
 
 @dataclasses.dataclass
 class CaseResult:
+    """One golden case: passed, or failed with a message; ``disputed``: refused although the file marks it
+    defined, and listed in ``KNOWN_GOLDEN_MISLABELS`` (neither passed nor failed)."""
+
     id: str
     kernel: str
     passed: bool
     refused: str | None = None
     message: str = ""
+    disputed: bool = False
 
 
 def run_cases(metas: list[dict], arrays_by_case: dict) -> list[CaseResult]:
@@ -73,6 +88,11 @@ def run_cases(metas: list[dict], arrays_by_case: dict) -> list[CaseResult]:
             calls.setdefault(meta["family"], []).append((meta, arrays, mod.from_golden(meta, arrays)))
         except UnsupportedConfig as e:
             ok = case_should_be_refused(meta)
+            why = KNOWN_GOLDEN_MISLABELS.get((meta["family"], meta["id"]))
+            if not ok and why:
+                results[meta["id"]] = CaseResult(meta["id"], meta["kernel"], False, str(e),
+                                                 f"disputed golden label: {why}", disputed=True)
+                continue
             results[meta["id"]] = CaseResult(meta["id"], meta["kernel"], ok, str(e),
                                              "" if ok else f"refused a case the library defines: {e}")
     for family, items in calls.items():

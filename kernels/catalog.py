@@ -15,7 +15,9 @@ from jaxpulp.qtypes import ALL_ACT_TYPES, WEIGHT_TYPES, QType
 # golden family name -> module under jaxpulp.kernels
 _FAMILY_MODULES = {
     "conv": "conv",
-    "pointwise": "pointwise",
+    "pointwise": "1x1 (stride / padding are ignored by the kernel); Ci*bi, Ci*bw, Co*bo multiples of 8; no sub-byte "
+                 "output with the half-width split (§7.4); no bias read past the array (§7.3); sub-byte leftover "
+                 "pixels only where no output depends on bytes past the input (§7.1)",
     "depthwise": "depthwise",
     "linear_quant": "linear",
     "linear_noquant": "linear",
