@@ -15,9 +15,7 @@ from jaxpulp.qtypes import ALL_ACT_TYPES, WEIGHT_TYPES, QType
 # golden family name -> module under jaxpulp.kernels
 _FAMILY_MODULES = {
     "conv": "conv",
-    "pointwise": "1x1 (stride / padding are ignored by the kernel); Ci*bi, Ci*bw, Co*bo multiples of 8; no sub-byte "
-                 "output with the half-width split (§7.4); no bias read past the array (§7.3); sub-byte leftover "
-                 "pixels only where no output depends on bytes past the input (§7.1)",
+    "pointwise": "pointwise",
     "depthwise": "depthwise",
     "linear_quant": "linear",
     "linear_noquant": "linear",
@@ -29,15 +27,16 @@ _FAMILY_MODULES = {
 
 CONSTRAINTS = {
     "conv": "Ci*bi % 8 == 0; Ci*Kh*Kw*bw % 8 == 0; Co*bo % 8 == 0; consistent Ho/Wo; bias only without drift (§5.5)",
-    "pointwise": "1x1, stride 1, no padding; Ci*bi, Ci*bw, Co*bo multiples of 8; leftover pixels only with 8-bit "
-                 "input and no bias; no sub-byte output with the half-width split (§7)",
+    "pointwise": "1x1 (stride / padding are ignored by the kernel); Ci*bi, Ci*bw, Co*bo multiples of 8; no sub-byte "
+                 "output with the half-width split (§7.4); no bias read past the array (§7.3); sub-byte leftover "
+                 "pixels only where no output depends on bytes past the input (§7.1)",
     "depthwise": "Ci == Co, a multiple of G = 8/min(bi, bo, bw); Kh*Kw >= 4; Kw >= 2 and pl + 4*ceil(Kw/4) <= "
                  "(pb+2)*Kw; ceil(pl/sx) < Wo; no used tap of the last input row past the row end (§8)",
     "linear_quant": "N a multiple of 16 (min(bi,bw)=2) or 8 (=4); M*bo % 8 == 0; no short last chunk (8-bit), "
                     "no odd chunk start (4-bit), ceil(M/8) % 8 not in {5,6,7} (2-bit) (§9)",
     "linear_noquant": "N a multiple of 16 (min(bi,bw)=2) or 8 (=4); no short last chunk of other parity (§9)",
-    "maxpool": "C*b % 8 == 0; stride >= 2 with left padding <= 1, or no left padding (§10.1)",
-    "avgpool": "C*b % 8 == 0 for input and output; symmetric padding (§10.2)",
+    "maxpool": "C*b % 8 == 0; Wo <= W (in-place pass 1); no window starting past the image (§10.1)",
+    "avgpool": "C*b % 8 == 0 for input and output (asymmetric padding is modelled as the library does it, §10.2)",
     "add": "H*W*C per core a multiple of 4 for sub-byte tensors (§11.1)",
     "add_legacy": "one core only: with 8 cores the kernel writes past the output (§11.2)",
 }
