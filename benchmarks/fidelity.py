@@ -235,162 +235,15 @@ def dory_layers(path):
     return out
 
 
-# --- whole networks: a minimal read-only ONNX (protobuf wire format) reader -----------------------------------
+# --- whole networks: the kernels the network importer maps each layer to ------------------------------------
 
-def _varint(b, i):
-    r = s = 0
-    while True:
-        c = b[i]
-        i += 1
-        r |= (c & 0x7F) << s
-        s += 7
-        if c < 0x80:
-            return r, i
+def onnx_layers(path):
+    """Kernel configs of a DORY/NEMO integer ONNX graph, layer by layer, as ``jaxpulp.network`` imports and maps
+    it (requantisation folded into BN mode; the 64-bit BN tree where int32 could wrap, as DORY's BNRelu_bits)."""
+    from jaxpulp.network import mapping
+    from jaxpulp.network.onnx_import import load_onnx
 
-
-def _fields(b):
-    i = 0
-    while i < len(b):
-        k, i = _varint(b, i)
-        f, wt = k >> 3, k & 7
-        if wt == 0:
-            v, i = _varint(b, i)
-        elif wt == 1:
-            v, i = b[i:i + 8], i + 8
-        elif wt == 2:
-            n, i = _varint(b, i)
-            v, i = b[i:i + n], i + n
-        elif wt == 5:
-            v, i = b[i:i + 4], i + 4
-        else:
-            raise ValueError(f"wire type {wt}")
-        yield f, wt, v
-
-
-def _ints(wt, v):
-    def s64(x):
-        return x - (1 << 64) if x >= 1 << 63 else x
-    if wt == 0:
-        return [s64(v)]
-    out, i = [], 0
-    while i < len(v):
-        x, i = _varint(v, i)
-        out.append(s64(x))
-    return out
-
-
-def _tensor(b):
-    dims, name, raw, i64 = [], "", b"", []
-    for f, wt, v in _fields(b):
-        if f == 1:
-            dims += _ints(wt, v)
-        elif f == 8:
-            name = v.decode()
-        elif f == 9:
-            raw = v
-        elif f == 7:
-            i64 += _ints(wt, v)
-    if raw and not i64:
-        i64 = list(np.frombuffer(raw, dtype=np.int64)) if len(raw) % 8 == 0 else []
-    return name, dims, i64
-
-
-def onnx_nodes(path):
-    """(nodes, initializer dims): nodes as dicts op, inputs, outputs, attrs (ints lists / tensors)."""
-    with open(path, "rb") as f:
-        model = f.read()
-    graph = next(v for f, wt, v in _fields(model) if f == 7)
-    nodes, inits = [], {}
-    for f, wt, v in _fields(graph):
-        if f == 5:
-            name, dims, _ = _tensor(v)
-            inits[name] = dims
-        elif f == 1:
-            n = {"op": "", "inputs": [], "outputs": [], "attrs": {}}
-            for ff, w2, x in _fields(v):
-                if ff == 1:
-                    n["inputs"].append(x.decode())
-                elif ff == 2:
-                    n["outputs"].append(x.decode())
-                elif ff == 4:
-                    n["op"] = x.decode()
-                elif ff == 5:
-                    aname, vals, tens = "", [], None
-                    for fa, wa, xa in _fields(x):
-                        if fa == 1:
-                            aname = xa.decode()
-                        elif fa in (3, 8):
-                            vals += _ints(wa, xa)
-                        elif fa == 5:
-                            tens = _tensor(xa)
-                    n["attrs"][aname] = tens if tens is not None else vals
-            nodes.append(n)
-    return nodes, inits
-
-
-def onnx_layers(path, input_chw, bits=8):
-    """Kernel configs of a DORY/NEMO integer ONNX graph: Conv (conv, pointwise, depthwise), Gemm/MatMul
-    (linear), pooling and residual Add; requantisation ops are folded into the kernels (BN+ReLU mode)."""
-    nodes, inits = onnx_nodes(path)
-    const = {}
-    for n in nodes:
-        if n["op"] == "Constant" and "value" in n["attrs"]:
-            const[n["outputs"][0]] = n["attrs"]["value"]
-    shape = {}
-    first = next(x for n in nodes for x in n["inputs"] if x not in inits and x not in const)
-    shape[first] = (*input_chw, (0, 0, 0, 0))
-    a, w = f"u{bits}", f"i{bits}"
-    layers = []
-    for n in nodes:
-        op = n["op"]
-        if op == "Constant":
-            continue
-        acts = [x for x in n["inputs"] if x in shape]
-        if not acts:
-            continue
-        C, H, W, pend = shape[acts[0]]
-        out = (C, H, W, pend)  # element-wise ops keep the shape and any pending padding
-        if op == "Pad":
-            p = n["attrs"].get("pads") or (const[n["inputs"][1]][2] if len(n["inputs"]) > 1 else [0] * 8)
-            p = [int(v) for v in p]  # NCHW begins then ends
-            out = (C, H, W, (pend[0] + p[2], pend[1] + p[6], pend[2] + p[3], pend[3] + p[7]))
-        elif op == "Conv":
-            co, cig, kh, kw = inits.get(n["inputs"][1]) or const[n["inputs"][1]][1]
-            at = n["attrs"]
-            sy, sx = (at.get("strides") or [1, 1])[:2]
-            pads = at.get("pads") or [0, 0, 0, 0]
-            pt, pl, pb, pr = pads[0] + pend[0], pads[1] + pend[2], pads[2] + pend[1], pads[3] + pend[3]
-            g = (at.get("group") or [1])[0]
-            kw_ = dict(H=H, W=W, Kh=kh, Kw=kw, stride=(sy, sx), pad=(pt, pb, pl, pr))
-            if g > 1 and g == C:
-                cfg = kc.DepthwiseConfig(a, a, w, Ci=C, Co=co, **kw_)
-            elif kh == kw == 1 and (sy, sx) == (1, 1) and pt == pb == pl == pr == 0:
-                cfg = kc.PointwiseConfig(a, a, w, H=H, W=W, Ci=C, Co=co)
-            else:
-                cfg = kc.ConvConfig(a, a, w, Ci=C, Co=co, **kw_)
-            layers.append(cfg)
-            out = (co, cfg.Ho, cfg.Wo, (0, 0, 0, 0))
-        elif op in ("Gemm", "MatMul"):
-            dims = inits.get(n["inputs"][1]) or const[n["inputs"][1]][1]
-            nin = C * H * W
-            m = dims[0] if dims[1] == nin else dims[1]
-            layers.append(kc.LinearConfig(a, a, w, N=nin, M=m))
-            out = (m, 1, 1, (0, 0, 0, 0))
-        elif op in ("AveragePool", "MaxPool"):
-            at = n["attrs"]
-            kh, kw = at["kernel_shape"][:2]
-            sy, sx = (at.get("strides") or [kh, kw])[:2]
-            cls = kc.AvgPoolConfig if op == "AveragePool" else kc.MaxPoolConfig
-            cfg = cls(a, a, H=H, W=W, C=C, Kh=kh, Kw=kw, stride=(sy, sx))
-            layers.append(cfg)
-            out = (C, cfg.Ho, cfg.Wo, (0, 0, 0, 0))
-        elif op == "Add" and len(acts) == 2:
-            layers.append(kc.AddConfig(a, a, a, H=H, W=W, C=C))
-        elif op == "Flatten":
-            out = (C * H * W, 1, 1, (0, 0, 0, 0))
-        for o in n["outputs"]:
-            shape[o] = out
-    return layers
+    return [mapping.kernel_config(lay) for lay in load_onnx(path).layers]
 
 
 def network_mpc(layers, target="gap8"):
@@ -420,21 +273,21 @@ def dory_networks(path, shared):
     ex = os.path.join(shared, "external_testcases", "dory_examples")
     nets = {
         "MobilenetV1 (NEMO MV1-128)": lambda: list(mobilenet_v1_128(8).values()),
-        "MobilenetV1_4bits (Quantlab mnv1_4b4b_fixed, BNRelu 64-bit)": lambda: list(mobilenet_v1_128(4).values()),
-        "Residual_connection_test_1": lambda: onnx_layers(os.path.join(ex, "nemo_residual_test_1", "model_int.onnx"),
-                                                          (1, 200, 200)),
-        "dscnn_test": lambda: onnx_layers(os.path.join(ex, "nemo_dscnn_test", "model_int.onnx"), (1, 49, 10)),
+        "MobilenetV1_4bits (Quantlab mnv1_4b4b_fixed, BNRelu 64-bit)": lambda: [
+            c.replace(bn_bits=64) if hasattr(c, "bn_bits") else c for c in mobilenet_v1_128(4).values()],
+        "Residual_connection_test_1": lambda: onnx_layers(os.path.join(ex, "nemo_residual_test_1", "model_int.onnx")),
+        "dscnn_test": lambda: onnx_layers(os.path.join(ex, "nemo_dscnn_test", "model_int.onnx")),
     }
     notes = {
         "MobilenetV1 (NEMO MV1-128)": "architecture assumed = 1.0-MobileNetV1-128 (7 x DwConv/PwConv 8-12 "
                                       "repeats: 5); incl. L3 weight streaming",
         "MobilenetV1_4bits (Quantlab mnv1_4b4b_fixed, BNRelu 64-bit)": "assumed 1.0-MobileNetV1-128 with 4-bit "
-                                                                      "weights/activations (8-bit image); the "
-                                                                      "64-bit BN path (int64 kappa/lambda: "
-                                                                      "mulh + 64-bit add/shift per output) and "
-                                                                      "DORY's 4-bit kernel flavour not modelled",
-        "Residual_connection_test_1": "layers read from model_int.onnx",
-        "dscnn_test": "layers read from model_int.onnx",
+                                                                      "weights/activations (8-bit image), the "
+                                                                      "64-bit BN tree (first-order epilogue "
+                                                                      "count); DORY's 4-bit kernel flavour not "
+                                                                      "modelled",
+        "Residual_connection_test_1": "layers imported from model_int.onnx (jaxpulp.network)",
+        "dscnn_test": "layers imported from model_int.onnx (jaxpulp.network)",
     }
     out = []
     for r in rows:
