@@ -22,7 +22,7 @@ import numpy as np
 
 from jaxpulp import __version__
 from jaxpulp.network import reference, zoo
-from jaxpulp.network.run import run
+from jaxpulp.network.execute import run
 
 
 def _time(fn, reps: int) -> float:

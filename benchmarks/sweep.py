@@ -96,7 +96,7 @@ def bench_sweep_file(n: int) -> dict:
 
 
 def bench_metric(net, space, n_cfg: int, n_in: int, reps: int) -> dict:
-    from jaxpulp.network import run as netrun
+    from jaxpulp.network import execute as netrun
     from jaxpulp.sweep import _metric
 
     x = jnp.asarray(_metric.random_inputs(net, n_in, 0))

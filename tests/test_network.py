@@ -12,7 +12,7 @@ from jaxpulp.cli import main
 from jaxpulp.network import mapping, reference, report, store, zoo
 from jaxpulp.network.graph import Layer, Network, TensorSpec
 from jaxpulp.network.onnx_import import load_onnx
-from jaxpulp.network.run import run, run_values
+from jaxpulp.network.execute import run, run_values
 
 TINY = dict(alpha=0.25, resolution=96)  # smaller inputs give 2x2 depthwise layers the library refuses
 
@@ -40,7 +40,7 @@ def test_packed_values_and_numpy_twin_agree_on_a_quirk_free_network(tiny):
 
 
 def test_batch_equals_loop_and_one_compile_per_batch_size(tiny):
-    from jaxpulp.network import run as run_mod
+    from jaxpulp.network import execute as run_mod
 
     x = _inputs(tiny, 4, seed=1)
     batched = run(tiny, x).outputs["fc"]

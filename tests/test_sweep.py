@@ -125,7 +125,7 @@ def test_metric_rule_and_batching():
     net, _, space, _, _ = prepare(spec)
     import jax
 
-    from jaxpulp.network import run as netrun
+    from jaxpulp.network import execute as netrun
 
     x = jnp.asarray(_metric.random_inputs(net, 3, 0))
     y8 = jnp.asarray(_metric.reference_outputs(net, x))

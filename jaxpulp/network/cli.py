@@ -82,7 +82,7 @@ def _cluster(args):
 
 def _cmd_run(args) -> int:
     from jaxpulp.network import report, zoo
-    from jaxpulp.network.run import run
+    from jaxpulp.network.execute import run
 
     net = load_model(args.model, args)
     cl = _cluster(args)

@@ -19,7 +19,7 @@ import numpy as np
 from jaxpulp.errors import JaxpulpError
 from jaxpulp.network import goldens
 from jaxpulp.network.graph import Network
-from jaxpulp.network.run import run
+from jaxpulp.network.execute import run
 
 
 class LayerCheck(NamedTuple):

@@ -136,7 +136,7 @@ class Deriver:
 def make_metric_fn(net, space):
     """A jit-compiled ``f(configs [B, V], x [N, H, W, C], y_ref [N, ...], labels [N] or None) -> dict`` of
     ``error``, ``agreement`` (and ``accuracy``) per configuration ``[B]`` (float32)."""
-    from jaxpulp.network import run as netrun
+    from jaxpulp.network import execute as netrun
 
     der = Deriver(space, net.outputs[0])
 
@@ -163,7 +163,7 @@ def make_metric_fn(net, space):
 
 def reference_outputs(net, x) -> np.ndarray:
     """The given network's output on the value path (the metric's reference)."""
-    from jaxpulp.network import run as netrun
+    from jaxpulp.network import execute as netrun
 
     return np.asarray(jax.jit(lambda xs: netrun.run_values(net, xs))(jnp.asarray(x, jnp.int32)))
 
