@@ -1,6 +1,8 @@
 """The ``jaxpulp`` command line.
 
     jaxpulp --version
+    jaxpulp run | report | check ...             whole networks (jaxpulp.network.cli)
+    jaxpulp sweep | pareto | cost-lut ...        precision sweeps (jaxpulp.sweep)
     jaxpulp kernels [--family conv] [--cost]     every kernel variant by C name, with its constraints
     jaxpulp demo [--batch 8]                     a few conv variants on the PULP-NN benchmark layer
     jaxpulp check-golden DIR                     run every golden case in DIR: "N passed, M failed"
@@ -111,30 +113,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--family", action="append", help="only this family (repeatable)")
     g.add_argument("--show", type=int, default=20, help="failures to print (default 20)")
     g.set_defaults(fn=_cmd_check_golden)
-    for module in ("jaxpulp.network.cli", "jaxpulp.sweep"):
-        _add_optional_subcommands(sub, module)
+    from jaxpulp import sweep
+    from jaxpulp.network import cli as network_cli
+
+    network_cli.add_subcommands(sub)  # run, report, check (they live next to their feature)
+    sweep.add_subcommands(sub)  # sweep, pareto, cost-lut
     return p
-
-
-def _add_optional_subcommands(sub, module: str) -> None:
-    """Subcommands that live next to their feature (``add_subcommands(subparsers)`` in ``module``)."""
-    import importlib
-
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name and module.startswith(e.name):
-            return  # feature not installed in this build
-        raise
-    if hasattr(mod, "add_subcommands"):
-        mod.add_subcommands(sub)
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
-        args = parser.parse_args(["demo"] + list(argv or []))
+        parser.print_help()
+        return 0
     try:
         return args.fn(args)
     except jaxpulp.JaxpulpError as e:
