@@ -106,6 +106,14 @@ def _check_hwc(shape, q: QType, name: str):
                            f"multiple of {8 // q.bits}")
 
 
+def _hwc_shape(shape, q: QType) -> tuple:
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 3:
+        raise JaxpulpError(f"shape={shape}: expected (H, W, C)")
+    _check_hwc(shape, q, "shape")
+    return shape
+
+
 def pack_hwc(x, qtype) -> np.ndarray:
     """HWC int tensor (H, W, C), or (..., H, W, C) for a batch, -> packed image(s) (..., n_words) uint32.
     Pixel (y, x) starts at byte (y*W + x)*C*bits/8; channel c of a byte at bits [(c % E)*bits, ...)."""
@@ -118,10 +126,7 @@ def pack_hwc(x, qtype) -> np.ndarray:
 def unpack_hwc(words, shape, qtype) -> np.ndarray:
     """Packed HWC image(s) (..., n_words) -> int64 tensor (..., H, W, C) with ``shape`` = (H, W, C)."""
     q = _qtype(qtype)
-    shape = tuple(int(s) for s in shape)
-    if len(shape) != 3:
-        raise JaxpulpError(f"shape={shape}: expected (H, W, C)")
-    _check_hwc(shape, q, "shape")
+    shape = _hwc_shape(shape, q)
     w = _words(words, "words")
     v = unpack(w, q, shape[0] * shape[1] * shape[2])
     return v.reshape(w.shape[:-1] + shape)
@@ -146,11 +151,7 @@ def pack_planes(x, qtype) -> np.ndarray:
 def unpack_planes(words, shape, qtype) -> np.ndarray:
     """Inverse of ``pack_planes``: byte-plane image(s) -> int64 HWC tensor (..., H, W, C), ``shape`` = (H, W, C)."""
     q = _qtype(qtype)
-    shape = tuple(int(s) for s in shape)
-    if len(shape) != 3:
-        raise JaxpulpError(f"shape={shape}: expected (H, W, C)")
-    _check_hwc(shape, q, "shape")
-    h, w, c = shape
+    h, w, c = shape = _hwc_shape(shape, q)
     bpp = c * q.bits // 8
     wd = _words(words, "words")
     by = words_to_bytes(wd)

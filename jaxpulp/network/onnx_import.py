@@ -176,6 +176,17 @@ class _Requant:
         self.end, self.nodes, self.rounding = end, nodes, rounding
 
 
+def _follow(g: "_Graph", cur: str, nodes: list, ops: tuple) -> tuple:
+    """Walk the single-consumer chain from tensor ``cur`` through nodes of type ``ops`` (appended to ``nodes``);
+    returns (the last tensor, the next node or None)."""
+    nxt = g.only_consumer(cur)
+    while nxt is not None and nxt.op_type in ops:
+        nodes.append(nxt)
+        cur = nxt.output[0]
+        nxt = g.only_consumer(cur)
+    return cur, nxt
+
+
 def _other_input(node, tensor):
     ins = [i for i in node.input if i != tensor]
     return ins[0] if ins else None
@@ -209,10 +220,7 @@ def _match_requant(g: _Graph, tensor: str, C: int, notes: list | None = None, ne
         nodes.append(nxt)
         cur = nxt.output[0]
         nxt = g.only_consumer(cur)
-    while nxt is not None and nxt.op_type in _CAST_OPS:
-        nodes.append(nxt)
-        cur = nxt.output[0]
-        nxt = g.only_consumer(cur)
+    cur, nxt = _follow(g, cur, nodes, _CAST_OPS)
     if nxt is not None and nxt.op_type == "Mul" and _other_input(nxt, cur) in g.consts:  # NEMO requant multiplier
         m = int(_int_array(g.const(_other_input(nxt, cur), nxt, "multiplier"), nxt, "multiplier").ravel()[0])
         kappa, lam = kappa * m, lam * m
@@ -225,12 +233,7 @@ def _match_requant(g: _Graph, tensor: str, C: int, notes: list | None = None, ne
                            f"Floor/Cast Clip; found {where}. Hint: only integer-deployable exports are supported")
     shift = _pow2(g.const(nxt.input[1], nxt, "divisor").ravel()[0], nxt, "divisor", notes, near)
     nodes.append(nxt)
-    cur = nxt.output[0]
-    nxt = g.only_consumer(cur)
-    while nxt is not None and nxt.op_type in ("Floor",) + _CAST_OPS:
-        nodes.append(nxt)
-        cur = nxt.output[0]
-        nxt = g.only_consumer(cur)
+    cur, nxt = _follow(g, nxt.output[0], nodes, ("Floor",) + _CAST_OPS)
     if nxt is None or nxt.op_type != "Clip":
         raise JaxpulpError(f"node {_node_id(nodes[-1])}: the requantisation chain must end in a Clip that sets the "
                            "output type (e.g. Clip(min=0, max=255) for u8)")
@@ -450,11 +453,7 @@ class _Importer:
                 raise JaxpulpError(f"node {_node_id(nodes[-1])}: expected Div(2^d) after the pooling multipliers")
             shift = _pow2(g.const(nxt.input[1], nxt, "divisor").ravel()[0], nxt, "divisor", self.notes, self.near)
             nodes.append(nxt)
-            cur = nxt.output[0]
-            nxt = g.only_consumer(cur)
-            if nxt is not None and nxt.op_type == "Floor":
-                nodes.append(nxt)
-                cur = nxt.output[0]
+            cur, _ = _follow(g, nxt.output[0], nodes, ("Floor",))
             out_t = in_t
             params = dict(lam=np.int32(m * kk), out_shift=np.int32(shift), out_add=np.int32(0))
             requant = 1
@@ -582,11 +581,7 @@ class _Importer:
                                            "no exact PULP-NN add mapping (the kernel shifts each input separately)")
                     e[2], e[3] = 0, sh  # (x*c) >> d == x*c/D exactly: the division folds into the inputs
                 nodes.append(nxt)
-                end = nxt.output[0]
-                nxt2 = g.only_consumer(end)
-                if nxt2 is not None and nxt2.op_type == "Floor":
-                    nodes.append(nxt2)
-                    end = nxt2.output[0]
+                end, _ = _follow(g, nxt.output[0], nodes, ("Floor",))
             for k, e in enumerate(ins, 1):
                 if not self._folds_exactly(e):
                     if e[4] is None:
