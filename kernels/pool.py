@@ -5,7 +5,10 @@ Three ways to run one configuration (``cfg``: a frozen ``MaxPoolConfig`` or ``Av
 
 * ``run(x_words, params, cfg=..)``   packed path: uint32 memory images in and out, the library's deterministic
   quirks included. Max pooling works **in place**: it returns ``MaxPoolResult(out, x)``, the output image and
-  the final content of the input buffer (the kernel overwrites it; golden vectors declare ``x`` ``inout``);
+  the final content of the input buffer (the kernel overwrites it; golden vectors declare ``x`` ``inout``).
+  Large calls take the static path (``_fast_max`` / ``_fast_avg``: one compile per configuration, static
+  shifts and strided window slices), small ones the bucketed path the golden runner uses (configuration as
+  data, one compile per rounded shape); ``run(..., static=)`` chooses explicitly, both return the same bits;
 * ``run_values(x, params, cfg=..)``  value path: int tensors in and out, the intended arithmetic;
 * ``reference(x, params, cfg)``      numpy loops that follow the C kernels core by core (the twin).
 
@@ -265,8 +268,9 @@ def _max_values(g: Geometry, X, bk: Bucket):
         start = jnp.where(lib, jnp.where(s < 0, xo, s), jnp.maximum(s, 0))
         stop = jnp.where(lib, jnp.where(e >= g.W, g.W, e), jnp.minimum(e, g.W))
         ci = start[:, None] + taps[None, :]
-        win = jnp.where(((ci < stop[:, None]) & (taps[None, :] < g.Kw))[None, :, :, None],
-                        X[:, jnp.clip(ci, 0, bk.W - 1), :], _NEG)
+        # library: column `start` is copied first even when the loop after it is empty (pad >= Kw at xo = 0)
+        taken = ((ci < stop[:, None]) & (taps[None, :] < g.Kw)) | (lib & (taps[None, :] == 0))
+        win = jnp.where(taken[None, :, :, None], X[:, jnp.clip(ci, 0, bk.W - 1), :], _NEG)
         upd = (xo[None, :] < g.Wo) & done[:, None]
         X1 = X.at[:, :bk.Wo, :].set(jnp.where(upd[..., None], jnp.max(win, axis=2), X[:, :bk.Wo, :]))
     s = jnp.arange(bk.Ho, dtype=jnp.int32) * g.sy - g.pt
@@ -306,6 +310,13 @@ def _i32(v):
     return jax.lax.bitcast_convert_type(v, jnp.int32)
 
 
+def _pick(cond, a, b):
+    """``where(cond, a(), b())``; only the chosen branch is built when ``cond`` is static (numpy / Python bool)."""
+    if isinstance(cond, (bool, np.bool_)):
+        return a() if cond else b()
+    return jnp.where(cond, a(), b())
+
+
 def _tdiv(a, d):
     """int32 division truncating toward zero (C ``/`` on ints), d > 0."""
     q = a // d
@@ -314,23 +325,34 @@ def _tdiv(a, d):
 
 def _avg_values(g: Geometry, X, p: AvgPoolParams, bk: Bucket):
     """Average pooling on values: (out (Hob, Wob, Cb), written rows (Hob,))."""
+    written = _rows_covered(lambda core: cluster_run.avgpool_split(core, g.Ho, g.ncores), bk.Ho, bk.cores)
+    return _avg_finish(g, _window_sums(g, X, bk), p), written
+
+
+def _avg_finish(g: Geometry, S, p: AvgPoolParams):
+    """Output values from the int32 window sums ``S`` (§10.2): the unsigned / truncating divisions, the requant
+    (logical shift for unsigned input in the library), the clip to the output type. ``g`` may be traced (the
+    bucketed path) or hold numpy scalars (the static path)."""
     lib = g.library != 0
-    S = _window_sums(g, X, bk)
     kk = g.Kh * g.Kw
     ukk = _u32(kk)
-    lam = jnp.asarray(p.lam, jnp.int32)
-    q = jnp.where(lib, _i32(_u32(S) // ukk), _tdiv(S, kk))
-    lam_p = jnp.where(lib, _i32(_u32(lam) // ukk), _tdiv(lam, kk))
-    t = S * lam_p + jnp.asarray(p.out_add, jnp.int32)
-    sh = jnp.asarray(p.out_shift, jnp.int32) & 31
-    logical = lib & (g.si == 0)
-    rq = jnp.where(logical, _i32(jnp.right_shift(_u32(t), _u32(sh))), jnp.right_shift(t, sh))
-    v = jnp.where(g.requant != 0, rq, q)
+
+    def quotient():
+        return _pick(lib, lambda: _i32(_u32(S) // ukk), lambda: _tdiv(S, kk))
+
+    def requantised():
+        lam = jnp.asarray(p.lam, jnp.int32)
+        lam_p = _pick(lib, lambda: _i32(_u32(lam) // ukk), lambda: _tdiv(lam, kk))
+        t = S * lam_p + jnp.asarray(p.out_add, jnp.int32)
+        sh = jnp.asarray(p.out_shift, jnp.int32) & 31
+        return _pick(lib & (g.si == 0), lambda: _i32(jnp.right_shift(_u32(t), _u32(sh))),
+                     lambda: jnp.right_shift(t, sh))
+
+    v = _pick(g.requant != 0, requantised, quotient)
     half = jnp.left_shift(jnp.int32(1), g.bo - 1)
     lo = jnp.where(g.so != 0, -half, 0)
     hi = jnp.where(g.so != 0, half - 1, 2 * half - 1)
-    written = _rows_covered(lambda core: cluster_run.avgpool_split(core, g.Ho, g.ncores), bk.Ho, bk.cores)
-    return jnp.clip(v, lo, hi), written
+    return jnp.clip(v, lo, hi)
 
 
 def _pack_out(g: Geometry, vals, written, bk: Bucket, bits):
@@ -411,11 +433,191 @@ def _avg_values_cases(g, X, p, bk):
     return jax.vmap(_avg_only, in_axes=(0, 0, 0, None))(g, X, p, bk)
 
 
+# ------------------------------------------------------------------------------- static path (run)
+#
+# ``run`` on a large input compiles one function per configuration (``cfg`` a static jit argument, like
+# ``conv._fast_packed``): lanes unpacked with static shifts, windows as strided slices of the (padded) image,
+# output packed with static shifts. The quirks are the same rules as above, their extents evaluated in Python:
+# every library window is a clipped regular window except the ones named where they are handled.
+
+
+def _static_neg(bits: int, signed: bool) -> int:
+    """Smallest value of the type: the identity of max over lanes of that type (pads windows)."""
+    return -(1 << (bits - 1)) if signed else 0
+
+
+def _window_reduce(x, axis: int, start: int, length: int, stride: int, count: int, op, init: int):
+    """``out[o] = op(x[start + o*stride + t] for t < length)`` along ``axis`` for o < ``count``; positions outside
+    the axis read ``init`` (windows clipped to the image). Static extents: strided slices (reduce_window for
+    long windows)."""
+    shape = list(x.shape)
+    if length <= 0 or count <= 0:
+        shape[axis] = max(count, 0)
+        return jnp.full(shape, init, x.dtype)
+    n = shape[axis]
+    span = (count - 1) * stride + length
+    lo, hi = max(0, -start), max(0, start + span - n)
+    if lo or hi:
+        cfg = [(0, 0, 0)] * x.ndim
+        cfg[axis] = (lo, hi, 0)
+        x = jax.lax.pad(x, jnp.asarray(init, x.dtype), cfg)
+    off = start + lo
+    if off or x.shape[axis] != span:
+        x = jax.lax.slice_in_dim(x, off, off + span, axis=axis)
+    if length > 8:
+        dims = [1] * x.ndim
+        dims[axis] = length
+        strides = [1] * x.ndim
+        strides[axis] = stride
+        lax_op = jax.lax.max if op is jnp.maximum else jax.lax.add
+        return jax.lax.reduce_window(x, np.asarray(init, x.dtype), lax_op, dims, strides, "VALID")
+    acc = None
+    for t in range(length):
+        part = jax.lax.slice_in_dim(x, t, t + (count - 1) * stride + 1, stride, axis=axis)
+        acc = part if acc is None else op(acc, part)
+    return acc
+
+
+def _static_rows(split_fn, n_rows: int, cluster: Cluster) -> np.ndarray:
+    """bool (n_rows,): rows some core's range [r0, r1) of ``split_fn(core, ncores)`` contains."""
+    rows = np.zeros(n_rows, bool)
+    for core in range(cluster.num_cores):
+        r0, r1 = split_fn(core, cluster.num_cores)
+        rows[max(r0, 0):max(r1, 0)] = True
+    return rows
+
+
+def _keep_rows(new, old, rows: np.ndarray, axis: int = 1):
+    """``new`` where ``rows`` (static bool along ``axis``), else ``old`` (rows a core never processes)."""
+    if rows.all():
+        return new
+    shape = [1] * new.ndim
+    shape[axis] = rows.size
+    return jnp.where(rows.reshape(shape), new, old)
+
+
+def _max_pass1_scan(X, cfg: MaxPoolConfig):
+    """Library pass 1 when windows read overwritten columns (``_needs_scan``): the in-place updates replayed in
+    order of xo, each a (first column, then columns start+1 .. stop-1 but xo) max over at most Kw columns of
+    the buffer as it is then. X (B, H, W, C) -> the buffer after pass 1 (B, H, W, C)."""
+    W, Kw, sx, l = cfg.W, cfg.Kw, cfg.stride[1], cfg.pad[2]
+    xo = np.arange(cfg.Wo)
+    s = xo * sx - l
+    start = np.where(s < 0, xo, s)
+    stop = np.where(s + Kw >= W, W, s + Kw)
+    neg = _static_neg(cfg.in_type.bits, cfg.in_type.signed)
+    Xp = jnp.pad(X, ((0, 0), (0, 0), (0, Kw), (0, 0)), constant_values=neg)  # slices never clamp
+    taps = np.arange(Kw)
+
+    def step(Xc, xs):
+        x_o, st, sp = xs
+        win = jax.lax.dynamic_slice_in_dim(Xc, st, Kw, axis=2)
+        col = st + taps
+        m = (taps == 0) | ((col < sp) & (col != x_o))
+        acc = jnp.max(jnp.where(m[None, None, :, None], win, jnp.asarray(neg, X.dtype)), axis=2, keepdims=True)
+        return jax.lax.dynamic_update_slice_in_dim(Xc, acc, x_o, axis=2), None
+
+    xs = tuple(jnp.asarray(a, jnp.int32) for a in (xo, start, stop))
+    X1, _ = jax.lax.scan(step, Xp, xs)
+    return X1[:, :, :W]
+
+
+def _max_static(X, cfg: MaxPoolConfig, cluster: Cluster):
+    """Max pooling on values X (B, H, W, C) for a static configuration: (out (B, Ho, Wo, C), pass-1 columns
+    (B, H, Wo, C), buffer after the call (B, H, W, C) or None when it is the input)."""
+    lib = cfg.semantics == "library"
+    t, _, l, _ = cfg.pad
+    sy, sx = cfg.stride
+    neg = _static_neg(cfg.in_type.bits, cfg.in_type.signed)
+    done = _static_rows(lambda c, n: split.row_split(c, cfg.H, n), cfg.H, cluster)
+    if _needs_scan(cfg):
+        buf = _keep_rows(_max_pass1_scan(X, cfg), X, done)
+        X1 = buf[:, :, :cfg.Wo]
+    else:  # every window reads original columns: a clipped window [xo*sx - pl, +Kw) (see _needs_scan)
+        X1 = _window_reduce(X, 2, -l, cfg.Kw, sx, cfg.Wo, jnp.maximum, neg)
+        if lib and cfg.Kw <= l:  # xo = 0 starts at column 0 itself, which it copies before an empty loop
+            X1 = X1.at[:, :, 0].set(X[:, :, 0])
+        if not done.all():  # rows no core processes keep their input (never the case for row_split)
+            Xw = jnp.pad(X, ((0, 0), (0, 0), (0, max(0, cfg.Wo - cfg.W)), (0, 0)))
+            X1 = _keep_rows(X1, Xw[:, :, :cfg.Wo], done)
+        buf = jnp.concatenate([X1, X[:, :, cfg.Wo:]], axis=2) if lib else None
+    out = _window_reduce(X1, 1, -t, cfg.Kh, sy, cfg.Ho, jnp.maximum, neg)
+    first_only = np.arange(cfg.Ho) * sy - t + cfg.Kh <= 0  # empty row range: the copy of row 0 only
+    if first_only.any():
+        out = jnp.where(first_only[None, :, None, None], X1[:, :1], out)
+    return out, X1, (buf if lib else None)
+
+
+def _avg_static(X, p: AvgPoolParams, cfg: AvgPoolConfig, cluster: Cluster):
+    """Average pooling on values X (B, H, W, C) for a static configuration -> out (B, Ho, Wo, C)."""
+    lib = cfg.semantics == "library"
+    t, b, l, r = cfg.pad
+    sy, sx = cfg.stride
+    # library rows [yo*sy - pb, yo*sy - pt + Kh) and columns [xo*sx - pl, xo*sx - pr + Kw), clipped (§10.2)
+    row0, rows = (-b, cfg.Kh - t + b) if lib else (-t, cfg.Kh)
+    col0, cols = (-l, cfg.Kw - r + l) if lib else (-l, cfg.Kw)
+    S = _window_reduce(X, 1, row0, rows, sy, cfg.Ho, jnp.add, 0)
+    S = _window_reduce(S, 2, col0, cols, sx, cfg.Wo, jnp.add, 0)
+    return _avg_finish(geometry(cfg, cluster), S, p)
+
+
+def _unpack_image(x_words, qt, cfg: PoolConfig):
+    return _engine.unpack_static(x_words, qt.bits, qt.signed, cfg.H * cfg.W * cfg.C).reshape(
+        x_words.shape[0], cfg.H, cfg.W, cfg.C)
+
+
+def _pack_rows(vals, rows: np.ndarray, bits: int):
+    """Packed (B, words) of vals (B, rows, ...); rows the kernel never writes (static mask) are 0 bits."""
+    if not rows.all():
+        vals = jnp.where(rows.reshape((1, -1) + (1,) * (vals.ndim - 2)), vals, 0)
+    return _engine.pack_static(vals.reshape(vals.shape[0], -1), bits)
+
+
+def _pack_buffer(buf, X1, x_words, cfg: MaxPoolConfig):
+    """The input buffer after the call (uint32 words): only the first Wo pixels of each row change; the bits past
+    the image's last element are kept from ``x_words``."""
+    bits = cfg.in_type.bits
+    row_bits, new_bits = cfg.W * cfg.C * bits, cfg.Wo * cfg.C * bits
+    B = x_words.shape[0]
+    if row_bits % 32 == 0 and new_bits % 32 == 0:  # rows are whole words: repack the changed words only
+        new = _engine.pack_static(X1.reshape(B, cfg.H, -1), bits)
+        old = x_words.reshape(B, cfg.H, row_bits // 32)[:, :, new_bits // 32:]
+        return jnp.concatenate([new, old], axis=2).reshape(B, -1)
+    words = _engine.pack_static(buf.reshape(B, -1), bits)
+    keep = np.zeros(words.shape[-1], np.uint32)
+    tail = (cfg.H * cfg.W * cfg.C * bits) % 32
+    if tail:
+        keep[-1] = np.uint32(0xFFFFFFFF) << np.uint32(tail)
+    return words | (x_words & keep) if tail else words
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "cluster"))
+def _fast_max(x_words, cfg: MaxPoolConfig, cluster: Cluster):
+    """Max pooling packed path for one static configuration: ``MaxPoolResult(out, x)`` (batch axis kept)."""
+    xb = x_words if x_words.ndim == 2 else x_words[None]
+    out, X1, buf = _max_static(_unpack_image(xb, cfg.in_type, cfg), cfg, cluster)
+    written = _static_rows(lambda c, n: split.maxpool_out_split(c, cfg.H, cfg.Ho, n), cfg.Ho, cluster)
+    res = MaxPoolResult(_pack_rows(out, written, cfg.out_type.bits),
+                        xb if buf is None else _pack_buffer(buf, X1, xb, cfg))
+    return res if x_words.ndim == 2 else MaxPoolResult(res.out[0], res.x[0])
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "cluster"))
+def _fast_avg(x_words, p: AvgPoolParams, cfg: AvgPoolConfig, cluster: Cluster):
+    """Average pooling packed path for one static configuration (batch axis kept)."""
+    xb = x_words if x_words.ndim == 2 else x_words[None]
+    out = _avg_static(_unpack_image(xb, cfg.in_type, cfg), p, cfg, cluster)
+    written = _static_rows(lambda c, n: split.avgpool_split(c, cfg.Ho, n), cfg.Ho, cluster)
+    res = _pack_rows(out, written, cfg.out_type.bits)
+    return res if x_words.ndim == 2 else res[0]
+
+
 # -------------------------------------------------------------------------------------- public API
 
 
 def _int_scalar(v, name: str, lo: int, hi: int, what: str):
-    """An integer scalar argument as int32 (range-checked where its value is known)."""
+    """An integer scalar argument as int32 (range-checked where its value is known; host values stay numpy, so
+    validating them dispatches nothing)."""
     a = v if isinstance(v, jax.Array) else np.asarray(v)
     if a.shape != () or not jnp.issubdtype(a.dtype, jnp.integer):
         raise JaxpulpError(f"params.{name}={v!r}: expected an integer scalar ({what})")
@@ -425,7 +627,7 @@ def _int_scalar(v, name: str, lo: int, hi: int, what: str):
         iv = None
     if iv is not None and not lo <= iv <= hi:
         raise JaxpulpError(f"params.{name}={iv}: expected {lo} <= value <= {hi} ({what})")
-    return jnp.asarray(a).astype(jnp.int32)
+    return a.astype(jnp.int32) if isinstance(a, jax.Array) else a.astype(np.int32)
 
 
 def _as_params(params, cfg: PoolConfig):
@@ -444,21 +646,31 @@ def _as_params(params, cfg: PoolConfig):
 
 
 def _as_words(a, n_words: int, name: str):
-    a = jnp.asarray(a)
+    a = a if isinstance(a, jax.Array) else np.asarray(a)
     if a.dtype != jnp.uint32:
         raise JaxpulpError(f"{name}: dtype {a.dtype}, expected a uint32 memory image (see jaxpulp.packing)")
     if a.ndim not in (1, 2) or a.shape[-1] < n_words:
         raise JaxpulpError(f"{name}: shape {a.shape}, expected ([batch,] >= {n_words}) uint32 words")
-    return a[..., :n_words]
+    return a if a.shape[-1] == n_words else a[..., :n_words]
 
 
-def run(x_words, params=None, *, cfg: PoolConfig, cluster: Cluster = GAP8, return_cost: bool = False):
+STATIC_MIN_ELEMENTS = 1 << 14
+"""``run`` takes the static path (one compile per configuration) when the call reads at least this many input
+elements (batch included), the bucketed path (one compile per rounded shape) below it."""
+
+
+def run(x_words, params=None, *, cfg: PoolConfig, cluster: Cluster = GAP8, return_cost: bool = False,
+        static: bool | None = None):
     """Packed path. ``x_words``: the HWC input image (uint32 words, optionally a leading batch axis);
     ``params``: ``AvgPoolParams`` for average pooling, None for max pooling.
 
     Returns the packed HWC output image; for max pooling ``MaxPoolResult(out, x)`` where ``x`` is the input
     buffer after the call (the kernel works in place). With ``return_cost=True``: ``Costed(result, cost)``.
-    Compiles once per rounded shape (``shared_bucket``): precision, window, padding and core count are data."""
+
+    ``static``: True compiles one function for this configuration (static shifts and slices: the fast path),
+    False one per rounded shape where precision, window, padding and core count are data (``shared_bucket``:
+    many small configurations share a compile); None (default) picks the static path when the call reads at
+    least ``STATIC_MIN_ELEMENTS`` input elements. Both return the same bits."""
     fam = _family(cfg)
     check(cfg, cluster)
     p = _as_params(params, cfg)
@@ -466,6 +678,15 @@ def run(x_words, params=None, *, cfg: PoolConfig, cluster: Cluster = GAP8, retur
     no = _engine.words_for(cfg.Ho * cfg.Wo * cfg.C, cfg.out_type.bits)
     x = _as_words(x_words, nx, "x_words")
     batched = x.ndim == 2
+    if static is None:
+        static = (x.shape[0] if batched else 1) * cfg.H * cfg.W * cfg.C >= STATIC_MIN_ELEMENTS
+    if static:
+        res = _fast_max(x, cfg, cluster) if fam == "maxpool" else _fast_avg(x, p, cfg, cluster)
+        if return_cost:
+            from jaxpulp.cost import with_cost
+
+            return with_cost(res, cfg, cluster)
+        return res
     xb = x if batched else x[None]
     bk = shared_bucket([cfg], [cluster])  # rounded extents: nearby shapes share one compiled function
     xb = jnp.pad(xb, ((0, 0), (0, bk.x_words - nx)))
