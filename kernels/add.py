@@ -4,7 +4,9 @@ H x W x C (HWC) tensors with their own element types (semantics.md §11).
 
 Three ways to run one configuration (``cfg``: a frozen ``AddConfig`` or ``AddLegacyConfig``, static):
 
-* ``run(x1_words, x2_words, params, cfg=..)``  packed path: uint32 memory images in and out, quirks included;
+* ``run(x1_words, x2_words, params, cfg=..)``  packed path: uint32 memory images in and out, quirks included
+  (large calls: ``_fast_packed``, one compile per configuration with static shifts; small calls: the bucketed
+  path the golden runner uses, configuration as data; ``run(..., static=)`` chooses, same bits either way);
 * ``run_values(x1, x2, params, cfg=..)``       value path: int tensors in and out, the intended arithmetic;
 * ``reference(x1, x2, params, cfg)``           numpy loops that follow the C kernels core by core (the twin).
 
@@ -263,13 +265,21 @@ def _sh(v):
     return jnp.asarray(v, jnp.int32) & 31
 
 
-def _add_values(g: Geometry, x1, x2, p: Params, bk: Bucket):
-    """Requantising add on values (Nb,) -> (out (Nb,), written (Nb,))."""
+def _add_arith(g: Geometry, x1, x2, p: Params):
+    """The requantising add's arithmetic on values (element-wise; ``g`` traced or numpy scalars)."""
     r1 = _clip(jnp.right_shift(x1 * p.in1_mul + p.in1_add, _sh(p.in1_shift)), 8, g.s1)
     r2 = _clip(jnp.right_shift(x2 * p.in2_mul + p.in2_add, _sh(p.in2_shift)), 8, g.s2)
     s = r1 + r2
-    s = jnp.where(g.requant != 0, jnp.right_shift(s * p.out_mul + p.out_add, _sh(p.out_shift)), s)
-    return _clip(s, g.bo, g.so), _written(g, bk, False)
+    if isinstance(g.requant, np.integer):  # static configuration: only the requant the kernel does
+        s = jnp.right_shift(s * p.out_mul + p.out_add, _sh(p.out_shift)) if g.requant else s
+    else:
+        s = jnp.where(g.requant != 0, jnp.right_shift(s * p.out_mul + p.out_add, _sh(p.out_shift)), s)
+    return _clip(s, g.bo, g.so)
+
+
+def _add_values(g: Geometry, x1, x2, p: Params, bk: Bucket):
+    """Requantising add on values (Nb,) -> (out (Nb,), written (Nb,))."""
+    return _add_arith(g, x1, x2, p), _written(g, bk, False)
 
 
 def _int16(v):
@@ -277,12 +287,17 @@ def _int16(v):
     return jnp.where(v >= 0x8000, v - 0x10000, v)
 
 
-def _legacy_values(g: Geometry, x1, x2, p: LegacyParams, bk: Bucket):
-    """Legacy add on values (Nb,) -> (out (Nb,), written (Nb,)): uint32 sum, logical shift, unsigned clip."""
+def _legacy_arith(g: Geometry, x1, x2, p: LegacyParams):
+    """The legacy add's arithmetic on values: uint32 sum, logical shift, unsigned clip."""
     img = x1 * _int16(p.out_mult1) + x2 * _int16(p.out_mult2)
     u = jax.lax.bitcast_convert_type(img, jnp.uint32) >> _sh(p.out_shift).astype(jnp.uint32)
     v = jax.lax.bitcast_convert_type(u, jnp.int32)
-    return _clip(v, g.bo, 0), _written(g, bk, True)
+    return _clip(v, g.bo, 0)
+
+
+def _legacy_values(g: Geometry, x1, x2, p: LegacyParams, bk: Bucket):
+    """Legacy add on values (Nb,) -> (out (Nb,), written (Nb,))."""
+    return _legacy_arith(g, x1, x2, p), _written(g, bk, True)
 
 
 def _unpack(g: Geometry, words, bits, signed, bk: Bucket):
@@ -323,6 +338,23 @@ def _values_cases(g, x1, x2, p, bk):
     return jax.vmap(_values, in_axes=(0, 0, 0, 0, None))(g, x1, x2, p, bk)
 
 
+@functools.partial(jax.jit, static_argnames=("cfg", "cluster"))
+def _fast_packed(x1w, x2w, p, cfg, cluster: Cluster):
+    """Packed path for one static configuration (``run`` on large calls): both images unpacked with static
+    shifts (each keeps its own batch axis, or none), the same arithmetic as the bucketed path, the elements
+    the library never writes (``written_mask``) as 0 bits like there, output packed with static shifts."""
+    n = _n(cfg)
+    t1, t2, to = cfg.in1_type, cfg.in2_type, cfg.out_type
+    x1 = _engine.unpack_static(x1w, t1.bits, t1.signed, n)
+    x2 = _engine.unpack_static(x2w, t2.bits, t2.signed, n)
+    g = geometry(cfg, cluster)
+    vals = (_legacy_arith if isinstance(p, LegacyParams) else _add_arith)(g, x1, x2, p)
+    written = written_mask(cfg, cluster).reshape(-1)
+    if not written.all():
+        vals = jnp.where(written, vals, 0)
+    return _engine.pack_static(vals, to.bits)
+
+
 # -------------------------------------------------------------------------------------- public API
 
 
@@ -337,7 +369,7 @@ def _int_scalar(v, name: str, lo: int, hi: int, what: str):
         iv = None
     if iv is not None and not lo <= iv <= hi:
         raise JaxpulpError(f"params.{name}={iv}: expected {lo} <= value <= {hi} ({what})")
-    return jnp.asarray(a).astype(jnp.int32)
+    return a.astype(jnp.int32) if isinstance(a, jax.Array) else a.astype(np.int32)  # host values: no dispatch
 
 
 def _as_params(params, cfg):
@@ -352,12 +384,12 @@ def _as_params(params, cfg):
 
 
 def _as_words(a, n_words: int, name: str):
-    a = jnp.asarray(a)
+    a = a if isinstance(a, jax.Array) else np.asarray(a)
     if a.dtype != jnp.uint32:
         raise JaxpulpError(f"{name}: dtype {a.dtype}, expected a uint32 memory image (see jaxpulp.packing)")
     if a.ndim not in (1, 2) or a.shape[-1] < n_words:
         raise JaxpulpError(f"{name}: shape {a.shape}, expected ([batch,] >= {n_words}) uint32 words")
-    return a[..., :n_words]
+    return a if a.shape[-1] == n_words else a[..., :n_words]
 
 
 def _batch_axes(a, b, name_a, name_b):
@@ -367,17 +399,37 @@ def _batch_axes(a, b, name_a, name_b):
     return (0 if a.ndim == 2 else None, 0 if b.ndim == 2 else None)
 
 
-def run(x1_words, x2_words, params, *, cfg, cluster: Cluster = GAP8, return_cost: bool = False):
+STATIC_MIN_ELEMENTS = 1 << 14
+"""``run`` takes the static path (one compile per configuration) when the call computes at least this many
+output elements (batch included), the bucketed path (one compile per rounded element count) below it."""
+
+
+def run(x1_words, x2_words, params, *, cfg, cluster: Cluster = GAP8, return_cost: bool = False,
+        static: bool | None = None):
     """Packed path. ``x1_words`` / ``x2_words``: the two HWC input images (uint32 words, each optionally with a
     leading batch axis); ``params``: ``Params`` (add) or ``LegacyParams`` (legacy add). Returns the packed HWC
     output image (batched if either input is). With ``return_cost=True``: ``Costed(output, cost)``.
-    Compiles once per rounded element count (``shared_bucket``): precisions, flags and core count are data."""
+
+    ``static``: True compiles one function for this configuration (static shifts: the fast path), False one per
+    rounded element count where precisions, flags and core count are data (``shared_bucket``: many small
+    configurations share a compile); None (default) picks the static path when the call computes at least
+    ``STATIC_MIN_ELEMENTS`` elements. Both return the same bits."""
     check(cfg, cluster)
     p = _as_params(params, cfg)
     n = _n(cfg)
     x1 = _as_words(x1_words, _engine.words_for(n, cfg.in1_type.bits), "x1_words")
     x2 = _as_words(x2_words, _engine.words_for(n, cfg.in2_type.bits), "x2_words")
     axes = _batch_axes(x1, x2, "x1_words", "x2_words")
+    batch = max(x1.shape[0] if x1.ndim == 2 else 1, x2.shape[0] if x2.ndim == 2 else 1)
+    if static is None:
+        static = batch * n >= STATIC_MIN_ELEMENTS
+    if static:
+        out = _fast_packed(x1, x2, p, cfg, cluster)
+        if return_cost:
+            from jaxpulp.cost import with_cost
+
+            return with_cost(out, cfg, cluster)
+        return out
     bk = shared_bucket([cfg], [cluster])  # rounded extent: nearby shapes share one compiled function
     x1 = jnp.pad(x1, [(0, 0)] * (x1.ndim - 1) + [(0, bk.words - x1.shape[-1])])
     x2 = jnp.pad(x2, [(0, 0)] * (x2.ndim - 1) + [(0, bk.words - x2.shape[-1])])
