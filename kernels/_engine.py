@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 # Largest |a*b| of two operands in [-256, 255] x [-128, 127] (unsigned 8-bit x signed 8-bit): 255*128.
 _MAX_PRODUCT = 255 * 128
@@ -34,6 +35,37 @@ def exact_int_matmul(a, b):
     b = b.reshape(n_chunks, EXACT_F32_CHUNK, -1).astype(jnp.float32)
     parts = jnp.einsum("...pkc,kcn->...pkn", a, b, precision=jax.lax.Precision.HIGHEST)
     return parts.astype(jnp.int32).sum(axis=-2, dtype=jnp.int32)
+
+
+def exact_int_matmul_bounded(a, b, max_product: int):
+    """``exact_int_matmul`` with the reduction chunk sized by a static bound on |a*b| (``max_abs_product``): every
+    float32 partial sum stays an exact integer (<= 2**24), so sub-byte operands need one GEMM where 8-bit ones
+    need one per 512 elements. The chunks are slices of the operands, one plain GEMM each (a batched einsum over
+    chunks makes XLA copy and transpose the operands first), added in int32 (wrap-around like the accumulator).
+    a: (..., P, K), b: (K, N) int32 -> (..., P, N) int32."""
+    k = a.shape[-1]
+    limit = max(1, (1 << 24) // max(1, max_product))
+    n_chunks = max(1, -(-k // limit))
+    chunk = -(-k // n_chunks)  # balanced chunks (<= limit)
+    af, bf = a.astype(jnp.float32), b.astype(jnp.float32)
+    acc = None
+    for c0 in range(0, k, chunk):
+        part = jnp.matmul(af[..., c0:c0 + chunk], bf[c0:c0 + chunk], precision=jax.lax.Precision.HIGHEST)
+        part = part.astype(jnp.int32)
+        acc = part if acc is None else acc + part
+    return acc
+
+
+def host_int32(v):
+    """An integer argument as int32 without a device dispatch when it is a host value (numpy / Python):
+    jax arrays and tracers go through ``jnp`` (as ``jnp.int32`` / ``astype`` would), host values through numpy
+    (Python ints out of the int32 range raise OverflowError as ``jnp.int32`` does; numpy integers wrap as
+    ``astype`` does)."""
+    if isinstance(v, jax.Array):
+        return v.astype(jnp.int32)
+    if isinstance(v, int):
+        return np.int32(v)
+    return np.asarray(v).astype(np.int32)
 
 
 def scatter_pack(values, index, valid, bits, n_words: int):

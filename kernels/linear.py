@@ -76,10 +76,12 @@ class Geometry(NamedTuple):
 
 
 class Bucket(NamedTuple):
-    """Static extents (elements) the compiled function is traced for."""
+    """Static extents (elements) the compiled function is traced for; cores = core ids the work split is
+    evaluated for (at least the cluster's core count)."""
 
     N: int
     M: int
+    cores: int = cluster_run.MAX_CORES
 
     @property
     def x_words(self):
@@ -100,13 +102,19 @@ def geometry(cfg: LinearConfig, cluster: Cluster = GAP8) -> Geometry:
     return Geometry(*(np.int32(v) for v in vals))
 
 
-def exact_bucket(cfg: LinearConfig) -> Bucket:
-    return Bucket(cfg.N, cfg.M)
+def _cores(clusters) -> int:
+    return max([cluster_run.MAX_CORES] + [c.num_cores for c in clusters])
 
 
-def shared_bucket(cfgs) -> Bucket:
-    """One bucket that fits every configuration in ``cfgs`` (extents rounded up to powers of two)."""
-    return Bucket(_engine.round_up(max(c.N for c in cfgs)), _engine.round_up(max(c.M for c in cfgs)))
+def exact_bucket(cfg: LinearConfig, cluster: Cluster = GAP8) -> Bucket:
+    return Bucket(cfg.N, cfg.M, _cores([cluster]))
+
+
+def shared_bucket(cfgs, clusters=()) -> Bucket:
+    """One bucket that fits every configuration in ``cfgs`` run on ``clusters`` (extents rounded up to powers
+    of two)."""
+    return Bucket(_engine.round_up(max(c.N for c in cfgs)), _engine.round_up(max(c.M for c in cfgs)),
+                  _cores(clusters))
 
 
 def _split_bits(cfg: LinearConfig):
@@ -179,7 +187,7 @@ def check(cfg: LinearConfig, cluster: Cluster = GAP8) -> None:
 # ---------------------------------------------------------------------------------------- fast paths
 
 
-def _neuron_roles(g: Geometry, Mb: int):
+def _neuron_roles(g: Geometry, Mb: int, max_cores: int = cluster_run.MAX_CORES):
     """Per output neuron (``Mb`` lanes), from the real per-core split (vmap over core ids, §9.2):
     leftover = computed by the single-neuron path after the pairs (8-bit / int32 output, odd chunk);
     quad_pos = position inside its 4-neuron group (2-bit output), 0 elsewhere."""
@@ -196,7 +204,7 @@ def _neuron_roles(g: Geometry, Mb: int):
         mine = (n >= s) & (n < e)
         return leftover, jnp.where(mine, (n - s) & 3, 0)
 
-    leftover, pos = cluster_run.over_cores(per_core)
+    leftover, pos = cluster_run.over_cores(per_core, max_cores)
     return leftover.any(0), pos.sum(0)
 
 
@@ -211,9 +219,31 @@ def _unpack_inputs(g: Geometry, x_words, w_words, bk: Bucket):
     return x8, w8
 
 
+def _quirk_masks(g: Geometry, leftover, quad_pos):
+    """Per neuron (numpy for a static configuration, traced otherwise): (lost, wrong, kappa_row0).
+
+    lost (§9.2 b): quantised 8-bit output, 2-bit weights, 8/4-bit input: the leftover neuron never uses its
+    weights (its accumulator is the bias plus the scalar tail); wrong (§9.4): 2-bit in, 2-bit out, 4-bit
+    weights: elements 8..15 of each 16-element step of neurons 3, 4 of a quad use the weight rows of neurons
+    1, 2; kappa_row0 (§9.2 a): the leftover neuron reads kappa[0] / lambda[0]."""
+    library = g.library != 0
+    quantized = g.bo != 32
+    lost = library & quantized & leftover & (g.bw == 2) & (g.bi != 2)
+    wrong = library & (g.bo == 2) & (g.bi == 2) & (g.bw == 4) & (quad_pos >= 2)
+    return lost, wrong, library & quantized & leftover
+
+
+def _requant_neurons(g: Geometry, acc, p: Params, kidx, bn_bits: int):
+    """Quantised outputs of the int32 accumulators ``acc`` (..., M) with the kappa / lambda rows ``kidx``."""
+    bits = jnp.where(g.bo != 32, g.bo, 8)
+    lo_b, hi_b = quant.type_bounds(bits, g.so)
+    kappa, lam = (p.kappa, p.lam) if kidx is None else (p.kappa[kidx], p.lam[kidx])
+    return quant.requant(acc, relu=g.relu, bn=g.bn, kappa=kappa, lam=lam, out_mult=p.out_mult,
+                         out_shift=p.out_shift, lo=lo_b, hi=hi_b, bn_bits=bn_bits)
+
+
 def _values(g: Geometry, x8, w8, p: Params, bk: Bucket, bn_bits: int = 32):
     """Output values (M,) for one input vector x8 (N,), weights w8 (M, N); int32 accumulators for bo = 32."""
-    library = g.library != 0
     quantized = g.bo != 32
     k = jnp.arange(bk.N)
     n = jnp.arange(bk.M)
@@ -223,19 +253,10 @@ def _values(g: Geometry, x8, w8, p: Params, bk: Bucket, bn_bits: int = 32):
     tail = k >= vec_end
     parts = jnp.stack([jnp.where(lo, x8, 0), jnp.where(hi, x8, 0), jnp.where(tail, x8, 0)])
     acc_lo, acc_hi, acc_tail = _engine.exact_int_matmul(parts, w8.T)  # (3, M)
-    leftover, quad_pos = _neuron_roles(g, bk.M)
-    # §9.2 b: quantised 8-bit output, 2-bit weights, 8/4-bit input: the leftover neuron never uses its weights
-    lost = library & quantized & leftover & (g.bw == 2) & (g.bi != 2)
-    # §9.4: 2-bit in, 2-bit out, 4-bit weights: elements 8..15 of each step of neurons 3, 4 of a quad use rows 1, 2
-    wrong = library & (g.bo == 2) & (g.bi == 2) & (g.bw == 4) & (quad_pos >= 2)
+    lost, wrong, row0 = _quirk_masks(g, *_neuron_roles(g, bk.M, bk.cores))
     hi_part = jnp.where(wrong, acc_hi[jnp.maximum(n - 2, 0)], acc_hi)
     acc = jnp.where(lost, acc_tail, acc_lo + hi_part + acc_tail) + p.bias
-    # §9.2 a: the leftover neuron reads kappa[0] / lambda[0]
-    kidx = jnp.where(library & leftover, 0, n)
-    bits = jnp.where(quantized, g.bo, 8)
-    lo_b, hi_b = quant.type_bounds(bits, g.so)
-    q = quant.requant(acc, relu=g.relu, bn=g.bn, kappa=p.kappa[kidx], lam=p.lam[kidx], out_mult=p.out_mult,
-                      out_shift=p.out_shift, lo=lo_b, hi=hi_b, bn_bits=bn_bits)
+    q = _requant_neurons(g, acc, p, jnp.where(row0, 0, n), bn_bits)
     return jnp.where(quantized, q, acc)
 
 
@@ -265,18 +286,69 @@ def _values_cases(g, x, w, p, bk):
     return jax.vmap(_values, in_axes=(0, 0, 0, 0, None))(g, x, w, p, bk)
 
 
+def _static_roles(cfg: LinearConfig, cluster: Cluster):
+    """numpy twin of ``_neuron_roles`` for a static configuration, over every core of ``cluster``:
+    (leftover (M,) bool, quad_pos (M,) int)."""
+    M, nc = cfg.M, cluster.num_cores
+    sb = _split_bits(cfg)
+    s0, e0 = split.linear_split(0, M, nc, sb)
+    lft = (e0 - s0) & 1 if cfg.out_type.bits in (8, 32) else 0
+    leftover = np.zeros(M, bool)
+    quad_pos = np.zeros(M, np.int32)
+    for core in range(nc):
+        s, e = split.linear_split(core, M, nc, sb)
+        left_at = s + 2 * (max(e - lft - s + 1, 0) // 2)
+        if lft and e > s and left_at < M:
+            leftover[left_at] = True
+        quad_pos[s:e] = (np.arange(s, e) - s) & 3
+    return leftover, quad_pos
+
+
+def _fast_accumulate(x8, w8, p: Params, cfg: LinearConfig, lost, wrong):
+    """int32 accumulators (B, M) for a static configuration: one exact GEMM (chunked by the operands' product
+    bound) where no quirk applies; the §9.4 split of each 16-element step and the §9.2 b tail only for the
+    variants and neurons they affect (``lost`` / ``wrong`` static masks)."""
+    N, M = cfg.N, cfg.M
+    mp = _engine.max_abs_product(cfg.in_type.bits, cfg.in_type.signed, cfg.w_type.bits, True)
+
+    def dot(a, w):
+        return _engine.exact_int_matmul_bounded(a, w.T, mp)
+
+    vec_end = (N // 16) * 16
+    if wrong.any():  # elements 8..15 of every 16-element step apart: they use another row for some neurons
+        steps = vec_end // 16
+        xs = x8[:, :vec_end].reshape(-1, steps, 2, 8)
+        ws = w8[:, :vec_end].reshape(M, steps, 2, 8)
+        acc = dot(jnp.concatenate([xs[:, :, 0].reshape(-1, steps * 8), x8[:, vec_end:]], axis=1),
+                  jnp.concatenate([ws[:, :, 0].reshape(M, steps * 8), w8[:, vec_end:]], axis=1))
+        acc_hi = dot(xs[:, :, 1].reshape(-1, steps * 8), ws[:, :, 1].reshape(M, steps * 8))
+        n = np.arange(M)
+        acc = acc + acc_hi[:, np.where(wrong, np.maximum(n - 2, 0), n)]
+    else:
+        acc = dot(x8, w8)
+    if lost.any():
+        tail = dot(x8[:, vec_end:], w8[:, vec_end:]) if vec_end < N else jnp.zeros_like(acc)
+        acc = jnp.where(lost, tail, acc)
+    return acc + p.bias if cfg.bias else acc
+
+
 @functools.partial(jax.jit, static_argnames=("cfg", "cluster"))
 def _fast_packed(x_words, w_words, p: Params, cfg: LinearConfig, cluster: Cluster):
-    """Packed path for one static configuration (batch axis first): lanes unpacked with static shifts, the
-    same quirk masks as the bucketed path, output packed with static shifts."""
+    """Packed path for one static configuration (``x_words`` with or without a batch axis, kept): lanes
+    unpacked with static shifts, the quirk masks of the bucketed path evaluated for the real split in numpy
+    (no work for variants they cannot affect), output packed with static shifts."""
     it, ot, wt = cfg.in_type, cfg.out_type, cfg.w_type
-    x8 = _engine.unpack_static(x_words, it.bits, it.signed, cfg.N)
+    x8 = _engine.unpack_static(x_words if x_words.ndim == 2 else x_words[None], it.bits, it.signed, cfg.N)
     w8 = _engine.unpack_static(w_words, wt.bits, True, cfg.M * cfg.N).reshape(cfg.M, cfg.N)
     g = geometry(cfg, cluster)
-    vals = jax.vmap(lambda x: _values(g, x, w8, p, exact_bucket(cfg), cfg.bn_bits))(x8)
+    lost, wrong, row0 = _quirk_masks(g, *_static_roles(cfg, cluster))
+    acc = _fast_accumulate(x8, w8, p, cfg, lost, wrong)
     if ot.bits == 32:
-        return jax.lax.bitcast_convert_type(vals, jnp.uint32)
-    return _engine.pack_static(vals, ot.bits)
+        out = jax.lax.bitcast_convert_type(acc, jnp.uint32)
+    else:
+        kidx = np.where(row0, 0, np.arange(cfg.M)) if row0.any() else None
+        out = _engine.pack_static(_requant_neurons(g, acc, p, kidx, cfg.bn_bits), ot.bits)
+    return out if x_words.ndim == 2 else out[0]
 
 
 # -------------------------------------------------------------------------------------- public API
@@ -288,13 +360,13 @@ def _as_params(params, cfg: LinearConfig) -> Params:
         params = Params(**params) if isinstance(params, dict) else Params(*params)
     m = cfg.M
 
-    def vec(name, v):
-        a = jnp.asarray(v)
+    def vec(name, v):  # host values stay numpy: validating them dispatches nothing
+        a = v if isinstance(v, jax.Array) else np.asarray(v)
         if a.shape != (m,) or not jnp.issubdtype(a.dtype, jnp.integer):
             raise JaxpulpError(f"params.{name}: shape {a.shape} dtype {a.dtype}, expected int32 of shape ({m},)")
-        return a.astype(jnp.int32)
+        return _engine.host_int32(a)
 
-    zeros = jnp.zeros((m,), jnp.int32)
+    zeros = np.zeros((m,), np.int32)
     if cfg.quantized:
         for name in ("kappa", "lam"):
             if getattr(params, name) is None:
@@ -315,19 +387,20 @@ def _as_params(params, cfg: LinearConfig) -> Params:
     bias = vec("bias", params.bias) if cfg.bias else zeros
     for name in ("out_mult", "out_shift"):
         v = getattr(params, name)
-        if jnp.ndim(v) != 0 or not jnp.issubdtype(jnp.asarray(v).dtype, jnp.integer):
+        a = v if isinstance(v, jax.Array) else np.asarray(v)
+        if a.ndim != 0 or not jnp.issubdtype(a.dtype, jnp.integer):
             raise JaxpulpError(f"params.{name}={v!r}: expected an integer scalar")
-    return Params(kappa, lam, jnp.int32(params.out_mult), jnp.int32(params.out_shift), bias)
+    return Params(kappa, lam, _engine.host_int32(params.out_mult), _engine.host_int32(params.out_shift), bias)
 
 
 def _as_words(a, n_words: int, name: str, batch_ok: bool):
-    a = jnp.asarray(a)
+    a = a if isinstance(a, jax.Array) else np.asarray(a)
     if a.dtype != jnp.uint32:
         raise JaxpulpError(f"{name}: dtype {a.dtype}, expected a uint32 memory image (see jaxpulp.packing)")
     if a.ndim not in ((1, 2) if batch_ok else (1,)) or a.shape[-1] < n_words:
         raise JaxpulpError(f"{name}: shape {a.shape}, expected ({'batch, ' if batch_ok else ''}>= {n_words}) "
                            "uint32 words")
-    return a[..., :n_words]
+    return a if a.shape[-1] == n_words else a[..., :n_words]
 
 
 def run(x_words, w_words, params, *, cfg: LinearConfig, cluster: Cluster = GAP8):
@@ -338,12 +411,9 @@ def run(x_words, w_words, params, *, cfg: LinearConfig, cluster: Cluster = GAP8)
     p = _as_params(params, cfg)
     nx = _engine.words_for(cfg.N, cfg.in_type.bits)
     nw = _engine.words_for(cfg.M * cfg.N, cfg.w_type.bits)
-    no = _engine.words_for(cfg.M, cfg.out_type.bits)
     x = _as_words(x_words, nx, "x_words", True)
     w = _as_words(w_words, nw, "w_words", False)
-    batched = x.ndim == 2
-    out = _fast_packed(x if batched else x[None], w, p, cfg, cluster)[:, :no]
-    return out if batched else out[0]
+    return _fast_packed(x, w, p, cfg, cluster)  # static-shift packing: exactly words_for(M, out bits) words
 
 
 def run_values(x, w, params, *, cfg: LinearConfig, cluster: Cluster = GAP8):
@@ -360,7 +430,7 @@ def run_values(x, w, params, *, cfg: LinearConfig, cluster: Cluster = GAP8):
         raise JaxpulpError(f"w: shape {w.shape}, expected ({cfg.M}, {cfg.N})")
     batched = x.ndim == 2
     xb = (x if batched else x[None]).astype(jnp.int32)
-    out = _values_batch(geometry(cfg, cluster), xb, w.astype(jnp.int32), p, exact_bucket(cfg), cfg.bn_bits)
+    out = _values_batch(geometry(cfg, cluster), xb, w.astype(jnp.int32), p, exact_bucket(cfg, cluster), cfg.bn_bits)
     return out if batched else out[0]
 
 
@@ -497,7 +567,7 @@ def run_golden_batch(calls) -> list:
     """Packed path for many golden calls (both linear families) through one compiled function."""
     if not calls:
         return []
-    bk = shared_bucket([c.cfg for c in calls])
+    bk = shared_bucket([c.cfg for c in calls], [c.cluster for c in calls])
     items = [(geometry(c.cfg, c.cluster), np.pad(c.args[0], (0, bk.x_words - len(c.args[0]))),
               np.pad(c.args[1], (0, bk.w_words - len(c.args[1]))), _padded_params(c.args[2], bk.M))
              for c in calls]
@@ -511,7 +581,7 @@ def run_values_golden_batch(calls, arrays_list) -> list:
     """Value path (ideal semantics, precision as data) for many golden calls, one compiled function."""
     if not calls:
         return []
-    bk = shared_bucket([c.cfg for c in calls])
+    bk = shared_bucket([c.cfg for c in calls], [c.cluster for c in calls])
     items = []
     for c, a in zip(calls, arrays_list):
         cfg = c.cfg
