@@ -464,12 +464,12 @@ def _window_reduce(x, axis: int, start: int, length: int, stride: int, count: in
     off = start + lo
     if off or x.shape[axis] != span:
         x = jax.lax.slice_in_dim(x, off, off + span, axis=axis)
-    if length > 8:
+    lax_op = {jnp.maximum: jax.lax.max, jnp.add: jax.lax.add}.get(op)
+    if length > 8 and lax_op is not None:
         dims = [1] * x.ndim
         dims[axis] = length
         strides = [1] * x.ndim
         strides[axis] = stride
-        lax_op = jax.lax.max if op is jnp.maximum else jax.lax.add
         return jax.lax.reduce_window(x, np.asarray(init, x.dtype), lax_op, dims, strides, "VALID")
     acc = None
     for t in range(length):
@@ -496,25 +496,50 @@ def _keep_rows(new, old, rows: np.ndarray, axis: int = 1):
     return jnp.where(rows.reshape(shape), new, old)
 
 
-def _max_pass1_scan(X, cfg: MaxPoolConfig):
+def _lane_masks(bits: int):
+    """(high bit of every ``bits``-bit lane of a uint32 word, the other bits)."""
+    high = sum(1 << (k * bits + bits - 1) for k in range(32 // bits))
+    return np.uint32(high), np.uint32(~high & 0xFFFFFFFF)
+
+
+def _swar_max(bits: int, signed: bool):
+    """Lane-wise max of uint32 words holding 32/bits lanes of ``bits``-bit integers (two's complement if
+    ``signed``), without unpacking: per lane, ``(a | H) - (b & ~H)`` compares the low bits (no borrow leaves a
+    lane), the high bits decide the rest, and the lane mask selects a or b. Signed lanes are compared as offset
+    binary (high bit flipped)."""
+    high, low = _lane_masks(bits)
+
+    def op(a, b):
+        if signed:
+            a, b = a ^ high, b ^ high
+        t = (a | high) - (b & low)
+        g = ((a & ~b) | (~(a ^ b) & t)) & high  # high bit set where a >= b
+        m = (g - (g >> np.uint32(bits - 1))) | g
+        r = (a & m) | (b & ~m)
+        return r ^ high if signed else r
+
+    return op
+
+
+def _max_pass1_scan(X, cfg: MaxPoolConfig, op, neg):
     """Library pass 1 when windows read overwritten columns (``_needs_scan``): the in-place updates replayed in
     order of xo, each a (first column, then columns start+1 .. stop-1 but xo) max over at most Kw columns of
-    the buffer as it is then. X (B, H, W, C) -> the buffer after pass 1 (B, H, W, C)."""
+    the buffer as it is then. X (B, H, W, ...) -> the buffer after pass 1."""
     W, Kw, sx, l = cfg.W, cfg.Kw, cfg.stride[1], cfg.pad[2]
     xo = np.arange(cfg.Wo)
     s = xo * sx - l
     start = np.where(s < 0, xo, s)
     stop = np.where(s + Kw >= W, W, s + Kw)
-    neg = _static_neg(cfg.in_type.bits, cfg.in_type.signed)
-    Xp = jnp.pad(X, ((0, 0), (0, 0), (0, Kw), (0, 0)), constant_values=neg)  # slices never clamp
-    taps = np.arange(Kw)
+    neg = jnp.asarray(neg, X.dtype)
+    Xp = jnp.pad(X, [(0, 0), (0, 0), (0, Kw)] + [(0, 0)] * (X.ndim - 3), constant_values=neg)  # never clamps
 
     def step(Xc, xs):
         x_o, st, sp = xs
         win = jax.lax.dynamic_slice_in_dim(Xc, st, Kw, axis=2)
-        col = st + taps
-        m = (taps == 0) | ((col < sp) & (col != x_o))
-        acc = jnp.max(jnp.where(m[None, None, :, None], win, jnp.asarray(neg, X.dtype)), axis=2, keepdims=True)
+        acc = win[:, :, :1]
+        for t in range(1, Kw):
+            col = st + t
+            acc = op(acc, jnp.where((col < sp) & (col != x_o), win[:, :, t:t + 1], neg))
         return jax.lax.dynamic_update_slice_in_dim(Xc, acc, x_o, axis=2), None
 
     xs = tuple(jnp.asarray(a, jnp.int32) for a in (xo, start, stop))
@@ -522,30 +547,32 @@ def _max_pass1_scan(X, cfg: MaxPoolConfig):
     return X1[:, :, :W]
 
 
-def _max_static(X, cfg: MaxPoolConfig, cluster: Cluster):
-    """Max pooling on values X (B, H, W, C) for a static configuration: (out (B, Ho, Wo, C), pass-1 columns
-    (B, H, Wo, C), buffer after the call (B, H, W, C) or None when it is the input)."""
+def _max_static(X, cfg: MaxPoolConfig, cluster: Cluster, op=jnp.maximum, neg=None):
+    """Max pooling for a static configuration on X (B, H, W, C) values, or on (B, H, W, C*bits/32) packed words
+    with ``op`` = ``_swar_max`` and ``neg`` its identity: (out (B, Ho, Wo, ..), pass-1 columns (B, H, Wo, ..),
+    buffer after the call (B, H, W, ..) or None when it is the input)."""
     lib = cfg.semantics == "library"
     t, _, l, _ = cfg.pad
     sy, sx = cfg.stride
-    neg = _static_neg(cfg.in_type.bits, cfg.in_type.signed)
+    if neg is None:
+        neg = _static_neg(cfg.in_type.bits, cfg.in_type.signed)
     done = _static_rows(lambda c, n: split.row_split(c, cfg.H, n), cfg.H, cluster)
     if _needs_scan(cfg):
-        buf = _keep_rows(_max_pass1_scan(X, cfg), X, done)
+        buf = _keep_rows(_max_pass1_scan(X, cfg, op, neg), X, done)
         X1 = buf[:, :, :cfg.Wo]
     else:  # every window reads original columns: a clipped window [xo*sx - pl, +Kw) (see _needs_scan)
-        X1 = _window_reduce(X, 2, -l, cfg.Kw, sx, cfg.Wo, jnp.maximum, neg)
+        X1 = _window_reduce(X, 2, -l, cfg.Kw, sx, cfg.Wo, op, neg)
         if lib and cfg.Kw <= l:  # xo = 0 starts at column 0 itself, which it copies before an empty loop
             X1 = X1.at[:, :, 0].set(X[:, :, 0])
         if not done.all():  # rows no core processes keep their input (never the case for row_split)
-            Xw = jnp.pad(X, ((0, 0), (0, 0), (0, max(0, cfg.Wo - cfg.W)), (0, 0)))
+            Xw = jnp.pad(X, [(0, 0), (0, 0), (0, max(0, cfg.Wo - cfg.W))] + [(0, 0)] * (X.ndim - 3))
             X1 = _keep_rows(X1, Xw[:, :, :cfg.Wo], done)
         buf = jnp.concatenate([X1, X[:, :, cfg.Wo:]], axis=2) if lib else None
-    out = _window_reduce(X1, 1, -t, cfg.Kh, sy, cfg.Ho, jnp.maximum, neg)
+    out = _window_reduce(X1, 1, -t, cfg.Kh, sy, cfg.Ho, op, neg)
     first_only = np.arange(cfg.Ho) * sy - t + cfg.Kh <= 0  # empty row range: the copy of row 0 only
     if first_only.any():
-        out = jnp.where(first_only[None, :, None, None], X1[:, :1], out)
-    return out, X1, (buf if lib else None)
+        out = jnp.where(first_only.reshape((1, -1) + (1,) * (out.ndim - 2)), X1[:, :1], out)
+    return out, X1, buf
 
 
 def _avg_static(X, p: AvgPoolParams, cfg: AvgPoolConfig, cluster: Cluster):
@@ -595,10 +622,20 @@ def _pack_buffer(buf, X1, x_words, cfg: MaxPoolConfig):
 def _fast_max(x_words, cfg: MaxPoolConfig, cluster: Cluster):
     """Max pooling packed path for one static configuration: ``MaxPoolResult(out, x)`` (batch axis kept)."""
     xb = x_words if x_words.ndim == 2 else x_words[None]
-    out, X1, buf = _max_static(_unpack_image(xb, cfg.in_type, cfg), cfg, cluster)
+    B, it = xb.shape[0], cfg.in_type
     written = _static_rows(lambda c, n: split.maxpool_out_split(c, cfg.H, cfg.Ho, n), cfg.Ho, cluster)
-    res = MaxPoolResult(_pack_rows(out, written, cfg.out_type.bits),
-                        xb if buf is None else _pack_buffer(buf, X1, xb, cfg))
+    if (cfg.C * it.bits) % 32 == 0:  # pixels are whole words: lane-wise max on the packed words themselves
+        high, _ = _lane_masks(it.bits)
+        words = xb.reshape(B, cfg.H, cfg.W, -1)
+        out, X1, buf = _max_static(words, cfg, cluster, _swar_max(it.bits, it.signed),
+                                   high if it.signed else np.uint32(0))
+        if not written.all():
+            out = jnp.where(written[None, :, None, None], out, jnp.uint32(0))
+        res = MaxPoolResult(out.reshape(B, -1), xb if buf is None else buf.reshape(B, -1))
+    else:
+        out, X1, buf = _max_static(_unpack_image(xb, it, cfg), cfg, cluster)
+        res = MaxPoolResult(_pack_rows(out, written, cfg.out_type.bits),
+                            xb if buf is None else _pack_buffer(buf, X1, xb, cfg))
     return res if x_words.ndim == 2 else MaxPoolResult(res.out[0], res.x[0])
 
 
