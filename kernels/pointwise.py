@@ -318,9 +318,15 @@ def _pixel_index(cfg: PointwiseConfig) -> np.ndarray:
 
 @functools.partial(jax.jit, static_argnames=("cfg", "cluster"))
 def _fast_packed(x_words, w_words, p: Params, cfg: PointwiseConfig, cluster: Cluster):
-    """Packed path for one static configuration (batch axis first): static-shift unpack, one exact GEMM over all
-    output pixels, the leftover pixels recomputed from the raw bytes (library), conv's requantisation and quirk
-    masks, static-shift pack."""
+    """Packed path for one static configuration (batch axis first, or none): static-shift unpack, one exact GEMM
+    over all output pixels, the leftover pixels recomputed from the raw bytes (library), conv's requantisation
+    and quirk masks, static-shift pack."""
+    if x_words.ndim == 1:
+        return _fast_body(x_words[None], w_words, p, cfg, cluster)[0]
+    return _fast_body(x_words, w_words, p, cfg, cluster)
+
+
+def _fast_body(x_words, w_words, p: Params, cfg: PointwiseConfig, cluster: Cluster):
     it, ot, wt = cfg.in_type, cfg.out_type, cfg.w_type
     ci, co = cfg.Ci, cfg.Co
     batch = x_words.shape[0]
@@ -354,10 +360,35 @@ def _fast_packed(x_words, w_words, p: Params, cfg: PointwiseConfig, cluster: Clu
     bk = exact_bucket(cfg)
     g = geometry(cfg, cluster)
     vals = jax.vmap(lambda a: conv._requantise(g, a.reshape(cfg.Ho, cfg.Wo, co), p, bk, cfg.bn_bits))(acc)
-    return _engine.pack_static(vals.reshape(batch, -1), ot.bits)
+    return _engine.pack_static_grouped(vals.reshape(batch, -1), ot.bits)
 
 
 # -------------------------------------------------------------------------------------- public API
+
+
+def _host_params(params, cfg: PointwiseConfig):
+    """``conv._as_params`` for parameters given as host values (numpy / Python ints), without a device dispatch
+    per argument; None where ``conv._as_params`` must decide (jax arrays, other containers, any invalid value:
+    it raises the error)."""
+    if not isinstance(params, Params) or (params.bias is not None) != bool(cfg.bias):
+        return None
+    vecs = [params.kappa, params.lam] + ([params.bias] if cfg.bias else [])
+    if not all(isinstance(v, np.ndarray) and v.shape == (cfg.Co,) and np.issubdtype(v.dtype, np.integer)
+               for v in vecs):
+        return None
+    if not all(isinstance(v, (int, np.integer)) for v in (params.out_mult, params.out_shift)):
+        return None
+    bias = params.bias.astype(np.int32) if cfg.bias else None
+    return Params(params.kappa.astype(np.int32), params.lam.astype(np.int32), _engine.host_int32(params.out_mult),
+                  _engine.host_int32(params.out_shift), bias)
+
+
+def _words_arg(a, n_words: int, name: str, batch_ok: bool):
+    """``conv._as_words`` without a dispatch when ``a`` is already a valid image of exactly ``n_words`` words."""
+    if (isinstance(a, (np.ndarray, jax.Array)) and a.dtype == np.uint32 and a.ndim in ((1, 2) if batch_ok else (1,))
+            and a.shape[-1] == n_words):
+        return a
+    return conv._as_words(a, n_words, name, batch_ok)
 
 
 def run(x_words, w_words, params, *, cfg: PointwiseConfig, cluster: Cluster = GAP8, return_cost: bool = False):
@@ -365,19 +396,17 @@ def run(x_words, w_words, params, *, cfg: PointwiseConfig, cluster: Cluster = GA
     ``w_words``: weights [Co][Ci]; returns the packed HWC output image (uint32 words, batch kept).
     With ``return_cost=True`` returns ``Costed(output, cost)`` (per-core counts and cycles of one call)."""
     _check_config(cfg, cluster)
-    p = conv._as_params(params, cfg)
+    p = _host_params(params, cfg) or conv._as_params(params, cfg)
     nx = _engine.words_for(cfg.H * cfg.W * cfg.Ci, cfg.in_type.bits)
     nw = _engine.words_for(cfg.Co * cfg.Ci, cfg.w_type.bits)
-    no = _engine.words_for(cfg.Ho * cfg.Wo * cfg.Co, cfg.out_type.bits)
-    x = conv._as_words(x_words, nx, "x_words", True)
-    w = conv._as_words(w_words, nw, "w_words", False)
-    if any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves((x, w, p))):
-        check(cfg, cluster)  # under jit / vmap the inputs are not known: the conservative rule
-    else:
-        check_inputs(cfg, x, w, p, cluster)
-    batched = x.ndim == 2
-    out = _fast_packed(x if batched else x[None], w, p, cfg, cluster)[:, :no]
-    out = out if batched else out[0]
+    x = _words_arg(x_words, nx, "x_words", True)
+    w = _words_arg(w_words, nw, "w_words", False)
+    if _overread_leftovers(cfg, cluster):  # the only data-dependent rule
+        if any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves((x, w, p))):
+            check(cfg, cluster)  # under jit / vmap the inputs are not known: the conservative rule
+        else:
+            check_inputs(cfg, x, w, p, cluster)
+    out = _fast_packed(x, w, p, cfg, cluster)  # static-shift packing: exactly the output words, batch kept
     if return_cost:
         from jaxpulp.cost import with_cost
 
