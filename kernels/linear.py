@@ -316,12 +316,12 @@ def _fast_accumulate(x8, w8, p: Params, cfg: LinearConfig, lost, wrong):
 
     vec_end = (N // 16) * 16
     if wrong.any():  # elements 8..15 of every 16-element step apart: they use another row for some neurons
-        steps = vec_end // 16
-        xs = x8[:, :vec_end].reshape(-1, steps, 2, 8)
+        B, steps = x8.shape[0], vec_end // 16
+        xs = x8[:, :vec_end].reshape(B, steps, 2, 8)
         ws = w8[:, :vec_end].reshape(M, steps, 2, 8)
-        acc = dot(jnp.concatenate([xs[:, :, 0].reshape(-1, steps * 8), x8[:, vec_end:]], axis=1),
+        acc = dot(jnp.concatenate([xs[:, :, 0].reshape(B, steps * 8), x8[:, vec_end:]], axis=1),
                   jnp.concatenate([ws[:, :, 0].reshape(M, steps * 8), w8[:, vec_end:]], axis=1))
-        acc_hi = dot(xs[:, :, 1].reshape(-1, steps * 8), ws[:, :, 1].reshape(M, steps * 8))
+        acc_hi = dot(xs[:, :, 1].reshape(B, steps * 8), ws[:, :, 1].reshape(M, steps * 8))
         n = np.arange(M)
         acc = acc + acc_hi[:, np.where(wrong, np.maximum(n - 2, 0), n)]
     else:
