@@ -274,7 +274,7 @@ def _fast_packed(x_words, w_words, p: Params, cfg: ConvConfig, cluster: Cluster)
     acc = _fast_accumulate(x8, w8, p.bias, cfg)
     bk = exact_bucket(cfg)
     vals = jax.vmap(lambda a: _requantise(geometry(cfg, cluster), a, p, bk, cfg.bn_bits))(acc)
-    return _engine.pack_static(vals.reshape(vals.shape[0], -1), ot.bits)
+    return _engine.pack_static_grouped(vals.reshape(vals.shape[0], -1), ot.bits)
 
 
 # -------------------------------------------------------------------------------------- public API
