@@ -2,6 +2,7 @@
 import json
 import os
 
+import jax.numpy as jnp
 import numpy as np
 import onnx
 import pytest
@@ -67,6 +68,26 @@ def test_value_path_precision_as_data_under_vmap(tiny):
     for k, b in enumerate((8, 4, 2)):
         np.testing.assert_array_equal(out[k], reference.forward(_conv0_at_bits(tiny, b), x)["fc"], err_msg=f"u{b}")
     assert not np.array_equal(out[0], out[2])  # the clip bounds really are data
+
+
+def test_value_path_accumulators_are_exact_at_the_extremes():
+    # near-extreme operands (products close to 255 * -128, not multiples of a power of two): every float32 partial
+    # sum of the value path's convolutions must stay an exact integer
+    from jaxpulp.network import execute
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(247, 256, (1, 6, 6, 128))
+    conv_l = Layer("c", "conv", ("in",), "c", (6, 6, 128), (6, 6, 8), "u8", "i8", "i8", kernel=(3, 3),
+                   pad=(1, 1, 1, 1))
+    dw = Layer("d", "depthwise", ("in",), "d", (6, 6, 128), (2, 2, 128), "u8", "i8", "i8", kernel=(23, 23),
+               pad=(9, 9, 9, 9))  # 529 taps: past the float32-exact limit of one convolution (514)
+    dw3 = dw.replace(kernel=(3, 3), pad=(1, 1, 1, 1), stride=(1, 1), out_shape=(6, 6, 128))
+    for lay, w_shape, twin in ((conv_l, (8, 3, 3, 128), "bhwijc,oijc->bhwo"), (dw, (128, 23, 23), "bhwijc,cij->bhwc"),
+                               (dw3, (128, 3, 3), "bhwijc,cij->bhwc")):
+        p = dict(w=rng.integers(-128, -120, w_shape))
+        got = np.asarray((execute._conv_acc if lay.kind == "conv" else execute._depthwise_acc)(lay, jnp.asarray(x), p))
+        want = np.einsum(twin, reference._windows(x, lay), p["w"])
+        np.testing.assert_array_equal(got, want, err_msg=lay.name)
 
 
 def test_validate_names_the_layer():

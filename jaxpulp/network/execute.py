@@ -21,7 +21,8 @@ import numpy as np
 from jaxpulp import packing, quant
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError
-from jaxpulp.kernels import _engine
+from jaxpulp.kernels import _engine, add, conv, depthwise, linear, pool
+from jaxpulp.kernels.config import ConvConfig
 from jaxpulp.network import mapping
 from jaxpulp.network.graph import Layer, Network
 
@@ -85,8 +86,6 @@ def _check_inputs(net: Network, x) -> dict:
 
 def _layer_args(lay: Layer, p: dict, cfg):
     """Host-side preparation of one layer's kernel arguments (packed weights, Params)."""
-    from jaxpulp.kernels import add, conv, linear, pool
-
     kind = lay.kind
     if kind in ("conv", "depthwise", "linear"):
         w = np.asarray(p["w"])
@@ -103,8 +102,6 @@ def _layer_args(lay: Layer, p: dict, cfg):
                 return (w_words, linear.Params(bias=bias))
             cls = linear.Params
         elif kind == "depthwise":
-            from jaxpulp.kernels import depthwise
-
             cls = depthwise.Params
         else:
             cls = conv.Params
@@ -133,15 +130,11 @@ def _hwc_to_planes(words, shape, bits: int):
 
 
 def _run_layer_packed(lay: Layer, cfg, args, ins, cluster: Cluster):
-    from jaxpulp.kernels import add, conv, linear, pool
-
     kind = lay.kind
     if kind == "conv":
         mod = mapping.kernel_module(cfg)
         return mod.run(ins[0], args[0], args[1], cfg=cfg, cluster=cluster)
     if kind == "depthwise":
-        from jaxpulp.kernels import depthwise
-
         planes = _hwc_to_planes(ins[0], lay.in_shape, lay.in_type.bits)
         return depthwise.run(planes, args[0], args[1], cfg=cfg, cluster=cluster)
     if kind == "linear":
@@ -189,31 +182,49 @@ def _requant(acc, p, lay: Layer, out_t):
                          out_shift=p["out_shift"], lo=lo, hi=hi, bn_bits=lay.bn_bits)
 
 
-def _conv_values(lay: Layer, x, p, out_t):
-    """x (B, H, W, C) int32 -> (B, Ho, Wo, Co): exact f32 convolution in channel groups (any precision <= 8 bit)."""
-    from jaxpulp.kernels import conv
-    from jaxpulp.kernels.config import ConvConfig
-
+def _conv_acc(lay: Layer, x, p):
+    """int32 accumulators (B, Ho, Wo, Co) of a conv layer on x (B, H, W, C): exact float32 convolutions in channel
+    groups (any precision <= 8 bit), bias added."""
     H, W, C = lay.in_shape
     Ho, Wo, Co = lay.out_shape
-    cfg8 = ConvConfig("i8", "u8", "i8", H=H, W=W, Ci=C, Co=Co, Kh=lay.kernel[0], Kw=lay.kernel[1],
+    # u8 x i8 has the largest product (255 * 128): channel groups sized for it keep every partial sum exact in
+    # float32 whatever the (traced) precisions are
+    cfg8 = ConvConfig("u8", "u8", "i8", H=H, W=W, Ci=C, Co=Co, Kh=lay.kernel[0], Kw=lay.kernel[1],
                       stride=lay.stride, pad=lay.pad, Ho=Ho, Wo=Wo, semantics="ideal")
     w = jnp.asarray(p["w"], jnp.int32)
-    acc = conv._fast_accumulate(x, w, jnp.asarray(p["bias"], jnp.int32) if lay.bias else None, cfg8)
-    return _requant(acc, p, lay, out_t)
+    return conv._fast_accumulate(x, w, jnp.asarray(p["bias"], jnp.int32) if lay.bias else None, cfg8)
+
+
+_DW_EXACT_TAPS = ((1 << 24) - 1) // (255 * 128)  # 514 taps of u8 x i8 products keep float32 sums exact
+
+
+def _depthwise_acc(lay: Layer, x, p):
+    """int32 accumulators (B, Ho, Wo, C) of a depthwise layer: float32 grouped convolutions over blocks of at most
+    514 kernel taps (every partial sum an exact integer), added in int32; bias added."""
+    t, b, l, r = lay.pad
+    Ho, Wo, Co = lay.out_shape
+    Kh, Kw = lay.kernel
+    xp = jnp.pad(x.astype(jnp.float32), ((0, 0), (t, b), (l, r), (0, 0)))
+    w = jnp.transpose(jnp.asarray(p["w"], jnp.float32), (1, 2, 0))[:, :, None, :]  # HWIO, I = 1
+    rw = min(Kw, _DW_EXACT_TAPS)
+    rh = max(1, _DW_EXACT_TAPS // rw)
+    acc = None
+    for i in range(0, Kh, rh):
+        for j in range(0, Kw, rw):
+            part = jax.lax.conv_general_dilated(xp[:, i:, j:], w[i:i + rh, j:j + rw], window_strides=lay.stride,
+                                                padding="VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                                feature_group_count=Co, precision=jax.lax.Precision.HIGHEST)
+            part = part[:, :Ho, :Wo].astype(jnp.int32)
+            acc = part if acc is None else acc + part
+    return acc + jnp.asarray(p["bias"], jnp.int32) if lay.bias else acc
+
+
+def _conv_values(lay: Layer, x, p, out_t):
+    return _requant(_conv_acc(lay, x, p), p, lay, out_t)
 
 
 def _depthwise_values(lay: Layer, x, p, out_t):
-    t, b, l, r = lay.pad
-    Ho, Wo, Co = lay.out_shape
-    w = jnp.transpose(jnp.asarray(p["w"], jnp.float32), (1, 2, 0))[:, :, None, :]  # HWIO, I = 1
-    acc = jax.lax.conv_general_dilated(x.astype(jnp.float32), w, window_strides=lay.stride,
-                                       padding=((t, b), (l, r)), dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                       feature_group_count=Co, precision=jax.lax.Precision.HIGHEST)
-    acc = acc.astype(jnp.int32)[:, :Ho, :Wo]
-    if lay.bias:
-        acc = acc + jnp.asarray(p["bias"], jnp.int32)
-    return _requant(acc, p, lay, out_t)
+    return _requant(_depthwise_acc(lay, x, p), p, lay, out_t)
 
 
 def _linear_values(lay: Layer, x, p, out_t):
@@ -231,8 +242,6 @@ def _traced_geometry(geom, **types):
 
 
 def _pool_values(lay: Layer, cfg, x, p, in_t, out_t, cluster):
-    from jaxpulp.kernels import pool
-
     bk = pool.shared_bucket([cfg], [cluster])
     g = _traced_geometry(pool.geometry(cfg, cluster), bi=in_t[0], si=in_t[1], bo=out_t[0], so=out_t[1])
     H, W, C = lay.in_shape
@@ -248,8 +257,6 @@ def _pool_values(lay: Layer, cfg, x, p, in_t, out_t, cluster):
 
 
 def _add_values(lay: Layer, cfg, x1, x2, p, t1, t2, out_t, cluster):
-    from jaxpulp.kernels import add
-
     bk = add.shared_bucket([cfg], [cluster])
     g = _traced_geometry(add.geometry(cfg, cluster), b1=t1[0], s1=t1[1], b2=t2[0], s2=t2[1], bo=out_t[0],
                          so=out_t[1])
