@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpulp.errors import JaxpulpError
+
 # Largest |a*b| of two operands in [-256, 255] x [-128, 127] (unsigned 8-bit x signed 8-bit): 255*128.
 _MAX_PRODUCT = 255 * 128
 # A float32 sum of integers stays exact while every partial sum is below 2**24: 512 * 32640 < 2**24.
@@ -158,3 +160,18 @@ def max_abs_product(a_bits: int, a_signed: bool, b_bits: int, b_signed: bool) ->
     amax = (1 << (a_bits - 1)) if a_signed else (1 << a_bits) - 1
     bmax = (1 << (b_bits - 1)) if b_signed else (1 << b_bits) - 1
     return amax * bmax
+
+
+def int_scalar(v, name: str, lo: int, hi: int, what: str):
+    """An integer scalar argument as int32 (range-checked where its value is known; host values stay numpy, so
+    validating them dispatches nothing)."""
+    a = v if isinstance(v, jax.Array) else np.asarray(v)
+    if a.shape != () or not jnp.issubdtype(a.dtype, jnp.integer):
+        raise JaxpulpError(f"params.{name}={v!r}: expected an integer scalar ({what})")
+    try:
+        iv = int(a)
+    except jax.errors.ConcretizationTypeError:  # traced: the caller's responsibility
+        iv = None
+    if iv is not None and not lo <= iv <= hi:
+        raise JaxpulpError(f"params.{name}={iv}: expected {lo} <= value <= {hi} ({what})")
+    return a.astype(jnp.int32) if isinstance(a, jax.Array) else a.astype(np.int32)

@@ -358,20 +358,6 @@ def _fast_packed(x1w, x2w, p, cfg, cluster: Cluster):
 # -------------------------------------------------------------------------------------- public API
 
 
-def _int_scalar(v, name: str, lo: int, hi: int, what: str):
-    """An integer scalar argument as int32 (range-checked where its value is known)."""
-    a = v if isinstance(v, jax.Array) else np.asarray(v)
-    if a.shape != () or not jnp.issubdtype(a.dtype, jnp.integer):
-        raise JaxpulpError(f"params.{name}={v!r}: expected an integer scalar ({what})")
-    try:
-        iv = int(a)
-    except jax.errors.ConcretizationTypeError:  # traced: the caller's responsibility
-        iv = None
-    if iv is not None and not lo <= iv <= hi:
-        raise JaxpulpError(f"params.{name}={iv}: expected {lo} <= value <= {hi} ({what})")
-    return a.astype(jnp.int32) if isinstance(a, jax.Array) else a.astype(np.int32)  # host values: no dispatch
-
-
 def _as_params(params, cfg):
     cls = Params if _family(cfg) == "add" else LegacyParams
     if params is None:
@@ -380,7 +366,7 @@ def _as_params(params, cfg):
         params = cls(**params) if isinstance(params, dict) else cls(*params)
     if not isinstance(params, cls):
         raise JaxpulpError(f"params: a {type(params).__name__}, expected a {cls.__name__} for {cfg.c_name}")
-    return cls(*(_int_scalar(v, k, *_RANGES[cls][k]) for k, v in params._asdict().items()))
+    return cls(*(_engine.int_scalar(v, k, *_RANGES[cls][k]) for k, v in params._asdict().items()))
 
 
 def _as_words(a, n_words: int, name: str):

@@ -652,21 +652,6 @@ def _fast_avg(x_words, p: AvgPoolParams, cfg: AvgPoolConfig, cluster: Cluster):
 # -------------------------------------------------------------------------------------- public API
 
 
-def _int_scalar(v, name: str, lo: int, hi: int, what: str):
-    """An integer scalar argument as int32 (range-checked where its value is known; host values stay numpy, so
-    validating them dispatches nothing)."""
-    a = v if isinstance(v, jax.Array) else np.asarray(v)
-    if a.shape != () or not jnp.issubdtype(a.dtype, jnp.integer):
-        raise JaxpulpError(f"params.{name}={v!r}: expected an integer scalar ({what})")
-    try:
-        iv = int(a)
-    except jax.errors.ConcretizationTypeError:  # traced: the caller's responsibility
-        iv = None
-    if iv is not None and not lo <= iv <= hi:
-        raise JaxpulpError(f"params.{name}={iv}: expected {lo} <= value <= {hi} ({what})")
-    return a.astype(jnp.int32) if isinstance(a, jax.Array) else a.astype(np.int32)
-
-
 def _as_params(params, cfg: PoolConfig):
     if _family(cfg) == "maxpool":
         if params is not None:
@@ -677,9 +662,10 @@ def _as_params(params, cfg: PoolConfig):
     if not isinstance(params, AvgPoolParams):
         params = AvgPoolParams(**params) if isinstance(params, dict) else AvgPoolParams(*params)
     i32 = (-(1 << 31), (1 << 31) - 1)
-    return AvgPoolParams(_int_scalar(params.lam, "lam", *i32, "int32 lambda argument"),
-                         _int_scalar(params.out_shift, "out_shift", 0, 0xFFFF, "uint16 out_shift argument, bits"),
-                         _int_scalar(params.out_add, "out_add", *i32, "int32 out_add argument"))
+    scalar = _engine.int_scalar
+    return AvgPoolParams(scalar(params.lam, "lam", *i32, "int32 lambda argument"),
+                         scalar(params.out_shift, "out_shift", 0, 0xFFFF, "uint16 out_shift argument, bits"),
+                         scalar(params.out_add, "out_add", *i32, "int32 out_add argument"))
 
 
 def _as_words(a, n_words: int, name: str):
