@@ -1,11 +1,13 @@
 """Network IR, execution paths, reports, memory checks, save/load, the CLI and the ONNX importers' errors."""
 import json
 import os
+import re
 
 import jax.numpy as jnp
 import numpy as np
 import onnx
 import pytest
+from hypothesis import given, settings, strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from jaxpulp import JaxpulpError, QType
@@ -242,3 +244,42 @@ def test_onnx_missing_file_and_bad_options():
         load_onnx(_conv_chain(), bn_bits=48)
     with pytest.raises(JaxpulpError, match="dialect='tflite'"):
         load_onnx(_conv_chain(), dialect="tflite")
+
+
+# ------------------------------------------------------------------------------------------- golden file I/O
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.lists(st.integers(1, 4), min_size=3, max_size=3), seed=st.integers(0, 2**31 - 1),
+       nemo_style=st.booleans())
+def test_dory_txt_round_trip(tmp_path_factory, shape, seed, nemo_style):
+    from jaxpulp.network import goldens
+
+    v = np.random.default_rng(seed).integers(-300, 300, shape)
+    path = str(tmp_path_factory.mktemp("g") / "out_layer0.txt")
+    if nemo_style:  # NEMO writes floats with a trailing backslash: "12.000,\"
+        with open(path, "w") as f:
+            f.write(f"# layer (shape [{', '.join(map(str, shape))}]),\\\n")
+            f.writelines(f"{int(x)}.000,\\\n" for x in v.reshape(-1))
+    else:
+        goldens.write_dory_txt(path, "layer", v)
+    name, got_shape, vals = goldens.read_dory_txt(path)
+    assert name == "layer" and got_shape == tuple(shape)
+    np.testing.assert_array_equal(goldens.hwc_values(path, tuple(shape)), v)
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("1,\n2,\n", "is not a '# name (shape [d0, d1, ...])' header"),
+    ("# x (shape [2]),\n1.5,\n2,\n", "value 1.5 is not an integer"),
+    ("", "empty file"),
+])
+def test_dory_txt_errors(tmp_path, text, needle):
+    from jaxpulp.network import goldens
+
+    p = tmp_path / "bad.txt"
+    p.write_text(text)
+    with pytest.raises(JaxpulpError, match=re.escape(needle)):
+        goldens.read_dory_txt(str(p))
+    with pytest.raises(JaxpulpError, match="expected 1\\*1\\*4"):
+        (tmp_path / "ok.txt").write_text("# x (shape [2]),\n1,\n2,\n")
+        goldens.hwc_values(str(tmp_path / "ok.txt"), (1, 1, 4))

@@ -64,8 +64,8 @@ def write_dory_txt(path: str, name: str, values: np.ndarray) -> None:
 
 
 def read_npz_nchw(path: str) -> dict:
-    """{name: int64 array} of a Deeploy npz; 4-D NCHW arrays become (N, H, W, C), 3-D (N, H, W) become
-    (N, H, W, 1)... as stored otherwise. Float arrays holding integers are accepted."""
+    """{name: int64 array} of a Deeploy npz; 4-D NCHW arrays become (N, H, W, C), others are kept as stored.
+    Float arrays holding integers are accepted; non-integer values raise."""
     if not os.path.exists(path):
         raise JaxpulpError(f"path={path!r}: no such npz file")
     out = {}
@@ -80,16 +80,3 @@ def read_npz_nchw(path: str) -> dict:
                 a = a.transpose(0, 2, 3, 1)
             out[k] = a
     return out
-
-
-def to_hwc_batch(a: np.ndarray, shape_hwc: tuple) -> np.ndarray:
-    """A Deeploy array reshaped to (N, H, W, C) for a tensor of ``shape_hwc`` (flat vectors: (N, 1, 1, M))."""
-    a = np.asarray(a)
-    n = a.shape[0] if a.ndim > 1 else 1
-    if a.ndim == 4 and a.shape[1:] == tuple(shape_hwc):
-        return a
-    if a.size == n * int(np.prod(shape_hwc)):
-        if a.ndim == 3 and shape_hwc[2] == a.shape[0] // n:  # (N?, H, W) with C on axis 0
-            pass
-        return a.reshape((n,) + tuple(shape_hwc))
-    raise JaxpulpError(f"array of shape {a.shape} does not hold tensors of shape {tuple(shape_hwc)}")
