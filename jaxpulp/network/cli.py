@@ -100,6 +100,14 @@ def _cmd_run(args) -> int:
     batch = len(next(iter(xs.values())))
     print(f"{net.name}: {len(net.layers)} layers, {net.macs:,} MACs/input, batch {batch}, {args.path} path, "
           f"{cl.num_cores} cores")
+    rows = report.layer_rows(net, cl)  # memory checks before running
+    bad = [r for r in rows if not (r["l1_tiled_fit"] and r["l2_fit"])]
+    if bad:
+        for r in bad:
+            print(f"memory: layer {r['layer']} {r['name']}: {r['note']}")
+    else:
+        print(f"memory: every layer fits L1 ({cl.l1_bytes // 1024} kB, tiled where needed) and L2 "
+              f"({cl.l2_bytes // 1024} kB); weights {sum(r['weights_bytes'] for r in rows):,} B")
     t0 = time.perf_counter()
     res = run(net, xs, path=args.path, cluster=cl, keep=bool(args.out))
     t1 = time.perf_counter()
@@ -111,7 +119,6 @@ def _cmd_run(args) -> int:
         print(f"output {name!r} {tuple(v.shape[1:])}: input 0 -> {shown}{' ...' if flat.shape[1] > 16 else ''}")
     print(f"first call (compile + run) {t1 - t0:.2f} s; steady state {1e3 * (t2 - t1):.1f} ms/batch = "
           f"{batch / (t2 - t1):.1f} inputs/s")
-    rows = report.layer_rows(net, cl)
     t = report.totals(rows, cl)
     print(f"on GAP-8 ({cl.num_cores} cores @ {cl.freq_hz / 1e6:g} MHz, cost model): {t['cycles']:,} cycles/input = "
           f"{t['MAC/cycle']} MAC/cycle, {t['ms']} ms/input (jaxpulp report for the per-layer table)")
