@@ -114,3 +114,25 @@ def linear_split(core: int, N: int, ncores: int, out_bits: int | None) -> tuple[
         chunk = chunk + ((4 - (chunk & 7)) if chunk & 3 else 0)
     start = min(core * chunk, N)
     return start, min(start + chunk, N)
+
+
+def depthwise_columns(Wo: int, sx: int, pl: int, pr: int) -> list[tuple[str, int]]:
+    """Output columns in the order the C kernel's three x phases visit them (§8.4): ('L'|'M'|'R', xo).
+    Left: do-while while xo*sx < pl (only if pl > 0); middle: do-while (always once) while
+    xo*sx < Wo*sx - pr; right: for the rest of the row. Columns >= Wo are written past the row."""
+    cols, x = [], 0
+    if pl > 0:
+        while True:
+            cols.append(("L", x))
+            x += 1
+            if not x * sx < pl:
+                break
+    while True:
+        cols.append(("M", x))
+        x += 1
+        if not x * sx < Wo * sx - pr:
+            break
+    while x < Wo:
+        cols.append(("R", x))
+        x += 1
+    return cols

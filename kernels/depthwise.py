@@ -152,28 +152,6 @@ def shared_bucket(cfgs) -> Bucket:
 # ----------------------------------------------------------------------------------------------- check
 
 
-def _columns(Wo: int, sx: int, pl: int, pr: int) -> list[tuple[str, int]]:
-    """Output columns in the order the C kernel's three x phases visit them (§8.4): ('L'|'M'|'R', xo).
-    Left: do-while while xo*sx < pl (only if pl > 0); middle: do-while (always once) while
-    xo*sx < Wo*sx - pr; right: for the rest of the row. Columns >= Wo are written past the row."""
-    cols, x = [], 0
-    if pl > 0:
-        while True:
-            cols.append(("L", x))
-            x += 1
-            if not x * sx < pl:
-                break
-    while True:
-        cols.append(("M", x))
-        x += 1
-        if not x * sx < Wo * sx - pr:
-            break
-    while x < Wo:
-        cols.append(("R", x))
-        x += 1
-    return cols
-
-
 def _column_reads(cfg: DepthwiseConfig, phase: str, xo: int) -> list[tuple[int, int]]:
     """(kx, u) of the taps the library reads from the plane for column ``xo`` (the others are 0): u is the
     in-row offset, byte y*W + u of the plane (u >= W runs into the next row)."""
@@ -205,8 +183,8 @@ def _strip_extent(cfg: DepthwiseConfig) -> tuple[int, int]:
     t, b, l, _ = cfg.pad
     p4 = 4 * (-(-cfg.Kw // 4))
     R = cfg.H + t + b
-    z = max([l - xo * cfg.stride[1] for ph, xo in _columns(cfg.Wo, cfg.stride[1], l, cfg.pad[3]) if ph == "L"],
-            default=0)
+    cols = split.depthwise_columns(cfg.Wo, cfg.stride[1], l, cfg.pad[3])
+    z = max([l - xo * cfg.stride[1] for ph, xo in cols if ph == "L"], default=0)
     last_input_row = t + cfg.H - 1
     extent = max((R - 1) * cfg.Kw + p4, last_input_row * cfg.Kw + z + p4)
     return extent, cfg.Kw * R + cfg.Kw
@@ -253,7 +231,7 @@ def check(cfg: DepthwiseConfig, cluster: Cluster = GAP8) -> None:
             "beyond the channel's data (the next channel's or another core's buffers, stale strip bytes) are "
             "added; the result depends on memory outside the call (semantics.md §8.3, library_defects 11). "
             f"Accepted: Kh*Kw >= 4. {ideal}")
-    cols = _columns(cfg.Wo, sx, l, r)
+    cols = split.depthwise_columns(cfg.Wo, sx, l, r)
     n_left = sum(ph == "L" for ph, _ in cols)
     if n_left >= cfg.Wo:
         raise UnsupportedConfig(
@@ -397,7 +375,7 @@ def _static_plan(cfg: DepthwiseConfig):
     sx = cfg.stride[1]
     read = np.zeros((cfg.Kw, cfg.Wo), bool)
     if cfg.semantics == "library":
-        for ph, xo in _columns(cfg.Wo, sx, l, r):
+        for ph, xo in split.depthwise_columns(cfg.Wo, sx, l, r):
             if xo < cfg.Wo:
                 for kx, _ in _column_reads(cfg, ph, xo):
                     read[kx, xo] = True
@@ -654,7 +632,7 @@ def reference(x, w, params, cfg: DepthwiseConfig, cluster: Cluster = GAP8) -> np
         c0, c1 = split.depthwise_split(core, C, G, cluster.num_cores)
         for g0 in range(c0, c1, G):
             gi = g0 // G  # the group index the kernel uses for the bias (i_ch)
-            for phase, xo in _columns(Wo, sx, l, r):
+            for phase, xo in split.depthwise_columns(Wo, sx, l, r):
                 strips = np.full((G, S), _UNSET, np.int64)
                 for tt in range(G):
                     c = g0 + tt

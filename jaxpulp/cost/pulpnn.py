@@ -419,26 +419,6 @@ def pointwise_core(cfg, core: int, ncores: int, cg: Codegen = PULP_GCC) -> Cost:
 # Depthwise (semantics.md §8)
 # ------------------------------------------------------------------------------------------------------------
 
-def _dw_columns(Wo: int, sx: int, pl: int, pr: int) -> list[tuple[str, int]]:
-    """The output columns in the order the three do-while phases visit them: ('L'|'M'|'R', x)."""
-    cols = []
-    x = 0
-    if pl > 0:
-        while True:
-            cols.append(("L", x))
-            x += 1
-            if not x * sx < pl:
-                break
-    while True:
-        cols.append(("M", x))
-        x += 1
-        if not x * sx < Wo * sx - pr:
-            break
-    while x < Wo:
-        cols.append(("R", x))
-        x += 1
-    return cols
-
 
 def depthwise_core(cfg, core: int, ncores: int, cg: Codegen = PULP_GCC) -> Cost:
     """``pulp_nn_depthwise_<in>_<out>_<w>`` on core ``core`` (semantics.md §8): per channel group of
@@ -483,7 +463,7 @@ def depthwise_core(cfg, core: int, ncores: int, cg: Codegen = PULP_GCC) -> Cost:
         out_row = out_row + Cost(load=G)
     col_outputs = out_row * Ho
     per_group = Cost(alu=10, branch_taken=1) + wunpack
-    for phase, x in _dw_columns(Wo, sx, pl, pr):
+    for phase, x in _split.depthwise_columns(Wo, sx, pl, pr):
         col = Cost(alu=8, branch_taken=1, branch_not_taken=2)
         col = col + zero_row * (pt + pb) + img_row * H + col_outputs
         if phase == "L":
