@@ -119,8 +119,9 @@ def shared_bucket(cfgs) -> Bucket:
 # ----------------------------------------------------------------------------------------------- check
 
 
-def check(cfg: ConvConfig, cluster: Cluster = GAP8) -> None:
-    """Raise ``UnsupportedConfig`` naming the rule if the library does not define this call."""
+def check_layout(cfg: ConvConfig) -> None:
+    """The channel-multiple rules every im2col/matmul kernel (conv, pointwise) shares: whole-byte pixels, weight rows
+    and output channel vectors (semantics.md §5.4, §6.1, §6.2, §16)."""
     bi, bo, bw = cfg.in_type.bits, cfg.out_type.bits, cfg.w_type.bits
     if (cfg.Ci * bi) % 8:
         raise UnsupportedConfig(
@@ -137,6 +138,11 @@ def check(cfg: ConvConfig, cluster: Cluster = GAP8) -> None:
             "output-channel-multiple",
             f"Co={cfg.Co} with {cfg.out_type} output: Co must be a multiple of {8 // bo}; the library never "
             "writes the last channel(s) otherwise (semantics.md §6.2)")
+
+
+def check(cfg: ConvConfig, cluster: Cluster = GAP8) -> None:
+    """Raise ``UnsupportedConfig`` naming the rule if the library does not define this call."""
+    check_layout(cfg)
     t, b, l, r = cfg.pad
     want = (out_dim(cfg.H, t, b, cfg.Kh, cfg.stride[0]), out_dim(cfg.W, l, r, cfg.Kw, cfg.stride[1]))
     if (cfg.Ho, cfg.Wo) != want or max(t, b) >= cfg.Kh or max(l, r) >= cfg.Kw:

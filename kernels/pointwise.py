@@ -125,22 +125,7 @@ def _check_config(cfg: PointwiseConfig, cluster: Cluster) -> None:
     if cfg.semantics == "ideal":
         conv.check(cfg, cluster)  # the intended arithmetic is conv 1x1: its layout and geometry rules
         return
-    bi, bo, bw = cfg.in_type.bits, cfg.out_type.bits, cfg.w_type.bits
-    if (cfg.Ci * bi) % 8:
-        raise UnsupportedConfig(
-            "input-channel-multiple",
-            f"Ci={cfg.Ci} with {cfg.in_type} input: a pixel must be whole bytes (Ci a multiple of {8 // bi}); the "
-            "unpack tail counter of the C kernel never reaches zero otherwise (semantics.md §5.4, §16)")
-    if (cfg.Ci * bw) % 8:
-        raise UnsupportedConfig(
-            "weight-row-multiple",
-            f"Ci={cfg.Ci} with {cfg.w_type} weights: each weight row must be whole bytes (Ci a multiple of "
-            f"{8 // bw}); the matmul's uint16 tail counter wraps otherwise (semantics.md §6.1)")
-    if (cfg.Co * bo) % 8:
-        raise UnsupportedConfig(
-            "output-channel-multiple",
-            f"Co={cfg.Co} with {cfg.out_type} output: Co must be a multiple of {8 // bo}; the library never "
-            "writes the last channel(s) otherwise (semantics.md §6.2)")
+    conv.check_layout(cfg)  # K = Ci for a 1x1 kernel: the same whole-byte rules as conv
     if max(cfg.H, cfg.W, cfg.Ci, cfg.Co, cfg.Ho, cfg.Wo) >= 1 << 16:
         raise UnsupportedConfig("uint16-extent", f"cfg={cfg}: every dimension must be < 65536 (uint16 arguments)")
     if (cfg.Ho - 1) * cfg.W + cfg.Wo > cfg.H * cfg.W:
@@ -154,14 +139,14 @@ def _check_config(cfg: PointwiseConfig, cluster: Cluster) -> None:
     nc = cluster.num_cores
     ranges = _ranges(cfg, cluster)
     half = cfg.Ho % nc != 0 and cfg.Wo > 1
-    if half and bo < 8:
+    if half and cfg.out_type.bits < 8:
         for core, r in enumerate(ranges):
             if r.rows >= 2 and not r.empty:
                 raise UnsupportedConfig(
                     "pointwise-output-skip",
                     f"{cfg.out_type} output, Ho={cfg.Ho} not a multiple of {nc} cores and Wo={cfg.Wo} > 1 (half-"
                     f"width split): core {core} computes {r.rows} rows, and after each row the kernel skips the "
-                    f"other section's pixels by Co={cfg.Co} bytes per pixel instead of Co*{bo}/8, so its later rows "
+                    f"other section's pixels by Co={cfg.Co} bytes per pixel instead of Co*{cfg.out_type.bits}/8, so its later rows "
                     "are stored in wrong places (some outputs never written, others overwritten, stores past the "
                     "output) (semantics.md §7 defect 4). Use 8-bit output, Ho a multiple of the core count, at "
                     "most one row per core (Ho <= cores/2), or semantics='ideal'")
