@@ -6,6 +6,7 @@
     jaxpulp kernels [--family conv] [--cost]     every kernel variant by C name, with its constraints
     jaxpulp demo [--batch 8]                     a few conv variants on the PULP-NN benchmark layer
     jaxpulp check-golden DIR                     run every golden case in DIR: "N passed, M failed"
+    jaxpulp compare-m7 [--png heat.png]          the 27 permutations vs an STM32H7 (jaxpulp.cost.compare_m7)
 """
 from __future__ import annotations
 
@@ -118,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     network_cli.add_subcommands(sub)  # run, report, check (they live next to their feature)
     sweep.add_subcommands(sub)  # sweep, pareto, cost-lut
+    from jaxpulp.cost import compare_m7
+
+    compare_m7.add_subcommand(sub)  # compare-m7: GAP-8 vs STM32H7, the CF'20 headline
     return p
 
 

@@ -54,13 +54,23 @@ GAP8_PJ_CORE_1V0 = 37.6
 # 175 MHz needs 1.2 V (isa_cost §2.4 [DOC gap_sdk]); dynamic energy per cycle scales with V^2 [DERIVED].
 GAP8_V2_SCALE_1V2 = (1.2 / 1.0) ** 2
 
-# Cortex-M7 (STM32H7) running CMSIS-NN / CMix-NN kernels (see jaxpulp.cost.cmsis for the instruction model).
-M7_FREQ_HZ = 400e6  # STM32H743 rev Y maximum core clock [RECALL]; rev V runs at 480 MHz
-# Effective cycles per instruction, calibrated so that the 8-bit benchmark convolution (16x16x32 -> 64, 3x3)
-# runs at 0.6 MAC/cycle, the CMSIS-NN figure of isa_cost §4.6 [DERIVED from RECALL: CIFAR-10 in 99.1 ms at
-# 216 MHz, and PULP-NN's "19.6x fewer cycles than CMSIS-NN on STM32H7" ABS]. > 1 although the M7 dual-issues:
-# the end-to-end figure includes memory wait states (AXI SRAM / flash behind a 16 kB D-cache).
-M7_CPI = 1.22
+# Cortex-M7 (STM32H7) running CMSIS-NN / CMix-NN kernels (jaxpulp.cost.cmsis counts the instructions; the
+# comparison with GAP-8 is jaxpulp.cost.compare_m7, documented in docs/m7-comparison.md).
+M7_FREQ_HZ = 400e6  # STM32H743 rev Y maximum core clock [RECALL]; rev V runs at 480 MHz (time ratios only)
+# Cycles per instruction = core part x memory part.
+# Core: the M7 issues at most 2 instructions per cycle (LLVM ARMScheduleM7.td: IssueWidth 2, one MAC pipe, one
+# SIMD unit that takes UXTB16/SXTB16/USAT/SSUB16 in slot 0 only, two load pipes) [CODE llvm-project]. llvm-mca
+# 14 (-mcpu=cortex-m7) on a straight Thumb-2 rendering of the three CMix-NN inner loops (docs/m7-comparison.md)
+# gives 19 / 44 / 84 cycles for 20 / 44 / 84 instructions (8 / 4 / 2-bit weights): IPC 1.0-1.05, because the
+# unpack -> SMLAD chains are serial and 14 allocatable registers leave no room to interleave two chains; the
+# resource bound (RThroughput) is 10 / 22 / 42, i.e. IPC 2 [EXP]. We take IPC 1 (M7_CORE_CPI = 1.0).
+M7_CORE_CPI = 1.0
+# Memory: calibrated so that the 8-bit benchmark convolution (16x16x32 -> 64, 3x3) runs at 0.6 MAC/cycle, the
+# CMSIS-NN figure of isa_cost §4.6 [DERIVED from RECALL: CIFAR-10 in 99.1 ms at 216 MHz, and PULP-NN's "19.6x
+# fewer cycles than CMSIS-NN on STM32H7" ABS]: the remaining 1.23x are wait states (weights in flash / AXI SRAM
+# behind a 16 kB D-cache; the 18 kB of 8-bit weights of that layer do not fit) [DERIVED].
+M7_MEMORY_FACTOR = 1.227
+M7_CPI = M7_CORE_CPI * M7_MEMORY_FACTOR
 M7_BRANCH_TAKEN_EXTRA = 1  # loop back-edge after branch prediction: ~1 extra cycle [DERIVED from ARMScheduleM7.td]
 # Energy per M7 cycle: PULP-NN reports 19.6x fewer cycles but 39.5x better energy efficiency than CMSIS-NN on
 # STM32H7 [ABS], so one H7 cycle costs about 39.5 / 19.6 = 2.0 times one GAP-8 cluster cycle at its
