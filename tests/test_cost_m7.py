@@ -124,3 +124,28 @@ def test_cli_bad_power_is_one_line(capsys):
     assert cli.main(["compare-m7", "--m7-power-mw", "0"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: m7_power_mw=0") and "Traceback" not in err
+
+
+def test_heatmap_skipped_without_matplotlib(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    png = tmp_path / "m7.png"
+    assert cli.main(["compare-m7", "--png", str(png)]) == 0
+    cap = capsys.readouterr()
+    assert "heat map skipped" in cap.err and "jaxpulp[plot]" in cap.err and not png.exists()
+    assert "21-25x" in cap.out  # the table is still printed
+
+
+def test_gap8_operating_point_scales_energy_only(comp):
+    # gap8-1v0: same cluster, 100 MHz, 1.0 V: energy per busy cycle (183 + 8 x 37.6) pJ instead of 1.44x that
+    eff = compare_m7.compare_m7(gap8="gap8-1v0")
+    assert eff.gap8_pj_per_cycle == pytest.approx(183.0 + 8 * 37.6)
+    for a, b in zip(comp.rows, eff.rows):
+        assert b.gap8_cycles == a.gap8_cycles
+        assert b.energy_ratio == pytest.approx(a.energy_ratio * 1.2 ** 2, rel=1e-6)
+
+
+def test_every_cause_is_sourced():
+    for k, c in compare_m7.CAUSES.items():
+        assert c.key == k and len(c.text) > 40 and len(c.source) > 10

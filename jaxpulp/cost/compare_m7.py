@@ -41,8 +41,9 @@ CAUSES = {
         "unpacks two weights per AND-ROR + UXTB16 into the q15 SMLAD it uses for 8-bit weights anyway, only "
         "1.1x its 8-bit cost. The ratio therefore halves for 4- and 2-bit weights.",
         "pulp-nn-mixed XpulpV2 pulp_nn_matmul_u8_u8_i4.c (isa_cost.md §4.2) [CODE]; EEESlab/CMix-NN "
-        "inc/arm_cmixnn_support.h read_and_pad_reordered_u4/u2 [CODE]; CF'20 kernels predate the public "
-        "pulp-nn-mixed history (first commit 2021-02-09) [CODE git log]"),
+        "inc/arm_cmixnn_support.h read_and_pad_reordered_u4/u2 [CODE]; the CF'20-era kernels unpack the "
+        "same way: pulp-platform/pulp-nn @3c07638 (2020-08-05) mixed/32bit/src/SupportFunctions/pulp_nn_utils.c "
+        "pulp_nn_i4_to_i8 = 8 bextract + 2 pack per word, through a memory array [CODE]"),
     "power-figures": Cause(
         "power-figures",
         "power figures: this model prices an H7 cycle from PULP-NN's own ratios (39.5x energy at 19.6x cycles "
