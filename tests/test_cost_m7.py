@@ -149,3 +149,10 @@ def test_gap8_operating_point_scales_energy_only(comp):
 def test_every_cause_is_sourced():
     for k, c in compare_m7.CAUSES.items():
         assert c.key == k and len(c.text) > 40 and len(c.source) > 10
+
+
+def test_cli_unwritable_json_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "no-such-dir" / "m7.json"
+    assert cli.main(["compare-m7", "--json", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --json") and "Traceback" not in err

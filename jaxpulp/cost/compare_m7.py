@@ -274,14 +274,19 @@ def _cmd(args) -> int:
           "their energy ratios land inside 15-21x only because this too-low speed-up meets a too-high H7 "
           "power figure [power-figures].")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(comp.as_dict(), f, indent=1)
+        try:
+            with open(args.json, "w") as f:
+                json.dump(comp.as_dict(), f, indent=1)
+        except OSError as e:
+            raise JaxpulpError(f"--json {args.json!r}: cannot write ({e.strerror})") from None
         print(f"json: {args.json}")
     if args.png:
         try:
             print("heat map: " + heatmap_png(comp, args.png))
         except JaxpulpError as e:
             print(f"heat map skipped: {e}", file=sys.stderr)
+        except OSError as e:
+            raise JaxpulpError(f"--png {args.png!r}: cannot write ({e.strerror})") from None
     return 0
 
 
