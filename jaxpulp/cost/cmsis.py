@@ -5,20 +5,24 @@ M7 side is CMix-NN (EEESlab/CMix-NN: the mixed-precision extension of CMSIS-NN b
 convolution follows CMSIS-NN's structure (isa_cost.md §3e):
 
 * im2col into an **int16** buffer, 2 pixels at a time (``arm_<bi>_to_int16_reordered``): 8-bit inputs take
-  1 ``LDR`` + 2 ``UXTB16`` (one with a free ``ROR``) + 2 ``STR`` per 4 elements; 4-bit inputs 1 ``LDR`` +
-  3 shifts + 8 ``UXTB16`` + 4 ``STR`` per 8; 2-bit inputs 1 + 7 + 16 + 8 per 16;
+  1 ``LDR`` + 2 ``UXTB16`` (one with a free ``ROR #8``) + 2 ``STR`` per 4 elements; 4-bit inputs 1 ``LDR`` +
+  3 shifts + 4 ``ROR #4`` + 8 ``UXTB16`` + 4 ``STR`` per 8; 2-bit inputs 1 + 7 shifts + 8 ``ROR #6`` + 16 + 8
+  per 16 (plus the loop ``SUBS``/``BNE``);
 * a 2x2 MatMul (2 output channels x 2 pixels, ``arm_nn_mat_mult_kernel_reordered_<w>_int16_<out>``): per
   iteration the two columns' q15 pairs are loaded (S ``LDR`` for S elements), each weight row is read with one
   ``LDR`` and widened with ``UXTB16`` (8-bit: 2 per word; 4-bit: 4 x [``AND`` with a rotated operand +
   ``UXTB16``]; 2-bit: 8 x), and 2*S ``SMLAD`` (2 MACs each, one per cycle on the single MAC pipe), loop
-  ``SUBS`` + ``BNE``: 20 / 44 / 84 instructions per 16 / 32 / 64 MACs;
-* requantisation per output: ``SMULL`` (64-bit product), shift pair, offset add, ``USAT``/``SSAT``, ``STRB``
-  (sub-byte outputs: shift + ``ORR`` per value, one ``STRB`` per byte).
+  ``SUBS`` + ``BNE``: 20 / 44 / 84 instructions per 16 / 32 / 64 MACs; before the row loop CMix-NN folds the
+  weight zero-point into a pre-pass over the two columns (K/2 x [2 ``LDR`` + 2 ``SMLAD``]);
+* requantisation per output: ``LSL``, ``SMULL`` (``__HI_SMULL``), ``ASR``, offset ``ADD``, ``USAT``, ``STRB``
+  (sub-byte outputs: ``AND`` + ``ORR`` per packed pair, one ``STRB`` per byte). The all-8-bit permutation runs
+  CMSIS-NN's ``arm_convolve_HWC_q7_fast`` instead (same 2x2 structure, no pre-pass, ``ASR`` + ``SSAT``).
 
 Classes map as: ``SMLAD``/``MUL``/``MLA``/``SMULL`` -> ``mul``; ``UXTB16``/``SXTB16``/``SSUB16`` -> ``simd``;
 ``USAT`` -> ``clipu``, ``SSAT`` -> ``clip``; ``BL``/``BX LR`` -> ``jump``. Non-convolution families use simpler
 first-order per-element mixes (CMSIS-NN's pooling, add and fully-connected loops), marked in their docstrings.
-The cycle conversion (dual issue, memory wait states) is the ``cortex-m7`` Target's ``cpi``.
+The cycle conversion (issue rate checked with llvm-mca, memory wait states) is the ``cortex-m7`` Target's
+``cpi`` (targets.py); the GAP-8 comparison is ``jaxpulp.cost.compare_m7`` (docs/m7-comparison.md).
 """
 from __future__ import annotations
 
