@@ -148,3 +148,14 @@ def test_bad_arguments_named():
         layer_latency(kc.PointwiseConfig("u8", "u8", "i8", H=4, W=4, Ci=8, Co=8), flavour="x")
     with pytest.raises(JaxpulpError, match="dma_bytes_per_cycle=0"):
         BOARD.replace(dma_bytes_per_cycle=0)
+
+
+def test_report_adds_deployed_columns():
+    from jaxpulp.network import report
+
+    net = zoo.builtin("dronet")
+    rows = report.add_deployed(net, report.layer_rows(net))
+    t = report.totals(rows)
+    assert t["deployed_cycles"] == sum(r["deployed_cycles"] for r in rows) > 0
+    assert all(r["bound"] in ("compute", "transfer", "L3") and r["tile"] for r in rows)
+    assert "deployed" in report.as_table(net, rows) and "dma_in_cycles" in report.as_csv(rows).splitlines()[0]

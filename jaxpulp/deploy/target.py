@@ -108,7 +108,7 @@ class DeployTarget:
 
 # Fitted on the GAP-8 board rows (benchmarks/fidelity.py, leave-one-out errors in docs/deploy.md) [FIT]:
 # the sustained L3 -> L2 rate of the board's HyperRAM (inside the 3.3 B/cycle HyperBus bound, dma §3.13).
-BOARD_L3_BYTES_PER_CYCLE = 0.5
+BOARD_L3_BYTES_PER_CYCLE = 0.7
 
 GAP8_BOARD = DeployTarget(
     name="gap8-board", l1_budget=36_700, l2_budget=400_000, double_buffering=1, schedule="blocking", dma_bytes_per_cycle=8.0,
