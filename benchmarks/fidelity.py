@@ -325,10 +325,11 @@ def dory_networks(path, ext, deploy_target=None):
 
 def board_deployed(path, target, flavour="dory-gap8"):
     """Deployed latency of every board row on ``target`` (a DeployTarget): [(row, LayerLatency)]."""
-    from jaxpulp.deploy import layer_latency
+    from jaxpulp.deploy import network_latency
 
     layers = mobilenet_v1_128(8)
-    return [(r, layer_latency(layers[r["layer"]], target, flavour)) for r in _read_csv(path)]
+    rows = _read_csv(path)  # in network order, so each layer knows whether the previous one streamed from L3
+    return list(zip(rows, network_latency([layers[r["layer"]] for r in rows], target, flavour).layers))
 
 
 def _errors(pairs):

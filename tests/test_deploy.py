@@ -159,3 +159,31 @@ def test_report_adds_deployed_columns():
     assert t["deployed_cycles"] == sum(r["deployed_cycles"] for r in rows) > 0
     assert all(r["bound"] in ("compute", "transfer", "L3") and r["tile"] for r in rows)
     assert "deployed" in report.as_table(net, rows) and "dma_in_cycles" in report.as_csv(rows).splitlines()[0]
+
+
+def test_deployed_cost_table_shows_l3_streaming_stop():
+    """A precision choice that brings a layer's weights under the L2 budget stops its L3 streaming, and the
+    deployed table (the sweep objective) shows it; the kernel-only table cannot."""
+    from jaxpulp import costtable
+    from jaxpulp.deploy.table import deployed_table
+    from jaxpulp.network.graph import Layer, Network, TensorSpec
+    from jaxpulp.qtypes import QType
+
+    u8, i8 = QType.parse("u8"), QType.parse("i8")
+    fc = Layer("fc", "linear", ("x",), "fc", (1, 1, 1024), (1, 1, 512), u8, u8, i8)
+    import numpy as np
+
+    p = dict(w=np.zeros((512, 1024), np.int8), kappa=np.ones(512, np.int32), lam=np.zeros(512, np.int32),
+             out_mult=np.int32(1), out_shift=np.int32(8), bias=np.zeros(512, np.int32))
+    net = Network("one_fc", TensorSpec("x", (1, 1, 1024), u8), (fc,), {"fc": p}, ("fc",))
+    t = get_target("gap8-gvsoc").replace(l2_budget=300_000, name="small-l2")
+    dep = deployed_table(net, t)
+    ker = costtable.build_table(net, t.kernel_target)
+    ent = {w: dep.entry("fc", "u8", w, "u8")["cycles"] for w in ("i8", "i4", "i2")}
+    kent = {w: ker.entry("fc", "u8", w, "u8")["cycles"] for w in ("i8", "i4", "i2")}
+    assert dep.target == "deployed:small-l2" and dep.model == "deployed"
+    d8 = layer_latency(mapping.kernel_config(fc), t)  # 512 kB of 8-bit weights: streamed from L3
+    d4 = layer_latency(mapping.kernel_config(fc.with_types(w_type="i4")), t)  # 256 kB: fits L2
+    assert d8.l3_tiled == "weights" and d4.l3_tiled == ""
+    assert ent["i8"] - kent["i8"] > ent["i4"] - kent["i4"] >= 0
+    assert ent["i8"] == d8.total

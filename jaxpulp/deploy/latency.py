@@ -76,26 +76,26 @@ def _tile_transfers(cfg, g, fam, ci, rows, cols, co, ho, wo, t: DeployTarget, fl
 
 
 def layer_latency(cfg, target: "str | DeployTarget" = "gap8-board", flavour: "str | Flavour" = "dory-gap8",
-                  *, schedule: str | None = None) -> LayerLatency:
+                  *, schedule: str | None = None, prev_l3: bool = False) -> LayerLatency:
     """Deployed latency of one layer given as its kernel config (``jaxpulp.network.mapping.kernel_config``).
-    schedule: override the target's ("blocking" or "double")."""
+    schedule: override the target's ("blocking" or "double"); prev_l3: the previous layer streamed from L3 (no
+    prefetch of this layer's weights, ``DeployTarget.l3_prefetch_next``)."""
     t = get_target(target)
     if schedule is not None:
         t = t.replace(schedule=schedule)
     fl = get_flavour(flavour)
-    return _layer(cfg, t, fl)
+    return _layer(cfg, t, fl, bool(prev_l3))
 
 
-def _layer(cfg, t: DeployTarget, fl: Flavour) -> LayerLatency:
-    fam = cfg.family
-    g = geometry(cfg)
+@functools.lru_cache(maxsize=16384)
+def _layer(cfg, t: DeployTarget, fl: Flavour, prev_l3: bool = False) -> LayerLatency:
     if t.tiler == "dory":
-        return _layer_tiled(cfg, t, fl, tile(cfg, t.l1_budget, t.double_buffering, t.num_cores))
-    cands = pareto_tilings(cfg, t.l1_budget, t.double_buffering, t.num_cores)
-    return min((_layer_tiled(cfg, t, fl, c) for c in cands), key=lambda r: r.total)
+        return _layer_tiled(cfg, t, fl, tile(cfg, t.l1_budget, t.double_buffering, t.num_cores), prev_l3)
+    cands = pareto_tilings(cfg, t.l1_budget, t.double_buffering, t.num_cores, t.tiler_candidates)
+    return min((_layer_tiled(cfg, t, fl, c, prev_l3) for c in cands), key=lambda r: r.total)
 
 
-def _layer_tiled(cfg, t: DeployTarget, fl: Flavour, til: Tiling) -> LayerLatency:
+def _layer_tiled(cfg, t: DeployTarget, fl: Flavour, til: Tiling, prev_l3: bool = False) -> LayerLatency:
     fam = cfg.family
     g = geometry(cfg)
     whole_k = kernel_cost(cfg, t.kernel_target).cycles
@@ -127,13 +127,17 @@ def _layer_tiled(cfg, t: DeployTarget, fl: Flavour, til: Tiling) -> LayerLatency
             l3_tiled = "weights"
             buf = max(1, (t.l2_budget - x_all - y_all) // 2)
             n3 = max(1, math.ceil(w_all / buf))
-            l3 = dma.l3_read(w_all, t)
+            pre = min(w_all, t.l2_budget // 2) if t.l3_prefetch_next and not prev_l3 else 0
+            l3 = dma.l3_read(w_all - pre, t)
         else:
             l3_tiled = "activations"
             n3 = max(2, math.ceil((x_all + y_all) / max(1, t.l2_budget // 2)))
             l3 = dma.l3_read(x_all + y_all, t)
-        first = math.ceil(l3 / n3)
-        total = first + max(t_l2, l3 - first)
+        if t.l3_overlap:
+            first = math.ceil(l3 / n3)
+            total = first + max(t_l2, l3 - first)
+        else:
+            total = t_l2 + l3
         exposed = total - t_l2
     else:
         total = t_l2
@@ -177,4 +181,9 @@ def network_latency(cfgs, target: "str | DeployTarget" = "gap8-board", flavour: 
     if schedule is not None:
         t = t.replace(schedule=schedule)
     fl = get_flavour(flavour)
-    return NetworkLatency(tuple(_layer(c, t, fl) for c in cfgs), t.name, fl.name, t.schedule)
+    out, prev = [], False
+    for c in cfgs:
+        d = _layer(c, t, fl, prev)
+        out.append(d)
+        prev = bool(d.l3_tiled)
+    return NetworkLatency(tuple(out), t.name, fl.name, t.schedule)

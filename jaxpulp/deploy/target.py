@@ -25,6 +25,11 @@ leave-one-out validation in ``benchmarks/fidelity.py``):
   double buffering 2, DMA overlapped with the kernel [dma §5.3, §5.7].
 * Weights that are not L3-tiled are copied L3 -> L2 synchronously before the layer, outside DORY's per-layer
   counter [dma §6.16-6.17]: ``count_weight_preload=False`` leaves that copy out, as the measurements do.
+* L3 tiles: current DORY reads the next L3 weight tile while the current one runs (dma §6.14), so
+  ``l3_overlap=True`` on GVSoC; on the board every transfer is blocking (dma §5.2, §5.4) and we take the L3 reads
+  as blocking too (``l3_overlap=False`` [OURS]). The board figures are from 2020 DORY, which reserved L2 / 2 for the
+  next layer's L3-tiled weights and read them during the previous layer unless that one used L3 itself
+  (dma §6.13, §6.18): ``l3_prefetch_next=True`` on the board.
 * Per-layer call overhead: one cluster dispatch, ``GAP8_FORK_CYCLES`` (isa_cost §4.5 [RECALL]); the kernel
   calls' own fork and barriers are in the kernel cost.
 """
@@ -53,6 +58,9 @@ class DeployTarget:
     dma_cmd_cycles: core cycles to program, wait and free one command; blocking_barrier_cycles: barrier after each push of a 3-D / HWC->CHW copy
     (0: none). l3_bytes_per_cycle: L3 -> L2 (B/cycle); l3_burst_bytes / l3_burst_cycles: micro-DMA burst size and
     its fixed cost; count_weight_preload: include the synchronous L3 -> L2 weight copy of non-L3-tiled layers.
+    l3_overlap: L3 tile reads overlap the layer (else they add to it); l3_prefetch_next: the first l2_budget / 2
+    bytes of a layer's L3-tiled weights are read during the previous layer unless that one streams from L3
+    itself (2020 DORY).
     layer_overhead_cycles: per-layer call overhead (cycles). tiler: "dory" (DORY's heuristic objective) or
     "latency" (ours: of the maximal feasible tiles, the one with the lowest modelled latency).
     """
@@ -75,8 +83,11 @@ class DeployTarget:
     l3_burst_bytes: int = 512
     l3_burst_cycles: int = 0
     count_weight_preload: bool = False
+    l3_overlap: bool = True
+    l3_prefetch_next: bool = False
     layer_overhead_cycles: int = GAP8_FORK_CYCLES
     tiler: str = "latency"
+    tiler_candidates: int = 16
     description: str = ""
 
     def __post_init__(self):
@@ -111,8 +122,8 @@ class DeployTarget:
 BOARD_L3_BYTES_PER_CYCLE = 0.7
 
 GAP8_BOARD = DeployTarget(
-    name="gap8-board", l1_budget=36_700, l2_budget=400_000, double_buffering=1, schedule="blocking", dma_bytes_per_cycle=8.0,
-    dma_latency_cycles=10, l3_bytes_per_cycle=BOARD_L3_BYTES_PER_CYCLE,
+    name="gap8-board", l1_budget=36_700, l2_budget=400_000, double_buffering=1, schedule="blocking",
+    dma_bytes_per_cycle=8.0, dma_latency_cycles=10, l3_overlap=False, l3_prefetch_next=True, l3_bytes_per_cycle=BOARD_L3_BYTES_PER_CYCLE,
     description="GAP-8 board as DORY's GAP8 target deploys it: 100 MHz, one L1 buffer per tensor, blocking DMA")
 GAP8_GVSOC = DeployTarget(
     name="gap8-gvsoc", kernel_target="gap8-1v0", l1_budget=35_000, double_buffering=2, schedule="double",

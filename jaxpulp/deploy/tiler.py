@@ -211,7 +211,8 @@ def tile(cfg, l1_budget: int = 36_700, double_buffering: int = 1, ncores: int = 
 
 
 @functools.lru_cache(maxsize=4096)
-def pareto_tilings(cfg, l1_budget: int = 36_700, double_buffering: int = 1, ncores: int = 8) -> tuple:
+def pareto_tilings(cfg, l1_budget: int = 36_700, double_buffering: int = 1, ncores: int = 8,
+                   max_candidates: int = 16) -> tuple:
     """Every feasible tiling that no other feasible tiling contains (more rows and at least as many channels, or
     vice versa): the candidates of the latency-driven tiler (``jaxpulp.deploy.latency``, ours)."""
     g, whole, feas, smallest = _candidates(cfg, l1_budget, double_buffering, ncores)
@@ -224,14 +225,14 @@ def pareto_tilings(cfg, l1_budget: int = 36_700, double_buffering: int = 1, ncor
         if f[1] >= best_ho.get(f[0], (0, None))[0]:
             best_ho[f[0]] = (f[1], f)
     # for each channel tile its largest row count; keep the row-Pareto-maximal ones and round channel tiles
-    # (multiples of 4 channels and of the channel-group size), the 16 largest by tile size, plus DORY's choice
+    # (multiples of 4 channels and of the channel-group size), the ``max_candidates`` largest, plus DORY's choice
     keep, top = {}, 0
     for co_t in sorted(best_ho, reverse=True):
         ho_t, f = best_ho[co_t]
         if ho_t > top or co_t % 4 == 0 or co_t == g["Co"]:
             keep[co_t] = f
         top = max(top, ho_t)
-    ranked = sorted(keep.values(), key=lambda f: -(f[0] * f[1]))[:16]
+    ranked = sorted(keep.values(), key=lambda f: -(f[0] * f[1]))[:max_candidates]
     dory = max(feas, key=lambda f: _dory_score(cfg.family, g, f[0], f[1], f[2]))
     if dory not in ranked:
         ranked.append(dory)

@@ -141,9 +141,11 @@ def add_deployed(net: Network, rows: list[dict], target="gap8-board", flavour="d
     the layer is compute-, transfer- or L3-bound (``DEPLOY_COLUMNS``); unsupported layers get zeros."""
     from jaxpulp.deploy import layer_latency
 
+    prev = False
     for r, lay in zip(rows, net.layers):
         try:
-            d = layer_latency(mapping.kernel_config(lay), target, flavour, schedule=schedule)
+            d = layer_latency(mapping.kernel_config(lay), target, flavour, schedule=schedule, prev_l3=prev)
+            prev = bool(d.l3_tiled)
             vals = (d.kernel, d.dma_in, d.dma_out, d.exposed_l3, d.total, d.tiling.shape() + f" x{d.tiling.n_tiles}",
                     d.bound)
         except UnsupportedConfig:
