@@ -236,8 +236,35 @@ def pareto_tilings(cfg, l1_budget: int = 36_700, double_buffering: int = 1, ncor
     dory = max(feas, key=lambda f: _dory_score(cfg.family, g, f[0], f[1], f[2]))
     if dory not in ranked:
         ranked.append(dory)
+    ranked.extend(_narrow(cfg, g, l1_budget, double_buffering, ncores, max(2, max_candidates // 2)))
     out = [_make(cfg, g, f, True) for f in ranked]
     return tuple(out)
+
+
+def _narrow(cfg, g, l1_budget, db, ncores, limit):
+    """Ours: conv / pointwise tiles of part of the width whose row count is a multiple of the core count (the
+    kernels split output rows over the cores, so a full-width tile of 2-4 rows leaves cores idle; DORY tiles W and
+    rewards h_out = 0 mod 8 for the same reason). For each width (Wo / 2, / 4, ...) and row count, the most
+    channels (multiples of 4) that fit."""
+    fam = cfg.family
+    if fam not in ("conv", "pointwise") or g["Ho"] < ncores:
+        return []
+    out = []
+    wo = g["Wo"]
+    while wo > 1:
+        wo = (wo + 1) // 2
+        for ho in sorted({*range(ncores, g["Ho"] + 1, ncores)}, reverse=True):
+            best = None
+            for co in sorted({*range(4, g["Co"] + 1, 4), g["Co"]}):
+                x, y, w, c, im = _sizes(g, fam, co, ho, ncores, wo)
+                total = db * (x + y + w + c) + g["bias"] + im + 40
+                if total > l1_budget:
+                    break
+                best = (co, ho, total, x, y, w, c, im, wo)
+            if best is not None:
+                out.append(best)
+                break  # the tallest row count that fits at this width
+    return sorted(out, key=lambda f: -(f[0] * f[1] * f[8]))[:limit]
 
 
 def tile_sequence(cfg, t: Tiling):
