@@ -14,6 +14,12 @@ Prints tables and writes ``benchmarks/results/fidelity.json``:
    measurements include DMA transfers and tiling (L3 -> L2 -> L1), which the model leaves out: for layers
    whose tiles stream from L3 the model must be optimistic.
 
+6. the same external data with the deployment model (jaxpulp.deploy: tiling, DMA, L3, schedule) beside the
+   kernel-only figures: the board rows on ``gap8-board`` (blocking DMA), the GVSoC networks on ``gap8-gvsoc``
+   (double-buffered); the one fitted board constant (the HyperRAM rate) with leave-one-out errors.
+
+External data is read from the bundled copy tests/data/external unless ``--shared`` is given.
+
 Usage: ``python benchmarks/fidelity.py [--shared ../shared] [--out benchmarks/results/fidelity.json] [--png]``
 """
 from __future__ import annotations
@@ -268,9 +274,9 @@ def _read_network_csv(path):
     return rows
 
 
-def dory_networks(path, shared):
+def dory_networks(path, ext, deploy_target=None):
     rows = _read_network_csv(path)
-    ex = os.path.join(shared, "external_testcases", "dory_examples")
+    ex = os.path.join(ext, "dory_examples")
     nets = {
         "MobilenetV1 (NEMO MV1-128)": lambda: list(mobilenet_v1_128(8).values()),
         "MobilenetV1_4bits (Quantlab mnv1_4b4b_fixed, BNRelu 64-bit)": lambda: [
@@ -302,9 +308,111 @@ def dory_networks(path, shared):
             layers = layers + [layers[13], layers[14]] * 4
         macs, cycles = network_mpc(layers)
         pred = macs / cycles
-        out.append({"network": name, "measured_mpc": meas, "predicted_mpc": pred,
+        dep = {}
+        if deploy_target is not None:
+            from jaxpulp.deploy import network_latency
+
+            nl = network_latency(layers, deploy_target)
+            dpred = nl.macs / nl.total
+            dep = {"deployed_mpc": dpred, "deployed_error_pct": 100.0 * (dpred - meas) / meas,
+                   "deployed_cycles": nl.total, "kernel_cycles_deploy_target": nl.kernel_only,
+                   "bound": {b: sum(1 for x in nl.layers if x.bound == b) for b in ("compute", "transfer", "L3")}}
+        out.append({"network": name, "measured_mpc": meas, "predicted_mpc": pred, **dep,
                     "error_pct": 100.0 * (pred - meas) / meas, "macs": macs, "layers": len(layers),
                     "notes": notes[name] + "; GVSoC end-to-end incl. DMA/tiling (no TCDM conflicts in GVSoC)"})
+    return out
+
+
+def board_deployed(path, target, flavour="dory-gap8"):
+    """Deployed latency of every board row on ``target`` (a DeployTarget): [(row, LayerLatency)]."""
+    from jaxpulp.deploy import network_latency
+
+    layers = mobilenet_v1_128(8)
+    rows = _read_csv(path)  # in network order, so each layer knows whether the previous one streamed from L3
+    return list(zip(rows, network_latency([layers[r["layer"]] for r in rows], target, flavour).layers))
+
+
+def _errors(pairs):
+    return [100.0 * (d.total - int(r["cycles"])) / int(r["cycles"]) for r, d in pairs]
+
+
+def _whole_err(pairs, attr="total"):
+    m = sum(int(r["cycles"]) * int(r["repeat"]) for r, _ in pairs)
+    p = sum(getattr(d, attr) * int(r["repeat"]) for r, d in pairs)
+    return 100.0 * (p - m) / m
+
+
+L3_GRID = (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 3.3)  # B/cycle; 3.3 = the HyperBus bound at 100 MHz (dma §3.13)
+
+
+def deployed_section(ext):
+    """Section 6: the deployment model against the board rows and the GVSoC networks."""
+    from jaxpulp.deploy import get_target
+
+    path = os.path.join(ext, "dory_gap8_mobilenetv1_128_8bit_per_layer.csv")
+    board = get_target("gap8-board")
+    out = {}
+    print("\n== 6a. 1.0-MobileNetV1-128 on the GAP-8 board: deployed (gap8-board: blocking DMA, DORY GAP8 "
+          "tiling budget) vs kernel-only ==")
+    # leave-one-out fit of the one free board constant, the HyperRAM rate (unknown, dma §3.5)
+    grid = {bw: _errors(board_deployed(path, board.replace(l3_bytes_per_cycle=bw))) for bw in L3_GRID}
+    n = len(next(iter(grid.values())))
+    loo = []
+    for i in range(n):
+        bw = min(L3_GRID, key=lambda b: mape([e for j, e in enumerate(grid[b]) if j != i]))
+        loo.append({"held_out": i, "l3_bytes_per_cycle": bw, "error_pct": grid[bw][i]})
+    fit_bw = min(L3_GRID, key=lambda b: mape(grid[b]))
+    pairs = board_deployed(path, board)
+    print(f"  {'layer':11s} {'meas':>9} {'kernel':>9} {'err%':>7} {'deployed':>9} {'err%':>7} {'LOO%':>7} "
+          f"{'DMA in':>8} {'DMA out':>8} {'L3':>8}  tile / bound")
+    rows = []
+    for (r, d), lo in zip(pairs, loo):
+        m = int(r["cycles"])
+        ek, ed = 100.0 * (d.kernel_whole - m) / m, 100.0 * (d.total - m) / m
+        print(f"  {r['layer']:11s} {m:>9} {d.kernel_whole:>9} {ek:+7.1f} {d.total:>9} {ed:+7.1f} "
+              f"{lo['error_pct']:+7.1f} {d.dma_in:>8} {d.dma_out:>8} {d.exposed_l3:>8}  "
+              f"{d.tiling.shape()} x{d.tiling.n_tiles} / {d.bound}")
+        rows.append({"layer": r["layer"], "measured": m, "kernel_only": d.kernel_whole, "kernel_err_pct": ek,
+                     "deployed": d.total, "deployed_err_pct": ed, "loo_err_pct": lo["error_pct"],
+                     "dma_in": d.dma_in, "dma_out": d.dma_out, "l3_exposed": d.exposed_l3,
+                     "tile": d.tiling.shape(), "tiles": d.tiling.n_tiles, "bound": d.bound})
+    mk, md, ml = (mape([r[k] for r in rows]) for k in ("kernel_err_pct", "deployed_err_pct", "loo_err_pct"))
+    wk, wd = _whole_err(pairs, "kernel_whole"), _whole_err(pairs)
+    print(f"  per-layer MAPE (21 rows): kernel-only {mk:.1f}% | deployed {md:.1f}% (L3 rate {board.l3_bytes_per_cycle}"
+          f" B/cycle) | leave-one-out {ml:.1f}% (best rate on all rows: {fit_bw} B/cycle)")
+    print(f"  whole network (repeats counted): kernel-only {wk:+.1f}% | deployed {wd:+.1f}% cycles vs board")
+    fl = board_deployed(path, board, "pulp-nn-mixed")
+    print(f"  flavour pulp-nn-mixed (byte-plane depthwise input): per-layer MAPE {mape(_errors(fl)):.1f}%, whole "
+          f"{_whole_err(fl):+.1f}%")
+    dory_t = board_deployed(path, board.replace(tiler="dory"))
+    print(f"  DORY's tiling heuristic instead of ours: per-layer MAPE {mape(_errors(dory_t)):.1f}%, whole "
+          f"{_whole_err(dory_t):+.1f}%")
+    out["board"] = {"rows": rows, "mape_kernel": mk, "mape_deployed": md, "mape_loo": ml, "whole_kernel_pct": wk,
+                    "whole_deployed_pct": wd, "l3_rate_used": board.l3_bytes_per_cycle, "l3_rate_best_all": fit_bw,
+                    "loo": loo, "mape_flavour_pulp_nn_mixed": mape(_errors(fl)),
+                    "mape_dory_tiler": mape(_errors(dory_t)), "whole_dory_tiler_pct": _whole_err(dory_t)}
+    print("\n== 6b. Whole networks on GAP-8 GVSoC: deployed (gap8-gvsoc: double-buffered, documented constants, "
+          "nothing fitted) vs kernel-only ==")
+    nets = dory_networks(os.path.join(ext, "dory_examples_gvsoc_network_mac_per_cycle.csv"), ext,
+                         get_target("gap8-gvsoc"))
+    print(f"  {'network':58s} {'meas':>6} {'kernel':>6} {'err%':>7} {'deploy':>6} {'err%':>7}")
+    for r in nets:
+        if r["predicted_mpc"] is None:
+            continue
+        print(f"  {r['network'][:58]:58s} {r['measured_mpc']:6.2f} {r['predicted_mpc']:6.2f} {r['error_pct']:+7.1f} "
+              f"{r['deployed_mpc']:6.2f} {r['deployed_error_pct']:+7.1f}")
+    e8 = [r for r in nets if r["predicted_mpc"] is not None and "4bits" not in r["network"]]
+    m8k, m8d = mape([r["error_pct"] for r in e8]), mape([r["deployed_error_pct"] for r in e8])
+    r4 = [r for r in nets if "4bits" in r["network"]]
+    r8 = [r for r in nets if r["network"].startswith("MobilenetV1 (")]
+    order = bool(r4 and r8 and (r8[0]["deployed_mpc"] > r4[0]["deployed_mpc"]) == (
+        r8[0]["measured_mpc"] > r4[0]["measured_mpc"]))
+    print(f"  8-bit networks MAPE: kernel-only {m8k:.1f}% | deployed {m8d:.1f}%; 4-bit MobileNetV1: kernel-only "
+          f"{r4[0]['error_pct']:+.1f}% | deployed {r4[0]['deployed_error_pct']:+.1f}%; 8 vs 4-bit ordering right: "
+          f"{order}")
+    out["gvsoc"] = {"rows": nets, "mape8_kernel": m8k, "mape8_deployed": m8d,
+                    "mv1_4bit_kernel_pct": r4[0]["error_pct"], "mv1_4bit_deployed_pct": r4[0]["deployed_error_pct"],
+                    "ordering_8_vs_4_right": order}
     return out
 
 
@@ -317,7 +425,8 @@ def mape(errors):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", default=os.path.join(ROOT, "..", "shared"), help="path of the shared/ folder")
+    ap.add_argument("--shared", default=None, help="path of the shared/ folder (default: the bundled copy in "
+                    "tests/data/external)")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "fidelity.json"))
     ap.add_argument("--png", action="store_true", help="also write heat maps (needs matplotlib)")
     args = ap.parse_args(argv)
@@ -329,7 +438,7 @@ def main(argv=None):
     result["rtl_cycles"] = cyc
 
     gdir = os.path.join(ROOT, "tests", "golden")
-    if not os.path.exists(os.path.join(gdir, "conv.json")):
+    if not os.path.exists(os.path.join(gdir, "conv.json")) and args.shared:
         gdir = os.path.join(args.shared, "golden")
     gold = golden_counters(gdir)
     print("\n== 2. Golden per-core built-in counters (sdotp, extract, insert, pack4, clip/clipu, simd, minmax, "
@@ -373,7 +482,8 @@ def main(argv=None):
         except Exception as e:  # matplotlib missing: report, do not fail
             print(f"  (no heat map: {e})")
 
-    ext = os.path.join(args.shared, "external_testcases")
+    ext = os.path.join(args.shared, "external_testcases") if args.shared else os.path.join(ROOT, "tests", "data",
+                                                                                           "external")
     print("\n== 5a. 1.0-MobileNetV1-128, 8 bit, per layer on a GAP-8 board (DORY, 100 MHz, incl. DMA) ==")
     dl = dory_layers(os.path.join(ext, "dory_gap8_mobilenetv1_128_8bit_per_layer.csv"))
     print(f"  {'layer':11s} {'meas cyc':>9} {'model':>9} {'err%':>7} {'gcc-outer err%':>14} {'meas MAC/c':>10} "
@@ -395,7 +505,7 @@ def main(argv=None):
                                        "mape_conv_from_l2": mape([r["error_pct"] for r in conv_like])}
 
     print("\n== 5b. Whole networks, GAP-8 GVSoC 8 cores (dory_examples, incl. DMA/tiling) ==")
-    nets = dory_networks(os.path.join(ext, "dory_examples_gvsoc_network_mac_per_cycle.csv"), args.shared)
+    nets = dory_networks(os.path.join(ext, "dory_examples_gvsoc_network_mac_per_cycle.csv"), ext)
     print(f"  {'network':58s} {'meas':>6} {'model':>6} {'err%':>7}  notes")
     for r in nets:
         p = "-" if r["predicted_mpc"] is None else f"{r['predicted_mpc']:6.2f}"
@@ -405,6 +515,8 @@ def main(argv=None):
     m_8 = mape([r["error_pct"] for r in nets if "4bits" not in r["network"]])
     print(f"  MAPE over predicted networks: {m_all:.1f}% (8-bit networks only: {m_8:.1f}%)")
     result["dory_networks"] = {"rows": nets, "mape": m_all, "mape_8bit": m_8}
+
+    result["deployed"] = deployed_section(ext)
 
     result["seconds"] = time.time() - t0
     os.makedirs(os.path.dirname(args.out), exist_ok=True)

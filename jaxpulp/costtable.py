@@ -164,9 +164,13 @@ def check_layer(lay, cluster: Cluster):
 
 def build_table(net, target="gap8") -> CostTable:
     """The exact cost of every type triple of every layer of ``net`` on ``target`` (a name, ``Target`` or
-    ``Cluster``). Each distinct (layer shape, types) is costed once (``kernel_cost`` is cached)."""
+    ``Cluster``; ``"deployed:gap8-board"`` / ``"deployed:gap8-gvsoc"``: deployed cycles, ``jaxpulp.deploy.table``). Each distinct (layer shape, types) is costed once (``kernel_cost`` is cached)."""
     from jaxpulp.cost import kernel_cost
 
+    if isinstance(target, str) and target.startswith("deployed:"):  # deployed latency (jaxpulp.deploy.table)
+        from jaxpulp.deploy.table import deployed_table
+
+        return deployed_table(net, target[len("deployed:"):])
     tgt, cluster = _target_and_cluster(target)
     L = len(net.layers)
     shape = (L, N, N, N)

@@ -134,6 +134,8 @@ def _cmd_report(args) -> int:
     net = load_model(args.model, args)
     cl = _cluster(args)
     rows = report.layer_rows(net, cl)
+    if args.deploy != "none":
+        report.add_deployed(net, rows, args.deploy, args.flavour, schedule=args.schedule)
     print(report.as_table(net, rows, cl))
     for path, fn in ((args.csv, lambda: report.as_csv(rows)), (args.json, lambda: report.as_json(net, rows, cl))):
         if path:
@@ -178,6 +180,10 @@ def add_subcommands(sub) -> None:
     p.add_argument("--csv", default=None, help="also write the table as CSV")
     p.add_argument("--json", default=None, help="also write the table and totals as JSON")
     p.add_argument("--png", default=None, help="also write a per-layer cycles bar chart (needs matplotlib)")
+    p.add_argument("--deploy", default="gap8-board", choices=("gap8-board", "gap8-gvsoc", "none"),
+                   help="deployment target of the deployed columns (jaxpulp.deploy; default gap8-board)")
+    p.add_argument("--flavour", default="dory-gap8", choices=("dory-gap8", "pulp-nn-mixed"))
+    p.add_argument("--schedule", default=None, choices=("blocking", "double"), help="override the target's")
     p.set_defaults(fn=_cmd_report)
     c = sub.add_parser("check", help="compare every layer with golden activations (DORY txt or Deeploy npz folder)")
     _add_model_options(c, model_required=True)

@@ -119,7 +119,8 @@ def add_subcommands(sub) -> None:
     g.add_argument("--enumerate", action="store_true", help="enumerate the whole space (< 2**31)")
     g.add_argument("--sample", action="store_true", help="sample even a small space")
     s.add_argument("--seed", type=int, default=0, help="random stream of the samples and inputs (default 0)")
-    s.add_argument("--target", default="gap8", help="cost target: gap8 (default), gap8-1core, cortex-m7")
+    s.add_argument("--target", default="gap8", help="cost target: gap8 (default), gap8-1core, cortex-m7; "
+                   "deployed:gap8-board / deployed:gap8-gvsoc for the deployed latency (jaxpulp.deploy)")
     s.add_argument("--act-types", default=None, help="allowed activation types, e.g. u8,u4,u2 (default: 8, 4, "
                    "2 bits with each tensor's signedness)")
     s.add_argument("--weight-types", default=None, help="allowed weight types (default i8,i4,i2)")

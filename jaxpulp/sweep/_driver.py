@@ -62,7 +62,12 @@ class SweepSpec:
             raise JaxpulpError(f"inputs={self.inputs!r}: expected an int >= 1")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
             raise JaxpulpError(f"seed={self.seed!r}: expected an int in [0, 2**32)")
-        resolve_target(self.target)
+        if isinstance(self.target, str) and self.target.startswith("deployed:"):  # jaxpulp.deploy objective
+            from jaxpulp.deploy import get_target
+
+            get_target(self.target[len("deployed:"):])
+        else:
+            resolve_target(self.target)
         for name in ("act_types", "weight_types"):
             v = getattr(self, name)
             if v is not None:

@@ -1,0 +1,189 @@
+"""Deployment model (jaxpulp.deploy): L1 tiling, DMA costs, schedule bounds and monotonicity."""
+import math
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jaxpulp.deploy import dma, get_target, layer_latency, network_latency, tile
+from jaxpulp.deploy.target import DeployTarget
+from jaxpulp.deploy.tiler import pareto_tilings
+from jaxpulp.errors import JaxpulpError, UnsupportedConfig
+from jaxpulp.kernels import config as kc
+from jaxpulp.network import mapping, zoo
+
+EXT = os.path.join(os.path.dirname(__file__), "data", "external")
+NETS = [("dory_examples/quantlab_dronet_8bit/DRONETV3_ql_integerized.onnx"),
+        ("dory_examples/nemo_residual_test_1/model_int.onnx"), ("dory_examples/nemo_nas_frontnet/Frontnet.onnx"),
+        ("dory_examples/nemo_eegnet_1d_1xW/eegnet_id_8b.onnx"), ("dory_examples/nemo_dscnn_test/model_int.onnx"),
+        ("deeploy/DeeployTest/Tests/Models/miniMobileNet/network.onnx")]
+BOARD, GVSOC = get_target("gap8-board"), get_target("gap8-gvsoc")
+
+
+def _configs(path):
+    pytest.importorskip("onnx")
+    from jaxpulp.network.onnx_import import load_onnx
+
+    out = []
+    for lay in load_onnx(os.path.join(EXT, path)).layers:
+        try:
+            out.append(mapping.kernel_config(lay))
+        except UnsupportedConfig:
+            pass
+    return out
+
+
+def _check_fits(cfg, t):
+    for til in (tile(cfg, t.l1_budget, t.double_buffering, t.num_cores),
+                *pareto_tilings(cfg, t.l1_budget, t.double_buffering, t.num_cores)):
+        assert til.fits and til.l1_bytes <= t.l1_budget, (cfg, til)
+        db = 1 if til.whole else t.double_buffering
+        # recompute the L1 use from the tile sizes: never more than the budget
+        need = db * (til.x_bytes + til.y_bytes + til.w_bytes) + til.c_bytes + til.im2col_bytes
+        assert need <= til.l1_bytes <= t.l1_budget
+        assert til.co_t * til.n_co >= (cfg.Co if hasattr(cfg, "Co") else getattr(cfg, "M", getattr(cfg, "C", 0)))
+
+
+@pytest.mark.parametrize("path", NETS)
+def test_tiles_fit_l1_bundled_networks(path):
+    for cfg in _configs(path):
+        for t in (BOARD, GVSOC):
+            _check_fits(cfg, t)
+
+
+def test_tiles_fit_l1_builtin_networks():
+    for net in (zoo.builtin("dronet"), zoo.mobilenet_v1(alpha=1.0, resolution=128, num_classes=1000)):
+        for lay in net.layers:
+            _check_fits(mapping.kernel_config(lay), BOARD)
+
+
+@settings(max_examples=40, deadline=None)
+@given(h=st.integers(4, 80), c=st.sampled_from([8, 16, 32, 64, 96, 256, 512]), co=st.sampled_from([8, 32, 64, 128, 512]),
+       k=st.sampled_from([1, 3]), s=st.sampled_from([1, 2]), bits=st.sampled_from(["8", "4", "2"]),
+       dw=st.booleans(), db=st.sampled_from([1, 2]))
+def test_tiles_fit_l1_random_layers(h, c, co, k, s, bits, dw, db):
+    pad = (1, 1, 1, 1) if k == 3 else (0, 0, 0, 0)
+    a, w = "u" + bits, "i" + bits
+    if dw:
+        cfg = kc.DepthwiseConfig(a, a, w, H=h, W=h, Ci=c, Co=c, stride=(s, s), pad=pad)
+    else:
+        cfg = kc.ConvConfig(a, a, w, H=h, W=h, Ci=c, Co=co, Kh=k, Kw=k, stride=(s, s), pad=pad)
+    t = BOARD.replace(double_buffering=db)
+    til = tile(cfg, t.l1_budget, db, 8)
+    if til.fits:
+        _check_fits(cfg, t)
+    else:  # flagged only when even one output row of the smallest channel tile is too large
+        assert til.ho_t == 1 or (dw and h <= 32)
+        assert til.l1_bytes > t.l1_budget
+
+
+def test_dma_hand_computed():
+    t = DeployTarget("t", dma_bytes_per_cycle=8.0, dma_latency_cycles=10, dma_cmd_cycles=10,
+                     blocking_barrier_cycles=20, schedule="blocking")
+    assert dma.linear(1000, t).cycles == 10 + 10 + 125  # one command, 1000 B / 8 B per cycle
+    assert dma.linear(70000, t).cycles == 2 * 20 + 8750  # cut at 65,535 B per command
+    assert dma.linear(0, t).cycles == 0
+    # 3-D: 4 rows of 16 px x 8 of 32 channels -> 4 2-D commands of 16 rows of 8 B, programmed by 8 cores
+    tr = dma.hwc_tile(4, 16, 8, 32, 8, t)
+    assert tr.commands == 4 and tr.nbytes == 4 * 16 * 8
+    assert tr.cycles == math.ceil(4 / 8) * (10 + 20) + 10 + 64  # 64 rows of 8 B at 1 cycle each
+    # every channel: contiguous 1-D
+    assert dma.hwc_tile(4, 16, 32, 32, 8, t).cycles == 20 + 4 * 16 * 32 // 8
+    # HWC -> CHW: 16 channels of a 4 x 16 tile, one 2-D command per channel of 64 one-byte rows (1 B/cycle)
+    tr = dma.channelwise(4, 16, 16, 8, "hwc-to-chw", t)
+    assert tr.commands == 16 and tr.cycles == 2 * 30 + 10 + 16 * 64
+    # byte planes: one command per channel plane of 64 B
+    assert dma.channelwise(4, 16, 16, 8, "chw-planes", t).cycles == 2 * 30 + 10 + 16 * 8
+    # non-blocking: no barrier per command
+    assert dma.strided(8, 1, 64, t.replace(schedule="double")).cycles == 10 + 10 + 64
+    t3 = t.replace(l3_bytes_per_cycle=0.5, l3_burst_cycles=100)
+    assert dma.l3_read(1024, t3) == 2048 + 2 * 100
+
+
+def test_untiled_layer_costs_kernel_plus_one_load_and_store():
+    cfg = kc.ConvConfig("u8", "u8", "i8", H=16, W=16, Ci=16, Co=16, pad=(1, 1, 1, 1))
+    for t in (BOARD, GVSOC):
+        d = layer_latency(cfg, t)
+        assert d.tiling.whole and d.tiling.n_tiles == 1
+        load = dma.linear(16 * 16 * 16, t).cycles + dma.linear(16 * 9 * 16, t).cycles + 2 * dma.linear(16 * 4, t).cycles
+        store = dma.linear(16 * 16 * 16, t).cycles
+        assert d.total <= d.kernel_whole + load + store + t.layer_overhead_cycles
+        assert d.total >= d.kernel_whole
+
+
+@pytest.mark.parametrize("field", ["dma_bytes_per_cycle", "l3_bytes_per_cycle"])
+@pytest.mark.parametrize("schedule", ["blocking", "double"])
+def test_latency_monotone_in_bandwidth(field, schedule):
+    cfgs = [kc.ConvConfig("u8", "u8", "i8", H=32, W=32, Ci=32, Co=64, pad=(1, 1, 1, 1)),
+            kc.DepthwiseConfig("u8", "u8", "i8", H=32, W=32, Ci=64, Co=64, pad=(1, 1, 1, 1)),
+            kc.PointwiseConfig("u8", "u8", "i8", H=8, W=8, Ci=512, Co=512),
+            kc.LinearConfig("u8", "u8", "i8", N=1024, M=400)]
+    prev = None
+    for bw in (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0):
+        t = BOARD.replace(schedule=schedule, l2_budget=200_000, **{field: bw})
+        lat = network_latency(cfgs, t)
+        assert all(x.total >= x.kernel for x in lat.layers)
+        if prev is not None:
+            assert lat.total <= prev, (field, bw)
+        prev = lat.total
+
+
+def test_double_buffering_never_slower_than_blocking_and_l3_shows():
+    cfg = kc.PointwiseConfig("u8", "u8", "i8", H=4, W=4, Ci=1024, Co=1024)
+    b = layer_latency(cfg, GVSOC, schedule="blocking")
+    d = layer_latency(cfg, GVSOC, schedule="double")
+    assert d.total <= b.total
+    assert b.l3_tiled == "weights" and b.l3 > 0
+    # 4-bit weights halve the bytes: L3 traffic must drop
+    assert layer_latency(cfg.replace(w_type="i4"), GVSOC).l3 < b.l3
+
+
+def test_bad_arguments_named():
+    with pytest.raises(JaxpulpError, match="schedule='overlap'"):
+        BOARD.replace(schedule="overlap")
+    with pytest.raises(JaxpulpError, match="target='nope'"):
+        get_target("nope")
+    with pytest.raises(JaxpulpError, match="flavour='x'"):
+        layer_latency(kc.PointwiseConfig("u8", "u8", "i8", H=4, W=4, Ci=8, Co=8), flavour="x")
+    with pytest.raises(JaxpulpError, match="dma_bytes_per_cycle=0"):
+        BOARD.replace(dma_bytes_per_cycle=0)
+
+
+def test_report_adds_deployed_columns():
+    from jaxpulp.network import report
+
+    net = zoo.builtin("dronet")
+    rows = report.add_deployed(net, report.layer_rows(net))
+    t = report.totals(rows)
+    assert t["deployed_cycles"] == sum(r["deployed_cycles"] for r in rows) > 0
+    assert all(r["bound"] in ("compute", "transfer", "L3") and r["tile"] for r in rows)
+    assert "deployed" in report.as_table(net, rows) and "dma_in_cycles" in report.as_csv(rows).splitlines()[0]
+
+
+def test_deployed_cost_table_shows_l3_streaming_stop():
+    """A precision choice that brings a layer's weights under the L2 budget stops its L3 streaming, and the
+    deployed table (the sweep objective) shows it; the kernel-only table cannot."""
+    from jaxpulp import costtable
+    from jaxpulp.deploy.table import deployed_table
+    from jaxpulp.network.graph import Layer, Network, TensorSpec
+    from jaxpulp.qtypes import QType
+
+    u8, i8 = QType.parse("u8"), QType.parse("i8")
+    fc = Layer("fc", "linear", ("x",), "fc", (1, 1, 1024), (1, 1, 512), u8, u8, i8)
+    import numpy as np
+
+    p = dict(w=np.zeros((512, 1024), np.int8), kappa=np.ones(512, np.int32), lam=np.zeros(512, np.int32),
+             out_mult=np.int32(1), out_shift=np.int32(8), bias=np.zeros(512, np.int32))
+    net = Network("one_fc", TensorSpec("x", (1, 1, 1024), u8), (fc,), {"fc": p}, ("fc",))
+    t = get_target("gap8-gvsoc").replace(l2_budget=300_000, name="small-l2")
+    dep = deployed_table(net, t)
+    ker = costtable.build_table(net, t.kernel_target)
+    ent = {w: dep.entry("fc", "u8", w, "u8")["cycles"] for w in ("i8", "i4", "i2")}
+    kent = {w: ker.entry("fc", "u8", w, "u8")["cycles"] for w in ("i8", "i4", "i2")}
+    assert dep.target == "deployed:small-l2" and dep.model == "deployed"
+    d8 = layer_latency(mapping.kernel_config(fc), t)  # 512 kB of 8-bit weights: streamed from L3
+    d4 = layer_latency(mapping.kernel_config(fc.with_types(w_type="i4")), t)  # 256 kB: fits L2
+    assert d8.l3_tiled == "weights" and d4.l3_tiled == ""
+    assert ent["i8"] - kent["i8"] > ent["i4"] - kent["i4"] >= 0
+    assert ent["i8"] == d8.total
