@@ -44,7 +44,7 @@ def _input_type(model: str, args) -> str:
     """--input-type, else the DORY config's input_bits / input_signed (next to the model or in --golden), else u8."""
     from jaxpulp.network import goldens
 
-    if args.input_type is not None:
+    if getattr(args, "input_type", None) is not None:
         return args.input_type
     for d in (os.path.dirname(os.path.abspath(model)), getattr(args, "golden", None)):
         t = goldens.dory_input_type(d) if d and os.path.isdir(d) else None
