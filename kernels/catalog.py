@@ -32,7 +32,7 @@ CONSTRAINTS = {
                  "pixels only where no output depends on bytes past the input (§7.1)",
     "depthwise": "Ci == Co, a multiple of G = 8/min(bi, bo, bw); Kh*Kw >= 4; Kw >= 2 and pl + 4*ceil(Kw/4) <= "
                  "(pb+2)*Kw; ceil(pl/sx) < Wo; no used tap of the last input row past the row end (§8)",
-    "linear_quant": "N a multiple of 16 (min(bi,bw)=2) or 8 (=4); M*bo % 8 == 0; no short last chunk (8-bit), "
+    "linear_quant": "N a multiple of 16 (min(bi,bw)=2) or 8 (=4); no short last chunk (8-bit), "
                     "no odd chunk start (4-bit), ceil(M/8) % 8 not in {5,6,7} (2-bit) (§9)",
     "linear_noquant": "N a multiple of 16 (min(bi,bw)=2) or 8 (=4); no short last chunk of other parity (§9)",
     "maxpool": "C*b % 8 == 0; Wo <= W (in-place pass 1); no window starting past the image (§10.1)",

@@ -22,9 +22,12 @@ Library quirks reproduced (each through the real per-core split, §9.2):
 * floor shifts, int16 ``out_mult``, ``out_shift`` mod 32, int32 wrap (§4.1).
 
 Refused by ``check`` (library semantics; ``semantics="ideal"`` lifts all but the uint16 extents): the
-reduction-tail over-read (§9.3), a short last chunk that computes neuron ``M`` (§9.2 c), sub-byte outputs whose
-last byte is partial (the group reads weights / bias / kappa past their arrays), 4-bit output chunks that start
-at odd neurons (racing, mispaired nibbles), 2-bit output chunks that leave neurons uncomputed.
+reduction-tail over-read (§9.3), a short last chunk that computes neuron ``M`` (§9.2 c; it stores past the
+output), 4-bit output chunks that start at odd neurons (racing, mispaired nibbles), 2-bit output chunks that leave
+neurons uncomputed. Accepted: sub-byte outputs whose last byte is partial (M odd for 4 bits, not a multiple of 4
+for 2 bits): the last pair / quad computes phantom neurons from memory past the weight / bias / kappa arrays and
+writes them only into the unused high bits of the last output byte; every real neuron is exact, and
+``defined_mask`` marks the phantom bits undefined (``run`` writes 0 there).
 """
 from __future__ import annotations
 
@@ -147,12 +150,9 @@ def check(cfg: LinearConfig, cluster: Cluster = GAP8) -> None:
             "semantics='ideal'")
     nc, M = cluster.num_cores, cfg.M
     bo = cfg.out_type.bits
-    if cfg.quantized and (M * bo) % 8:
-        raise UnsupportedConfig(
-            "linear-output-multiple",
-            f"M={M} with {cfg.out_type} output: the last group of {8 // bo} neurons computes neurons {M}.. past the "
-            "end, reading weight rows, bias and kappa / lambda past their arrays (semantics.md §9.2, §16). Use M a "
-            f"multiple of {8 // bo}, or semantics='ideal'")
+    # M not a multiple of the elements per byte (sub-byte output): the last pair / quad also computes phantom
+    # neurons M.. from rows, bias and kappa / lambda past their arrays, but stores them only into the unused high
+    # bits of the last output byte, inside the buffer: every real output is defined (``defined_mask``).
     ranges = [split.linear_split(core, M, nc, _split_bits(cfg)) for core in range(nc)]
     width = ranges[0][1] - ranges[0][0]  # the per-core chunk (core 0 always gets a full one)
     if bo in (8, 32):
@@ -182,6 +182,22 @@ def check(cfg: LinearConfig, cluster: Cluster = GAP8) -> None:
                 f"M={M} on {nc} cores with 2-bit output: chunk ceil(M/{nc})={-(-M // nc)} is rounded to "
                 f"{width} per core (4 - chunk mod 8 goes negative), so neurons [{covered}, {M}) are never "
                 f"computed (semantics.md §9.2). Use ceil(M/{nc}) mod 8 not in {{5, 6, 7}}, or semantics='ideal'")
+
+
+def defined_mask(cfg: LinearConfig) -> np.ndarray:
+    """uint32 words, the shape of ``run``'s output image: 1-bits where the library's output is defined. Bits past
+    neuron M of the last byte hold phantom neurons computed from memory past the parameter arrays (sub-byte
+    output, M not a multiple of the elements per byte), and the rest of the last word is not written: both are
+    0 here. For int32 outputs and full last bytes every bit of the M elements is defined."""
+    bits = 32 if not cfg.quantized else cfg.out_type.bits
+    n = _engine.words_for(cfg.M, bits)
+    total = cfg.M * bits
+    mask = np.zeros(n, np.uint32)
+    full, rest = divmod(total, 32)
+    mask[:full] = 0xFFFFFFFF
+    if rest:
+        mask[full] = (1 << rest) - 1
+    return mask
 
 
 # ---------------------------------------------------------------------------------------- fast paths
@@ -406,7 +422,8 @@ def _as_words(a, n_words: int, name: str, batch_ok: bool):
 def run(x_words, w_words, params, *, cfg: LinearConfig, cluster: Cluster = GAP8):
     """Packed path. ``x_words``: the input vector (N elements packed, uint32 words, optionally a leading batch
     axis); ``w_words``: weights [M][N] packed as one stream; returns the packed output (M elements of the
-    output type; int32 words for ``i32``), batch kept. Bits past neuron M of the last word are 0."""
+    output type; int32 words for ``i32``), batch kept. Bits past neuron M of the last word are 0 (the library
+    leaves phantom neurons there, see ``defined_mask``)."""
     check(cfg, cluster)
     p = _as_params(params, cfg)
     nx = _engine.words_for(cfg.N, cfg.in_type.bits)

@@ -32,7 +32,7 @@ def load_model(model: str | None, args=None):
 
         kw = {}
         if args is not None:
-            kw = dict(dialect=args.dialect, input_type=args.input_type,
+            kw = dict(dialect=args.dialect, input_type=_input_type(model, args),
                       bn_bits=args.bn_bits if args.bn_bits == "auto" else int(args.bn_bits))
         return load_onnx(model, **kw)
     if model.endswith((".onnx", ".npz")):
@@ -40,25 +40,51 @@ def load_model(model: str | None, args=None):
     return zoo.builtin(model)
 
 
+def _input_type(model: str, args) -> str:
+    """--input-type, else the DORY config's input_bits / input_signed (next to the model or in --golden), else u8."""
+    from jaxpulp.network import goldens
+
+    if getattr(args, "input_type", None) is not None:
+        return args.input_type
+    for d in (os.path.dirname(os.path.abspath(model)), getattr(args, "golden", None)):
+        t = goldens.dory_input_type(d) if d and os.path.isdir(d) else None
+        if t is not None:
+            print(f"(input type {t} from the DORY config's input_bits / input_signed in {d})")
+            return t
+    return "u8"
+
+
 def read_input(path: str, net) -> dict:
-    """Inputs by name, (batch, H, W, C), from ``.npy`` (one input), ``.npz`` (by input name, or in order) or a DORY
-    ``.txt`` dump (one HWC image)."""
+    """Inputs by name, (batch, H, W, C), from ``.npy`` (one input), ``.npz`` (by input name, or in order; extra
+    arrays ignored) or a DORY ``.txt`` dump (one HWC image). Arrays whose trailing axes are (H, W, C) are HWC; else
+    (C, H, W) / (C, L) arrays are NCHW, as Deeploy's ``inputs.npz`` stores them (and every array of a Deeploy
+    network's npz is read as NCHW, as ``jaxpulp check`` does)."""
     from jaxpulp.network import goldens
 
     if not os.path.exists(path):
         raise JaxpulpError(f"--input {path!r}: no such file")
     if path.endswith(".txt"):
-        return {net.input.name: goldens.hwc_values(path, net.input.shape)[None]}
-    if path.endswith(".npy"):
-        return {net.input.name: np.load(path)}
-    if path.endswith(".npz"):
-        with np.load(path) as z:
-            if all(s.name in z.files for s in net.inputs):
-                return {s.name: z[s.name] for s in net.inputs}
-            if len(z.files) == len(net.inputs):
-                return {s.name: z[k] for s, k in zip(net.inputs, z.files)}
-            raise JaxpulpError(f"--input {path!r}: arrays {z.files}, expected {[s.name for s in net.inputs]}")
-    raise JaxpulpError(f"--input {path!r}: expected a .npy, .npz or DORY .txt file")
+        out = {net.input.name: goldens.hwc_values(path, net.input.shape)[None]}
+    elif path.endswith(".npy"):
+        try:
+            arrays = {net.input.name: np.load(path, allow_pickle=False)}
+        except Exception as e:  # noqa: BLE001 - numpy raises several types for corrupt files
+            raise JaxpulpError(f"--input {path!r}: not a readable .npy file ({type(e).__name__}: {e})") from e
+        out = {k: goldens.to_hwc(a, net.input.shape, "auto", f"--input {path!r}") for k, a in arrays.items()}
+    elif path.endswith(".npz"):
+        picked, extra = goldens.pick_inputs(goldens.read_npz_arrays(path), [s.name for s in net.inputs],
+                                            f"--input {path!r}")
+        if extra:
+            print(f"(--input: arrays {extra} are not network inputs; ignored)")
+        layout = "nchw" if net.dialect == "deeploy" else "auto"
+        out = {s.name: goldens.to_hwc(picked[s.name], s.shape, layout, f"--input {path!r}: array for {s.name!r}")
+               for s in net.inputs}
+    else:
+        raise JaxpulpError(f"--input {path!r}: expected a .npy, .npz or DORY .txt file")
+    for s in net.inputs:
+        goldens.check_range(out[s.name], s.qtype, f"--input {path!r}" + (f" ({s.name!r})" if len(net.inputs) > 1
+                                                                          else ""))
+    return out
 
 
 def _add_model_options(p, model_required=False):
@@ -68,7 +94,9 @@ def _add_model_options(p, model_required=False):
         p.add_argument("model", nargs="?", default=None,
                        help="an .onnx file, a jaxpulp network .npz, or a built-in name (default: dronet)")
     p.add_argument("--dialect", default="auto", help="ONNX dialect: auto, dory, nemo, deeploy (default auto)")
-    p.add_argument("--input-type", default="u8", help="type of the network input (default u8)")
+    p.add_argument("--input-type", default=None,
+                   help="type of the network input, e.g. i8 (default: the DORY config's input_bits / input_signed "
+                        "next to the model, else u8)")
     p.add_argument("--bn-bits", default="auto", choices=("auto", "32", "64"),
                    help="PULP-NN library tree for batch-norm requantisation (DORY BNRelu_bits; default auto)")
     p.add_argument("--cores", type=int, default=8, help="cluster cores (default 8)")
@@ -189,7 +217,8 @@ def add_subcommands(sub) -> None:
     _add_model_options(c, model_required=True)
     c.add_argument("--golden", required=True, help="folder with input.txt + out_layerN.txt, or inputs/outputs.npz")
     c.add_argument("--path", default="packed", choices=("packed", "values"))
-    c.add_argument("--order", default="hwc", choices=("hwc", "chw", "auto"), help="element order of DORY dumps")
+    c.add_argument("--order", default="auto", choices=("hwc", "chw", "auto"),
+                   help="element order of DORY dumps (default auto: HWC, else CHW per file, reported)")
     c.add_argument("--json", default=None, help="also write the comparisons as JSON")
     c.set_defaults(fn=_cmd_check)
 

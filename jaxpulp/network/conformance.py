@@ -2,7 +2,8 @@
 
 * DORY / NEMO folders: ``input.txt`` and ``out_layerN.txt`` (``N`` = the N-th layer of the network, in execution
   order, as DORY numbers them), HWC text; ``order="chw"`` for dumps stored channel-major (NEMO's dscnn_test),
-  ``order="auto"`` tries HWC then CHW per file and reports which one matched.
+  ``order="auto"`` tries HWC then CHW per file and reports which one matched. With several test inputs (DORY's
+  ``n_inputs``): ``input_K.txt`` and ``out_K_layerN.txt``, run as one batch.
 * Deeploy folders: ``inputs.npz`` (NCHW, one array per graph input, in order), ``outputs.npz`` (the final
   output) and optionally ``activations.npz`` (each requantised activation must equal some network tensor;
   ``*_pact_*`` arrays are raw accumulators, which PULP-NN kernels never store, and are skipped).
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 from typing import NamedTuple
 
 import numpy as np
@@ -61,31 +61,30 @@ def _add_internals(net: Network, tensors: dict) -> dict:
 
 
 def golden_format(directory: str) -> str:
-    """"dory" (input.txt + out_layerN.txt) or "deeploy" (inputs.npz + outputs.npz)."""
+    """"dory" (input.txt + out_layerN.txt, or input_K.txt + out_K_layerN.txt) or "deeploy" (inputs.npz +
+    outputs.npz)."""
     if os.path.exists(os.path.join(directory, "inputs.npz")):
         return "deeploy"
-    if os.path.exists(os.path.join(directory, "input.txt")):
+    if os.path.exists(os.path.join(directory, "input.txt")) or glob.glob(os.path.join(directory, "input_*.txt")):
         return "dory"
     raise JaxpulpError(f"golden={directory!r}: expected a DORY folder (input.txt, out_layerN.txt) or a Deeploy "
                        "folder (inputs.npz, outputs.npz)")
 
 
 def load_inputs(net: Network, directory: str, order: str = "hwc") -> dict:
-    """{input name: (1, H, W, C) int64} from a golden folder."""
+    """{input name: (batch, H, W, C) int64} from a golden folder (batch = DORY's n_inputs test inputs)."""
     if golden_format(directory) == "dory":
-        x = goldens.hwc_values(os.path.join(directory, "input.txt"), net.input.shape,
-                               "hwc" if order == "auto" else order)
-        return {net.input.name: x[None]}
-    arrs = list(goldens.read_npz_nchw(os.path.join(directory, "inputs.npz")).values())
-    if len(arrs) != len(net.inputs):
-        raise JaxpulpError(f"{directory}/inputs.npz: {len(arrs)} arrays, the network has {len(net.inputs)} inputs")
+        xs = np.stack([goldens.hwc_values(f, net.input.shape, "hwc" if order == "auto" else order)
+                       for f, _ in goldens.dory_layout(directory)])
+        goldens.check_range(xs, net.input.qtype, f"{directory}: golden input")
+        return {net.input.name: xs}
+    path = os.path.join(directory, "inputs.npz")
+    picked, _ = goldens.pick_inputs(goldens.read_npz_arrays(path), [s.name for s in net.inputs], path)
     out = {}
-    for spec, a in zip(net.inputs, arrs):
-        n = int(np.prod(spec.shape))
-        if a.size % n:
-            raise JaxpulpError(f"{directory}/inputs.npz: an array of shape {a.shape} for input {spec.name!r} of "
-                               f"shape {spec.shape}")
-        out[spec.name] = a.reshape((-1,) + spec.shape)
+    for spec in net.inputs:
+        what = f"{path}: input {spec.name!r}"
+        out[spec.name] = goldens.to_hwc(picked[spec.name], spec.shape, "nchw", what)
+        goldens.check_range(out[spec.name], spec.qtype, what)
     return out
 
 
@@ -98,23 +97,21 @@ def check(net: Network, directory: str, *, path: str = "packed", order: str = "h
     res = run(net, xs, path=path, keep=True)
     out = []
     if fmt == "dory":
-        files = sorted(glob.glob(os.path.join(directory, "out_layer*.txt")),
-                       key=lambda f: int(re.findall(r"\d+", os.path.basename(f))[0]))
-        if len(files) > len(net.layers):
-            raise JaxpulpError(f"{directory}: {len(files)} out_layerN.txt files but the network has "
-                               f"{len(net.layers)} layers")
-        for f in files:
-            k = int(re.findall(r"\d+", os.path.basename(f))[0])
-            lay = net.layers[k]
-            got = res.tensors[lay.output][0]
-            tried = ("hwc", "chw") if order == "auto" else (order,)
-            for o in tried:
-                want = goldens.hwc_values(f, lay.out_shape, o)
-                n, first = _diff(got, want)
-                if n == 0:
-                    break
-            note = f"stored {o.upper()}" if order == "auto" and o != "hwc" and n == 0 else ""
-            out.append(LayerCheck(os.path.basename(f), lay.output, n == 0, n, first, note))
+        for b, (_, files) in enumerate(goldens.dory_layout(directory)):
+            if files and max(files) >= len(net.layers):
+                raise JaxpulpError(f"{directory}: {os.path.basename(files[max(files)])} but the network has "
+                                   f"{len(net.layers)} layers")
+            for k, f in files.items():
+                lay = net.layers[k]
+                got = res.tensors[lay.output][b]
+                tried = ("hwc", "chw") if order == "auto" else (order,)
+                for o in tried:
+                    want = goldens.hwc_values(f, lay.out_shape, o)
+                    n, first = _diff(got, want)
+                    if n == 0:
+                        break
+                note = f"stored {o.upper()}" if order == "auto" and o != "hwc" and n == 0 else ""
+                out.append(LayerCheck(os.path.basename(f), lay.output, n == 0, n, first, note))
         return out
     outs = goldens.read_npz_nchw(os.path.join(directory, "outputs.npz"))
     for (k, want), name in zip(outs.items(), net.outputs):

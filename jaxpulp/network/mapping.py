@@ -64,8 +64,23 @@ def kernel_choice(lay: Layer, semantics: str = "library", cluster: Cluster = GAP
     try:
         kernel_module(choice.cfg).check(choice.cfg, cluster)
     except UnsupportedConfig as e:
-        raise UnsupportedConfig(e.rule, f"layer {lay.name!r} as {choice.cfg.c_name}: {e}") from e
+        hint = _network_hint(choice.cfg, semantics, cluster)
+        msg = str(e).rstrip(". ") + hint if hint else str(e)
+        raise UnsupportedConfig(e.rule, f"layer {lay.name!r} as {choice.cfg.c_name}: {msg}") from e
     return choice
+
+
+def _network_hint(cfg, semantics: str, cluster: Cluster) -> str:
+    """The kernels' hint ``semantics='ideal'`` is a kernel-config option; at network level the value path is what
+    computes the intended arithmetic. Said only when the ideal semantics does define this layer."""
+    if semantics != "library":
+        return ""
+    try:
+        kernel_module(cfg).check(cfg.replace(semantics="ideal"), cluster)
+    except UnsupportedConfig:
+        return ""
+    return (". At network level, the value path computes this layer's intended arithmetic: run(net, x, "
+            "path='values') or jaxpulp run / check --path values")
 
 
 def _choose(lay: Layer, semantics: str, cluster: Cluster) -> KernelChoice:

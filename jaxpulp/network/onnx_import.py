@@ -17,6 +17,13 @@ integer layer (Sigmoid, LogSoftmax, Softmax, Gather, Unsqueeze, Concat, Squeeze,
 they are dropped, listed in ``Network.notes``, and the network outputs are the integer tensors feeding them.
 Activations are HWC (ONNX is NCHW, batch 1); a linear layer after a flatten of a C x H x W tensor gets its
 weight columns permuted to the HWC order PULP-NN reads.
+
+1-D networks (Conv1d / MaxPool1d / AveragePool1d on (N, C, L) tensors: TCNs, keyword spotting, EEG) run as the
+2-D kernels on H = 1 images, exactly. A dilated convolution runs as the undilated kernel with zero taps in
+between (exact; the notes give the MAC overhead); dilated pooling is refused. Deeploy's ``RequantShift`` may spell
+its level count ``n_levels_out`` or ``n_levels``. A NEMO residual add ``floor((c1*a + c2*b) / D)`` maps exactly
+when D divides c1 or c2. A lambda beyond int32 (NEMO's lambda*m) runs in the 64-bit tree with
+``lambda = kappa*b + r``, b moved into the bias (exact while the accumulator stays inside int32).
 """
 from __future__ import annotations
 
@@ -142,6 +149,16 @@ def _clip_type(lo, hi, node, bits_attr=None) -> QType:
     return t
 
 
+def _rq_levels(attrs: dict, node):
+    """A RequantShift's output level count: ``n_levels_out``, or ``n_levels`` as Deeploy's own kernel tests spell
+    it (its parser accepts both)."""
+    for k in ("n_levels_out", "n_levels"):
+        if k in attrs:
+            return attrs[k]
+    raise JaxpulpError(f"node {_node_id(node)}: RequantShift has no n_levels_out (or n_levels) attribute; expected "
+                       "the number of output levels (256, 16 or 4)")
+
+
 def _levels_type(n_levels, signed, node) -> QType:
     n = int(round(float(np.ravel(n_levels)[0])))
     s = bool(round(float(np.ravel(signed)[0])))
@@ -203,7 +220,7 @@ def _match_requant(g: _Graph, tensor: str, C: int, notes: list | None = None, ne
         add = _int_array(g.const(n.input[2], n, "add"), n, "add")
         div = int(round(float(np.ravel(a["div"])[0])))
         shift = _pow2(div, n, "div")
-        qt = _levels_type(a["n_levels_out"], a.get("signed", 1), n)
+        qt = _levels_type(_rq_levels(a, n), a.get("signed", 1), n)
         return _Requant(_per_channel(mul, C, n, "mul"), _per_channel(add, C, n, "add") + div // 2, shift, qt,
                         n.output[0], [n], rounding=True)
     if n.op_type != "Mul":
@@ -259,17 +276,33 @@ def _detect_dialect(g: _Graph) -> str:
 
 
 def _nchw(shape) -> tuple:
+    """(C, H, W) of an ONNX activation shape, batch 1: (N, C, H, W); (N, C, L) of a 1-D network as H = 1, W = L
+    (Conv1d / MaxPool1d run as the 2-D kernels on 1 x L images, exactly); (N, F) as F channels of one pixel."""
     s = tuple(int(v) for v in shape)
+    if len(s) in (2, 3, 4) and s[0] not in (0, 1):
+        raise JaxpulpError(f"input shape {s}: expected batch 1 (N, C, H, W) / (N, C, L) in the model; batches are "
+                           "given to run()")
     if len(s) == 4:
-        if s[0] not in (0, 1):
-            raise JaxpulpError(f"input shape {s}: expected batch 1 (N, C, H, W) in the model; batches are given to "
-                               "run()")
         return s[1], s[2], s[3]
     if len(s) == 3:
-        return s  # (C, H, W) or (1, H, W) as in the Deeploy add test
+        return s[1], 1, s[2]
     if len(s) == 2:
         return s[1], 1, 1
-    raise JaxpulpError(f"input shape {s}: expected (N, C, H, W)")
+    raise JaxpulpError(f"input shape {s}: expected (N, C, H, W), or (N, C, L) for a 1-D network")
+
+
+def _spatial(a: dict, node, key: str, default: int, nd: int) -> tuple:
+    """A Conv / pooling attribute over the spatial axes as (y, x); a 1-D node (``nd`` = 1) has y = ``default``
+    (pads: the (begin, end) pair of L becomes (0, 0, begin, end))."""
+    if key == "pads":
+        v = [int(p) for p in a.get("pads", [0] * (2 * nd))]
+        if len(v) != 2 * nd:
+            raise JaxpulpError(f"node {_node_id(node)}: pads={v}, expected {2 * nd} values for a {nd}-D node")
+        return (v[0], v[2], v[1], v[3]) if nd == 2 else (0, 0, v[0], v[1])  # (top, bottom, left, right)
+    v = [int(p) for p in a.get(key, [default] * nd)]
+    if len(v) != nd:
+        raise JaxpulpError(f"node {_node_id(node)}: {key}={v}, expected {nd} values for a {nd}-D node")
+    return (v[0], v[1]) if nd == 2 else (default, v[0])
 
 
 class _Importer:
@@ -277,7 +310,8 @@ class _Importer:
         self.g = g
         self.near = near
         self.dialect = dialect
-        self.bn_bits = bn_bits
+        self.bn_bits = 32 if bn_bits == "auto" else bn_bits
+        self.bn_bits_arg = bn_bits
         self.layers: list[Layer] = []
         self.params: dict = {}
         self.notes: list[str] = []
@@ -331,18 +365,30 @@ class _Importer:
         src, ((C, H, W), in_t) = self.tensor(n.input[0], n)
         a = g.attrs(n)
         w = _int_array(g.const(n.input[1], n, "weight"), n, "weight")
+        nd = w.ndim - 2
+        if nd not in (1, 2) or (nd == 1 and H != 1):
+            raise JaxpulpError(f"node {_node_id(n)}: weight of shape {w.shape} on a (C, H, W) = {(C, H, W)} tensor; "
+                               "expected a 2-D convolution, or a 1-D one on an (N, C, L) tensor")
+        if nd == 1:  # Conv1d: (Co, Ci/group, K) on (N, C, L) = a 1 x K kernel on a 1 x L image, exactly
+            w = w[:, :, None, :]
         Co, Cig, Kh, Kw = w.shape
         group = int(a.get("group", 1))
         if a.get("auto_pad", "NOTSET") not in ("NOTSET", ""):
             raise JaxpulpError(f"node {_node_id(n)}: auto_pad={a['auto_pad']!r} is not supported; expected explicit "
                                "pads")
-        if any(int(d) != 1 for d in a.get("dilations", [1, 1])):
-            raise JaxpulpError(f"node {_node_id(n)}: dilations={list(a['dilations'])}; PULP-NN kernels have no "
-                               "dilation (expected [1, 1])")
-        pt, pl, pb, pr = (list(a.get("pads", [0, 0, 0, 0])) + [0] * 4)[:4]
+        dy, dx = _spatial(a, n, "dilations", 1, nd)
+        if (dy, dx) != (1, 1):  # a dilated kernel is an undilated one with zero taps in between: exact
+            wd = np.zeros((Co, Cig, (Kh - 1) * dy + 1, (Kw - 1) * dx + 1), w.dtype)
+            wd[:, :, ::dy, ::dx] = w
+            self.notes.append(f"{n.name or n.output[0]}: dilations {[dy, dx][2 - nd:]} run as an undilated "
+                              f"{wd.shape[2]}x{wd.shape[3]} kernel with zero taps (PULP-NN has no dilation); exact, "
+                              f"but the kernel does {wd.shape[2] * wd.shape[3] / (Kh * Kw):.3g}x the MACs "
+                              f"({Kh * Kw} of {wd.shape[2] * wd.shape[3]} taps non-zero)")
+            w, Kh, Kw = wd, wd.shape[2], wd.shape[3]
+        pt, pb, pl, pr = _spatial(a, n, "pads", 0, nd)
         et, eb, el, er = self.pending_pad.pop(src, (0, 0, 0, 0))
-        pad = (int(pt) + et, int(pb) + eb, int(pl) + el, int(pr) + er)
-        sy, sx = (int(s) for s in a.get("strides", [1, 1]))
+        pad = (pt + et, pb + eb, pl + el, pr + er)
+        sy, sx = _spatial(a, n, "strides", 1, nd)
         if group == 1:
             kind = "conv"
             if Cig != C:
@@ -351,6 +397,16 @@ class _Importer:
         elif group == C == Co and Cig == 1:
             kind = "depthwise"
             wq = w[:, 0]  # (C, Kh, Kw)
+            if Kh * Kw < 4:  # the library's 4-tap do-while needs Kh*Kw >= 4 (§8.3), its strips Kw >= 2: zero taps
+                # over extra zero padding (a column on the right, rows below) keep the layer exact
+                dx_, dy_ = max(0, 2 - Kw), max(0, -(-4 // max(Kw, 2)) - Kh)
+                wq = np.pad(wq, ((0, 0), (0, dy_), (0, dx_)))
+                self.notes.append(f"{n.name or n.output[0]}: {Kh}x{Kw} depthwise kernel run as {Kh + dy_}x"
+                                  f"{Kw + dx_} with zero taps over as much more zero padding (PULP-NN's depthwise "
+                                  f"needs Kh*Kw >= 4 and Kw >= 2); exact, {(Kh + dy_) * (Kw + dx_) / (Kh * Kw):.3g}x "
+                                  "the MACs")
+                Kh, Kw = Kh + dy_, Kw + dx_
+                pad = (pad[0], pad[1] + dy_, pad[2], pad[3] + dx_)
         else:
             raise JaxpulpError(f"node {_node_id(n)}: group={group} with {C} input / {Co} output channels; PULP-NN "
                                "has standard (group=1) and depthwise (group=C_in=C_out) convolutions only")
@@ -379,15 +435,46 @@ class _Importer:
                 lam, bias = folded, None
                 self.notes.append(f"{n.name or n.output[0]}: bias folded into lambda (kappa*(acc+b)+lambda = "
                                   "kappa*acc + (kappa*b+lambda), exact)")
+        taps = Kh * Kw * (C if kind == "conv" else 1)
+        lam, bias, bn_bits = self._wide_lambda(n, kind, rq.kappa, lam, bias, _acc_bound(taps, in_t, wq))
         params = dict(w=wq.astype(np.int8), kappa=_i32(rq.kappa, n, "kappa"), lam=_i32(lam, n, "lambda"),
                       out_mult=np.int32(0), out_shift=np.int32(rq.shift))
         if bias is not None:
             params["bias"] = bias
         lay = Layer(lname, kind, (src,), lname, (H, W, C), (Ho, Wo, Co), in_t, rq.qtype, w_t, kernel=(Kh, Kw),
-                    stride=(sy, sx), pad=pad, relu=1, bn=1, bias=bias is not None, bn_bits=self.bn_bits,
+                    stride=(sy, sx), pad=pad, relu=1, bn=1, bias=bias is not None, bn_bits=bn_bits,
                     rounding=rq.rounding, source=tuple(x.name or x.op_type for x in [n] + rq.nodes))
         self.mark([n] + rq.nodes)
         self.add_layer(lay, params, (Co, Ho, Wo), rq.qtype)
+
+    def _wide_lambda(self, n, kind: str, kappa, lam, bias, acc_max: int):
+        """(lambda, bias, bn_bits) of a BN layer. A lambda beyond int32 (NEMO: lambda*m) needs the library's 64-bit
+        tree (kappa*acc + lambda in 64 bits, DORY's BNRelu_bits = 64), whose int64 lambda jaxpulp's kernels take
+        as int32: lambda = kappa*b + r with b = floor(lambda/kappa), r in [0, kappa) goes into the bias, since
+        kappa*(acc + b) + r == kappa*acc + lambda exactly while acc + b stays inside int32 (the accumulator's
+        width)."""
+        lam = np.asarray(lam, np.int64)
+        if not lam.size or (lam.min() >= -(1 << 31) and lam.max() < 1 << 31):
+            return lam, bias, self.bn_bits
+        where = (f"node {_node_id(n)}: lambda spans [{lam.min()}, {lam.max()}], outside int32; only the library's "
+                 "64-bit tree (bn_bits=64, DORY BNRelu_bits=64) computes kappa*acc + lambda without wrapping")
+        if self.bn_bits_arg == 32:
+            raise JaxpulpError(f"{where}. Hint: load with bn_bits=64 (jaxpulp --bn-bits 64)")
+        kappa = np.asarray(kappa, np.int64)
+        if (kappa == 0).any() or kind == "depthwise":
+            why = ("some kappa is 0" if (kappa == 0).any() else "the depthwise kernels read the bias as int8 per "
+                   "channel group (semantics.md §8.5)")
+            raise JaxpulpError(f"{where}, and it cannot be moved into the bias exactly here ({why})")
+        b = np.floor_divide(lam, kappa)
+        r = lam - kappa * b
+        total = b + (0 if bias is None else np.asarray(bias, np.int64))
+        if np.abs(total).max() + acc_max >= 1 << 31:
+            raise JaxpulpError(f"{where}; lambda = kappa*b + r would need a bias b up to {np.abs(total).max()}, "
+                               "which with the accumulator can leave int32")
+        self.notes.append(f"{n.name or n.output[0]}: lambda beyond int32 (up to {np.abs(lam).max():.3g}) runs in the "
+                          "64-bit tree as lambda = kappa*b + r with b in the bias (kappa*(acc + b) + r == kappa*acc + "
+                          "lambda, exact: acc + b stays inside int32)")
+        return r, total.astype(np.int32), 64
 
     def pad(self, n):
         g = self.g
@@ -399,10 +486,14 @@ class _Importer:
         pads = [int(p) for p in np.ravel(pads)]
         mode = a.get("mode", "constant")
         value = float(np.ravel(a.get("value", g.consts.get(n.input[2], 0) if len(n.input) > 2 else 0))[0])
-        if mode != "constant" or value != 0 or len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)):
-            raise JaxpulpError(f"node {_node_id(n)}: only zero padding of H and W is supported (pads={pads}, "
+        nd = len(pads) // 2 - 2  # pads of (N, C, H, W) or (N, C, L), begins then ends
+        if mode != "constant" or value != 0 or nd not in (1, 2) or any(pads[i] for i in (0, 1, nd + 2, nd + 3)):
+            raise JaxpulpError(f"node {_node_id(n)}: only zero padding of H and W (or L) is supported (pads={pads}, "
                                f"mode={mode!r}, value={value}); it is merged into the next Conv or pooling")
-        t, l, b, r = pads[2], pads[3], pads[6], pads[7]
+        if nd == 2:
+            t, l, b, r = pads[2], pads[3], pads[6], pads[7]
+        else:
+            t, b, l, r = 0, 0, pads[2], pads[5]
         prev = self.pending_pad.pop(src, (0, 0, 0, 0))
         out = n.output[0]
         self.alias[out] = src
@@ -418,9 +509,18 @@ class _Importer:
         g = self.g
         src, ((C, H, W), in_t) = self.tensor(n.input[0], n)
         a = g.attrs(n)
-        Kh, Kw = (int(k) for k in a["kernel_shape"])
-        sy, sx = (int(s) for s in a.get("strides", [1, 1]))
-        pt, pl, pb, pr = (int(p) for p in (list(a.get("pads", [0, 0, 0, 0])) + [0] * 4)[:4])
+        if "kernel_shape" not in a:
+            raise JaxpulpError(f"node {_node_id(n)}: {n.op_type} needs kernel_shape")
+        nd = len(a["kernel_shape"])
+        if nd not in (1, 2) or (nd == 1 and H != 1):
+            raise JaxpulpError(f"node {_node_id(n)}: kernel_shape={list(a['kernel_shape'])} on a (C, H, W) = "
+                               f"{(C, H, W)} tensor; expected 2-D pooling, or 1-D pooling of an (N, C, L) tensor")
+        Kh, Kw = _spatial(a, n, "kernel_shape", 1, nd)
+        sy, sx = _spatial(a, n, "strides", 1, nd)
+        if _spatial(a, n, "dilations", 1, nd) != (1, 1):
+            raise JaxpulpError(f"node {_node_id(n)}: dilations={list(a['dilations'])}; PULP-NN pooling has no "
+                               "dilation (a dilated window is not an undilated one with zero taps for max / average)")
+        pt, pb, pl, pr = _spatial(a, n, "pads", 0, nd)
         et, eb, el, er = self.pending_pad.pop(src, (0, 0, 0, 0))
         pad = (pt + et, pb + eb, pl + el, pr + er)
         if int(a.get("ceil_mode", 0)):
@@ -517,14 +617,15 @@ class _Importer:
         else:
             out_t, end = rq.qtype, rq.end
             nodes += rq.nodes
-            params = dict(w=wmat.astype(np.int8), kappa=_i32(rq.kappa, n, "kappa"), lam=_i32(rq.lam, n, "lambda"),
+            lam, bias, bn_bits = self._wide_lambda(n, "linear", rq.kappa, rq.lam, bias, _acc_bound(N, in_t, wmat))
+            params = dict(w=wmat.astype(np.int8), kappa=_i32(rq.kappa, n, "kappa"), lam=_i32(lam, n, "lambda"),
                           out_mult=np.int32(0), out_shift=np.int32(rq.shift))
             relu = bn = 1
             rounding = rq.rounding
         if bias is not None:
             params["bias"] = bias
         lay = Layer(end, "linear", (src,), end, (H, W, C), (1, 1, M), in_t, out_t, w_t, relu=relu, bn=bn,
-                    bias=bias is not None, bn_bits=self.bn_bits, rounding=rounding,
+                    bias=bias is not None, bn_bits=bn_bits if rq is not None else self.bn_bits, rounding=rounding,
                     source=tuple(x.name or x.op_type for x in nodes))
         self.mark(nodes)
         self.add_layer(lay, params, (M, 1, 1), out_t)
@@ -574,12 +675,17 @@ class _Importer:
             elif nxt is not None and nxt.op_type == "Div":  # NEMO: Mul, Mul, Add, Div(D), Floor
                 D = int(g.const(nxt.input[1], nxt, "divisor").ravel()[0])
                 sh = _pow2(D, nxt, "divisor", self.notes, self.near)
-                for k, e in enumerate(ins, 1):
-                    if e[1] % D or e[2] or e[3]:
-                        raise JaxpulpError(f"node {_node_id(nxt)}: input {k} of the residual add is scaled by "
-                                           f"{e[1]}, not a multiple of the divisor {D}: floor((c1*a + c2*b)/D) has "
-                                           "no exact PULP-NN add mapping (the kernel shifts each input separately)")
-                    e[2], e[3] = 0, sh  # (x*c) >> d == x*c/D exactly: the division folds into the inputs
+                # floor((c1*a + c2*b) / D) == c1/D*a + floor(c2*b / D) when D divides c1 (and symmetrically):
+                # then each input is (x*c) >> d on its own, exactly as the kernel requantises its inputs separately
+                # (the multiple of D shifts exactly). With neither scale a multiple of D the floor of the sum is not
+                # the sum of two floors.
+                if any(e[2] or e[3] for e in ins) or all(e[1] % D for e in ins):
+                    raise JaxpulpError(f"node {_node_id(nxt)}: the residual add's inputs are scaled by {ins[0][1]} "
+                                       f"and {ins[1][1]}, neither a multiple of the divisor {D}: floor((c1*a + "
+                                       f"c2*b)/{D}) is not floor(c1*a/{D}) + floor(c2*b/{D}), and PULP-NN's add "
+                                       "shifts each input separately, so there is no exact mapping")
+                for e in ins:
+                    e[2], e[3] = 0, sh
                 nodes.append(nxt)
                 end, _ = _follow(g, nxt.output[0], nodes, ("Floor",))
             for k, e in enumerate(ins, 1):
@@ -659,7 +765,7 @@ class _Importer:
         mul = int(_int_array(g.const(prod.input[1], prod, "mul"), prod, "mul").ravel()[0])
         add = int(_int_array(g.const(prod.input[2], prod, "add"), prod, "add").ravel()[0])
         return [self.name_of(prod.input[0]), mul, add + div // 2, sh,
-                _levels_type(pa["n_levels_out"], pa.get("signed", 1), prod)]
+                _levels_type(_rq_levels(pa, prod), pa.get("signed", 1), prod)]
 
     # ------------------------------------------------------------------------------------------------ walk
     def run(self):
@@ -721,6 +827,12 @@ class _Importer:
         return outs
 
 
+def _acc_bound(taps: int, in_t: QType, w) -> int:
+    """Worst-case |sum of products| of an accumulator of ``taps`` products (bias not included)."""
+    xmax = max(abs(in_t.lo), abs(in_t.hi))
+    return taps * xmax * (int(np.abs(w).max()) if np.size(w) else 0)
+
+
 def _bn_overflow(lay: Layer, p: dict) -> int:
     """Worst-case |kappa*acc + lambda| of a BN-requantised layer (acc bounded by the input / weight ranges)."""
     Kh, Kw = lay.kernel
@@ -737,6 +849,7 @@ def _choose_bn_bits(layers, params, notes) -> tuple:
     worst = [(l.name, _bn_overflow(l, params[l.name])) for l in layers
              if l.kind in ("conv", "depthwise", "linear") and l.out_type.bits != 32]
     over = [(n, v) for n, v in worst if v >= 1 << 31]
+    over += [(l.name, 1 << 31) for l in layers if l.bn_bits == 64 and l.name not in dict(over)]  # wide lambda
     if not over:
         return tuple(layers)
     n, v = max(over, key=lambda t: t[1])
@@ -784,7 +897,7 @@ def load_onnx(model, *, dialect: str = "auto", input_type="u8", bn_bits="auto", 
         types = {k: QType.parse(v) for k, v in input_type.items()}
     else:
         types = {k: QType.parse(input_type) for k in names}
-    imp = _Importer(g, d, types, 32 if bn_bits == "auto" else bn_bits, nemo_divisor)
+    imp = _Importer(g, d, types, bn_bits, nemo_divisor)
     outs = imp.run()
     layers = tuple(imp.layers)
     if bn_bits == "auto":
