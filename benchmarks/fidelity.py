@@ -9,12 +9,12 @@ Prints tables and writes ``benchmarks/results/fidelity.json``:
    on 8 cores, 16 peak);
 4. the 27 permutations on 8 cores / 1 core / Cortex-M7, and the GAP-8 vs STM32H7 ratios (CF'20: 21-25x
    faster, 15-21x more energy efficient);
-5. external data (shared/external_testcases): per-layer 1.0-MobileNetV1-128 on a GAP-8 board (DORY, 100 MHz)
+5. external data (tests/data/external, a copy of shared/external_testcases): per-layer 1.0-MobileNetV1-128 on a GAP-8 board (DORY, 100 MHz)
    and whole-network MAC/cycle on GVSoC (dory_examples), with the error per row and the MAPE. Those
    measurements include DMA transfers and tiling (L3 -> L2 -> L1), which the model leaves out: for layers
    whose tiles stream from L3 the model must be optimistic.
 
-Usage: ``python benchmarks/fidelity.py [--shared ../shared] [--out benchmarks/results/fidelity.json] [--png]``
+Usage: ``python benchmarks/fidelity.py [--external tests/data/external] [--out benchmarks/results/fidelity.json] [--png]``
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+EXTERNAL = os.path.join(ROOT, "tests", "data", "external")  # the bundled copy of the external test cases
 
 from jaxpulp.cost import kernel_cost  # noqa: E402
 from jaxpulp.cost import calibration, pulpnn  # noqa: E402
@@ -268,9 +269,9 @@ def _read_network_csv(path):
     return rows
 
 
-def dory_networks(path, shared):
+def dory_networks(path, external):
     rows = _read_network_csv(path)
-    ex = os.path.join(shared, "external_testcases", "dory_examples")
+    ex = os.path.join(external, "dory_examples")
     nets = {
         "MobilenetV1 (NEMO MV1-128)": lambda: list(mobilenet_v1_128(8).values()),
         "MobilenetV1_4bits (Quantlab mnv1_4b4b_fixed, BNRelu 64-bit)": lambda: [
@@ -317,7 +318,8 @@ def mape(errors):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", default=os.path.join(ROOT, "..", "shared"), help="path of the shared/ folder")
+    ap.add_argument("--external", default=EXTERNAL, help="external test cases (default: the bundled copy, "
+                    "tests/data/external)")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "fidelity.json"))
     ap.add_argument("--png", action="store_true", help="also write heat maps (needs matplotlib)")
     args = ap.parse_args(argv)
@@ -330,7 +332,7 @@ def main(argv=None):
 
     gdir = os.path.join(ROOT, "tests", "golden")
     if not os.path.exists(os.path.join(gdir, "conv.json")):
-        gdir = os.path.join(args.shared, "golden")
+        raise SystemExit(f"no golden vectors in {gdir}")
     gold = golden_counters(gdir)
     print("\n== 2. Golden per-core built-in counters (sdotp, extract, insert, pack4, clip/clipu, simd, minmax, "
           "fl1, barrier, core_id) ==")
@@ -373,7 +375,7 @@ def main(argv=None):
         except Exception as e:  # matplotlib missing: report, do not fail
             print(f"  (no heat map: {e})")
 
-    ext = os.path.join(args.shared, "external_testcases")
+    ext = args.external
     print("\n== 5a. 1.0-MobileNetV1-128, 8 bit, per layer on a GAP-8 board (DORY, 100 MHz, incl. DMA) ==")
     dl = dory_layers(os.path.join(ext, "dory_gap8_mobilenetv1_128_8bit_per_layer.csv"))
     print(f"  {'layer':11s} {'meas cyc':>9} {'model':>9} {'err%':>7} {'gcc-outer err%':>14} {'meas MAC/c':>10} "
@@ -395,7 +397,7 @@ def main(argv=None):
                                        "mape_conv_from_l2": mape([r["error_pct"] for r in conv_like])}
 
     print("\n== 5b. Whole networks, GAP-8 GVSoC 8 cores (dory_examples, incl. DMA/tiling) ==")
-    nets = dory_networks(os.path.join(ext, "dory_examples_gvsoc_network_mac_per_cycle.csv"), args.shared)
+    nets = dory_networks(os.path.join(ext, "dory_examples_gvsoc_network_mac_per_cycle.csv"), ext)
     print(f"  {'network':58s} {'meas':>6} {'model':>6} {'err%':>7}  notes")
     for r in nets:
         p = "-" if r["predicted_mpc"] is None else f"{r['predicted_mpc']:6.2f}"

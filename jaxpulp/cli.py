@@ -27,9 +27,8 @@ def _cmd_kernels(args) -> int:
         raise jaxpulp.JaxpulpError(f"--png {args.png!r}: only with --cost (the heat map of the cost table)")
     vs = catalog.variants(args.family)
     if not vs:
-        print(f"--family {args.family!r}: no such family; expected one of "
-              f"{sorted({v.family for v in catalog.variants()})}", file=sys.stderr)
-        return 2
+        raise jaxpulp.JaxpulpError(f"--family {args.family!r}: no such family; expected one of "
+                                   f"{sorted({v.family for v in catalog.variants()})}")
     if args.cost:
         from jaxpulp.cost import report as cost_report
 
@@ -175,7 +174,9 @@ def main(argv=None) -> int:
         return 0
     try:
         _check_outputs(args)
-        return args.fn(args)
+        rc = args.fn(args)
+        sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
+        return rc
     except BrokenPipeError:  # jaxpulp report | head: the reader has gone, stop quietly
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)

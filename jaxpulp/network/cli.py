@@ -72,8 +72,9 @@ def read_input(path: str, net) -> dict:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         if isinstance(e, JaxpulpError):
             raise
-        raise JaxpulpError(f"--input {path!r}: not a readable numpy file ({type(e).__name__}: "
-                           f"{' '.join(str(e).split())})") from None
+        why = ("pickled objects or not a numpy file" if "pickle" in str(e) else
+               f"{type(e).__name__}: {' '.join(str(e).split())}")
+        raise JaxpulpError(f"--input {path!r}: not a readable numpy file of integers ({why})") from None
     for k, v in xs.items():
         if v.dtype.kind not in "iub" or v.size == 0:
             raise JaxpulpError(f"--input {path!r}: array {k!r} has shape {v.shape} / dtype {v.dtype}, expected a "

@@ -60,6 +60,18 @@ def _add_internals(net: Network, tensors: dict) -> dict:
     return out
 
 
+def _read_npz(path: str) -> dict:
+    """``goldens.read_npz_nchw`` with a damaged file reported by name."""
+    import zipfile
+
+    try:
+        return goldens.read_npz_nchw(path)
+    except (OSError, EOFError, zipfile.BadZipFile, ValueError) as e:
+        if isinstance(e, JaxpulpError):
+            raise
+        raise JaxpulpError(f"{path}: not a readable npz file ({type(e).__name__}: {e})") from None
+
+
 def missing_goldens(net: Network, files) -> list[LayerCheck]:
     """A failing ``LayerCheck`` for each layer up to the last golden file that has no ``out_layerN.txt``: a
     layer in the middle without its golden is reported by name, not skipped."""
@@ -103,14 +115,14 @@ def check(net: Network, directory: str, *, path: str = "packed", order: str = "h
     if order not in ("hwc", "chw", "auto"):
         raise JaxpulpError(f"order={order!r}: expected 'hwc', 'chw' or 'auto'")
     fmt = golden_format(directory)
+    files = sorted(glob.glob(os.path.join(directory, "out_layer*.txt")),
+                   key=lambda f: int(re.findall(r"\d+", os.path.basename(f))[0]))
+    if fmt == "dory" and not files:
+        raise JaxpulpError(f"golden={directory!r}: no out_layerN.txt files; comparing nothing is not a pass")
     xs = load_inputs(net, directory, order)
     res = run(net, xs, path=path, keep=True)
     out = []
     if fmt == "dory":
-        files = sorted(glob.glob(os.path.join(directory, "out_layer*.txt")),
-                       key=lambda f: int(re.findall(r"\d+", os.path.basename(f))[0]))
-        if not files:
-            raise JaxpulpError(f"golden={directory!r}: no out_layerN.txt files; comparing nothing is not a pass")
         if len(files) > len(net.layers):
             raise JaxpulpError(f"{directory}: {len(files)} out_layerN.txt files but the network has "
                                f"{len(net.layers)} layers")
@@ -127,7 +139,7 @@ def check(net: Network, directory: str, *, path: str = "packed", order: str = "h
             note = f"stored {o.upper()}" if order == "auto" and o != "hwc" and n == 0 else ""
             out.append(LayerCheck(os.path.basename(f), lay.output, n == 0, n, first, note))
         return out + missing_goldens(net, files)
-    outs = goldens.read_npz_nchw(os.path.join(directory, "outputs.npz"))
+    outs = _read_npz(os.path.join(directory, "outputs.npz"))
     for (k, want), name in zip(outs.items(), net.outputs):
         n, first = _diff(res.outputs[name], want)
         out.append(LayerCheck(f"outputs.npz:{k}", name, n == 0, n, first))
@@ -135,7 +147,7 @@ def check(net: Network, directory: str, *, path: str = "packed", order: str = "h
     if os.path.exists(act_path):
         cands = dict(res.tensors)
         cands.update(_add_internals(net, res.tensors))
-        goldens_ = {k: v for k, v in goldens.read_npz_nchw(act_path).items() if "_pact_" not in k}
+        goldens_ = {k: v for k, v in _read_npz(act_path).items() if "_pact_" not in k}
         out.extend(match_activations(goldens_, cands))
     if not out:
         raise JaxpulpError(f"golden={directory!r}: no golden tensors to compare; comparing nothing is not a pass")

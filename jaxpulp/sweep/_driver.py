@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import time
+import zipfile
 from typing import NamedTuple
 
 import jax
@@ -171,13 +172,18 @@ def _metric_data(net, spec: SweepSpec):
             d = np.load(spec.data)
             x = np.asarray(d["x"])
             y = np.asarray(d["y"]) if "y" in d.files else None
-        except (OSError, KeyError, ValueError) as e:
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
             raise JaxpulpError(f"data={spec.data!r}: expected an .npz with 'x' [N, H, W, C] (and labels 'y' [N]) "
                                f"({e})") from None
         t = net.input.qtype
         if x.ndim != 4 or tuple(x.shape[1:]) != tuple(net.input.shape) or x.dtype.kind not in "iu":
             raise JaxpulpError(f"data={spec.data!r}: x has shape {x.shape} / dtype {x.dtype}, expected integers "
                                f"(N, {', '.join(map(str, net.input.shape))})")
+        if not len(x):
+            raise JaxpulpError(f"data={spec.data!r}: x holds no inputs (shape {x.shape}), expected N >= 1")
+        if y is not None and (y.ndim != 1 or len(y) != len(x) or y.dtype.kind not in "iu"):
+            raise JaxpulpError(f"data={spec.data!r}: labels y have shape {y.shape} / dtype {y.dtype}, expected "
+                               f"{len(x)} integer labels (one per input of x)")
         if x.size and (x.min() < t.lo or x.max() > t.hi):
             raise JaxpulpError(f"data={spec.data!r}: x spans [{x.min()}, {x.max()}], outside {t}")
         x = x[: spec.inputs].astype(np.int32)
