@@ -238,7 +238,7 @@ def read_sweep(paths) -> SweepRows:
     Parquet copy); shard files of the sweep that are missing are listed. Files without a ``.meta.json`` are
     read unchecked (noted)."""
     files = expand_paths(paths)
-    rows, notes, metas = [], [], {}
+    rows, notes, metas, per_file = [], [], {}, []
     seen = {}
     for p in files:
         got = _read_file(p)
@@ -255,13 +255,7 @@ def read_sweep(paths) -> SweepRows:
             metas[p] = meta
         else:
             notes.append(f"{p}: no {os.path.basename(mp)}; its rows are not checked against the others")
-        for r in got:
-            key = (id(meta) if meta is None else meta.get("table_digest"), r.get("index"))
-            if r.get("index") is not None and key in seen:
-                raise JaxpulpError(f"results: row index {r.get('index')} is in both {seen[key]!r} and {p!r} (the "
-                                   "same rows given twice, e.g. a .jsonl and its .parquet); pass each sweep's rows "
-                                   "once")
-            seen[key] = p
+        per_file.append((p, meta, got))
         rows.extend(got)
     if not rows:
         raise JaxpulpError(f"results={list(paths) if not isinstance(paths, str) else paths!r}: no complete rows "
@@ -279,6 +273,15 @@ def read_sweep(paths) -> SweepRows:
             raise JaxpulpError(f"results: shards of {sorted(counts)} different shard counts N (K/N) of the same "
                                "sweep; their rows overlap, pass the files of one N")
         n = counts.pop()
+    for p, meta, got in per_file:  # after the sweep checks, which name the cause better
+        for r in got:
+            key = (meta is None, r.get("index"))
+            if r.get("index") is not None and key in seen:
+                raise JaxpulpError(f"results: row index {r.get('index')} is in both {seen[key]!r} and {p!r} (the "
+                                   "same rows given twice, e.g. a .jsonl and its .parquet); pass each sweep's rows "
+                                   "once")
+            seen[key] = p
+    if metas:
         total = int(m0.get("total")) if m0.get("total") is not None else None
         have = {tuple(m.get("shard", (0, 1)))[0] for m in metas.values()}
         base = [p for p in metas if not p.endswith(".parquet")]
