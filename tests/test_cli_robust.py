@@ -147,7 +147,7 @@ def test_malformed_input_is_one_line_exit_2(argv, bad_dir, capsys, monkeypatch):
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert rc == 2, (rc, out, err)
     assert "Traceback" not in err + out
-    assert len(lines) - sum(ln.startswith(("sweep ", "note: ")) for ln in lines) == 1, err  # progress lines aside
+    assert len(lines) - sum(ln.startswith(("sweep ", "note: ", "cost table ")) for ln in lines) == 1, err  # progress aside
     assert "error" in lines[-1] and "JAXPULP_TRACEBACK" not in lines[-1], lines[-1]  # an anticipated error
     assert _files(bad_dir) == before, "a file was left behind"
 

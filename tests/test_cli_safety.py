@@ -297,3 +297,12 @@ def test_kernels_cost_png_writes_the_path_given(tmp_path, capsys):
     png = tmp_path / "heat.png"
     assert cli.main(["kernels", "--cost", "--png", str(png)]) == 0
     assert png.stat().st_size > 1000
+
+
+def test_cost_table_build_logs_each_layer():
+    from jaxpulp import costtable
+    from jaxpulp.sweep._nets import toy_net
+
+    lines = []
+    costtable.build_table(toy_net(size=4), "gap8", log=lines.append)
+    assert len(lines) == 7 and lines[-1] == "cost table toy4 (gap8): layer 7/7 fc (linear)"

@@ -124,7 +124,7 @@ def _cmd_lut(args) -> int:
     from jaxpulp.sweep._nets import load_network
 
     net = load_network(args.net)
-    table = costtable.build_table(net, args.target)
+    table = costtable.build_table(net, args.target, log=_log)
     with atomic_path(args.out) as tmp:
         costtable.save_lut(table, tmp)
     n = int(table.supported.sum())

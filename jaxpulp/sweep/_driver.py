@@ -94,9 +94,14 @@ class SweepSummary(NamedTuple):
     seconds: float
 
 
-def prepare(spec: SweepSpec):
-    """(network, cost table, config space, mode, total) of a sweep."""
-    net, table = _network_and_table(spec.net, spec.target)
+def prepare(spec: SweepSpec, log=None):
+    """(network, cost table, config space, mode, total) of a sweep; ``log`` hears of each cost-table layer."""
+    global _TABLE_LOG
+    _TABLE_LOG = log
+    try:
+        net, table = _network_and_table(spec.net, spec.target)
+    finally:
+        _TABLE_LOG = None
     space = costtable.config_space(table, act_types=spec.act_types, weight_types=spec.weight_types,
                                    free_input=spec.free_input)
     if spec.enumerate is True and space.size >= 2**31:
@@ -116,7 +121,10 @@ def _network_and_table(net_spec: str, target: str):
     from jaxpulp.sweep._nets import load_network
 
     net = load_network(net_spec)
-    return net, costtable.build_table(net, target)
+    return net, costtable.build_table(net, target, log=_TABLE_LOG)
+
+
+_TABLE_LOG = None  # the log of the prepare() call in progress (the cached function's arguments stay the key)
 
 
 def _shard_map(f, mesh, in_specs, out_specs):
@@ -246,7 +254,7 @@ def run_sweep(spec: SweepSpec, out: str, *, shard=(0, 1), chunk: int | None = No
     # everything that can fail on bad arguments happens before any file is touched
     if log:
         log(f"sweep {spec.net}: loading the network and building its cost table ({spec.target}) ...")
-    net, table, space, mode, total = prepare(spec)
+    net, table, space, mode, total = prepare(spec, log)
     mesh = make_mesh(devices)
     n_dev = mesh.devices.size
     chunk = chunk or _default_chunk(spec, n_dev)
