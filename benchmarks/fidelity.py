@@ -9,7 +9,7 @@ Prints tables and writes ``benchmarks/results/fidelity.json``:
    on 8 cores, 16 peak);
 4. the 27 permutations on 8 cores / 1 core / Cortex-M7, and the GAP-8 vs STM32H7 ratios (CF'20: 21-25x
    faster, 15-21x more energy efficient);
-5. external data (shared/external_testcases): per-layer 1.0-MobileNetV1-128 on a GAP-8 board (DORY, 100 MHz)
+5. external data (tests/data/external, a copy of shared/external_testcases): per-layer 1.0-MobileNetV1-128 on a GAP-8 board (DORY, 100 MHz)
    and whole-network MAC/cycle on GVSoC (dory_examples), with the error per row and the MAPE. Those
    measurements include DMA transfers and tiling (L3 -> L2 -> L1), which the model leaves out: for layers
    whose tiles stream from L3 the model must be optimistic.
@@ -18,9 +18,9 @@ Prints tables and writes ``benchmarks/results/fidelity.json``:
    kernel-only figures: the board rows on ``gap8-board`` (blocking DMA), the GVSoC networks on ``gap8-gvsoc``
    (double-buffered); the one fitted board constant (the HyperRAM rate) with leave-one-out errors.
 
-External data is read from the bundled copy tests/data/external unless ``--shared`` is given.
+External data is read from the bundled copy tests/data/external unless ``--external DIR`` is given.
 
-Usage: ``python benchmarks/fidelity.py [--shared ../shared] [--out benchmarks/results/fidelity.json] [--png]``
+Usage: ``python benchmarks/fidelity.py [--external tests/data/external] [--out benchmarks/results/fidelity.json] [--png]``
 """
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+EXTERNAL = os.path.join(ROOT, "tests", "data", "external")  # the bundled copy of the external test cases
 
 from jaxpulp.cost import kernel_cost  # noqa: E402
 from jaxpulp.cost import calibration, pulpnn  # noqa: E402
@@ -425,7 +426,7 @@ def mape(errors):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", default=None, help="path of the shared/ folder (default: the bundled copy in "
+    ap.add_argument("--external", default=EXTERNAL, help="external test cases (default: the bundled copy, "
                     "tests/data/external)")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "fidelity.json"))
     ap.add_argument("--png", action="store_true", help="also write heat maps (needs matplotlib)")
@@ -438,8 +439,8 @@ def main(argv=None):
     result["rtl_cycles"] = cyc
 
     gdir = os.path.join(ROOT, "tests", "golden")
-    if not os.path.exists(os.path.join(gdir, "conv.json")) and args.shared:
-        gdir = os.path.join(args.shared, "golden")
+    if not os.path.exists(os.path.join(gdir, "conv.json")):
+        raise SystemExit(f"no golden vectors in {gdir}")
     gold = golden_counters(gdir)
     print("\n== 2. Golden per-core built-in counters (sdotp, extract, insert, pack4, clip/clipu, simd, minmax, "
           "fl1, barrier, core_id) ==")
@@ -482,8 +483,7 @@ def main(argv=None):
         except Exception as e:  # matplotlib missing: report, do not fail
             print(f"  (no heat map: {e})")
 
-    ext = os.path.join(args.shared, "external_testcases") if args.shared else os.path.join(ROOT, "tests", "data",
-                                                                                           "external")
+    ext = args.external
     print("\n== 5a. 1.0-MobileNetV1-128, 8 bit, per layer on a GAP-8 board (DORY, 100 MHz, incl. DMA) ==")
     dl = dory_layers(os.path.join(ext, "dory_gap8_mobilenetv1_128_8bit_per_layer.csv"))
     print(f"  {'layer':11s} {'meas cyc':>9} {'model':>9} {'err%':>7} {'gcc-outer err%':>14} {'meas MAC/c':>10} "

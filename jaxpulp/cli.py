@@ -11,22 +11,25 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
 import numpy as np
 
 import jaxpulp
+from jaxpulp._io import check_output_path, int_arg
 
 
 def _cmd_kernels(args) -> int:
     from jaxpulp.kernels import catalog
 
+    if args.png and not args.cost:
+        raise jaxpulp.JaxpulpError(f"--png {args.png!r}: only with --cost (the heat map of the cost table)")
     vs = catalog.variants(args.family)
     if not vs:
-        print(f"--family {args.family!r}: no such family; expected one of "
-              f"{sorted({v.family for v in catalog.variants()})}", file=sys.stderr)
-        return 2
+        raise jaxpulp.JaxpulpError(f"--family {args.family!r}: no such family; expected one of "
+                                   f"{sorted({v.family for v in catalog.variants()})}")
     if args.cost:
         from jaxpulp.cost import report as cost_report
 
@@ -96,23 +99,32 @@ def _cmd_check_golden(args) -> int:
     return 1 if failed else 0
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2): ``jaxpulp run: argument --batch: ...; see jaxpulp run -h``."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="jaxpulp", description="Bit-exact JAX emulator of the PULP-NN mixed kernels "
+    p = ArgumentParser(prog="jaxpulp", description="Bit-exact JAX emulator of the PULP-NN mixed kernels "
                                 "on GAP-8, with a cost model.")
     p.add_argument("--version", action="version", version=f"jaxpulp {jaxpulp.__version__}")
     sub = p.add_subparsers(dest="command")
+    # Each command: sub.add_parser(...), set_defaults(fn=..., outputs=(dests of output paths, checked before any
+    # work), on_interrupt=(args -> hint printed on Ctrl-C)). Errors: raise JaxpulpError; main() prints one line.
     k = sub.add_parser("kernels", help="list every kernel variant with its C name and constraints")
     k.add_argument("--family", default=None, help="only this family (conv, pointwise, depthwise, linear_quant, ...)")
     k.add_argument("--cost", action="store_true", help="MACs/cycle of the 27 conv permutations (cost model)")
     k.add_argument("--png", default=None, help="with --cost: write a heat-map PNG here (needs matplotlib)")
-    k.set_defaults(fn=_cmd_kernels)
+    k.set_defaults(fn=_cmd_kernels, outputs=("png",))
     d = sub.add_parser("demo", help="run a few conv variants on the PULP-NN benchmark layer")
-    d.add_argument("--batch", type=int, default=8, help="inputs per call (default 8)")
+    d.add_argument("--batch", type=int_arg(1, 4096), default=8, help="inputs per call (1..4096, default 8)")
     d.set_defaults(fn=_cmd_demo)
     g = sub.add_parser("check-golden", help="run every golden case in DIR and print 'N passed, M failed'")
     g.add_argument("dir", help="folder with <family>.json / <family>.npz pairs")
     g.add_argument("--family", action="append", help="only this family (repeatable)")
-    g.add_argument("--show", type=int, default=20, help="failures to print (default 20)")
+    g.add_argument("--show", type=int_arg(0), default=20, help="failures to print (default 20)")
     g.set_defaults(fn=_cmd_check_golden)
     from jaxpulp import sweep
     from jaxpulp.network import cli as network_cli
@@ -125,16 +137,65 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(e: BaseException) -> str:
+    """A one-line description of an exception raised while handling user input."""
+    if isinstance(e, jaxpulp.JaxpulpError):
+        return " ".join(str(e).split())
+    if isinstance(e, OSError) and e.strerror:
+        where = f"{e.filename!r}: " if e.filename else ""
+        return f"{where}{e.strerror}"
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    text = lines[0] if lines else repr(e)
+    if "RESOURCE_EXHAUSTED" in str(e) or isinstance(e, MemoryError):
+        return f"out of memory ({text[:200]}); use a smaller --batch / --chunk"
+    known = (OSError, ValueError, EOFError, KeyError, IndexError, MemoryError)
+    import zipfile
+
+    if isinstance(e, known + (zipfile.BadZipFile,)):
+        return f"{type(e).__name__}: {text}"
+    return f"{type(e).__name__}: {text} (unexpected; JAXPULP_TRACEBACK=1 shows where)"
+
+
+def _check_outputs(args) -> None:
+    """Every output path a command declares (``set_defaults(outputs=("out", "png"))``) must be creatable before
+    any work starts."""
+    for dest in getattr(args, "outputs", ()):
+        v = getattr(args, dest, None)
+        if v:
+            check_output_path(v, "--" + dest.replace("_", "-"))
+
+
 def main(argv=None) -> int:
+    """Run the command line; every error on user input ends as one line on stderr and exit status 2 (130 for
+    Ctrl-C). ``JAXPULP_TRACEBACK=1`` re-raises instead, for debugging."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # -h, --version (0) or a usage error (2), already printed
+        return e.code if isinstance(e.code, int) else 2
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
     try:
-        return args.fn(args)
-    except jaxpulp.JaxpulpError as e:
-        print(f"error: {e}", file=sys.stderr)
+        _check_outputs(args)
+        rc = args.fn(args)
+        sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
+        return rc
+    except BrokenPipeError:  # jaxpulp report | head: the reader has gone, stop quietly
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 141
+    except KeyboardInterrupt:
+        hint = getattr(args, "on_interrupt", None)
+        print(f"interrupted{': ' + hint(args) if hint else ''}", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the CLI never ends in a traceback
+        if os.environ.get("JAXPULP_TRACEBACK"):
+            raise
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
 
 

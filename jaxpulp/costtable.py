@@ -162,9 +162,11 @@ def check_layer(lay, cluster: Cluster):
     return cfg
 
 
-def build_table(net, target="gap8") -> CostTable:
+def build_table(net, target="gap8", log=None) -> CostTable:
     """The exact cost of every type triple of every layer of ``net`` on ``target`` (a name, ``Target`` or
-    ``Cluster``; ``"deployed:gap8-board"`` / ``"deployed:gap8-gvsoc"``: deployed cycles, ``jaxpulp.deploy.table``). Each distinct (layer shape, types) is costed once (``kernel_cost`` is cached)."""
+    ``Cluster``; ``"deployed:gap8-board"`` / ``"deployed:gap8-gvsoc"``: deployed cycles, ``jaxpulp.deploy.table``).
+    Each distinct (layer shape, types) is costed once (``kernel_cost`` is cached). ``log``: a ``print``-like
+    function told about each layer as it starts (long builds stay visible)."""
     from jaxpulp.cost import kernel_cost
 
     if isinstance(target, str) and target.startswith("deployed:"):  # deployed latency (jaxpulp.deploy.table)
@@ -181,6 +183,8 @@ def build_table(net, target="gap8") -> CostTable:
     sup = np.zeros(shape, bool)
     kern = np.full(shape, "unsupported: not a kernel", dtype=object)
     for li, lay in enumerate(net.layers):
+        if log:
+            log(f"cost table {net.name} ({tgt.name}): layer {li + 1}/{L} {lay.name} ({lay.kind})")
         H, W, C = lay.in_shape
         out_numel = int(np.prod(lay.out_shape))
         in_numel = H * W * C

@@ -112,15 +112,35 @@ def run_cases(metas: list[dict], arrays_by_case: dict) -> list[CaseResult]:
 
 
 def check_golden_dir(directory: str, families: list[str] | None = None, progress=None) -> list[CaseResult]:
-    """Every case of every ``<family>.json``/``.npz`` pair in ``directory``."""
+    """Every case of every ``<family>.json``/``.npz`` pair in ``directory``. Raises ``JaxpulpError`` when the
+    folder is missing, a requested family has no files there, a file is unreadable, or there is nothing to run
+    (comparing nothing is not a pass)."""
+    import zipfile
+
+    from jaxpulp.errors import JaxpulpError
+
+    if not os.path.isdir(directory):
+        raise JaxpulpError(f"dir={directory!r}: no such folder")
     names = sorted(f[:-5] for f in os.listdir(directory) if f.endswith(".json")
                    and os.path.exists(os.path.join(directory, f[:-5] + ".npz")))
+    unknown = sorted(set(families or ()) - set(names))
+    if unknown:
+        raise JaxpulpError(f"family={unknown[0]!r}: no {unknown[0]}.json / .npz pair in {directory!r}; "
+                           f"expected one of {names}")
     results = []
     for fam in names:
         if families and fam not in families:
             continue
-        meta, arrays = load_family(directory, fam)
+        try:
+            meta, arrays = load_family(directory, fam)
+            cases = meta["cases"]
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as e:
+            raise JaxpulpError(f"{os.path.join(directory, fam)}.json/.npz: not a readable golden family "
+                               f"({type(e).__name__}: {e})") from None
         if progress:
-            progress(fam, len(meta["cases"]))
-        results.extend(run_cases(meta["cases"], arrays))
+            progress(fam, len(cases))
+        results.extend(run_cases(cases, arrays))
+    if not results:
+        raise JaxpulpError(f"dir={directory!r}: no golden cases to run (expected <family>.json / <family>.npz "
+                           "pairs with cases); comparing nothing is not a pass")
     return results

@@ -162,6 +162,21 @@ def max_abs_product(a_bits: int, a_signed: bool, b_bits: int, b_signed: bool) ->
     return amax * bmax
 
 
+def value_ints(a, name: str, q):
+    """A value-path operand: integer dtype, and (where its values are known, i.e. not traced) every value in
+    ``q``'s range, like the packed path's ``packing.pack``. NaN, fractions and out-of-range values are refused."""
+    if not isinstance(a, jax.core.Tracer):
+        a = np.asarray(a)
+    if not jnp.issubdtype(a.dtype, jnp.integer):
+        raise JaxpulpError(f"{name}: dtype {a.dtype}, expected an integer array of {q} values")
+    if not isinstance(a, jax.core.Tracer) and a.size:
+        lo, hi = int(a.min()), int(a.max())
+        if lo < q.lo or hi > q.hi:
+            raise JaxpulpError(f"{name}: value {lo if lo < q.lo else hi} out of range for {q}: expected "
+                               f"[{q.lo}, {q.hi}]")
+    return a
+
+
 def int_scalar(v, name: str, lo: int, hi: int, what: str):
     """An integer scalar argument as int32 (range-checked where its value is known; host values stay numpy, so
     validating them dispatches nothing)."""

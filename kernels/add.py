@@ -439,8 +439,8 @@ def run_values(x1, x2, params, *, cfg, cluster: Cluster = GAP8):
     p = _as_params(params, cfg)
     shape = (cfg.H, cfg.W, cfg.C)
     xs = []
-    for name, x in (("x1", x1), ("x2", x2)):
-        x = jnp.asarray(x)
+    for name, x, q in (("x1", x1, cfg.in1_type), ("x2", x2, cfg.in2_type)):
+        x = jnp.asarray(_engine.value_ints(x, name, q))
         if x.shape[-3:] != shape or x.ndim not in (3, 4) or not jnp.issubdtype(x.dtype, jnp.integer):
             raise JaxpulpError(f"{name}: shape {x.shape} dtype {x.dtype}, expected integers of shape "
                                f"([batch,] {cfg.H}, {cfg.W}, {cfg.C})")

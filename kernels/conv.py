@@ -287,6 +287,8 @@ def _fast_packed(x_words, w_words, p: Params, cfg: ConvConfig, cluster: Cluster)
 
 
 def _as_params(params, cfg: ConvConfig) -> Params:
+    if not isinstance(params, (Params, dict, tuple, list)):
+        raise JaxpulpError(f"params={params!r}: expected a conv.Params (kappa, lam, out_mult, out_shift, bias)")
     if not isinstance(params, Params):
         params = Params(**params) if isinstance(params, dict) else Params(*params)
     co = cfg.Co
@@ -314,8 +316,8 @@ def _as_words(a, n_words: int, name: str, batch_ok: bool):
     a = jnp.asarray(a)
     if a.dtype != jnp.uint32:
         raise JaxpulpError(f"{name}: dtype {a.dtype}, expected a uint32 memory image (see jaxpulp.packing)")
-    if a.ndim not in ((1, 2) if batch_ok else (1,)) or a.shape[-1] < n_words:
-        raise JaxpulpError(f"{name}: shape {a.shape}, expected ({'batch, ' if batch_ok else ''}>= {n_words}) "
+    if a.ndim not in ((1, 2) if batch_ok else (1,)) or a.shape[-1] < n_words or (a.ndim == 2 and not len(a)):
+        raise JaxpulpError(f"{name}: shape {a.shape}, expected ({'batch >= 1, ' if batch_ok else ''}>= {n_words}) "
                            "uint32 words")
     return a[..., :n_words]
 
@@ -347,9 +349,9 @@ def run_values(x, w, params, *, cfg: ConvConfig, cluster: Cluster = GAP8):
     cfg = cfg.replace(semantics="ideal")
     check(cfg, cluster)
     p = _as_params(params, cfg)
-    x = jnp.asarray(x)
-    w = jnp.asarray(w)
-    if x.shape[-3:] != (cfg.H, cfg.W, cfg.Ci) or x.ndim not in (3, 4):
+    x = jnp.asarray(_engine.value_ints(x, "x", cfg.in_type))
+    w = jnp.asarray(_engine.value_ints(w, "w", cfg.w_type))
+    if x.shape[-3:] != (cfg.H, cfg.W, cfg.Ci) or x.ndim not in (3, 4) or (x.ndim == 4 and not len(x)):
         raise JaxpulpError(f"x: shape {x.shape}, expected ([batch,] {cfg.H}, {cfg.W}, {cfg.Ci})")
     if w.shape != (cfg.Co, cfg.Kh, cfg.Kw, cfg.Ci):
         raise JaxpulpError(f"w: shape {w.shape}, expected ({cfg.Co}, {cfg.Kh}, {cfg.Kw}, {cfg.Ci})")
@@ -374,8 +376,13 @@ def reference(x, w, params, cfg: ConvConfig, cluster: Cluster = GAP8) -> np.ndar
     matmul (4-channel blocks, then leftover channels), odd leftover pixel per row, requant (§4).
     ``x`` (H, W, Ci), ``w`` (Co, Kh, Kw, Ci) int arrays; returns int32 (Ho, Wo, Co)."""
     check(cfg, cluster)
-    x = np.asarray(x, np.int64)
-    w = np.asarray(w, np.int64).reshape(cfg.Co, -1)
+    _as_params(params, cfg)
+    x = np.asarray(_engine.value_ints(x, "x", cfg.in_type), np.int64)
+    w = np.asarray(_engine.value_ints(w, "w", cfg.w_type), np.int64)
+    if x.shape != (cfg.H, cfg.W, cfg.Ci) or w.shape != (cfg.Co, cfg.Kh, cfg.Kw, cfg.Ci):
+        raise JaxpulpError(f"x, w: shapes {x.shape}, {w.shape}, expected ({cfg.H}, {cfg.W}, {cfg.Ci}) and "
+                           f"({cfg.Co}, {cfg.Kh}, {cfg.Kw}, {cfg.Ci})")
+    w = w.reshape(cfg.Co, -1)
     kappa = np.asarray(params.kappa, np.int64)
     lam = np.asarray(params.lam, np.int64)
     bias = None if params.bias is None else np.asarray(params.bias, np.int64)

@@ -439,8 +439,8 @@ def run_values(x, w, params, *, cfg: LinearConfig, cluster: Cluster = GAP8):
     cfg = cfg.replace(semantics="ideal")
     check(cfg, cluster)
     p = _as_params(params, cfg)
-    x = jnp.asarray(x)
-    w = jnp.asarray(w)
+    x = jnp.asarray(_engine.value_ints(x, "x", cfg.in_type))
+    w = jnp.asarray(_engine.value_ints(w, "w", cfg.w_type))
     if x.ndim not in (1, 2) or x.shape[-1] != cfg.N:
         raise JaxpulpError(f"x: shape {x.shape}, expected ([batch,] {cfg.N})")
     if w.shape != (cfg.M, cfg.N):

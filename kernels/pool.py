@@ -735,7 +735,7 @@ def run_values(x, params=None, *, cfg: PoolConfig, cluster: Cluster = GAP8):
     cfg = cfg.replace(semantics="ideal")
     check(cfg, cluster)
     p = _as_params(params, cfg)
-    x = jnp.asarray(x)
+    x = jnp.asarray(_engine.value_ints(x, "x", cfg.in_type))
     if x.shape[-3:] != (cfg.H, cfg.W, cfg.C) or x.ndim not in (3, 4) or not jnp.issubdtype(x.dtype, jnp.integer):
         raise JaxpulpError(f"x: shape {x.shape} dtype {x.dtype}, expected integers of shape "
                            f"([batch,] {cfg.H}, {cfg.W}, {cfg.C})")

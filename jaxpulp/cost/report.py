@@ -201,8 +201,8 @@ def heatmap_png(table: PermutationTable, path: str, *, title: str | None = None)
 
 def kernels_cost_report(targets=("gap8", "gap8-1core"), layer=None, *, png: str | None = None, **kw) -> str:
     """Text for ``jaxpulp kernels --cost``: the 27-permutation MACs/cycle table on each target and the
-    comparison with the Cortex-M7; with ``png`` (a path ending in .png), a heat map per target is written next
-    to it (``<stem>_<target>.png``; needs matplotlib) and the paths are listed."""
+    comparison with the Cortex-M7; with ``png`` (a path ending in .png), the first target's heat map is written
+    there and the others' next to it (``<stem>_<target>.png``; needs matplotlib) and the paths are listed."""
     import os
 
     parts = []
@@ -217,6 +217,6 @@ def kernels_cost_report(targets=("gap8", "gap8-1core"), layer=None, *, png: str 
                  "15-21x; per-row causes: jaxpulp compare-m7)")
     if png:
         stem, ext = os.path.splitext(png)
-        for t in tables:
-            parts.append("heat map: " + heatmap_png(t, f"{stem}_{t.target}{ext or '.png'}"))
+        for i, t in enumerate(tables):  # the first target at the path asked for, the others next to it
+            parts.append("heat map: " + heatmap_png(t, png if i == 0 else f"{stem}_{t.target}{ext or '.png'}"))
     return "\n\n".join(parts)

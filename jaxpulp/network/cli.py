@@ -16,7 +16,11 @@ import time
 
 import numpy as np
 
+from jaxpulp._io import atomic_path, int_arg, write_text
 from jaxpulp.errors import JaxpulpError
+
+# host memory one call may use for activations (bytes); larger batches run in chunks of this size
+CHUNK_BYTES = 1 << 30
 
 
 def load_model(model: str | None, args=None):
@@ -61,7 +65,8 @@ def read_input(path: str, net) -> dict:
     network's npz is read as NCHW, as ``jaxpulp check`` does)."""
     from jaxpulp.network import goldens
 
-    if not os.path.exists(path):
+
+    if not os.path.isfile(path):
         raise JaxpulpError(f"--input {path!r}: no such file")
     if path.endswith(".txt"):
         out = {net.input.name: goldens.hwc_values(path, net.input.shape)[None]}
@@ -70,10 +75,12 @@ def read_input(path: str, net) -> dict:
             arrays = {net.input.name: np.load(path, allow_pickle=False)}
         except Exception as e:  # noqa: BLE001 - numpy raises several types for corrupt files
             raise JaxpulpError(f"--input {path!r}: not a readable .npy file ({type(e).__name__}: {e})") from e
+        _check_int_arrays(path, arrays)
         out = {k: goldens.to_hwc(a, net.input.shape, "auto", f"--input {path!r}") for k, a in arrays.items()}
     elif path.endswith(".npz"):
         picked, extra = goldens.pick_inputs(goldens.read_npz_arrays(path), [s.name for s in net.inputs],
                                             f"--input {path!r}")
+        _check_int_arrays(path, picked)
         if extra:
             print(f"(--input: arrays {extra} are not network inputs; ignored)")
         layout = "nchw" if net.dialect == "deeploy" else "auto"
@@ -85,6 +92,50 @@ def read_input(path: str, net) -> dict:
         goldens.check_range(out[s.name], s.qtype, f"--input {path!r}" + (f" ({s.name!r})" if len(net.inputs) > 1
                                                                           else ""))
     return out
+
+
+def _check_int_arrays(path: str, arrays: dict) -> None:
+    for k, v in arrays.items():
+        if v.dtype.kind not in "iub" or v.size == 0:
+            raise JaxpulpError(f"--input {path!r}: array {k!r} has shape {v.shape} / dtype {v.dtype}, expected a "
+                               "non-empty integer array (batch, H, W, C) or (H, W, C)")
+
+
+def run_chunk(net, batch: int, keep: bool = False, budget: int = CHUNK_BYTES) -> int:
+    """Inputs per call so that one call's activations (int32 on the device, x4 for temporaries) stay within
+    ``budget`` bytes. With ``keep`` every activation of the whole batch is also held on the host (int64): raise
+    when that alone exceeds the machine's memory, saying how much is needed."""
+    per_input = sum(int(np.prod(s)) for s in [x.shape for x in net.inputs] + [lay.out_shape for lay in net.layers])
+    if keep:
+        need = per_input * 8 * batch
+        try:
+            avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+            avail = None
+        if avail and need > avail // 2:
+            raise JaxpulpError(f"--batch {batch} with --out: keeping every activation needs {need / 2**30:.1f} GiB "
+                               f"of memory ({avail / 2**30:.1f} GiB here); use a smaller --batch")
+    return max(1, min(batch, budget // (16 * per_input)))
+
+
+def run_chunked(net, xs: dict, chunk: int, **kw):
+    """``execute.run`` over the batch ``chunk`` inputs at a time (the last chunk padded, so one compile)."""
+    from jaxpulp.network.execute import RunResult, run
+
+    batch = len(next(iter(xs.values())))
+    if chunk >= batch:
+        return run(net, xs, **kw)
+    parts = []
+    for a in range(0, batch, chunk):
+        part = {k: v[a:a + chunk] for k, v in xs.items()}
+        m = len(next(iter(part.values())))
+        if m < chunk:
+            part = {k: np.concatenate([v, np.repeat(v[-1:], chunk - m, axis=0)]) for k, v in part.items()}
+        r = run(net, part, **kw)
+        parts.append((m, r))
+    cat = lambda dicts: {k: np.concatenate([d[k][:m] for m, d in dicts]) for k in dicts[0][1]}  # noqa: E731
+    return RunResult(cat([(m, r.outputs) for m, r in parts]), cat([(m, r.tensors) for m, r in parts]) if
+                     parts[0][1].tensors else {})
 
 
 def _add_model_options(p, model_required=False):
@@ -99,7 +150,7 @@ def _add_model_options(p, model_required=False):
                         "next to the model, else u8)")
     p.add_argument("--bn-bits", default="auto", choices=("auto", "32", "64"),
                    help="PULP-NN library tree for batch-norm requantisation (DORY BNRelu_bits; default auto)")
-    p.add_argument("--cores", type=int, default=8, help="cluster cores (default 8)")
+    p.add_argument("--cores", type=int, default=8, choices=(1, 2, 4, 8, 16), help="cluster cores (default 8)")
 
 
 def _cluster(args):
@@ -123,9 +174,10 @@ def _cmd_run(args) -> int:
         xs = {s.name: rng.integers(s.qtype.lo, s.qtype.hi + 1, (1,) + s.shape) for s in net.inputs}
         print(f"(no --input: random {', '.join(str(s.qtype) for s in net.inputs)} input, seed {args.seed})")
     xs = {k: np.asarray(v) if np.ndim(v) == 4 else np.asarray(v)[None] for k, v in xs.items()}
-    if args.batch:
+    if args.batch is not None:
         xs = {k: np.concatenate([v] * -(-args.batch // len(v)))[:args.batch] for k, v in xs.items()}
     batch = len(next(iter(xs.values())))
+    chunk = run_chunk(net, batch, keep=bool(args.out))
     print(f"{net.name}: {len(net.layers)} layers, {net.macs:,} MACs/input, batch {batch}, {args.path} path, "
           f"{cl.num_cores} cores")
     rows = report.layer_rows(net, cl)  # memory checks before running
@@ -136,22 +188,29 @@ def _cmd_run(args) -> int:
     else:
         print(f"memory: every layer fits L1 ({cl.l1_bytes // 1024} kB, tiled where needed) and L2 "
               f"({cl.l2_bytes // 1024} kB); weights {sum(r['weights_bytes'] for r in rows):,} B")
+    if chunk < batch:
+        print(f"batch {batch} runs in {-(-batch // chunk)} chunks of {chunk} (about {CHUNK_BYTES >> 20} MiB of "
+              "activations each)")
+    print(f"compiling {net.name} for batch {chunk} ({args.path} path; the first call takes a while) ...",
+          file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    res = run(net, xs, path=args.path, cluster=cl, keep=bool(args.out))
+    run(net, {k: v[:chunk] for k, v in xs.items()}, path=args.path, cluster=cl, keep=bool(args.out))
     t1 = time.perf_counter()
-    res = run(net, xs, path=args.path, cluster=cl, keep=bool(args.out))
+    res = run_chunked(net, xs, chunk, path=args.path, cluster=cl, keep=bool(args.out))
     t2 = time.perf_counter()
     for name, v in res.outputs.items():
         flat = v.reshape(len(v), -1)
         shown = np.array2string(flat[0][:16], separator=", ")
         print(f"output {name!r} {tuple(v.shape[1:])}: input 0 -> {shown}{' ...' if flat.shape[1] > 16 else ''}")
-    print(f"first call (compile + run) {t1 - t0:.2f} s; steady state {1e3 * (t2 - t1):.1f} ms/batch = "
+    print(f"first call (compile + run of {chunk}) {t1 - t0:.2f} s; steady state {1e3 * (t2 - t1):.1f} ms/batch = "
           f"{batch / (t2 - t1):.1f} inputs/s")
     t = report.totals(rows, cl)
     print(f"on GAP-8 ({cl.num_cores} cores @ {cl.freq_hz / 1e6:g} MHz, cost model): {t['cycles']:,} cycles/input = "
           f"{t['MAC/cycle']} MAC/cycle, {t['ms']} ms/input (jaxpulp report for the per-layer table)")
     if args.out:
-        np.savez_compressed(args.out, **{k.replace("/", "_"): v for k, v in res.tensors.items()})
+        with atomic_path(args.out) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, **{k.replace("/", "_"): v for k, v in res.tensors.items()})
         print(f"wrote every activation to {args.out}")
     return 0
 
@@ -167,11 +226,12 @@ def _cmd_report(args) -> int:
     print(report.as_table(net, rows, cl))
     for path, fn in ((args.csv, lambda: report.as_csv(rows)), (args.json, lambda: report.as_json(net, rows, cl))):
         if path:
-            with open(path, "w") as f:
-                f.write(fn())
+            write_text(path, fn())
             print(f"wrote {path}")
     if args.png:
-        print(f"wrote {report.bar_chart_png(net, rows, args.png)}")
+        with atomic_path(args.png) as tmp:
+            report.bar_chart_png(net, rows, tmp)
+        print(f"wrote {args.png}")
     return 0
 
 
@@ -181,15 +241,16 @@ def _cmd_check(args) -> int:
     net = load_model(args.model, args)
     checks = conformance.check(net, args.golden, path=args.path, order=args.order)
     for c in checks:
-        status = "ok  " if c.ok else "FAIL"
-        extra = f" ({c.note})" if c.note else ""
+        status = "ok  " if c.ok else ("MISS" if c.note == "missing" else "FAIL")
+        extra = f" ({c.note})" if c.note and c.note != "missing" else ""
         detail = "" if c.ok else f": {c.n_diff} differ; {c.first}"
         print(f"{status} {c.what} -> {c.tensor or '?'}{extra}{detail}")
     bad = sum(1 for c in checks if not c.ok)
-    print(f"{len(checks) - bad} passed, {bad} failed ({args.path} path)")
+    miss = [c.what for c in checks if c.note == "missing"]
+    tail = f", of which {len(miss)} without a golden file ({', '.join(miss)})" if miss else ""
+    print(f"{len(checks) - bad} passed, {bad} failed{tail} ({args.path} path)")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump([c._asdict() for c in checks], f, indent=1)
+        write_text(args.json, json.dumps([c._asdict() for c in checks], indent=1))
     return 1 if bad else 0
 
 
@@ -198,11 +259,12 @@ def add_subcommands(sub) -> None:
     r = sub.add_parser("run", help="run a network (bit-exact packed path by default) on a batch of inputs")
     _add_model_options(r)
     r.add_argument("--input", default=None, help="input file: .npy (batch, H, W, C), .npz by input name, DORY .txt")
-    r.add_argument("--batch", type=int, default=None, help="repeat the input(s) to this batch size")
+    r.add_argument("--batch", type=int_arg(1), default=None, help="repeat the input(s) to this batch size "
+                   "(large batches run in chunks)")
     r.add_argument("--path", default="packed", choices=("packed", "values"), help="packed (default) or values")
     r.add_argument("--out", default=None, help="write every activation tensor to this .npz")
-    r.add_argument("--seed", type=int, default=0, help="seed of the random input when no --input is given")
-    r.set_defaults(fn=_cmd_run)
+    r.add_argument("--seed", type=int_arg(0, 2**32 - 1), default=0, help="seed of the random input when no --input is given")
+    r.set_defaults(fn=_cmd_run, outputs=("out",))
     p = sub.add_parser("report", help="per-layer kernel, cycles, MAC/cycle, memory and L1/L2 fit")
     _add_model_options(p)
     p.add_argument("--csv", default=None, help="also write the table as CSV")
@@ -212,7 +274,7 @@ def add_subcommands(sub) -> None:
                    help="deployment target of the deployed columns (jaxpulp.deploy; default gap8-board)")
     p.add_argument("--flavour", default="dory-gap8", choices=("dory-gap8", "pulp-nn-mixed"))
     p.add_argument("--schedule", default=None, choices=("blocking", "double"), help="override the target's")
-    p.set_defaults(fn=_cmd_report)
+    p.set_defaults(fn=_cmd_report, outputs=("csv", "json", "png"))
     c = sub.add_parser("check", help="compare every layer with golden activations (DORY txt or Deeploy npz folder)")
     _add_model_options(c, model_required=True)
     c.add_argument("--golden", required=True, help="folder with input.txt + out_layerN.txt, or inputs/outputs.npz")
@@ -220,7 +282,7 @@ def add_subcommands(sub) -> None:
     c.add_argument("--order", default="auto", choices=("hwc", "chw", "auto"),
                    help="element order of DORY dumps (default auto: HWC, else CHW per file, reported)")
     c.add_argument("--json", default=None, help="also write the comparisons as JSON")
-    c.set_defaults(fn=_cmd_check)
+    c.set_defaults(fn=_cmd_check, outputs=("json",))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -60,6 +60,26 @@ def _add_internals(net: Network, tensors: dict) -> dict:
     return out
 
 
+def _read_npz(path: str) -> dict:
+    """``goldens.read_npz_nchw`` with a damaged file reported by name."""
+    import zipfile
+
+    try:
+        return goldens.read_npz_nchw(path)
+    except (OSError, EOFError, zipfile.BadZipFile, ValueError) as e:
+        if isinstance(e, JaxpulpError):
+            raise
+        raise JaxpulpError(f"{path}: not a readable npz file ({type(e).__name__}: {e})") from None
+
+
+def missing_goldens(net: Network, files: dict, prefix: str = "out_layer") -> list[LayerCheck]:
+    """A failing ``LayerCheck`` for each layer up to the last golden file that has no golden (``files``: {layer
+    index: path}): a layer in the middle without its golden is reported by name, not skipped."""
+    return [LayerCheck(f"{prefix}{k}.txt", net.layers[k].output, False, 0,
+                       f"missing: no golden for layer {k} ({net.layers[k].name})", "missing")
+            for k in range(max(files) + 1) if k not in files] if files else []
+
+
 def golden_format(directory: str) -> str:
     """"dory" (input.txt + out_layerN.txt, or input_K.txt + out_K_layerN.txt) or "deeploy" (inputs.npz +
     outputs.npz)."""
@@ -93,11 +113,14 @@ def check(net: Network, directory: str, *, path: str = "packed", order: str = "h
     if order not in ("hwc", "chw", "auto"):
         raise JaxpulpError(f"order={order!r}: expected 'hwc', 'chw' or 'auto'")
     fmt = golden_format(directory)
+    layout = goldens.dory_layout(directory) if fmt == "dory" else []
+    if fmt == "dory" and not any(files for _, files in layout):
+        raise JaxpulpError(f"golden={directory!r}: no out_layerN.txt files; comparing nothing is not a pass")
     xs = load_inputs(net, directory, order)
     res = run(net, xs, path=path, keep=True)
     out = []
     if fmt == "dory":
-        for b, (_, files) in enumerate(goldens.dory_layout(directory)):
+        for b, (_, files) in enumerate(layout):
             if files and max(files) >= len(net.layers):
                 raise JaxpulpError(f"{directory}: {os.path.basename(files[max(files)])} but the network has "
                                    f"{len(net.layers)} layers")
@@ -112,8 +135,10 @@ def check(net: Network, directory: str, *, path: str = "packed", order: str = "h
                         break
                 note = f"stored {o.upper()}" if order == "auto" and o != "hwc" and n == 0 else ""
                 out.append(LayerCheck(os.path.basename(f), lay.output, n == 0, n, first, note))
+            prefix = "out_layer" if len(layout) == 1 else f"out_{b}_layer"
+            out += missing_goldens(net, files, prefix)
         return out
-    outs = goldens.read_npz_nchw(os.path.join(directory, "outputs.npz"))
+    outs = _read_npz(os.path.join(directory, "outputs.npz"))
     for (k, want), name in zip(outs.items(), net.outputs):
         n, first = _diff(res.outputs[name], want)
         out.append(LayerCheck(f"outputs.npz:{k}", name, n == 0, n, first))
@@ -121,12 +146,35 @@ def check(net: Network, directory: str, *, path: str = "packed", order: str = "h
     if os.path.exists(act_path):
         cands = dict(res.tensors)
         cands.update(_add_internals(net, res.tensors))
-        for k, want in goldens.read_npz_nchw(act_path).items():
-            if "_pact_" in k:
-                continue
-            match = [t for t, v in cands.items() if v.size == want.size and
-                     np.array_equal(v.reshape(-1), want.reshape(-1))]
-            out.append(LayerCheck(f"activations.npz:{k}", match[0] if match else "", bool(match),
-                                  0 if match else int(want.size),
-                                  "" if match else "no network tensor holds these values"))
+        goldens_ = {k: v for k, v in _read_npz(act_path).items() if "_pact_" not in k}
+        out.extend(match_activations(goldens_, cands))
+    if not out:
+        raise JaxpulpError(f"golden={directory!r}: no golden tensors to compare; comparing nothing is not a pass")
+    return out
+
+
+def match_activations(golden: dict, cands: dict) -> list[LayerCheck]:
+    """Pair each golden activation with one network tensor and compare them. A golden is matched by name when
+    a tensor has its name (then compared, pass or fail); otherwise by value: to an unused tensor of the same
+    size holding exactly its values, the first in execution order (``cands`` order) when several do (a constant
+    array, e.g. all zeros, is equal to many). Each tensor is used once; the note says how each was matched."""
+    used = set()
+    out = []
+    for k, want in golden.items():
+        if k in cands:
+            used.add(k)
+            n, first = _diff(cands[k], want)
+            out.append(LayerCheck(f"activations.npz:{k}", k, n == 0, n, first, "matched by name"))
+            continue
+        flat = want.reshape(-1)
+        hits = [t for t, v in cands.items() if t not in used and v.size == want.size and
+                np.array_equal(v.reshape(-1), flat)]
+        if not hits:
+            out.append(LayerCheck(f"activations.npz:{k}", "", False, int(want.size),
+                                  "no unused network tensor holds these values"))
+            continue
+        used.add(hits[0])
+        note = ("matched by value (the only tensor holding it)" if len(hits) == 1 else
+                f"matched by position: first in execution order of {len(hits)} unused tensors holding these values")
+        out.append(LayerCheck(f"activations.npz:{k}", hits[0], True, 0, "", note))
     return out

@@ -43,6 +43,15 @@ def mobilenet_v1(alpha: float = 0.25, resolution: int = 128, num_classes: int = 
     """MobileNetV1 (Howard et al. 2017) as PULP-NN layers: 3x3/2 conv, 13 depthwise + pointwise blocks, global
     average pooling, a fully connected classifier (28 weighted layers + 1 pool). Synthetic integer weights;
     ``alpha`` = width multiplier, ``resolution`` = input H = W, all activations ``act`` and weights ``weights``."""
+    def _num(name, v, ok, expected):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not ok(v):
+            raise JaxpulpError(f"{name}={v!r}: expected {expected}")
+
+    _num("alpha", alpha, lambda v: 0 < v <= 4, "a width multiplier in (0, 4], e.g. 0.25")
+    _num("resolution", resolution, lambda v: isinstance(v, int) and 32 <= v <= 1024,
+         "an int input size in [32, 1024] (five stride-2 layers)")
+    _num("num_classes", num_classes, lambda v: isinstance(v, int) and v >= 1, "an int >= 1")
+    _num("seed", seed, lambda v: isinstance(v, int) and v >= 0, "an int >= 0")
     rng = np.random.default_rng(seed)
     a_t, w_t = QType.parse(act), QType.parse(weights)
     ch = lambda c: max(8, int(c * alpha) // 8 * 8)  # noqa: E731 - channel counts stay multiples of 8

@@ -5,11 +5,17 @@ import json
 import os
 import sys
 
+from jaxpulp._io import atomic_path, int_arg, write_text
 from jaxpulp.errors import JaxpulpError
 
 
-def _types(s):
-    return None if s is None else tuple(t.strip() for t in s.split(",") if t.strip())
+def _types(s, arg="--act-types"):
+    if s is None:
+        return None
+    out = tuple(t.strip() for t in s.split(",") if t.strip())
+    if not out:
+        raise JaxpulpError(f"{arg} {s!r}: expected a comma-separated list of types, e.g. u8,u4,u2")
+    return out
 
 
 def _shard(s: str):
@@ -27,12 +33,21 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _resume_hint(args) -> str:
+    return (f"the rows written so far are kept in {args.out}; run the same command again to resume (without "
+            "--overwrite)")
+
+
 def _cmd_sweep(args) -> int:
     from jaxpulp.sweep._driver import SweepSpec, run_sweep
 
     enum = True if args.enumerate else (False if args.sample else None)
+    if not args.distributed and (args.coordinator or args.num_processes is not None or args.process_id is not None):
+        raise JaxpulpError("--coordinator / --num-processes / --process-id: only with --distributed")
+    if args.coordinator and (args.num_processes is None or args.process_id is None):
+        raise JaxpulpError(f"--coordinator {args.coordinator!r}: also needs --num-processes and --process-id")
     spec = SweepSpec(net=args.net, target=args.target, samples=args.samples, enumerate=enum, seed=args.seed,
-                     act_types=_types(args.act_types), weight_types=_types(args.weight_types),
+                     act_types=_types(args.act_types), weight_types=_types(args.weight_types, "--weight-types"),
                      free_input=args.free_input, metric=args.metric or bool(args.data), inputs=args.inputs,
                      data=args.data)
     k, n = _shard(args.shard)
@@ -43,7 +58,12 @@ def _cmd_sweep(args) -> int:
         if args.coordinator:
             kw = dict(coordinator_address=args.coordinator, num_processes=args.num_processes,
                       process_id=args.process_id)
-        jax.distributed.initialize(**kw)
+        try:
+            jax.distributed.initialize(**kw)
+        except Exception as e:  # noqa: BLE001 - jax raises ValueError / RuntimeError without a cluster
+            raise JaxpulpError(f"--distributed: jax.distributed.initialize() failed ({' '.join(str(e).split())}); "
+                               "run under a cluster scheduler (SLURM, ...) or pass --coordinator host:port "
+                               "--num-processes N --process-id K") from None
         P, p = jax.process_count(), jax.process_index()
         k, n = k * P + p, n * P
         _log(f"process {p} of {P}: shard {k}/{n} on {len(jax.local_devices())} local device(s)")
@@ -65,25 +85,36 @@ def _cmd_sweep(args) -> int:
 def _cmd_pareto(args) -> int:
     from jaxpulp.sweep import _pareto, _results
 
-    rows = _results.read_rows(args.results)
+    sw = _results.read_sweep(args.results)
+    rows = sw.rows
+    for note in sw.notes:
+        _log(f"note: {note}")
     objectives = _pareto.parse_objectives(args.objectives, rows)
     front = _pareto.front_rows(rows, objectives)
     names = [n for n, _ in objectives]
+    if not front:
+        raise JaxpulpError(f"results: none of the {len(rows):,} rows is supported with every objective "
+                           f"({', '.join(names)}) present; no front")
+    if sw.total:
+        pct = 100 * len(rows) / sw.total
+        print(f"complete: {len(rows):,} of the sweep's {sw.total:,} configurations ({pct:.1f}%)" +
+              ("" if len(rows) >= sw.total else "; the front may change when the rest is in"))
+    if sw.missing_shards:
+        print(f"missing shards: {', '.join(sw.missing_shards)}")
     print(f"{len(front)} of {len(rows):,} rows on the front of ({', '.join(names)})")
     for r in front[: args.show]:
         vals = "  ".join(f"{n}={r[n]:,}" if isinstance(r[n], int) else f"{n}={r[n]:.4g}" for n in names)
         conf = " ".join(f"{k}={v}" for k, v in (r.get("config") or {}).items())
         print(f"  #{r.get('index')}  {vals}  {conf}")
     if args.out:
-        with open(args.out, "w") as f:
-            for r in front:
-                f.write(json.dumps(r) + "\n")
+        write_text(args.out, "".join(json.dumps(r) + "\n" for r in front))
         print(f"wrote {args.out}")
     if args.png:
         x, y = (names[0], names[1]) if len(names) >= 2 else (names[0], "memory_bytes")
         color = names[2] if len(names) >= 3 else None
         title = f"{os.path.basename(args.results[0])}: {len(rows):,} configurations, {len(front)} on the front"
-        _pareto.plot_front(rows, front, args.png, x=x, y=y, color=color, title=title, staircase=len(names) <= 2)
+        with atomic_path(args.png) as tmp:
+            _pareto.plot_front(rows, front, tmp, x=x, y=y, color=color, title=title, staircase=len(names) <= 2)
         print(f"wrote {args.png}")
     return 0
 
@@ -93,8 +124,9 @@ def _cmd_lut(args) -> int:
     from jaxpulp.sweep._nets import load_network
 
     net = load_network(args.net)
-    table = costtable.build_table(net, args.target)
-    costtable.save_lut(table, args.out)
+    table = costtable.build_table(net, args.target, log=_log)
+    with atomic_path(args.out) as tmp:
+        costtable.save_lut(table, tmp)
     n = int(table.supported.sum())
     print(f"wrote {args.out}: {len(table.layers)} layers, {n:,} supported precision triples ({table.target})")
     return 0
@@ -113,12 +145,13 @@ def add_subcommands(sub) -> None:
                    "an .onnx file")
     s.add_argument("--out", required=True, help="results JSONL file (appended to; its .meta.json identifies "
                    "the sweep)")
-    s.add_argument("--samples", type=int, default=10_000, help="configurations to draw when the space is "
+    s.add_argument("--samples", type=int_arg(1, 2**31 - 1), default=10_000, help="configurations to draw when the space is "
                    "larger (a space of at most this many is enumerated); default 10000")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--enumerate", action="store_true", help="enumerate the whole space (< 2**31)")
     g.add_argument("--sample", action="store_true", help="sample even a small space")
-    s.add_argument("--seed", type=int, default=0, help="random stream of the samples and inputs (default 0)")
+    s.add_argument("--seed", type=int_arg(0, 2**32 - 1), default=0,
+                   help="random stream of the samples and inputs (default 0)")
     s.add_argument("--target", default="gap8", help="cost target: gap8 (default), gap8-1core, cortex-m7; "
                    "deployed:gap8-board / deployed:gap8-gvsoc for the deployed latency (jaxpulp.deploy)")
     s.add_argument("--act-types", default=None, help="allowed activation types, e.g. u8,u4,u2 (default: 8, 4, "
@@ -127,17 +160,17 @@ def add_subcommands(sub) -> None:
     s.add_argument("--free-input", action="store_true", help="let the network input's precision vary too")
     s.add_argument("--metric", action="store_true", help="also run the value path: output error and arg-max "
                    "agreement against the given network (accuracy with --data labels)")
-    s.add_argument("--inputs", type=int, default=16, help="inputs per configuration for --metric (default 16)")
+    s.add_argument("--inputs", type=int_arg(1), default=16, help="inputs per configuration for --metric (default 16)")
     s.add_argument("--data", default=None, help=".npz with x [N,H,W,C] (and labels y [N]) for --metric")
-    s.add_argument("--chunk", type=int, default=None, help="configurations per device call")
+    s.add_argument("--chunk", type=int_arg(1), default=None, help="configurations per device call")
     s.add_argument("--shard", default="0/1", help="K/N: this run evaluates configurations i with i %% N == K "
                    "(for job arrays); writes <out stem>.shardKofN.jsonl")
     s.add_argument("--distributed", action="store_true", help="multi-host: jax.distributed.initialize(), then "
                    "each process takes its own shard on its local devices")
     s.add_argument("--coordinator", default=None, help="with --distributed: host:port of process 0 (otherwise "
                    "auto-detected from the cluster environment)")
-    s.add_argument("--num-processes", type=int, default=None, help="with --coordinator")
-    s.add_argument("--process-id", type=int, default=None, help="with --coordinator")
+    s.add_argument("--num-processes", type=int_arg(1), default=None, help="with --coordinator")
+    s.add_argument("--process-id", type=int_arg(0), default=None, help="with --coordinator")
     s.add_argument("--overwrite", action="store_true", help="discard existing results at --out")
     p = s.add_mutually_exclusive_group()
     p.add_argument("--progress", action="store_true", help="always draw the progress bar")
@@ -146,7 +179,7 @@ def add_subcommands(sub) -> None:
     q.add_argument("--parquet", action="store_true", help="require the Parquet copy (needs pyarrow)")
     q.add_argument("--no-parquet", action="store_true", help="no Parquet copy (default: one when pyarrow is "
                    "installed)")
-    s.set_defaults(fn=_cmd_sweep)
+    s.set_defaults(fn=_cmd_sweep, on_interrupt=_resume_hint)
 
     r = sub.add_parser("pareto", help="Pareto front of sweep results (and a PNG plot)",
                        description="Extract the non-dominated configurations of sweep results. Example: jaxpulp "
@@ -157,12 +190,12 @@ def add_subcommands(sub) -> None:
                    "maximise; default cycles, memory_bytes and the metric if present)")
     r.add_argument("--png", default=None, help="write a plot of the first two objectives here (matplotlib)")
     r.add_argument("--out", default=None, help="write the front's rows as JSONL here")
-    r.add_argument("--show", type=int, default=10, help="front rows to print (default 10)")
-    r.set_defaults(fn=_cmd_pareto)
+    r.add_argument("--show", type=int_arg(0), default=10, help="front rows to print (default 10)")
+    r.set_defaults(fn=_cmd_pareto, outputs=("png", "out"))
 
     c = sub.add_parser("cost-lut", help="per-layer cost look-up tables of every precision triple (PLiNIO-style "
                        "JSON)")
     c.add_argument("--net", required=True, help="as for sweep")
     c.add_argument("--target", default="gap8", help="cost target (default gap8)")
     c.add_argument("--out", required=True, help="JSON file to write")
-    c.set_defaults(fn=_cmd_lut)
+    c.set_defaults(fn=_cmd_lut, outputs=("out",))

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import time
+import zipfile
 from typing import NamedTuple
 
 import jax
@@ -98,9 +99,14 @@ class SweepSummary(NamedTuple):
     seconds: float
 
 
-def prepare(spec: SweepSpec):
-    """(network, cost table, config space, mode, total) of a sweep."""
-    net, table = _network_and_table(spec.net, spec.target)
+def prepare(spec: SweepSpec, log=None):
+    """(network, cost table, config space, mode, total) of a sweep; ``log`` hears of each cost-table layer."""
+    global _TABLE_LOG
+    _TABLE_LOG = log
+    try:
+        net, table = _network_and_table(spec.net, spec.target)
+    finally:
+        _TABLE_LOG = None
     space = costtable.config_space(table, act_types=spec.act_types, weight_types=spec.weight_types,
                                    free_input=spec.free_input)
     if spec.enumerate is True and space.size >= 2**31:
@@ -120,7 +126,10 @@ def _network_and_table(net_spec: str, target: str):
     from jaxpulp.sweep._nets import load_network
 
     net = load_network(net_spec)
-    return net, costtable.build_table(net, target)
+    return net, costtable.build_table(net, target, log=_TABLE_LOG)
+
+
+_TABLE_LOG = None  # the log of the prepare() call in progress (the cached function's arguments stay the key)
 
 
 def _shard_map(f, mesh, in_specs, out_specs):
@@ -176,13 +185,18 @@ def _metric_data(net, spec: SweepSpec):
             d = np.load(spec.data)
             x = np.asarray(d["x"])
             y = np.asarray(d["y"]) if "y" in d.files else None
-        except (OSError, KeyError, ValueError) as e:
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
             raise JaxpulpError(f"data={spec.data!r}: expected an .npz with 'x' [N, H, W, C] (and labels 'y' [N]) "
                                f"({e})") from None
         t = net.input.qtype
         if x.ndim != 4 or tuple(x.shape[1:]) != tuple(net.input.shape) or x.dtype.kind not in "iu":
             raise JaxpulpError(f"data={spec.data!r}: x has shape {x.shape} / dtype {x.dtype}, expected integers "
                                f"(N, {', '.join(map(str, net.input.shape))})")
+        if not len(x):
+            raise JaxpulpError(f"data={spec.data!r}: x holds no inputs (shape {x.shape}), expected N >= 1")
+        if y is not None and (y.ndim != 1 or len(y) != len(x) or y.dtype.kind not in "iu"):
+            raise JaxpulpError(f"data={spec.data!r}: labels y have shape {y.shape} / dtype {y.dtype}, expected "
+                               f"{len(x)} integer labels (one per input of x)")
         if x.size and (x.min() < t.lo or x.max() > t.hi):
             raise JaxpulpError(f"data={spec.data!r}: x spans [{x.min()}, {x.max()}], outside {t}")
         x = x[: spec.inputs].astype(np.int32)
@@ -237,67 +251,99 @@ def run_sweep(spec: SweepSpec, out: str, *, shard=(0, 1), chunk: int | None = No
     k, n = (int(shard[0]), int(shard[1]))
     if not (n >= 1 and 0 <= k < n):
         raise JaxpulpError(f"shard={shard!r}: expected (k, n) with 0 <= k < n")
+    if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
+        raise JaxpulpError(f"chunk={chunk!r}: expected an int >= 1")
     path = _results.shard_path(out, k, n)
-    if overwrite:
-        for p in (path, _results.meta_path(path), os.path.splitext(path)[0] + ".parquet"):
-            if os.path.exists(p):
-                os.remove(p)
-    net, table, space, mode, total = prepare(spec)
+    if os.path.isdir(path):
+        raise JaxpulpError(f"out={path!r}: is a folder, expected a results file path")
+    # everything that can fail on bad arguments happens before any file is touched
+    if log:
+        log(f"sweep {spec.net}: loading the network and building its cost table ({spec.target}) ...")
+    net, table, space, mode, total = prepare(spec, log)
     mesh = make_mesh(devices)
     n_dev = mesh.devices.size
     chunk = chunk or _default_chunk(spec, n_dev)
-    if chunk < 1:
-        raise JaxpulpError(f"chunk={chunk!r}: expected an int >= 1")
     n_local = len(range(k, total, n))
     chunk = -(-min(chunk, max(n_local, 1)) // n_dev) * n_dev
+    if log and spec.metric:
+        log(f"sweep {spec.net}: reference outputs of {spec.inputs} inputs for the metric ...")
     data = _metric_data(net, spec) if spec.metric else None
     meta = _meta(spec, table, space, mode, total, (k, n), data[3] if data else None)
-    mp = _results.meta_path(path)
-    if os.path.exists(mp):
-        with open(mp) as f:
-            _check_meta(path, json.load(f), meta)
-    else:
-        if os.path.exists(path) and os.path.getsize(path):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with _results.locked(path) as lock:
+        # overwrite: the new rows go to a temporary file that replaces the old results only once it holds rows
+        target = path + ".overwrite" if overwrite else path
+        mp = _results.meta_path(target)
+        if overwrite:
+            for p in (target, mp):
+                if os.path.exists(p):
+                    os.remove(p)
+        elif os.path.exists(mp) and os.path.exists(path) and os.path.getsize(path):
+            with open(mp) as f:
+                try:
+                    old = json.load(f)
+                except ValueError as e:
+                    raise JaxpulpError(f"{mp}: not JSON ({e}); pass overwrite (--overwrite) or another "
+                                       "--out") from None
+            _check_meta(path, old, meta)
+        elif os.path.exists(path) and os.path.getsize(path):
             raise JaxpulpError(f"out={path!r} exists without its {mp}; pass overwrite (--overwrite) or another --out")
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(mp + ".tmp", "w") as f:
-            json.dump(meta, f, indent=1)
-        os.replace(mp + ".tmp", mp)
-    done, resumed = _results.scan_done(path, lambda i: (i - k) // n if (i - k) % n == 0 else -1, n_local)
-    if log and resumed:
-        log(f"resuming {path}: {resumed:,} of {n_local:,} rows already there")
-    import jaxpulp
-    from jax.sharding import NamedSharding
-    from jax.sharding import PartitionSpec as P
+        # (a .meta.json without rows, left by a sweep that failed before its first row, is replaced)
+        done, resumed = _results.scan_done(target, lambda i: (i - k) // n if (i - k) % n == 0 else -1, n_local)
+        if log and resumed:
+            log(f"resuming {path}: {resumed:,} of {n_local:,} rows already there")
+        import jaxpulp
+        from jax.sharding import NamedSharding
+        from jax.sharding import PartitionSpec as P
 
-    fmt = _results.RowFormatter(space, spec.seed, jaxpulp.__version__)
-    cost_fn = make_cost_fn(space, mode, spec.seed, mesh)
-    arrays = jax.device_put(space.arrays, NamedSharding(mesh, P()))
-    if data is not None:
-        x, y, y_ref, _ = data
-        rep = NamedSharding(mesh, P())
-        xd, yd = jax.device_put(jnp.asarray(x), rep), jax.device_put(jnp.asarray(y_ref), rep)
-        ld = jax.device_put(jnp.asarray(y if y is not None else np.zeros(len(x), np.int32)), rep)
-        metric_fn = make_metric_fn(net, space, mesh, y is not None)
-    bar = Progress(n_local, f"sweep {table.network}", done=resumed, enabled=progress)
-    written = 0
-    shard_in = NamedSharding(mesh, P("cfg"))
-    with open(path, "ab") as f:
-        for a in range(0, n_local, chunk):
-            pos = np.arange(a, min(a + chunk, n_local))
-            pos = pos[~done[pos]]
-            m = len(pos)
-            if not m:
-                continue
-            idx = (k + n * np.concatenate([pos, np.full(chunk - m, pos[-1])])).astype(np.int32)
-            cfg, res = cost_fn(arrays, jax.device_put(idx, shard_in))
-            if data is not None:
-                res = dict(res, **metric_fn(cfg, xd, yd, ld))
-            res = {key: np.asarray(v)[:m] for key, v in res.items()}
-            _results.append_lines(f, fmt.lines(idx[:m], np.asarray(cfg)[:m], res))
-            written += m
-            bar.update(m)
-    bar.close()
+        fmt = _results.RowFormatter(space, spec.seed, jaxpulp.__version__)
+        cost_fn = make_cost_fn(space, mode, spec.seed, mesh)
+        arrays = jax.device_put(space.arrays, NamedSharding(mesh, P()))
+        if data is not None:
+            x, y, y_ref, _ = data
+            rep = NamedSharding(mesh, P())
+            xd, yd = jax.device_put(jnp.asarray(x), rep), jax.device_put(jnp.asarray(y_ref), rep)
+            ld = jax.device_put(jnp.asarray(y if y is not None else np.zeros(len(x), np.int32)), rep)
+            metric_fn = make_metric_fn(net, space, mesh, y is not None)
+        bar = Progress(n_local, f"sweep {table.network}", done=resumed, enabled=progress, log=log)
+        written = 0
+        shard_in = NamedSharding(mesh, P("cfg"))
+        if log and resumed < n_local:
+            log(f"sweep {table.network}: compiling the evaluation of {chunk:,} configurations per call ...")
+        f = lock.file if target == path else open(target, "ab")
+        try:
+            for a in range(0, n_local, chunk):
+                pos = np.arange(a, min(a + chunk, n_local))
+                pos = pos[~done[pos]]
+                m = len(pos)
+                if not m:
+                    continue
+                idx = (k + n * np.concatenate([pos, np.full(chunk - m, pos[-1])])).astype(np.int32)
+                cfg, res = cost_fn(arrays, jax.device_put(idx, shard_in))
+                if data is not None:
+                    res = dict(res, **metric_fn(cfg, xd, yd, ld))
+                res = {key: np.asarray(v)[:m] for key, v in res.items()}
+                lines = fmt.lines(idx[:m], np.asarray(cfg)[:m], res)
+                if not resumed and not written:  # the sweep's identity, written with its first row
+                    _results.write_json_atomic(mp, meta)
+                _results.append_lines(f, lines)
+                written += m
+                bar.update(m)
+        finally:
+            bar.close()
+            if f is not lock.file:
+                f.close()
+            if target != path and (written or resumed):
+                # the new results replace the old (also when interrupted: then they resume as usual)
+                for p in (path, _results.meta_path(path), os.path.splitext(path)[0] + ".parquet"):
+                    if os.path.exists(p) and p != path:
+                        os.remove(p)
+                os.replace(mp, _results.meta_path(path))
+                os.replace(target, path)
+            elif target != path:
+                for p in (target, mp):
+                    if os.path.exists(p):
+                        os.remove(p)
     if written + resumed == n_local and (parquet or (parquet is None and _has_pyarrow())):
         pq = _results.write_parquet(path)
         if log and pq:

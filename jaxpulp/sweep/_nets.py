@@ -94,9 +94,8 @@ def load_network(spec: str) -> Network:
             return toy_net(**kw)
         from jaxpulp.network import zoo
 
-        fn = getattr(zoo, name, None) if not name.startswith("_") else None
-        if callable(fn) and name in _zoo_names():
-            return fn(**kw)
+        if name in _zoo_names():
+            return zoo.BUILTIN[name](**kw)
     except TypeError as e:
         raise JaxpulpError(f"net={spec!r}: {e}") from None
     raise JaxpulpError(f"net={spec!r}: expected one of {('toy',) + _zoo_names()} (with optional :key=value,...) "
@@ -104,9 +103,7 @@ def load_network(spec: str) -> Network:
 
 
 def _zoo_names() -> tuple:
-    import inspect
-
+    """The built-in networks (``zoo.BUILTIN``), not the zoo module's helper functions."""
     from jaxpulp.network import zoo
 
-    return tuple(n for n, f in vars(zoo).items() if inspect.isfunction(f) and not n.startswith("_")
-                 and f.__module__ == zoo.__name__)
+    return tuple(sorted(zoo.BUILTIN))

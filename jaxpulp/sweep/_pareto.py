@@ -6,6 +6,18 @@ import numpy as np
 from jaxpulp.errors import JaxpulpError
 
 MAXIMISE = ("agreement", "accuracy")
+METRIC_LABELS = {"error": "error = ||y - y_8bit||_2 / ||y_8bit||_2 of the output (relative, 0 = exact)",
+                 "agreement": "agreement: fraction of inputs with the 8-bit network's class",
+                 "accuracy": "accuracy: fraction of inputs with the label's class"}
+
+
+def reference_row(rows):
+    """The supported row whose every variable is 8-bit (the all-8-bit network), or None."""
+    for r in rows:
+        conf = r.get("config") or {}
+        if conf and r.get("supported", True) and all(str(v)[1:] == "8" for v in conf.values()):
+            return r
+    return None
 
 
 def parse_objectives(spec, rows=None) -> list:
@@ -42,6 +54,10 @@ def objective_matrix(rows, objectives) -> tuple:
         vals = [r.get(name) for name, _ in objectives]
         if any(v is None for v in vals):
             continue
+        for v, (name, _) in zip(vals, objectives):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise JaxpulpError(f"objectives: column {name!r} of row {r.get('index', i)} is {v!r}, expected a "
+                                   "number")
         keep.append(i)
         pts.append([s * float(v) for v, (_, s) in zip(vals, objectives)])
     if rows and not keep:
@@ -116,17 +132,25 @@ def plot_front(rows, front, png: str, *, x: str = "cycles", y: str = "memory_byt
     fy = np.array([r[y] for r in front], float)
     if color and all(r.get(color) is not None for r in ok) and ok:
         c = np.array([r[color] for r in ok], float)
+        fc = np.array([r[color] for r in front], float)
         sc = ax.scatter(X, Y, c=c, s=6, cmap="viridis", alpha=0.6, linewidths=0)
-        fig.colorbar(sc, ax=ax, label=color)
+        fig.colorbar(sc, ax=ax, label=METRIC_LABELS.get(color, color))
+        # filled with their metric colour, ringed in crimson: the colour stays visible
+        ax.scatter(fx, fy, c=fc, cmap="viridis", vmin=c.min(), vmax=c.max(), s=30, edgecolors="crimson",
+                   linewidths=1.0, label=f"Pareto front ({len(front)})", zorder=3)
     else:
         ax.scatter(X, Y, s=6, color="0.6", alpha=0.5, linewidths=0, label="configurations")
-    ax.scatter(fx, fy, s=28, facecolors="none", edgecolors="crimson", linewidths=1.2,
-               label=f"Pareto front ({len(front)})")
+        ax.scatter(fx, fy, s=28, color="crimson", label=f"Pareto front ({len(front)})", zorder=3)
+    ref = reference_row(rows)
+    if ref is not None and ref.get(x) is not None and ref.get(y) is not None:
+        ax.scatter([ref[x]], [ref[y]], marker="*", s=160, color="black", label="all 8-bit", zorder=4)
     if staircase and len(fx):
         o = np.argsort(fx)
         ax.step(fx[o], fy[o], where="post", color="crimson", lw=0.8, alpha=0.7)
-    ax.set_xlabel({"cycles": "cycles per inference"}.get(x, x))
-    ax.set_ylabel({"memory_bytes": "memory: weights + peak activations (bytes)"}.get(y, y))
+    labels = {"cycles": "cycles per inference", "memory_bytes": "memory: weights + peak activations (bytes)",
+              **METRIC_LABELS}
+    ax.set_xlabel(labels.get(x, x))
+    ax.set_ylabel(labels.get(y, y))
     ax.set_title(title or f"{len(ok):,} configurations")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right")

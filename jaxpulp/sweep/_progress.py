@@ -18,13 +18,19 @@ def _hms(s: float) -> str:
 
 
 class Progress:
-    """Redraws at most every ``interval`` seconds; ``enabled=None`` means "when the stream is a terminal"."""
+    """Redraws at most every ``interval`` seconds; ``enabled=None`` means "when the stream is a terminal". When
+    it is not (a batch job's log) and ``log`` is given, one ``log`` line is written every ``log_interval``
+    seconds and at the end instead."""
 
     def __init__(self, total: int, desc: str = "", *, done: int = 0, stream=None, enabled=None,
-                 interval: float = 0.2, width: int = 28):
+                 interval: float = 0.2, width: int = 28, log=None, log_interval: float = 30.0):
         self.total, self.desc, self.done = int(total), desc, int(done)
         self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else bool(enabled)
+        tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.enabled = tty if enabled is None else bool(enabled)
+        self.log = log if (enabled is None and not self.enabled) else None
+        self.log_interval = log_interval
+        self._last_log = time.perf_counter()
         self.interval, self.width = interval, width
         self._t0 = time.perf_counter()
         self._start = self.done
@@ -43,12 +49,17 @@ class Progress:
     def update(self, n: int) -> None:
         self.done += int(n)
         now = time.perf_counter()
+        if self.log and now - self._last_log >= self.log_interval:
+            self._last_log = now
+            self.log(self.line().replace("#", "=").strip())
         if self.enabled and (now - self._last >= self.interval or self.done >= self.total):
             self._last = now
             self.stream.write("\r" + self.line())
             self.stream.flush()
 
     def close(self) -> None:
+        if self.log:
+            self.log(self.line().replace("#", "=").strip())
         if self.enabled:
             self.stream.write("\r" + self.line() + "\n")
             self.stream.flush()

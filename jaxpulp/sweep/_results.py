@@ -8,9 +8,11 @@ configuration), ``seed``, ``version`` (jaxpulp), ``config`` (variable -> type), 
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
+from typing import NamedTuple
 
 import numpy as np
 
@@ -76,18 +78,54 @@ def scan_done(path: str, index_to_pos, n_local: int) -> tuple:
 
 
 def _row_index(line: bytes):
-    head = b'{"index": '
-    if line.startswith(head):
-        j = line.find(b",", len(head))
-        try:
-            return int(line[len(head):j])
-        except ValueError:
-            pass
+    """The ``index`` of a results row, or None unless the whole line is a JSON object with an int ``index`` (a
+    corrupted line that merely starts like a row is not one)."""
     try:
         obj = json.loads(line)
-        return int(obj["index"])
-    except (ValueError, KeyError, TypeError):
+    except ValueError:
         return None
+    if not isinstance(obj, dict):
+        return None
+    idx = obj.get("index")
+    return idx if isinstance(idx, int) and not isinstance(idx, bool) else None
+
+
+class _Lock(NamedTuple):
+    file: object
+
+
+@contextlib.contextmanager
+def locked(path: str):
+    """Open ``path`` for appending under an exclusive OS lock (``flock``; where unavailable, no lock): a second
+    process on the same results file is refused instead of duplicating rows. A file this call created and left
+    empty is removed on exit."""
+    created = not os.path.exists(path)
+    f = open(path, "ab")
+    try:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            fcntl = None
+        if fcntl is not None:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise JaxpulpError(f"out={path!r}: another process is writing this results file; give each job "
+                                   "its own --out or --shard K/N") from None
+        yield _Lock(f)
+    finally:
+        try:
+            if created and os.path.exists(path) and os.path.getsize(path) == 0:
+                os.remove(path)
+        finally:
+            f.close()
+
+
+def write_json_atomic(path: str, obj) -> None:
+    """``obj`` as JSON at ``path``, written to a temporary file and renamed (never half-written)."""
+    with open(path + ".tmp", "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(path + ".tmp", path)
 
 
 class RowFormatter:
@@ -138,28 +176,122 @@ def read_rows(paths) -> list:
     """Every row of the results files ``paths`` (JSONL, or Parquet when pyarrow is installed) as dicts."""
     rows = []
     for p in expand_paths(paths):
-        if p.endswith(".parquet"):
-            try:
-                import pyarrow.parquet as pq
-            except ImportError:
-                raise JaxpulpError(f"results={p!r}: reading Parquet needs pyarrow (pip install pyarrow)") from None
-            rows.extend(pq.read_table(p).to_pylist())
-            continue
-        with open(p, "rb") as f:
-            for ln, line in enumerate(f, 1):
-                if not line.endswith(b"\n"):
-                    break  # a sweep is still writing (or was killed): its last line is not a row yet
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    row = json.loads(line)
-                except ValueError as e:
-                    raise JaxpulpError(f"{p}:{ln}: not a JSON row ({e})") from None
-                if not isinstance(row, dict):
-                    raise JaxpulpError(f"{p}:{ln}: expected a JSON object, got {type(row).__name__}")
-                rows.append(row)
+        rows.extend(_read_file(p))
     return rows
+
+
+def _read_file(p: str) -> list:
+    if os.path.isdir(p):
+        raise JaxpulpError(f"results={p!r}: is a folder, expected a results file (.jsonl / .parquet)")
+    if p.endswith(".parquet"):
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise JaxpulpError(f"results={p!r}: reading Parquet needs pyarrow (pip install pyarrow)") from None
+        try:
+            return pq.read_table(p).to_pylist()
+        except Exception as e:  # noqa: BLE001 - pyarrow raises several kinds on a damaged file
+            raise JaxpulpError(f"results={p!r}: not a readable Parquet file ({type(e).__name__}: "
+                               f"{' '.join(str(e).split())[:200]})") from None
+    rows = []
+    with open(p, "rb") as f:
+        for ln, line in enumerate(f, 1):
+            if not line.endswith(b"\n"):
+                break  # a sweep is still writing (or was killed): its last line is not a row yet
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as e:
+                raise JaxpulpError(f"{p}:{ln}: not a JSON row ({e})") from None
+            if not isinstance(row, dict):
+                raise JaxpulpError(f"{p}:{ln}: expected a JSON object, got {type(row).__name__}")
+            rows.append(row)
+    return rows
+
+
+def sweep_meta_path(p: str) -> str:
+    """The ``.meta.json`` of a results file (a Parquet copy ``x.parquet`` has ``x.jsonl``'s)."""
+    if p.endswith(".parquet"):
+        return os.path.splitext(p)[0] + ".jsonl.meta.json"
+    return meta_path(p)
+
+
+_IDENTITY = ("format", "version", "mode", "total", "table_digest", "data_digest", "variables", "spec")
+
+
+class SweepRows(NamedTuple):
+    """Rows read for ``jaxpulp pareto`` and what is known about their completeness: ``total`` configurations
+    of the sweep (None without a ``.meta.json``), ``missing_shards`` (shard files of the sweep that were not
+    given), ``notes`` (one line each)."""
+
+    rows: list
+    total: int | None
+    missing_shards: list
+    notes: list
+
+
+def read_sweep(paths) -> SweepRows:
+    """The rows of one sweep's results files, checked against their ``.meta.json``: files of different sweeps
+    are refused, as are shards of two different shard counts and rows present twice (e.g. ``x.jsonl`` and its
+    Parquet copy); shard files of the sweep that are missing are listed. Files without a ``.meta.json`` are
+    read unchecked (noted)."""
+    files = expand_paths(paths)
+    rows, notes, metas, per_file = [], [], {}, []
+    seen = {}
+    for p in files:
+        got = _read_file(p)
+        mp = sweep_meta_path(p)
+        meta = None
+        if os.path.exists(mp):
+            try:
+                with open(mp) as f:
+                    meta = json.load(f)
+                if not isinstance(meta, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError as e:
+                raise JaxpulpError(f"{mp}: not a sweep's .meta.json ({e})") from None
+            metas[p] = meta
+        else:
+            notes.append(f"{p}: no {os.path.basename(mp)}; its rows are not checked against the others")
+        per_file.append((p, meta, got))
+        rows.extend(got)
+    if not rows:
+        raise JaxpulpError(f"results={list(paths) if not isinstance(paths, str) else paths!r}: no complete rows "
+                           f"in {', '.join(files)} (empty or truncated)")
+    total, missing = None, []
+    if metas:
+        (p0, m0), *rest = metas.items()
+        for p, m in rest:
+            diff = [k for k in _IDENTITY if m.get(k) != m0.get(k)]
+            if diff:
+                raise JaxpulpError(f"results: {p!r} and {p0!r} are different sweeps (differ in {', '.join(diff)}); "
+                                   "a front mixes one sweep's rows only")
+        counts = {tuple(m.get("shard", (0, 1)))[1] for m in metas.values()}
+        if len(counts) > 1:
+            raise JaxpulpError(f"results: shards of {sorted(counts)} different shard counts N (K/N) of the same "
+                               "sweep; their rows overlap, pass the files of one N")
+        n = counts.pop()
+    for p, meta, got in per_file:  # after the sweep checks, which name the cause better
+        for r in got:
+            key = (meta is None, r.get("index"))
+            if r.get("index") is not None and key in seen:
+                raise JaxpulpError(f"results: row index {r.get('index')} is in both {seen[key]!r} and {p!r} (the "
+                                   "same rows given twice, e.g. a .jsonl and its .parquet); pass each sweep's rows "
+                                   "once")
+            seen[key] = p
+    if metas:
+        total = int(m0.get("total")) if m0.get("total") is not None else None
+        have = {tuple(m.get("shard", (0, 1)))[0] for m in metas.values()}
+        base = [p for p in metas if not p.endswith(".parquet")]
+        if n > 1 and base:
+            stem = base[0]
+            import re
+
+            stem = re.sub(r"\.shard\d+of\d+(\.[^.]*)$", r"\1", stem)
+            missing = [shard_path(stem, k, n) for k in range(n) if k not in have]
+    return SweepRows(rows, total, missing, notes)
 
 
 def write_parquet(jsonl: str) -> str | None:

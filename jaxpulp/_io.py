@@ -1,0 +1,60 @@
+"""Safe output files for the command line: paths checked before any work, files written whole or not at all."""
+from __future__ import annotations
+
+import contextlib
+import os
+
+from jaxpulp.errors import JaxpulpError
+
+
+def check_output_path(path: str, arg: str) -> None:
+    """Raise unless ``path`` can be created: its folder exists and is writable and ``path`` is not a folder.
+    ``arg`` names the option (e.g. ``--png``) in the message."""
+    if not isinstance(path, str) or not path.strip():
+        raise JaxpulpError(f"{arg} {path!r}: expected a file path")
+    if os.path.isdir(path):
+        raise JaxpulpError(f"{arg} {path!r}: is a folder, expected a file path")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise JaxpulpError(f"{arg} {path!r}: folder {folder!r} does not exist (create it first)")
+    if not os.access(folder, os.W_OK):
+        raise JaxpulpError(f"{arg} {path!r}: folder {folder!r} is not writable")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str):
+    """Yield a temporary path next to ``path`` (same extension); on success it replaces ``path``, on an
+    exception it is removed, so ``path`` is never left half-written."""
+    stem, ext = os.path.splitext(path)
+    tmp = f"{stem}.tmp{os.getpid()}{ext}"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write(text)
+
+
+def int_arg(lo: int, hi: int | None = None, what: str = ""):
+    """An argparse ``type``: an int in [lo, hi] (hi None: unbounded), with a message naming the range."""
+    import argparse
+
+    def parse(s: str) -> int:
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{s!r}: expected an integer{what}") from None
+        if v < lo or (hi is not None and v > hi):
+            rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+            raise argparse.ArgumentTypeError(f"{s!r}: expected an integer {rng}{what}")
+        return v
+
+    parse.__name__ = "int"
+    return parse

@@ -1,0 +1,226 @@
+"""The command line never ends in a traceback (issue 10): every command driven with malformed files and flags
+exits 2 with one line on stderr, and leaves no file behind; a closed pipe, Ctrl-C and unexpected errors are
+one line too. The other regression tests of the issue are in test_cli_safety.py."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from jaxpulp import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXT = os.path.join(ROOT, "tests", "data", "external")
+DRONET = os.path.join(EXT, "dory_examples", "quantlab_dronet_8bit")
+DEEPLOY_ADD = os.path.join(EXT, "deeploy", "DeeployTest", "Tests", "Kernels", "Integer", "Add", "Regular_RQ")
+
+
+def _files(d):
+    return sorted(os.path.relpath(os.path.join(r, f), d) for r, _, fs in os.walk(d) for f in fs)
+
+
+def _make_inputs(d):
+    """Malformed input files, by name, in folder ``d``."""
+    def w(name, data):
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+
+    w("empty.npy", b"")
+    w("random.npy", bytes(range(256)) * 3)
+    np.save(os.path.join(d, "object.npy"), np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.save(os.path.join(d, "float.npy"), np.full((1, 200, 200, 1), 0.5))
+    np.save(os.path.join(d, "zero.npy"), np.zeros((0, 200, 200, 1), np.int64))
+    np.save(os.path.join(d, "good.npy"), np.zeros((1, 200, 200, 1), np.int64))
+    with open(os.path.join(d, "good.npy"), "rb") as f:
+        w("truncated.npy", f.read()[:300])
+    w("truncated.npz", b"PK\x03\x04" + b"\0" * 40)
+    np.savez(os.path.join(d, "data_empty.npz"), x=np.zeros((0, 4, 4, 8), np.int64))
+    np.savez(os.path.join(d, "data_labels.npz"), x=np.zeros((3, 4, 4, 8), np.int64), y=np.zeros(5, np.int64))
+    os.makedirs(os.path.join(d, "emptydir"))
+    os.makedirs(os.path.join(d, "gold_bad"))
+    w("gold_bad/conv.json", b"{not json")
+    w("gold_bad/conv.npz", b"garbage")
+    os.makedirs(os.path.join(d, "dory_noout"))
+    with open(os.path.join(DRONET, "input.txt"), "rb") as src:
+        w("dory_noout/input.txt", src.read())
+    w("empty.jsonl", b"")
+    w("truncated.jsonl", b'{"index": 0, "cycles": 5, "memory_bytes"')
+    w("strcycles.jsonl", b'{"index": 0, "supported": true, "cycles": "many", "memory_bytes": 3, "config": {}}\n')
+    w("good.jsonl", b'{"index": 0, "supported": true, "cycles": 5, "memory_bytes": 3, "config": {"a": "u8"}}\n')
+    w("garbage.parquet", b"PAR1 not really")
+    os.makedirs(os.path.join(d, "deeploy_trunc"))
+    for f in ("network.onnx", "inputs.npz", "outputs.npz"):
+        with open(os.path.join(DEEPLOY_ADD, f), "rb") as src:
+            w(f"deeploy_trunc/{f}", src.read())
+    with open(os.path.join(DEEPLOY_ADD, "activations.npz"), "rb") as src:
+        w("deeploy_trunc/activations.npz", src.read()[:100])
+
+
+# (id, argv with {d} for the folder of malformed files)
+CASES = [
+    ("run-input-empty-npy", "run --input {d}/empty.npy"),
+    ("run-input-random-bytes", "run --input {d}/random.npy"),
+    ("run-input-object-npy", "run --input {d}/object.npy"),
+    ("run-input-truncated-npy", "run --input {d}/truncated.npy"),
+    ("run-input-float", "run --input {d}/float.npy"),
+    ("run-input-zero-batch", "run --input {d}/zero.npy"),
+    ("run-input-truncated-npz", "run --input {d}/truncated.npz"),
+    ("run-input-missing", "run --input {d}/nope.npy"),
+    ("run-input-folder", "run --input {d}/emptydir"),
+    ("run-batch-negative", "run --batch -5"),
+    ("run-batch-zero", "run --batch 0"),
+    ("run-seed-negative", "run --seed -1"),
+    ("run-out-missing-folder", "run --out {d}/no/such/a.npz"),
+    ("run-out-is-folder", "run --out {d}/emptydir"),
+    ("run-model-missing", "run {d}/nope.onnx"),
+    ("run-model-unknown", "run resnet"),
+    ("run-cores-1024", "run --cores 1024"),
+    ("report-cores-1024", "report --cores 1024"),
+    ("report-csv-missing-folder", "report --csv {d}/no/x.csv"),
+    ("report-png-folder", "report --png {d}/emptydir"),
+    ("report-json-missing-folder", "report --json {d}/no/x.json"),
+    ("check-golden-empty", "check dronet --golden {d}/emptydir"),
+    ("check-golden-no-out-layers", "check dronet --golden {d}/dory_noout"),
+    ("check-json-missing-folder", "check dronet --golden {d}/dory_noout --json {d}/no/x.json"),
+    ("check-deeploy-truncated-activations", "check {d}/deeploy_trunc/network.onnx --input-type i8 --golden {d}/deeploy_trunc"),
+    ("check-golden-missing-folder", "check-golden {d}/nope"),
+    ("check-golden-empty-folder", "check-golden {d}/emptydir"),
+    ("check-golden-bogus-family", "check-golden " + os.path.join(ROOT, "tests", "golden") + " --family bogus"),
+    ("check-golden-garbage", "check-golden {d}/gold_bad"),
+    ("check-golden-show-negative", "check-golden {d}/emptydir --show -1"),
+    ("kernels-bogus-family", "kernels --family bogus"),
+    ("kernels-png-without-cost", "kernels --png {d}/h.png"),
+    ("kernels-png-missing-folder", "kernels --cost --png {d}/no/h.png"),
+    ("demo-batch-zero", "demo --batch 0"),
+    ("demo-batch-huge", "demo --batch 5000"),
+    ("sweep-act-types-comma", "sweep --net toy --out {d}/s.jsonl --act-types ,"),
+    ("sweep-weight-types-bogus", "sweep --net toy --out {d}/s.jsonl --weight-types q9"),
+    ("sweep-alpha-abc", "sweep --net mobilenet_v1:alpha=abc --out {d}/s.jsonl"),
+    ("sweep-alpha-negative", "sweep --net mobilenet_v1:alpha=-1 --out {d}/s.jsonl"),
+    ("sweep-net-helper", "sweep --net dronet_input --out {d}/s.jsonl"),
+    ("sweep-net-bad-kw", "sweep --net toy:colour=red --out {d}/s.jsonl"),
+    ("sweep-chunk-zero", "sweep --net toy --out {d}/s.jsonl --chunk 0"),
+    ("sweep-samples-zero", "sweep --net toy --out {d}/s.jsonl --samples 0"),
+    ("sweep-seed-negative", "sweep --net toy --out {d}/s.jsonl --seed -1"),
+    ("sweep-coordinator-alone", "sweep --net toy --out {d}/s.jsonl --coordinator localhost:1234"),
+    ("sweep-distributed-no-cluster", "sweep --net toy:size=4 --out {d}/s.jsonl --distributed"),
+    ("sweep-shard-bad", "sweep --net toy --out {d}/s.jsonl --shard 3/2"),
+    ("sweep-data-empty-x", "sweep --net toy:size=4 --out {d}/s.jsonl --data {d}/data_empty.npz"),
+    ("sweep-data-mismatched-labels", "sweep --net toy:size=4 --out {d}/s.jsonl --data {d}/data_labels.npz"),
+    ("sweep-data-truncated", "sweep --net toy:size=4 --out {d}/s.jsonl --data {d}/truncated.npz"),
+    ("sweep-out-folder", "sweep --net toy:size=4 --out {d}/emptydir"),
+    ("sweep-target-bogus", "sweep --net toy --out {d}/s.jsonl --target z80"),
+    ("pareto-empty", "pareto {d}/empty.jsonl --png {d}/p.png"),
+    ("pareto-truncated", "pareto {d}/truncated.jsonl --png {d}/p.png"),
+    ("pareto-string-cycles", "pareto {d}/strcycles.jsonl"),
+    ("pareto-objectives-config", "pareto {d}/good.jsonl --objectives config"),
+    ("pareto-objectives-unknown", "pareto {d}/good.jsonl --objectives nope"),
+    ("pareto-objectives-bad-direction", "pareto {d}/good.jsonl --objectives cycles:up"),
+    ("pareto-garbage-parquet", "pareto {d}/garbage.parquet"),
+    ("pareto-folder", "pareto {d}/emptydir"),
+    ("pareto-missing", "pareto {d}/nope.jsonl"),
+    ("pareto-png-missing-folder", "pareto {d}/good.jsonl --png {d}/no/p.png"),
+    ("pareto-out-missing-folder", "pareto {d}/good.jsonl --out {d}/no/p.jsonl"),
+    ("cost-lut-out-missing-folder", "cost-lut --net toy --out {d}/no/lut.json"),
+    ("cost-lut-net-bogus", "cost-lut --net bogus --out {d}/lut.json"),
+    ("unknown-command", "frobnicate"),
+    ("unknown-flag", "run --frobnicate"),
+]
+
+
+@pytest.fixture(scope="module")
+def bad_dir(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("bad"))
+    _make_inputs(d)
+    return d
+
+
+@pytest.mark.parametrize("argv", [c[1] for c in CASES], ids=[c[0] for c in CASES])
+def test_malformed_input_is_one_line_exit_2(argv, bad_dir, capsys, monkeypatch):
+    monkeypatch.delenv("JAXPULP_TRACEBACK", raising=False)
+    before = _files(bad_dir)
+    rc = cli.main(argv.format(d=bad_dir).split())
+    out, err = capsys.readouterr()
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 2, (rc, out, err)
+    assert "Traceback" not in err + out
+    assert len(lines) - sum(ln.startswith(("sweep ", "note: ", "cost table ")) for ln in lines) == 1, err  # progress aside
+    assert "error" in lines[-1] and "JAXPULP_TRACEBACK" not in lines[-1], lines[-1]  # an anticipated error
+    assert _files(bad_dir) == before, "a file was left behind"
+
+
+def test_every_command_is_covered():
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    covered = {c[1].split()[0] for c in CASES}
+    assert set(sub.choices) <= covered, set(sub.choices) - covered
+
+
+def test_broken_pipe_is_quiet(monkeypatch, capsys):
+    def boom(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    parser = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: _with_fn(parser(), "kernels", boom))
+    assert cli.main(["kernels"]) == 141
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_output_into_a_closed_pipe_has_no_traceback():
+    """``jaxpulp report | head``: the reader has gone before we write (here: closed before the first byte)."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-m", "jaxpulp.cli", "kernels", "--family", "maxpool"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    rc = p.wait(timeout=300)
+    assert rc == 141 and "Traceback" not in err and "BrokenPipe" not in err, (rc, err)
+
+
+def _with_fn(parser, command, fn):
+    sub = next(a for a in parser._actions if a.dest == "command")
+    sub.choices[command].set_defaults(fn=fn)
+    return parser
+
+
+def test_ctrl_c_in_sweep_says_how_to_resume(monkeypatch, capsys, tmp_path):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    parser = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: _with_fn(parser(), "sweep", interrupted))
+    out = str(tmp_path / "r.jsonl")
+    assert cli.main(["sweep", "--net", "toy", "--out", out]) == 130
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "resume" in err and out in err, err
+
+
+def test_unexpected_exception_is_one_line_and_traceback_on_request(monkeypatch, capsys):
+    def bug(args):
+        raise TypeError("boom\nsecond line")
+
+    parser = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: _with_fn(parser(), "kernels", bug))
+    monkeypatch.delenv("JAXPULP_TRACEBACK", raising=False)
+    assert cli.main(["kernels"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: TypeError: boom (unexpected; JAXPULP_TRACEBACK=1 shows where)"
+    monkeypatch.setenv("JAXPULP_TRACEBACK", "1")
+    with pytest.raises(TypeError):
+        cli.main(["kernels"])
+
+
+def show_messages(d):  # pragma: no cover - a helper to read every message: python -c "...show_messages('/tmp/x')"
+    import contextlib
+    import io
+
+    os.makedirs(d, exist_ok=True)
+    _make_inputs(d)
+    for name, argv in CASES:
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            rc = cli.main(argv.format(d=d).split())
+        print(f"{name}: rc={rc} {err.getvalue().strip()}")
