@@ -124,6 +124,11 @@ CASES = [
     ("pareto-out-missing-folder", "pareto {d}/good.jsonl --out {d}/no/p.jsonl"),
     ("cost-lut-out-missing-folder", "cost-lut --net toy --out {d}/no/lut.json"),
     ("cost-lut-net-bogus", "cost-lut --net bogus --out {d}/lut.json"),
+    ("compare-m7-json-missing-folder", "compare-m7 --json {d}/no/x.json"),
+    ("compare-m7-png-folder", "compare-m7 --png {d}/emptydir"),
+    ("compare-m7-power-negative", "compare-m7 --m7-power-mw -5"),
+    ("compare-m7-freq-text", "compare-m7 --m7-freq-mhz abc"),
+    ("compare-m7-target-bogus", "compare-m7 --gap8-target z80"),
     ("unknown-command", "frobnicate"),
     ("unknown-flag", "run --frobnicate"),
 ]
