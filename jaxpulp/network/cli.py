@@ -95,10 +95,13 @@ def read_input(path: str, net) -> dict:
 
 
 def _check_int_arrays(path: str, arrays: dict) -> None:
+    """Non-empty arrays of integers: an integer dtype, or floats that all hold whole numbers (Deeploy stores its
+    inputs as float32)."""
     for k, v in arrays.items():
-        if v.dtype.kind not in "iub" or v.size == 0:
+        whole = v.dtype.kind in "iub" or (v.dtype.kind == "f" and bool(np.all(np.isfinite(v) & (v == np.round(v)))))
+        if not whole or v.size == 0:
             raise JaxpulpError(f"--input {path!r}: array {k!r} has shape {v.shape} / dtype {v.dtype}, expected a "
-                               "non-empty integer array (batch, H, W, C) or (H, W, C)")
+                               "non-empty array of integers (batch, H, W, C) or (H, W, C)")
 
 
 def run_chunk(net, batch: int, keep: bool = False, budget: int = CHUNK_BYTES) -> int:
