@@ -93,7 +93,12 @@ _RANGES = {
 
 
 class Geometry(NamedTuple):
-    """A configuration as int32 data (one compiled function serves many). bo = output bits."""
+    """A configuration as int32 data (one compiled function serves many).
+
+    Legend: ``H, W, C`` rows, columns, channels (elements) shared by the three tensors; ``b1, s1`` / ``b2, s2`` /
+    ``bo, so`` bits and signedness (1 = signed) of input 1, input 2 and the output; ``requant`` out_requant_flag
+    (0 for the legacy add); ``ncores`` cluster cores; ``library`` 1 = library quirks, 0 = ``semantics="ideal"``.
+    """
 
     H: jax.Array
     W: jax.Array

@@ -83,7 +83,13 @@ class MaxPoolResult(NamedTuple):
 
 
 class Geometry(NamedTuple):
-    """A configuration as int32 data (one compiled function serves many)."""
+    """A configuration as int32 data (one compiled function serves many).
+
+    Legend: ``H, W, C`` input rows, columns, channels; ``Kh, Kw`` window rows, columns; ``sy, sx`` strides;
+    ``pt, pb, pl, pr`` top, bottom, left, right padding; ``Ho, Wo`` output rows, columns (all in elements);
+    ``bi, si`` / ``bo, so`` input / output bits and signedness (1 = signed); ``requant`` avgpool's flag_requant;
+    ``ncores`` cluster cores; ``library`` 1 = library quirks, 0 = ``semantics="ideal"``.
+    """
 
     H: jax.Array
     W: jax.Array
