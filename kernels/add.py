@@ -528,14 +528,8 @@ def reference(x1, x2, params, cfg, cluster: Cluster = GAP8) -> np.ndarray:
 
 
 def config_from_golden(meta: dict):
-    """The configuration of a golden case record (family ``add`` or ``add_legacy``)."""
-    fam = meta.get("family")
-    if fam not in CONFIGS:
-        raise JaxpulpError(f"meta['family']={fam!r}: expected one of {GOLDEN_FAMILIES}")
-    if fam == "add":
-        return AddConfig(meta["in1_type"], meta["in2_type"], meta["out_type"], H=meta["H"], W=meta["W"],
-                         C=meta["Ci"], requant=int(meta["requant"]))
-    return AddLegacyConfig(meta["in1_type"], meta["in2_type"], H=meta["H"], W=meta["W"], C=meta["Ci"])
+    """The configuration of a golden case record (family ``add`` or ``add_legacy``; ``_golden.CONFIG_OF``)."""
+    return _golden.config_of(meta, GOLDEN_FAMILIES)
 
 
 def params_from_golden(meta: dict):

@@ -438,11 +438,8 @@ def reference(x, w, params, cfg: ConvConfig, cluster: Cluster = GAP8) -> np.ndar
 
 
 def config_from_golden(meta: dict, cls=ConvConfig) -> ConvConfig:
-    """The configuration of a golden case record (../shared/golden format)."""
-    return cls(in_type=meta["in_type"], out_type=meta["out_type"], w_type=meta["w_type"], H=meta["H"], W=meta["W"],
-               Ci=meta["Ci"], Co=meta["Co"], Kh=meta["K"][0], Kw=meta["K"][1], stride=tuple(meta["stride"]),
-               pad=tuple(meta["pad"]), relu=meta["relu"], bn=meta["bn"], bias=bool(meta["bias"]), Ho=meta["Ho"],
-               Wo=meta["Wo"])
+    """The configuration of a golden case record (../shared/golden format; the table ``_golden.CONFIG_OF``)."""
+    return _golden.conv_config(meta, cls)
 
 
 def params_from_golden(meta: dict, arrays: dict) -> Params:

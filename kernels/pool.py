@@ -249,16 +249,8 @@ def reference(x, params, cfg: PoolConfig, cluster: Cluster = GAP8):
 
 
 def config_from_golden(meta: dict) -> PoolConfig:
-    """The configuration of a golden case record (family ``maxpool`` or ``avgpool``)."""
-    fam = meta.get("family")
-    if fam not in CONFIGS:
-        raise JaxpulpError(f"meta['family']={fam!r}: expected one of {GOLDEN_FAMILIES}")
-    kw = dict(in_type=meta["in_type"], out_type=meta["out_type"], H=meta["H"], W=meta["W"], C=meta["Ci"],
-              Kh=meta["K"][0], Kw=meta["K"][1], stride=tuple(meta["stride"]), pad=tuple(meta["pad"]),
-              Ho=meta["Ho"], Wo=meta["Wo"])
-    if fam == "avgpool":
-        kw["requant"] = int(meta["requant"])
-    return CONFIGS[fam](**kw)
+    """The configuration of a golden case record (family ``maxpool`` or ``avgpool``; ``_golden.CONFIG_OF``)."""
+    return _golden.config_of(meta, GOLDEN_FAMILIES)
 
 
 def params_from_golden(meta: dict, arrays: dict):
