@@ -8,7 +8,7 @@ import re
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SOURCES = ["jaxpulp", "kernels", "cluster", "tests", "benchmarks"]
-TOKEN = re.compile(r"(semantics\.md|isa_cost(?:\.md)?|dma_facts(?:\.md)?|library_defects(?:\.md)?|design\.md"
+TOKEN = re.compile(r"(semantics\.md|isa_cost(?:\.md)?|dma(?:_facts)?(?:\.md)?|library_defects(?:\.md)?|design\.md"
                    r"|style\.md|ecosystem(?:\.md)?)|§\s*(\d+(?:\.\d+)*[a-z]?)")
 HEADING = re.compile(r"^#{2,4} (\d+(?:\.\d+)*)\.? ", re.M)
 
