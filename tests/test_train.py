@@ -1,0 +1,155 @@
+"""jaxpulp.train: the QAT evaluation forward is the integer network the packed (library) path runs, bit for bit;
+searched configurations cost what the cost tables say; bad data is refused clearly."""
+import numpy as np
+import pytest
+
+pytest.importorskip("optax")
+pytest.importorskip("sklearn")
+
+from jaxpulp import costtable  # noqa: E402
+from jaxpulp.errors import JaxpulpError  # noqa: E402
+from jaxpulp.network.execute import run  # noqa: E402
+from jaxpulp.train import data, qat  # noqa: E402
+from jaxpulp.train import model as M  # noqa: E402
+from jaxpulp.train import search as S  # noqa: E402
+
+CFG = S.SearchConfig(float_epochs=1, search_epochs=1, finetune_epochs=1, batch=128)
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return data.digits(0)
+
+
+def _sub(model, act_bits, w_bits):
+    prec = {}
+    for lay in model.layers:
+        if lay.kind not in ("maxpool", "avgpool") and lay.out_type.bits != 32:
+            prec[lay.output] = f"{'i' if lay.out_type.signed else 'u'}{act_bits}"
+        if lay.w_type is not None and lay.inputs[0] != "input":  # the 1-channel first conv runs only i8
+            prec[f"{lay.name}.w"] = f"i{w_bits}"
+    return prec
+
+
+def _random_params(model, seed):
+    """Init weights with random folded-BN scales / biases and PACT clips (training is covered by the search test)."""
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(seed)
+    p = M.init_params(model, seed)
+    for lp in p["layers"].values():
+        if "a" in lp:
+            lp["a"] = jnp.asarray(rng.uniform(0.3, 2.0, lp["a"].shape), jnp.float32)
+        lp["b"] = jnp.asarray(rng.normal(0, 0.3, lp["b"].shape), jnp.float32)
+    p["alpha"] = {k: jnp.float32(rng.uniform(0.5, 3.0)) for k in p["alpha"]}
+    return p
+
+
+CASES = [
+    ("all8", lambda: M.build("t8", (8, 8, 1), [M.conv(8), M.conv(16, stride=2), M.avgpool()], 10), (8, 8)),
+    ("sub-byte u4/i2", lambda: M.build("t4", (8, 8, 1), [M.conv(8), M.conv(16, stride=2), M.avgpool()], 10), (4, 2)),
+    ("signed i4/i4, depthwise, dense", lambda: M.build("sg", (8, 8, 1), [
+        M.conv(8), M.conv(16, signed=True), M.maxpool(2), M.dw(3, signed=True), M.dense(16)], 10), (4, 4)),
+    ("residual u2/i8", lambda: M.build("rs", (8, 8, 1), [
+        M.conv(8), M.residual(M.dw(3), M.conv(8, k=1)), M.maxpool(2), M.dense(32)], 10), (2, 8)),
+]
+
+
+@pytest.mark.parametrize("name,make,bits", CASES, ids=[c[0] for c in CASES])
+def test_packed_path_equals_qat_eval(ds, name, make, bits):
+    model = make()
+    prec = _sub(model, *bits) if bits != (8, 8) else {}
+    layers = qat.layers_at(model, prec)
+    params = _random_params(model, 1)
+    net = qat.integerise(model, params, prec)
+    assert [str(l.out_type) for l in net.layers] == [str(l.out_type) for l in layers]
+    x = ds.x_test[:48]
+    want = np.asarray(qat.integer_logits(model, params, layers, x))
+    got = run(net, x).outputs[net.outputs[0]].reshape(48, -1)
+    assert np.array_equal(got, want)
+    assert len(np.unique(want)) > 10  # logits carry information (not all zeros / saturated)
+    # the straight-through forward's value is the integer network's (integer logits x one scale)
+    act, w = M.fixed_mix(layers)
+    ints = qat.integer_tensors(model, layers, qat.int_params(model, params, layers), x)
+    f = np.asarray(M.forward(model, params, x / 255.0, act_mix=act, w_mix=w, ints=ints))
+    assert np.array_equal(np.argmax(f, 1), np.argmax(want, 1))
+
+
+def test_signed_avgpool_refused():
+    with pytest.raises(JaxpulpError, match="avgpool after a signed tensor"):
+        M.build("bad", (8, 8, 1), [M.conv(8, signed=True), M.avgpool()], 10)
+
+
+def test_layers_at_errors():
+    model = M.named("tiny", (8, 8, 1), 10)
+    with pytest.raises(JaxpulpError, match="nope"):
+        qat.layers_at(model, {"nope": "u4"})
+    with pytest.raises(JaxpulpError, match="expected i8, i4 or i2"):
+        qat.layers_at(model, {"conv2.w": "u4"})
+
+
+def test_search_exact_cost_matches_reference(ds):
+    model = M.named("tiny", (8, 8, 1), 10)
+    sp = S.make_space(model)
+    params = S.train_float(model, ds, CFG)
+    row, net = S.search_one(sp, params, ds, 1e-4, CFG)
+    config = sp.space.config_of(row["config"])
+    ref = costtable.reference_cost(sp.space, config)
+    assert row["cycles"] == ref["cycles"] and row["weight_bytes"] == ref["weight_bytes"]
+    assert row["activation_bytes"] == ref["peak_act_bytes"] and row["l2_fit"] == ref["l2_fit"]
+    assert row["bitexact_equals_qat_eval"] and row["bitexact_acc"] == row["integer_acc"]
+    assert [str(l.out_type) for l in net.layers] == [str(l.out_type) for l in sp.space.layers_of(config)]
+    assert 0.0 <= row["float_acc"] <= 1.0
+
+
+def test_data_splits_seeded(ds):
+    again = data.digits(0)
+    assert np.array_equal(ds.x_train, again.x_train) and ds.shape == (8, 8, 1) and ds.num_classes == 10
+    other = data.digits(1)
+    assert not np.array_equal(ds.y_train, other.y_train)
+    n = len(ds.y_train) + len(ds.y_val) + len(ds.y_test)
+    assert n == 1797 and ds.x_train.dtype == np.uint8
+
+
+@pytest.mark.parametrize("x,y,match", [
+    (np.zeros((0, 4, 4, 1)), np.zeros(0), "empty"),
+    (np.zeros((10, 4, 4)), np.zeros(10), r"expected \(N, H, W, C\)"),
+    (np.zeros((10, 4, 4, 1)), np.zeros(9), "one per image"),
+    (np.full((10, 4, 4, 1), np.nan), np.arange(10) % 2, "NaN"),
+    (np.random.rand(10, 4, 4, 1), -(np.arange(10) % 2), "out of range"),
+    (np.random.rand(10, 4, 4, 1), np.arange(10) % 2 + 0.5, "non-integer"),
+])
+def test_bad_data(tmp_path, x, y, match):
+    p = tmp_path / "d.npz"
+    np.savez(p, x=x, y=y)
+    with pytest.raises(JaxpulpError, match=match):
+        data.load(str(p))
+
+
+def test_npz_loader(tmp_path):
+    rng = np.random.default_rng(0)
+    p = tmp_path / "d.npz"
+    np.savez(p, x=rng.random((40, 4, 4, 2)).astype(np.float32), y=rng.integers(0, 3, 40))
+    d = data.load(str(p), seed=3)
+    assert d.shape == (4, 4, 2) and d.x_train.dtype == np.uint8 and d.x_train.max() <= 255
+    with pytest.raises(JaxpulpError, match="expected 'digits'"):
+        data.load("mnist")
+    np.savez(tmp_path / "e.npz", a=np.zeros(3))
+    with pytest.raises(JaxpulpError, match="expected 'x'"):
+        data.load(str(tmp_path / "e.npz"))
+
+
+def test_defective_linear_is_avoided():
+    """The library's linear u2 x i4 -> u2 kernel sums the wrong weights: argmax steers to another weight type."""
+    model = M.build("d", (8, 8, 1), [M.conv(8), M.maxpool(2), M.dense(32)], 10)
+    sp = S.make_space(model)
+    V, C = sp.st.valid.shape
+    want = {"conv1": "u2", "fc3": "u2", "fc3.w": "i4"}
+    logits = np.zeros((V, C), np.float32)
+    for vi, v in enumerate(sp.space.variables):
+        if v.name in want:
+            logits[vi, [str(c) for c in v.choices].index(want[v.name])] = 5.0
+    config = S.argmax_config(sp, logits)
+    types = sp.space.types_of(config)
+    assert types["conv1"] == "u2" and types["fc3"] == "u2" and types["fc3.w"] != "i4"
+    assert S.defective(qat.layers_at(model, want)[2])
