@@ -88,18 +88,36 @@ def test_layers_at_errors():
         qat.layers_at(model, {"conv2.w": "u4"})
 
 
-def test_search_exact_cost_matches_reference(ds):
+def test_cli_search_resumable_exact_cost(tmp_path, capsys):
+    """``jaxpulp search`` end to end (tiny settings): the row's cost equals costtable.reference_cost of its
+    configuration, the packed path equals the QAT evaluation, a rerun resumes instead of recomputing."""
+    import json
+
+    from jaxpulp.cli import main
+    from jaxpulp.network import store
+
+    out = tmp_path / "run"
+    argv = ["search", "--data", "digits", "--net", "tiny", "--lambdas", "1e-4", "--out", str(out), "--quiet",
+            "--float-epochs", "1", "--search-epochs", "1", "--finetune-epochs", "1", "--batch", "128"]
+    assert main(argv) == 0
+    rows = [json.loads(l) for l in open(out / "results.jsonl")]
+    assert len(rows) == 1
+    row = rows[0]
     model = M.named("tiny", (8, 8, 1), 10)
     sp = S.make_space(model)
-    params = S.train_float(model, ds, CFG)
-    row, net = S.search_one(sp, params, ds, 1e-4, CFG)
     config = sp.space.config_of(row["config"])
     ref = costtable.reference_cost(sp.space, config)
     assert row["cycles"] == ref["cycles"] and row["weight_bytes"] == ref["weight_bytes"]
     assert row["activation_bytes"] == ref["peak_act_bytes"] and row["l2_fit"] == ref["l2_fit"]
+    assert row["energy_pj"] == pytest.approx(ref["energy_pj"], rel=1e-6)
     assert row["bitexact_equals_qat_eval"] and row["bitexact_acc"] == row["integer_acc"]
+    net = store.load(str(out / row["network"]))
     assert [str(l.out_type) for l in net.layers] == [str(l.out_type) for l in sp.space.layers_of(config)]
-    assert 0.0 <= row["float_acc"] <= 1.0
+    assert (out / "pareto.png").exists() or "no matplotlib" in capsys.readouterr().out
+    assert main(argv) == 0  # resumed: nothing recomputed
+    assert len(open(out / "results.jsonl").read().splitlines()) == 1
+    assert main(argv[:-2] + ["--batch", "64"]) == 2  # other settings in the same folder: refused
+    assert main(["search", "--lambdas", "-1", "--out", str(tmp_path / "x")]) == 2
 
 
 def test_data_splits_seeded(ds):
