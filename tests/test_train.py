@@ -112,6 +112,12 @@ def test_cli_search_resumable_exact_cost(tmp_path, capsys):
     assert row["energy_pj"] == pytest.approx(ref["energy_pj"], rel=1e-6)
     assert row["bitexact_equals_qat_eval"] and row["bitexact_acc"] == row["integer_acc"]
     net = store.load(str(out / row["network"]))
+    if row.get("onnx"):  # exported in the DORY dialect, with goldens the packed path reproduces
+        from jaxpulp.network import conformance
+        from jaxpulp.network.onnx_import import load_onnx
+
+        back = load_onnx(str(out / row["onnx"]))
+        assert all(c.ok for c in conformance.check(back, str((out / row["onnx"]).parent)))
     assert [str(l.out_type) for l in net.layers] == [str(l.out_type) for l in sp.space.layers_of(config)]
     assert (out / "pareto.png").exists() or "no matplotlib" in capsys.readouterr().out
     assert main(argv) == 0  # resumed: nothing recomputed

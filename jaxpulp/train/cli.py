@@ -4,8 +4,9 @@
 
 DIR/run.json: the run's settings (a resumed run must match them); DIR/float_params.npz: the shared float model;
 DIR/results.jsonl: one row per lambda (configuration; float, fake-quant, integer and bit-exact test accuracy;
-cycles, energy, weight / activation bytes, L1 / L2 fit); DIR/lambda_<x>/network.npz: the integerised network
-(``jaxpulp run`` reads it); DIR/pareto.png: bit-exact accuracy against cycles (needs matplotlib). Lambdas
+cycles, energy, weight / activation bytes, L1 / L2 fit); DIR/lambda_<x>/: the integerised network (network.npz,
+which ``jaxpulp run`` reads; network.onnx in the DORY dialect; input.txt / out_layerN.txt goldens of the first
+test image, which ``jaxpulp check`` reads); DIR/pareto.png: bit-exact accuracy against cycles (needs matplotlib). Lambdas
 already in results.jsonl are skipped.
 """
 from __future__ import annotations
@@ -129,6 +130,13 @@ def cmd_search(args) -> int:
             sub = os.path.join(args.out, f"lambda_{lam:g}")
             os.makedirs(sub, exist_ok=True)
             row["network"] = os.path.relpath(store.save(net, os.path.join(sub, "network.npz")), args.out)
+            try:
+                from jaxpulp.train import export
+
+                export.export_all(net, sub, ds.x_test[0])  # network.onnx (DORY dialect) + DORY goldens
+                row["onnx"] = os.path.relpath(os.path.join(sub, "network.onnx"), args.out)
+            except JaxpulpError as e:
+                log(f"no ONNX export: {e}")
             with open(rows_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
             print(f"lambda={lam:g}: bit-exact acc {row['bitexact_acc']:.4f} (float {row['float_acc']:.4f}, "

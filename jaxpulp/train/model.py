@@ -136,17 +136,17 @@ def build(name: str, in_shape: tuple, specs, num_classes: int) -> Model:
                         kernel=(spec.k, spec.k), stride=(spec.stride,) * 2, pad=pad)
         elif isinstance(spec, MaxPool):
             lay = Layer(new_name("maxpool"), "maxpool", (src,), "", (H, W, C), (H // spec.k, W // spec.k, C), t, t,
-                        kernel=(spec.k, spec.k), stride=(spec.k, spec.k), relu=0, bn=0)
+                        kernel=(spec.k, spec.k), stride=(spec.k, spec.k))
         elif isinstance(spec, AvgPool):
             if t.signed:
                 raise JaxpulpError("avgpool after a signed tensor: the library's non-requantising average pool "
                                    "divides signed sums as unsigned (library_defects.md 12); expected an unsigned "
                                    "input (signed=False on the layer before)")
             lay = Layer(new_name("avgpool"), "avgpool", (src,), "", (H, W, C), (1, 1, C), t, t, kernel=(H, W),
-                        stride=(H, W), requant=0, relu=0, bn=0)
+                        stride=(H, W), requant=0)
         elif isinstance(spec, Dense):
             ot = I8 if spec.signed else U8
-            lay = Layer(new_name("fc"), "linear", (src,), "", (1, 1, H * W * C), (1, 1, spec.n), t, ot, I8)
+            lay = Layer(new_name("fc"), "linear", (src,), "", (H, W, C), (1, 1, spec.n), t, ot, I8)
         elif isinstance(spec, Residual):
             cur, cshape, ct = src, shape, t
             for s in spec.body:
@@ -154,7 +154,7 @@ def build(name: str, in_shape: tuple, specs, num_classes: int) -> Model:
             if tuple(cshape) != tuple(shape):
                 raise JaxpulpError(f"residual body maps {shape} to {cshape}; expected the same shape")
             ot = I8 if spec.signed else U8
-            lay = Layer(new_name("add"), "add", (src, cur), "", shape, shape, t, ot, in2_type=ct, relu=0, bn=0)
+            lay = Layer(new_name("add"), "add", (src, cur), "", shape, shape, t, ot, in2_type=ct)
         else:
             raise JaxpulpError(f"specs: {spec!r} is not a builder spec; expected conv / dw / maxpool / avgpool / "
                                "dense / residual")
@@ -167,7 +167,7 @@ def build(name: str, in_shape: tuple, specs, num_classes: int) -> Model:
     for spec in specs:
         src, shape, t = emit(spec, src, shape, t)
     H, W, C = shape
-    layers.append(Layer("classifier", "linear", (src,), "classifier", (1, 1, H * W * C), (1, 1, int(num_classes)),
+    layers.append(Layer("classifier", "linear", (src,), "classifier", (H, W, C), (1, 1, int(num_classes)),
                         t, I32, I8, relu=0, bn=0, bias=True))
     return Model(name, inp, tuple(layers), int(num_classes))
 

@@ -8,7 +8,7 @@ with, for input scale ``s_in``, per-channel weight scale ``s_w = max|w_c| / hi_w
 symmetric), folded batch norm ``a, b`` and output scale ``s_out = alpha / hi_out``:
 
     M = a * s_in * s_w / s_out,   B = b / s_out + 1/2  (round half up under the floor shift)
-    d = the largest shift <= 30 with  max_c |M_c| * A_c + |B_c| <= 2**30 / 2**d,   A_c = sum|w_int_c| * max|x|
+    d = the largest shift <= 30 with  max_c |M_c| * A + |B_c| <= 2**30 / 2**d,   A = taps * max|x| * max|w_int|
     kappa = round(M * 2**d),  lambda = round(B * 2**d)
 
 so no reachable accumulator overflows the 32-bit BN arithmetic and kappa keeps as many bits as that allows (the
@@ -101,7 +101,8 @@ def int_params(model: M.Model, params: dict, layers: tuple) -> dict:
             Mc = p["a"] * s_in * s_w / s_out
             Bc = p["b"] / s_out + 0.5
             xmax = max(abs(lay.in_type.lo), lay.in_type.hi)
-            A = jnp.sum(jnp.abs(w.reshape(Co, -1)), axis=1).astype(jnp.float32) * xmax
+            # DORY's (and the importer's) worst case: taps * max|x| * max|w| over the layer
+            A = jnp.float32(w[0].size * xmax) * jnp.max(jnp.abs(w)).astype(jnp.float32)
             bound = jnp.max(jnp.abs(Mc) * A + jnp.abs(Bc)) + 1.0
             d = jnp.clip(jnp.floor(30.0 - jnp.log2(bound)), 0, 30).astype(jnp.int32)
             two_d = jnp.exp2(d.astype(jnp.float32))
