@@ -177,3 +177,17 @@ def test_defective_linear_is_avoided():
     types = sp.space.types_of(config)
     assert types["conv1"] == "u2" and types["fc3"] == "u2" and types["fc3.w"] != "i4"
     assert S.defective(qat.layers_at(model, want)[2])
+
+
+def test_from_network_keeps_topology():
+    """A model from an integerised network's topology has the same layers (template flags) and trains from there."""
+    model = CASES[3][1]()
+    net = qat.integerise(model, _random_params(model, 0), _sub(model, 4, 8))
+    again = M.from_network(net)
+    assert [(l.name, l.kind, l.inputs, l.in_shape, l.out_shape, str(l.out_type)) for l in again.layers] == \
+        [(l.name, l.kind, l.inputs, l.in_shape, l.out_shape, str(l.out_type)) for l in net.layers]
+    p = M.init_params(again, 0)
+    assert set(p["layers"]) == {l.name for l in net.layers if l.w_type is not None}
+    with pytest.raises(JaxpulpError, match="linear classifier"):
+        M.from_network(net.replace(layers=net.layers[:-2], outputs=(net.layers[-3].output,),
+                                   params={k: v for k, v in net.params.items() if k not in ("classifier", "fc6")}))
