@@ -191,3 +191,31 @@ def test_from_network_keeps_topology():
     with pytest.raises(JaxpulpError, match="linear classifier"):
         M.from_network(net.replace(layers=net.layers[:-2], outputs=(net.layers[-3].output,),
                                    params={k: v for k, v in net.params.items() if k not in ("classifier", "fc6")}))
+
+
+@pytest.mark.parametrize("gumbel", [False, True])
+def test_search_loss_contains_cost_terms(ds, gumbel):
+    """The surrogate is in the loss: d(loss)/d(logits) at lambda = 1 minus that at lambda = 0 is the gradient of the
+    expected cycles (same temperature / Gumbel noise); the memory term is zero under budget and positive over it."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxpulp import surrogate
+
+    model = M.named("tiny", (8, 8, 1), 10)
+    sp = S.make_space(model)
+    params = M.init_params(model, 0)
+    V, C = sp.st.valid.shape
+    logits = jnp.asarray(np.random.default_rng(0).normal(0, 1, (V, C)), jnp.float32)
+    x, y = ds.x_train[:32], ds.y_train[:32]
+    key = jax.random.PRNGKey(0) if gumbel else None
+    cfg = S.SearchConfig(gumbel=gumbel)
+    grad = lambda lam, c: jax.grad(lambda l: S.search_loss(sp, params, l, x, y, 0.5, lam, c, key)[0])(logits)  # noqa
+    noise = jax.random.gumbel(key, (V, C)) if gumbel else 0.0
+    gc = jax.grad(lambda l: S.expected_cost(sp, surrogate.softmax_probs(sp.st, l + noise, 0.5))["cycles"])(logits)
+    assert float(jnp.abs(gc).max()) > 0
+    np.testing.assert_allclose(np.asarray(grad(1e-3, cfg) - grad(0.0, cfg)), 1e-3 * np.asarray(gc), rtol=1e-2,
+                               atol=1e-4 * float(jnp.abs(1e-3 * gc).max()) + 1e-6)
+    l0, aux = S.search_loss(sp, params, logits, x, y, 0.5, 0.0, cfg, key)
+    l1, _ = S.search_loss(sp, params, logits, x, y, 0.5, 0.0, S.SearchConfig(gumbel=gumbel, budget_bytes=100), key)
+    assert float(aux["memory"]) > 100 and float(l1) > float(l0)
