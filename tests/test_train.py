@@ -188,6 +188,12 @@ def test_from_network_keeps_topology():
         [(l.name, l.kind, l.inputs, l.in_shape, l.out_shape, str(l.out_type)) for l in net.layers]
     p = M.init_params(again, 0)
     assert set(p["layers"]) == {l.name for l in net.layers if l.w_type is not None}
+    from jaxpulp.network.zoo import mobilenet_v1
+
+    mb = M.from_network(mobilenet_v1(alpha=0.25, resolution=32))
+    assert len(mb.layers) == 29 and str(mb.layers[-1].out_type) == "i32" and mb.num_classes == 10
+    with pytest.raises(JaxpulpError, match="avgpool after a signed tensor"):
+        M.from_network(mobilenet_v1(alpha=0.25, resolution=32, act="i8"))
     with pytest.raises(JaxpulpError, match="linear classifier"):
         M.from_network(net.replace(layers=net.layers[:-2], outputs=(net.layers[-3].output,),
                                    params={k: v for k, v in net.params.items() if k not in ("classifier", "fc6")}))

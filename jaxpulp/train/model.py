@@ -184,6 +184,10 @@ def from_network(net: Network, name: str | None = None) -> Model:
                            "classifier")
     layers = []
     for lay in net.layers[:-1]:
+        if lay.kind == "avgpool" and not lay.requant and lay.in_type.signed:
+            raise JaxpulpError(f"layer {lay.name!r}: avgpool after a signed tensor; the library's non-requantising "
+                               "average pool divides signed sums as unsigned (library_defects.md 12); expected an "
+                               "unsigned input")
         kw = {}
         if lay.kind in ("conv", "depthwise", "linear"):
             kw = dict(relu=1, bn=1, bias=False, bn_bits=32, rounding=False)
