@@ -228,3 +228,19 @@ def test_search_loss_contains_cost_terms(ds, gumbel):
     l0, aux = S.search_loss(sp, params, logits, x, y, 0.5, 0.0, cfg, key)
     l1, _ = S.search_loss(sp, params, logits, x, y, 0.5, 0.0, S.SearchConfig(gumbel=gumbel, budget_bytes=100), key)
     assert float(aux["memory"]) > 100 and float(l1) > float(l0)
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--net", "nope"], "--net 'nope'"),
+    (["--data", "missing.npz"], "--data 'missing.npz'"),
+    (["--lambdas", "1e-4,x"], "--lambdas"),
+    (["--budget-kb", "0"], "--budget-kb"),
+])
+def test_cli_search_errors(tmp_path, capsys, argv, match):
+    """Bad arguments: one line on stderr, exit 2, and no output folder left behind."""
+    from jaxpulp.cli import main
+
+    out = tmp_path / "run"
+    assert main(["search", "--out", str(out)] + argv) == 2
+    err = capsys.readouterr().err
+    assert match in err and err.count("\n") == 1 and not out.exists()

@@ -87,6 +87,10 @@ def cmd_search(args) -> int:
     lambdas = _lambdas(args.lambdas)
     if not args.budget_kb > 0:
         raise JaxpulpError(f"--budget-kb {args.budget_kb!r}: expected a number > 0")
+    if args.net not in M.NETS:
+        raise JaxpulpError(f"--net {args.net!r}: no such model; expected one of {sorted(M.NETS)}")
+    if args.data != "digits" and not (args.data.endswith(".npz") and os.path.exists(args.data)):
+        raise JaxpulpError(f"--data {args.data!r}: expected 'digits' or an existing .npz with x (N, H, W, C), y (N,)")
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     os.makedirs(args.out, exist_ok=True)
     settings = {k: getattr(args, k) for k in _SETTINGS}
