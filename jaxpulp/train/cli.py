@@ -93,6 +93,9 @@ def cmd_search(args) -> int:
     if args.data != "digits" and not (args.data.endswith(".npz") and os.path.exists(args.data)):
         raise JaxpulpError(f"--data {args.data!r}: expected 'digits' or an existing .npz with x (N, H, W, C), y (N,)")
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise JaxpulpError(f"--out {args.out!r}: exists and is not a folder")
+    ds = data.load(args.data, seed=args.seed)  # bad data fails here, before anything is written
     os.makedirs(args.out, exist_ok=True)
     settings = {k: getattr(args, k) for k in _SETTINGS}
     run_json = os.path.join(args.out, "run.json")
@@ -112,7 +115,6 @@ def cmd_search(args) -> int:
     if done & set(lambdas):
         log(f"resuming: {len(done & set(lambdas))} lambda(s) already in {rows_path}")
     if todo:
-        ds = data.load(args.data, seed=args.seed)
         model = M.named(args.net, ds.shape, ds.num_classes)
         cfg = S.SearchConfig(float_epochs=args.float_epochs, search_epochs=args.search_epochs,
                              finetune_epochs=args.finetune_epochs, batch=args.batch, gumbel=args.gumbel,
