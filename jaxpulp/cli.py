@@ -3,6 +3,7 @@
     jaxpulp --version
     jaxpulp run | report | check ...             whole networks (jaxpulp.network.cli)
     jaxpulp sweep | pareto | cost-lut ...        precision sweeps (jaxpulp.sweep)
+    jaxpulp search --data digits --net tiny ...  mixed-precision search on real data (jaxpulp.train)
     jaxpulp kernels [--family conv] [--cost]     every kernel variant by C name, with its constraints
     jaxpulp demo [--batch 8]                     a few conv variants on the PULP-NN benchmark layer
     jaxpulp check-golden DIR                     run every golden case in DIR: "N passed, M failed"
@@ -134,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     from jaxpulp.cost import compare_m7
 
     compare_m7.add_subcommand(sub)  # compare-m7: GAP-8 vs STM32H7, the CF'20 headline
+    from jaxpulp.train import cli as train_cli
+
+    train_cli.add_subcommands(sub)  # search (QAT + precision search on real data)
     return p
 
 

@@ -252,7 +252,7 @@ def _fit_grid(family: str) -> list:
 def fit_smooth_model(target="gap8", families=FAMILIES, log=None) -> dict:
     """Fit the closed-form model to the exact cost model: per family and type triple, non-negative least
     squares of relative error over ``_fit_grid``. Returns {family: {"in,mid,out": {"cycles": [F], "energy_pj":
-    [F]}}} (the content of ``jaxpulp.sweep._smooth_fit.COEFFS``)."""
+    [F]}}} (the content of ``jaxpulp.sweep._smooth_fit.COEFFS``, stored as ``jaxpulp/data/smooth_fit.json``)."""
     from scipy.optimize import nnls
 
     from jaxpulp.cost import kernel_cost
@@ -367,18 +367,11 @@ def smooth_table(net, target="gap8") -> costtable.CostTable:
 
 
 def write_fit(path: str, coeffs: dict) -> None:
-    """Write ``coeffs`` (``fit_smooth_model``) as the Python module ``jaxpulp.sweep._smooth_fit``."""
-    import pprint
-
+    """Write ``coeffs`` (``fit_smooth_model``) as the JSON package data read by ``jaxpulp.sweep._smooth_fit``."""
     import jaxpulp
+    from jaxpulp.sweep import _smooth_fit
 
-    with open(path, "w") as f:
-        f.write('"""Coefficients of the smooth closed-form cost model (``jaxpulp.surrogate.smooth_layer_cost``), '
-                'fitted to\nthe exact cost model by ``python -m jaxpulp.surrogate fit``. Generated: do not '
-                f'edit.\n\nFitted with jaxpulp {jaxpulp.__version__}, target gap8.\n"""\n\n')
-        f.write("COEFFS = ")
-        f.write(pprint.pformat(coeffs, width=118, compact=True))
-        f.write("\n")
+    _smooth_fit.dump(coeffs, path, fitted_with=f"jaxpulp {jaxpulp.__version__}", target="gap8")
 
 
 def _main(argv=None) -> int:
@@ -388,7 +381,7 @@ def _main(argv=None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m jaxpulp.surrogate", description="refit the smooth cost model")
     p.add_argument("command", choices=["fit"])
-    p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "sweep", "_smooth_fit.py"))
+    p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "data", "smooth_fit.json"))
     args = p.parse_args(argv)
     coeffs = fit_smooth_model(log=lambda m: print(m, file=sys.stderr, flush=True))
     write_fit(args.out, coeffs)

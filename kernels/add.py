@@ -93,7 +93,12 @@ _RANGES = {
 
 
 class Geometry(NamedTuple):
-    """A configuration as int32 data (one compiled function serves many). bo = output bits."""
+    """A configuration as int32 data (one compiled function serves many).
+
+    Legend: ``H, W, C`` rows, columns, channels (elements) shared by the three tensors; ``b1, s1`` / ``b2, s2`` /
+    ``bo, so`` bits and signedness (1 = signed) of input 1, input 2 and the output; ``requant`` out_requant_flag
+    (0 for the legacy add); ``ncores`` cluster cores; ``library`` 1 = library quirks, 0 = ``semantics="ideal"``.
+    """
 
     H: jax.Array
     W: jax.Array
@@ -523,14 +528,8 @@ def reference(x1, x2, params, cfg, cluster: Cluster = GAP8) -> np.ndarray:
 
 
 def config_from_golden(meta: dict):
-    """The configuration of a golden case record (family ``add`` or ``add_legacy``)."""
-    fam = meta.get("family")
-    if fam not in CONFIGS:
-        raise JaxpulpError(f"meta['family']={fam!r}: expected one of {GOLDEN_FAMILIES}")
-    if fam == "add":
-        return AddConfig(meta["in1_type"], meta["in2_type"], meta["out_type"], H=meta["H"], W=meta["W"],
-                         C=meta["Ci"], requant=int(meta["requant"]))
-    return AddLegacyConfig(meta["in1_type"], meta["in2_type"], H=meta["H"], W=meta["W"], C=meta["Ci"])
+    """The configuration of a golden case record (family ``add`` or ``add_legacy``; ``_golden.CONFIG_OF``)."""
+    return _golden.config_of(meta, GOLDEN_FAMILIES)
 
 
 def params_from_golden(meta: dict):

@@ -45,7 +45,20 @@ class Params(NamedTuple):
 
 
 class Geometry(NamedTuple):
-    """A configuration as int32 data (so one compiled function serves many configurations)."""
+    """A configuration as int32 data (so one compiled function serves many configurations).
+
+    Legend (all int32 scalars, the C kernel's argument in brackets; extents in elements, not bytes):
+
+    * ``H, W, Ci`` input rows, columns, channels [dim_in_y, dim_in_x, ch_in]; ``Co`` output channels [ch_out].
+    * ``Kh, Kw`` kernel rows, columns [dim_kernel_y, dim_kernel_x]; ``sy, sx`` vertical, horizontal stride
+      [stride_y, stride_x]; ``pt, pl`` top, left zero padding [pad_top, pad_left] (bottom / right padding only
+      enter through ``Ho, Wo``).
+    * ``Ho, Wo`` output rows, columns [dim_out_y, dim_out_x].
+    * ``bi, si`` input bits (2, 4, 8) and signedness (1 = signed); ``bo, so`` the same for the output; ``bw`` weight
+      bits (weights are always signed).
+    * ``relu, bn`` the flags [flag_relu, flag_batch_norm] that choose the requantisation (semantics.md §4.1).
+    * ``ncores`` cluster cores; ``library`` 1 = reproduce the library's quirks, 0 = ``semantics="ideal"``.
+    """
 
     H: jax.Array
     W: jax.Array
@@ -432,11 +445,8 @@ def reference(x, w, params, cfg: ConvConfig, cluster: Cluster = GAP8) -> np.ndar
 
 
 def config_from_golden(meta: dict, cls=ConvConfig) -> ConvConfig:
-    """The configuration of a golden case record (../shared/golden format)."""
-    return cls(in_type=meta["in_type"], out_type=meta["out_type"], w_type=meta["w_type"], H=meta["H"], W=meta["W"],
-               Ci=meta["Ci"], Co=meta["Co"], Kh=meta["K"][0], Kw=meta["K"][1], stride=tuple(meta["stride"]),
-               pad=tuple(meta["pad"]), relu=meta["relu"], bn=meta["bn"], bias=bool(meta["bias"]), Ho=meta["Ho"],
-               Wo=meta["Wo"])
+    """The configuration of a golden case record (../shared/golden format; the table ``_golden.CONFIG_OF``)."""
+    return _golden.conv_config(meta, cls)
 
 
 def params_from_golden(meta: dict, arrays: dict) -> Params:

@@ -129,6 +129,12 @@ CASES = [
     ("compare-m7-power-negative", "compare-m7 --m7-power-mw -5"),
     ("compare-m7-freq-text", "compare-m7 --m7-freq-mhz abc"),
     ("compare-m7-target-bogus", "compare-m7 --gap8-target z80"),
+    ("search-data-missing", "search --data {d}/nope.npz --out {d}/srch"),
+    ("search-data-truncated", "search --data {d}/truncated.npz --out {d}/srch"),
+    ("search-lambdas-text", "search --lambdas abc --out {d}/srch"),
+    ("search-net-bogus", "search --net bogus --out {d}/srch"),
+    ("search-batch-zero", "search --batch 0 --out {d}/srch"),
+    ("search-out-is-file", "search --out {d}/good.jsonl"),
     ("unknown-command", "frobnicate"),
     ("unknown-flag", "run --frobnicate"),
 ]

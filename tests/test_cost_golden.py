@@ -9,7 +9,7 @@ import pytest
 
 from jaxpulp.cluster.config import Cluster
 from jaxpulp.cost import kernel_cost
-from jaxpulp.kernels import config as kc
+from jaxpulp.kernels import _golden, config as kc
 
 HERE = os.path.dirname(__file__)
 GOLDEN = os.path.join(HERE, "golden")
@@ -22,28 +22,6 @@ COUNTERS = {"sdotp": ("sdotusp4", "sdotsp4"), "extract": ("bextract", "bextractu
             "bitcount": ("fl1",), "barrier": ("barrier",), "core_id": ("core_id",)}
 
 
-def config_of(c):
-    f = c["family"]
-    if f in ("conv", "pointwise", "depthwise"):
-        cls = {"conv": kc.ConvConfig, "pointwise": kc.PointwiseConfig, "depthwise": kc.DepthwiseConfig}[f]
-        return cls(in_type=c["in_type"], out_type=c["out_type"], w_type=c["w_type"], H=c["H"], W=c["W"],
-                   Ci=c["Ci"], Co=c["Co"], Kh=c["K"][0], Kw=c["K"][1], stride=tuple(c["stride"]),
-                   pad=tuple(c["pad"]), relu=c["relu"], bn=c["bn"], bias=c["bias"], Ho=c["Ho"], Wo=c["Wo"])
-    if f in ("linear_quant", "linear_noquant"):
-        return kc.LinearConfig(in_type=c["in_type"], out_type=c["out_type"], w_type=c["w_type"], N=c["N"], M=c["M"],
-                               relu=c.get("relu", 0), bn=c.get("bn", 0), bias=c["bias"])
-    if f in ("maxpool", "avgpool"):
-        kw = dict(in_type=c["in_type"], out_type=c["out_type"], H=c["H"], W=c["W"], C=c["Ci"], Kh=c["K"][0],
-                  Kw=c["K"][1], stride=tuple(c["stride"]), pad=tuple(c["pad"]), Ho=c["Ho"], Wo=c["Wo"])
-        return kc.AvgPoolConfig(requant=c["requant"], **kw) if f == "avgpool" else kc.MaxPoolConfig(**kw)
-    if f == "add":
-        return kc.AddConfig(in1_type=c["in1_type"], in2_type=c["in2_type"], out_type=c["out_type"], H=c["H"],
-                            W=c["W"], C=c["Ci"], requant=c["requant"])
-    if f == "add_legacy":
-        return kc.AddLegacyConfig(in1_type=c["in1_type"], in2_type=c["in2_type"], H=c["H"], W=c["W"], C=c["Ci"])
-    raise AssertionError(f)
-
-
 @pytest.mark.parametrize("family", ["conv", "pointwise", "depthwise", "linear_quant", "linear_noquant", "maxpool",
                                     "avgpool", "add"])
 def test_per_core_builtins_equal_golden_counters(family):
@@ -54,7 +32,7 @@ def test_per_core_builtins_equal_golden_counters(family):
     failures = []
     for c in meta["cases"]:
         gold = arrays[c["id"] + "/counters_per_core"]
-        cc = kernel_cost(config_of(c), Cluster(num_cores=c["ncores"]))
+        cc = kernel_cost(_golden.config_of(c), Cluster(num_cores=c["ncores"]))
         assert len(cc.per_core) == c["ncores"]
         for core in range(c["ncores"]):
             got = cc.per_core[core].builtins()

@@ -22,7 +22,9 @@ Conventions (semantics.md §3, isa_cost.md §1):
   the source. (PULP GCC rejects constant ``size + offset > 32`` for the builtins; the kernels never do it.)
 
 ``INSTRUCTIONS`` maps each builtin name to an ``Instruction`` record (mnemonic, function, cost class and
-machine-instruction count) for the cost model; the cost classes are those of ``jaxpulp.cost.types``.
+machine-instruction count): a reference table, checked by ``tests/test_isa.py`` against the instruction classes
+of ``jaxpulp.cost.types``. The cost model does not read it: ``jaxpulp.cost.pulpnn`` counts per class directly
+while walking each kernel's loops (a ``pack4`` there is 2 ``pack`` instructions, as ``count`` says here).
 """
 from __future__ import annotations
 
