@@ -187,3 +187,67 @@ def test_deployed_cost_table_shows_l3_streaming_stop():
     assert d8.l3_tiled == "weights" and d4.l3_tiled == ""
     assert ent["i8"] - kent["i8"] > ent["i4"] - kent["i4"] >= 0
     assert ent["i8"] == d8.total
+
+
+# ---- DORY-for-GAP-8 8-bit kernels (jaxpulp.deploy.dory_kernels): hand-checked counts --------------------------
+
+def _dw8(H, s, pad, C=8):
+    return kc.DepthwiseConfig("u8", "u8", "i8", H=H, W=H, Ci=C, Co=C, stride=(s, s), pad=pad)
+
+
+def test_dory_depthwise_generic_counts_by_hand():
+    from jaxpulp.cost.pulpnn import KERNEL_ENTRY
+    from jaxpulp.deploy import dory_kernels as dk
+
+    # 8 channels on 8 cores: one channel per core; 8x8 input, 3x3, stride 1, pad 1 -> 8x8 outputs.
+    c = dk.depthwise_generic_core(_dw8(8, 1, (1, 1, 1, 1)), 0, 8)
+    # loads: strip copies = 8 columns x 8 input rows x 1 word; per output 2 scalar-tap + 2x2 sdotp + 2 (kappa,
+    # lambda) = 8 -> 64 + 64*8 = 576, plus the kernel entry's 12
+    assert c.load == KERNEL_ENTRY.load + 64 + 64 * 8
+    # stores: zero rows 8 cols x (pt + pb) = 16, strip words 64, outputs 64, left / right column zero bytes 8 + 8
+    assert c.store == KERNEL_ENTRY.store + 16 + 64 + 64 + 8 + 8
+    assert (c.sdotp, c.macs) == (64 * 2, 64 * 9)
+    # stride 2 (pad 0,1,0,1): 16x16 input -> 8x8 outputs; the strip copies grow with the input: 8 cols x 16 rows
+    c2 = dk.depthwise_generic_core(_dw8(16, 2, (0, 1, 0, 1)), 0, 8)
+    assert c2.load == KERNEL_ENTRY.load + 8 * 16 + 64 * 8
+    assert c2.sdotp == c.sdotp
+
+
+def test_dory_depthwise_generic_channel_split():
+    from jaxpulp.deploy import dory_kernels as dk
+
+    cfg = _dw8(8, 1, (1, 1, 1, 1), C=12)  # chunk = ceil(12/8) = 2: cores 0-5 two channels, 6-7 none
+    macs = [dk.depthwise_generic_core(cfg, i, 8).macs for i in range(8)]
+    assert macs == [2 * 64 * 9] * 6 + [0, 0]
+    assert sum(macs) == cfg.macs
+
+
+def test_dory_avgpool_single_core_by_hand():
+    from jaxpulp.deploy import dory_kernels as dk
+
+    cfg = kc.AvgPoolConfig("u8", "u8", H=4, W=4, C=16, Kh=4, Kw=4, stride=(4, 4))
+    cc = dk.dory_kernel_cost(cfg, "gap8")
+    busy = [cc.target.core_cycles(c) for c in cc.per_core]  # instructions + stalls (TCDM contention aside)
+    # core 0 does all channels; cores 1-7 only the entry. Per channel, by hand (branch taken 3 cycles, divu by 16 =
+    # clz(16) + 3 = 30 cycles): 16 taps x (lbu + add + load-use) = 48; 4 window rows x (lp.setup + 3 alu + taken
+    # branch 3) = 28; output: 6 alu + mul + divu 30 + clipu + sb + taken branch 3 = 42; output-row loop 3 alu + 3 +
+    # 2 not-taken = 8; channel loop 2 alu + 3 = 5 -> 131 cycles.
+    assert busy[0] - busy[1] == 131 * 16
+    assert len(set(busy[1:])) == 1
+
+
+def test_dory_flavour_uses_dory_kernels_only_where_they_apply():
+    from jaxpulp.cost import kernel_cost
+    from jaxpulp.deploy import dory_kernels as dk
+
+    dw8 = _dw8(16, 1, (1, 1, 1, 1), C=32)
+    dw4 = kc.DepthwiseConfig("u4", "u4", "i4", H=16, W=16, Ci=32, Co=32, pad=(1, 1, 1, 1))
+    pw = kc.PointwiseConfig("u8", "u8", "i8", H=8, W=8, Ci=32, Co=32)
+    assert dk.applies(dw8) and not dk.applies(dw4) and not dk.applies(pw)
+    a = layer_latency(dw8, "gap8-board", "dory-gap8")
+    b = layer_latency(dw8, "gap8-board", "pulp-nn-mixed")
+    assert a.kernel_whole == b.kernel_whole == kernel_cost(dw8, "gap8").cycles  # kernel-only column: mixed model
+    if a.tiling.whole:
+        assert a.kernel == dk.dory_kernel_cost(dw8, "gap8").cycles
+    assert layer_latency(dw4, "gap8-board", "dory-gap8").kernel == layer_latency(
+        dw4, "gap8-board", "pulp-nn-mixed").kernel
