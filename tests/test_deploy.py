@@ -251,3 +251,16 @@ def test_dory_flavour_uses_dory_kernels_only_where_they_apply():
         assert a.kernel == dk.dory_kernel_cost(dw8, "gap8").cycles
     assert layer_latency(dw4, "gap8-board", "dory-gap8").kernel == layer_latency(
         dw4, "gap8-board", "pulp-nn-mixed").kernel
+
+
+def test_byte_rows_limited_by_reads_in_flight_by_hand():
+    # every 2-D row is one L2 read: 8 in flight, 19-cycle round trip -> 19/8 cycles per 1-byte row (not 1)
+    t = DeployTarget(name="t", schedule="double", dma_row_latency_cycles=19, dma_outstanding=8)
+    x = dma.channelwise(4, 8, 2, 8, "hwc-to-chw", t)  # 2 channels -> 2 commands of 32 one-byte rows
+    assert x.cycles == 1 * (10) + 10 + math.ceil(64 * 19 / 8)  # ceil(2/8) x 10 programming + latency + rows
+    assert dma.channelwise(4, 8, 2, 8, "hwc-to-chw", t.replace(dma_row_latency_cycles=0)).cycles == 10 + 10 + 64
+    # fewer reads in flight never speeds a copy up; wide rows stay bandwidth-bound
+    assert dma.channelwise(4, 8, 2, 8, "hwc-to-chw", t.replace(dma_outstanding=4)).cycles > x.cycles
+    assert dma.rows_2d(3, 64, t) == 3 * 8  # 64 B at 8 B/cycle: above 19/8
+    with pytest.raises(JaxpulpError, match="dma_outstanding"):
+        t.replace(dma_outstanding=0)
