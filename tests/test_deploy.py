@@ -264,3 +264,18 @@ def test_byte_rows_limited_by_reads_in_flight_by_hand():
     assert dma.rows_2d(3, 64, t) == 3 * 8  # 64 B at 8 B/cycle: above 19/8
     with pytest.raises(JaxpulpError, match="dma_outstanding"):
         t.replace(dma_outstanding=0)
+
+
+def test_l1_accounting_matches_the_dory_generated_mobilenet_tile():
+    # Fact (pulp-platform/pulp-sdk applications/MobileNetV1/DORY_network/src/layerConvBNRelu8.c, PwConv5 of
+    # 1.0-MobileNetV1-128: 16x16x128 -> 256): 3 x 2 x 8 = 48 tiles of 8 rows x 2 columns x 88 output channels,
+    # L1 buffers x 2048 B, W 11264 B, y 1408 B, each double-buffered, in DORY's ~35 kB GAP-8 budget.
+    from jaxpulp.deploy.tiler import _sizes, geometry
+
+    cfg = kc.PointwiseConfig("u8", "u8", "i8", H=16, W=16, Ci=128, Co=256)
+    g = geometry(cfg)
+    x, y, w, c, im2col = _sizes(g, "pointwise", 88, 8, 8, wo_t=2)
+    assert (x, y, w, im2col) == (2048, 1408, 11264, 0)
+    assert 2 * (x + y + w + c) <= 35_000  # the application's tile fits our double-buffered accounting
+    x2, y2, _, _, _ = _sizes(g, "pointwise", 88, 16, 8, wo_t=2)
+    assert 2 * (x2 + y2 + w + c) > 35_000  # and twice its rows would not: it is maximal in rows, as DORY's rule
