@@ -108,8 +108,12 @@ def test_untiled_layer_costs_kernel_plus_one_load_and_store():
         assert d.tiling.whole and d.tiling.n_tiles == 1
         load = dma.linear(16 * 16 * 16, t).cycles + dma.linear(16 * 9 * 16, t).cycles + 2 * dma.linear(16 * 4, t).cycles
         store = dma.linear(16 * 16 * 16, t).cycles
-        assert d.total <= d.kernel_whole + load + store + t.layer_overhead_cycles
-        assert d.total >= d.kernel_whole
+        # kernel: the flavour's count of the one tile (dory-gap8: the GCC MatMul block, below the kernel-only one)
+        assert d.kernel <= d.kernel_whole
+        assert d.total <= d.kernel + load + store + t.layer_overhead_cycles
+        assert d.total >= d.kernel
+        m = layer_latency(cfg, t, "pulp-nn-mixed")
+        assert m.kernel == m.kernel_whole and m.kernel_whole <= m.total <= m.kernel + load + store + t.layer_overhead_cycles
 
 
 @pytest.mark.parametrize("field", ["dma_bytes_per_cycle", "l3_bytes_per_cycle"])
@@ -279,3 +283,16 @@ def test_l1_accounting_matches_the_dory_generated_mobilenet_tile():
     assert 2 * (x + y + w + c) <= 35_000  # the application's tile fits our double-buffered accounting
     x2, y2, _, _, _ = _sizes(g, "pointwise", 88, 16, 8, wo_t=2)
     assert 2 * (x2 + y2 + w + c) > 35_000  # and twice its rows would not: it is maximal in rows, as DORY's rule
+
+
+def test_dory_flavour_counts_the_gcc_matmul_block():
+    from jaxpulp.cost import kernel_cost
+    from jaxpulp.deploy.flavour import DORY_GAP8, Flavour
+
+    pw = kc.PointwiseConfig("u8", "u8", "i8", H=8, W=8, Ci=32, Co=32)  # fits L1 whole: one tile
+    a = layer_latency(pw, "gap8-board", "dory-gap8")
+    assert a.tiling.whole and a.kernel == kernel_cost(pw, "gap8-1v0", outer="gcc").cycles
+    assert layer_latency(pw, "gap8-board", "pulp-nn-mixed").kernel == kernel_cost(pw, "gap8-1v0").cycles
+    assert DORY_GAP8.matmul_outer == "gcc"
+    with pytest.raises(JaxpulpError, match="matmul_outer"):
+        Flavour("x", "hwc-to-chw", "dory", matmul_outer="clang")
