@@ -388,6 +388,16 @@ def deployed_section(ext):
     dory_t = board_deployed(path, board.replace(tiler="dory"))
     print(f"  DORY's tiling heuristic instead of ours: per-layer MAPE {mape(_errors(dory_t)):.1f}%, whole "
           f"{_whole_err(dory_t):+.1f}%")
+    no_rows = board_deployed(path, board.replace(dma_row_latency_cycles=0))
+    print(f"  without the L2-read limit on 2-D rows (1-byte rows at 1/cycle): per-layer MAPE "
+          f"{mape(_errors(no_rows)):.1f}%, whole {_whole_err(no_rows):+.1f}%")
+    from jaxpulp.deploy.flavour import DORY_GAP8
+    mixed_k = board_deployed(path, board, DORY_GAP8.__class__(**{**DORY_GAP8.__dict__, "dory_kernels": False}))
+    print(f"  dory-gap8 with pulp-nn-mixed depthwise / avgpool counts instead of pulp-nn's: per-layer MAPE "
+          f"{mape(_errors(mixed_k)):.1f}%, whole {_whole_err(mixed_k):+.1f}%")
+    out["board_sensitivity"] = {"mape_no_row_limit": mape(_errors(no_rows)), "whole_no_row_limit_pct":
+                                _whole_err(no_rows), "mape_mixed_kernel_counts": mape(_errors(mixed_k)),
+                                "whole_mixed_kernel_counts_pct": _whole_err(mixed_k)}
     out["board"] = {"rows": rows, "mape_kernel": mk, "mape_deployed": md, "mape_loo": ml, "whole_kernel_pct": wk,
                     "whole_deployed_pct": wd, "l3_rate_used": board.l3_bytes_per_cycle, "l3_rate_best_all": fit_bw,
                     "loo": loo, "mape_flavour_pulp_nn_mixed": mape(_errors(fl)),

@@ -44,7 +44,8 @@ def linear(nbytes: int, t: DeployTarget) -> Transfer:
 def rows_2d(n_rows: int, row_bytes: int, t: DeployTarget) -> int:
     """Payload cycles of ``n_rows`` rows of ``row_bytes`` each: a row moves at the DMA rate but takes at least one
     cycle (one TCDM beat per port, dma §2.7), so 1-byte rows move at 1 B/cycle (MATCH's HWC->CHW rate, dma §7.5)."""
-    return math.ceil(n_rows * max(1.0, row_bytes / t.dma_bytes_per_cycle))
+    row = max(1.0, row_bytes / t.dma_bytes_per_cycle, t.dma_row_latency_cycles / t.dma_outstanding)
+    return math.ceil(n_rows * row)
 
 
 def strided(n_cmds: int, rows_per_cmd: int, row_bytes: int, t: DeployTarget, *, parallel: bool = True) -> Transfer:

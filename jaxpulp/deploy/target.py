@@ -55,7 +55,9 @@ class DeployTarget:
     double_buffering: 1 or 2 L1 buffers per tiled tensor; schedule: "blocking" (every DMA waited before the
     kernel) or "double" (next tile's transfers overlap the current kernel).
     dma_bytes_per_cycle: L2 <-> L1 bandwidth (B/cycle); dma_latency_cycles: first byte of a command (cycles);
-    dma_cmd_cycles: core cycles to program, wait and free one command; blocking_barrier_cycles: barrier after each push of a 3-D / HWC->CHW copy
+    dma_cmd_cycles: core cycles to program, wait and free one command; dma_outstanding / dma_row_latency_cycles:
+    L2-side reads in flight and the round trip of one (cycles): every row of a 2-D command is one L2 read, so rows
+    move at most dma_outstanding / dma_row_latency_cycles per cycle (0: no such limit); blocking_barrier_cycles: barrier after each push of a 3-D / HWC->CHW copy
     (0: none). l3_bytes_per_cycle: L3 -> L2 (B/cycle); l3_burst_bytes / l3_burst_cycles: micro-DMA burst size and
     its fixed cost; count_weight_preload: include the synchronous L3 -> L2 weight copy of non-L3-tiled layers.
     l3_overlap: L3 tile reads overlap the layer (else they add to it); l3_prefetch_next: the first l2_budget / 2
@@ -79,6 +81,8 @@ class DeployTarget:
     dma_latency_cycles: int = 10
     dma_cmd_cycles: int = 10
     blocking_barrier_cycles: int = GAP8_BARRIER_CYCLES
+    dma_outstanding: int = 8
+    dma_row_latency_cycles: int = 0
     l3_bytes_per_cycle: float = 1.0
     l3_burst_bytes: int = 512
     l3_burst_cycles: int = 0
@@ -105,7 +109,9 @@ class DeployTarget:
             v = getattr(self, n)
             if not isinstance(v, int) or v <= 0:
                 raise JaxpulpError(f"{n}={v!r}: expected a positive number of bytes")
-        for n in ("dma_latency_cycles", "dma_cmd_cycles", "blocking_barrier_cycles", "l3_burst_cycles",
+        if not isinstance(self.dma_outstanding, int) or self.dma_outstanding < 1:
+            raise JaxpulpError(f"dma_outstanding={self.dma_outstanding!r}: expected an int >= 1")
+        for n in ("dma_latency_cycles", "dma_row_latency_cycles", "dma_cmd_cycles", "blocking_barrier_cycles", "l3_burst_cycles",
                   "layer_overhead_cycles"):
             v = getattr(self, n)
             if not isinstance(v, (int, float)) or v < 0:
@@ -117,17 +123,25 @@ class DeployTarget:
         return dataclasses.replace(self, **kw)
 
 
+# One 2-D row = one L2 read through the cluster -> SoC -> L2 interconnect: 2 + 9 + 8 = 19 cycles of round trip
+# (dma §2.9, GVSoC's model; the board's is not documented, assumed the same) with 8 reads in flight (dma §2.6), so
+# byte-granular rows (the depthwise HWC->CHW copy, dma §5.11) move at 8/19 rows per cycle, not 1.
+L2_ROW_ROUND_TRIP_CYCLES = 19
+L2_READS_IN_FLIGHT = 8
+
 # Fitted on the GAP-8 board rows (benchmarks/fidelity.py, leave-one-out errors in docs/deploy.md) [FIT]:
 # the sustained L3 -> L2 rate of the board's HyperRAM (inside the 3.3 B/cycle HyperBus bound, dma §3.13).
 BOARD_L3_BYTES_PER_CYCLE = 0.7
 
 GAP8_BOARD = DeployTarget(
     name="gap8-board", l1_budget=36_700, l2_budget=400_000, double_buffering=1, schedule="blocking",
-    dma_bytes_per_cycle=8.0, dma_latency_cycles=10, l3_overlap=False, l3_prefetch_next=True, l3_bytes_per_cycle=BOARD_L3_BYTES_PER_CYCLE,
+    dma_bytes_per_cycle=8.0, dma_latency_cycles=10, dma_row_latency_cycles=L2_ROW_ROUND_TRIP_CYCLES,
+    dma_outstanding=L2_READS_IN_FLIGHT, l3_overlap=False, l3_prefetch_next=True, l3_bytes_per_cycle=BOARD_L3_BYTES_PER_CYCLE,
     description="GAP-8 board as DORY's GAP8 target deploys it: 100 MHz, one L1 buffer per tensor, blocking DMA")
 GAP8_GVSOC = DeployTarget(
     name="gap8-gvsoc", kernel_target="gap8-1v0", l1_budget=35_000, double_buffering=2, schedule="double",
-    dma_bytes_per_cycle=4.0, dma_latency_cycles=19, blocking_barrier_cycles=0, l3_bytes_per_cycle=1.0,
+    dma_bytes_per_cycle=4.0, dma_latency_cycles=19, dma_row_latency_cycles=L2_ROW_ROUND_TRIP_CYCLES,
+    dma_outstanding=L2_READS_IN_FLIGHT, blocking_barrier_cycles=0, l3_bytes_per_cycle=1.0,
     description="GAP-8 on GVSoC as DORY's PULP_gvsoc target deploys it: double-buffered, DMA overlapped")
 
 TARGETS = MappingProxyType({t.name: t for t in (GAP8_BOARD, GAP8_GVSOC)})
