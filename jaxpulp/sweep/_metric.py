@@ -87,7 +87,9 @@ class Deriver:
                 self.d[k, c] = 0 if t.bits == 32 else _mag(ref) - _mag(t)
 
     def derive(self, params, config):
-        """(params', act_types, w_types, input d, output scale exponent) of one configuration ``[V]``."""
+        """(params', act_types, w_types, input d, output scale exponent) of one configuration ``[V]``; ``w_types``
+        (layer -> bits) describes the configuration, the value path sees the weight types through the
+        re-derived weight values."""
         V = len(self.space.variables)
         pick = lambda a: jnp.asarray(a)[jnp.arange(V), config]  # noqa: E731
         bits, signed, d = pick(self.bits), pick(self.signed), pick(self.d)
@@ -141,10 +143,10 @@ def make_metric_fn(net, space):
     der = Deriver(space, net.outputs[0])
 
     def one(config, x, y_ref, labels):
-        params, act_types, w_types, d_in, s = der.derive(net.params, config)
+        params, act_types, _, d_in, s = der.derive(net.params, config)
         lo, hi = quant.type_bounds(act_types[net.input.name][0], act_types[net.input.name][1])
         xq = _requantise_values(x, lo, hi, d_in) if net.input.name in der.tensor_var else x
-        y = netrun.run_values(net, xq, params=params, act_types=act_types, w_types=w_types)
+        y = netrun.run_values(net, xq, params=params, act_types=act_types)
         y = y.reshape(y.shape[0], -1).astype(jnp.float32) * jnp.exp2(s.astype(jnp.float32))
         ref = y_ref.reshape(y_ref.shape[0], -1).astype(jnp.float32)
         err = jnp.sqrt(jnp.sum((y - ref) ** 2)) / jnp.maximum(jnp.sqrt(jnp.sum(ref ** 2)), 1e-30)
