@@ -33,6 +33,7 @@ import numpy as np
 from jaxpulp import __version__
 from jaxpulp.network import execute, reference, zoo
 from jaxpulp.network.execute import run
+from jaxpulp.network.graph import TensorSpec
 
 # --------------------------------------------------------------------------------------- float baseline
 
@@ -226,7 +227,7 @@ def profile(net, x, reps: int):
     for k, lay in enumerate(net.layers):
         ins = {n: tensors[n] for n in lay.inputs}
         one = net.replace(layers=(lay,), outputs=(lay.output,), params={lay.name: net.params.get(lay.name, {})},
-                          inputs=tuple(execute.TensorSpec(n, types[n][0], types[n][1]) for n in lay.inputs))
+                          inputs=tuple(TensorSpec(n, types[n][0], types[n][1]) for n in lay.inputs))
         f1, p1 = float_forward(one)
         xf = jnp.asarray(ins[lay.inputs[0]], jnp.float32)
         if lay.kind == "add":

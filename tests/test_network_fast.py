@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from jaxpulp import UnsupportedConfig
+from jaxpulp import UnsupportedConfig, packing
 from jaxpulp.kernels import add, conv, depthwise, linear, pool
 from jaxpulp.kernels.config import ConvConfig, DepthwiseConfig, LinearConfig, out_dim
 from jaxpulp.network import reference
@@ -176,3 +176,38 @@ def test_prepared_parameters_are_built_once_per_network():
     assert execute._prepared_packed(net, execute.GAP8) is execute._prepared_packed(net, execute.GAP8)
     other = net.replace(params={k: dict(v) for k, v in net.params.items()})
     assert execute._prepared_values(other) is not a
+
+
+@PROPERTY
+@given(st.data())
+def test_depthwise_on_the_hwc_image_equals_the_byte_plane_path(data):
+    # the network's packed path hands depthwise layers the previous layer's HWC image (run_hwc); it must give
+    # the bits the kernel gives on the byte-plane image DORY's CHW transfer builds (run)
+    it, ot = (data.draw(st.sampled_from(TYPES)) for _ in range(2))
+    wt = data.draw(st.sampled_from(["i8", "i4", "i2"]))
+    k, s = data.draw(st.sampled_from([1, 3, 5])), data.draw(st.integers(1, 2))
+    pad = tuple(data.draw(st.integers(0, k // 2)) for _ in range(4))
+    H, W = data.draw(st.integers(k, 10)), data.draw(st.integers(k, 10))
+    C = data.draw(st.sampled_from([4, 8, 16]))
+    cfg = DepthwiseConfig(it, ot, wt, H=H, W=W, Ci=C, Co=C, Kh=k, Kw=k, stride=(s, s), pad=pad,
+                          Ho=out_dim(H, pad[0], pad[1], k, s), Wo=out_dim(W, pad[2], pad[3], k, s),
+                          relu=data.draw(st.integers(0, 1)), bn=data.draw(st.integers(0, 1)),
+                          bias=data.draw(st.booleans()), semantics=data.draw(st.sampled_from(["library", "ideal"])))
+    try:
+        depthwise.check(cfg)
+    except UnsupportedConfig:
+        assume(False)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
+    x = rng.integers(cfg.in_type.lo, cfg.in_type.hi + 1, (2, H, W, C))
+    w = rng.integers(cfg.w_type.lo, cfg.w_type.hi + 1, (C, k, k))
+    params = depthwise.Params(kappa=rng.integers(-9, 9, C).astype(np.int32),
+                              lam=rng.integers(-999, 999, C).astype(np.int32), out_mult=int(rng.integers(0, 300)),
+                              out_shift=int(rng.integers(0, 12)),
+                              bias=rng.integers(-128, 128, C).astype(np.int32) if cfg.bias else None)
+    planes, w_words = depthwise.pack_inputs(x, w, cfg)
+    hwc = np.stack([packing.pack_hwc(xi, cfg.in_type) for xi in x])
+    hwc[:, -1] |= np.uint32(0xA5A5A5A5) & ~np.uint32((1 << ((H * W * C * cfg.in_type.bits) % 32 or 32)) - 1
+                                                     if (H * W * C * cfg.in_type.bits) % 32 else 0xFFFFFFFF)
+    want = np.asarray(depthwise.run(planes, w_words, params, cfg=cfg))
+    np.testing.assert_array_equal(np.asarray(depthwise.run_hwc(hwc, w_words, params, cfg=cfg)), want, err_msg=str(cfg))
+    np.testing.assert_array_equal(np.asarray(depthwise.run_hwc(hwc[1], w_words, params, cfg=cfg)), want[1])

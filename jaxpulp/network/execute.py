@@ -119,26 +119,13 @@ def _layer_args(lay: Layer, p: dict, cfg):
     raise JaxpulpError(f"layer {lay.name!r}: kind {kind!r} cannot run")
 
 
-def _hwc_to_planes(words, shape, bits: int):
-    """jnp: packed HWC images (batch, n) -> depthwise byte-plane images (batch, m) (semantics.md §8.1)."""
-    H, W, C = shape
-    bpp = C * bits // 8
-    by = (words[:, :, None] >> jnp.arange(0, 32, 8, dtype=jnp.uint32)) & jnp.uint32(0xFF)
-    by = by.reshape(words.shape[0], -1)[:, :H * W * bpp]
-    planes = jnp.swapaxes(by.reshape(-1, H * W, bpp), 1, 2).reshape(words.shape[0], -1)
-    pad = (-planes.shape[1]) % 4
-    planes = jnp.pad(planes, ((0, 0), (0, pad))).reshape(words.shape[0], -1, 4)
-    return jnp.sum(planes << jnp.arange(0, 32, 8, dtype=jnp.uint32), axis=-1, dtype=jnp.uint32)
-
-
 def _run_layer_packed(lay: Layer, cfg, args, ins, cluster: Cluster):
     kind = lay.kind
     if kind == "conv":
         mod = mapping.kernel_module(cfg)
         return mod.run(ins[0], args[0], args[1], cfg=cfg, cluster=cluster)
-    if kind == "depthwise":
-        planes = _hwc_to_planes(ins[0], lay.in_shape, lay.in_type.bits)
-        return depthwise.run(planes, args[0], args[1], cfg=cfg, cluster=cluster)
+    if kind == "depthwise":  # DORY's CHW transfer folded into the kernel's unpack (the same bits as the planes)
+        return depthwise.run_hwc(ins[0], args[0], args[1], cfg=cfg, cluster=cluster)
     if kind == "linear":
         n = _engine.words_for(cfg.N, cfg.in_type.bits)
         return linear.run(ins[0][:, :n], args[0], args[1], cfg=cfg, cluster=cluster)
