@@ -120,10 +120,10 @@ def _gemm_rate(reps: int = 5, n: int = 1024) -> float:
     return n ** 3 / statistics.median(ts)
 
 
-def _memory(fn, *args) -> int | None:
+def _memory(fn, *args, **kw) -> int | None:
     """Bytes of a jitted function's arguments + outputs + temporaries (XLA memory analysis), None if unknown."""
     try:
-        m = fn.lower(*args).compile().memory_analysis()
+        m = fn.lower(*args, **kw).compile().memory_analysis()
         return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes)
     except Exception:  # noqa: BLE001 - not every backend reports it
         return None
@@ -192,8 +192,8 @@ def _packed_memory(net, x):
     xs = execute._check_inputs(net, x)
     cfgs = execute._configs(net.layers, "library", execute.GAP8)
     words = {s.name: jnp.asarray(packing.pack_hwc(xs[s.name], s.qtype)) for s in net.inputs}
-    return _memory(execute._packed_forward, words, execute._prepared_packed(net, execute.GAP8), layers=net.layers,
-                   cfgs=cfgs, want=net.outputs, cluster=execute.GAP8)
+    return _memory(execute._packed_layers_jit, words, execute._prepared_packed(net, execute.GAP8),
+                   layers=net.layers, cfgs=cfgs, want=net.outputs, cluster=execute.GAP8)
 
 
 # ------------------------------------------------------------------------------------------ profile
@@ -237,7 +237,7 @@ def profile(net, x, reps: int):
         else:
             t_f = _time_median(lambda: f1(p1, xf), reps)
         words = {n: jnp.asarray(packing.pack_hwc(ins[n], types[n][1])) for n in lay.inputs}
-        t_p = _time_median(lambda: execute._packed_forward(words, (prep_p[k],), layers=(lay,), cfgs=(cfg_l[k],),
+        t_p = _time_median(lambda: execute._packed_layers_jit(words, (prep_p[k],), layers=(lay,), cfgs=(cfg_l[k],),
                                                            want=(lay.output,), cluster=execute.GAP8), reps)
         vals = {n: jnp.asarray(ins[n], jnp.int32) for n in lay.inputs}
         t_v = _time_median(lambda: execute._values_forward_jit(vals, (prep_v[k],), acts, layers=(lay,),

@@ -211,3 +211,22 @@ def test_depthwise_on_the_hwc_image_equals_the_byte_plane_path(data):
     want = np.asarray(depthwise.run(planes, w_words, params, cfg=cfg))
     np.testing.assert_array_equal(np.asarray(depthwise.run_hwc(hwc, w_words, params, cfg=cfg)), want, err_msg=str(cfg))
     np.testing.assert_array_equal(np.asarray(depthwise.run_hwc(hwc[1], w_words, params, cfg=cfg)), want[1])
+
+
+@settings(max_examples=12, deadline=None, derandomize=True)
+@given(st.sampled_from(TYPES), st.integers(1, 4), st.integers(1, 5), st.integers(1, 5), st.integers(1, 9),
+       st.integers(0, 2**31))
+def test_device_pack_and_unpack_are_the_host_packing_bits(t, batch, h, w, c, seed):
+    # the packed network path packs its inputs and unpacks its outputs on the device (_engine.pack_static /
+    # unpack_static) instead of with jaxpulp.packing on the host: the same words and values
+    from jaxpulp import QType
+    from jaxpulp.kernels import _engine
+
+    q = QType.parse(t)
+    c *= 8 // q.bits  # whole-byte pixels (what pack_hwc accepts)
+    x = np.random.default_rng(seed).integers(q.lo, q.hi + 1, (batch, h, w, c))
+    host = packing.pack_hwc(x, q)
+    dev = np.asarray(_engine.pack_static(jnp.asarray(x.reshape(batch, -1), jnp.int32), q.bits))
+    np.testing.assert_array_equal(dev, host)
+    back = np.asarray(_engine.unpack_static(jnp.asarray(host), q.bits, q.signed, h * w * c))
+    np.testing.assert_array_equal(back, packing.unpack(host, q, h * w * c).reshape(batch, -1))

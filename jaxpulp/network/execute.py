@@ -138,12 +138,32 @@ def _run_layer_packed(lay: Layer, cfg, args, ins, cluster: Cluster):
     raise JaxpulpError(f"layer {lay.name!r}: kind {kind!r} cannot run")
 
 
-@functools.partial(jax.jit, static_argnames=("layers", "cfgs", "want", "cluster"))
-def _packed_forward(x_words, args, layers, cfgs, want, cluster):
+def _packed_layers(x_words, args, layers, cfgs, want, cluster):
+    """The layers on packed images: {input name: (batch, words)} -> {wanted name: (batch, words)}."""
     env = dict(x_words)
     for lay, cfg, a in zip(layers, cfgs, args):
         env[lay.output] = _run_layer_packed(lay, cfg, a, [env[i] for i in lay.inputs], cluster)
     return {k: env[k] for k in want}
+
+
+_packed_layers_jit = jax.jit(_packed_layers, static_argnames=("layers", "cfgs", "want", "cluster"))
+
+
+@functools.partial(jax.jit, static_argnames=("layers", "cfgs", "want", "cluster", "io"))
+def _packed_forward(x, args, layers, cfgs, want, cluster, io):
+    """Packed path from and to int values: the inputs are packed and the wanted tensors unpacked on the device
+    (``_engine.pack_static`` / ``unpack_static``: the bits of ``packing.pack_hwc`` / ``unpack``; numpy's
+    bitwise_or.reduce on the host took seconds per batch). io = ((input name, bits), ...), ((tensor name,
+    elements, bits, signed), ...)."""
+    ins, outs = io
+    words = {n: _engine.pack_static(x[n].reshape(x[n].shape[0], -1), bits) for n, bits in ins}
+    env = _packed_layers(words, args, layers, cfgs, want, cluster)
+    res = {}
+    for n, count, bits, signed in outs:
+        w = env[n]
+        res[n] = (jax.lax.bitcast_convert_type(w, jnp.int32)[:, :count] if bits == 32
+                  else _engine.unpack_static(w, bits, signed, count))
+    return res
 
 
 @functools.lru_cache(maxsize=64)
@@ -151,11 +171,6 @@ def _configs(layers, semantics, cluster):
     return tuple(mapping.kernel_config(lay, semantics, cluster) for lay in layers)
 
 
-def _unpack_tensor(words, shape, qt) -> np.ndarray:
-    words = np.asarray(words)
-    if qt.bits == 32:
-        return words.view(np.int32)[:, :int(np.prod(shape))].reshape((-1,) + tuple(shape))
-    return packing.unpack(words, qt, int(np.prod(shape))).reshape((-1,) + tuple(shape))
 
 
 # -------------------------------------------------------------------------------------------- value path
@@ -320,8 +335,10 @@ def run(net: Network, x, *, path: str = "packed", keep: bool = False, cluster: C
     else:
         cfgs = _configs(net.layers, "library", cluster)
         args = _prepared_packed(net, cluster)
-        words = {s.name: jnp.asarray(packing.pack_hwc(xs[s.name], s.qtype)) for s in net.inputs}
-        out = _packed_forward(words, args, layers=net.layers, cfgs=cfgs, want=want, cluster=cluster)
-        res = {k: _unpack_tensor(v, types[k][0], types[k][1]) for k, v in out.items()}
+        io = (tuple((s.name, s.qtype.bits) for s in net.inputs),
+              tuple((k, int(np.prod(types[k][0])), types[k][1].bits, types[k][1].signed) for k in want))
+        out = _packed_forward({k: jnp.asarray(v, jnp.int32) for k, v in xs.items()}, args, layers=net.layers,
+                              cfgs=cfgs, want=want, cluster=cluster, io=io)
+        res = {k: np.asarray(v).reshape((-1,) + tuple(types[k][0])) for k, v in out.items()}
     outputs = {k: res[k] for k in net.outputs}
     return RunResult(outputs, res if keep else {})
