@@ -1,12 +1,20 @@
-"""Whole-network throughput: inputs per second for a batch, against a plain numpy int64 interpreter of the same
-graph (``jaxpulp.network.reference``) timed in the same run, on whatever JAX backend is present (CPU, or GPU
-with the ``cuda`` extra).
+"""Whole-network throughput against two same-run baselines, on whatever JAX backend is present (CPU, or GPU with
+the ``cuda`` extra):
 
-    python benchmarks/network.py                       # DroNet and MobileNetV1-0.25-128, batch 32
-    python benchmarks/network.py --batch 256 --json benchmarks/results/network_gpu.json
+* the **float32 forward of the same topology** (``lax`` convolutions / ``reduce_window`` / ``dot``, a per-channel
+  scale and a float clip between layers: what a user would otherwise run as a fake-quantised model), timed
+  interleaved with jaxpulp's paths (each repetition runs every candidate once, the median is reported);
+* the plain numpy int64 interpreter of the same graph (``jaxpulp.network.reference``), on a few inputs.
 
-Rows: network, path (packed = bit-exact PULP-NN kernels on memory images, values = intended arithmetic),
-batch, inputs/s, numpy baseline inputs/s, ratio, compile seconds, and the outputs' equality with the baseline.
+    python benchmarks/network.py                               # DroNet, MobileNetV1-0.25-128; batch 1 16 128 1024
+    python benchmarks/network.py --batches 32 --reps 5
+    python benchmarks/network.py --profile                     # per-layer time breakdown (batch 32)
+
+Rows: network, path (float32 = baseline; packed = bit-exact PULP-NN kernels on memory images; values =
+intended arithmetic, precision as data), batch, inputs/s (median), ratio to the float32 forward, GMAC/s and its
+share of the same-run float32 GEMM rate, the compiled function's memory (arguments + outputs + temporaries, from
+XLA's memory analysis), the first call's time (compile + run), equality with the numpy interpreter.
+Timings on a shared machine are noisy: compare ratios within one run.
 """
 from __future__ import annotations
 
@@ -14,72 +22,281 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxpulp import __version__
-from jaxpulp.network import reference, zoo
+from jaxpulp.network import execute, reference, zoo
 from jaxpulp.network.execute import run
+from jaxpulp.network.graph import TensorSpec
+
+# --------------------------------------------------------------------------------------- float baseline
 
 
-def _time(fn, reps: int) -> float:
-    times = []
+def _float_params(net):
+    """Per layer: float32 weights in the layout lax wants, and a per-channel scale / offset (from the integer
+    requantisation, so activations keep a realistic spread) for the float clip after the layer."""
+    out = {}
+    for lay in net.layers:
+        p = net.params.get(lay.name, {})
+        d = {}
+        if lay.kind == "conv":
+            d["w"] = jnp.asarray(np.transpose(np.asarray(p["w"]), (1, 2, 3, 0)), jnp.float32)  # HWIO
+        elif lay.kind == "depthwise":
+            d["w"] = jnp.asarray(np.transpose(np.asarray(p["w"]), (1, 2, 0))[:, :, None, :], jnp.float32)
+        elif lay.kind == "linear":
+            d["w"] = jnp.asarray(np.asarray(p["w"]).T, jnp.float32)
+        if lay.kind in ("conv", "depthwise", "linear"):
+            Co = lay.out_shape[2]
+            kappa = np.asarray(p.get("kappa", np.ones(Co)), np.float64)
+            if not lay.bn:
+                kappa = np.full(Co, float(p.get("out_mult", 1)) or 1.0)
+            sh = 2.0 ** -float(p.get("out_shift", 0))
+            d["scale"] = jnp.asarray(kappa * sh, jnp.float32)
+            d["offset"] = jnp.asarray(np.asarray(p.get("lam", np.zeros(Co)), np.float64) * sh
+                                      + np.asarray(p.get("bias", np.zeros(Co)), np.float64) * kappa * sh,
+                                      jnp.float32)
+        out[lay.name] = d
+    return out
+
+
+def float_forward(net):
+    """jit-compiled ``f(params, x float32 (B, H, W, C)) -> output float32`` of the same topology, and its params."""
+    layers = net.layers
+
+    def clip(y, qt):
+        return jnp.clip(y, float(qt.lo), float(qt.hi))
+
+    def f(params, x):
+        env = {net.input.name: x}
+        for lay in layers:
+            p = params[lay.name]
+            a = env[lay.inputs[0]]
+            t, b, l, r = lay.pad if lay.kind != "add" and lay.kind != "linear" else (0, 0, 0, 0)
+            if lay.kind in ("conv", "depthwise"):
+                y = jax.lax.conv_general_dilated(a, p["w"], lay.stride, ((t, b), (l, r)),
+                                                 dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                                 feature_group_count=a.shape[-1] if lay.kind == "depthwise" else 1)
+            elif lay.kind == "linear":
+                y = (a.reshape(a.shape[0], -1) @ p["w"]).reshape((-1, 1, 1, lay.out_shape[2]))
+            elif lay.kind == "maxpool":
+                y = jax.lax.reduce_window(a, -jnp.inf, jax.lax.max, (1,) + lay.kernel + (1,), (1,) + lay.stride + (1,),
+                                          ((0, 0), (t, b), (l, r), (0, 0)))
+            elif lay.kind == "avgpool":
+                y = jax.lax.reduce_window(a, 0.0, jax.lax.add, (1,) + lay.kernel + (1,), (1,) + lay.stride + (1,),
+                                          ((0, 0), (t, b), (l, r), (0, 0))) / (lay.kernel[0] * lay.kernel[1])
+            else:  # add
+                y = a + env[lay.inputs[1]]
+            if "scale" in p:
+                y = y * p["scale"] + p["offset"]
+            env[lay.output] = y if lay.out_type.bits == 32 else clip(y, lay.out_type)
+        return env[net.outputs[0]]
+
+    return jax.jit(f), _float_params(net)
+
+
+# ------------------------------------------------------------------------------------------- timing
+
+
+def _block(v):
+    return jax.tree_util.tree_map(lambda a: a.block_until_ready() if hasattr(a, "block_until_ready") else a, v)
+
+
+def _gemm_rate(reps: int = 5, n: int = 1024) -> float:
+    """Same-run float32 GEMM rate (MAC/s) of this backend: median of ``reps`` n x n x n products."""
+    a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)), jnp.float32)
+    mm = jax.jit(lambda u, v: u @ v)
+    _block(mm(a, a))
+    ts = []
     for _ in range(reps):
         t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        _block(mm(a, a))
+        ts.append(time.perf_counter() - t0)
+    return n ** 3 / statistics.median(ts)
 
 
-def bench(net, x, paths, reps: int, ref_batch: int):
-    rows = []
+def _memory(fn, *args, **kw) -> int | None:
+    """Bytes of a jitted function's arguments + outputs + temporaries (XLA memory analysis), None if unknown."""
+    try:
+        m = fn.lower(*args, **kw).compile().memory_analysis()
+        return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes)
+    except Exception:  # noqa: BLE001 - not every backend reports it
+        return None
+
+
+
+
+def bench(net, x, reps: int, ref_batch: int, gemm: float, paths=("packed", "values")):
+    """Rows for one network and batch: float32, packed, values, interleaved ``reps`` times, medians."""
     want = reference.forward(net, x[:ref_batch])
-    ref_t = _time(lambda: reference.forward(net, x[:ref_batch]), max(1, reps // 2))
-    ref_rate = ref_batch / ref_t
+    t0 = time.perf_counter()
+    reference.forward(net, x[:ref_batch])
+    ref_rate = ref_batch / (time.perf_counter() - t0)
+    ff, fp = float_forward(net)
+    xf = jnp.asarray(x, jnp.float32)
+    cands = {"float32": lambda: _block(ff(fp, xf))}
     for path in paths:
+        cands[path] = (lambda p=path: run(net, x, path=p))
+    first, same = {}, {}
+    for name, fn in cands.items():
         t0 = time.perf_counter()
-        out = run(net, x, path=path).outputs
-        compile_s = time.perf_counter() - t0
-        t = _time(lambda: run(net, x, path=path), reps)
-        same = all(np.array_equal(out[k][:ref_batch], want[k]) for k in net.outputs)
-        rate = len(x) / t
-        rows.append(dict(network=net.name, path=path, batch=len(x), macs_per_input=net.macs, inputs_per_s=rate,
-                         emulated_macs_per_s=rate * net.macs, baseline="numpy int64 interpreter (same graph)",
-                         baseline_inputs_per_s=ref_rate, baseline_batch=ref_batch, ratio=rate / ref_rate,
-                         first_call_s=compile_s, equal_to_baseline=same))
+        out = fn()
+        first[name] = time.perf_counter() - t0
+        if name != "float32":
+            same[name] = all(np.array_equal(out.outputs[k][:ref_batch], want[k]) for k in net.outputs)
+    times = {k: [] for k in cands}
+    for _ in range(reps):
+        for name, fn in cands.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    mem = {"float32": _memory(ff, fp, xf)}
+    for path in paths:
+        mem[path] = _packed_memory(net, x) if path == "packed" else _values_memory(net, x)
+    rows = []
+    f_rate = len(x) / statistics.median(times["float32"])
+    for name in cands:
+        rate = len(x) / statistics.median(times[name])
+        gmacs = rate * net.macs
+        rows.append(dict(network=net.name, path=name, batch=len(x), macs_per_input=net.macs, inputs_per_s=rate,
+                         ratio_to_float32=rate / f_rate, emulated_macs_per_s=gmacs, share_of_f32_gemm=gmacs / gemm,
+                         memory_bytes=mem.get(name), first_call_s=first[name], reps=reps,
+                         times_s=times[name], numpy_inputs_per_s=ref_rate, ratio_to_numpy=rate / ref_rate,
+                         equal_to_numpy=same.get(name)))
         r = rows[-1]
-        print(f"{net.name:<24} {path:<7} batch {len(x):>4}: {rate:9.1f} inputs/s ({r['emulated_macs_per_s'] / 1e9:6.2f}"
-              f" GMAC/s)  numpy {ref_rate:8.1f} inputs/s  ratio {r['ratio']:6.1f}  first call {compile_s:5.1f} s"
-              f"  {'==' if same else 'MISMATCH'}", flush=True)
+        m = r["memory_bytes"]
+        print(f"{net.name:<22} {name:<7} batch {len(x):>4}: {rate:9.1f} inputs/s  x{r['ratio_to_float32']:5.2f} f32  "
+              f"{gmacs / 1e9:6.2f} GMAC/s ({100 * r['share_of_f32_gemm']:4.1f}% GEMM)  "
+              f"mem {'?' if m is None else f'{m / 2**20:7.1f} MiB'}  first {first[name]:5.2f} s  "
+              f"numpy x{r['ratio_to_numpy']:6.1f}  {'' if name == 'float32' else ('==' if same[name] else 'MISMATCH')}",
+              flush=True)
     return rows
+
+
+def _values_memory(net, x):
+    xs = execute._check_inputs(net, x)
+    acts = execute._types_of(net, None)
+    return _memory(execute._values_forward_jit, {k: jnp.asarray(v, jnp.int32) for k, v in xs.items()},
+                   execute._prepared_values(net), acts, layers=net.layers,
+                   cfgs=execute._configs(net.layers, "ideal", execute.GAP8), want=net.outputs, cluster=execute.GAP8)
+
+
+def _packed_memory(net, x):
+    from jaxpulp import packing
+
+    xs = execute._check_inputs(net, x)
+    cfgs = execute._configs(net.layers, "library", execute.GAP8)
+    words = {s.name: jnp.asarray(packing.pack_hwc(xs[s.name], s.qtype)) for s in net.inputs}
+    return _memory(execute._packed_layers_jit, words, execute._prepared_packed(net, execute.GAP8),
+                   layers=net.layers, cfgs=cfgs, want=net.outputs, cluster=execute.GAP8)
+
+
+# ------------------------------------------------------------------------------------------ profile
+
+
+def _time_median(fn, reps):
+    _block(fn())
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        _block(fn())
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def profile(net, x, reps: int):
+    """Per-layer time (ms, median of ``reps``) of the float32 forward, the packed and the value path, each layer
+    compiled alone on the previous layers' outputs."""
+    from jaxpulp import packing
+
+    B = len(x)
+    tensors = run(net, x, keep=True).tensors
+    types = net.tensor_types()
+    ff, fp = float_forward(net)
+    cfg_l = execute._configs(net.layers, "library", execute.GAP8)
+    cfg_i = execute._configs(net.layers, "ideal", execute.GAP8)
+    prep_p = execute._prepared_packed(net, execute.GAP8)
+    prep_v = execute._prepared_values(net)
+    acts = execute._types_of(net, None)
+    rows = []
+    for k, lay in enumerate(net.layers):
+        ins = {n: tensors[n] for n in lay.inputs}
+        one = net.replace(layers=(lay,), outputs=(lay.output,), params={lay.name: net.params.get(lay.name, {})},
+                          inputs=tuple(TensorSpec(n, types[n][0], types[n][1]) for n in lay.inputs))
+        f1, p1 = float_forward(one)
+        xf = jnp.asarray(ins[lay.inputs[0]], jnp.float32)
+        if lay.kind == "add":
+            fl = jax.jit(lambda a, b: jnp.clip(a + b, float(lay.out_type.lo), float(lay.out_type.hi)))
+            xf2 = jnp.asarray(ins[lay.inputs[1]], jnp.float32)
+            t_f = _time_median(lambda: fl(xf, xf2), reps)
+        else:
+            t_f = _time_median(lambda: f1(p1, xf), reps)
+        words = {n: jnp.asarray(packing.pack_hwc(ins[n], types[n][1])) for n in lay.inputs}
+        t_p = _time_median(lambda: execute._packed_layers_jit(words, (prep_p[k],), layers=(lay,), cfgs=(cfg_l[k],),
+                                                           want=(lay.output,), cluster=execute.GAP8), reps)
+        vals = {n: jnp.asarray(ins[n], jnp.int32) for n in lay.inputs}
+        t_v = _time_median(lambda: execute._values_forward_jit(vals, (prep_v[k],), acts, layers=(lay,),
+                                                               cfgs=(cfg_i[k],), want=(lay.output,),
+                                                               cluster=execute.GAP8), reps)
+        rows.append(dict(network=net.name, layer=lay.name, kind=lay.kind, in_shape=lay.in_shape,
+                         out_shape=lay.out_shape, kernel=lay.kernel, stride=lay.stride, macs=lay.macs, batch=B,
+                         float32_ms=1e3 * t_f, packed_ms=1e3 * t_p, values_ms=1e3 * t_v))
+        r = rows[-1]
+        print(f"{net.name:<22} {lay.name:<14} {lay.kind:<9} {str(lay.in_shape):<16} k{lay.kernel} s{lay.stride} "
+              f"{lay.macs / 1e6:6.2f} MMAC  f32 {r['float32_ms']:7.2f} ms  packed {r['packed_ms']:7.2f} ms  "
+              f"values {r['values_ms']:7.2f} ms", flush=True)
+    tot = {k: sum(r[k] for r in rows) for k in ("float32_ms", "packed_ms", "values_ms")}
+    print(f"{net.name:<22} {'sum':<14} f32 {tot['float32_ms']:7.2f} ms  packed {tot['packed_ms']:7.2f} ms  values "
+          f"{tot['values_ms']:7.2f} ms")
+    return rows
+
+
+# --------------------------------------------------------------------------------------------- main
+
+
+def _inputs(net, batch, rng):
+    if net.name.lower().startswith("dronet"):
+        return np.clip(zoo.dronet_input()[None] + rng.integers(-8, 9, (batch,) + net.input.shape), 0, 255)
+    return rng.integers(0, 256, (batch,) + net.input.shape)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--ref-batch", type=int, default=8, help="inputs the numpy baseline runs (its rate is per input)")
-    p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--paths", nargs="+", default=["packed", "values"])
-    p.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results", "network.json"))
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 16, 128, 1024])
+    p.add_argument("--ref-batch", type=int, default=4, help="inputs the numpy baseline runs (its rate is per input)")
+    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--nets", nargs="+", default=["dronet", "mobilenet"])
+    p.add_argument("--profile", action="store_true", help="per-layer breakdown at the first batch size instead")
+    p.add_argument("--json", default=None, help="default benchmarks/results/network.json (network_profile.json)")
     args = p.parse_args(argv)
-    print(f"jaxpulp {__version__}, jax {jax.__version__}, backend {jax.default_backend()}, devices {jax.devices()}")
+    print(f"jaxpulp {__version__}, jax {jax.__version__}, backend {jax.default_backend()}, devices {jax.devices()}, "
+          f"{os.cpu_count()} CPUs")
     rng = np.random.default_rng(0)
+    nets = {"dronet": zoo.dronet, "mobilenet": lambda: zoo.mobilenet_v1(0.25, 128)}
+    gemm = _gemm_rate()
+    print(f"float32 GEMM (1024^3, same run): {gemm / 1e9:.1f} GMAC/s")
     rows = []
-    dn = zoo.dronet()
-    x = np.clip(zoo.dronet_input()[None] + rng.integers(-8, 9, (args.batch,) + dn.input.shape), 0, 255)
-    rows += bench(dn, x, args.paths, args.reps, min(args.ref_batch, args.batch))
-    mb = zoo.mobilenet_v1(0.25, 128)
-    x = rng.integers(0, 256, (args.batch,) + mb.input.shape)
-    rows += bench(mb, x, args.paths, args.reps, min(args.ref_batch, args.batch))
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w") as f:
+    for name in args.nets:
+        net = nets[name]()
+        for b in (args.batches[:1] if args.profile else args.batches):
+            x = _inputs(net, b, rng)
+            if args.profile:
+                rows += profile(net, x, args.reps)
+            else:
+                rows += bench(net, x, args.reps, min(args.ref_batch, b), gemm)
+    path = args.json or os.path.join(os.path.dirname(__file__), "results",
+                                     "network_profile.json" if args.profile else "network.json")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
         json.dump(dict(jaxpulp=__version__, jax=jax.__version__, backend=jax.default_backend(),
-                       device=str(jax.devices()[0]), machine=platform.machine(), cpus=os.cpu_count(), rows=rows),
-                  f, indent=1)
-    print(f"wrote {args.json}")
+                       device=str(jax.devices()[0]), machine=platform.machine(), cpus=os.cpu_count(),
+                       f32_gemm_macs_per_s=gemm, rows=rows), f, indent=1)
+    print(f"wrote {path}")
     return 0
 
 

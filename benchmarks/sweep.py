@@ -111,8 +111,8 @@ def bench_metric(net, space, n_cfg: int, n_in: int, reps: int) -> dict:
 
     @jax.jit
     def one(c):
-        p, acts, w, _, _ = der.derive(net.params, c)
-        return netrun.run_values(net, x, params=p, act_types=acts, w_types=w)
+        p, acts, _, _, _ = der.derive(net.params, c)
+        return netrun.run_values(net, x, params=p, act_types=acts)
 
     def loop():
         return [one(cfgs[j]) for j in range(n_cfg)]

@@ -343,6 +343,23 @@ def _values_cases(g, x1, x2, p, bk):
     return jax.vmap(_values, in_axes=(0, 0, 0, 0, None))(g, x1, x2, p, bk)
 
 
+def values(x1, x2, params, *, cfg, in1_type=None, in2_type=None, out_type=None, cluster: Cluster = GAP8):
+    """Value-path add, public entry: element-wise on int tensors of any (equal or broadcasting) shape -> int32, the
+    ideal arithmetic of ``cfg`` (every element computed). ``in1_type`` / ``in2_type`` / ``out_type``: (bits,
+    signed), which may be traced (precision as data), default the configuration's types. ``params``: ``Params``
+    (requantising add) or ``LegacyParams``. Traceable (``jit`` / ``vmap``)."""
+    g = geometry(cfg, cluster)
+    types = {}
+    for (b, s), t in ((("b1", "s1"), in1_type), (("b2", "s2"), in2_type), (("bo", "so"), out_type)):
+        if t is not None:
+            types.update({b: jnp.asarray(t[0], jnp.int32), s: jnp.asarray(t[1], jnp.int32)})
+    g = g._replace(**types)
+    a, b = jnp.asarray(x1, jnp.int32), jnp.asarray(x2, jnp.int32)
+    if isinstance(params, LegacyParams):
+        return _legacy_arith(g, a, b, LegacyParams(*(jnp.asarray(v, jnp.int32) for v in params)))
+    return _add_arith(g, a, b, Params(*(jnp.asarray(v, jnp.int32) for v in params)))
+
+
 @functools.partial(jax.jit, static_argnames=("cfg", "cluster"))
 def _fast_packed(x1w, x2w, p, cfg, cluster: Cluster):
     """Packed path for one static configuration (``run`` on large calls): both images unpacked with static

@@ -263,12 +263,25 @@ def _values_cases(g, x, w, p, bk):
     return jax.vmap(_values, in_axes=(0, 0, 0, 0, None))(g, x, w, p, bk)
 
 
+def accumulate(x, w, bias, cfg: ConvConfig):
+    """Value-path accumulators, public entry: int32 (batch, Ho, Wo, Co) = zero-padded correlation of x (batch,
+    H, W, Ci) with w (Co, Kh, Kw, Ci) plus bias (Co,) or None, wrap-around int32 like the core (the ideal
+    arithmetic, no library quirks). Exact for every x, w within ``cfg.in_type`` / ``cfg.w_type`` (the float32
+    partial sums are bounded by those types, see ``_fast_accumulate``); pass the widest types the values may
+    take (e.g. u8 x i8) when the precision is data. Traceable (``jit`` / ``vmap``)."""
+    return _fast_accumulate(jnp.asarray(x, jnp.int32), jnp.asarray(w, jnp.int32),
+                            None if bias is None else jnp.asarray(bias, jnp.int32), cfg)
+
+
 def _fast_accumulate(x8, w8, bias, cfg: ConvConfig):
     """int32 accumulators (batch, Ho, Wo, Co) for a static configuration: float32 convolutions over input-channel
     groups small enough that every partial sum is an exact integer (< 2**24), added in int32 (wrap-around
-    like the core's accumulator). XLA's direct convolution beats an explicit im2col + GEMM here (measured)."""
+    like the core's accumulator). XLA's direct convolution beats an explicit im2col + GEMM here (measured);
+    1x1 kernels are one (strided) slice and an exact GEMM over batch * pixels."""
     t, b, l, r = cfg.pad
     per_tap = _engine.max_abs_product(cfg.in_type.bits, cfg.in_type.signed, cfg.w_type.bits, True)
+    if cfg.Kh == 1 and cfg.Kw == 1:
+        return _pointwise_accumulate(x8, w8, bias, cfg, per_tap)
     group = max(1, ((1 << 24) - 1) // (per_tap * cfg.Kh * cfg.Kw))
     xf = x8.astype(jnp.float32)
     wf = jnp.transpose(w8, (1, 2, 3, 0)).astype(jnp.float32)  # HWIO
@@ -279,6 +292,20 @@ def _fast_accumulate(x8, w8, bias, cfg: ConvConfig):
             dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=jax.lax.Precision.HIGHEST).astype(jnp.int32)
         acc = part if acc is None else acc + part
     acc = acc[:, :cfg.Ho, :cfg.Wo]
+    return acc if bias is None else acc + bias
+
+
+def _pointwise_accumulate(x8, w8, bias, cfg: ConvConfig, per_tap: int):
+    """1x1 kernel: zero-pad, take every stride-th pixel, one exact GEMM (batch * Ho * Wo, Ci) @ (Ci, Co)."""
+    t, b, l, r = cfg.pad
+    sy, sx = cfg.stride
+    if t or b or l or r:
+        x8 = jnp.pad(x8, ((0, 0), (t, b), (l, r), (0, 0)))
+    x8 = x8[:, :(cfg.Ho - 1) * sy + 1:sy, :(cfg.Wo - 1) * sx + 1:sx]
+    B = x8.shape[0]
+    acc = _engine.exact_int_matmul_bounded(x8.reshape(B * cfg.Ho * cfg.Wo, cfg.Ci), w8.reshape(cfg.Co, cfg.Ci).T,
+                                           per_tap)
+    acc = acc.reshape(B, cfg.Ho, cfg.Wo, cfg.Co)
     return acc if bias is None else acc + bias
 
 

@@ -400,8 +400,11 @@ def _fast_accumulate(V, w8, cfg: DepthwiseConfig):
     if Lu > W:  # last row runs into the next plane: lane c % Ei of plane c//Ei + 1 = channel c + Ei
         nxt = jnp.pad(V[:, ei:, :Lu - W], ((0, 0), (0, ei), (0, 0)))
         V = jnp.concatenate([V, nxt], axis=-1)
-    idx = (np.arange(H)[:, None] * W + np.arange(Lu)[None, :]).astype(np.int32)
-    ext = V[:, :, idx]  # (B, C, H, Lu)
+    if Lu == W:  # rows end at the row end: the extended rows are the plane itself (no gather)
+        ext = V[:, :, :H * W].reshape(V.shape[0], C, H, W)
+    else:
+        idx = (np.arange(H)[:, None] * W + np.arange(Lu)[None, :]).astype(np.int32)
+        ext = V[:, :, idx]  # (B, C, H, Lu)
     width = max(l + Lu, (cfg.Wo - 1) * sx + cfg.Kw)
     height = max(t + H + b, (cfg.Ho - 1) * sy + cfg.Kh)
     ext = jnp.pad(ext, ((0, 0), (0, 0), (t, height - t - H), (l, width - l - Lu)))
@@ -417,15 +420,56 @@ def _fast_accumulate(V, w8, cfg: DepthwiseConfig):
     return jnp.transpose(acc, (0, 2, 3, 1))
 
 
+def accumulate(x, w, bias, cfg: DepthwiseConfig):
+    """Value-path accumulators, public entry: int32 (batch, Ho, Wo, C) of the ideal depthwise correlation of x
+    (batch, H, W, C) (zero padding ``cfg.pad``, stride ``cfg.stride``) with w (C, Kh, Kw), plus bias (C,) or
+    None. Kh*Kw strided slices of the channels-last image times per-channel weights, summed in int32: exact
+    and wrapping like the core for any int32 operands (no float, no precision bound). XLA's grouped
+    convolution is 10-25x slower on CPU for these shapes (measured). Traceable (``jit`` / ``vmap``)."""
+    t, b, l, r = cfg.pad
+    sy, sx = cfg.stride
+    x = jnp.asarray(x, jnp.int32)
+    w = jnp.asarray(w, jnp.int32)
+    height = max(t + cfg.H + b, (cfg.Ho - 1) * sy + cfg.Kh)
+    width = max(l + cfg.W + r, (cfg.Wo - 1) * sx + cfg.Kw)
+    xp = jnp.pad(x, ((0, 0), (t, height - t - cfg.H), (l, width - l - cfg.W), (0, 0)))
+    acc = None
+    for ky in range(cfg.Kh):
+        for kx in range(cfg.Kw):
+            tap = xp[:, ky:ky + (cfg.Ho - 1) * sy + 1:sy, kx:kx + (cfg.Wo - 1) * sx + 1:sx] * w[:, ky, kx]
+            acc = tap if acc is None else acc + tap
+    return acc if bias is None else acc + jnp.asarray(bias, jnp.int32)
+
+
 @functools.partial(jax.jit, static_argnames=("cfg", "cluster"))
 def _fast_packed(x_words, w_words, p: Params, cfg: DepthwiseConfig, cluster: Cluster):
     """Packed path for one static configuration (batch axis first): byte planes unpacked with static shifts,
     the library's (or ideal) taps, bias / requant as in the bucketed path, output packed with static shifts."""
-    it, ot, wt = cfg.in_type, cfg.out_type, cfg.w_type
-    H, W, C, K = cfg.H, cfg.W, cfg.Co, cfg.Kh * cfg.Kw
-    ei, ew = 8 // it.bits, 8 // wt.bits
+    it = cfg.in_type
+    H, W, C = cfg.H, cfg.W, cfg.Co
+    ei = 8 // it.bits
     x = _engine.unpack_static(x_words, it.bits, it.signed, C * H * W)  # (B, plane, pixel, lane) order
     V = jnp.transpose(x.reshape(-1, C // ei, H * W, ei), (0, 1, 3, 2)).reshape(-1, C, H * W)
+    return _fast_packed_planes(V, w_words, p, cfg, cluster)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "cluster"))
+def _fast_packed_hwc(x_words, w_words, p: Params, cfg: DepthwiseConfig, cluster: Cluster):
+    """``_fast_packed`` of the byte-plane image of a packed HWC image (batch axis first), without building it:
+    the planes are a byte permutation of the HWC image (plane k = byte k of every pixel, whole-byte pixels), so
+    plane c // Ei, lane c % Ei of pixel p is HWC element (p, c): the per-channel planes V are the transposed HWC
+    values."""
+    it = cfg.in_type
+    x = _engine.unpack_static(x_words, it.bits, it.signed, cfg.H * cfg.W * cfg.Co)
+    V = jnp.transpose(x.reshape(-1, cfg.H * cfg.W, cfg.Co), (0, 2, 1))
+    return _fast_packed_planes(V, w_words, p, cfg, cluster)
+
+
+def _fast_packed_planes(V, w_words, p: Params, cfg: DepthwiseConfig, cluster: Cluster):
+    """The packed path from the input planes V (batch, C, H*W) on: weights, taps, requant, packed output."""
+    ot, wt = cfg.out_type, cfg.w_type
+    C, K = cfg.Co, cfg.Kh * cfg.Kw
+    ew = 8 // wt.bits
     w = _engine.unpack_static(w_words, wt.bits, True, C * K)
     w8 = jnp.transpose(w.reshape(C // ew, K, ew), (0, 2, 1)).reshape(C, cfg.Kh, cfg.Kw)
     acc = _fast_accumulate(V, w8, cfg)
@@ -517,6 +561,26 @@ def run(x_words, w_words, params, *, cfg: DepthwiseConfig, cluster: Cluster = GA
 
         return with_cost(out, cfg, cluster)
     return out
+
+
+def run_hwc(x_words, w_words, params, *, cfg: DepthwiseConfig, cluster: Cluster = GAP8):
+    """``run`` on the packed HWC image of the input (what the previous layer of a network wrote) instead of its
+    byte-plane image: the result of ``run(pack_planes(x), ...)`` for ``x_words = pack_hwc(x)``, the CHW transfer
+    folded into the unpack (DORY moves the tensor to planes between the layers). Batch axis optional."""
+    check(cfg, cluster)
+    if (cfg.Co * cfg.in_type.bits) % 8:
+        raise JaxpulpError(f"cfg: {cfg.Co} channels of {cfg.in_type}: an HWC pixel is not whole bytes, the byte "
+                           "planes are undefined")
+    p = _as_params(params, cfg)
+    C = cfg.Co
+    nx = _engine.words_for(cfg.H * cfg.W * C, cfg.in_type.bits)
+    nw = _engine.words_for(cfg.Kh * cfg.Kw * C, cfg.w_type.bits)
+    no = _engine.words_for(cfg.Ho * cfg.Wo * C, cfg.out_type.bits)
+    x = _as_words(x_words, nx, "x_words", True)
+    w = _as_words(w_words, nw, "w_words", False)
+    batched = x.ndim == 2
+    out = _fast_packed_hwc(x if batched else x[None], w, p, cfg, cluster)[:, :no]
+    return out if batched else out[0]
 
 
 def _as_ints(a, name: str, shape: tuple, q, batch_ok: bool):

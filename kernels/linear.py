@@ -348,6 +348,16 @@ def _fast_accumulate(x8, w8, p: Params, cfg: LinearConfig, lost, wrong):
     return acc + p.bias if cfg.bias else acc
 
 
+def accumulate(x, w, bias, cfg: LinearConfig):
+    """Value-path accumulators, public entry: int32 (batch, M) = x (batch, N) @ w (M, N).T + bias (M,) or None,
+    wrap-around int32 (the ideal arithmetic, no library quirks). One exact float32 GEMM per reduction chunk sized
+    by the product bound of ``cfg.in_type`` x ``cfg.w_type`` (pass the widest types the values may take).
+    Traceable (``jit`` / ``vmap``)."""
+    mp = _engine.max_abs_product(cfg.in_type.bits, cfg.in_type.signed, cfg.w_type.bits, True)
+    acc = _engine.exact_int_matmul_bounded(jnp.asarray(x, jnp.int32), jnp.asarray(w, jnp.int32).T, mp)
+    return acc if bias is None else acc + jnp.asarray(bias, jnp.int32)
+
+
 @functools.partial(jax.jit, static_argnames=("cfg", "cluster"))
 def _fast_packed(x_words, w_words, p: Params, cfg: LinearConfig, cluster: Cluster):
     """Packed path for one static configuration (``x_words`` with or without a batch axis, kept): lanes

@@ -56,6 +56,7 @@ from jaxpulp.kernels import _engine, _golden
 from jaxpulp.kernels._avgpool import (
     AvgPoolParams as AvgPoolParams,
     Params as Params,
+    _avg_finish,
     _avg_only as _avg_only,
     _avg_packed_batch,
     _avg_packed_cases,
@@ -70,6 +71,7 @@ from jaxpulp.kernels._maxpool import (
     _max_only as _max_only,
     _max_packed_batch,
     _max_packed_cases,
+    _max_static,
     _max_values_batch,
     _max_values_cases,
     _ref_max,
@@ -81,8 +83,10 @@ from jaxpulp.kernels._pool_common import (
     Bucket as Bucket,
     Config as Config,
     Geometry as Geometry,
+    _NEG,
     _family,
     _needs_scan,
+    _window_reduce,
     exact_bucket as exact_bucket,
     geometry,
     shared_bucket,
@@ -269,6 +273,29 @@ def from_golden(meta: dict, arrays: dict) -> "_golden.GoldenCall":
 
 def _scalars(p: AvgPoolParams) -> AvgPoolParams:
     return AvgPoolParams(*(np.int32(v) for v in p))
+
+
+def values(x, params=None, *, cfg: PoolConfig, in_type=None, out_type=None, cluster: Cluster = GAP8):
+    """Value-path pooling, public entry: x (batch, H, W, C) int -> int32 (batch, Ho, Wo, C), the ideal
+    arithmetic of ``cfg`` (its semantics is taken as "ideal"). ``in_type`` / ``out_type``: (bits, signed),
+    which may be traced (precision as data), default the configuration's types; max pooling ignores them
+    (windows are clipped to the image). Static windows: strided slices / ``reduce_window``, no scan, no
+    bucket. Traceable (``jit`` / ``vmap``)."""
+    cfg = cfg.replace(semantics="ideal")
+    x = jnp.asarray(x, jnp.int32)
+    if _family(cfg) == "maxpool":
+        return _max_static(x, cfg, cluster, neg=_NEG)[0]
+    g = geometry(cfg, cluster)
+    types = {}
+    if in_type is not None:
+        types.update(bi=jnp.asarray(in_type[0], jnp.int32), si=jnp.asarray(in_type[1], jnp.int32))
+    if out_type is not None:
+        types.update(bo=jnp.asarray(out_type[0], jnp.int32), so=jnp.asarray(out_type[1], jnp.int32))
+    p = AvgPoolParams(*(jnp.asarray(v, jnp.int32) for v in (params or AvgPoolParams())))
+    t, _, l, _ = cfg.pad
+    S = _window_reduce(x, 1, -t, cfg.Kh, cfg.stride[0], cfg.Ho, jnp.add, 0)
+    S = _window_reduce(S, 2, -l, cfg.Kw, cfg.stride[1], cfg.Wo, jnp.add, 0)
+    return _avg_finish(g._replace(**types), S, p)
 
 
 def _by_family(calls):

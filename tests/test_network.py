@@ -87,7 +87,7 @@ def test_value_path_accumulators_are_exact_at_the_extremes():
     for lay, w_shape, twin in ((conv_l, (8, 3, 3, 128), "bhwijc,oijc->bhwo"), (dw, (128, 23, 23), "bhwijc,cij->bhwc"),
                                (dw3, (128, 3, 3), "bhwijc,cij->bhwc")):
         p = dict(w=rng.integers(-128, -120, w_shape))
-        got = np.asarray((execute._conv_acc if lay.kind == "conv" else execute._depthwise_acc)(lay, jnp.asarray(x), p))
+        got = np.asarray(execute._accumulate(lay, jnp.asarray(x), p))
         want = np.einsum(twin, reference._windows(x, lay), p["w"])
         np.testing.assert_array_equal(got, want, err_msg=lay.name)
 

@@ -4,7 +4,7 @@
   uint32 memory images the C kernels read and write (library semantics, quirks included); activations move
   between layers as packed HWC images, turned into byte planes for depthwise layers (DORY's CHW transfer).
 * ``run(net, x, path="values")`` / ``run_values`` — the **value** path: int tensors, the intended arithmetic,
-  with precision as data (``act_types`` / ``w_types`` may be traced, so a sweep can ``vmap`` over precision
+  with precision as data (``act_types`` may be traced, so a sweep can ``vmap`` over precision
   configurations without recompiling).
 
 Both return the output tensor values (batch first); ``keep=True`` returns every activation tensor by name.
@@ -12,6 +12,7 @@ Both return the output tensor values (batch first); ``keep=True`` returns every 
 from __future__ import annotations
 
 import functools
+import weakref
 from typing import NamedTuple
 
 import jax
@@ -21,8 +22,9 @@ import numpy as np
 from jaxpulp import packing, quant
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError
+from jaxpulp.costtable import WEIGHTED
 from jaxpulp.kernels import _engine, add, conv, depthwise, linear, pool
-from jaxpulp.kernels.config import ConvConfig
+from jaxpulp.kernels.config import ConvConfig, DepthwiseConfig, LinearConfig
 from jaxpulp.network import mapping
 from jaxpulp.network.graph import Layer, Network
 
@@ -117,26 +119,13 @@ def _layer_args(lay: Layer, p: dict, cfg):
     raise JaxpulpError(f"layer {lay.name!r}: kind {kind!r} cannot run")
 
 
-def _hwc_to_planes(words, shape, bits: int):
-    """jnp: packed HWC images (batch, n) -> depthwise byte-plane images (batch, m) (semantics.md §8.1)."""
-    H, W, C = shape
-    bpp = C * bits // 8
-    by = (words[:, :, None] >> jnp.arange(0, 32, 8, dtype=jnp.uint32)) & jnp.uint32(0xFF)
-    by = by.reshape(words.shape[0], -1)[:, :H * W * bpp]
-    planes = jnp.swapaxes(by.reshape(-1, H * W, bpp), 1, 2).reshape(words.shape[0], -1)
-    pad = (-planes.shape[1]) % 4
-    planes = jnp.pad(planes, ((0, 0), (0, pad))).reshape(words.shape[0], -1, 4)
-    return jnp.sum(planes << jnp.arange(0, 32, 8, dtype=jnp.uint32), axis=-1, dtype=jnp.uint32)
-
-
 def _run_layer_packed(lay: Layer, cfg, args, ins, cluster: Cluster):
     kind = lay.kind
     if kind == "conv":
         mod = mapping.kernel_module(cfg)
         return mod.run(ins[0], args[0], args[1], cfg=cfg, cluster=cluster)
-    if kind == "depthwise":
-        planes = _hwc_to_planes(ins[0], lay.in_shape, lay.in_type.bits)
-        return depthwise.run(planes, args[0], args[1], cfg=cfg, cluster=cluster)
+    if kind == "depthwise":  # DORY's CHW transfer folded into the kernel's unpack (the same bits as the planes)
+        return depthwise.run_hwc(ins[0], args[0], args[1], cfg=cfg, cluster=cluster)
     if kind == "linear":
         n = _engine.words_for(cfg.N, cfg.in_type.bits)
         return linear.run(ins[0][:, :n], args[0], args[1], cfg=cfg, cluster=cluster)
@@ -149,12 +138,32 @@ def _run_layer_packed(lay: Layer, cfg, args, ins, cluster: Cluster):
     raise JaxpulpError(f"layer {lay.name!r}: kind {kind!r} cannot run")
 
 
-@functools.partial(jax.jit, static_argnames=("layers", "cfgs", "want", "cluster"))
-def _packed_forward(x_words, args, layers, cfgs, want, cluster):
+def _packed_layers(x_words, args, layers, cfgs, want, cluster):
+    """The layers on packed images: {input name: (batch, words)} -> {wanted name: (batch, words)}."""
     env = dict(x_words)
     for lay, cfg, a in zip(layers, cfgs, args):
         env[lay.output] = _run_layer_packed(lay, cfg, a, [env[i] for i in lay.inputs], cluster)
     return {k: env[k] for k in want}
+
+
+_packed_layers_jit = jax.jit(_packed_layers, static_argnames=("layers", "cfgs", "want", "cluster"))
+
+
+@functools.partial(jax.jit, static_argnames=("layers", "cfgs", "want", "cluster", "io"))
+def _packed_forward(x, args, layers, cfgs, want, cluster, io):
+    """Packed path from and to int values: the inputs are packed and the wanted tensors unpacked on the device
+    (``_engine.pack_static`` / ``unpack_static``: the bits of ``packing.pack_hwc`` / ``unpack``; numpy's
+    bitwise_or.reduce on the host took seconds per batch). io = ((input name, bits), ...), ((tensor name,
+    elements, bits, signed), ...)."""
+    ins, outs = io
+    words = {n: _engine.pack_static(x[n].reshape(x[n].shape[0], -1), bits) for n, bits in ins}
+    env = _packed_layers(words, args, layers, cfgs, want, cluster)
+    res = {}
+    for n, count, bits, signed in outs:
+        w = env[n]
+        res[n] = (jax.lax.bitcast_convert_type(w, jnp.int32)[:, :count] if bits == 32
+                  else _engine.unpack_static(w, bits, signed, count))
+    return res
 
 
 @functools.lru_cache(maxsize=64)
@@ -162,11 +171,6 @@ def _configs(layers, semantics, cluster):
     return tuple(mapping.kernel_config(lay, semantics, cluster) for lay in layers)
 
 
-def _unpack_tensor(words, shape, qt) -> np.ndarray:
-    words = np.asarray(words)
-    if qt.bits == 32:
-        return words.view(np.int32)[:, :int(np.prod(shape))].reshape((-1,) + tuple(shape))
-    return packing.unpack(words, qt, int(np.prod(shape))).reshape((-1,) + tuple(shape))
 
 
 # -------------------------------------------------------------------------------------------- value path
@@ -182,123 +186,70 @@ def _requant(acc, p, lay: Layer, out_t):
                          out_shift=p["out_shift"], lo=lo, hi=hi, bn_bits=lay.bn_bits)
 
 
-def _conv_acc(lay: Layer, x, p):
-    """int32 accumulators (B, Ho, Wo, Co) of a conv layer on x (B, H, W, C): exact float32 convolutions in channel
-    groups (any precision <= 8 bit), bias added."""
+# The value path's types are data (a sweep vmaps over them), so the accumulators are sized for the widest
+# operands any <= 8-bit precision gives: u8 x i8 (largest product 255 * 128). Every float32 partial sum of the
+# kernels' exact GEMMs / convolutions stays below 2**24 for them whatever the traced precisions are.
+_WIDEST = dict(in_type="u8", out_type="u8", w_type="i8", semantics="ideal")
+
+
+@functools.lru_cache(maxsize=256)
+def _acc_config(lay: Layer):
+    """The kernel configuration of a weighted layer at the widest types (static, for the exact chunking)."""
     H, W, C = lay.in_shape
     Ho, Wo, Co = lay.out_shape
-    # u8 x i8 has the largest product (255 * 128): channel groups sized for it keep every partial sum exact in
-    # float32 whatever the (traced) precisions are
-    cfg8 = ConvConfig("u8", "u8", "i8", H=H, W=W, Ci=C, Co=Co, Kh=lay.kernel[0], Kw=lay.kernel[1],
-                      stride=lay.stride, pad=lay.pad, Ho=Ho, Wo=Wo, semantics="ideal")
-    w = jnp.asarray(p["w"], jnp.int32)
-    return conv._fast_accumulate(x, w, jnp.asarray(p["bias"], jnp.int32) if lay.bias else None, cfg8)
+    if lay.kind == "linear":
+        return LinearConfig(_WIDEST["in_type"], _WIDEST["out_type"], _WIDEST["w_type"], N=H * W * C, M=Co,
+                            semantics="ideal")
+    cls = DepthwiseConfig if lay.kind == "depthwise" else ConvConfig
+    return cls(**_WIDEST, H=H, W=W, Ci=C, Co=Co, Kh=lay.kernel[0], Kw=lay.kernel[1], stride=lay.stride,
+               pad=lay.pad, Ho=Ho, Wo=Wo)
 
 
-_DW_EXACT_TAPS = ((1 << 24) - 1) // (255 * 128)  # 514 taps of u8 x i8 products keep float32 sums exact
+def _accumulate(lay: Layer, x, p):
+    """int32 accumulators of a conv / depthwise (batch, Ho, Wo, Co) or linear (batch, M) layer on values x
+    (batch, H, W, C): the kernel family's public value-path accumulator, bias added."""
+    cfg = _acc_config(lay)
+    bias = p["bias"] if lay.bias else None
+    if lay.kind == "linear":
+        return linear.accumulate(x.reshape(x.shape[0], -1), p["w"], bias, cfg)
+    return (depthwise if lay.kind == "depthwise" else conv).accumulate(x, p["w"], bias, cfg)
 
 
-def _depthwise_acc(lay: Layer, x, p):
-    """int32 accumulators (B, Ho, Wo, C) of a depthwise layer: float32 grouped convolutions over blocks of at most
-    514 kernel taps (every partial sum an exact integer), added in int32; bias added."""
-    t, b, l, r = lay.pad
-    Ho, Wo, Co = lay.out_shape
-    Kh, Kw = lay.kernel
-    xp = jnp.pad(x.astype(jnp.float32), ((0, 0), (t, b), (l, r), (0, 0)))
-    w = jnp.transpose(jnp.asarray(p["w"], jnp.float32), (1, 2, 0))[:, :, None, :]  # HWIO, I = 1
-    rw = min(Kw, _DW_EXACT_TAPS)
-    rh = max(1, _DW_EXACT_TAPS // rw)
-    acc = None
-    for i in range(0, Kh, rh):
-        for j in range(0, Kw, rw):
-            part = jax.lax.conv_general_dilated(xp[:, i:, j:], w[i:i + rh, j:j + rw], window_strides=lay.stride,
-                                                padding="VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                                feature_group_count=Co, precision=jax.lax.Precision.HIGHEST)
-            part = part[:, :Ho, :Wo].astype(jnp.int32)
-            acc = part if acc is None else acc + part
-    return acc + jnp.asarray(p["bias"], jnp.int32) if lay.bias else acc
-
-
-def _conv_values(lay: Layer, x, p, out_t):
-    return _requant(_conv_acc(lay, x, p), p, lay, out_t)
-
-
-def _depthwise_values(lay: Layer, x, p, out_t):
-    return _requant(_depthwise_acc(lay, x, p), p, lay, out_t)
-
-
-def _linear_values(lay: Layer, x, p, out_t):
-    xb = x.reshape(x.shape[0], -1)
-    acc = _engine.exact_int_matmul(xb, jnp.asarray(p["w"], jnp.int32).T)
-    if lay.bias:
-        acc = acc + jnp.asarray(p["bias"], jnp.int32)
-    if lay.out_type.bits == 32:
+def _weighted_values(lay: Layer, x, p, out_t):
+    """conv / depthwise / linear on values: accumulators, then the requantisation with the (possibly traced)
+    output type (none for int32-output linear layers)."""
+    acc = _accumulate(lay, x, p)
+    if lay.kind == "linear":
+        acc = acc if lay.out_type.bits == 32 else _requant(acc, p, lay, out_t)
         return acc.reshape((-1, 1, 1, acc.shape[-1]))
-    return _requant(acc, p, lay, out_t).reshape((-1, 1, 1, acc.shape[-1]))
+    return _requant(acc, p, lay, out_t)
 
 
-def _traced_geometry(geom, **types):
-    return geom._replace(**{k: jnp.asarray(v, jnp.int32) for k, v in types.items()})
-
-
-def _pool_values(lay: Layer, cfg, x, p, in_t, out_t, cluster):
-    bk = pool.shared_bucket([cfg], [cluster])
-    g = _traced_geometry(pool.geometry(cfg, cluster), bi=in_t[0], si=in_t[1], bo=out_t[0], so=out_t[1])
-    H, W, C = lay.in_shape
-    X = jnp.pad(x, ((0, 0), (0, bk.H - H), (0, bk.W - W), (0, bk.C - C)))
-    if lay.kind == "maxpool":
-        out = jax.vmap(lambda xi: pool._max_only(g, xi, bk))(X)
-    else:
-        pp = pool.AvgPoolParams(*(jnp.asarray(p.get(k, d), jnp.int32) for k, d in
-                                  (("lam", 1), ("out_shift", 0), ("out_add", 0))))
-        out = jax.vmap(lambda xi: pool._avg_only(g, xi, pp, bk))(X)
-    Ho, Wo, Co = lay.out_shape
-    return out[:, :Ho, :Wo, :Co]
-
-
-def _add_values(lay: Layer, cfg, x1, x2, p, t1, t2, out_t, cluster):
-    bk = add.shared_bucket([cfg], [cluster])
-    g = _traced_geometry(add.geometry(cfg, cluster), b1=t1[0], s1=t1[1], b2=t2[0], s2=t2[1], bo=out_t[0],
-                         so=out_t[1])
-    n = int(np.prod(lay.out_shape))
-    a = jnp.pad(x1.reshape(x1.shape[0], -1), ((0, 0), (0, bk.N - n)))
-    b = jnp.pad(x2.reshape(x2.shape[0], -1), ((0, 0), (0, bk.N - n)))
-    pp = add.Params(*(jnp.asarray(p[k], jnp.int32) for k in add.Params._fields))
-    out = jax.vmap(lambda u, v: add._values(g, u, v, pp, bk))(a, b)
-    return out[:, :n].reshape((-1,) + lay.out_shape)
-
-
-def _types_of(net: Network, act_types, w_types):
-    """(tensor name -> (bits, signed), layer name -> w bits): the layers' static types, overridden by data."""
+def _types_of(net: Network, act_types):
+    """tensor name -> (bits, signed): the layers' static types, overridden by data (``act_types``)."""
     acts = {i.name: (i.qtype.bits, int(i.qtype.signed)) for i in net.inputs}
-    net_layers = net.layers
-    ws = {}
-    for lay in net_layers:
+    for lay in net.layers:
         acts[lay.output] = (lay.out_type.bits, int(lay.out_type.signed))
-        if lay.w_type is not None:
-            ws[lay.name] = lay.w_type.bits
     acts.update(act_types or {})
-    ws.update(w_types or {})
-    return acts, ws
+    return acts
 
 
 def _values_forward(x, params, act_types, layers, cfgs, want, cluster):
+    """``params``: one dict per layer (the order of ``layers``)."""
     env = {k: v.astype(jnp.int32) for k, v in x.items()}
-    for lay, cfg in zip(layers, cfgs):
-        p = params.get(lay.name, {})
+    for lay, cfg, p in zip(layers, cfgs, params):
         ins = [env[i] for i in lay.inputs]
         out_t = act_types[lay.output]
-        if lay.kind == "conv":
-            y = _conv_values(lay, ins[0], p, out_t)
-        elif lay.kind == "depthwise":
-            y = _depthwise_values(lay, ins[0], p, out_t)
-        elif lay.kind == "linear":
-            y = _linear_values(lay, ins[0], p, out_t)
+        if lay.kind in WEIGHTED:
+            y = _weighted_values(lay, ins[0], p, out_t)
         elif lay.kind in ("maxpool", "avgpool"):
-            y = _pool_values(lay, cfg, ins[0], p, act_types[lay.inputs[0]], out_t, cluster)
+            pp = (pool.AvgPoolParams(*(p.get(k, d) for k, d in (("lam", 1), ("out_shift", 0), ("out_add", 0))))
+                  if lay.kind == "avgpool" else None)
+            y = pool.values(ins[0], pp, cfg=cfg, in_type=act_types[lay.inputs[0]], out_type=out_t, cluster=cluster)
         else:
-            y = _add_values(lay, cfg, ins[0], ins[1], p, act_types[lay.inputs[0]], act_types[lay.inputs[1]],
-                            out_t, cluster)
+            y = add.values(ins[0], ins[1], add.Params(*(p[k] for k in add.Params._fields)), cfg=cfg,
+                           in1_type=act_types[lay.inputs[0]], in2_type=act_types[lay.inputs[1]], out_type=out_t,
+                           cluster=cluster)
         env[lay.output] = y
     return {k: env[k] for k in want}
 
@@ -307,30 +258,55 @@ _values_forward_jit = jax.jit(_values_forward, static_argnames=("layers", "cfgs"
 
 
 def _value_params(net: Network, params):
+    """One dict of int32 arrays per layer (the order of ``net.layers``), from ``params`` (default net.params)."""
     src = net.params if params is None else params
-    out = {}
-    for lay in net.layers:
-        p = src.get(lay.name, {})
-        out[lay.name] = {k: jnp.asarray(v, jnp.int32) for k, v in p.items()}
-    return out
+    return tuple({k: jnp.asarray(v, jnp.int32) for k, v in src.get(lay.name, {}).items()} for lay in net.layers)
 
 
-def run_values(net: Network, x, *, params=None, act_types=None, w_types=None, keep: bool = False,
-               cluster: Cluster = GAP8):
+_PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _prepared(net: Network, key, build):
+    """Per-network cache of device-resident prepared parameters (a ``Network`` is frozen: its params are read
+    once, on the first call)."""
+    per = _PREPARED.setdefault(net, {})
+    if key not in per:
+        with jax.ensure_compile_time_eval():  # concrete device arrays even when first called under a trace
+            per[key] = build()
+    return per[key]
+
+
+def _prepared_values(net: Network):
+    """The network's own parameters for the value path, converted and moved to the device once per network."""
+    return _prepared(net, "values", lambda: _value_params(net, None))
+
+
+def _prepared_packed(net: Network, cluster: Cluster):
+    """The packed path's kernel arguments (packed weights, Params), built on the host once per network and
+    cluster and kept on the device."""
+    def build():
+        cfgs = _configs(net.layers, "library", cluster)
+        args = tuple(_layer_args(lay, net.params.get(lay.name, {}), cfg) for lay, cfg in zip(net.layers, cfgs))
+        return jax.tree_util.tree_map(jnp.asarray, args)
+    return _prepared(net, ("packed", cluster), build)
+
+
+def run_values(net: Network, x, *, params=None, act_types=None, keep: bool = False, cluster: Cluster = GAP8):
     """Value path (intended arithmetic) with precision as data.
 
     x: int (batch, H, W, C) (may be traced), or a dict by input name for several inputs. params: a pytree
-    shaped like ``net.params`` (default: it).
-    act_types: tensor name -> (bits, signed) int32 scalars (clip bounds of that tensor's producer);
-    w_types: layer name -> weight bits (informational for the value path: weights are taken as given).
+    shaped like ``net.params`` (default: it; weights are taken as given, so a lower weight precision is
+    expressed by the weight values themselves).
+    act_types: tensor name -> (bits, signed) int32 scalars (clip bounds of that tensor's producer).
     Returns the int32 values of ``net.outputs[0]`` (batch, ...), or every tensor by name with ``keep=True``.
     Works under ``jit`` and ``vmap`` (over params / types / inputs).
     """
-    acts, _ = _types_of(net, act_types, w_types)
+    acts = _types_of(net, act_types)
     cfgs = _configs(net.layers, "ideal", cluster)
     want = tuple(t for t in acts) if keep else net.outputs[:1]
     xs = dict(x) if isinstance(x, dict) else {net.input.name: x}
-    out = _values_forward({k: jnp.asarray(v) for k, v in xs.items()}, _value_params(net, params), acts,
+    prm = _prepared_values(net) if params is None else _value_params(net, params)
+    out = _values_forward({k: jnp.asarray(v) for k, v in xs.items()}, prm, acts,
                           layers=net.layers, cfgs=cfgs, want=want, cluster=cluster)
     return out if keep else out[net.outputs[0]]
 
@@ -351,16 +327,18 @@ def run(net: Network, x, *, path: str = "packed", keep: bool = False, cluster: C
     types = net.tensor_types()
     want = tuple(types) if keep else net.outputs
     if path == "values":
-        acts, _ = _types_of(net, None, None)
-        out = _values_forward_jit({k: jnp.asarray(v, jnp.int32) for k, v in xs.items()}, _value_params(net, None),
+        acts = _types_of(net, None)
+        out = _values_forward_jit({k: jnp.asarray(v, jnp.int32) for k, v in xs.items()}, _prepared_values(net),
                                   acts, layers=net.layers, cfgs=_configs(net.layers, "ideal", cluster), want=want,
                                   cluster=cluster)
         res = {k: np.asarray(v) for k, v in out.items()}
     else:
         cfgs = _configs(net.layers, "library", cluster)
-        args = tuple(_layer_args(lay, net.params.get(lay.name, {}), cfg) for lay, cfg in zip(net.layers, cfgs))
-        words = {s.name: jnp.asarray(packing.pack_hwc(xs[s.name], s.qtype)) for s in net.inputs}
-        out = _packed_forward(words, args, layers=net.layers, cfgs=cfgs, want=want, cluster=cluster)
-        res = {k: _unpack_tensor(v, types[k][0], types[k][1]) for k, v in out.items()}
+        args = _prepared_packed(net, cluster)
+        io = (tuple((s.name, s.qtype.bits) for s in net.inputs),
+              tuple((k, int(np.prod(types[k][0])), types[k][1].bits, types[k][1].signed) for k in want))
+        out = _packed_forward({k: jnp.asarray(v, jnp.int32) for k, v in xs.items()}, args, layers=net.layers,
+                              cfgs=cfgs, want=want, cluster=cluster, io=io)
+        res = {k: np.asarray(v).reshape((-1,) + tuple(types[k][0])) for k, v in out.items()}
     outputs = {k: res[k] for k in net.outputs}
     return RunResult(outputs, res if keep else {})
