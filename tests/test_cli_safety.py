@@ -191,9 +191,13 @@ def test_a_layer_without_its_golden_is_reported_by_name():
     from jaxpulp.sweep._nets import toy_net
 
     net = toy_net(size=4)
-    miss = conformance.missing_goldens(net, ["d/out_layer0.txt", "d/out_layer1.txt", "d/out_layer3.txt"])
+    files = {0: "d/out_layer0.txt", 1: "d/out_layer1.txt", 3: "d/out_layer3.txt"}  # as goldens.dory_layout
+    miss = conformance.missing_goldens(net, files)
     assert [(m.what, m.tensor, m.ok) for m in miss] == [("out_layer2.txt", "pw1", False)]
     assert "pw1" in miss[0].first
+    # the multi-input layout (out_K_layerN.txt) names the file of that input
+    miss = conformance.missing_goldens(net, {0: "d/out_1_layer0.txt", 2: "d/out_1_layer2.txt"}, "out_1_layer")
+    assert [m.what for m in miss] == ["out_1_layer1.txt"]
 
 
 def test_deeploy_activations_match_by_name_or_once_by_position():
