@@ -110,6 +110,7 @@ CASES = [
     ("sweep-data-mismatched-labels", "sweep --net toy:size=4 --out {d}/s.jsonl --data {d}/data_labels.npz"),
     ("sweep-data-truncated", "sweep --net toy:size=4 --out {d}/s.jsonl --data {d}/truncated.npz"),
     ("sweep-out-folder", "sweep --net toy:size=4 --out {d}/emptydir"),
+    ("sweep-out-missing-folder", "sweep --net toy:size=4 --out {d}/no/such/s.jsonl"),
     ("sweep-target-bogus", "sweep --net toy --out {d}/s.jsonl --target z80"),
     ("pareto-empty", "pareto {d}/empty.jsonl --png {d}/p.png"),
     ("pareto-truncated", "pareto {d}/truncated.jsonl --png {d}/p.png"),

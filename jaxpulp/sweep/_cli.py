@@ -179,7 +179,7 @@ def add_subcommands(sub) -> None:
     q.add_argument("--parquet", action="store_true", help="require the Parquet copy (needs pyarrow)")
     q.add_argument("--no-parquet", action="store_true", help="no Parquet copy (default: one when pyarrow is "
                    "installed)")
-    s.set_defaults(fn=_cmd_sweep, on_interrupt=_resume_hint)
+    s.set_defaults(fn=_cmd_sweep, outputs=("out",), on_interrupt=_resume_hint)
 
     r = sub.add_parser("pareto", help="Pareto front of sweep results (and a PNG plot)",
                        description="Extract the non-dominated configurations of sweep results. Example: jaxpulp "
