@@ -3,6 +3,7 @@ output lock, stale .meta.json, strict resume, pareto's sweep checks, vacuous gol
 matching, chunked runs, kernel-API argument checks, progress lines, plots and docs that do what they say."""
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -181,6 +182,23 @@ def test_pareto_plot_marks_the_all_8bit_network_and_defines_error(tmp_path):
     assert "||y - y_8bit||_2 / ||y_8bit||_2" in _pareto.METRIC_LABELS["error"]
     front = _pareto.front_rows(rows, _pareto.parse_objectives("cycles,memory_bytes"))
     assert os.path.getsize(_pareto.plot_front(rows, front, str(tmp_path / "p.png"), color="error")) > 1000
+
+
+def test_pareto_of_a_sample_without_the_all_8bit_row_takes_it_from_the_cost_table(tmp_path):
+    from jaxpulp.sweep import _pareto
+
+    out = tmp_path / "e.jsonl"  # the whole (small) space enumerated: its all-8-bit row is a measured row
+    assert cli.main(["sweep", "--net", NET, "--enumerate", "--out", str(out), "--no-parquet", "--no-progress"]) == 0
+    sw = _results.read_sweep([str(out)])
+    row = _pareto.reference_row(sw.rows)
+    assert row is not None and sw.spec is not None
+    ref = _pareto.reference_from_spec(sw.spec)
+    assert (ref["cycles"], ref["memory_bytes"], ref["config"]) == (row["cycles"], row["memory_bytes"], row["config"])
+    others = [r for r in sw.rows if r is not row]  # a sample that missed it: pareto still draws the star
+    assert _pareto.reference_row(others) is None
+    if importlib.util.find_spec("matplotlib"):
+        png = str(tmp_path / "p.png")
+        assert os.path.getsize(_pareto.plot_front(others, others[:3], png, color="error", reference=ref)) > 1000
 
 
 # ----------------------------------------------------------------------------- golden comparisons

@@ -113,8 +113,17 @@ def _cmd_pareto(args) -> int:
         x, y = (names[0], names[1]) if len(names) >= 2 else (names[0], "memory_bytes")
         color = names[2] if len(names) >= 3 else None
         title = f"{os.path.basename(args.results[0])}: {len(rows):,} configurations, {len(front)} on the front"
+        ref = None
+        if _pareto.reference_row(rows) is None and sw.spec:
+            try:  # the sweep's own cost table gives the all-8-bit point; the plot does without it otherwise
+                ref = _pareto.reference_from_spec(sw.spec)
+                print(f"all-8-bit reference (not among the rows; from the sweep's cost table): "
+                      f"{ref['cycles']:,} cycles, {ref['memory_bytes']:,} bytes")
+            except Exception as e:  # noqa: BLE001 - e.g. the network file has moved: say so, plot the rest
+                _log(f"note: no all-8-bit reference point ({type(e).__name__}: {' '.join(str(e).split())[:160]})")
         with atomic_path(args.png) as tmp:
-            _pareto.plot_front(rows, front, tmp, x=x, y=y, color=color, title=title, staircase=len(names) <= 2)
+            _pareto.plot_front(rows, front, tmp, x=x, y=y, color=color, title=title, staircase=len(names) <= 2,
+                               reference=ref)
         print(f"wrote {args.png}")
     return 0
 

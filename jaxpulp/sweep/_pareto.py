@@ -6,18 +6,35 @@ import numpy as np
 from jaxpulp.errors import JaxpulpError
 
 MAXIMISE = ("agreement", "accuracy")
-METRIC_LABELS = {"error": "error = ||y - y_8bit||_2 / ||y_8bit||_2 of the output (relative, 0 = exact)",
+METRIC_LABELS = {"error": "error = ||y - y_8bit||_2 / ||y_8bit||_2 (0 = exact)",
                  "agreement": "agreement: fraction of inputs with the 8-bit network's class",
                  "accuracy": "accuracy: fraction of inputs with the label's class"}
 
 
 def reference_row(rows):
-    """The supported row whose every variable is 8-bit (the all-8-bit network), or None."""
+    """The supported row whose every variable is 8-bit (the all-8-bit network; an int32 output, which has no
+    8-bit choice, counts as such), or None."""
     for r in rows:
         conf = r.get("config") or {}
-        if conf and r.get("supported", True) and all(str(v)[1:] == "8" for v in conf.values()):
+        if conf and r.get("supported", True) and all(str(v)[1:] in ("8", "32") for v in conf.values()):
             return r
     return None
+
+
+def reference_from_spec(spec: dict) -> dict:
+    """The all-8-bit configuration's exact cost (``costtable.reference_cost``: cycles, memory_bytes, ...) in the
+    space of the sweep ``spec`` (its ``.meta.json``), with ``error`` 0 by definition: the reference point of a
+    sampled sweep, whose rows rarely hold it. A variable without an 8-bit choice keeps its first choice."""
+    from jaxpulp import costtable
+    from jaxpulp.sweep._driver import SweepSpec, prepare
+
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()
+              if k in SweepSpec.__dataclass_fields__}
+    _, _, space, _, _ = prepare(SweepSpec(**fields))
+    types = {v.name: next((str(c) for c in v.choices if str(c)[1:] == "8"), str(v.choices[0]))
+             for v in space.variables}
+    out = costtable.reference_cost(space, space.config_of(types))
+    return dict(out, error=0.0, config=types)
 
 
 def parse_objectives(spec, rows=None) -> list:
@@ -114,7 +131,7 @@ def front_rows(rows, objectives) -> list:
 
 
 def plot_front(rows, front, png: str, *, x: str = "cycles", y: str = "memory_bytes", color: str | None = None,
-               title: str | None = None, staircase: bool = True) -> str:
+               title: str | None = None, staircase: bool = True, reference: dict | None = None) -> str:
     """Scatter of every supported row (``x`` vs ``y``), the front highlighted, coloured by ``color`` (e.g. the
     metric) when given; ``staircase`` joins a two-objective front. Written to ``png``; needs matplotlib."""
     try:
@@ -141,7 +158,7 @@ def plot_front(rows, front, png: str, *, x: str = "cycles", y: str = "memory_byt
     else:
         ax.scatter(X, Y, s=6, color="0.6", alpha=0.5, linewidths=0, label="configurations")
         ax.scatter(fx, fy, s=28, color="crimson", label=f"Pareto front ({len(front)})", zorder=3)
-    ref = reference_row(rows)
+    ref = reference_row(rows) or reference
     if ref is not None and ref.get(x) is not None and ref.get(y) is not None:
         ax.scatter([ref[x]], [ref[y]], marker="*", s=160, color="black", label="all 8-bit", zorder=4)
     if staircase and len(fx):

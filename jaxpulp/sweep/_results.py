@@ -230,6 +230,7 @@ class SweepRows(NamedTuple):
     total: int | None
     missing_shards: list
     notes: list
+    spec: dict | None = None  # the sweep's ``SweepSpec`` fields, from its ``.meta.json``
 
 
 def read_sweep(paths) -> SweepRows:
@@ -291,7 +292,8 @@ def read_sweep(paths) -> SweepRows:
 
             stem = re.sub(r"\.shard\d+of\d+(\.[^.]*)$", r"\1", stem)
             missing = [shard_path(stem, k, n) for k in range(n) if k not in have]
-    return SweepRows(rows, total, missing, notes)
+    spec = m0.get("spec") if metas and isinstance(m0.get("spec"), dict) else None
+    return SweepRows(rows, total, missing, notes, spec)
 
 
 def write_parquet(jsonl: str) -> str | None:
