@@ -546,16 +546,7 @@ def run(x_words, w_words, params, *, cfg: DepthwiseConfig, cluster: Cluster = GA
     returns the packed HWC output image (uint32 words, batch kept). With ``return_cost=True`` returns
     ``Costed(output, cost)`` (per-core counts and cycles of one call)."""
     check(cfg, cluster)
-    p = _as_params(params, cfg)
-    C = cfg.Co
-    nx = _engine.words_for(cfg.H * cfg.W * C, cfg.in_type.bits)
-    nw = _engine.words_for(cfg.Kh * cfg.Kw * C, cfg.w_type.bits)
-    no = _engine.words_for(cfg.Ho * cfg.Wo * C, cfg.out_type.bits)
-    x = _as_words(x_words, nx, "x_words", True)
-    w = _as_words(w_words, nw, "w_words", False)
-    batched = x.ndim == 2
-    out = _fast_packed(x if batched else x[None], w, p, cfg, cluster)[:, :no]
-    out = out if batched else out[0]
+    out = _packed_call(_fast_packed, x_words, w_words, params, cfg, cluster)
     if return_cost:
         from jaxpulp.cost import with_cost
 
@@ -571,6 +562,12 @@ def run_hwc(x_words, w_words, params, *, cfg: DepthwiseConfig, cluster: Cluster 
     if (cfg.Co * cfg.in_type.bits) % 8:
         raise JaxpulpError(f"cfg: {cfg.Co} channels of {cfg.in_type}: an HWC pixel is not whole bytes, the byte "
                            "planes are undefined")
+    return _packed_call(_fast_packed_hwc, x_words, w_words, params, cfg, cluster)
+
+
+def _packed_call(fast, x_words, w_words, params, cfg: DepthwiseConfig, cluster: Cluster):
+    """The checked images and parameters of one packed call through ``fast`` (batch axis optional), the output
+    cut to its words."""
     p = _as_params(params, cfg)
     C = cfg.Co
     nx = _engine.words_for(cfg.H * cfg.W * C, cfg.in_type.bits)
@@ -579,7 +576,7 @@ def run_hwc(x_words, w_words, params, *, cfg: DepthwiseConfig, cluster: Cluster 
     x = _as_words(x_words, nx, "x_words", True)
     w = _as_words(w_words, nw, "w_words", False)
     batched = x.ndim == 2
-    out = _fast_packed_hwc(x if batched else x[None], w, p, cfg, cluster)[:, :no]
+    out = fast(x if batched else x[None], w, p, cfg, cluster)[:, :no]
     return out if batched else out[0]
 
 
@@ -589,14 +586,7 @@ def _as_ints(a, name: str, shape: tuple, q, batch_ok: bool):
     if not ok_shape:
         raise JaxpulpError(f"{name}: shape {a.shape}, expected ({'[batch,] ' if batch_ok else ''}"
                            f"{', '.join(map(str, shape))})")
-    if not jnp.issubdtype(a.dtype, jnp.integer):
-        raise JaxpulpError(f"{name}: dtype {a.dtype}, expected an integer array of {q} values")
-    if not _is_tracer(a) and a.size:
-        lo, hi = int(jnp.min(a)), int(jnp.max(a))
-        if lo < q.lo or hi > q.hi:
-            raise JaxpulpError(f"{name}: value {lo if lo < q.lo else hi} out of range for {q}: expected "
-                               f"[{q.lo}, {q.hi}]")
-    return a.astype(jnp.int32)
+    return jnp.asarray(_engine.value_ints(a, name, q), jnp.int32)
 
 
 def run_values(x, w, params, *, cfg: DepthwiseConfig, cluster: Cluster = GAP8):
