@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import itertools
 import json
 import os
 import statistics
@@ -39,8 +38,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 EXTERNAL = os.path.join(ROOT, "tests", "data", "external")  # the bundled copy of the external test cases
 
-from jaxpulp.cost import kernel_cost  # noqa: E402
-from jaxpulp.cost import calibration, pulpnn  # noqa: E402
+from jaxpulp.cost import (  # noqa: E402
+    calibration,
+    kernel_cost,  # noqa: E402
+    )
 from jaxpulp.cost.report import BENCHMARK_LAYER, compare_targets, heatmap_png, permutation_table  # noqa: E402
 from jaxpulp.kernels import config as kc  # noqa: E402
 

@@ -30,9 +30,12 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-from jaxpulp.train import data, qat  # noqa: E402
-from jaxpulp.train import model as M  # noqa: E402
-from jaxpulp.train import search as S  # noqa: E402
+from jaxpulp.train import (  # noqa: E402
+    data,
+    model as M,  # noqa: E402
+    qat,
+    search as S,  # noqa: E402
+)
 
 
 def _epoch_times(model, params, ds, layers, cfg, repeats: int):

@@ -45,8 +45,7 @@ def best_time(fn, reps: int) -> float:
 
 
 def bench_cost(space, B: int, reps: int) -> dict:
-    from jax.sharding import NamedSharding
-    from jax.sharding import PartitionSpec as P
+    from jax.sharding import NamedSharding, PartitionSpec as P
 
     from jaxpulp.sweep import make_mesh
     from jaxpulp.sweep._driver import make_cost_fn

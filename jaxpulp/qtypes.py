@@ -20,7 +20,7 @@ class QType:
             raise JaxpulpError(f"bits={self.bits!r}: expected one of 2, 4, 8 (or 32 for raw accumulators)")
 
     @classmethod
-    def parse(cls, s: "str | QType") -> "QType":
+    def parse(cls, s: str | QType) -> QType:
         """``"u4"`` -> QType(4, False); ``"i8"`` -> QType(8, True). A QType is returned unchanged."""
         if isinstance(s, QType):
             return s
@@ -51,7 +51,7 @@ class QType:
         return max(1, 8 // self.bits)
 
 
-def qtype(s: "str | QType") -> QType:
+def qtype(s: str | QType) -> QType:
     return QType.parse(s)
 
 

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpulp import costtable
-from jaxpulp.costtable import ACT_AXIS, N, W_AXIS
+from jaxpulp.costtable import N
 from jaxpulp.errors import JaxpulpError
 
 ADDITIVE = ("cycles", "energy_pj", "weight_bytes")
@@ -294,7 +294,7 @@ def fit_smooth_model(target="gap8", families=FAMILIES, log=None) -> dict:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _coeff_arrays(family: str):
     """([2, N, N, N, F] float32 coefficients (cycles, energy) on the universal axes, [N, N, N] index of each
     triple's depthwise group size in (1, 2, 4))."""

@@ -45,8 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpulp import packing
-from jaxpulp.cluster import run as cluster_run
-from jaxpulp.cluster import split
+from jaxpulp.cluster import run as cluster_run, split
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
 from jaxpulp.kernels import _engine, _golden
@@ -554,7 +553,7 @@ def params_from_golden(meta: dict):
     return cls(*(np.int32(meta[k]) for k in cls._fields))
 
 
-def from_golden(meta: dict, arrays: dict) -> "_golden.GoldenCall":
+def from_golden(meta: dict, arrays: dict) -> _golden.GoldenCall:
     cfg = config_from_golden(meta)
     cluster = _golden.cluster_of(meta)
     check(cfg, cluster)

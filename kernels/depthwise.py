@@ -744,7 +744,7 @@ def pack_inputs(x, w, cfg: DepthwiseConfig):
             packing.pack_planes(np.transpose(np.asarray(w), (1, 2, 0)), cfg.w_type))
 
 
-def from_golden(meta: dict, arrays: dict) -> "_golden.GoldenCall":
+def from_golden(meta: dict, arrays: dict) -> _golden.GoldenCall:
     cfg = config_from_golden(meta)
     cluster = _golden.cluster_of(meta)
     check(cfg, cluster)

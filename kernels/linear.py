@@ -39,8 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpulp import packing, quant
-from jaxpulp.cluster import run as cluster_run
-from jaxpulp.cluster import split
+from jaxpulp.cluster import run as cluster_run, split
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
 from jaxpulp.kernels import _engine, _golden
@@ -567,7 +566,7 @@ def params_from_golden(meta: dict, arrays: dict) -> Params:
                   np.int32(meta["out_mult"]), np.int32(meta["out_shift"]), bias)
 
 
-def from_golden(meta: dict, arrays: dict) -> "_golden.GoldenCall":
+def from_golden(meta: dict, arrays: dict) -> _golden.GoldenCall:
     cfg = config_from_golden(meta)
     cluster = _golden.cluster_of(meta)
     check(cfg, cluster)

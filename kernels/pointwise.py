@@ -42,8 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpulp import packing, quant
-from jaxpulp.cluster import run as cluster_run
-from jaxpulp.cluster import split
+from jaxpulp.cluster import run as cluster_run, split
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
 from jaxpulp.kernels import _engine, _golden, conv
@@ -532,7 +531,7 @@ def config_from_golden(meta: dict) -> PointwiseConfig:
 params_from_golden = conv.params_from_golden
 
 
-def from_golden(meta: dict, arrays: dict) -> "_golden.GoldenCall":
+def from_golden(meta: dict, arrays: dict) -> _golden.GoldenCall:
     """A golden case as a packed call; raises ``UnsupportedConfig`` where ``check_inputs`` refuses its inputs."""
     cfg = config_from_golden(meta)
     cluster = _golden.cluster_of(meta)

@@ -78,12 +78,12 @@ from jaxpulp.kernels._maxpool import (
     _swar_max as _swar_max,
 )
 from jaxpulp.kernels._pool_common import (
+    _NEG,
     CONFIGS as CONFIGS,
     GOLDEN_FAMILIES as GOLDEN_FAMILIES,
     Bucket as Bucket,
     Config as Config,
     Geometry as Geometry,
-    _NEG,
     _family,
     _needs_scan,
     _window_reduce,
@@ -263,7 +263,7 @@ def params_from_golden(meta: dict, arrays: dict):
     return AvgPoolParams(np.int32(meta["lambda"]), np.int32(meta["out_shift"]), np.int32(meta["out_add"]))
 
 
-def from_golden(meta: dict, arrays: dict) -> "_golden.GoldenCall":
+def from_golden(meta: dict, arrays: dict) -> _golden.GoldenCall:
     cfg = config_from_golden(meta)
     cluster = _golden.cluster_of(meta)
     check(cfg, cluster)

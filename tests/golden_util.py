@@ -9,7 +9,7 @@ from jaxpulp import testing
 GOLDEN_DIR = os.path.join(os.path.dirname(__file__), "golden")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def family(name):
     """(case records, {case id: arrays}) of one golden family."""
     meta, arrays = testing.load_family(GOLDEN_DIR, name)

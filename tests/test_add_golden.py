@@ -6,13 +6,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from golden_util import assert_equal_defined, family, report
 
 from jaxpulp import JaxpulpError, UnsupportedConfig, packing, testing
-from jaxpulp.cluster import run as cluster_run
-from jaxpulp.cluster import split
+from jaxpulp.cluster import run as cluster_run, split
 from jaxpulp.cluster.config import Cluster
 from jaxpulp.kernels import _golden, add, catalog
-from golden_util import assert_equal_defined, family, report
 
 CASES, ARRAYS = family("add")  # add.json holds both families ("add" and "add_legacy")
 TYPES = ["u8", "u4", "u2", "i8", "i4", "i2"]

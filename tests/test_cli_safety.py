@@ -296,8 +296,7 @@ def test_progress_logs_one_line_per_step_when_not_a_terminal():
 
 
 def test_run_says_compiling_and_runs_large_batches_in_chunks(tmp_path, capsys):
-    from jaxpulp.network import cli as ncli
-    from jaxpulp.network import execute, store
+    from jaxpulp.network import cli as ncli, execute, store
     from jaxpulp.sweep._nets import toy_net
 
     net = toy_net(size=4)

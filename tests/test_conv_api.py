@@ -1,5 +1,4 @@
 """Conv API behaviour: batching, compile caching, errors, and random configurations against the twin."""
-import jax
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st

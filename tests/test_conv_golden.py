@@ -1,10 +1,9 @@
 """Conv conformance: every golden case through the packed path, the value path and the numpy twin."""
 import numpy as np
-import pytest
+from golden_util import assert_equal_defined, family, report
 
 from jaxpulp import UnsupportedConfig, testing
 from jaxpulp.kernels import conv
-from golden_util import assert_equal_defined, family, report
 
 CASES, ARRAYS = family("conv")
 

@@ -12,7 +12,7 @@ from jaxpulp import JaxpulpError, costtable
 from jaxpulp.sweep import toy_net
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _toy():
     net = toy_net()
     table = costtable.build_table(net)

@@ -3,8 +3,7 @@ import math
 import os
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from jaxpulp.deploy import dma, get_target, layer_latency, network_latency, tile
 from jaxpulp.deploy.target import DeployTarget

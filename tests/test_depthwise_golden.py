@@ -4,12 +4,12 @@ batching, compile caching and bad inputs."""
 import jax
 import numpy as np
 import pytest
+from golden_util import assert_equal_defined, family, report
 
 from jaxpulp import JaxpulpError, UnsupportedConfig, packing, testing
 from jaxpulp.cluster.config import Cluster
 from jaxpulp.kernels import _golden, catalog, depthwise
 from jaxpulp.kernels.config import out_dim
-from golden_util import assert_equal_defined, family, report
 
 CASES, ARRAYS = family("depthwise")
 

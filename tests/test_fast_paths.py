@@ -6,14 +6,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
+from golden_util import assert_equal_defined, family, report
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from jaxpulp import UnsupportedConfig, packing, testing
 from jaxpulp.cluster.config import Cluster
 from jaxpulp.kernels import _engine, _golden, add, conv, linear, pointwise, pool
 from jaxpulp.qtypes import QType
-from golden_util import assert_equal_defined, family, report
 
 TYPES = ["u8", "u4", "u2", "i8", "i4", "i2"]
 PROPERTY = settings(max_examples=8, deadline=None, derandomize=True,

@@ -9,8 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from jaxpulp.cost.types import INSTRUCTION_CLASSES
 from jaxpulp.errors import JaxpulpError

@@ -5,7 +5,6 @@ import re
 
 import jax.numpy as jnp
 import numpy as np
-import onnx
 import pytest
 from hypothesis import given, settings, strategies as st
 from onnx import TensorProto, helper, numpy_helper
@@ -13,9 +12,9 @@ from onnx import TensorProto, helper, numpy_helper
 from jaxpulp import JaxpulpError, QType
 from jaxpulp.cli import main
 from jaxpulp.network import mapping, reference, report, store, zoo
+from jaxpulp.network.execute import run, run_values
 from jaxpulp.network.graph import Layer, Network, TensorSpec
 from jaxpulp.network.onnx_import import load_onnx
-from jaxpulp.network.execute import run, run_values
 
 TINY = dict(alpha=0.25, resolution=96)  # smaller inputs give 2x2 depthwise layers the library refuses
 

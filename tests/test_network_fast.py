@@ -5,8 +5,7 @@ precisions, and whole single-layer networks on ``run(path="values")`` against th
 import jax
 import jax.numpy as jnp
 import numpy as np
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from jaxpulp import UnsupportedConfig, packing
 from jaxpulp.kernels import add, conv, depthwise, linear, pool

@@ -5,12 +5,12 @@ import functools
 import jax
 import numpy as np
 import pytest
+from golden_util import assert_equal_defined, family, report
 
 from jaxpulp import JaxpulpError, UnsupportedConfig, packing, testing
 from jaxpulp.cluster import split
 from jaxpulp.cluster.config import Cluster
 from jaxpulp.kernels import _golden, conv, pointwise
-from golden_util import assert_equal_defined, family, report
 
 CASES, ARRAYS = family("pointwise")
 
@@ -27,7 +27,7 @@ def _try(meta):
         return None, e
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _accepted():
     """(call, arrays) of every golden case from_golden accepts."""
     out = []
@@ -38,7 +38,7 @@ def _accepted():
     return tuple(out)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _packed_outputs():
     return pointwise.run_golden_batch([c for c, _ in _accepted()])
 

@@ -11,7 +11,7 @@ from jaxpulp import costtable, surrogate
 from jaxpulp.sweep import toy_net
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _toy():
     net = toy_net()
     table = costtable.build_table(net)

@@ -13,8 +13,7 @@ import pytest
 
 from jaxpulp import JaxpulpError, costtable
 from jaxpulp.cli import main
-from jaxpulp.sweep import SweepSpec, prepare, read_rows, run_sweep
-from jaxpulp.sweep import _metric
+from jaxpulp.sweep import SweepSpec, _metric, prepare, read_rows, run_sweep
 
 
 def _cost_rows_ok(space, mode, seed, rows):

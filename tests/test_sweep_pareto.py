@@ -3,8 +3,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from jaxpulp import JaxpulpError
 from jaxpulp.sweep import _pareto, _results

@@ -9,9 +9,12 @@ pytest.importorskip("sklearn")
 from jaxpulp import costtable  # noqa: E402
 from jaxpulp.errors import JaxpulpError  # noqa: E402
 from jaxpulp.network.execute import run  # noqa: E402
-from jaxpulp.train import data, qat  # noqa: E402
-from jaxpulp.train import model as M  # noqa: E402
-from jaxpulp.train import search as S  # noqa: E402
+from jaxpulp.train import (  # noqa: E402
+    data,
+    model as M,  # noqa: E402
+    qat,
+    search as S,  # noqa: E402
+)
 
 CFG = S.SearchConfig(float_epochs=1, search_epochs=1, finetune_epochs=1, batch=128)
 

@@ -158,7 +158,7 @@ class Target:
         """Energy (pJ) of a call lasting ``cycles`` with each core busy ``core_busy_cycles[i]`` cycles."""
         return cycles * self.pj_base_per_cycle + sum(core_busy_cycles) * self.pj_per_core_cycle
 
-    def with_cores(self, num_cores: int, name: str | None = None) -> "Target":
+    def with_cores(self, num_cores: int, name: str | None = None) -> Target:
         """The same machine running kernels on ``num_cores`` cores."""
         return dataclasses.replace(self, num_cores=num_cores, name=name or f"{self.name}-{num_cores}core")
 
@@ -194,7 +194,7 @@ TARGETS = MappingProxyType({t.name: t for t in (GAP8_TARGET, GAP8_1CORE_TARGET, 
                                                  CORTEX_M7_TARGET)})
 
 
-def get_target(name: "str | Target") -> Target:
+def get_target(name: str | Target) -> Target:
     """The registered target called ``name`` (a ``Target`` is returned unchanged)."""
     if isinstance(name, Target):
         return name

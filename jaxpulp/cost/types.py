@@ -80,7 +80,7 @@ class Cost:
     macs: int = 0
 
     # --- arithmetic -------------------------------------------------------------------------------------
-    def __add__(self, other: "Cost") -> "Cost":
+    def __add__(self, other: Cost) -> Cost:
         if not isinstance(other, Cost):
             return NotImplemented
         return Cost(*(a + b for a, b in zip(self._values(), other._values())))
@@ -91,7 +91,7 @@ class Cost:
             return self
         return NotImplemented
 
-    def __mul__(self, k: int) -> "Cost":
+    def __mul__(self, k: int) -> Cost:
         if isinstance(k, bool) or not isinstance(k, int):
             return NotImplemented
         if k < 0:
@@ -100,7 +100,7 @@ class Cost:
 
     __rmul__ = __mul__
 
-    def scale(self, k: int) -> "Cost":
+    def scale(self, k: int) -> Cost:
         """``k`` repetitions of this cost (k an int >= 0)."""
         return self * k
 

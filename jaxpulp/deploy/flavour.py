@@ -53,7 +53,7 @@ PULP_NN_MIXED = Flavour("pulp-nn-mixed", "chw-planes", "pulp-nn-mixed",
 FLAVOURS = MappingProxyType({f.name: f for f in (DORY_GAP8, PULP_NN_MIXED)})
 
 
-def get_flavour(flavour: "str | Flavour") -> Flavour:
+def get_flavour(flavour: str | Flavour) -> Flavour:
     if isinstance(flavour, Flavour):
         return flavour
     try:

@@ -81,7 +81,7 @@ def _tile_transfers(cfg, g, fam, ci, rows, cols, co, ho, wo, t: DeployTarget, fl
     return x, w, y
 
 
-def layer_latency(cfg, target: "str | DeployTarget" = "gap8-board", flavour: "str | Flavour" = "dory-gap8",
+def layer_latency(cfg, target: str | DeployTarget = "gap8-board", flavour: str | Flavour = "dory-gap8",
                   *, schedule: str | None = None, prev_l3: bool = False) -> LayerLatency:
     """Deployed latency of one layer given as its kernel config (``jaxpulp.network.mapping.kernel_config``).
     schedule: override the target's ("blocking" or "double"); prev_l3: the previous layer streamed from L3 (no
@@ -181,7 +181,7 @@ class NetworkLatency:
         return sum(x.macs for x in self.layers)
 
 
-def network_latency(cfgs, target: "str | DeployTarget" = "gap8-board", flavour: "str | Flavour" = "dory-gap8",
+def network_latency(cfgs, target: str | DeployTarget = "gap8-board", flavour: str | Flavour = "dory-gap8",
                     *, schedule: str | None = None) -> NetworkLatency:
     """Deployed latency of a sequence of layer kernel configs (layers run one after the other)."""
     t = get_target(target)

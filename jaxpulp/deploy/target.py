@@ -119,7 +119,7 @@ class DeployTarget:
         if self.l1_budget > self.l1_bytes or self.l2_budget > self.l2_bytes:
             raise JaxpulpError(f"{self.name}: l1_budget / l2_budget must not exceed l1_bytes / l2_bytes")
 
-    def replace(self, **kw) -> "DeployTarget":
+    def replace(self, **kw) -> DeployTarget:
         return dataclasses.replace(self, **kw)
 
 
@@ -147,7 +147,7 @@ GAP8_GVSOC = DeployTarget(
 TARGETS = MappingProxyType({t.name: t for t in (GAP8_BOARD, GAP8_GVSOC)})
 
 
-def get_target(target: "str | DeployTarget") -> DeployTarget:
+def get_target(target: str | DeployTarget) -> DeployTarget:
     """The registered deployment target called ``target`` (a ``DeployTarget`` is returned unchanged)."""
     if isinstance(target, DeployTarget):
         return target

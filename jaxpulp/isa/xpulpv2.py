@@ -29,7 +29,7 @@ while walking each kernel's loops (a ``pack4`` there is 2 ``pack`` instructions,
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

@@ -9,8 +9,8 @@ Modules: ``graph`` (Layer, Network, TensorSpec), ``mapping`` (layer -> kernel co
 ``onnx_import``, ``report`` (tables, CSV/JSON, bar chart, memory), ``conformance`` (golden checks), ``goldens``
 (DORY txt / Deeploy npz readers), ``reference`` (numpy int64 twin), ``store`` (save/load), ``zoo`` (built-ins).
 """
+from jaxpulp.network.execute import RunResult, run, run_values
 from jaxpulp.network.graph import Layer, Network, TensorSpec
 from jaxpulp.network.onnx_import import load_onnx
-from jaxpulp.network.execute import RunResult, run, run_values
 
 __all__ = ["Layer", "Network", "TensorSpec", "load_onnx", "run", "run_values", "RunResult"]

@@ -18,8 +18,8 @@ import numpy as np
 
 from jaxpulp.errors import JaxpulpError
 from jaxpulp.network import goldens
-from jaxpulp.network.graph import Network
 from jaxpulp.network.execute import run
+from jaxpulp.network.graph import Network
 
 
 class LayerCheck(NamedTuple):

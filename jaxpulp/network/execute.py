@@ -21,8 +21,8 @@ import numpy as np
 
 from jaxpulp import packing, quant
 from jaxpulp.cluster.config import GAP8, Cluster
-from jaxpulp.errors import JaxpulpError
 from jaxpulp.costtable import WEIGHTED
+from jaxpulp.errors import JaxpulpError
 from jaxpulp.kernels import _engine, add, conv, depthwise, linear, pool
 from jaxpulp.kernels.config import ConvConfig, DepthwiseConfig, LinearConfig
 from jaxpulp.network import mapping

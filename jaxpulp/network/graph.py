@@ -125,10 +125,10 @@ class Layer:
             return H * W * C * Co
         return 0
 
-    def replace(self, **kw) -> "Layer":
+    def replace(self, **kw) -> Layer:
         return dataclasses.replace(self, **kw)
 
-    def with_types(self, in_type=None, out_type=None, w_type=None, in2_type=None) -> "Layer":
+    def with_types(self, in_type=None, out_type=None, w_type=None, in2_type=None) -> Layer:
         """The same layer at other precisions (``None`` keeps a type)."""
         kw = {k: v for k, v in dict(in_type=in_type, out_type=out_type, w_type=w_type, in2_type=in2_type).items()
               if v is not None}
@@ -197,7 +197,7 @@ class Network:
             out[lay.output] = (lay.out_shape, lay.out_type)
         return out
 
-    def replace(self, **kw) -> "Network":
+    def replace(self, **kw) -> Network:
         return dataclasses.replace(self, **kw)
 
 

@@ -56,7 +56,7 @@ def _with_bn_bits(cfg, lay: Layer):
     return cfg
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def kernel_choice(lay: Layer, semantics: str = "library", cluster: Cluster = GAP8) -> KernelChoice:
     """The kernel configuration of ``lay`` and the reason for the choice. Raises ``UnsupportedConfig`` (naming the
     layer and the library rule) when no PULP-NN kernel defines this layer."""

@@ -193,7 +193,7 @@ class _Requant:
         self.end, self.nodes, self.rounding = end, nodes, rounding
 
 
-def _follow(g: "_Graph", cur: str, nodes: list, ops: tuple) -> tuple:
+def _follow(g: _Graph, cur: str, nodes: list, ops: tuple) -> tuple:
     """Walk the single-consumer chain from tensor ``cur`` through nodes of type ``ops`` (appended to ``nodes``);
     returns (the last tensor, the next node or None)."""
     nxt = g.only_consumer(cur)

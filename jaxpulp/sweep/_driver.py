@@ -81,7 +81,7 @@ class SweepSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SweepSpec":
+    def from_dict(cls, d: dict) -> SweepSpec:
         return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
 
 
@@ -292,9 +292,9 @@ def run_sweep(spec: SweepSpec, out: str, *, shard=(0, 1), chunk: int | None = No
         done, resumed = _results.scan_done(target, lambda i: (i - k) // n if (i - k) % n == 0 else -1, n_local)
         if log and resumed:
             log(f"resuming {path}: {resumed:,} of {n_local:,} rows already there")
+        from jax.sharding import NamedSharding, PartitionSpec as P
+
         import jaxpulp
-        from jax.sharding import NamedSharding
-        from jax.sharding import PartitionSpec as P
 
         fmt = _results.RowFormatter(space, spec.seed, jaxpulp.__version__)
         cost_fn = make_cost_fn(space, mode, spec.seed, mesh)

@@ -81,9 +81,7 @@ def plot_pareto(rows: list, path: str) -> str | None:
 
 def cmd_search(args) -> int:
     from jaxpulp.network import store
-    from jaxpulp.train import data
-    from jaxpulp.train import model as M
-    from jaxpulp.train import search as S
+    from jaxpulp.train import data, model as M, search as S
 
     lambdas = _lambdas(args.lambdas)
     if not args.budget_kb > 0:

@@ -25,8 +25,7 @@ import numpy as np
 
 from jaxpulp import costtable, surrogate
 from jaxpulp.errors import JaxpulpError
-from jaxpulp.train import model as M
-from jaxpulp.train import qat
+from jaxpulp.train import model as M, qat
 
 
 def _optax():
@@ -98,7 +97,7 @@ def mixes(sp: Space, probs):
     return act, w
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _adam(lr: float):
     """One optimiser object per step size (a static jit argument: the same object reuses the compiled step)."""
     return _optax().adam(lr)
