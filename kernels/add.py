@@ -48,12 +48,10 @@ from jaxpulp import packing
 from jaxpulp.cluster import run as cluster_run, split
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
-from jaxpulp.kernels import _engine, _golden
+from jaxpulp.kernels import _engine
 from jaxpulp.kernels.config import AddConfig, AddLegacyConfig
 
 Config = AddConfig
-CONFIGS = {"add": AddConfig, "add_legacy": AddLegacyConfig}
-GOLDEN_FAMILIES = tuple(CONFIGS)
 
 _I32 = (-(1 << 31), (1 << 31) - 1, "int32 argument")
 _U16 = (0, 0xFFFF, "uint16 argument, bits")
@@ -538,72 +536,3 @@ def reference(x1, x2, params, cfg, cluster: Cluster = GAP8) -> np.ndarray:
             for e in range(e0, min(e1, n)):  # check() guarantees e1 <= n here
                 out[e] = element(e)
     return out.reshape(cfg.H, cfg.W, cfg.C).astype(np.int32)
-
-
-# ------------------------------------------------------------------------------------- golden vectors
-
-
-def config_from_golden(meta: dict):
-    """The configuration of a golden case record (family ``add`` or ``add_legacy``; ``_golden.CONFIG_OF``)."""
-    return _golden.config_of(meta, GOLDEN_FAMILIES)
-
-
-def params_from_golden(meta: dict):
-    cls = Params if meta["family"] == "add" else LegacyParams
-    return cls(*(np.int32(meta[k]) for k in cls._fields))
-
-
-def from_golden(meta: dict, arrays: dict) -> _golden.GoldenCall:
-    cfg = config_from_golden(meta)
-    cluster = _golden.cluster_of(meta)
-    check(cfg, cluster)
-    args = (packing.pack_hwc(arrays["x1"], cfg.in1_type), packing.pack_hwc(arrays["x2"], cfg.in2_type),
-            params_from_golden(meta))
-    return _golden.GoldenCall(meta, cfg, cluster, args)
-
-
-def _scalars(p):
-    return type(p)(*(np.int32(v) for v in p))
-
-
-def _by_family(calls):
-    groups: dict[str, list[int]] = {}
-    for i, c in enumerate(calls):
-        groups.setdefault(_family(c.cfg), []).append(i)
-    return groups
-
-
-def run_golden_batch(calls) -> list:
-    """Packed path for many golden calls, one compiled function per family: unpacked outputs (H, W, C)."""
-    results: list = [None] * len(calls)
-    for idx in _by_family(calls).values():
-        part = [calls[i] for i in idx]
-        bk = shared_bucket([c.cfg for c in part], [c.cluster for c in part])
-        items = [(geometry(c.cfg, c.cluster), np.pad(c.args[0], (0, bk.words - len(c.args[0]))),
-                  np.pad(c.args[1], (0, bk.words - len(c.args[1]))), _scalars(c.args[2])) for c in part]
-        outs = []
-        for n, (g, a, b, p) in _golden.stack_chunks(items):
-            outs.extend(np.asarray(_packed_cases(g, a, b, p, bk))[:n])
-        for i, c, o in zip(idx, part, outs):
-            results[i] = packing.unpack(o, c.cfg.out_type, _n(c.cfg)).reshape(c.cfg.H, c.cfg.W, c.cfg.C)
-    return results
-
-
-def run_values_golden_batch(calls, arrays_list) -> list:
-    """Value path (ideal semantics, precision as data) for many golden calls, one compiled function per family."""
-    results: list = [None] * len(calls)
-    for idx in _by_family(calls).values():
-        part = [calls[i] for i in idx]
-        bk = shared_bucket([c.cfg for c in part], [c.cluster for c in part])
-        items = []
-        for i, c in zip(idx, part):
-            a = np.zeros((2, bk.N), np.int32)
-            a[0, :_n(c.cfg)] = np.asarray(arrays_list[i]["x1"]).reshape(-1)
-            a[1, :_n(c.cfg)] = np.asarray(arrays_list[i]["x2"]).reshape(-1)
-            items.append((geometry(c.cfg.replace(semantics="ideal"), c.cluster), a[0], a[1], _scalars(c.args[2])))
-        outs = []
-        for n, (g, a, b, p) in _golden.stack_chunks(items):
-            outs.extend(np.asarray(_values_cases(g, a, b, p, bk))[:n])
-        for i, c, o in zip(idx, part, outs):
-            results[i] = o[:_n(c.cfg)].reshape(c.cfg.H, c.cfg.W, c.cfg.C)
-    return results

@@ -42,12 +42,10 @@ from jaxpulp import packing, quant
 from jaxpulp.cluster import run as cluster_run, split
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
-from jaxpulp.kernels import _engine, _golden
+from jaxpulp.kernels import _engine
 from jaxpulp.kernels.config import LinearConfig
 
 Config = LinearConfig
-
-GOLDEN_FAMILIES = ("linear_quant", "linear_noquant")
 
 
 class Params(NamedTuple):
@@ -544,79 +542,3 @@ def reference(x, w, params, cfg: LinearConfig, cluster: Cluster = GAP8) -> np.nd
                 neuron(i + 2, wrong_row=i if wrong else None)
                 neuron(i + 3, wrong_row=i + 1 if wrong else None)
     return out
-
-
-# ------------------------------------------------------------------------------------- golden vectors
-
-
-def config_from_golden(meta: dict) -> LinearConfig:
-    """The configuration of a golden case record (family ``linear_quant`` or ``linear_noquant``)."""
-    if meta.get("family") not in GOLDEN_FAMILIES:
-        raise JaxpulpError(f"meta['family']={meta.get('family')!r}: expected one of {GOLDEN_FAMILIES}")
-    flags = {} if meta["family"] == "linear_noquant" else dict(relu=meta["relu"], bn=meta["bn"])
-    return LinearConfig(in_type=meta["in_type"], out_type=meta["out_type"], w_type=meta["w_type"], N=meta["N"],
-                        M=meta["M"], bias=bool(meta["bias"]), **flags)
-
-
-def params_from_golden(meta: dict, arrays: dict) -> Params:
-    bias = np.asarray(arrays["bias"], np.int32) if meta["bias"] else None
-    if meta["family"] == "linear_noquant":
-        return Params(bias=bias)
-    return Params(np.asarray(arrays["kappa"], np.int32), np.asarray(arrays["lambda"], np.int32),
-                  np.int32(meta["out_mult"]), np.int32(meta["out_shift"]), bias)
-
-
-def from_golden(meta: dict, arrays: dict) -> _golden.GoldenCall:
-    cfg = config_from_golden(meta)
-    cluster = _golden.cluster_of(meta)
-    check(cfg, cluster)
-    x_words = packing.pack(arrays["x"], cfg.in_type)
-    w_words = packing.pack(arrays["w"], cfg.w_type)
-    return _golden.GoldenCall(meta, cfg, cluster, (x_words, w_words, params_from_golden(meta, arrays)))
-
-
-def _padded_params(p: Params, m: int) -> Params:
-    def vec(v):
-        return np.zeros(m, np.int32) if v is None else np.pad(np.asarray(v, np.int32), (0, m - len(v)))
-
-    return Params(vec(p.kappa), vec(p.lam), np.int32(p.out_mult), np.int32(p.out_shift), vec(p.bias))
-
-
-def _unpack_output(words, cfg: LinearConfig) -> np.ndarray:
-    words = np.asarray(words, np.uint32)
-    if not cfg.quantized:
-        return words[:cfg.M].view(np.int32).copy()
-    return np.asarray(packing.unpack(words, cfg.out_type, cfg.M))
-
-
-def run_golden_batch(calls) -> list:
-    """Packed path for many golden calls (both linear families) through one compiled function."""
-    if not calls:
-        return []
-    bk = shared_bucket([c.cfg for c in calls], [c.cluster for c in calls])
-    items = [(geometry(c.cfg, c.cluster), np.pad(c.args[0], (0, bk.x_words - len(c.args[0]))),
-              np.pad(c.args[1], (0, bk.w_words - len(c.args[1]))), _padded_params(c.args[2], bk.M))
-             for c in calls]
-    outs = []
-    for n, (g, xw, ww, p) in _golden.stack_chunks(items):
-        outs.extend(np.asarray(_packed_cases(g, xw, ww, p, bk))[:n])
-    return [_unpack_output(o, c.cfg) for o, c in zip(outs, calls)]
-
-
-def run_values_golden_batch(calls, arrays_list) -> list:
-    """Value path (ideal semantics, precision as data) for many golden calls, one compiled function."""
-    if not calls:
-        return []
-    bk = shared_bucket([c.cfg for c in calls], [c.cluster for c in calls])
-    items = []
-    for c, a in zip(calls, arrays_list):
-        cfg = c.cfg
-        x = np.zeros(bk.N, np.int32)
-        x[:cfg.N] = a["x"]
-        w = np.zeros((bk.M, bk.N), np.int32)
-        w[:cfg.M, :cfg.N] = a["w"]
-        items.append((geometry(cfg.replace(semantics="ideal"), c.cluster), x, w, _padded_params(c.args[2], bk.M)))
-    outs = []
-    for n, (g, x, w, p) in _golden.stack_chunks(items):
-        outs.extend(np.asarray(_values_cases(g, x, w, p, bk))[:n])
-    return [o[:c.cfg.M] for o, c in zip(outs, calls)]

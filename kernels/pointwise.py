@@ -45,7 +45,7 @@ from jaxpulp import packing, quant
 from jaxpulp.cluster import run as cluster_run, split
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
-from jaxpulp.kernels import _engine, _golden, conv
+from jaxpulp.kernels import _engine, conv
 from jaxpulp.kernels.config import PointwiseConfig
 
 Config = PointwiseConfig
@@ -517,61 +517,4 @@ def reference(x, w, params, cfg: PointwiseConfig, cluster: Cluster = GAP8, guard
                             f"(semantics.md §7.1); pass guard=... to choose it")
                     v = v_lo
                 out[y, px, c] = v
-    return out
-
-
-# ------------------------------------------------------------------------------------- golden vectors
-
-
-def config_from_golden(meta: dict) -> PointwiseConfig:
-    """The configuration of a golden case record (../shared/golden format)."""
-    return conv.config_from_golden(meta, cls=PointwiseConfig)
-
-
-params_from_golden = conv.params_from_golden
-
-
-def from_golden(meta: dict, arrays: dict) -> _golden.GoldenCall:
-    """A golden case as a packed call; raises ``UnsupportedConfig`` where ``check_inputs`` refuses its inputs."""
-    cfg = config_from_golden(meta)
-    cluster = _golden.cluster_of(meta)
-    _check_config(cfg, cluster)
-    x_words = packing.pack_hwc(arrays["x"], cfg.in_type)
-    w_words = packing.pack(arrays["w"], cfg.w_type)
-    params = params_from_golden(meta, arrays)
-    check_inputs(cfg, x_words, w_words, params, cluster)
-    return _golden.GoldenCall(meta, cfg, cluster, (x_words, w_words, params))
-
-
-def run_golden_batch(calls) -> list:
-    """Packed path for many golden calls through one compiled function (shared bucket, vmap over cases)."""
-    if not calls:
-        return []
-    bk = shared_bucket([c.cfg for c in calls])
-    outs = [None] * len(calls)
-    for bits in sorted({c.cfg.bn_bits for c in calls}):  # a static argument: one compile per library tree
-        idx = [i for i, c in enumerate(calls) if c.cfg.bn_bits == bits]
-        items = [(geometry(c.cfg, c.cluster), np.pad(c.args[0], (0, bk.x_words - len(c.args[0]))),
-                  np.pad(c.args[1], (0, bk.w_words - len(c.args[1]))), conv._padded_params(c.args[2], bk.Co))
-                 for c in (calls[i] for i in idx)]
-        res = []
-        for n, (g, xw, ww, p) in _golden.stack_chunks(items):
-            res.extend(np.asarray(_packed_cases(g, xw, ww, p, bk, bits))[:n])
-        for i, o in zip(idx, res):
-            outs[i] = o
-    return [packing.unpack(o, c.cfg.out_type, c.cfg.Ho * c.cfg.Wo * c.cfg.Co).reshape(c.cfg.Ho, c.cfg.Wo, c.cfg.Co)
-            for o, c in zip(outs, calls)]
-
-
-def run_values_golden_batch(calls, arrays_list) -> list:
-    """Value path (ideal semantics = conv 1x1, precision as data) for many golden calls, one compiled function
-    (``conv.run_values_golden_batch``; calls with ``bn_bits=64``, which that batch does not take, one by one)."""
-    out = [None] * len(calls)
-    idx = [i for i, c in enumerate(calls) if c.cfg.bn_bits == 32]
-    for i, o in zip(idx, conv.run_values_golden_batch([calls[i] for i in idx], [arrays_list[i] for i in idx])):
-        out[i] = o
-    for i, c in enumerate(calls):
-        if out[i] is None:
-            out[i] = np.asarray(run_values(arrays_list[i]["x"], arrays_list[i]["w"], c.args[2], cfg=c.cfg,
-                                           cluster=c.cluster))
     return out

@@ -5,7 +5,7 @@ from hypothesis import given, settings, strategies as st
 
 from jaxpulp import JaxpulpError, UnsupportedConfig, packing
 from jaxpulp.cluster.config import Cluster
-from jaxpulp.kernels import conv
+from jaxpulp.kernels import _golden, conv
 
 
 def _layer(cfg, rng, batch=None):
@@ -77,9 +77,9 @@ def test_random_configs_match_reference_twin(data):
     rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
     x, w, params = _layer(cfg, rng)
     # same compiled function for every example: the shared golden bucket
-    call = conv._golden.GoldenCall({}, cfg, cluster, (packing.pack_hwc(x, cfg.in_type), packing.pack(w, cfg.w_type),
+    call = _golden.GoldenCall({}, cfg, cluster, (packing.pack_hwc(x, cfg.in_type), packing.pack(w, cfg.w_type),
                                                       params))
-    got = conv.run_golden_batch([call])[0]
+    got = _golden.conv.run_golden_batch([call])[0]
     np.testing.assert_array_equal(got, conv.reference(x, w, params, cfg, cluster))
 
 
