@@ -189,14 +189,8 @@ def written_mask(cfg, cluster: Cluster = GAP8) -> np.ndarray:
 def check(cfg, cluster: Cluster = GAP8) -> None:
     """Raise ``UnsupportedConfig`` naming the rule if the library does not define this call."""
     fam = _family(cfg)
-    for name in ("in1_type", "in2_type", "out_type"):
-        t = getattr(cfg, name)
-        if (cfg.C * t.bits) % 8:
-            raise UnsupportedConfig(
-                "channel-multiple",
-                f"C={cfg.C} with {name}={t}: a pixel must be whole bytes (C a multiple of {8 // t.bits}); the "
-                "kernel offsets each core by r0*W*(C*bits/8 rounded down) bytes, so tensors misalign "
-                "(library_defects.md 16)")
+    _engine.check_whole_byte_pixels(cfg, ("in1_type", "in2_type", "out_type"),
+                                    "offsets each core by r0*W*(C*bits/8 rounded down) bytes, so tensors misalign")
     if max(cfg.H, cfg.W, cfg.C) >= 1 << 16:
         raise UnsupportedConfig("uint16-extent", f"H={cfg.H}, W={cfg.W}, C={cfg.C}: uint16 arguments, each must "
                                 "be < 65536")
@@ -382,19 +376,10 @@ def _as_params(params, cfg):
     if params is None:
         raise JaxpulpError(f"params=None: expected a {cls.__name__}")
     if not isinstance(params, (Params, LegacyParams)):
-        params = cls(**params) if isinstance(params, dict) else cls(*params)
+        params = _engine.as_params(params, cls)
     if not isinstance(params, cls):
         raise JaxpulpError(f"params: a {type(params).__name__}, expected a {cls.__name__} for {cfg.c_name}")
     return cls(*(_engine.int_scalar(v, k, *_RANGES[cls][k]) for k, v in params._asdict().items()))
-
-
-def _as_words(a, n_words: int, name: str):
-    a = a if isinstance(a, jax.Array) else np.asarray(a)
-    if a.dtype != jnp.uint32:
-        raise JaxpulpError(f"{name}: dtype {a.dtype}, expected a uint32 memory image (see jaxpulp.packing)")
-    if a.ndim not in (1, 2) or a.shape[-1] < n_words:
-        raise JaxpulpError(f"{name}: shape {a.shape}, expected ([batch,] >= {n_words}) uint32 words")
-    return a if a.shape[-1] == n_words else a[..., :n_words]
 
 
 def _batch_axes(a, b, name_a, name_b):
@@ -422,19 +407,15 @@ def run(x1_words, x2_words, params, *, cfg, cluster: Cluster = GAP8, return_cost
     check(cfg, cluster)
     p = _as_params(params, cfg)
     n = _n(cfg)
-    x1 = _as_words(x1_words, _engine.words_for(n, cfg.in1_type.bits), "x1_words")
-    x2 = _as_words(x2_words, _engine.words_for(n, cfg.in2_type.bits), "x2_words")
+    x1 = _engine.packed_words(x1_words, _engine.words_for(n, cfg.in1_type.bits), "x1_words")
+    x2 = _engine.packed_words(x2_words, _engine.words_for(n, cfg.in2_type.bits), "x2_words")
     axes = _batch_axes(x1, x2, "x1_words", "x2_words")
     batch = max(x1.shape[0] if x1.ndim == 2 else 1, x2.shape[0] if x2.ndim == 2 else 1)
     if static is None:
         static = batch * n >= STATIC_MIN_ELEMENTS
     if static:
         out = _fast_packed(x1, x2, p, cfg, cluster)
-        if return_cost:
-            from jaxpulp.cost import with_cost
-
-            return with_cost(out, cfg, cluster)
-        return out
+        return _engine.costed(out, cfg, cluster, return_cost)
     bk = shared_bucket([cfg], [cluster])  # rounded extent: nearby shapes share one compiled function
     x1 = jnp.pad(x1, [(0, 0)] * (x1.ndim - 1) + [(0, bk.words - x1.shape[-1])])
     x2 = jnp.pad(x2, [(0, 0)] * (x2.ndim - 1) + [(0, bk.words - x2.shape[-1])])
@@ -443,11 +424,7 @@ def run(x1_words, x2_words, params, *, cfg, cluster: Cluster = GAP8, return_cost
         x1, axes = x1[None], (0, None)
     out = _packed_batch(geometry(cfg, cluster), x1, x2, p, bk, axes)[:, :_engine.words_for(n, cfg.out_type.bits)]
     out = out if batched else out[0]
-    if return_cost:
-        from jaxpulp.cost import with_cost
-
-        return with_cost(out, cfg, cluster)
-    return out
+    return _engine.costed(out, cfg, cluster, return_cost)
 
 
 def run_values(x1, x2, params, *, cfg, cluster: Cluster = GAP8):

@@ -323,8 +323,7 @@ def _fast_packed(x_words, w_words, p: Params, cfg: ConvConfig, cluster: Cluster)
 def _as_params(params, cfg: ConvConfig) -> Params:
     if not isinstance(params, (Params, dict, tuple, list)):
         raise JaxpulpError(f"params={params!r}: expected a conv.Params (kappa, lam, out_mult, out_shift, bias)")
-    if not isinstance(params, Params):
-        params = Params(**params) if isinstance(params, dict) else Params(*params)
+    params = _engine.as_params(params, Params)
     co = cfg.Co
 
     def vec(name, v, required):
@@ -337,23 +336,9 @@ def _as_params(params, cfg: ConvConfig) -> Params:
             raise JaxpulpError(f"params.{name}: shape {a.shape} dtype {a.dtype}, expected int32 of shape ({co},)")
         return a.astype(jnp.int32)
 
-    if cfg.bias and params.bias is None:
-        raise JaxpulpError("params.bias=None but cfg.bias=True: expected an int32 array of shape "
-                           f"({co},), or cfg.bias=False")
-    if not cfg.bias and params.bias is not None:
-        raise JaxpulpError("params.bias is given but cfg.bias=False: set cfg.bias=True to pass a bias pointer")
+    _engine.check_bias_flag(cfg.bias, params.bias, co)
     return Params(vec("kappa", params.kappa, True), vec("lam", params.lam, True),
                   jnp.int32(params.out_mult), jnp.int32(params.out_shift), vec("bias", params.bias, False))
-
-
-def _as_words(a, n_words: int, name: str, batch_ok: bool):
-    a = jnp.asarray(a)
-    if a.dtype != jnp.uint32:
-        raise JaxpulpError(f"{name}: dtype {a.dtype}, expected a uint32 memory image (see jaxpulp.packing)")
-    if a.ndim not in ((1, 2) if batch_ok else (1,)) or a.shape[-1] < n_words or (a.ndim == 2 and not len(a)):
-        raise JaxpulpError(f"{name}: shape {a.shape}, expected ({'batch >= 1, ' if batch_ok else ''}>= {n_words}) "
-                           "uint32 words")
-    return a[..., :n_words]
 
 
 def run(x_words, w_words, params, *, cfg: ConvConfig, cluster: Cluster = GAP8, return_cost: bool = False):
@@ -365,16 +350,12 @@ def run(x_words, w_words, params, *, cfg: ConvConfig, cluster: Cluster = GAP8, r
     nx = _engine.words_for(cfg.H * cfg.W * cfg.Ci, cfg.in_type.bits)
     nw = _engine.words_for(cfg.Co * cfg.K, cfg.w_type.bits)
     no = _engine.words_for(cfg.Ho * cfg.Wo * cfg.Co, cfg.out_type.bits)
-    x = _as_words(x_words, nx, "x_words", True)
-    w = _as_words(w_words, nw, "w_words", False)
+    x = _engine.packed_words(x_words, nx, "x_words", min_batch=1)
+    w = _engine.packed_words(w_words, nw, "w_words", batch=False)
     batched = x.ndim == 2
     out = _fast_packed(x if batched else x[None], w, p, cfg, cluster)[:, :no]
     out = out if batched else out[0]
-    if return_cost:
-        from jaxpulp.cost import with_cost
-
-        return with_cost(out, cfg, cluster)
-    return out
+    return _engine.costed(out, cfg, cluster, return_cost)
 
 
 def run_values(x, w, params, *, cfg: ConvConfig, cluster: Cluster = GAP8):

@@ -493,8 +493,7 @@ def _is_tracer(a) -> bool:
 
 
 def _as_params(params, cfg: DepthwiseConfig) -> Params:
-    if not isinstance(params, Params):
-        params = Params(**params) if isinstance(params, dict) else Params(*params)
+    params = _engine.as_params(params, Params)
     C = cfg.Co
 
     def vec(name, v, what):
@@ -511,11 +510,7 @@ def _as_params(params, cfg: DepthwiseConfig) -> Params:
             raise JaxpulpError(f"params.{name}: {v!r}, expected an integer scalar")
         return a.astype(jnp.int32)
 
-    if cfg.bias and params.bias is None:
-        raise JaxpulpError(f"params.bias=None but cfg.bias=True: expected int8 values of shape ({C},), or "
-                           "cfg.bias=False")
-    if not cfg.bias and params.bias is not None:
-        raise JaxpulpError("params.bias is given but cfg.bias=False: set cfg.bias=True to pass a bias pointer")
+    _engine.check_bias_flag(cfg.bias, params.bias, C, "int8 values")
     bias = None
     if params.bias is not None:
         bias = vec("bias", params.bias, "int8 values (one signed byte per channel)")
@@ -529,15 +524,7 @@ def _as_params(params, cfg: DepthwiseConfig) -> Params:
                   scalar("out_mult", params.out_mult), scalar("out_shift", params.out_shift), bias)
 
 
-def _as_words(a, n_words: int, name: str, batch_ok: bool):
-    a = a if _is_tracer(a) else jnp.asarray(a)
-    if a.dtype != jnp.uint32:
-        raise JaxpulpError(f"{name}: dtype {a.dtype}, expected a uint32 byte-plane memory image (see "
-                           "jaxpulp.packing.pack_planes)")
-    if a.ndim not in ((1, 2) if batch_ok else (1,)) or a.shape[-1] < n_words:
-        raise JaxpulpError(f"{name}: shape {a.shape}, expected ({'batch, ' if batch_ok else ''}>= {n_words}) "
-                           "uint32 words")
-    return a[..., :n_words]
+_PLANES = "a uint32 byte-plane memory image (see jaxpulp.packing.pack_planes)"
 
 
 def run(x_words, w_words, params, *, cfg: DepthwiseConfig, cluster: Cluster = GAP8, return_cost: bool = False):
@@ -547,11 +534,7 @@ def run(x_words, w_words, params, *, cfg: DepthwiseConfig, cluster: Cluster = GA
     ``Costed(output, cost)`` (per-core counts and cycles of one call)."""
     check(cfg, cluster)
     out = _packed_call(_fast_packed, x_words, w_words, params, cfg, cluster)
-    if return_cost:
-        from jaxpulp.cost import with_cost
-
-        return with_cost(out, cfg, cluster)
-    return out
+    return _engine.costed(out, cfg, cluster, return_cost)
 
 
 def run_hwc(x_words, w_words, params, *, cfg: DepthwiseConfig, cluster: Cluster = GAP8):
@@ -573,8 +556,8 @@ def _packed_call(fast, x_words, w_words, params, cfg: DepthwiseConfig, cluster: 
     nx = _engine.words_for(cfg.H * cfg.W * C, cfg.in_type.bits)
     nw = _engine.words_for(cfg.Kh * cfg.Kw * C, cfg.w_type.bits)
     no = _engine.words_for(cfg.Ho * cfg.Wo * C, cfg.out_type.bits)
-    x = _as_words(x_words, nx, "x_words", True)
-    w = _as_words(w_words, nw, "w_words", False)
+    x = _engine.packed_words(x_words, nx, "x_words", what=_PLANES)
+    w = _engine.packed_words(w_words, nw, "w_words", batch=False, what=_PLANES)
     batched = x.ndim == 2
     out = fast(x if batched else x[None], w, p, cfg, cluster)[:, :no]
     return out if batched else out[0]

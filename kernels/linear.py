@@ -379,8 +379,7 @@ def _fast_packed(x_words, w_words, p: Params, cfg: LinearConfig, cluster: Cluste
 
 def _as_params(params, cfg: LinearConfig) -> Params:
     """Validated parameters as int32 arrays (zeros where the kernel reads nothing: no bias, int32 output)."""
-    if not isinstance(params, Params):
-        params = Params(**params) if isinstance(params, dict) else Params(*params)
+    params = _engine.as_params(params, Params)
     m = cfg.M
 
     def vec(name, v):  # host values stay numpy: validating them dispatches nothing
@@ -402,11 +401,7 @@ def _as_params(params, cfg: LinearConfig) -> Params:
                 raise JaxpulpError(f"params.{name} is given but cfg.out_type=i32: the int32-output kernels take "
                                    "no kappa / lambda; pass None")
         kappa = lam = zeros
-    if cfg.bias and params.bias is None:
-        raise JaxpulpError(f"params.bias=None but cfg.bias=True: expected an int32 array of shape ({m},), "
-                           "or cfg.bias=False")
-    if not cfg.bias and params.bias is not None:
-        raise JaxpulpError("params.bias is given but cfg.bias=False: set cfg.bias=True to pass a bias pointer")
+    _engine.check_bias_flag(cfg.bias, params.bias, m)
     bias = vec("bias", params.bias) if cfg.bias else zeros
     for name in ("out_mult", "out_shift"):
         v = getattr(params, name)
@@ -414,16 +409,6 @@ def _as_params(params, cfg: LinearConfig) -> Params:
         if a.ndim != 0 or not jnp.issubdtype(a.dtype, jnp.integer):
             raise JaxpulpError(f"params.{name}={v!r}: expected an integer scalar")
     return Params(kappa, lam, _engine.host_int32(params.out_mult), _engine.host_int32(params.out_shift), bias)
-
-
-def _as_words(a, n_words: int, name: str, batch_ok: bool):
-    a = a if isinstance(a, jax.Array) else np.asarray(a)
-    if a.dtype != jnp.uint32:
-        raise JaxpulpError(f"{name}: dtype {a.dtype}, expected a uint32 memory image (see jaxpulp.packing)")
-    if a.ndim not in ((1, 2) if batch_ok else (1,)) or a.shape[-1] < n_words:
-        raise JaxpulpError(f"{name}: shape {a.shape}, expected ({'batch, ' if batch_ok else ''}>= {n_words}) "
-                           "uint32 words")
-    return a if a.shape[-1] == n_words else a[..., :n_words]
 
 
 def run(x_words, w_words, params, *, cfg: LinearConfig, cluster: Cluster = GAP8):
@@ -435,8 +420,8 @@ def run(x_words, w_words, params, *, cfg: LinearConfig, cluster: Cluster = GAP8)
     p = _as_params(params, cfg)
     nx = _engine.words_for(cfg.N, cfg.in_type.bits)
     nw = _engine.words_for(cfg.M * cfg.N, cfg.w_type.bits)
-    x = _as_words(x_words, nx, "x_words", True)
-    w = _as_words(w_words, nw, "w_words", False)
+    x = _engine.packed_words(x_words, nx, "x_words")
+    w = _engine.packed_words(w_words, nw, "w_words", batch=False)
     return _fast_packed(x, w, p, cfg, cluster)  # static-shift packing: exactly words_for(M, out bits) words
 
 

@@ -367,14 +367,6 @@ def _host_params(params, cfg: PointwiseConfig):
                   _engine.host_int32(params.out_shift), bias)
 
 
-def _words_arg(a, n_words: int, name: str, batch_ok: bool):
-    """``conv._as_words`` without a dispatch when ``a`` is already a valid image of exactly ``n_words`` words."""
-    if (isinstance(a, (np.ndarray, jax.Array)) and a.dtype == np.uint32 and a.ndim in ((1, 2) if batch_ok else (1,))
-            and a.shape[-1] == n_words):
-        return a
-    return conv._as_words(a, n_words, name, batch_ok)
-
-
 def run(x_words, w_words, params, *, cfg: PointwiseConfig, cluster: Cluster = GAP8, return_cost: bool = False):
     """Packed path. ``x_words``: HWC input image (uint32 words, optionally a leading batch axis);
     ``w_words``: weights [Co][Ci]; returns the packed HWC output image (uint32 words, batch kept).
@@ -383,19 +375,15 @@ def run(x_words, w_words, params, *, cfg: PointwiseConfig, cluster: Cluster = GA
     p = _host_params(params, cfg) or conv._as_params(params, cfg)
     nx = _engine.words_for(cfg.H * cfg.W * cfg.Ci, cfg.in_type.bits)
     nw = _engine.words_for(cfg.Co * cfg.Ci, cfg.w_type.bits)
-    x = _words_arg(x_words, nx, "x_words", True)
-    w = _words_arg(w_words, nw, "w_words", False)
+    x = _engine.packed_words(x_words, nx, "x_words")
+    w = _engine.packed_words(w_words, nw, "w_words", batch=False)
     if _overread_leftovers(cfg, cluster):  # the only data-dependent rule
         if any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves((x, w, p))):
             check(cfg, cluster)  # under jit / vmap the inputs are not known: the conservative rule
         else:
             check_inputs(cfg, x, w, p, cluster)
     out = _fast_packed(x, w, p, cfg, cluster)  # static-shift packing: exactly the output words, batch kept
-    if return_cost:
-        from jaxpulp.cost import with_cost
-
-        return with_cost(out, cfg, cluster)
-    return out
+    return _engine.costed(out, cfg, cluster, return_cost)
 
 
 def run_values(x, w, params, *, cfg: PointwiseConfig, cluster: Cluster = GAP8):

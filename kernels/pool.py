@@ -43,9 +43,7 @@ Layout: ``kernels/_maxpool.py`` and ``kernels/_avgpool.py`` hold each family's t
 """
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
@@ -89,14 +87,8 @@ from jaxpulp.kernels.config import AvgPoolConfig as AvgPoolConfig, MaxPoolConfig
 def check(cfg: PoolConfig, cluster: Cluster = GAP8) -> None:
     """Raise ``UnsupportedConfig`` naming the rule if the library does not define this call."""
     fam = _family(cfg)
-    for name in ("in_type", "out_type"):
-        t = getattr(cfg, name)
-        if (cfg.C * t.bits) % 8:
-            raise UnsupportedConfig(
-                "channel-multiple",
-                f"C={cfg.C} with {name}={t}: a pixel must be whole bytes (C a multiple of {8 // t.bits}); the "
-                "kernel addresses pixels as C*bits/8 bytes (rounded down), so channels are lost or misplaced "
-                "(library_defects.md 16)")
+    _engine.check_whole_byte_pixels(cfg, ("in_type", "out_type"), "addresses pixels as C*bits/8 bytes (rounded "
+                                    "down), so channels are lost or misplaced")
     if max(cfg.H, cfg.W, cfg.C, cfg.Ho, cfg.Wo, cfg.Kh, cfg.Kw, *cfg.stride, *cfg.pad) >= 1 << 16:
         raise UnsupportedConfig("uint16-extent", f"cfg={cfg}: every dimension, kernel size, stride and padding "
                                 "is a uint16 argument and must be < 65536")
@@ -134,22 +126,12 @@ def _as_params(params, cfg: PoolConfig):
         return None
     if params is None:
         params = AvgPoolParams()
-    if not isinstance(params, AvgPoolParams):
-        params = AvgPoolParams(**params) if isinstance(params, dict) else AvgPoolParams(*params)
+    params = _engine.as_params(params, AvgPoolParams)
     i32 = (-(1 << 31), (1 << 31) - 1)
     scalar = _engine.int_scalar
     return AvgPoolParams(scalar(params.lam, "lam", *i32, "int32 lambda argument"),
                          scalar(params.out_shift, "out_shift", 0, 0xFFFF, "uint16 out_shift argument, bits"),
                          scalar(params.out_add, "out_add", *i32, "int32 out_add argument"))
-
-
-def _as_words(a, n_words: int, name: str):
-    a = a if isinstance(a, jax.Array) else np.asarray(a)
-    if a.dtype != jnp.uint32:
-        raise JaxpulpError(f"{name}: dtype {a.dtype}, expected a uint32 memory image (see jaxpulp.packing)")
-    if a.ndim not in (1, 2) or a.shape[-1] < n_words:
-        raise JaxpulpError(f"{name}: shape {a.shape}, expected ([batch,] >= {n_words}) uint32 words")
-    return a if a.shape[-1] == n_words else a[..., :n_words]
 
 
 STATIC_MIN_ELEMENTS = 1 << 14
@@ -174,17 +156,13 @@ def run(x_words, params=None, *, cfg: PoolConfig, cluster: Cluster = GAP8, retur
     p = _as_params(params, cfg)
     nx = _engine.words_for(cfg.H * cfg.W * cfg.C, cfg.in_type.bits)
     no = _engine.words_for(cfg.Ho * cfg.Wo * cfg.C, cfg.out_type.bits)
-    x = _as_words(x_words, nx, "x_words")
+    x = _engine.packed_words(x_words, nx, "x_words")
     batched = x.ndim == 2
     if static is None:
         static = (x.shape[0] if batched else 1) * cfg.H * cfg.W * cfg.C >= STATIC_MIN_ELEMENTS
     if static:
         res = _fast_max(x, cfg, cluster) if fam == "maxpool" else _fast_avg(x, p, cfg, cluster)
-        if return_cost:
-            from jaxpulp.cost import with_cost
-
-            return with_cost(res, cfg, cluster)
-        return res
+        return _engine.costed(res, cfg, cluster, return_cost)
     xb = x if batched else x[None]
     bk = shared_bucket([cfg], [cluster])  # rounded extents: nearby shapes share one compiled function
     xb = jnp.pad(xb, ((0, 0), (0, bk.x_words - nx)))
@@ -196,11 +174,7 @@ def run(x_words, params=None, *, cfg: PoolConfig, cluster: Cluster = GAP8, retur
     else:
         out = _avg_packed_batch(g, xb, p, bk)[:, :no]
         res = out if batched else out[0]
-    if return_cost:
-        from jaxpulp.cost import with_cost
-
-        return with_cost(res, cfg, cluster)
-    return res
+    return _engine.costed(res, cfg, cluster, return_cost)
 
 
 def run_values(x, params=None, *, cfg: PoolConfig, cluster: Cluster = GAP8):
