@@ -106,11 +106,20 @@ def padded_params(p, n: int):
     return type(p)(vec(p.kappa), vec(p.lam), np.int32(p.out_mult), np.int32(p.out_shift), vec(p.bias))
 
 
+def i32(v) -> Any:
+    """A record's integer (scalar or array) as int32 numpy (the kernels' Params take it like a jax array)."""
+    return np.asarray(v, np.int32) if np.ndim(v) else np.int32(v)
+
+
+def bias_of(meta: dict, arrays: dict) -> Any:
+    """The record's bias array (int32), None where the case has no bias."""
+    return i32(arrays["bias"]) if meta["bias"] else None
+
+
 def requant_params(meta: dict, arrays: dict, cls):
     """A conv-shaped record's requant parameters (kappa / lambda arrays, out_mult / out_shift, bias if any)."""
-    bias = np.asarray(arrays["bias"], np.int32) if meta["bias"] else None
-    return cls(np.asarray(arrays["kappa"], np.int32), np.asarray(arrays["lambda"], np.int32),
-               np.int32(meta["out_mult"]), np.int32(meta["out_shift"]), bias)
+    return cls(i32(arrays["kappa"]), i32(arrays["lambda"]), i32(meta["out_mult"]), i32(meta["out_shift"]),
+               bias_of(meta, arrays))
 
 
 def scalars(p):

@@ -17,7 +17,7 @@ def config_from_golden(meta: dict):
 
 def params_from_golden(meta: dict, arrays: dict | None = None):
     cls = add.Params if meta["family"] == "add" else add.LegacyParams
-    return cls(*(np.int32(meta[k]) for k in cls._fields))
+    return cls(*(g.i32(meta[k]) for k in cls._fields))
 
 
 def _pack(cfg, arrays: dict) -> tuple:

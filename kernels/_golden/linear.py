@@ -18,7 +18,7 @@ def config_from_golden(meta: dict) -> LinearConfig:
 
 def params_from_golden(meta: dict, arrays: dict) -> linear.Params:
     if meta["family"] == "linear_noquant":
-        return linear.Params(bias=np.asarray(arrays["bias"], np.int32) if meta["bias"] else None)
+        return linear.Params(bias=g.bias_of(meta, arrays))
     return g.requant_params(meta, arrays, linear.Params)
 
 

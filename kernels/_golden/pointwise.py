@@ -22,7 +22,8 @@ def from_golden(meta: dict, arrays: dict) -> g.GoldenCall:
     """A golden case as a packed call; raises ``UnsupportedConfig`` where ``check_inputs`` refuses its inputs."""
     call = g.make_call(meta, arrays, config_from_golden, params_from_golden, pointwise._check_config,
                        gconv.pack_hwc_image_and_weights)
-    pointwise.check_inputs(call.cfg, *call.args, call.cluster)
+    x_words, w_words, params = call.args
+    pointwise.check_inputs(call.cfg, x_words, w_words, params, call.cluster)
     return call
 
 
@@ -35,7 +36,7 @@ def run_values_golden_batch(calls, arrays_list) -> list:
     """Value path (ideal semantics = conv 1x1, precision as data) for many golden calls, one compiled function
     (``_golden.conv.run_values_golden_batch``; calls with ``bn_bits=64``, which that batch does not take, one
     by one)."""
-    out = [None] * len(calls)
+    out: list = [None] * len(calls)
     idx = [i for i, c in enumerate(calls) if c.cfg.bn_bits == 32]
     batch = gconv.run_values_golden_batch([calls[i] for i in idx], [arrays_list[i] for i in idx])
     for i, o in zip(idx, batch, strict=True):

@@ -19,7 +19,7 @@ def config_from_golden(meta: dict) -> PoolConfig:
 def params_from_golden(meta: dict, arrays: dict):
     if meta["family"] == "maxpool":
         return None
-    return pool.AvgPoolParams(np.int32(meta["lambda"]), np.int32(meta["out_shift"]), np.int32(meta["out_add"]))
+    return pool.AvgPoolParams(g.i32(meta["lambda"]), g.i32(meta["out_shift"]), g.i32(meta["out_add"]))
 
 
 def _pack(cfg: PoolConfig, arrays: dict) -> tuple:
