@@ -30,8 +30,9 @@ Refused by ``check(cfg)``: kernels other than 1x1 (``pointwise-kernel-size``), o
 half-width split (``pointwise-output-skip``), bias reads past the bias array (``pointwise-bias-drift``, §7.3).
 A sub-byte leftover pixel reading past the input image (``pointwise-leftover-overread``, §7.1, §15.2): ``check``
 refuses the configuration (the outputs may depend on the memory after the input); ``check_inputs`` (used by
-``run`` outside jit, ``from_golden`` and the twin) refuses only inputs whose outputs do depend on it, by an exact
-interval argument (so it also refuses golden cases pointwise_0197 / _0471, whose ``defined`` masks missed it).
+``run`` outside jit, the golden adapter ``_golden.pointwise.from_golden`` and the twin) refuses only inputs whose
+outputs do depend on it, by an exact interval argument (so it also refuses golden cases pointwise_0197 / _0471,
+whose ``defined`` masks missed it).
 """
 from __future__ import annotations
 
