@@ -9,7 +9,8 @@ Prints tables and writes ``benchmarks/results/fidelity.json``:
    on 8 cores, 16 peak);
 4. the 27 permutations on 8 cores / 1 core / Cortex-M7, and the GAP-8 vs STM32H7 ratios (CF'20: 21-25x
    faster, 15-21x more energy efficient);
-5. external data (tests/data/external, a copy of shared/external_testcases): per-layer 1.0-MobileNetV1-128 on a GAP-8 board (DORY, 100 MHz)
+5. external data (tests/data/external, a copy of shared/external_testcases): per-layer 1.0-MobileNetV1-128 on a GAP-8
+   board (DORY, 100 MHz)
    and whole-network MAC/cycle on GVSoC (dory_examples), with the error per row and the MAPE. Those
    measurements include DMA transfers and tiling (L3 -> L2 -> L1), which the model leaves out: for layers
    whose tiles stream from L3 the model must be optimistic.
@@ -20,7 +21,8 @@ Prints tables and writes ``benchmarks/results/fidelity.json``:
 
 External data is read from the bundled copy tests/data/external unless ``--external DIR`` is given.
 
-Usage: ``python benchmarks/fidelity.py [--external tests/data/external] [--out benchmarks/results/fidelity.json] [--png]``
+Usage: ``python benchmarks/fidelity.py [--external tests/data/external] [--out benchmarks/results/fidelity.json]
+    [--png]``
 """
 from __future__ import annotations
 
@@ -191,7 +193,7 @@ def mobilenet_v1_128(bits=8):
     names = [("DwConv1", "PwConv2"), ("DwConv2", "PwConv3"), ("DwConv3", "PwConv4"), ("DwConv4", "PwConv5"),
              ("DwConv5", "PwConv6"), ("DwConv6", "PwConv7"), ("DwConv7-11", "PwConv8-12"), ("DwConv12", "PwConv13"),
              ("DwConv13", "PwConv14")]
-    for (h, ci, co, s), (dn, pn) in zip(blocks, names):
+    for (h, ci, co, s), (dn, pn) in zip(blocks, names, strict=True):
         pad = (1, 1, 1, 1) if s == 1 else (0, 1, 0, 1)
         dw = kc.DepthwiseConfig(a, a, w, H=h, W=h, Ci=ci, Co=ci, stride=(s, s), pad=pad)
         L[dn] = dw
@@ -272,7 +274,7 @@ def _read_network_csv(path):
     head = lines[0].split(",")
     for ln in lines[1:]:
         name, *rest = ln.rsplit(",", len(head) - 1)
-        rows.append(dict(zip(head, [name, *rest])))
+        rows.append(dict(zip(head, [name, *rest], strict=True)))
     return rows
 
 
@@ -331,7 +333,7 @@ def board_deployed(path, target, flavour="dory-gap8"):
 
     layers = mobilenet_v1_128(8)
     rows = _read_csv(path)  # in network order, so each layer knows whether the previous one streamed from L3
-    return list(zip(rows, network_latency([layers[r["layer"]] for r in rows], target, flavour).layers))
+    return list(zip(rows, network_latency([layers[r["layer"]] for r in rows], target, flavour).layers, strict=True))
 
 
 def _errors(pairs):
@@ -368,7 +370,7 @@ def deployed_section(ext):
     print(f"  {'layer':11s} {'meas':>9} {'kernel':>9} {'err%':>7} {'deployed':>9} {'err%':>7} {'LOO%':>7} "
           f"{'DMA in':>8} {'DMA out':>8} {'L3':>8}  tile / bound")
     rows = []
-    for (r, d), lo in zip(pairs, loo):
+    for (r, d), lo in zip(pairs, loo, strict=True):
         m = int(r["cycles"])
         ek, ed = 100.0 * (d.kernel_whole - m) / m, 100.0 * (d.total - m) / m
         print(f"  {r['layer']:11s} {m:>9} {d.kernel_whole:>9} {ek:+7.1f} {d.total:>9} {ed:+7.1f} "

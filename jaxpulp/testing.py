@@ -97,7 +97,7 @@ def run_cases(metas: list[dict], arrays_by_case: dict) -> list[CaseResult]:
                                              "" if ok else f"refused a case the library defines: {e}")
     for family, items in calls.items():
         outs = catalog.family_module(family).run_golden_batch([c for _, _, c in items])
-        for (meta, arrays, _), got in zip(items, outs):
+        for (meta, arrays, _), got in zip(items, outs, strict=True):
             want, defined = arrays["out"], arrays["defined"]
             if got.shape != want.shape:
                 results[meta["id"]] = CaseResult(meta["id"], meta["kernel"], False,

@@ -96,8 +96,8 @@ def _family(cfg) -> str:
 
 
 def geometry(cfg: PoolConfig, cluster: Cluster = GAP8) -> Geometry:
-    t, b, l, r = cfg.pad
-    vals = (cfg.H, cfg.W, cfg.C, cfg.Kh, cfg.Kw, cfg.stride[0], cfg.stride[1], t, b, l, r, cfg.Ho, cfg.Wo,
+    t, b, left, r = cfg.pad
+    vals = (cfg.H, cfg.W, cfg.C, cfg.Kh, cfg.Kw, cfg.stride[0], cfg.stride[1], t, b, left, r, cfg.Ho, cfg.Wo,
             cfg.in_type.bits, int(cfg.in_type.signed), cfg.out_type.bits, int(cfg.out_type.signed),
             int(getattr(cfg, "requant", 0) != 0), cluster.num_cores, int(cfg.semantics == "library"))
     return Geometry(*(np.int32(v) for v in vals))

@@ -584,7 +584,7 @@ def run_golden_batch(calls) -> list:
         outs = []
         for n, (g, a, b, p) in _golden.stack_chunks(items):
             outs.extend(np.asarray(_packed_cases(g, a, b, p, bk))[:n])
-        for i, c, o in zip(idx, part, outs):
+        for i, c, o in zip(idx, part, outs, strict=True):
             results[i] = packing.unpack(o, c.cfg.out_type, _n(c.cfg)).reshape(c.cfg.H, c.cfg.W, c.cfg.C)
     return results
 
@@ -596,7 +596,7 @@ def run_values_golden_batch(calls, arrays_list) -> list:
         part = [calls[i] for i in idx]
         bk = shared_bucket([c.cfg for c in part], [c.cluster for c in part])
         items = []
-        for i, c in zip(idx, part):
+        for i, c in zip(idx, part, strict=True):
             a = np.zeros((2, bk.N), np.int32)
             a[0, :_n(c.cfg)] = np.asarray(arrays_list[i]["x1"]).reshape(-1)
             a[1, :_n(c.cfg)] = np.asarray(arrays_list[i]["x2"]).reshape(-1)
@@ -604,6 +604,6 @@ def run_values_golden_batch(calls, arrays_list) -> list:
         outs = []
         for n, (g, a, b, p) in _golden.stack_chunks(items):
             outs.extend(np.asarray(_values_cases(g, a, b, p, bk))[:n])
-        for i, c, o in zip(idx, part, outs):
+        for i, c, o in zip(idx, part, outs, strict=True):
             results[i] = o[:_n(c.cfg)].reshape(c.cfg.H, c.cfg.W, c.cfg.C)
     return results

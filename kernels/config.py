@@ -109,11 +109,11 @@ class ConvConfig:
         _flags(self)
         _sem(self)
         _bn_bits(self)
-        t, b, l, r = self.pad
+        t, b, left, r = self.pad
         if self.Ho is None:
             object.__setattr__(self, "Ho", out_dim(self.H, t, b, self.Kh, self.stride[0]))
         if self.Wo is None:
-            object.__setattr__(self, "Wo", out_dim(self.W, l, r, self.Kw, self.stride[1]))
+            object.__setattr__(self, "Wo", out_dim(self.W, left, r, self.Kw, self.stride[1]))
         _pos(self, "Ho", "Wo")
 
     @property
@@ -232,11 +232,11 @@ class PoolConfig:
         _pair(self, "stride", 1)
         _pad4(self)
         _sem(self)
-        t, b, l, r = self.pad
+        t, b, left, r = self.pad
         if self.Ho is None:
             object.__setattr__(self, "Ho", out_dim(self.H, t, b, self.Kh, self.stride[0]))
         if self.Wo is None:
-            object.__setattr__(self, "Wo", out_dim(self.W, l, r, self.Kw, self.stride[1]))
+            object.__setattr__(self, "Wo", out_dim(self.W, left, r, self.Kw, self.stride[1]))
         _pos(self, "Ho", "Wo")
 
     def replace(self, **kw):

@@ -109,8 +109,8 @@ class Bucket(NamedTuple):
 
 
 def geometry(cfg: ConvConfig, cluster: Cluster = GAP8) -> Geometry:
-    t, _, l, _ = cfg.pad
-    vals = (cfg.H, cfg.W, cfg.Ci, cfg.Co, cfg.Kh, cfg.Kw, cfg.stride[0], cfg.stride[1], t, l, cfg.Ho, cfg.Wo,
+    t, _, left, _ = cfg.pad
+    vals = (cfg.H, cfg.W, cfg.Ci, cfg.Co, cfg.Kh, cfg.Kw, cfg.stride[0], cfg.stride[1], t, left, cfg.Ho, cfg.Wo,
             cfg.in_type.bits, int(cfg.in_type.signed), cfg.out_type.bits, int(cfg.out_type.signed), cfg.w_type.bits,
             cfg.relu, cfg.bn, cluster.num_cores, int(cfg.semantics == "library"))
     return Geometry(*(np.int32(v) for v in vals))
@@ -155,9 +155,9 @@ def check_layout(cfg: ConvConfig) -> None:
 def check(cfg: ConvConfig, cluster: Cluster = GAP8) -> None:
     """Raise ``UnsupportedConfig`` naming the rule if the library does not define this call."""
     check_layout(cfg)
-    t, b, l, r = cfg.pad
-    want = (out_dim(cfg.H, t, b, cfg.Kh, cfg.stride[0]), out_dim(cfg.W, l, r, cfg.Kw, cfg.stride[1]))
-    if (cfg.Ho, cfg.Wo) != want or max(t, b) >= cfg.Kh or max(l, r) >= cfg.Kw:
+    t, b, left, r = cfg.pad
+    want = (out_dim(cfg.H, t, b, cfg.Kh, cfg.stride[0]), out_dim(cfg.W, left, r, cfg.Kw, cfg.stride[1]))
+    if (cfg.Ho, cfg.Wo) != want or max(t, b) >= cfg.Kh or max(left, r) >= cfg.Kw:
         raise UnsupportedConfig(
             "output-geometry",
             f"(Ho, Wo)=({cfg.Ho}, {cfg.Wo}) with pad={cfg.pad}, kernel=({cfg.Kh}, {cfg.Kw}): expected {want} "
@@ -277,7 +277,7 @@ def _fast_accumulate(x8, w8, bias, cfg: ConvConfig):
     groups small enough that every partial sum is an exact integer (< 2**24), added in int32 (wrap-around
     like the core's accumulator). XLA's direct convolution beats an explicit im2col + GEMM here (measured);
     1x1 kernels are one (strided) slice and an exact GEMM over batch * pixels."""
-    t, b, l, r = cfg.pad
+    t, b, left, r = cfg.pad
     per_tap = _engine.max_abs_product(cfg.in_type.bits, cfg.in_type.signed, cfg.w_type.bits, True)
     if cfg.Kh == 1 and cfg.Kw == 1:
         return _pointwise_accumulate(x8, w8, bias, cfg, per_tap)
@@ -287,7 +287,7 @@ def _fast_accumulate(x8, w8, bias, cfg: ConvConfig):
     acc = None
     for c0 in range(0, cfg.Ci, group):
         part = jax.lax.conv_general_dilated(
-            xf[..., c0:c0 + group], wf[:, :, c0:c0 + group], window_strides=cfg.stride, padding=((t, b), (l, r)),
+            xf[..., c0:c0 + group], wf[:, :, c0:c0 + group], window_strides=cfg.stride, padding=((t, b), (left, r)),
             dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=jax.lax.Precision.HIGHEST).astype(jnp.int32)
         acc = part if acc is None else acc + part
     acc = acc[:, :cfg.Ho, :cfg.Wo]
@@ -296,10 +296,10 @@ def _fast_accumulate(x8, w8, bias, cfg: ConvConfig):
 
 def _pointwise_accumulate(x8, w8, bias, cfg: ConvConfig, per_tap: int):
     """1x1 kernel: zero-pad, take every stride-th pixel, one exact GEMM (batch * Ho * Wo, Ci) @ (Ci, Co)."""
-    t, b, l, r = cfg.pad
+    t, b, left, r = cfg.pad
     sy, sx = cfg.stride
-    if t or b or l or r:
-        x8 = jnp.pad(x8, ((0, 0), (t, b), (l, r), (0, 0)))
+    if t or b or left or r:
+        x8 = jnp.pad(x8, ((0, 0), (t, b), (left, r), (0, 0)))
     x8 = x8[:, :(cfg.Ho - 1) * sy + 1:sy, :(cfg.Wo - 1) * sx + 1:sx]
     B = x8.shape[0]
     acc = _engine.exact_int_matmul_bounded(x8.reshape(B * cfg.Ho * cfg.Wo, cfg.Ci), w8.reshape(cfg.Co, cfg.Ci).T,
@@ -426,7 +426,7 @@ def reference(x, w, params, cfg: ConvConfig, cluster: Cluster = GAP8) -> np.ndar
     lam = np.asarray(params.lam, np.int64)
     bias = None if params.bias is None else np.asarray(params.bias, np.int64)
     lo, hi = cfg.out_type.lo, cfg.out_type.hi
-    t, _, l, _ = cfg.pad
+    t, _, left, _ = cfg.pad
     sy, sx = cfg.stride
     library = cfg.semantics == "library"
     shift_mode = quant.mode(cfg.relu, cfg.bn) == quant.MODE_SHIFT
@@ -436,7 +436,7 @@ def reference(x, w, params, cfg: ConvConfig, cluster: Cluster = GAP8) -> np.ndar
         col = np.zeros((cfg.Kh, cfg.Kw, cfg.Ci), np.int64)
         for ky in range(cfg.Kh):
             for kx in range(cfg.Kw):
-                iy, ix = oy * sy - t + ky, ox * sx - l + kx
+                iy, ix = oy * sy - t + ky, ox * sx - left + kx
                 if 0 <= iy < cfg.H and 0 <= ix < cfg.W:
                     col[ky, kx] = x[iy, ix]
         return col.reshape(-1)
@@ -510,7 +510,7 @@ def run_golden_batch(calls) -> list:
     for n, (g, xw, ww, p) in _golden.stack_chunks(items):
         outs.extend(np.asarray(_packed_cases(g, xw, ww, p, bk))[:n])
     return [packing.unpack(o, c.cfg.out_type, c.cfg.Ho * c.cfg.Wo * c.cfg.Co).reshape(c.cfg.Ho, c.cfg.Wo, c.cfg.Co)
-            for o, c in zip(outs, calls)]
+            for o, c in zip(outs, calls, strict=True)]
 
 
 def run_values_golden_batch(calls, arrays_list) -> list:
@@ -519,7 +519,7 @@ def run_values_golden_batch(calls, arrays_list) -> list:
         return []
     bk = shared_bucket([c.cfg for c in calls])
     items = []
-    for c, a in zip(calls, arrays_list):
+    for c, a in zip(calls, arrays_list, strict=True):
         cfg = c.cfg
         x = np.zeros((bk.H, bk.W, bk.Ci), np.int32)
         x[:cfg.H, :cfg.W, :cfg.Ci] = a["x"]
@@ -529,4 +529,4 @@ def run_values_golden_batch(calls, arrays_list) -> list:
     outs = []
     for n, (g, x, w, p) in _golden.stack_chunks(items):
         outs.extend(np.asarray(_values_cases(g, x, w, p, bk))[:n])
-    return [o[:c.cfg.Ho, :c.cfg.Wo, :c.cfg.Co] for o, c in zip(outs, calls)]
+    return [o[:c.cfg.Ho, :c.cfg.Wo, :c.cfg.Co] for o, c in zip(outs, calls, strict=True)]

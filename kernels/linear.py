@@ -600,7 +600,7 @@ def run_golden_batch(calls) -> list:
     outs = []
     for n, (g, xw, ww, p) in _golden.stack_chunks(items):
         outs.extend(np.asarray(_packed_cases(g, xw, ww, p, bk))[:n])
-    return [_unpack_output(o, c.cfg) for o, c in zip(outs, calls)]
+    return [_unpack_output(o, c.cfg) for o, c in zip(outs, calls, strict=True)]
 
 
 def run_values_golden_batch(calls, arrays_list) -> list:
@@ -609,7 +609,7 @@ def run_values_golden_batch(calls, arrays_list) -> list:
         return []
     bk = shared_bucket([c.cfg for c in calls], [c.cluster for c in calls])
     items = []
-    for c, a in zip(calls, arrays_list):
+    for c, a in zip(calls, arrays_list, strict=True):
         cfg = c.cfg
         x = np.zeros(bk.N, np.int32)
         x[:cfg.N] = a["x"]
@@ -619,4 +619,4 @@ def run_values_golden_batch(calls, arrays_list) -> list:
     outs = []
     for n, (g, x, w, p) in _golden.stack_chunks(items):
         outs.extend(np.asarray(_values_cases(g, x, w, p, bk))[:n])
-    return [o[:c.cfg.M] for o, c in zip(outs, calls)]
+    return [o[:c.cfg.M] for o, c in zip(outs, calls, strict=True)]

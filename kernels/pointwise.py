@@ -145,7 +145,8 @@ def _check_config(cfg: PointwiseConfig, cluster: Cluster) -> None:
                     "pointwise-output-skip",
                     f"{cfg.out_type} output, Ho={cfg.Ho} not a multiple of {nc} cores and Wo={cfg.Wo} > 1 (half-"
                     f"width split): core {core} computes {r.rows} rows, and after each row the kernel skips the "
-                    f"other section's pixels by Co={cfg.Co} bytes per pixel instead of Co*{cfg.out_type.bits}/8, so its later rows "
+                    f"other section's pixels by Co={cfg.Co} bytes per pixel instead of Co*{cfg.out_type.bits}/8, so "
+                    "its later rows "
                     "are stored in wrong places (some outputs never written, others overwritten, stores past the "
                     "output) (semantics.md §7 defect 4). Use 8-bit output, Ho a multiple of the core count, at "
                     "most one row per core (Ho <= cores/2), or semantics='ideal'")
@@ -324,7 +325,7 @@ def _fast_body(x_words, w_words, p: Params, cfg: PointwiseConfig, cluster: Clust
         acc = acc + p.bias
     lefts = _leftovers(cfg, cluster) if cfg.semantics == "library" else []
     if lefts and (it.signed or it.bits < 8 or p.bias is not None):
-        _, j, y, x = (np.array(t) for t in zip(*lefts))
+        _, j, y, x = (np.array(t) for t in zip(*lefts, strict=True))
         nb = _in_bytes(cfg)
         off = ((y * cfg.W + x) * ci)[:, None] + np.arange(ci)
         inb = off < nb
@@ -557,10 +558,10 @@ def run_golden_batch(calls) -> list:
         res = []
         for n, (g, xw, ww, p) in _golden.stack_chunks(items):
             res.extend(np.asarray(_packed_cases(g, xw, ww, p, bk, bits))[:n])
-        for i, o in zip(idx, res):
+        for i, o in zip(idx, res, strict=True):
             outs[i] = o
     return [packing.unpack(o, c.cfg.out_type, c.cfg.Ho * c.cfg.Wo * c.cfg.Co).reshape(c.cfg.Ho, c.cfg.Wo, c.cfg.Co)
-            for o, c in zip(outs, calls)]
+            for o, c in zip(outs, calls, strict=True)]
 
 
 def run_values_golden_batch(calls, arrays_list) -> list:
@@ -568,7 +569,8 @@ def run_values_golden_batch(calls, arrays_list) -> list:
     (``conv.run_values_golden_batch``; calls with ``bn_bits=64``, which that batch does not take, one by one)."""
     out = [None] * len(calls)
     idx = [i for i, c in enumerate(calls) if c.cfg.bn_bits == 32]
-    for i, o in zip(idx, conv.run_values_golden_batch([calls[i] for i in idx], [arrays_list[i] for i in idx])):
+    res = conv.run_values_golden_batch([calls[i] for i in idx], [arrays_list[i] for i in idx])
+    for i, o in zip(idx, res, strict=True):
         out[i] = o
     for i, c in enumerate(calls):
         if out[i] is None:

@@ -366,7 +366,7 @@ def _nemo_wide_lambda(lam0=-(1 << 20) - 5, m=1 << 13, D=1 << 24):
 def test_nemo_lambda_beyond_int32_runs_exactly_in_the_64_bit_tree(bn_bits):
     m, x, want = _nemo_wide_lambda()
     net = load_onnx(m, bn_bits=bn_bits)
-    assert all(l.bn_bits == 64 for l in net.layers) and any("beyond int32" in n for n in net.notes)
+    assert all(layer.bn_bits == 64 for layer in net.layers) and any("beyond int32" in n for n in net.notes)
     assert 0 < want.mean() < 255  # the data exercises the clip range, not just its ends
     for got in _both_paths(net, x.transpose(1, 2, 0)):
         assert (got == want).all()

@@ -235,7 +235,7 @@ def heatmap_png(comp: M7Comparison, path: str) -> str:
                                            (axes[1], "energy_ratio", PAPER_ENERGY, "x less energy")):
         vmax = max(getattr(r, key) for r in comp.rows)
         im = None
-        for ax, bo in zip(row_axes, BITS):
+        for ax, bo in zip(row_axes, BITS, strict=True):
             grid = np.array([[getattr(comp.row(bi, bo, bw), key) for bw in BITS] for bi in BITS])
             im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=vmax)
             ax.set_xticks(range(3), [f"w{b}" for b in BITS])

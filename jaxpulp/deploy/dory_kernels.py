@@ -67,7 +67,6 @@ def depthwise_generic_core(cfg, core: int, ncores: int) -> Cost:
         return cost
     ks = Kh * Kw
     kxp = (Kw >> 2) + int((Kw & 3) != 0)
-    dim_incr = 4 * kxp - Kw
     col_cnt = max(1, ks >> 2)  # do-while: at least once
     left = ks & 3
     strip_rows = pt + H + pb
@@ -92,7 +91,7 @@ def depthwise_generic_core(cfg, core: int, ncores: int) -> Cost:
     per_out = per_out + Cost(load=2, mul=1, alu=2, clipu=1, stall_load_use=1)  # inlined pulp_nn_bn_quant_u8
 
     # strip reads of output row l start at core_off + l*sy*Kw + left (+4j): misaligned x loads
-    mis_x = sum(_misaligned(core_off + l * sy * Kw + left, 4, col_cnt) for l in range(Ho))
+    mis_x = sum(_misaligned(core_off + row * sy * Kw + left, 4, col_cnt) for row in range(Ho))
 
     def outputs(off_w: int) -> Cost:
         mis_w = Ho * _misaligned(off_w + left, 4, col_cnt)  # weights at wt + ch*Kh*Kw + left (+4j)

@@ -266,7 +266,8 @@ def add_subcommands(sub) -> None:
                    "(large batches run in chunks)")
     r.add_argument("--path", default="packed", choices=("packed", "values"), help="packed (default) or values")
     r.add_argument("--out", default=None, help="write every activation tensor to this .npz")
-    r.add_argument("--seed", type=int_arg(0, 2**32 - 1), default=0, help="seed of the random input when no --input is given")
+    r.add_argument("--seed", type=int_arg(0, 2**32 - 1), default=0,
+                   help="seed of the random input when no --input is given")
     r.set_defaults(fn=_cmd_run, outputs=("out",))
     p = sub.add_parser("report", help="per-layer kernel, cycles, MAC/cycle, memory and L1/L2 fit")
     _add_model_options(p)

@@ -76,7 +76,8 @@ def _check_inputs(net: Network, x) -> dict:
             raise JaxpulpError(f"x: one array, the network has {len(specs)} inputs {[s.name for s in specs]}; pass "
                                "a dict by name or a sequence")
         xs = [x]
-    out = {s.name: _check_one(s, v, "x" if len(specs) == 1 else f"x[{s.name!r}]") for s, v in zip(specs, xs)}
+    out = {s.name: _check_one(s, v, "x" if len(specs) == 1 else f"x[{s.name!r}]")
+           for s, v in zip(specs, xs, strict=True)}
     batches = {v.shape[0] for v in out.values()}
     if len(batches) != 1:
         raise JaxpulpError(f"x: batch sizes {sorted(batches)} differ between the inputs")
@@ -141,7 +142,7 @@ def _run_layer_packed(lay: Layer, cfg, args, ins, cluster: Cluster):
 def _packed_layers(x_words, args, layers, cfgs, want, cluster):
     """The layers on packed images: {input name: (batch, words)} -> {wanted name: (batch, words)}."""
     env = dict(x_words)
-    for lay, cfg, a in zip(layers, cfgs, args):
+    for lay, cfg, a in zip(layers, cfgs, args, strict=True):
         env[lay.output] = _run_layer_packed(lay, cfg, a, [env[i] for i in lay.inputs], cluster)
     return {k: env[k] for k in want}
 
@@ -237,7 +238,7 @@ def _types_of(net: Network, act_types):
 def _values_forward(x, params, act_types, layers, cfgs, want, cluster):
     """``params``: one dict per layer (the order of ``layers``)."""
     env = {k: v.astype(jnp.int32) for k, v in x.items()}
-    for lay, cfg, p in zip(layers, cfgs, params):
+    for lay, cfg, p in zip(layers, cfgs, params, strict=True):
         ins = [env[i] for i in lay.inputs]
         out_t = act_types[lay.output]
         if lay.kind in WEIGHTED:
@@ -286,7 +287,8 @@ def _prepared_packed(net: Network, cluster: Cluster):
     cluster and kept on the device."""
     def build():
         cfgs = _configs(net.layers, "library", cluster)
-        args = tuple(_layer_args(lay, net.params.get(lay.name, {}), cfg) for lay, cfg in zip(net.layers, cfgs))
+        args = tuple(_layer_args(lay, net.params.get(lay.name, {}), cfg)
+                     for lay, cfg in zip(net.layers, cfgs, strict=True))
         return jax.tree_util.tree_map(jnp.asarray, args)
     return _prepared(net, ("packed", cluster), build)
 

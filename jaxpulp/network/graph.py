@@ -184,7 +184,7 @@ class Network:
         for lay in self.layers:
             if lay.name == name:
                 return lay
-        raise JaxpulpError(f"layer={name!r}: no such layer; expected one of {[l.name for l in self.layers]}")
+        raise JaxpulpError(f"layer={name!r}: no such layer; expected one of {[layer.name for layer in self.layers]}")
 
     @property
     def macs(self) -> int:

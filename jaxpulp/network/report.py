@@ -145,7 +145,7 @@ def add_deployed(net: Network, rows: list[dict], target="gap8-board", flavour="d
 
     target = get_target(target).replace(tiler_candidates=tiler_candidates)
     prev = False
-    for r, lay in zip(rows, net.layers):
+    for r, lay in zip(rows, net.layers, strict=True):
         try:
             d = layer_latency(mapping.kernel_config(lay), target, flavour, schedule=schedule, prev_l3=prev)
             prev = bool(d.l3_tiled)
@@ -153,7 +153,7 @@ def add_deployed(net: Network, rows: list[dict], target="gap8-board", flavour="d
                     d.bound)
         except UnsupportedConfig:
             vals = (0, 0, 0, 0, 0, "", "")
-        r.update(zip(DEPLOY_COLUMNS, vals))
+        r.update(zip(DEPLOY_COLUMNS, vals, strict=True))
     return rows
 
 
@@ -203,8 +203,9 @@ def as_table(net: Network, rows: list[dict], cluster: Cluster = GAP8) -> str:
     if "deployed_cycles" in t:
         out.append("deployed (jaxpulp.deploy): layer  kernel  DMA-in  DMA-out  L3  deployed  tile  bound")
         for r in rows:
-            out.append(f"  {r['layer']:>3} {r['name'][:18]:<18} {r['deploy_kernel_cycles']:>10,} {r['dma_in_cycles']:>9,} "
-                       f"{r['dma_out_cycles']:>8,} {r['l3_cycles']:>9,} {r['deployed_cycles']:>10,}  {r['tile']}  "
+            out.append(f"  {r['layer']:>3} {r['name'][:18]:<18} {r['deploy_kernel_cycles']:>10,} "
+                       f"{r['dma_in_cycles']:>9,} {r['dma_out_cycles']:>8,} {r['l3_cycles']:>9,} "
+                       f"{r['deployed_cycles']:>10,}  {r['tile']}  "
                        f"{r['bound']}")
         out.append(f"whole network: kernel-only {t['cycles']:,} cycles ({t['MAC/cycle']} MAC/cycle); deployed "
                    f"{t['deployed_cycles']:,} cycles ({t['deployed_MAC/cycle']} MAC/cycle)")
@@ -246,7 +247,7 @@ def bar_chart_png(net: Network, rows: list[dict], path: str) -> str:
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(rows) + 2), 4.2))
     xs = range(len(rows))
     ax.bar(xs, [r["cycles"] for r in rows], color=[palette.get(f, "tab:red") for f in fams])
-    for x, r in zip(xs, rows):
+    for x, r in zip(xs, rows, strict=True):
         if r["MACs"]:
             ax.text(x, r["cycles"], f"{r['MAC/cycle']:.1f}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(list(xs))

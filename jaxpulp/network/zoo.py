@@ -92,7 +92,7 @@ def mobilenet_v1(alpha: float = 0.25, resolution: int = 128, num_classes: int = 
                         relu=0, bn=0))
     return Network(name or f"mobilenet_v1_{alpha:g}_{resolution}", TensorSpec(src, (resolution, resolution, 3), x_t),
                    tuple(layers), params, ("fc",), dialect="builtin",
-                   notes=("synthetic weights (seed %d); requantisation set from each layer's reduction length" % seed,))
+                   notes=(f"synthetic weights (seed {seed:d}); requantisation set from each layer's reduction length",))
 
 
 _DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")

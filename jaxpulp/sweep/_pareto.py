@@ -71,12 +71,12 @@ def objective_matrix(rows, objectives) -> tuple:
         vals = [r.get(name) for name, _ in objectives]
         if any(v is None for v in vals):
             continue
-        for v, (name, _) in zip(vals, objectives):
+        for v, (name, _) in zip(vals, objectives, strict=True):
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise JaxpulpError(f"objectives: column {name!r} of row {r.get('index', i)} is {v!r}, expected a "
                                    "number")
         keep.append(i)
-        pts.append([s * float(v) for v, (_, s) in zip(vals, objectives)])
+        pts.append([s * float(v) for v, (_, s) in zip(vals, objectives, strict=True)])
     if rows and not keep:
         missing = [name for name, _ in objectives if all(r.get(name) is None for r in rows)]
         if missing:

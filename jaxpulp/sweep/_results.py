@@ -145,7 +145,7 @@ class RowFormatter:
         sup = cols["supported"]
         out = []
         frags = self.frags
-        for j, (i, c) in enumerate(zip(np.asarray(index).tolist(), cfg.tolist())):
+        for j, (i, c) in enumerate(zip(np.asarray(index).tolist(), cfg.tolist(), strict=True)):
             conf = ", ".join([frags[v][x] for v, x in enumerate(c)])
             if sup[j]:
                 costs = (f'"cycles": {cols["cycles"][j]}, "energy_pj": {cols["energy_pj"][j]:.1f}, '

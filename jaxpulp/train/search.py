@@ -166,7 +166,7 @@ def search_loss(sp: Space, params, logits, x, y, temperature, lam_cycles, cfg: S
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
 def _search_step(sp, cfg, opt_p, opt_l, params, logits, sp_state, sl_state, x, y, temperature, lam, key):
     (loss, aux), (gp, gl) = jax.value_and_grad(
-        lambda p, l: search_loss(sp, p, l, x, y, temperature, lam, cfg, key if cfg.gumbel else None),
+        lambda p, lg: search_loss(sp, p, lg, x, y, temperature, lam, cfg, key if cfg.gumbel else None),
         argnums=(0, 1), has_aux=True)(params, logits)
     optax = _optax()
     up, sp_state = opt_p.update(gp, sp_state, params)
