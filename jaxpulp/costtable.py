@@ -319,7 +319,7 @@ def _groups(table: CostTable, tie_pools: bool = True) -> list:
     for lay in table.layers:
         if lay.kind == "maxpool" or (tie_pools and lay.kind == "avgpool" and not lay.requant):
             parent[find(lay.output)] = find(lay.inputs[0])
-    groups = {}
+    groups: dict = {}
     for t in order:
         groups.setdefault(find(t), []).append(t)
     return list(groups.values())
@@ -359,6 +359,7 @@ def config_space(table: CostTable, *, act_types=None, weight_types=None, free_in
         head = group[0]
         name = head
         pinned = [fixed[t] for t in group if t in fixed]
+        choices: tuple
         if pinned:
             choices = (pinned[0],)
         elif (head == table.input_name and not free_input) or orig[head].bits == 32:

@@ -75,7 +75,7 @@ def surrogate_tables(space, penalty: float = 2.0) -> SurrogateTables:
     C = max(len(v.choices) for v in space.variables)
     ci = np.zeros((V, C), np.int32)
     valid = np.zeros((V, C), bool)
-    kind_of = {}
+    kind_of: dict = {}
     for li, lay in enumerate(t.layers):
         for s in range(3):
             kind_of.setdefault(int(np.asarray(space.arrays.slot_vars)[li, s]), (lay.kind, s))
@@ -262,7 +262,7 @@ def fit_smooth_model(target="gap8", families=FAMILIES, log=None) -> dict:
     for fam in families:
         grid = _fit_grid(fam)
         kind = grid[0].kind
-        rows = {}
+        rows: dict = {}
         for lay in grid:
             feats = {G: np.asarray(features(fam, geometry(lay), tgt.num_cores, G), np.float64) for G in (1, 2, 4)}
             for a, b, c in itertools.product(*(costtable._axis_types(kind, s) for s in range(3))):

@@ -80,7 +80,7 @@ class CaseResult:
 def run_cases(metas: list[dict], arrays_by_case: dict) -> list[CaseResult]:
     """Run many case records of one family: refusals through ``from_golden``, the rest in one batch."""
     results: dict[str, CaseResult] = {}
-    calls = {}
+    calls: dict = {}
     for meta in metas:
         mod = catalog.family_module(meta["family"])
         arrays = arrays_by_case[meta["id"]]

@@ -12,6 +12,7 @@ import numpy as np
 
 from jaxpulp.cluster import run as cluster_run, split
 from jaxpulp.cluster.config import Cluster
+from jaxpulp.kernels._engine import IntArrayLike
 from jaxpulp.kernels._pool_common import (
     Bucket,
     Geometry,
@@ -32,9 +33,9 @@ class AvgPoolParams(NamedTuple):
     """Average pooling call data (read only when ``cfg.requant``): ``lam`` (the int32 ``lambda`` argument,
     divided by Kh*Kw inside the kernel), ``out_shift`` (bits, uint16 argument), ``out_add`` (int32)."""
 
-    lam: int | jax.Array = 1
-    out_shift: int | jax.Array = 0
-    out_add: int | jax.Array = 0
+    lam: IntArrayLike = 1
+    out_shift: IntArrayLike = 0
+    out_add: IntArrayLike = 0
 
 
 Params = AvgPoolParams

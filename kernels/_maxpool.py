@@ -35,8 +35,8 @@ class MaxPoolResult(NamedTuple):
     """Max pooling result: ``out`` (the output) and ``x`` (the final content of the input buffer, which the
     kernel overwrites in place; unchanged under ``semantics="ideal"``). Packed words or values."""
 
-    out: jax.Array
-    x: jax.Array
+    out: jax.Array | np.ndarray
+    x: jax.Array | np.ndarray
 
 
 def _max_values(g: Geometry, X, bk: Bucket):

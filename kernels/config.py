@@ -88,8 +88,8 @@ class ConvConfig:
     relu: int = 1
     bn: int = 1
     bias: bool = False
-    Ho: int | None = None
-    Wo: int | None = None
+    Ho: int = None  # type: ignore[assignment]  # None until __post_init__ computes it: always an int after
+    Wo: int = None  # type: ignore[assignment]  # (as Ho)
     semantics: str = "library"
     bn_bits: int = 32
 
@@ -217,8 +217,8 @@ class PoolConfig:
     Kw: int = 2
     stride: tuple = (2, 2)
     pad: tuple = (0, 0, 0, 0)
-    Ho: int | None = None
-    Wo: int | None = None
+    Ho: int = None  # type: ignore[assignment]  # None until __post_init__ computes it: always an int after
+    Wo: int = None  # type: ignore[assignment]  # (as Ho)
     semantics: str = "library"
 
     family = "pool"

@@ -27,6 +27,7 @@ from jaxpulp.cluster import run as cluster_run, split
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
 from jaxpulp.kernels import _engine, _golden
+from jaxpulp.kernels._engine import IntArrayLike, Scalar32
 from jaxpulp.kernels.config import ConvConfig, out_dim
 
 Config = ConvConfig
@@ -36,11 +37,11 @@ class Params(NamedTuple):
     """Per-call requantisation data: kappa / lam (int32, one per output channel; read only in BN mode),
     out_mult (uint16 argument, used as int16 in MULT mode), out_shift (bits), bias (int32 per channel or None)."""
 
-    kappa: jax.Array
-    lam: jax.Array
-    out_mult: int | jax.Array = 0
-    out_shift: int | jax.Array = 0
-    bias: jax.Array | None = None
+    kappa: IntArrayLike
+    lam: IntArrayLike
+    out_mult: IntArrayLike = 0
+    out_shift: IntArrayLike = 0
+    bias: IntArrayLike | None = None
 
 
 class Geometry(NamedTuple):
@@ -59,27 +60,27 @@ class Geometry(NamedTuple):
     * ``ncores`` cluster cores; ``library`` 1 = reproduce the library's quirks, 0 = ``semantics="ideal"``.
     """
 
-    H: jax.Array
-    W: jax.Array
-    Ci: jax.Array
-    Co: jax.Array
-    Kh: jax.Array
-    Kw: jax.Array
-    sy: jax.Array
-    sx: jax.Array
-    pt: jax.Array
-    pl: jax.Array
-    Ho: jax.Array
-    Wo: jax.Array
-    bi: jax.Array
-    si: jax.Array
-    bo: jax.Array
-    so: jax.Array
-    bw: jax.Array
-    relu: jax.Array
-    bn: jax.Array
-    ncores: jax.Array
-    library: jax.Array
+    H: Scalar32
+    W: Scalar32
+    Ci: Scalar32
+    Co: Scalar32
+    Kh: Scalar32
+    Kw: Scalar32
+    sy: Scalar32
+    sx: Scalar32
+    pt: Scalar32
+    pl: Scalar32
+    Ho: Scalar32
+    Wo: Scalar32
+    bi: Scalar32
+    si: Scalar32
+    bo: Scalar32
+    so: Scalar32
+    bw: Scalar32
+    relu: Scalar32
+    bn: Scalar32
+    ncores: Scalar32
+    library: Scalar32
 
 
 class Bucket(NamedTuple):
@@ -215,7 +216,8 @@ def _requantise(g: Geometry, acc, p: Params, bk: Bucket, bn_bits: int = 32):
     """Output values (Ho, Wo, Co): §4.1 requant, with the §4.4 signed SHIFT-CLIP quirk in the 4x2 block.
     ``bn_bits`` (static): the library tree (32bit/ or 64bit/, §4.3)."""
     lo, hi = quant.type_bounds(g.bo, g.so)
-    out = quant.requant(acc, relu=g.relu, bn=g.bn, kappa=p.kappa[None, None, :], lam=p.lam[None, None, :],
+    out = quant.requant(acc, relu=g.relu, bn=g.bn, kappa=jnp.asarray(p.kappa)[None, None, :],
+                        lam=jnp.asarray(p.lam)[None, None, :],
                         out_mult=p.out_mult, out_shift=p.out_shift, lo=lo, hi=hi, bn_bits=bn_bits)
     _, pair, _ = cluster_run.conv_pixel_roles(g.Ho, g.Wo, g.ncores, (bk.Ho, bk.Wo))
     block = jnp.arange(bk.Co) < (g.Co // 4) * 4
@@ -290,6 +292,7 @@ def _fast_accumulate(x8, w8, bias, cfg: ConvConfig):
             xf[..., c0:c0 + group], wf[:, :, c0:c0 + group], window_strides=cfg.stride, padding=((t, b), (left, r)),
             dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=jax.lax.Precision.HIGHEST).astype(jnp.int32)
         acc = part if acc is None else acc + part
+    assert acc is not None  # Ci >= 1
     acc = acc[:, :cfg.Ho, :cfg.Wo]
     return acc if bias is None else acc + bias
 
@@ -506,7 +509,7 @@ def run_golden_batch(calls) -> list:
     items = [(geometry(c.cfg, c.cluster), np.pad(c.args[0], (0, bk.x_words - len(c.args[0]))),
               np.pad(c.args[1], (0, bk.w_words - len(c.args[1]))), _padded_params(c.args[2], bk.Co))
              for c in calls]
-    outs = []
+    outs: list = []
     for n, (g, xw, ww, p) in _golden.stack_chunks(items):
         outs.extend(np.asarray(_packed_cases(g, xw, ww, p, bk))[:n])
     return [packing.unpack(o, c.cfg.out_type, c.cfg.Ho * c.cfg.Wo * c.cfg.Co).reshape(c.cfg.Ho, c.cfg.Wo, c.cfg.Co)
@@ -526,7 +529,7 @@ def run_values_golden_batch(calls, arrays_list) -> list:
         w = np.zeros((bk.Co, bk.Kh, bk.Kw, bk.Ci), np.int32)
         w[:cfg.Co, :cfg.Kh, :cfg.Kw, :cfg.Ci] = a["w"]
         items.append((geometry(cfg.replace(semantics="ideal"), c.cluster), x, w, _padded_params(c.args[2], bk.Co)))
-    outs = []
+    outs: list = []
     for n, (g, x, w, p) in _golden.stack_chunks(items):
         outs.extend(np.asarray(_values_cases(g, x, w, p, bk))[:n])
     return [o[:c.cfg.Ho, :c.cfg.Wo, :c.cfg.Co] for o, c in zip(outs, calls, strict=True)]

@@ -56,6 +56,7 @@ from jaxpulp.cluster import split
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
 from jaxpulp.kernels import _engine, _golden
+from jaxpulp.kernels._engine import IntArrayLike, Scalar32
 from jaxpulp.kernels.config import DepthwiseConfig, out_dim
 
 Config = DepthwiseConfig
@@ -66,36 +67,36 @@ class Params(NamedTuple):
     used as int16 in MULT mode), out_shift (bits), bias (one signed byte per channel, values in [-128, 127],
     or None)."""
 
-    kappa: jax.Array
-    lam: jax.Array
-    out_mult: int | jax.Array = 0
-    out_shift: int | jax.Array = 0
-    bias: jax.Array | None = None
+    kappa: IntArrayLike
+    lam: IntArrayLike
+    out_mult: IntArrayLike = 0
+    out_shift: IntArrayLike = 0
+    bias: IntArrayLike | None = None
 
 
 class Geometry(NamedTuple):
     """A configuration as int32 data (so one compiled function serves many configurations)."""
 
-    H: jax.Array
-    W: jax.Array
-    C: jax.Array
-    Kh: jax.Array
-    Kw: jax.Array
-    sy: jax.Array
-    sx: jax.Array
-    pt: jax.Array
-    pl: jax.Array
-    pr: jax.Array
-    Ho: jax.Array
-    Wo: jax.Array
-    bi: jax.Array
-    si: jax.Array
-    bo: jax.Array
-    so: jax.Array
-    bw: jax.Array
-    relu: jax.Array
-    bn: jax.Array
-    library: jax.Array
+    H: Scalar32
+    W: Scalar32
+    C: Scalar32
+    Kh: Scalar32
+    Kw: Scalar32
+    sy: Scalar32
+    sx: Scalar32
+    pt: Scalar32
+    pl: Scalar32
+    pr: Scalar32
+    Ho: Scalar32
+    Wo: Scalar32
+    bi: Scalar32
+    si: Scalar32
+    bo: Scalar32
+    so: Scalar32
+    bw: Scalar32
+    relu: Scalar32
+    bn: Scalar32
+    library: Scalar32
 
 
 class Bucket(NamedTuple):
@@ -438,6 +439,7 @@ def accumulate(x, w, bias, cfg: DepthwiseConfig):
         for kx in range(cfg.Kw):
             tap = xp[:, ky:ky + (cfg.Ho - 1) * sy + 1:sy, kx:kx + (cfg.Wo - 1) * sx + 1:sx] * w[:, ky, kx]
             acc = tap if acc is None else acc + tap
+    assert acc is not None  # Kh, Kw >= 1
     return acc if bias is None else acc + jnp.asarray(bias, jnp.int32)
 
 

@@ -248,7 +248,9 @@ def reference(x, params, cfg: PoolConfig, cluster: Cluster = GAP8):
     if fam == "maxpool":
         if params is not None:
             raise JaxpulpError(f"params={params!r}: max pooling takes no parameters, expected None")
+        assert isinstance(cfg, MaxPoolConfig)  # _family said so
         return _ref_max(x, cfg, cluster)
+    assert isinstance(cfg, AvgPoolConfig)  # _family said so
     return _ref_avg(x, AvgPoolParams() if params is None else params, cfg, cluster)
 
 
@@ -283,10 +285,10 @@ def values(x, params=None, *, cfg: PoolConfig, in_type=None, out_type=None, clus
     bucket. Traceable (``jit`` / ``vmap``)."""
     cfg = cfg.replace(semantics="ideal")
     x = jnp.asarray(x, jnp.int32)
-    if _family(cfg) == "maxpool":
+    if isinstance(cfg, MaxPoolConfig):  # as _family(cfg) == "maxpool"
         return _max_static(x, cfg, cluster, neg=_NEG)[0]
     g = geometry(cfg, cluster)
-    types = {}
+    types: dict = {}
     if in_type is not None:
         types.update(bi=jnp.asarray(in_type[0], jnp.int32), si=jnp.asarray(in_type[1], jnp.int32))
     if out_type is not None:
@@ -316,8 +318,8 @@ def run_golden_batch_full(calls) -> list:
         bk = shared_bucket([c.cfg for c in part], [c.cluster for c in part])
         pad = [np.pad(c.args[0], (0, bk.x_words - len(c.args[0]))) for c in part]
         if fam == "maxpool":
-            items = [(geometry(c.cfg, c.cluster), xw) for c, xw in zip(part, pad, strict=True)]
-            outs = []
+            items: list = [(geometry(c.cfg, c.cluster), xw) for c, xw in zip(part, pad, strict=True)]
+            outs: list = []
             for n, (g, xw) in _golden.stack_chunks(items):
                 o, xa = _max_packed_cases(g, xw, bk)
                 outs.extend(zip(np.asarray(o)[:n], np.asarray(xa)[:n], strict=True))
@@ -355,7 +357,7 @@ def run_values_golden_batch(calls, arrays_list) -> list:
             x[:cfg.H, :cfg.W, :cfg.C] = arrays_list[i]["x"]
             g = geometry(cfg.replace(semantics="ideal"), c.cluster)
             items.append((g, x) if fam == "maxpool" else (g, x, _scalars(c.args[1])))
-        outs = []
+        outs: list = []
         for n, item in _golden.stack_chunks(items):
             fn = _max_values_cases if fam == "maxpool" else _avg_values_cases
             outs.extend(np.asarray(fn(*item, bk))[:n])

@@ -190,13 +190,13 @@ def _cached(cfg, target: Target, hwloops: bool, outer: str) -> ClusterCost:
     if target.isa == "armv7e-m":
         per_core = (cmsis.kernel_cost(cfg),)
         return ClusterCost(per_core, target, kernel=cmsis.c_name(cfg))
-    fn = _FAMILY_FN.get(fam)
+    fn = _FAMILY_FN.get(fam) if isinstance(fam, str) else None
     if fn is None:
         raise JaxpulpError(f"cfg={cfg!r}: no cost model for family {fam!r}; expected one of {sorted(_FAMILY_FN)}")
     cg = pulpnn.Codegen(hwloops=hwloops, outer=outer)
     n = target.num_cores
-    per_core = tuple(fn(cfg, core, n, cg) for core in range(n))
-    return ClusterCost(per_core, target, kernel=_c_name(cfg))
+    per_core_n = tuple(fn(cfg, core, n, cg) for core in range(n))
+    return ClusterCost(per_core_n, target, kernel=_c_name(cfg))
 
 
 def kernel_cost(cfg, cluster_or_target=None, *, hwloops: bool = True, outer: str = "measured") -> ClusterCost:

@@ -192,6 +192,7 @@ def heatmap_png(table: PermutationTable, path: str, *, title: str | None = None)
                 v = grid[i, j]
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center",
                         color="white" if v < 0.6 * vmax else "black", fontsize=10)
+    assert im is not None  # three panels drawn
     fig.colorbar(im, ax=axes, label="MACs/cycle")
     fig.suptitle(title or f"{table.target}: {table.layer}", fontsize=10)
     fig.savefig(path, dpi=120)

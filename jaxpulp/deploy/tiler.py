@@ -221,7 +221,7 @@ def pareto_tilings(cfg, l1_budget: int = 36_700, double_buffering: int = 1, ncor
         return (whole,)
     if not feas:
         return (_make(cfg, g, smallest, False),)
-    best_ho = {}
+    best_ho: dict = {}
     for f in feas:
         if f[1] >= best_ho.get(f[0], (0, None))[0]:
             best_ho[f[0]] = (f[1], f)

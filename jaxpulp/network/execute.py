@@ -27,6 +27,7 @@ from jaxpulp.kernels import _engine, add, conv, depthwise, linear, pool
 from jaxpulp.kernels.config import ConvConfig, DepthwiseConfig, LinearConfig
 from jaxpulp.network import mapping
 from jaxpulp.network.graph import Layer, Network
+from jaxpulp.qtypes import QType
 
 PATHS = ("packed", "values")
 
@@ -103,7 +104,7 @@ def _layer_args(lay: Layer, p: dict, cfg):
         if kind == "linear":
             if lay.out_type.bits == 32:  # the int32-output kernels take no requantisation parameters
                 return (w_words, linear.Params(bias=bias))
-            cls = linear.Params
+            cls: type[linear.Params] | type[depthwise.Params] | type[conv.Params] = linear.Params
         elif kind == "depthwise":
             cls = depthwise.Params
         else:
@@ -190,7 +191,7 @@ def _requant(acc, p, lay: Layer, out_t):
 # The value path's types are data (a sweep vmaps over them), so the accumulators are sized for the widest
 # operands any <= 8-bit precision gives: u8 x i8 (largest product 255 * 128). Every float32 partial sum of the
 # kernels' exact GEMMs / convolutions stays below 2**24 for them whatever the traced precisions are.
-_WIDEST = dict(in_type="u8", out_type="u8", w_type="i8", semantics="ideal")
+_WIDEST_IN, _WIDEST_OUT, _WIDEST_W = QType.parse("u8"), QType.parse("u8"), QType.parse("i8")
 
 
 @functools.lru_cache(maxsize=256)
@@ -199,11 +200,11 @@ def _acc_config(lay: Layer):
     H, W, C = lay.in_shape
     Ho, Wo, Co = lay.out_shape
     if lay.kind == "linear":
-        return LinearConfig(_WIDEST["in_type"], _WIDEST["out_type"], _WIDEST["w_type"], N=H * W * C, M=Co,
+        return LinearConfig(_WIDEST_IN, _WIDEST_OUT, _WIDEST_W, N=H * W * C, M=Co,
                             semantics="ideal")
     cls = DepthwiseConfig if lay.kind == "depthwise" else ConvConfig
-    return cls(**_WIDEST, H=H, W=W, Ci=C, Co=Co, Kh=lay.kernel[0], Kw=lay.kernel[1], stride=lay.stride,
-               pad=lay.pad, Ho=Ho, Wo=Wo)
+    return cls(_WIDEST_IN, _WIDEST_OUT, _WIDEST_W, semantics="ideal", H=H, W=W, Ci=C, Co=Co, Kh=lay.kernel[0],
+               Kw=lay.kernel[1], stride=lay.stride, pad=lay.pad, Ho=Ho, Wo=Wo)
 
 
 def _accumulate(lay: Layer, x, p):

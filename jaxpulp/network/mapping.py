@@ -15,9 +15,12 @@ from jaxpulp.errors import JaxpulpError, UnsupportedConfig
 from jaxpulp.kernels import config as kc
 from jaxpulp.network.graph import Layer
 
+KernelConfig = (kc.ConvConfig | kc.LinearConfig | kc.MaxPoolConfig | kc.AvgPoolConfig | kc.AddConfig
+                | kc.AddLegacyConfig)
+
 
 class KernelChoice(NamedTuple):
-    cfg: object
+    cfg: KernelConfig
     reason: str
 
 
@@ -88,21 +91,18 @@ def _choose(lay: Layer, semantics: str, cluster: Cluster) -> KernelChoice:
     if k == "conv":
         f = _conv_fields(lay, semantics)
         if lay.kernel == (1, 1) and lay.stride == (1, 1) and lay.pad == (0, 0, 0, 0):
+            from jaxpulp.kernels import pointwise
+
+            cfg = _with_bn_bits(kc.PointwiseConfig(**f), lay)
+            quirk = _pointwise_quirk(cfg, cluster)
             try:
-                from jaxpulp.kernels import pointwise
-            except ImportError:  # pragma: no cover - the family is part of the package
-                pointwise = None
-            if pointwise is not None:
-                cfg = _with_bn_bits(kc.PointwiseConfig(**f), lay)
-                quirk = _pointwise_quirk(cfg, cluster)
-                try:
-                    pointwise.check(cfg, cluster)
-                except UnsupportedConfig as e:
-                    quirk = f"pointwise is undefined here ({e.rule})"
-                if quirk is None:
-                    return KernelChoice(cfg, "1x1, stride 1, no padding: the pointwise kernel (no im2col)")
-                return KernelChoice(_with_bn_bits(kc.ConvConfig(**f), lay), f"1x1 but {quirk}: the conv kernel "
-                                    "instead, which computes this layer exactly")
+                pointwise.check(cfg, cluster)
+            except UnsupportedConfig as e:
+                quirk = f"pointwise is undefined here ({e.rule})"
+            if quirk is None:
+                return KernelChoice(cfg, "1x1, stride 1, no padding: the pointwise kernel (no im2col)")
+            return KernelChoice(_with_bn_bits(kc.ConvConfig(**f), lay), f"1x1 but {quirk}: the conv kernel "
+                                "instead, which computes this layer exactly")
         return KernelChoice(_with_bn_bits(kc.ConvConfig(**f), lay), "im2col + 4x2 matmul")
     if k == "depthwise":
         return KernelChoice(_with_bn_bits(kc.DepthwiseConfig(**_conv_fields(lay, semantics)), lay),

@@ -19,9 +19,9 @@ def _types(s, arg="--act-types"):
 
 
 def _shard(s: str):
-    k, sep, n = s.partition("/")
+    k_s, sep, n_s = s.partition("/")
     try:
-        k, n = int(k), int(n)
+        k, n = int(k_s), int(n_s)
     except ValueError:
         raise JaxpulpError(f"--shard {s!r}: expected K/N, e.g. 0/4") from None
     if not sep or not (n >= 1 and 0 <= k < n):

@@ -95,7 +95,7 @@ class Model:
         """A ``Network`` of this topology (``layers``: the same layers at other types; ``params``: integer
         parameters, default zeros of the right shapes)."""
         layers = tuple(self.layers if layers is None else layers)
-        return Network(self.name, self.input, layers, params if params is not None else zero_params(layers),
+        return Network(self.name, (self.input,), layers, params if params is not None else zero_params(layers),
                        (layers[-1].output,), dialect="builtin")
 
 

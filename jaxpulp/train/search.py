@@ -25,6 +25,7 @@ import numpy as np
 
 from jaxpulp import costtable, surrogate
 from jaxpulp.errors import JaxpulpError
+from jaxpulp.network.graph import Network
 from jaxpulp.train import model as M, qat
 
 
@@ -283,7 +284,7 @@ def bit_exact_logits(net, x) -> np.ndarray:
     return out.reshape(out.shape[0], -1)
 
 
-def evaluate(model: M.Model, params, layers: tuple, x, y) -> dict:
+def evaluate(model: M.Model, params, layers: tuple, x, y) -> tuple[dict, Network]:
     """float, fake-quant, integer (value path = QAT eval forward) and bit-exact (packed path) accuracies."""
     net = qat.integerise(model, params, _precisions_of(model, layers))
     be = bit_exact_logits(net, x)
