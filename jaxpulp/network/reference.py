@@ -80,6 +80,7 @@ def layer_forward(lay: Layer, p: dict, ins: list) -> np.ndarray:
         rs = []
         for k, (xi, t) in enumerate(zip(ins, (lay.in_type, lay.in2_type), strict=True), 1):
             r = (xi * int(p[f"in{k}_mul"]) + int(p[f"in{k}_add"])) >> (int(p[f"in{k}_shift"]) & 31)
+            assert t is not None  # add layers: checked by Layer
             lo = -128 if t.signed else 0
             rs.append(np.clip(r, lo, lo + 255))
         s = rs[0] + rs[1]

@@ -58,6 +58,7 @@ def _im2col_bytes(lay: Layer, cfg, ncores: int) -> int:
     if fam == "pointwise":
         return 2 * C * ncores if lay.in_type.bits < 8 else 0
     if fam == "depthwise":
+        assert lay.w_type is not None  # weighted kinds: checked by Layer
         G = 8 // min(lay.in_type.bits, lay.out_type.bits, lay.w_type.bits)
         t, b, _, _ = lay.pad
         return ncores * G * (Kw * (H + t + b) + Kw) + ncores * G * Kh * Kw
@@ -76,6 +77,7 @@ def memory(lay: Layer, cluster: Cluster = GAP8) -> Memory:
     per_ch = (4 if lay.bias else 0) + (8 if lay.kind in ("conv", "depthwise", "linear") else 0)
     if lay.kind in ("conv", "depthwise", "linear"):
         taps = {"conv": C * Kh * Kw, "depthwise": Kh * Kw, "linear": H * W * C}[lay.kind]
+        assert lay.w_type is not None  # weighted kinds: checked by Layer
         w_per_ch = math.ceil(taps * lay.w_type.bits / 8)
     else:
         w_per_ch = 0
