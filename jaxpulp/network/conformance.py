@@ -139,9 +139,15 @@ def check(net: Network, directory: str, *, path: str = "packed", order: str = "h
             out += missing_goldens(net, files, prefix)
         return out
     outs = _read_npz(os.path.join(directory, "outputs.npz"))
-    for (k, want), name in zip(outs.items(), net.outputs, strict=False):  # extra outputs: not yet checked
+    # pairs in order; a count mismatch is a failed check of its own, so no output goes uncompared unnoticed
+    for (k, want), name in zip(outs.items(), net.outputs, strict=False):
         n, first = _diff(res.outputs[name], want)
         out.append(LayerCheck(f"outputs.npz:{k}", name, n == 0, n, first))
+    if len(outs) != len(net.outputs):
+        out.append(LayerCheck("outputs.npz", ", ".join(net.outputs), False, abs(len(outs) - len(net.outputs)),
+                              f"{len(outs)} arrays {list(outs)}, expected one per network output: "
+                              f"{len(net.outputs)} {list(net.outputs)}",
+                              "unpaired outputs are not compared"))
     act_path = os.path.join(directory, "activations.npz")
     if os.path.exists(act_path):
         cands = dict(res.tensors)
