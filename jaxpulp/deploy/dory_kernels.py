@@ -22,8 +22,8 @@ division by Kh*Kw, ``clipu``, ``sb``; the other cores wait at the barrier.
 """
 from __future__ import annotations
 
-from jaxpulp.cost.model import ClusterCost, resolve_target
 from jaxpulp.cost import pulpnn
+from jaxpulp.cost.model import ClusterCost, resolve_target
 from jaxpulp.cost.pulpnn import KERNEL_ENTRY, QUANT_BN64
 from jaxpulp.cost.types import ZERO, Cost
 

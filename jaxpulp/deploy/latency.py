@@ -132,7 +132,7 @@ def _layer_tiled(cfg, t: DeployTarget, fl: Flavour, til: Tiling, prev_l3: bool =
         t_l2 = dma_in + kern + dma_out
     else:
         # a waited input copy (Flavour.dw_input_waits) keeps the cores busy: it does not overlap the kernel
-        ordered = [(a - wx, k + wx, y) for (a, k, y), wx in zip(ordered, waited)]
+        ordered = [(a - wx, k + wx, y) for (a, k, y), wx in zip(ordered, waited, strict=True)]
         t_l2 = ordered[0][0] + ordered[-1][2]
         for i, (_, k, _) in enumerate(ordered):
             nxt = ordered[i + 1][0] if i + 1 < len(ordered) else 0
