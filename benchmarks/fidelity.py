@@ -283,12 +283,16 @@ BN_RELU_BITS = {"MobilenetV1 (NEMO MV1-128)": 32, "Residual_connection_test_1": 
 
 
 def gvsoc_flavour(name, flavour="dory-gap8"):
-    """The deployment flavour of one dory_examples GVSoC network: ``flavour`` with the network's BN tree."""
+    """The deployment flavour of one dory_examples GVSoC network: ``flavour`` with the network's BN tree (the
+    registered ``dory-gap8-bn32`` / ``-bn64`` when ``flavour`` is ``dory-gap8``)."""
     import dataclasses
 
     from jaxpulp.deploy import get_flavour
 
-    return dataclasses.replace(get_flavour(flavour), bn_bits=BN_RELU_BITS.get(name))
+    bits = BN_RELU_BITS.get(name)
+    if flavour == "dory-gap8" and bits:
+        return get_flavour(f"dory-gap8-bn{bits}")
+    return dataclasses.replace(get_flavour(flavour), bn_bits=bits)
 
 
 def dory_networks(path, ext, deploy_target=None, flavour="dory-gap8"):
@@ -415,7 +419,7 @@ def deployed_section(ext):
     mixed_k = board_deployed(path, board, dataclasses.replace(DORY_GAP8, dory_kernels=False))
     print(f"  dory-gap8 with pulp-nn-mixed depthwise / avgpool counts instead of pulp-nn's: per-layer MAPE "
           f"{mape(_errors(mixed_k)):.1f}%, whole {_whole_err(mixed_k):+.1f}%")
-    switches = {"lto": False, "conv_split": "mixed", "dw_input_waits": False}
+    switches = {"lto": False, "conv_split": "mixed", "dw_input_waits": False, "dma_3d": "row"}
     sens = {}
     for k, v in switches.items():
         pr = board_deployed(path, board, dataclasses.replace(DORY_GAP8, **{k: v}))
@@ -434,12 +438,12 @@ def deployed_section(ext):
           "nothing fitted; flavour dory-gap8 with each network's --Bn_Relu_Bits) vs kernel-only ==")
     nets = dory_networks(os.path.join(ext, "dory_examples_gvsoc_network_mac_per_cycle.csv"), ext,
                          get_target("gap8-gvsoc"))
-    print(f"  {'network':58s} {'meas':>6} {'kernel':>6} {'err%':>7} {'deploy':>6} {'err%':>7}")
+    print(f"  {'network':58s} {'meas':>6} {'kernel':>6} {'err%':>7} {'deploy':>6} {'err%':>7}  flavour")
     for r in nets:
         if r["predicted_mpc"] is None:
             continue
         print(f"  {r['network'][:58]:58s} {r['measured_mpc']:6.2f} {r['predicted_mpc']:6.2f} {r['error_pct']:+7.1f} "
-              f"{r['deployed_mpc']:6.2f} {r['deployed_error_pct']:+7.1f}")
+              f"{r['deployed_mpc']:6.2f} {r['deployed_error_pct']:+7.1f}  {r['flavour']}")
     e8 = [r for r in nets if r["predicted_mpc"] is not None and "4bits" not in r["network"]]
     m8k, m8d = mape([r["error_pct"] for r in e8]), mape([r["deployed_error_pct"] for r in e8])
     r4 = [r for r in nets if "4bits" in r["network"]]

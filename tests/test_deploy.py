@@ -377,3 +377,25 @@ def test_flavour_bn_bits_and_waited_depthwise_input():
     assert b.total <= a.dma_in + a.kernel + a.dma_out + a.overhead + a.exposed_l3  # never worse than blocking
     small = _dw8(8, 1, (1, 1, 1, 1))  # one tile: nothing to overlap either way
     assert layer_latency(small, "gap8-gvsoc", nowait).total == layer_latency(small, "gap8-gvsoc", DORY_GAP8).total
+
+
+def test_partial_channel_tile_pixel_by_pixel_by_hand():
+    t = DeployTarget(name="t", schedule="double")  # 10-cycle commands, 10-cycle first byte, 8 B/cycle, 8 cores
+    # 4 rows x 8 pixels with 8 of 16 channels (8 B per pixel): 32 one-pixel commands, 4 per core -> 4 * 10 + 10
+    # programming + 32 rows of one beat = 82; one 2-D command per row: ceil(4 / 8) * 10 + 10 + 32 = 52
+    assert dma.hwc_tile(4, 8, 8, 16, 8, t, per_pixel=True) == dma.Transfer(256, 32, 82)
+    assert dma.hwc_tile(4, 8, 8, 16, 8, t) == dma.Transfer(256, 4, 52)
+    # every channel of whole rows stays one 1-D command either way
+    assert dma.hwc_tile(4, 8, 16, 16, 8, t, per_pixel=True) == dma.hwc_tile(4, 8, 16, 16, 8, t)
+
+
+def test_registered_dory_flavours_fix_the_bn_tree():
+    from jaxpulp.deploy import FLAVOURS, get_flavour
+    from jaxpulp.deploy.flavour import Flavour
+
+    assert get_flavour("dory-gap8-bn32").bn_bits == 32 and get_flavour("dory-gap8-bn64").bn_bits == 64
+    assert {"dory-gap8", "dory-gap8-bn32", "dory-gap8-bn64", "pulp-nn-mixed"} <= set(FLAVOURS)
+    with pytest.raises(JaxpulpError, match="dma_3d"):
+        Flavour("x", "hwc-to-chw", "dory", dma_3d="plane")
+    with pytest.raises(JaxpulpError, match="conv_split"):
+        Flavour("x", "hwc-to-chw", "dory", conv_split="co")

@@ -72,7 +72,8 @@ def _tile_transfers(cfg, g, fam, ci, rows, cols, co, ho, wo, t: DeployTarget, fl
     if fam == "depthwise":
         x = dma.channelwise(rows, cols, ci, g["bi"], fl.dw_input, t).cycles
     else:
-        x = g["n_in"] * dma.hwc_tile(rows, cols, ci, g["Ci"], g["bi"], t, full_width=cols >= g["W"]).cycles
+        x = g["n_in"] * dma.hwc_tile(rows, cols, ci, g["Ci"], g["bi"], t, full_width=cols >= g["W"],
+                                     per_pixel=fl.dma_3d == "pixel").cycles
     kk = g["Kh"] * g["Kw"]
     taps = {"conv": kk * g["Ci"], "pointwise": g["Ci"], "depthwise": kk, "linear": g["Ci"]}.get(fam, 0)
     w = dma.linear(math.ceil(co * taps * g["bw"] / 8), t).cycles if taps else 0
@@ -81,7 +82,7 @@ def _tile_transfers(cfg, g, fam, ci, rows, cols, co, ho, wo, t: DeployTarget, fl
         w += 2 * dma.linear(co * per_ch // 2, t).cycles
     if g["bias"]:
         w += dma.linear(4 * co, t).cycles
-    y = dma.hwc_tile(ho, wo, co, g["Co"], g["bo"], t, full_width=wo >= g["Wo"]).cycles
+    y = dma.hwc_tile(ho, wo, co, g["Co"], g["bo"], t, full_width=wo >= g["Wo"], per_pixel=fl.dma_3d == "pixel").cycles
     return x, w, y
 
 
