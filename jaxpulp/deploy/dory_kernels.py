@@ -19,6 +19,21 @@ an inlined ``pulp_nn_bn_quant_u8`` (kappa / lambda reloaded), one ``sb``. Output
 ``pulp_nn_avgpool`` (pulp-sdk copy): ``if (pi_core_id()==0)`` -- one core; per channel and output a
 Kh x Kw window of ``lbu`` + ``add`` (strided by C), then ``(sum * out_mult) >> out_shift``, an unsigned
 division by Kh*Kw, ``clipu``, ``sb``; the other cores wait at the barrier.
+
+Link-time specialisation (``lto=True``). DORY's GAP-8 applications are built with ``-O3 -flto`` (DORY @09b4029
+``templates_MCU/Makefile_template``: ``APP_CFLAGS += ... -O3 ... -flto``, ``APP_LDFLAGS += -lm -flto``; the pulp-sdk
+MobileNetV1 ``Makefile`` likewise), and every layer file passes the kernel size, stride, bias and flags as literals
+(``pulp_nn_depthwise_generic(x, ..., W, y_tile_size_nof, 3, 3, p_t, p_b, p_l, p_r, 2, 2, NULL, 0, ..., 1, 1, ...)``
+in ``layerConvDWBNRelu3.c``; ``${fs2}, ${fs1}, ..., ${stride}, ${stride}`` in DORY's ``layer_template.c``).
+``pulp_nn_depthwise_generic`` is not ``noinline`` (pulp-nn @4b2334c and the pulp-sdk copy), so GCC specialises it
+for those constants: ``colCnt = Kh*Kw >> 2`` and ``leftCnt = Kh*Kw & 3`` become constants and their loops are
+peeled (no loop set-up, no counter), as is the strip's ``ceil(Kw/4)``-word copy loop; the output loop and the
+strip-row loop become the innermost loops and so hardware loops (one set-up per column instead of a taken branch
+per iteration); ``l * stride_y * dim_kernel_x`` is strength-reduced to an add and ``wt + i_ch_ker`` hoisted.
+``pulp_nn_avgpool`` is called once per network with a literal window and stride (``layerAveragePoolRelu27.c``):
+its window loops are peeled up to GCC's ``max-completely-peel-times`` (16), the division by the constant area is a
+shift (power of two) or a multiply-high. What is not specialised is counted as before. No compiled binary was
+inspected: this is a count of what ``-O3`` does to constant-trip-count loops, not a measurement.
 """
 from __future__ import annotations
 
