@@ -29,7 +29,7 @@ COLUMNS = ("layer", "name", "kernel", "in_shape", "out_shape", "in_type", "out_t
 
 
 DEPLOY_COLUMNS = ("deploy_kernel_cycles", "dma_in_cycles", "dma_out_cycles", "l3_cycles", "deployed_cycles",
-                  "tile", "bound")
+                  "tile", "bound", "deployment")
 
 
 class Memory(NamedTuple):
@@ -143,18 +143,20 @@ def add_deployed(net: Network, rows: list[dict], target="gap8-board", flavour="d
     the layer is compute-, transfer- or L3-bound (``DEPLOY_COLUMNS``); unsupported layers get zeros.
     tiler_candidates: tiles the latency tiler tries per layer (4 keeps the report quick; DroNet's total moves
     0.2% against 16)."""
-    from jaxpulp.deploy import get_target, layer_latency
+    from jaxpulp.deploy import get_flavour, get_target, layer_latency
 
     target = get_target(target).replace(tiler_candidates=tiler_candidates)
+    flavour = get_flavour(flavour)
+    how = f"{target.name} ({schedule or target.schedule}), flavour {flavour.name}"
     prev = False
     for r, lay in zip(rows, net.layers, strict=True):
         try:
             d = layer_latency(mapping.kernel_config(lay), target, flavour, schedule=schedule, prev_l3=prev)
             prev = bool(d.l3_tiled)
             vals = (d.kernel, d.dma_in, d.dma_out, d.exposed_l3, d.total, d.tiling.shape() + f" x{d.tiling.n_tiles}",
-                    d.bound)
+                    d.bound, how)
         except UnsupportedConfig:
-            vals = (0, 0, 0, 0, 0, "", "")
+            vals = (0, 0, 0, 0, 0, "", "", how)
         r.update(zip(DEPLOY_COLUMNS, vals, strict=True))
     return rows
 
@@ -203,7 +205,8 @@ def as_table(net: Network, rows: list[dict], cluster: Cluster = GAP8) -> str:
     out.append(f"total: {t['MACs']:,} MACs, {t['cycles']:,} cycles = {t['MAC/cycle']} MAC/cycle, {t['ms']} ms; "
                f"weights {t['weights_bytes']:,} B, peak activations {t['peak_activation_bytes']:,} B")
     if "deployed_cycles" in t:
-        out.append("deployed (jaxpulp.deploy): layer  kernel  DMA-in  DMA-out  L3  deployed  tile  bound")
+        out.append(f"deployed (jaxpulp.deploy: {rows[0]['deployment']}): layer  kernel  DMA-in  DMA-out  L3  "
+                   "deployed  tile  bound")
         for r in rows:
             out.append(f"  {r['layer']:>3} {r['name'][:18]:<18} {r['deploy_kernel_cycles']:>10,} "
                        f"{r['dma_in_cycles']:>9,} {r['dma_out_cycles']:>8,} {r['l3_cycles']:>9,} "
