@@ -37,6 +37,8 @@ class Flavour:
     description: str = ""
     dory_kernels: bool = False
     matmul_outer: str = "measured"
+    mixed_sw: bool = False  # conv / pointwise layers with 4-bit weights: jaxpulp.deploy.mixed_noinline (j14b)
+    mixed_sw_spills: bool = True  # count its MatMul loop's stack spills (False: the spill-free lower bound)
 
     def __post_init__(self):
         if self.dw_input not in DW_INPUT:
@@ -50,7 +52,12 @@ DORY_GAP8 = Flavour("dory-gap8", "hwc-to-chw", "dory",
                     dory_kernels=True, matmul_outer="gcc")
 PULP_NN_MIXED = Flavour("pulp-nn-mixed", "chw-planes", "pulp-nn-mixed",
                         "pure pulp-nn-mixed: byte-plane depthwise input kept in L2, mixed kernels everywhere")
-FLAVOURS = MappingProxyType({f.name: f for f in (DORY_GAP8, PULP_NN_MIXED)})
+# DORY d046edd's mixed-precision software flow ('mixed-sw'): pulp-nn-mixed 7e9c4b0b, whose sub-byte unpack
+# helpers are noinline calls; every conv and pointwise layer runs pulp_nn_conv_* (docs/deploy.md, "4-bit networks").
+DORY_MIXED_SW = Flavour("dory-mixed-sw", "hwc-to-chw", "pulp-nn-mixed",
+                        "DORY mixed-sw (d046edd): pulp-nn-mixed 7e9c4b0b, noinline unpack calls, pointwise as conv",
+                        matmul_outer="gcc", mixed_sw=True)
+FLAVOURS = MappingProxyType({f.name: f for f in (DORY_GAP8, PULP_NN_MIXED, DORY_MIXED_SW)})
 
 
 def get_flavour(flavour: str | Flavour) -> Flavour:

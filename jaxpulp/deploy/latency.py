@@ -21,7 +21,7 @@ import functools
 import math
 
 from jaxpulp.cost import kernel_cost
-from jaxpulp.deploy import dma, dory_kernels
+from jaxpulp.deploy import dma, dory_kernels, mixed_noinline
 from jaxpulp.deploy.flavour import Flavour, get_flavour
 from jaxpulp.deploy.target import DeployTarget, get_target
 from jaxpulp.deploy.tiler import Tiling, geometry, pareto_tilings, tile, tile_config, tile_sequence
@@ -53,9 +53,14 @@ class LayerLatency:
 
 
 @functools.lru_cache(maxsize=65536)
-def _kcycles(cfg, target: str, dory: bool = False, outer: str = "measured") -> int:
+def _kcycles(cfg, target: str, dory: bool = False, outer: str = "measured", mixed_sw: bool = False,
+             spills: bool = True) -> int:
     """Kernel cycles of one call; dory: the flavour runs DORY's 8-bit pulp-nn kernel where one applies; outer:
-    the MatMul block code of conv / pointwise kernels (``jaxpulp.cost.pulpnn.Codegen``)."""
+    the MatMul block code of conv / pointwise kernels (``jaxpulp.cost.pulpnn.Codegen``); mixed_sw: DORY's
+    mixed-sw kernels (pulp-nn-mixed 7e9c4b0b, ``jaxpulp.deploy.mixed_noinline``) where they apply, with or
+    without the MatMul loop's stack spills."""
+    if mixed_sw and mixed_noinline.applies(cfg):
+        return mixed_noinline.mixed_sw_kernel_cost(cfg, target, outer=outer, spills=spills).cycles
     if dory and dory_kernels.applies(cfg):
         return dory_kernels.dory_kernel_cost(cfg, target).cycles
     if getattr(cfg, "family", None) in ("conv", "pointwise"):
@@ -109,7 +114,7 @@ def _layer_tiled(cfg, t: DeployTarget, fl: Flavour, til: Tiling, prev_l3: bool =
     for first, key in tile_sequence(cfg, til):
         ci, rows, pt, pb, co, ho, cols, pl, pr, wo = key
         k = _kcycles(cfg if til.whole else tile_config(cfg, *key), t.kernel_target, fl.dory_kernels,
-                     fl.matmul_outer)
+                     fl.matmul_outer, fl.mixed_sw, fl.mixed_sw_spills)
         x, w, y = _tile_transfers(cfg, g, fam, ci, rows, cols, co, ho, wo, t, fl)
         ordered.append((x + (w if first else 0), k, y))
     dma_in = sum(s[0] for s in ordered)
