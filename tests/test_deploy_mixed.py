@@ -106,3 +106,11 @@ def test_refuses_layers_it_does_not_model():
         mn.mixed_sw_kernel_cost(cfg)
     with pytest.raises(JaxpulpError, match="bits=8"):
         mn.unpack_callee(8)
+
+
+def test_report_says_which_flavour(capsys):
+    from jaxpulp.cli import main
+
+    assert main(["report", "dronet", "--deploy", "gap8-gvsoc", "--flavour", "dory-mixed-sw"]) == 0
+    out = capsys.readouterr().out
+    assert "deployment: target gap8-gvsoc, flavour dory-mixed-sw (DORY mixed-sw" in out
