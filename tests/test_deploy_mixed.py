@@ -114,3 +114,29 @@ def test_report_says_which_flavour(capsys):
     assert main(["report", "dronet", "--deploy", "gap8-gvsoc", "--flavour", "dory-mixed-sw"]) == 0
     out = capsys.readouterr().out
     assert "deployment: target gap8-gvsoc, flavour dory-mixed-sw (DORY mixed-sw" in out
+
+
+# Output shapes (H, W, C) in the headers of dory_examples ec6ef07 examples/Quantlab_examples/mnv1_4b4b_fixed/
+# out_layer0..28.txt (the network of the 4-bit GVSoC row): the pilot conv, 13 depthwise / pointwise pairs, the
+# pool (its golden repeats the 7x7x768 input), the 1000-way FC.
+MNV1_4B_SHAPES = [(112, 112, 24), (112, 112, 24), (112, 112, 48), (56, 56, 48), (56, 56, 96), (56, 56, 96),
+                  (56, 56, 96), (28, 28, 96), (28, 28, 192), (28, 28, 192), (28, 28, 192), (14, 14, 192),
+                  (14, 14, 384)] + [(14, 14, 384)] * 10 + [(7, 7, 384), (7, 7, 768), (7, 7, 768), (7, 7, 768)]
+
+
+def test_the_4_bit_row_network_has_the_golden_shapes():
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "fidelity.py")
+    spec = importlib.util.spec_from_file_location("_fidelity", path)
+    fid = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fid)
+    layers = fid.mobilenet_v1_075_224_4bit()
+    assert len(layers) == 29
+    convs = layers[:27]
+    assert [(c.Ho, c.Wo, c.Co) for c in convs] == MNV1_4B_SHAPES[:27]
+    assert (layers[0].H, layers[0].W, layers[0].Ci, layers[0].in_type.bits) == (224, 224, 4, 8)  # input.txt
+    assert all(c.w_type.bits == 4 and c.out_type.bits == 4 and c.bn_bits == 64 for c in convs)
+    assert (layers[28].N, layers[28].M, layers[28].out_type.bits) == (768, 1000, 32)
+    assert fid.ROW_FLAVOUR[fid.MV1_4BIT] == "dory-mixed-sw"
