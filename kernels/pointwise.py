@@ -77,7 +77,7 @@ def _ranges(cfg: PointwiseConfig, cluster: Cluster):
 
 def _leftovers(cfg: PointwiseConfig, cluster: Cluster):
     """Leftover pixels as (core, j, y, x): the last column of each row of a core with an odd column range."""
-    out = []
+    out: list = []
     for core, r in enumerate(_ranges(cfg, cluster)):
         if r.leftover:
             out.extend((core, j, y, r.col1 - 1) for j, y in enumerate(range(r.row0, r.row1)))
@@ -146,7 +146,8 @@ def _check_config(cfg: PointwiseConfig, cluster: Cluster) -> None:
                     "pointwise-output-skip",
                     f"{cfg.out_type} output, Ho={cfg.Ho} not a multiple of {nc} cores and Wo={cfg.Wo} > 1 (half-"
                     f"width split): core {core} computes {r.rows} rows, and after each row the kernel skips the "
-                    f"other section's pixels by Co={cfg.Co} bytes per pixel instead of Co*{cfg.out_type.bits}/8, so its later rows "
+                    f"other section's pixels by Co={cfg.Co} bytes per pixel instead of Co*{cfg.out_type.bits}/8, so "
+                    "its later rows "
                     "are stored in wrong places (some outputs never written, others overwritten, stores past the "
                     "output) (semantics.md §7 defect 4). Use 8-bit output, Ho a multiple of the core count, at "
                     "most one row per core (Ho <= cores/2), or semantics='ideal'")
@@ -325,7 +326,7 @@ def _fast_body(x_words, w_words, p: Params, cfg: PointwiseConfig, cluster: Clust
         acc = acc + p.bias
     lefts = _leftovers(cfg, cluster) if cfg.semantics == "library" else []
     if lefts and (it.signed or it.bits < 8 or p.bias is not None):
-        _, j, y, x = (np.array(t) for t in zip(*lefts))
+        _, j, y, x = (np.array(t) for t in zip(*lefts, strict=True))
         nb = _in_bytes(cfg)
         off = ((y * cfg.W + x) * ci)[:, None] + np.arange(ci)
         inb = off < nb
@@ -355,7 +356,7 @@ def _host_params(params, cfg: PointwiseConfig):
     """``conv._as_params`` for parameters given as host values (numpy / Python ints), without a device dispatch
     per argument; None where ``conv._as_params`` must decide (jax arrays, other containers, any invalid value:
     it raises the error)."""
-    if not isinstance(params, Params) or (params.bias is not None) != bool(cfg.bias):
+    if not isinstance(params, conv.Params) or (params.bias is not None) != bool(cfg.bias):
         return None
     vecs = [params.kappa, params.lam] + ([params.bias] if cfg.bias else [])
     if not all(isinstance(v, np.ndarray) and v.shape == (cfg.Co,) and np.issubdtype(v.dtype, np.integer)
@@ -363,9 +364,10 @@ def _host_params(params, cfg: PointwiseConfig):
         return None
     if not all(isinstance(v, (int, np.integer)) for v in (params.out_mult, params.out_shift)):
         return None
-    bias = params.bias.astype(np.int32) if cfg.bias else None
-    return Params(params.kappa.astype(np.int32), params.lam.astype(np.int32), _engine.host_int32(params.out_mult),
-                  _engine.host_int32(params.out_shift), bias)
+    kappa, lam, bias = (v if isinstance(v, np.ndarray) else None for v in (params.kappa, params.lam, params.bias))
+    assert kappa is not None and lam is not None  # checked above: numpy vectors
+    return Params(kappa.astype(np.int32), lam.astype(np.int32), _engine.host_int32(params.out_mult),
+                  _engine.host_int32(params.out_shift), bias.astype(np.int32) if bias is not None else None)
 
 
 def run(x_words, w_words, params, *, cfg: PointwiseConfig, cluster: Cluster = GAP8, return_cost: bool = False):

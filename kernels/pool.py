@@ -94,7 +94,7 @@ def check(cfg: PoolConfig, cluster: Cluster = GAP8) -> None:
                                 "is a uint16 argument and must be < 65536")
     if fam == "avgpool":
         return  # every window is clipped to the image: all reads in bounds, every output written
-    t, _, l, _ = cfg.pad
+    t, _, left, _ = cfg.pad
     sy, sx = cfg.stride
     if cfg.semantics == "library":
         if cfg.Wo > cfg.W:
@@ -103,14 +103,14 @@ def check(cfg: PoolConfig, cluster: Cluster = GAP8) -> None:
                 f"Wo={cfg.Wo} > W={cfg.W}: pass 1 overwrites input pixel xo of each row in place, so columns "
                 f"xo >= W land in the next row (or past the buffer) (semantics.md §10.1). Use Wo <= W or "
                 "semantics='ideal'")
-        if (cfg.Wo - 1) * sx - l >= cfg.W or (cfg.Ho - 1) * sy - t >= cfg.H:
+        if (cfg.Wo - 1) * sx - left >= cfg.W or (cfg.Ho - 1) * sy - t >= cfg.H:
             raise UnsupportedConfig(
                 "maxpool-window-start",
                 f"Ho={cfg.Ho}, Wo={cfg.Wo} with stride={cfg.stride}, pad={cfg.pad} on {cfg.H}x{cfg.W}: the last "
                 "window starts past the image, so the kernel reads outside the input buffer. Expected "
                 "(Wo-1)*sx - pl < W and (Ho-1)*sy - pt < H")
         return
-    for n, size, k, s, p, name in ((cfg.Ho, cfg.H, cfg.Kh, sy, t, "rows"), (cfg.Wo, cfg.W, cfg.Kw, sx, l, "cols")):
+    for n, size, k, s, p, name in ((cfg.Ho, cfg.H, cfg.Kh, sy, t, "rows"), (cfg.Wo, cfg.W, cfg.Kw, sx, left, "cols")):
         for o in (0, n - 1):  # windows move monotonically: an empty one implies an empty first or last one
             if max(0, o * s - p) >= min(o * s - p + k, size):
                 raise UnsupportedConfig(
@@ -214,7 +214,9 @@ def reference(x, params, cfg: PoolConfig, cluster: Cluster = GAP8):
     if fam == "maxpool":
         if params is not None:
             raise JaxpulpError(f"params={params!r}: max pooling takes no parameters, expected None")
+        assert isinstance(cfg, MaxPoolConfig)  # _family said so
         return _ref_max(x, cfg, cluster)
+    assert isinstance(cfg, AvgPoolConfig)  # _family said so
     return _ref_avg(x, AvgPoolParams() if params is None else params, cfg, cluster)
 
 
@@ -226,16 +228,16 @@ def values(x, params=None, *, cfg: PoolConfig, in_type=None, out_type=None, clus
     bucket. Traceable (``jit`` / ``vmap``)."""
     cfg = cfg.replace(semantics="ideal")
     x = jnp.asarray(x, jnp.int32)
-    if _family(cfg) == "maxpool":
+    if isinstance(cfg, MaxPoolConfig):  # as _family(cfg) == "maxpool"
         return _max_static(x, cfg, cluster, neg=_NEG)[0]
     g = geometry(cfg, cluster)
-    types = {}
+    types: dict = {}
     if in_type is not None:
         types.update(bi=jnp.asarray(in_type[0], jnp.int32), si=jnp.asarray(in_type[1], jnp.int32))
     if out_type is not None:
         types.update(bo=jnp.asarray(out_type[0], jnp.int32), so=jnp.asarray(out_type[1], jnp.int32))
     p = AvgPoolParams(*(jnp.asarray(v, jnp.int32) for v in (params or AvgPoolParams())))
-    t, _, l, _ = cfg.pad
+    t, _, left, _ = cfg.pad
     S = _window_reduce(x, 1, -t, cfg.Kh, cfg.stride[0], cfg.Ho, jnp.add, 0)
-    S = _window_reduce(S, 2, -l, cfg.Kw, cfg.stride[1], cfg.Wo, jnp.add, 0)
+    S = _window_reduce(S, 2, -left, cfg.Kw, cfg.stride[1], cfg.Wo, jnp.add, 0)
     return _avg_finish(g._replace(**types), S, p)
