@@ -3,7 +3,7 @@ the generated Python module held before, and ``dump`` / ``load`` round-trip ever
 import json
 
 from jaxpulp import surrogate
-from jaxpulp.sweep import _smooth_fit
+from jaxpulp import smooth_fit as _smooth_fit
 
 # Entries copied from the generated module ``jaxpulp/sweep/_smooth_fit.py`` as it stood before the move to JSON.
 BEFORE = {

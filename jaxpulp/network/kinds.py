@@ -66,7 +66,8 @@ class LayerKind:
     name: ``Layer.kind``. module: the kernel module under ``jaxpulp.kernels``. families: the kernel families
     (``cfg.family``) a layer of this kind may run as. params: the parameter arrays it carries (``net.params``
     keys). n_inputs: input tensors. weight_shape: layer -> the weight array's shape (None: no weights).
-    flat: reads its input as one vector (linear: (1, 1, N)). channelwise: output channel c reads input channel c
+    flat: reads its input as one vector (linear: (1, 1, N)). int32_out: has kernels with a raw int32 output (no
+    requantisation: linear). channelwise: output channel c reads input channel c
     only (depthwise). params_optional: the parameters may be absent (an average pool without requantisation).
     plinio: PLiNIO's pattern name (cost LUT export). choose / packed_args / packed / values / reference: hooks
     (module docstring).
@@ -86,6 +87,7 @@ class LayerKind:
     weight_shape: Callable[[Layer], tuple] | None = None
     flat: bool = False
     channelwise: bool = False
+    int32_out: bool = False
     params_optional: Callable[[Layer], bool] | None = None
 
     @property
@@ -134,13 +136,14 @@ def _weighted(name: str, shape, plinio: str, **kw) -> LayerKind:
 
 def _pool(name: str, params: tuple, plinio: str, **kw) -> LayerKind:
     return LayerKind(name, "pool", (name,), params, plinio, choose=f"{_M}:choose_{name}",
-                     packed_args=f"{_E}:{name}_args", packed=f"{_E}:packed_{name}", values=f"{_E}:pool_values", reference=f"{_R}:{name}", **kw)
+                     packed_args=f"{_E}:{name}_args", packed=f"{_E}:packed_{name}", values=f"{_E}:pool_values",
+                     reference=f"{_R}:{name}", **kw)
 
 
 KINDS: dict[str, LayerKind] = {k.name: k for k in (
     dataclasses.replace(_weighted("conv", _conv_w, "Conv2dGeneric"), families=("conv", "pointwise")),
     _weighted("depthwise", _depthwise_w, "Conv2dDW", channelwise=True),
-    _weighted("linear", _linear_w, "LinearGeneric", flat=True),
+    _weighted("linear", _linear_w, "LinearGeneric", flat=True, int32_out=True),
     _pool("maxpool", (), "MaxPool2d"),
     _pool("avgpool", ("lam", "out_shift", "out_add"), "AvgPool2d", params_optional=lambda lay: not lay.requant),
     LayerKind("add", "add", ("add", "add_legacy"), ("in1_mul", "in1_add", "in1_shift", "in2_mul", "in2_add",
@@ -151,6 +154,7 @@ KINDS: dict[str, LayerKind] = {k.name: k for k in (
 
 NAMES = tuple(KINDS)  # ("conv", "depthwise", "linear", "maxpool", "avgpool", "add")
 WEIGHTED = tuple(k.name for k in KINDS.values() if k.weighted)  # ("conv", "depthwise", "linear")
+FAMILY_KIND = {f: k.name for k in KINDS.values() for f in k.families}  # cfg.family -> Layer.kind
 POOLS = tuple(k.name for k in KINDS.values() if k.module == "pool")  # ("maxpool", "avgpool")
 
 
@@ -173,27 +177,32 @@ def weight_numel(lay: Layer) -> int:
     return math.prod(shape(lay)) if shape else 0
 
 
-def weight_bytes(lay: Layer, w_type=None) -> int:
-    """The packed weight image of ``lay`` at ``w_type`` (default: its own), bytes; 0 without weights."""
+def weight_bytes(lay: Layer, w_type=None, channels: int | None = None) -> int:
+    """The packed weight image of ``lay`` at ``w_type`` (default: its own), bytes; 0 without weights.
+    channels: only that many output channels' weights (a tile), default all."""
     if not of(lay).weighted:
         return 0
-    return nbytes(weight_numel(lay), (w_type or lay.w_type).bits)
+    numel = weight_numel(lay)
+    if channels is not None:
+        numel = numel // lay.out_shape[2] * channels
+    return nbytes(numel, (lay.w_type if w_type is None else w_type).bits)
 
 
-def param_bytes(lay: Layer) -> int:
+def param_bytes(lay: Layer, channels: int | None = None) -> int:
     """The per-output-channel int32 parameters next to the weights: kappa and lambda (weighted kinds) and the
-    bias, bytes."""
+    bias, bytes. channels: only that many output channels', default all."""
     per_ch = (4 if lay.bias else 0) + (8 if of(lay).weighted else 0)
-    return lay.out_shape[2] * per_ch
+    return (lay.out_shape[2] if channels is None else channels) * per_ch
 
 
 def act_bytes(lay: Layer, in_type=None, second=None, out_type=None) -> int:
     """The packed input(s) and output of ``lay`` at the given types (default: its own), bytes."""
+    in_type = lay.in_type if in_type is None else in_type
+    out_type = lay.out_type if out_type is None else out_type
     numel_in = math.prod(lay.in_shape)
-    out = nbytes(numel_in, (in_type or lay.in_type).bits) + nbytes(math.prod(lay.out_shape),
-                                                                   (out_type or lay.out_type).bits)
+    out = nbytes(numel_in, in_type.bits) + nbytes(math.prod(lay.out_shape), out_type.bits)
     if of(lay).n_inputs == 2:
-        out += nbytes(numel_in, (second or lay.in2_type).bits)
+        out += nbytes(numel_in, (lay.in2_type if second is None else second).bits)
     return out
 
 
