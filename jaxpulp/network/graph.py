@@ -237,8 +237,8 @@ def _check_params(lay: Layer, p) -> None:
         a = np.asarray(p[n])
         if a.dtype.kind not in "iu":
             raise JaxpulpError(f"layer {lay.name!r}: parameter {n!r} has dtype {a.dtype}, expected integers")
-    if k.weight_shape is not None:
-        want = k.weight_shape(lay)
+    if k.weighted:
+        want = kinds.weight_shape(lay)
         if np.shape(p["w"]) != want:
             raise JaxpulpError(f"layer {lay.name!r}: w has shape {np.shape(p['w'])}, expected {want}")
         w = np.asarray(p["w"])

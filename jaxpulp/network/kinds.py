@@ -38,6 +38,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from jaxpulp.errors import JaxpulpError
+from jaxpulp.qtypes import QType
 
 if TYPE_CHECKING:
     from jaxpulp.network.graph import Layer
@@ -166,9 +167,21 @@ def of(kind) -> LayerKind:
     return KINDS[name]
 
 
+def _bits(t, default) -> int:
+    return QType.parse(default if t is None else t).bits
+
+
 def nbytes(numel: int, bits: int) -> int:
     """Bytes of ``numel`` packed ``bits``-bit elements (rounded up to a whole byte)."""
     return -(-numel * bits // 8)
+
+
+def weight_shape(lay: Layer) -> tuple:
+    """The shape of ``lay``'s weight array (``net.params[name]["w"]``); raises for a kind without weights."""
+    shape = of(lay).weight_shape
+    if shape is None:
+        raise JaxpulpError(f"layer {lay.name!r}: a {lay.kind} layer has no weights; expected one of {WEIGHTED}")
+    return shape(lay)
 
 
 def weight_numel(lay: Layer) -> int:
@@ -185,7 +198,7 @@ def weight_bytes(lay: Layer, w_type=None, channels: int | None = None) -> int:
     numel = weight_numel(lay)
     if channels is not None:
         numel = numel // lay.out_shape[2] * channels
-    return nbytes(numel, (lay.w_type if w_type is None else w_type).bits)
+    return nbytes(numel, _bits(w_type, lay.w_type))
 
 
 def param_bytes(lay: Layer, channels: int | None = None) -> int:
@@ -197,12 +210,11 @@ def param_bytes(lay: Layer, channels: int | None = None) -> int:
 
 def act_bytes(lay: Layer, in_type=None, second=None, out_type=None) -> int:
     """The packed input(s) and output of ``lay`` at the given types (default: its own), bytes."""
-    in_type = lay.in_type if in_type is None else in_type
-    out_type = lay.out_type if out_type is None else out_type
     numel_in = math.prod(lay.in_shape)
-    out = nbytes(numel_in, in_type.bits) + nbytes(math.prod(lay.out_shape), out_type.bits)
+    out = nbytes(numel_in, _bits(in_type, lay.in_type)) + nbytes(math.prod(lay.out_shape), _bits(out_type,
+                                                                                                 lay.out_type))
     if of(lay).n_inputs == 2:
-        out += nbytes(numel_in, (lay.in2_type if second is None else second).bits)
+        out += nbytes(numel_in, _bits(second, lay.in2_type))
     return out
 
 

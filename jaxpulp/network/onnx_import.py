@@ -33,6 +33,7 @@ import os
 import numpy as np
 
 from jaxpulp.errors import JaxpulpError
+from jaxpulp.network import kinds
 from jaxpulp.network.graph import Layer, Network, TensorSpec
 from jaxpulp.qtypes import QType
 
@@ -847,7 +848,7 @@ def _bn_overflow(lay: Layer, p: dict) -> int:
 def _choose_bn_bits(layers, params, notes) -> tuple:
     """DORY picks one library tree per network (BNRelu_bits): 64 if some layer's BN arithmetic can leave int32."""
     worst = [(l.name, _bn_overflow(l, params[l.name])) for l in layers
-             if l.kind in ("conv", "depthwise", "linear") and l.out_type.bits != 32]
+             if l.kind in kinds.WEIGHTED and l.out_type.bits != 32]
     over = [(n, v) for n, v in worst if v >= 1 << 31]
     over += [(l.name, 1 << 31) for l in layers if l.bn_bits == 64 and l.name not in dict(over)]  # wide lambda
     if not over:
@@ -855,7 +856,7 @@ def _choose_bn_bits(layers, params, notes) -> tuple:
     n, v = max(over, key=lambda t: t[1])
     notes.append(f"bn_bits=64 (the library's 64bit/ tree, DORY BNRelu_bits=64): the worst-case |kappa*acc + lambda| "
                  f"of layer {n} is {v:.3g} >= 2^31, which the 32-bit tree would wrap; pass bn_bits=32 to force it")
-    return tuple(l.replace(bn_bits=64) if l.kind in ("conv", "depthwise", "linear") else l for l in layers)
+    return tuple(l.replace(bn_bits=64) if l.kind in kinds.WEIGHTED else l for l in layers)
 
 
 def load_onnx(model, *, dialect: str = "auto", input_type="u8", bn_bits="auto", nemo_divisor: str = "shift",

@@ -21,6 +21,7 @@ import os
 import numpy as np
 
 from jaxpulp.errors import JaxpulpError
+from jaxpulp.network import kinds
 from jaxpulp.network.graph import Network
 
 
@@ -93,7 +94,7 @@ def to_onnx(net: Network):
                 if lay.bn != 1 or lay.relu != 1 or lay.bn_bits != 32:
                     raise JaxpulpError(f"layer {lay.name!r}: expected batch-norm requantisation (relu = bn = 1)")
                 requant(lay, f"{lay.name}.acc", p, Co, four_d=False)
-        elif lay.kind in ("maxpool", "avgpool"):
+        elif lay.kind in kinds.POOLS:
             if lay.kind == "avgpool" and lay.requant:
                 raise JaxpulpError(f"layer {lay.name!r}: only non-requantising average pools are exported")
             t, b, l, r = lay.pad
