@@ -103,7 +103,7 @@ def avgpool(lay: Layer, p: dict, ins: list) -> np.ndarray:
 
 def add(lay: Layer, p: dict, ins: list) -> np.ndarray:
     rs = []
-    for k, (xi, t) in enumerate(zip(ins, (lay.in_type, lay.in2_type)), 1):
+    for k, (xi, t) in enumerate(zip(ins, (lay.in_type, lay.in2_type), strict=True), 1):
         r = (xi * int(p[f"in{k}_mul"]) + int(p[f"in{k}_add"])) >> (int(p[f"in{k}_shift"]) & 31)
         lo = -128 if t.signed else 0
         rs.append(np.clip(r, lo, lo + 255))
