@@ -836,9 +836,7 @@ def _acc_bound(taps: int, in_t: QType, w) -> int:
 
 def _bn_overflow(lay: Layer, p: dict) -> int:
     """Worst-case |kappa*acc + lambda| of a BN-requantised layer (acc bounded by the input / weight ranges)."""
-    Kh, Kw = lay.kernel
-    H, W, C = lay.in_shape
-    taps = {"conv": C * Kh * Kw, "depthwise": Kh * Kw, "linear": H * W * C}[lay.kind]
+    taps = kinds.weight_numel(lay) // lay.out_shape[2]  # products per accumulator
     xmax = max(abs(lay.in_type.lo), abs(lay.in_type.hi))
     wmax = int(np.abs(p["w"]).max()) if np.size(p["w"]) else 0
     acc = taps * xmax * wmax + (int(np.abs(p["bias"]).max()) if lay.bias else 0)

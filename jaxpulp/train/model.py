@@ -209,17 +209,14 @@ def zero_params(layers) -> dict:
     out = {}
     for lay in layers:
         Co = lay.out_shape[2]
-        H, W, C = lay.in_shape
         if lay.kind in kinds.WEIGHTED:
-            ws = {"conv": (Co, *lay.kernel, C), "depthwise": (Co, *lay.kernel), "linear": (Co, H * W * C)}[lay.kind]
-            p = dict(w=np.zeros(ws, np.int8), kappa=np.zeros(Co, np.int32), lam=np.zeros(Co, np.int32),
-                     out_mult=np.int32(0), out_shift=np.int32(0))
+            p = dict(w=np.zeros(kinds.weight_shape(lay), np.int8), kappa=np.zeros(Co, np.int32),
+                     lam=np.zeros(Co, np.int32), out_mult=np.int32(0), out_shift=np.int32(0))
             if lay.bias:
                 p["bias"] = np.zeros(Co, np.int32)
             out[lay.name] = p
         elif lay.kind == "add":
-            out[lay.name] = {k: np.int32(0) for k in ("in1_mul", "in1_add", "in1_shift", "in2_mul", "in2_add",
-                                                      "in2_shift", "out_mul", "out_add", "out_shift")}
+            out[lay.name] = {k: np.int32(0) for k in kinds.of(lay).params}
     return out
 
 
@@ -232,9 +229,8 @@ def init_params(model: Model, seed: int = 0, alpha: float = 4.0) -> dict:
     layers, alphas = {}, {}
     for lay in model.layers:
         Co = lay.out_shape[2]
-        H, W, C = lay.in_shape
         if lay.kind in kinds.WEIGHTED:
-            ws = {"conv": (Co, *lay.kernel, C), "depthwise": (Co, *lay.kernel), "linear": (Co, H * W * C)}[lay.kind]
+            ws = kinds.weight_shape(lay)
             fan_in = int(np.prod(ws[1:]))
             p = dict(w=jnp.asarray(rng.normal(0, math.sqrt(2.0 / fan_in), ws), jnp.float32),
                      b=jnp.zeros(Co, jnp.float32))
