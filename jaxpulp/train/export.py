@@ -103,8 +103,7 @@ def to_onnx(net: Network):
                                           kernel_shape=list(lay.kernel), strides=list(lay.stride),
                                           pads=[t, l, b, r]))
         elif lay.kind == "add":
-            a = {k: int(p[k]) for k in ("in1_mul", "in1_add", "in1_shift", "in2_mul", "in2_add", "in2_shift",
-                                        "out_mul", "out_add", "out_shift")}
+            a = {k: int(p[k]) for k in kinds.of(lay).params}
             nodes.append(helper.make_node("Add", list(lay.inputs), [lay.output], name=lay.name, **a,
                                           out_rq=int(lay.requant), out_n_levels=1 << lay.out_type.bits,
                                           out_signed=int(lay.out_type.signed)))
