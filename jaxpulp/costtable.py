@@ -15,10 +15,11 @@ Legend: L layers, V configuration variables, C choices per variable (padded), N 
 * ``evaluate(space, configs)``: cost and memory of ``[B, V]`` configurations (jit-compiled; pure).
 * ``export_lut(table)``: PLiNIO-style per-layer look-up tables (JSON-able dict).
 
-Memory model (bytes): ``weight_bytes`` = sum of packed weight sizes; ``peak_act_bytes`` = the largest live
-input(s) + output of one layer; ``l1_bytes`` = the largest input(s) + output + weights of one layer (it runs
-untiled from L1 if <= ``Cluster.l1_bytes``); the network fits L2 if weight_bytes + peak_act_bytes <=
-``Cluster.l2_bytes``.
+Memory model (bytes): ``weight_bytes`` = sum of packed weight sizes (``kinds.weight_bytes``; the int32 kappa /
+lambda / bias, up to 12 B per output channel whatever the precisions, are not counted: ``report.memory`` adds
+them); ``peak_act_bytes`` = the largest live input(s) + output of one layer; ``l1_bytes`` = the largest input(s) +
+output + weights of one layer (it runs untiled from L1 if <= ``Cluster.l1_bytes``); the network fits L2 if
+weight_bytes + peak_act_bytes <= ``Cluster.l2_bytes``.
 """
 from __future__ import annotations
 
