@@ -172,7 +172,8 @@ def main(argv=None) -> int:
     tf, tq = _epoch_times(model, fparams, ds, layers8, cfg, args.repeats)
     print(f"epoch time (median of {args.repeats}, interleaved): float {tf:.3f} s, QAT {tq:.3f} s, ratio "
           f"{tq / tf:.2f}x (machine load makes absolute times noisy)")
-    out = dict(net=args.net, dataset="digits", seed=args.seed, budget_kb=args.budget_kb, lambda_mem=args.lambda_mem, n_train=len(ds.y_train), n_test=len(ds.y_test),
+    out = dict(net=args.net, dataset="digits", seed=args.seed, budget_kb=args.budget_kb, lambda_mem=args.lambda_mem,
+               n_train=len(ds.y_train), n_test=len(ds.y_test),
                float_epochs=args.float_epochs, search_epochs=args.search_epochs,
                finetune_epochs=args.finetune_epochs, float_acc=float_acc, all8=dict(**acc8, **{
                    k: (v if isinstance(v, (bool, str)) else float(v)) for k, v in cost8.items()}),

@@ -8,7 +8,7 @@ strided 1x1 layers).
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
@@ -16,9 +16,12 @@ from jaxpulp.kernels import config as kc
 from jaxpulp.network import kinds
 from jaxpulp.network.graph import Layer
 
+KernelConfig = (kc.ConvConfig | kc.LinearConfig | kc.MaxPoolConfig | kc.AvgPoolConfig | kc.AddConfig
+                | kc.AddLegacyConfig)
+
 
 class KernelChoice(NamedTuple):
-    cfg: object
+    cfg: KernelConfig
     reason: str
 
 
@@ -96,21 +99,18 @@ def choose_conv(lay: Layer, semantics: str, cluster: Cluster) -> KernelChoice:
     else ``pulp_nn_conv_*``."""
     f = _conv_fields(lay, semantics)
     if lay.kernel == (1, 1) and lay.stride == (1, 1) and lay.pad == (0, 0, 0, 0):
+        from jaxpulp.kernels import pointwise
+
+        cfg = _with_bn_bits(kc.PointwiseConfig(**f), lay)
+        quirk = _pointwise_quirk(cfg, cluster)
         try:
-            from jaxpulp.kernels import pointwise
-        except ImportError:  # pragma: no cover - the family is part of the package
-            pointwise = None
-        if pointwise is not None:
-            cfg = _with_bn_bits(kc.PointwiseConfig(**f), lay)
-            quirk = _pointwise_quirk(cfg, cluster)
-            try:
-                pointwise.check(cfg, cluster)
-            except UnsupportedConfig as e:
-                quirk = f"pointwise is undefined here ({e.rule})"
-            if quirk is None:
-                return KernelChoice(cfg, "1x1, stride 1, no padding: the pointwise kernel (no im2col)")
-            return KernelChoice(_with_bn_bits(kc.ConvConfig(**f), lay), f"1x1 but {quirk}: the conv kernel "
-                                "instead, which computes this layer exactly")
+            pointwise.check(cfg, cluster)
+        except UnsupportedConfig as e:
+            quirk = f"pointwise is undefined here ({e.rule})"
+        if quirk is None:
+            return KernelChoice(cfg, "1x1, stride 1, no padding: the pointwise kernel (no im2col)")
+        return KernelChoice(_with_bn_bits(kc.ConvConfig(**f), lay), f"1x1 but {quirk}: the conv kernel "
+                            "instead, which computes this layer exactly")
     return KernelChoice(_with_bn_bits(kc.ConvConfig(**f), lay), "im2col + 4x2 matmul")
 
 
@@ -121,13 +121,14 @@ def choose_depthwise(lay: Layer, semantics: str, cluster: Cluster) -> KernelChoi
 
 def choose_linear(lay: Layer, semantics: str, cluster: Cluster) -> KernelChoice:
     H, W, C = lay.in_shape
+    assert lay.w_type is not None  # weighted kinds: checked by Layer
     cfg = kc.LinearConfig(lay.in_type, lay.out_type, lay.w_type, N=H * W * C, M=lay.out_shape[2],
                           relu=lay.relu, bn=lay.bn, bias=lay.bias, semantics=semantics)
     return KernelChoice(cfg if lay.out_type.bits == 32 else _with_bn_bits(cfg, lay),
                         "fully connected, neurons over cores")
 
 
-def _pool_fields(lay: Layer, semantics: str) -> dict:
+def _pool_fields(lay: Layer, semantics: str) -> dict[str, Any]:
     H, W, C = lay.in_shape
     Ho, Wo, _ = lay.out_shape
     return dict(in_type=lay.in_type, out_type=lay.out_type, H=H, W=W, C=C, Kh=lay.kernel[0], Kw=lay.kernel[1],
@@ -144,6 +145,7 @@ def choose_avgpool(lay: Layer, semantics: str, cluster: Cluster) -> KernelChoice
 
 def choose_add(lay: Layer, semantics: str, cluster: Cluster) -> KernelChoice:
     H, W, C = lay.in_shape
+    assert lay.in2_type is not None  # add layers: checked by Layer
     return KernelChoice(kc.AddConfig(lay.in_type, lay.in2_type, lay.out_type, H=H, W=W, C=C,
                                      requant=lay.requant, semantics=semantics), "requantising add")
 

@@ -6,7 +6,8 @@ DIR/run.json: the run's settings (a resumed run must match them); DIR/float_para
 DIR/results.jsonl: one row per lambda (configuration; float, fake-quant, integer and bit-exact test accuracy;
 cycles, energy, weight / activation bytes, L1 / L2 fit); DIR/lambda_<x>/: the integerised network (network.npz,
 which ``jaxpulp run`` reads; network.onnx in the DORY dialect; input.txt / out_layerN.txt goldens of the first
-test image, which ``jaxpulp check`` reads); DIR/pareto.png: bit-exact accuracy against cycles (needs matplotlib). Lambdas
+test image, which ``jaxpulp check`` reads); DIR/pareto.png: bit-exact accuracy against cycles (needs matplotlib).
+Lambdas
 already in results.jsonl are skipped.
 """
 from __future__ import annotations
@@ -45,7 +46,7 @@ def _load_tree(path, like):
     leaves, treedef = jax.tree_util.tree_flatten(like)
     with np.load(path) as z:
         got = [z[f"arr_{i}"] for i in range(len(z.files))]
-    if len(got) != len(leaves) or any(a.shape != np.shape(b) for a, b in zip(got, leaves)):
+    if len(got) != len(leaves) or any(a.shape != np.shape(b) for a, b in zip(got, leaves, strict=True)):
         raise JaxpulpError(f"{path}: saved float parameters do not fit this model; delete it or use another --out")
     return jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(a) for a in got])
 
