@@ -2,6 +2,7 @@
 searched configurations cost what the cost tables say; bad data is refused clearly."""
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 pytest.importorskip("optax")
 pytest.importorskip("sklearn")
@@ -9,6 +10,7 @@ pytest.importorskip("sklearn")
 from jaxpulp import costtable  # noqa: E402
 from jaxpulp.errors import JaxpulpError  # noqa: E402
 from jaxpulp.network.execute import run  # noqa: E402
+from jaxpulp.qtypes import QType  # noqa: E402
 from jaxpulp.train import (  # noqa: E402
     data,
     model as M,  # noqa: E402
@@ -65,7 +67,7 @@ def test_packed_path_equals_qat_eval(ds, name, make, bits):
     layers = qat.layers_at(model, prec)
     params = _random_params(model, 1)
     net = qat.integerise(model, params, prec)
-    assert [str(l.out_type) for l in net.layers] == [str(l.out_type) for l in layers]
+    assert [str(la.out_type) for la in net.layers] == [str(la.out_type) for la in layers]
     x = ds.x_test[:48]
     want = np.asarray(qat.integer_logits(model, params, layers, x))
     got = run(net, x).outputs[net.outputs[0]].reshape(48, -1)
@@ -79,6 +81,33 @@ def test_packed_path_equals_qat_eval(ds, name, make, bits):
     ratio = f[nz] / want[nz]
     assert ratio[0] > 0 and np.allclose(ratio, ratio[0], rtol=1e-4)
     assert np.all(np.abs(f[~nz]) <= 1e-4 * np.abs(f).max())
+
+
+def _twn_reference(w2d):
+    """Ternary weights per row by the TWN rule, in plain numpy: threshold 0.7 * mean|w|, pattern sign(w) where
+    |w| is above it, scale = the least-squares scale of that pattern <w, q> / <q, q>."""
+    q = np.where(np.abs(w2d) > 0.7 * np.abs(w2d).mean(axis=1, keepdims=True), np.sign(w2d), 0.0)
+    s = (w2d * q).sum(axis=1) / np.maximum((q * q).sum(axis=1), 1)
+    return q, s
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([(8, 3, 3, 4), (16, 36), (4, 3, 3)]), st.booleans())
+def test_two_bit_weights_are_twn_ternary(seed, shape, per_channel):
+    """i2 weights are {-1, 0, +1} x scale with the TWN threshold (per output channel, or per tensor), both in the
+    integer parameters and in the fake-quantised forward; 4 and 8 bits keep the uniform max|w| grid."""
+    import jax.numpy as jnp
+
+    w = np.random.default_rng(seed).normal(0, 1, shape).astype(np.float32)
+    q, s = M.w_quant(jnp.asarray(w), QType(2, True), per_channel)
+    rows = w.reshape(shape[0], -1) if per_channel else w.reshape(1, -1)
+    q_ref, s_ref = _twn_reference(rows.astype(np.float64))
+    assert np.array_equal(np.asarray(q).reshape(rows.shape), q_ref)
+    np.testing.assert_allclose(np.asarray(s), np.broadcast_to(s_ref, (shape[0],)), rtol=1e-5)
+    fq = np.asarray(M.fq_weight(jnp.asarray(w), QType(2, True), per_channel)).reshape(shape[0], -1)
+    np.testing.assert_allclose(fq, np.asarray(q).reshape(shape[0], -1) * np.asarray(s)[:, None], rtol=1e-6)
+    q4, s4 = M.w_quant(jnp.asarray(w), QType(4, True), per_channel)
+    assert np.abs(np.asarray(q4)).max() == 7 and set(np.unique(np.asarray(q4))) <= set(range(-7, 8))
 
 
 def test_signed_avgpool_refused():
@@ -106,7 +135,7 @@ def test_cli_search_resumable_exact_cost(tmp_path, capsys):
     argv = ["search", "--data", "digits", "--net", "tiny", "--lambdas", "1e-4", "--out", str(out), "--quiet",
             "--float-epochs", "1", "--search-epochs", "1", "--finetune-epochs", "1", "--batch", "128"]
     assert main(argv) == 0
-    rows = [json.loads(l) for l in open(out / "results.jsonl")]
+    rows = [json.loads(la) for la in open(out / "results.jsonl")]
     assert len(rows) == 1
     row = rows[0]
     model = M.named("tiny", (8, 8, 1), 10)
@@ -124,7 +153,7 @@ def test_cli_search_resumable_exact_cost(tmp_path, capsys):
 
         back = load_onnx(str(out / row["onnx"]))
         assert all(c.ok for c in conformance.check(back, str((out / row["onnx"]).parent)))
-    assert [str(l.out_type) for l in net.layers] == [str(l.out_type) for l in sp.space.layers_of(config)]
+    assert [str(la.out_type) for la in net.layers] == [str(la.out_type) for la in sp.space.layers_of(config)]
     assert (out / "pareto.png").exists() or "no matplotlib" in capsys.readouterr().out
     assert main(argv) == 0  # resumed: nothing recomputed
     assert len(open(out / "results.jsonl").read().splitlines()) == 1
@@ -190,10 +219,10 @@ def test_from_network_keeps_topology():
     model = CASES[3][1]()
     net = qat.integerise(model, _random_params(model, 0), _sub(model, 4, 8))
     again = M.from_network(net)
-    assert [(l.name, l.kind, l.inputs, l.in_shape, l.out_shape, str(l.out_type)) for l in again.layers] == \
-        [(l.name, l.kind, l.inputs, l.in_shape, l.out_shape, str(l.out_type)) for l in net.layers]
+    assert [(la.name, la.kind, la.inputs, la.in_shape, la.out_shape, str(la.out_type)) for la in again.layers] == \
+        [(la.name, la.kind, la.inputs, la.in_shape, la.out_shape, str(la.out_type)) for la in net.layers]
     p = M.init_params(again, 0)
-    assert set(p["layers"]) == {l.name for l in net.layers if l.w_type is not None}
+    assert set(p["layers"]) == {la.name for la in net.layers if la.w_type is not None}
     from jaxpulp.network.zoo import mobilenet_v1
 
     mb = M.from_network(mobilenet_v1(alpha=0.25, resolution=32))
@@ -222,15 +251,63 @@ def test_search_loss_contains_cost_terms(ds, gumbel):
     x, y = ds.x_train[:32], ds.y_train[:32]
     key = jax.random.PRNGKey(0) if gumbel else None
     cfg = S.SearchConfig(gumbel=gumbel)
-    grad = lambda lam, c: jax.grad(lambda l: S.search_loss(sp, params, l, x, y, 0.5, lam, c, key)[0])(logits)  # noqa
+    grad = lambda lam, c: jax.grad(lambda la: S.search_loss(sp, params, la, x, y, 0.5, lam, c, key)[0])(logits)  # noqa
     noise = jax.random.gumbel(key, (V, C)) if gumbel else 0.0
-    gc = jax.grad(lambda l: S.expected_cost(sp, surrogate.softmax_probs(sp.st, l + noise, 0.5))["cycles"])(logits)
+    gc = jax.grad(lambda la: S.expected_cost(sp, surrogate.softmax_probs(sp.st, la + noise, 0.5))["cycles"])(logits)
     assert float(jnp.abs(gc).max()) > 0
     np.testing.assert_allclose(np.asarray(grad(1e-3, cfg) - grad(0.0, cfg)), 1e-3 * np.asarray(gc), rtol=1e-2,
                                atol=1e-4 * float(jnp.abs(1e-3 * gc).max()) + 1e-6)
     l0, aux = S.search_loss(sp, params, logits, x, y, 0.5, 0.0, cfg, key)
     l1, _ = S.search_loss(sp, params, logits, x, y, 0.5, 0.0, S.SearchConfig(gumbel=gumbel, budget_bytes=100), key)
     assert float(aux["memory"]) > 100 and float(l1) > float(l0)
+    probs = surrogate.softmax_probs(sp.st, logits + noise, 0.5)
+    e = S.expected_cost(sp, probs)
+    _, aux_w = S.search_loss(sp, params, logits, x, y, 0.5, 0.0, S.SearchConfig(gumbel=gumbel, budget_on="weights"),
+                             key)
+    assert float(aux_w["memory"]) == pytest.approx(float(e["weight_bytes"]), rel=1e-6)
+    assert float(aux["memory"]) == pytest.approx(float(e["memory_bytes"]), rel=1e-6)
+    assert float(e["weight_bytes"]) < float(e["memory_bytes"])
+
+
+def test_hard_budget_repair_lowers_largest_layers():
+    """``repair`` lowers the largest layer's weights first and stops as soon as the budget holds; the result is
+    supported and its exact cost meets the budget; an unreachable budget is refused with the bytes it needs."""
+    model = M.named("small", (8, 8, 1), 10)
+    sp = S.make_space(model)
+    c8 = sp.space.config_of({})
+    w8 = S.exact_cost(sp, c8)["weight_bytes"]
+    assert S.repair(sp, c8, w8, "weights").tolist() == c8.tolist()  # already within: unchanged
+    one = sp.space.types_of(S.repair(sp, c8, w8 - 1, "weights"))
+    changed = {k: v for k, v in one.items() if v != sp.space.types_of(c8)[k]}
+    assert changed == {"conv3.w": "i4"}  # conv3 (16 -> 32 channels, 3x3) holds most of the weights
+    for budget in (w8 // 2, w8 // 3):
+        cfg = S.repair(sp, c8, budget, "weights")
+        cost = S.exact_cost(sp, cfg)
+        assert cost["weight_bytes"] <= budget and cost["supported"]
+        assert all(sp.space.types_of(cfg)[k] == v for k, v in sp.space.types_of(c8).items() if not k.endswith(".w"))
+    m8 = S.exact_cost(sp, c8)["memory_bytes"]
+    cfg = S.repair(sp, c8, m8 - w8 // 2 - 1, "all")  # more than the weights alone can give: activations too
+    assert S.exact_cost(sp, cfg)["memory_bytes"] <= m8 - w8 // 2 - 1
+    with pytest.raises(JaxpulpError, match="hard budget 10 B"):
+        S.repair(sp, c8, 10, "weights")
+    with pytest.raises(JaxpulpError, match="budget_on='flash'"):
+        S.SearchConfig(budget_on="flash")
+
+
+def test_finetune_keeps_best_validation_epoch(ds):
+    """With selection the returned parameters are the epoch with the best integer validation accuracy (what the
+    progress lines report), not the last one's."""
+    model = M.named("tiny", (8, 8, 1), 10)
+    layers = qat.layers_at(model, _sub(model, 4, 2))
+    cfg = S.SearchConfig(batch=128, qat_lr=0.05)
+    msgs = []
+    p = S.finetune(model, M.init_params(model, 0), ds, layers, cfg, epochs=4, progress=msgs.append)
+    accs = [float(m.rsplit(" ", 1)[1]) for m in msgs]
+    got = S.accuracy(qat.integer_logits(model, p, layers, ds.x_val), ds.y_val)
+    assert len(accs) == 4 and got == pytest.approx(max(accs), abs=1e-4)
+    last = S.finetune(model, M.init_params(model, 0), ds, layers, cfg, epochs=4, select=False)
+    assert S.accuracy(qat.integer_logits(model, last, layers, ds.x_val), ds.y_val) == pytest.approx(accs[-1],
+                                                                                                   abs=1e-4)
 
 
 @pytest.mark.parametrize("argv,match", [
