@@ -125,7 +125,8 @@ def test_layers_at_errors():
 
 def test_cli_search_resumable_exact_cost(tmp_path, capsys):
     """``jaxpulp search`` end to end (tiny settings): the row's cost equals costtable.reference_cost of its
-    configuration, the packed path equals the QAT evaluation, a rerun resumes instead of recomputing."""
+    configuration, the packed path equals the QAT evaluation, a rerun resumes instead of recomputing. A hard 1 kB
+    budget on the weights (all-8-bit: 1,384 B) is met by the chosen configuration."""
     import json
 
     from jaxpulp.cli import main
@@ -133,7 +134,8 @@ def test_cli_search_resumable_exact_cost(tmp_path, capsys):
 
     out = tmp_path / "run"
     argv = ["search", "--data", "digits", "--net", "tiny", "--lambdas", "1e-4", "--out", str(out), "--quiet",
-            "--float-epochs", "1", "--search-epochs", "1", "--finetune-epochs", "1", "--batch", "128"]
+            "--float-epochs", "1", "--search-epochs", "1", "--finetune-epochs", "1", "--budget-kb", "1",
+            "--budget-on", "weights", "--hard-budget", "--batch", "128"]
     assert main(argv) == 0
     rows = [json.loads(la) for la in open(out / "results.jsonl")]
     assert len(rows) == 1
@@ -146,6 +148,7 @@ def test_cli_search_resumable_exact_cost(tmp_path, capsys):
     assert row["activation_bytes"] == ref["peak_act_bytes"] and row["l2_fit"] == ref["l2_fit"]
     assert row["energy_pj"] == pytest.approx(ref["energy_pj"], rel=1e-6)
     assert row["bitexact_equals_qat_eval"] and row["bitexact_acc"] == row["integer_acc"]
+    assert row["weight_bytes"] <= 1024 and row["budget_fit"] and row["budget_on"] == "weights"
     net = store.load(str(out / row["network"]))
     if row.get("onnx"):  # exported in the DORY dialect, with goldens the packed path reproduces
         from jaxpulp.network import conformance
@@ -315,6 +318,7 @@ def test_finetune_keeps_best_validation_epoch(ds):
     (["--data", "missing.npz"], "--data 'missing.npz'"),
     (["--lambdas", "1e-4,x"], "--lambdas"),
     (["--budget-kb", "0"], "--budget-kb"),
+    (["--budget-on", "flash"], "--budget-on"),
 ])
 def test_cli_search_errors(tmp_path, capsys, argv, match):
     """Bad arguments: one line on stderr, exit 2, and no output folder left behind."""
