@@ -362,8 +362,9 @@ def bit_exact_logits(net, x) -> np.ndarray:
     return out.reshape(out.shape[0], -1)
 
 
-def evaluate(model: M.Model, params, layers: tuple, x, y) -> dict:
-    """float, fake-quant, integer (value path = QAT eval forward) and bit-exact (packed path) accuracies."""
+def evaluate(model: M.Model, params, layers: tuple, x, y) -> tuple:
+    """(accuracies, integerised network): float, fake-quant, integer (value path = QAT eval forward) and bit-exact
+    (packed path) accuracies."""
     net = qat.integerise(model, params, _precisions_of(model, layers))
     be = bit_exact_logits(net, x)
     ints = np.asarray(qat.integer_logits(model, params, layers, x))
