@@ -9,7 +9,8 @@ Prints tables and writes ``benchmarks/results/fidelity.json``:
    on 8 cores, 16 peak);
 4. the 27 permutations on 8 cores / 1 core / Cortex-M7, and the GAP-8 vs STM32H7 ratios (CF'20: 21-25x
    faster, 15-21x more energy efficient);
-5. external data (tests/data/external, a copy of shared/external_testcases): per-layer 1.0-MobileNetV1-128 on a GAP-8 board (DORY, 100 MHz)
+5. external data (tests/data/external, a copy of shared/external_testcases): per-layer 1.0-MobileNetV1-128 on a GAP-8
+   board (DORY, 100 MHz)
    and whole-network MAC/cycle on GVSoC (dory_examples), with the error per row and the MAPE. Those
    measurements include DMA transfers and tiling (L3 -> L2 -> L1), which the model leaves out: for layers
    whose tiles stream from L3 the model must be optimistic.
@@ -20,7 +21,8 @@ Prints tables and writes ``benchmarks/results/fidelity.json``:
 
 External data is read from the bundled copy tests/data/external unless ``--external DIR`` is given.
 
-Usage: ``python benchmarks/fidelity.py [--external tests/data/external] [--out benchmarks/results/fidelity.json] [--png]``
+Usage: ``python benchmarks/fidelity.py [--external tests/data/external] [--out benchmarks/results/fidelity.json]
+    [--png]``
 """
 from __future__ import annotations
 
@@ -191,7 +193,7 @@ def mobilenet_v1_128(bits=8):
     names = [("DwConv1", "PwConv2"), ("DwConv2", "PwConv3"), ("DwConv3", "PwConv4"), ("DwConv4", "PwConv5"),
              ("DwConv5", "PwConv6"), ("DwConv6", "PwConv7"), ("DwConv7-11", "PwConv8-12"), ("DwConv12", "PwConv13"),
              ("DwConv13", "PwConv14")]
-    for (h, ci, co, s), (dn, pn) in zip(blocks, names):
+    for (h, ci, co, s), (dn, pn) in zip(blocks, names, strict=True):
         pad = (1, 1, 1, 1) if s == 1 else (0, 1, 0, 1)
         dw = kc.DepthwiseConfig(a, a, w, H=h, W=h, Ci=ci, Co=ci, stride=(s, s), pad=pad)
         L[dn] = dw
@@ -272,28 +274,42 @@ def _read_network_csv(path):
     head = lines[0].split(",")
     for ln in lines[1:]:
         name, *rest = ln.rsplit(",", len(head) - 1)
-        rows.append(dict(zip(head, [name, *rest])))
+        rows.append(dict(zip(head, [name, *rest], strict=True)))
     return rows
 
 
-def dory_networks(path, ext, deploy_target=None):
+# --Bn_Relu_Bits of each network in dory_examples' regression_test_TO_UPDATE.sh (@60dd66b; MobileNetV1 takes
+# network_generate.py's default, 32): DORY's 8-bit flow copies pulp-nn/32bit or pulp-nn/64bit for the whole network
+BN_RELU_BITS = {"MobilenetV1 (NEMO MV1-128)": 32, "Residual_connection_test_1": 32, "dscnn_test": 64,
+                "MobilenetV1_4bits (Quantlab mnv1_4b4b_fixed, BNRelu 64-bit)": 64}
+
+
+def gvsoc_flavour(name, flavour="dory-gap8"):
+    """The deployment flavour of one dory_examples GVSoC network: ``flavour`` with the network's BN tree (the
+    registered ``dory-gap8-bn32`` / ``-bn64`` when ``flavour`` is ``dory-gap8``)."""
+    import dataclasses
+
+    from jaxpulp.deploy import get_flavour
+
+    bits = BN_RELU_BITS.get(name)
+    if flavour == "dory-gap8" and bits:
+        return get_flavour(f"dory-gap8-bn{bits}")
+    return dataclasses.replace(get_flavour(flavour), bn_bits=bits)
+
+
+def dory_networks(path, ext, deploy_target=None, flavour="dory-gap8"):
     rows = _read_network_csv(path)
     ex = os.path.join(ext, "dory_examples")
     nets = {
         "MobilenetV1 (NEMO MV1-128)": lambda: list(mobilenet_v1_128(8).values()),
-        "MobilenetV1_4bits (Quantlab mnv1_4b4b_fixed, BNRelu 64-bit)": lambda: [
-            c.replace(bn_bits=64) if hasattr(c, "bn_bits") else c for c in mobilenet_v1_128(4).values()],
+        MV1_4BIT: lambda: mobilenet_v1_075_224_4bit(),  # j14b: the network the row measured
         "Residual_connection_test_1": lambda: onnx_layers(os.path.join(ex, "nemo_residual_test_1", "model_int.onnx")),
         "dscnn_test": lambda: onnx_layers(os.path.join(ex, "nemo_dscnn_test", "model_int.onnx")),
     }
     notes = {
         "MobilenetV1 (NEMO MV1-128)": "architecture assumed = 1.0-MobileNetV1-128 (7 x DwConv/PwConv 8-12 "
                                       "repeats: 5); incl. L3 weight streaming",
-        "MobilenetV1_4bits (Quantlab mnv1_4b4b_fixed, BNRelu 64-bit)": "assumed 1.0-MobileNetV1-128 with 4-bit "
-                                                                      "weights/activations (8-bit image), the "
-                                                                      "64-bit BN tree (first-order epilogue "
-                                                                      "count); DORY's 4-bit kernel flavour not "
-                                                                      "modelled",
+        MV1_4BIT: MV1_4BIT_NOTE,
         "Residual_connection_test_1": "layers imported from model_int.onnx (jaxpulp.network)",
         "dscnn_test": "layers imported from model_int.onnx (jaxpulp.network)",
     }
@@ -306,17 +322,20 @@ def dory_networks(path, ext, deploy_target=None):
                         "notes": "no network definition in the pack"})
             continue
         layers = nets[name]()
-        if name.startswith("MobilenetV1"):  # DwConv7-11 / PwConv8-12 are 5 layers each
+        if name == "MobilenetV1 (NEMO MV1-128)":  # DwConv7-11 / PwConv8-12 are 5 layers each
             layers = layers + [layers[13], layers[14]] * 4
         macs, cycles = network_mpc(layers)
         pred = macs / cycles
         dep = {}
         if deploy_target is not None:
-            from jaxpulp.deploy import network_latency
+            from jaxpulp.deploy import get_flavour, network_latency
 
-            nl = network_latency(layers, deploy_target)
+            # the 4-bit row runs DORY's mixed-sw flavour (ROW_FLAVOUR); every other row dory-gap8 with its BN tree
+            fl = get_flavour(ROW_FLAVOUR[name]) if name in ROW_FLAVOUR else gvsoc_flavour(name, flavour)
+            nl = network_latency(layers, deploy_target, fl)
             dpred = nl.macs / nl.total
             dep = {"deployed_mpc": dpred, "deployed_error_pct": 100.0 * (dpred - meas) / meas,
+                   "flavour": fl.name, "bn_bits": fl.bn_bits,
                    "deployed_cycles": nl.total, "kernel_cycles_deploy_target": nl.kernel_only,
                    "bound": {b: sum(1 for x in nl.layers if x.bound == b) for b in ("compute", "transfer", "L3")}}
         out.append({"network": name, "measured_mpc": meas, "predicted_mpc": pred, **dep,
@@ -331,7 +350,7 @@ def board_deployed(path, target, flavour="dory-gap8"):
 
     layers = mobilenet_v1_128(8)
     rows = _read_csv(path)  # in network order, so each layer knows whether the previous one streamed from L3
-    return list(zip(rows, network_latency([layers[r["layer"]] for r in rows], target, flavour).layers))
+    return list(zip(rows, network_latency([layers[r["layer"]] for r in rows], target, flavour).layers, strict=True))
 
 
 def _errors(pairs):
@@ -349,7 +368,10 @@ L3_GRID = (0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0, 3.3)  # B/cycle; 3.3 = the Hyper
 
 def deployed_section(ext):
     """Section 6: the deployment model against the board rows and the GVSoC networks."""
+    import dataclasses
+
     from jaxpulp.deploy import get_target
+    from jaxpulp.deploy.flavour import DORY_GAP8
 
     path = os.path.join(ext, "dory_gap8_mobilenetv1_128_8bit_per_layer.csv")
     board = get_target("gap8-board")
@@ -368,7 +390,7 @@ def deployed_section(ext):
     print(f"  {'layer':11s} {'meas':>9} {'kernel':>9} {'err%':>7} {'deployed':>9} {'err%':>7} {'LOO%':>7} "
           f"{'DMA in':>8} {'DMA out':>8} {'L3':>8}  tile / bound")
     rows = []
-    for (r, d), lo in zip(pairs, loo):
+    for (r, d), lo in zip(pairs, loo, strict=True):
         m = int(r["cycles"])
         ek, ed = 100.0 * (d.kernel_whole - m) / m, 100.0 * (d.total - m) / m
         print(f"  {r['layer']:11s} {m:>9} {d.kernel_whole:>9} {ek:+7.1f} {d.total:>9} {ed:+7.1f} "
@@ -392,10 +414,16 @@ def deployed_section(ext):
     no_rows = board_deployed(path, board.replace(dma_row_latency_cycles=0))
     print(f"  without the L2-read limit on 2-D rows (1-byte rows at 1/cycle): per-layer MAPE "
           f"{mape(_errors(no_rows)):.1f}%, whole {_whole_err(no_rows):+.1f}%")
-    from jaxpulp.deploy.flavour import DORY_GAP8
-    mixed_k = board_deployed(path, board, DORY_GAP8.__class__(**{**DORY_GAP8.__dict__, "dory_kernels": False}))
+    mixed_k = board_deployed(path, board, dataclasses.replace(DORY_GAP8, dory_kernels=False))
     print(f"  dory-gap8 with pulp-nn-mixed depthwise / avgpool counts instead of pulp-nn's: per-layer MAPE "
           f"{mape(_errors(mixed_k)):.1f}%, whole {_whole_err(mixed_k):+.1f}%")
+    switches = {"lto": False, "conv_split": "mixed", "dw_input_waits": False, "dma_3d": "row"}
+    sens = {}
+    for k, v in switches.items():
+        pr = board_deployed(path, board, dataclasses.replace(DORY_GAP8, **{k: v}))
+        sens[k] = (mape(_errors(pr)), _whole_err(pr))
+        print(f"  dory-gap8 with {k}={v!r}: per-layer MAPE {sens[k][0]:.1f}%, whole {sens[k][1]:+.1f}%")
+    out["board_switches_off"] = {k: {"mape": m, "whole_pct": w, "value": switches[k]} for k, (m, w) in sens.items()}
     out["board_sensitivity"] = {"mape_no_row_limit": mape(_errors(no_rows)), "whole_no_row_limit_pct":
                                 _whole_err(no_rows), "mape_mixed_kernel_counts": mape(_errors(mixed_k)),
                                 "whole_mixed_kernel_counts_pct": _whole_err(mixed_k)}
@@ -403,16 +431,17 @@ def deployed_section(ext):
                     "whole_deployed_pct": wd, "l3_rate_used": board.l3_bytes_per_cycle, "l3_rate_best_all": fit_bw,
                     "loo": loo, "mape_flavour_pulp_nn_mixed": mape(_errors(fl)),
                     "mape_dory_tiler": mape(_errors(dory_t)), "whole_dory_tiler_pct": _whole_err(dory_t)}
+    print(f"  flavour: {DORY_GAP8.name} ({DORY_GAP8.description})")
     print("\n== 6b. Whole networks on GAP-8 GVSoC: deployed (gap8-gvsoc: double-buffered, documented constants, "
-          "nothing fitted) vs kernel-only ==")
+          "nothing fitted; flavour dory-gap8 with each network's --Bn_Relu_Bits) vs kernel-only ==")
     nets = dory_networks(os.path.join(ext, "dory_examples_gvsoc_network_mac_per_cycle.csv"), ext,
                          get_target("gap8-gvsoc"))
-    print(f"  {'network':58s} {'meas':>6} {'kernel':>6} {'err%':>7} {'deploy':>6} {'err%':>7}")
+    print(f"  {'network':58s} {'meas':>6} {'kernel':>6} {'err%':>7} {'deploy':>6} {'err%':>7}  flavour")
     for r in nets:
         if r["predicted_mpc"] is None:
             continue
         print(f"  {r['network'][:58]:58s} {r['measured_mpc']:6.2f} {r['predicted_mpc']:6.2f} {r['error_pct']:+7.1f} "
-              f"{r['deployed_mpc']:6.2f} {r['deployed_error_pct']:+7.1f}")
+              f"{r['deployed_mpc']:6.2f} {r['deployed_error_pct']:+7.1f}  {r['flavour']}")
     e8 = [r for r in nets if r["predicted_mpc"] is not None and "4bits" not in r["network"]]
     m8k, m8d = mape([r["error_pct"] for r in e8]), mape([r["deployed_error_pct"] for r in e8])
     r4 = [r for r in nets if "4bits" in r["network"]]
@@ -422,10 +451,77 @@ def deployed_section(ext):
     print(f"  8-bit networks MAPE: kernel-only {m8k:.1f}% | deployed {m8d:.1f}%; 4-bit MobileNetV1: kernel-only "
           f"{r4[0]['error_pct']:+.1f}% | deployed {r4[0]['deployed_error_pct']:+.1f}%; 8 vs 4-bit ordering right: "
           f"{order}")
-    out["gvsoc"] = {"rows": nets, "mape8_kernel": m8k, "mape8_deployed": m8d,
+    gsens = {}
+    for k, v in switches.items():
+        alt = dataclasses.replace(DORY_GAP8, name=f"dory-gap8 {k}={v}", **{k: v})
+        ns = [r for r in dory_networks(os.path.join(ext, "dory_examples_gvsoc_network_mac_per_cycle.csv"), ext,
+                                       get_target("gap8-gvsoc"), alt)
+              if r["predicted_mpc"] is not None and "4bits" not in r["network"]]
+        gsens[k] = mape([r["deployed_error_pct"] for r in ns])
+        print(f"  dory-gap8 with {k}={v!r}: 8-bit MAPE {gsens[k]:.1f}% ("
+              + " / ".join(f"{r['deployed_error_pct']:+.1f}" for r in ns) + ")")
+    out["gvsoc_switches_off"] = gsens
+    mv1_4bit = mv1_4bit_section(r4[0])
+    out["gvsoc"] = {"rows": nets, "mape8_kernel": m8k, "mape8_deployed": m8d, "mv1_4bit": mv1_4bit,
                     "mv1_4bit_kernel_pct": r4[0]["error_pct"], "mv1_4bit_deployed_pct": r4[0]["deployed_error_pct"],
                     "ordering_8_vs_4_right": order}
     return out
+
+
+# --- issue 14, the 4-bit GVSoC row (j14b): the network DORY built and DORY's mixed-sw flavour ---------------------
+# The regression line of the row (dory_examples 60dd66b regression_test_TO_UPDATE.sh) builds
+# examples/Quantlab_examples/mnv1_4b4b_fixed; that folder was added in dory_examples ec6ef07 (the commit DORY
+# d046edd pins). Its golden activations give the topology: input [224, 224, 4] (8 bit), "pilot" conv 24 ch at
+# 112x112, then features.0-12 = 13 depthwise / pointwise pairs 24-48-96-96-192-192-384 (x6)-768-768 at 112, 56,
+# 28, 14, 7 (a 0.75-MobileNetV1-224), 4-bit activations (0..15), then the average pool and a 1000-way FC with
+# int32 output: 29 layers. Weights 4 bit ("4b4b"), BNRelu 64 bit (the regression's --Bn_Relu_Bits 64).
+MV1_4BIT = "MobilenetV1_4bits (Quantlab mnv1_4b4b_fixed, BNRelu 64-bit)"
+MV1_4BIT_NOTE = ("0.75-MobileNetV1-224, 4-bit weights / activations, 8-bit 4-channel image, 64-bit BN "
+                 "(dory_examples ec6ef07 mnv1_4b4b_fixed goldens); deployed with DORY's mixed-sw flavour "
+                 "(pulp-nn-mixed 7e9c4b0b, noinline unpack calls)")
+ROW_FLAVOUR = {MV1_4BIT: "dory-mixed-sw"}  # every other row: dory-gap8
+
+
+def mobilenet_v1_075_224_4bit():
+    """The 29 layers of the 4-bit GVSoC row (see above): PyTorch padding 1 on every 3x3 layer."""
+    a, w = "u4", "i4"
+    layers = [kc.ConvConfig("u8", a, w, H=224, W=224, Ci=4, Co=24, stride=(2, 2), pad=(1, 1, 1, 1), bn_bits=64)]
+    h, ci = 112, 24
+    for co, s in [(48, 1), (96, 2), (96, 1), (192, 2), (192, 1), (384, 2)] + [(384, 1)] * 5 + [(768, 2), (768, 1)]:
+        dw = kc.DepthwiseConfig(a, a, w, H=h, W=h, Ci=ci, Co=ci, stride=(s, s), pad=(1, 1, 1, 1), bn_bits=64)
+        layers += [dw, kc.PointwiseConfig(a, a, w, H=dw.Ho, W=dw.Wo, Ci=ci, Co=co, bn_bits=64)]
+        h, ci = dw.Ho, co
+    layers.append(kc.AvgPoolConfig(a, a, H=7, W=7, C=768, Kh=7, Kw=7, stride=(7, 7)))
+    layers.append(kc.LinearConfig(a, "i32", w, N=768, M=1000, relu=0, bn=0))
+    return layers
+
+
+def mv1_4bit_section(row):
+    """The 4-bit row in detail: the mixed-sw flavour with and without its MatMul spills, the dory-gap8 flavour
+    on the same network, and where the cycles go."""
+    import dataclasses
+
+    from jaxpulp.deploy import get_target, network_latency
+    from jaxpulp.deploy.flavour import DORY_MIXED_SW
+
+    meas = row["measured_mpc"]
+    layers = mobilenet_v1_075_224_4bit()
+    t = get_target("gap8-gvsoc")
+    err = {}
+    for label, fl in (("dory-mixed-sw", DORY_MIXED_SW),
+                      ("dory-mixed-sw, spill-free", dataclasses.replace(DORY_MIXED_SW, mixed_sw_spills=False)),
+                      ("dory-gap8 (current pulp-nn-mixed counts)", "dory-gap8")):
+        nl = network_latency(layers, t, fl)
+        err[label] = 100.0 * (nl.macs / nl.total - meas) / meas
+        if label == "dory-mixed-sw":
+            fam = {}
+            for c, d in zip(layers, nl.layers, strict=True):
+                fam[c.family] = fam.get(c.family, 0) + d.total
+    print(f"  4-bit row ({MV1_4BIT_NOTE}):")
+    print("   " + "; ".join(f"{k}: {v:+.1f}%" for k, v in err.items()))
+    print("   deployed cycles by family (dory-mixed-sw): " + ", ".join(
+        f"{k} {100.0 * v / sum(fam.values()):.0f}%" for k, v in fam.items()))
+    return {"errors_pct": err, "cycles_by_family": fam}
 
 
 def mape(errors):

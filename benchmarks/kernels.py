@@ -13,6 +13,7 @@ and prints ratio = packed rate / baseline rate. Results go to JSON.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import os
@@ -75,7 +76,7 @@ def bench_conv(batch: int, reps: int, quick: bool):
                              lam=rng.integers(-4096, 4096, cfg.Co).astype(np.int32), out_shift=12)
         xw = jnp.asarray(np.stack([packing.pack_hwc(xi, cfg.in_type) for xi in x]))
         ww = jnp.asarray(packing.pack(w, cfg.w_type))
-        t = best_time(lambda: conv.run(xw, ww, params, cfg=cfg), reps)
+        t = best_time(functools.partial(conv.run, xw, ww, params, cfg=cfg), reps)
         macs = cfg.macs * batch
         base = gemm_rate(batch * cfg.Ho * cfg.Wo, cfg.K, cfg.Co, reps)
         t0 = time.perf_counter()
@@ -126,9 +127,9 @@ def bench_pointwise(batch: int, reps: int, quick: bool):
         params = _params_conv(rng, cfg.Co)
         xw = jnp.asarray(packing.pack_hwc(x, cfg.in_type))
         ww = jnp.asarray(packing.pack(w, cfg.w_type))
-        t = best_time(lambda: pointwise.run(xw, ww, params, cfg=cfg), reps)
+        t = best_time(functools.partial(pointwise.run, xw, ww, params, cfg=cfg), reps)
         base = gemm_rate(batch * cfg.H * cfg.W, cfg.Ci, cfg.Co, reps)
-        twin = _twin_rate(lambda: pointwise.reference(x[0], w, params, cfg), cfg.macs)
+        twin = _twin_rate(lambda x=x, w=w, params=params, cfg=cfg: pointwise.reference(x[0], w, params, cfg), cfg.macs)
         rows.append(_row("pointwise", cfg.c_name, "16x16x64_to_64", batch, cfg.macs * batch, t, base,
                          "f32 GEMM (M=batch*H*W, K=Ci, N=Co)", twin))
     return rows
@@ -155,9 +156,9 @@ def bench_depthwise(batch: int, reps: int, quick: bool):
         params = depthwise.Params(kappa=rng.integers(1, 32, cfg.Co).astype(np.int32),
                                   lam=rng.integers(-4096, 4096, cfg.Co).astype(np.int32), out_shift=8)
         xw, ww = (jnp.asarray(a) for a in depthwise.pack_inputs(x, w, cfg))
-        t = best_time(lambda: depthwise.run(xw, ww, params, cfg=cfg), reps)
+        t = best_time(functools.partial(depthwise.run, xw, ww, params, cfg=cfg), reps)
         base = depthwise_f32_rate(batch, cfg.H, cfg.W, cfg.Co, 3, reps)
-        twin = _twin_rate(lambda: depthwise.reference(x[0], w, params, cfg), cfg.macs)
+        twin = _twin_rate(lambda x=x, w=w, params=params, cfg=cfg: depthwise.reference(x[0], w, params, cfg), cfg.macs)
         rows.append(_row("depthwise", cfg.c_name, "32x32x64_3x3", batch, cfg.macs * batch, t, base,
                          "f32 depthwise conv (lax, feature_group_count=C)", twin))
     return rows
@@ -179,9 +180,9 @@ def bench_linear(batch: int, reps: int, quick: bool):
             params = linear.Params()
         xw = jnp.asarray(np.stack([packing.pack(xi, cfg.in_type) for xi in x]))
         ww = jnp.asarray(packing.pack(w, cfg.w_type))
-        t = best_time(lambda: linear.run(xw, ww, params, cfg=cfg), reps)
+        t = best_time(functools.partial(linear.run, xw, ww, params, cfg=cfg), reps)
         base = gemm_rate(batch, cfg.N, cfg.M, reps)
-        twin = _twin_rate(lambda: linear.reference(x[0], w, params, cfg), cfg.macs)
+        twin = _twin_rate(lambda x=x, w=w, params=params, cfg=cfg: linear.reference(x[0], w, params, cfg), cfg.macs)
         rows.append(_row("linear", cfg.c_name, "1024_to_256", batch, cfg.macs * batch, t, base,
                          "f32 GEMM (M=batch, K=N, N=M)", twin))
     return rows
@@ -208,10 +209,10 @@ def bench_pool(batch: int, reps: int, quick: bool):
         x = _rand(rng, cfg.in_type, (batch, cfg.H, cfg.W, cfg.C))
         params = None if kind == "max" else pool.AvgPoolParams()
         xw = jnp.asarray(packing.pack_hwc(x, cfg.in_type))
-        t = best_time(lambda: pool.run(xw, params, cfg=cfg), reps)
+        t = best_time(functools.partial(pool.run, xw, params, cfg=cfg), reps)
         n = cfg.H * cfg.W * cfg.C
         base = pool_f32_rate(batch, cfg.H, cfg.W, cfg.C, 2, reps, kind)
-        twin = _twin_rate(lambda: pool.reference(x[0], params, cfg), n)
+        twin = _twin_rate(lambda x=x, params=params, cfg=cfg: pool.reference(x[0], params, cfg), n)
         rows.append(_row(f"{kind}pool", cfg.c_name, "32x32x64_2x2s2", batch, n * batch, t, base,
                          f"f32 reduce_window {kind} (same input)", twin, unit="elems"))
     return rows
@@ -229,10 +230,10 @@ def bench_add(batch: int, reps: int, quick: bool):
         params = add.Params(in1_mul=3, in1_shift=2, in2_mul=5, in2_shift=3, out_mul=1, out_shift=1)
         w1 = jnp.asarray(packing.pack_hwc(x1, cfg.in1_type))
         w2 = jnp.asarray(packing.pack_hwc(x2, cfg.in2_type))
-        t = best_time(lambda: add.run(w1, w2, params, cfg=cfg), reps)
+        t = best_time(functools.partial(add.run, w1, w2, params, cfg=cfg), reps)
         n = cfg.H * cfg.W * cfg.C
         base = elementwise_rate(batch * n, reps)
-        twin = _twin_rate(lambda: add.reference(x1[0], x2[0], params, cfg), n)
+        twin = _twin_rate(lambda x1=x1, x2=x2, params=params, cfg=cfg: add.reference(x1[0], x2[0], params, cfg), n)
         rows.append(_row("add", cfg.c_name, "32x32x64", batch, n * batch, t, base, "f32 a*1.5+2 (same size)", twin,
                          unit="elems"))
     return rows

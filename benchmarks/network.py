@@ -19,6 +19,7 @@ Timings on a shared machine are noisy: compare ratios within one run.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -77,19 +78,19 @@ def float_forward(net):
         for lay in layers:
             p = params[lay.name]
             a = env[lay.inputs[0]]
-            t, b, l, r = lay.pad if lay.kind != "add" and lay.kind != "linear" else (0, 0, 0, 0)
+            t, b, left, r = lay.pad if lay.kind != "add" and lay.kind != "linear" else (0, 0, 0, 0)
             if lay.kind in ("conv", "depthwise"):
-                y = jax.lax.conv_general_dilated(a, p["w"], lay.stride, ((t, b), (l, r)),
+                y = jax.lax.conv_general_dilated(a, p["w"], lay.stride, ((t, b), (left, r)),
                                                  dimension_numbers=("NHWC", "HWIO", "NHWC"),
                                                  feature_group_count=a.shape[-1] if lay.kind == "depthwise" else 1)
             elif lay.kind == "linear":
                 y = (a.reshape(a.shape[0], -1) @ p["w"]).reshape((-1, 1, 1, lay.out_shape[2]))
             elif lay.kind == "maxpool":
                 y = jax.lax.reduce_window(a, -jnp.inf, jax.lax.max, (1,) + lay.kernel + (1,), (1,) + lay.stride + (1,),
-                                          ((0, 0), (t, b), (l, r), (0, 0)))
+                                          ((0, 0), (t, b), (left, r), (0, 0)))
             elif lay.kind == "avgpool":
                 y = jax.lax.reduce_window(a, 0.0, jax.lax.add, (1,) + lay.kernel + (1,), (1,) + lay.stride + (1,),
-                                          ((0, 0), (t, b), (l, r), (0, 0))) / (lay.kernel[0] * lay.kernel[1])
+                                          ((0, 0), (t, b), (left, r), (0, 0))) / (lay.kernel[0] * lay.kernel[1])
             else:  # add
                 y = a + env[lay.inputs[1]]
             if "scale" in p:
@@ -231,18 +232,18 @@ def profile(net, x, reps: int):
         f1, p1 = float_forward(one)
         xf = jnp.asarray(ins[lay.inputs[0]], jnp.float32)
         if lay.kind == "add":
-            fl = jax.jit(lambda a, b: jnp.clip(a + b, float(lay.out_type.lo), float(lay.out_type.hi)))
+            lo, hi = float(lay.out_type.lo), float(lay.out_type.hi)
+            fl = jax.jit(lambda a, b, lo=lo, hi=hi: jnp.clip(a + b, lo, hi))
             xf2 = jnp.asarray(ins[lay.inputs[1]], jnp.float32)
-            t_f = _time_median(lambda: fl(xf, xf2), reps)
+            t_f = _time_median(functools.partial(fl, xf, xf2), reps)
         else:
-            t_f = _time_median(lambda: f1(p1, xf), reps)
+            t_f = _time_median(functools.partial(f1, p1, xf), reps)
         words = {n: jnp.asarray(packing.pack_hwc(ins[n], types[n][1])) for n in lay.inputs}
-        t_p = _time_median(lambda: execute._packed_layers_jit(words, (prep_p[k],), layers=(lay,), cfgs=(cfg_l[k],),
-                                                           want=(lay.output,), cluster=execute.GAP8), reps)
+        t_p = _time_median(functools.partial(execute._packed_layers_jit, words, (prep_p[k],), layers=(lay,),
+                                             cfgs=(cfg_l[k],), want=(lay.output,), cluster=execute.GAP8), reps)
         vals = {n: jnp.asarray(ins[n], jnp.int32) for n in lay.inputs}
-        t_v = _time_median(lambda: execute._values_forward_jit(vals, (prep_v[k],), acts, layers=(lay,),
-                                                               cfgs=(cfg_i[k],), want=(lay.output,),
-                                                               cluster=execute.GAP8), reps)
+        t_v = _time_median(functools.partial(execute._values_forward_jit, vals, (prep_v[k],), acts, layers=(lay,),
+                                             cfgs=(cfg_i[k],), want=(lay.output,), cluster=execute.GAP8), reps)
         rows.append(dict(network=net.name, layer=lay.name, kind=lay.kind, in_shape=lay.in_shape,
                          out_shape=lay.out_shape, kernel=lay.kernel, stride=lay.stride, macs=lay.macs, batch=B,
                          float32_ms=1e3 * t_f, packed_ms=1e3 * t_p, values_ms=1e3 * t_v))

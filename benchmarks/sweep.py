@@ -125,8 +125,8 @@ def bench_metric(net, space, n_cfg: int, n_in: int, reps: int) -> dict:
 def bench_surrogate(space, reps: int) -> dict:
     st = surrogate.surrogate_tables(space)
     logits = jax.random.normal(jax.random.PRNGKey(0), st.valid.shape)
-    val = jax.jit(lambda l: surrogate.expected_cost_from_logits(st, l)["cycles"])
-    vg = jax.jit(jax.value_and_grad(lambda l: surrogate.expected_cost_from_logits(st, l)["cycles"]))
+    val = jax.jit(lambda logits: surrogate.expected_cost_from_logits(st, logits)["cycles"])
+    vg = jax.jit(jax.value_and_grad(lambda logits: surrogate.expected_cost_from_logits(st, logits)["cycles"]))
     t_val = best_time(lambda: val(logits), reps)
     t_vg = best_time(lambda: vg(logits), reps)
     n = int(np.asarray(st.valid).sum())

@@ -20,6 +20,7 @@ import numpy as np
 
 import jaxpulp
 from jaxpulp._io import check_output_path, int_arg
+from jaxpulp.qtypes import QType
 
 
 def _cmd_kernels(args) -> int:
@@ -59,7 +60,7 @@ def _cmd_demo(args) -> int:
     print(f"{'kernel':<24} {'first output bytes':<26} {'ms/batch':>9} {'emulated MMAC/s':>16}  twin")
     for it, ot, wt in (("u8", "u8", "i8"), ("u4", "u4", "i4"), ("u2", "u2", "i2"), ("u8", "u4", "i2"),
                        ("i8", "i8", "i8")):
-        cfg = conv.Config(it, ot, wt, **layer)
+        cfg = conv.Config(QType.parse(it), QType.parse(ot), QType.parse(wt), **layer)
         x = rng.integers(cfg.in_type.lo, cfg.in_type.hi + 1, (args.batch, cfg.H, cfg.W, cfg.Ci))
         w = rng.integers(cfg.w_type.lo, cfg.w_type.hi + 1, (cfg.Co, cfg.Kh, cfg.Kw, cfg.Ci))
         shift = cfg.in_type.bits + cfg.w_type.bits + 7 - cfg.out_type.bits

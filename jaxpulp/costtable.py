@@ -270,7 +270,7 @@ class ConfigSpace:
 
     def types_of(self, config) -> dict:
         """Variable name -> type string of one configuration ``[V]``."""
-        return {v.name: str(v.choices[int(i)]) for v, i in zip(self.variables, np.asarray(config))}
+        return {v.name: str(v.choices[int(i)]) for v, i in zip(self.variables, np.asarray(config), strict=True)}
 
     def config_of(self, types: dict) -> np.ndarray:
         """The configuration ``[V]`` of ``types`` (variable name -> type; unnamed variables take choice 0)."""
@@ -319,7 +319,7 @@ def _groups(table: CostTable, tie_pools: bool = True) -> list:
     for lay in table.layers:
         if lay.kind == "maxpool" or (tie_pools and lay.kind == "avgpool" and not lay.requant):
             parent[find(lay.output)] = find(lay.inputs[0])
-    groups = {}
+    groups: dict = {}
     for t in order:
         groups.setdefault(find(t), []).append(t)
     return list(groups.values())
@@ -359,6 +359,7 @@ def config_space(table: CostTable, *, act_types=None, weight_types=None, free_in
         head = group[0]
         name = head
         pinned = [fixed[t] for t in group if t in fixed]
+        choices: tuple
         if pinned:
             choices = (pinned[0],)
         elif (head == table.input_name and not free_input) or orig[head].bits == 32:
@@ -433,7 +434,7 @@ def _prune(table, variables, slot_vars):
                 keep = sub.any(axis=tuple(a for a in range(3) if a != s))
                 if not keep.all():
                     var = variables[v]
-                    choices = tuple(c for c, k in zip(var.choices, keep) if k)
+                    choices = tuple(c for c, k in zip(var.choices, keep, strict=True) if k)
                     if not choices:
                         lay = table.layers[li]
                         raise JaxpulpError(
@@ -598,7 +599,7 @@ def reference_cost(space: ConfigSpace, config, target=None) -> dict:
 
     tgt, cluster = _target_and_cluster(target or space.table.target)
     cyc, en, wb, peak, l1, ok = 0, 0.0, 0, 0, 0, True
-    for li, lay in enumerate(space.layers_of(config)):
+    for lay in space.layers_of(config):
         try:
             cc = kernel_cost(check_layer(lay, cluster), tgt)
         except JaxpulpError:
@@ -629,14 +630,15 @@ def _plinio_spec(lay) -> dict:
     """The layer's PyTorch attributes, as PLiNIO's ``PatternSpec`` names them (shapes NCHW, batch 1)."""
     H, W, C = lay.in_shape
     Ho, Wo, Co = lay.out_shape
-    t, b, l, r = lay.pad
+    t, b, left, r = lay.pad
     if lay.kind == "linear":
         spec = dict(in_features=H * W * C, out_features=Co)
     elif lay.kind in ("conv", "depthwise"):
         spec = dict(in_channels=C, out_channels=Co, kernel_size=list(lay.kernel), stride=list(lay.stride),
-                    padding=[t, l] if (t, l) == (b, r) else [t, b, l, r], groups=C if lay.kind == "depthwise" else 1)
+                    padding=[t, left] if (t, left) == (b, r) else [t, b, left, r],
+                    groups=C if lay.kind == "depthwise" else 1)
     elif lay.kind in ("maxpool", "avgpool"):
-        spec = dict(kernel_size=list(lay.kernel), stride=list(lay.stride), padding=[t, b, l, r])
+        spec = dict(kernel_size=list(lay.kernel), stride=list(lay.stride), padding=[t, b, left, r])
     else:
         spec = {}
     spec["input_shape"] = [1, C, H, W]

@@ -33,6 +33,7 @@ import numpy as np
 from jaxpulp import costtable
 from jaxpulp.costtable import N
 from jaxpulp.errors import JaxpulpError
+from jaxpulp.qtypes import QType
 
 ADDITIVE = ("cycles", "energy_pj", "weight_bytes")
 
@@ -75,7 +76,7 @@ def surrogate_tables(space, penalty: float = 2.0) -> SurrogateTables:
     C = max(len(v.choices) for v in space.variables)
     ci = np.zeros((V, C), np.int32)
     valid = np.zeros((V, C), bool)
-    kind_of = {}
+    kind_of: dict = {}
     for li, lay in enumerate(t.layers):
         for s in range(3):
             kind_of.setdefault(int(np.asarray(space.arrays.slot_vars)[li, s]), (lay.kind, s))
@@ -220,6 +221,8 @@ def _fit_grid(family: str) -> list:
     """Layer shapes the smooth model is fitted on (channel counts multiples of 8, 2 to 128 pixels a side)."""
     from jaxpulp.network.graph import Layer
 
+    U8, I8 = QType.parse("u8"), QType.parse("i8")
+
     out = []
     if family in ("conv", "pointwise"):
         k = 3 if family == "conv" else 1
@@ -228,24 +231,24 @@ def _fit_grid(family: str) -> list:
                 continue
             p = k // 2
             Ho = (H + 2 * p - k) // s + 1
-            out.append(Layer("l", "conv", ("x",), "y", (H, H, C), (Ho, Ho, Co), "u8", "u8", "i8", kernel=(k, k),
+            out.append(Layer("l", "conv", ("x",), "y", (H, H, C), (Ho, Ho, Co), U8, U8, I8, kernel=(k, k),
                              stride=(s, s), pad=(p,) * 4))
     elif family == "depthwise":
         for H, C, s in itertools.product((4, 8, 16, 32, 64, 128), (8, 16, 64, 256), (1, 2)):
             Ho = (H + 2 - 3) // s + 1
-            out.append(Layer("l", "depthwise", ("x",), "y", (H, H, C), (Ho, Ho, C), "u8", "u8", "i8",
+            out.append(Layer("l", "depthwise", ("x",), "y", (H, H, C), (Ho, Ho, C), U8, U8, I8,
                              kernel=(3, 3), stride=(s, s), pad=(1, 1, 1, 1)))
     elif family == "linear":
         for Nn, M in itertools.product((64, 256, 1024), (8, 10, 16, 64, 128)):
-            out.append(Layer("l", "linear", ("x",), "y", (1, 1, Nn), (1, 1, M), "u8", "u8", "i8"))
+            out.append(Layer("l", "linear", ("x",), "y", (1, 1, Nn), (1, 1, M), U8, U8, I8))
     elif family in ("maxpool", "avgpool"):
         for H, C, glob in itertools.product((2, 4, 8, 16, 32), (16, 64, 256), (False, True)):
             k = H if glob else 2
-            out.append(Layer("l", family, ("x",), "y", (H, H, C), (H // k, H // k, C), "u8", "u8", kernel=(k, k),
+            out.append(Layer("l", family, ("x",), "y", (H, H, C), (H // k, H // k, C), U8, U8, kernel=(k, k),
                              stride=(k, k), requant=0))
     elif family == "add":
         for H, C in itertools.product((4, 8, 16, 32, 64), (16, 64, 256)):
-            out.append(Layer("l", "add", ("x", "z"), "y", (H, H, C), (H, H, C), "u8", "u8", in2_type="u8"))
+            out.append(Layer("l", "add", ("x", "z"), "y", (H, H, C), (H, H, C), U8, U8, in2_type=U8))
     return out
 
 
@@ -262,7 +265,7 @@ def fit_smooth_model(target="gap8", families=FAMILIES, log=None) -> dict:
     for fam in families:
         grid = _fit_grid(fam)
         kind = grid[0].kind
-        rows = {}
+        rows: dict = {}
         for lay in grid:
             feats = {G: np.asarray(features(fam, geometry(lay), tgt.num_cores, G), np.float64) for G in (1, 2, 4)}
             for a, b, c in itertools.product(*(costtable._axis_types(kind, s) for s in range(3))):

@@ -80,7 +80,7 @@ class CaseResult:
 def run_cases(metas: list[dict], arrays_by_case: dict) -> list[CaseResult]:
     """Run many case records of one family: refusals through ``from_golden``, the rest in one batch."""
     results: dict[str, CaseResult] = {}
-    calls = {}
+    calls: dict = {}
     for meta in metas:
         mod = catalog.family_module(meta["family"])
         arrays = arrays_by_case[meta["id"]]
@@ -97,7 +97,7 @@ def run_cases(metas: list[dict], arrays_by_case: dict) -> list[CaseResult]:
                                              "" if ok else f"refused a case the library defines: {e}")
     for family, items in calls.items():
         outs = catalog.family_module(family).run_golden_batch([c for _, _, c in items])
-        for (meta, arrays, _), got in zip(items, outs):
+        for (meta, arrays, _), got in zip(items, outs, strict=True):
             want, defined = arrays["out"], arrays["defined"]
             if got.shape != want.shape:
                 results[meta["id"]] = CaseResult(meta["id"], meta["kernel"], False,

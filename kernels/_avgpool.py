@@ -12,6 +12,7 @@ import numpy as np
 
 from jaxpulp.cluster import run as cluster_run, split
 from jaxpulp.cluster.config import Cluster
+from jaxpulp.kernels._engine import IntArrayLike
 from jaxpulp.kernels._pool_common import (
     Bucket,
     Geometry,
@@ -32,9 +33,9 @@ class AvgPoolParams(NamedTuple):
     """Average pooling call data (read only when ``cfg.requant``): ``lam`` (the int32 ``lambda`` argument,
     divided by Kh*Kw inside the kernel), ``out_shift`` (bits, uint16 argument), ``out_add`` (int32)."""
 
-    lam: int | jax.Array = 1
-    out_shift: int | jax.Array = 0
-    out_add: int | jax.Array = 0
+    lam: IntArrayLike = 1
+    out_shift: IntArrayLike = 0
+    out_add: IntArrayLike = 0
 
 
 Params = AvgPoolParams
@@ -139,11 +140,11 @@ def _avg_values_cases(g, X, p, bk):
 def _avg_static(X, p: AvgPoolParams, cfg: AvgPoolConfig, cluster: Cluster):
     """Average pooling on values X (B, H, W, C) for a static configuration -> out (B, Ho, Wo, C)."""
     lib = cfg.semantics == "library"
-    t, b, l, r = cfg.pad
+    t, b, left, r = cfg.pad
     sy, sx = cfg.stride
     # library rows [yo*sy - pb, yo*sy - pt + Kh) and columns [xo*sx - pl, xo*sx - pr + Kw), clipped (§10.2)
     row0, rows = (-b, cfg.Kh - t + b) if lib else (-t, cfg.Kh)
-    col0, cols = (-l, cfg.Kw - r + l) if lib else (-l, cfg.Kw)
+    col0, cols = (-left, cfg.Kw - r + left) if lib else (-left, cfg.Kw)
     S = _window_reduce(X, 1, row0, rows, sy, cfg.Ho, jnp.add, 0)
     S = _window_reduce(S, 2, col0, cols, sx, cfg.Wo, jnp.add, 0)
     return _avg_finish(geometry(cfg, cluster), S, p)
@@ -163,7 +164,7 @@ def _ref_avg(x, params, cfg: AvgPoolConfig, cluster: Cluster) -> np.ndarray:
     lib = cfg.semantics == "library"
     p = params if isinstance(params, AvgPoolParams) else AvgPoolParams(*params)
     x = np.asarray(x, np.int64)
-    t, b, l, r = cfg.pad
+    t, b, left, r = cfg.pad
     sy, sx = cfg.stride
     kk = cfg.Kh * cfg.Kw
     lam = int(p.lam)
@@ -177,8 +178,8 @@ def _ref_avg(x, params, cfg: AvgPoolConfig, cluster: Cluster) -> np.ndarray:
             for xo in range(cfg.Wo):
                 y0 = max(0, yo * sy - (b if lib else t))
                 y1 = min(yo * sy - t + cfg.Kh, cfg.H)
-                x0 = max(0, xo * sx - l)
-                x1 = min(xo * sx - (r if lib else l) + cfg.Kw, cfg.W)
+                x0 = max(0, xo * sx - left)
+                x1 = min(xo * sx - (r if lib else left) + cfg.Kw, cfg.W)
                 for c in range(cfg.C):
                     s = int(x[y0:y1, x0:x1, c].sum()) if y1 > y0 and x1 > x0 else 0
                     if cfg.requant:

@@ -11,6 +11,12 @@ import numpy as np
 
 from jaxpulp.errors import JaxpulpError
 
+# A geometry field: an int32 scalar, numpy on the host (np.int32, built by ``geometry``) and a traced jax.Array
+# inside jit / vmap.
+Scalar32 = jax.Array | np.int32
+# An integer parameter as the public API takes it: a jax or numpy array or scalar, or a Python int.
+IntArrayLike = jax.Array | np.ndarray | np.integer | int
+
 # Largest |a*b| of two operands in [-256, 255] x [-128, 127] (unsigned 8-bit x signed 8-bit): 255*128.
 _MAX_PRODUCT = 255 * 128
 # A float32 sum of integers stays exact while every partial sum is below 2**24: 512 * 32640 < 2**24.

@@ -35,8 +35,8 @@ class MaxPoolResult(NamedTuple):
     """Max pooling result: ``out`` (the output) and ``x`` (the final content of the input buffer, which the
     kernel overwrites in place; unchanged under ``semantics="ideal"``). Packed words or values."""
 
-    out: jax.Array
-    x: jax.Array
+    out: jax.Array | np.ndarray
+    x: jax.Array | np.ndarray
 
 
 def _max_values(g: Geometry, X, bk: Bucket):
@@ -150,9 +150,9 @@ def _max_pass1_scan(X, cfg: MaxPoolConfig, op, neg):
     """Library pass 1 when windows read overwritten columns (``_needs_scan``): the in-place updates replayed in
     order of xo, each a (first column, then columns start+1 .. stop-1 but xo) max over at most Kw columns of
     the buffer as it is then. X (B, H, W, ...) -> the buffer after pass 1."""
-    W, Kw, sx, l = cfg.W, cfg.Kw, cfg.stride[1], cfg.pad[2]
+    W, Kw, sx, left = cfg.W, cfg.Kw, cfg.stride[1], cfg.pad[2]
     xo = np.arange(cfg.Wo)
-    s = xo * sx - l
+    s = xo * sx - left
     start = np.where(s < 0, xo, s)
     stop = np.where(s + Kw >= W, W, s + Kw)
     neg = jnp.asarray(neg, X.dtype)
@@ -177,7 +177,7 @@ def _max_static(X, cfg: MaxPoolConfig, cluster: Cluster, op=jnp.maximum, neg=Non
     with ``op`` = ``_swar_max`` and ``neg`` its identity: (out (B, Ho, Wo, ..), pass-1 columns (B, H, Wo, ..),
     buffer after the call (B, H, W, ..) or None when it is the input)."""
     lib = cfg.semantics == "library"
-    t, _, l, _ = cfg.pad
+    t, _, left, _ = cfg.pad
     sy, sx = cfg.stride
     if neg is None:
         neg = _static_neg(cfg.in_type.bits, cfg.in_type.signed)
@@ -186,8 +186,8 @@ def _max_static(X, cfg: MaxPoolConfig, cluster: Cluster, op=jnp.maximum, neg=Non
         buf = _keep_rows(_max_pass1_scan(X, cfg, op, neg), X, done)
         X1 = buf[:, :, :cfg.Wo]
     else:  # every window reads original columns: a clipped window [xo*sx - pl, +Kw) (see _needs_scan)
-        X1 = _window_reduce(X, 2, -l, cfg.Kw, sx, cfg.Wo, op, neg)
-        if lib and cfg.Kw <= l:  # xo = 0 starts at column 0 itself, which it copies before an empty loop
+        X1 = _window_reduce(X, 2, -left, cfg.Kw, sx, cfg.Wo, op, neg)
+        if lib and cfg.Kw <= left:  # xo = 0 starts at column 0 itself, which it copies before an empty loop
             X1 = X1.at[:, :, 0].set(X[:, :, 0])
         if not done.all():  # rows no core processes keep their input (never the case for row_split)
             Xw = jnp.pad(X, [(0, 0), (0, 0), (0, max(0, cfg.Wo - cfg.W))] + [(0, 0)] * (X.ndim - 3))
@@ -243,7 +243,7 @@ def _ref_max(x, cfg: MaxPoolConfig, cluster: Cluster) -> MaxPoolResult:
     lib = cfg.semantics == "library"
     H, W = cfg.H, cfg.W
     sy, sx = cfg.stride
-    t, _, l, _ = cfg.pad
+    t, _, left, _ = cfg.pad
     orig = np.asarray(x, np.int64)
     buf = np.zeros((H, max(W, cfg.Wo), cfg.C), np.int64)  # ideal: Wo may exceed W (no in-place pass there)
     buf[:, :W] = orig
@@ -251,7 +251,7 @@ def _ref_max(x, cfg: MaxPoolConfig, cluster: Cluster) -> MaxPoolResult:
         r0, r1 = split.row_split(core, H, cluster.num_cores)
         for y in range(r0, r1):
             for xo in range(cfg.Wo):
-                s = xo * sx - l
+                s = xo * sx - left
                 if lib:
                     start = xo if s < 0 else s
                     stop = W if s + cfg.Kw >= W else s + cfg.Kw

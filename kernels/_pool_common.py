@@ -20,6 +20,7 @@ from jaxpulp.cluster import run as cluster_run
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError
 from jaxpulp.kernels import _engine
+from jaxpulp.kernels._engine import Scalar32
 from jaxpulp.kernels.config import AvgPoolConfig, MaxPoolConfig, PoolConfig
 
 Config = PoolConfig
@@ -43,26 +44,26 @@ class Geometry(NamedTuple):
     ``ncores`` cluster cores; ``library`` 1 = library quirks, 0 = ``semantics="ideal"``.
     """
 
-    H: jax.Array
-    W: jax.Array
-    C: jax.Array
-    Kh: jax.Array
-    Kw: jax.Array
-    sy: jax.Array
-    sx: jax.Array
-    pt: jax.Array
-    pb: jax.Array
-    pl: jax.Array
-    pr: jax.Array
-    Ho: jax.Array
-    Wo: jax.Array
-    bi: jax.Array
-    si: jax.Array
-    bo: jax.Array
-    so: jax.Array
-    requant: jax.Array
-    ncores: jax.Array
-    library: jax.Array
+    H: Scalar32
+    W: Scalar32
+    C: Scalar32
+    Kh: Scalar32
+    Kw: Scalar32
+    sy: Scalar32
+    sx: Scalar32
+    pt: Scalar32
+    pb: Scalar32
+    pl: Scalar32
+    pr: Scalar32
+    Ho: Scalar32
+    Wo: Scalar32
+    bi: Scalar32
+    si: Scalar32
+    bo: Scalar32
+    so: Scalar32
+    requant: Scalar32
+    ncores: Scalar32
+    library: Scalar32
 
 
 class Bucket(NamedTuple):
@@ -96,8 +97,8 @@ def _family(cfg) -> str:
 
 
 def geometry(cfg: PoolConfig, cluster: Cluster = GAP8) -> Geometry:
-    t, b, l, r = cfg.pad
-    vals = (cfg.H, cfg.W, cfg.C, cfg.Kh, cfg.Kw, cfg.stride[0], cfg.stride[1], t, b, l, r, cfg.Ho, cfg.Wo,
+    t, b, left, r = cfg.pad
+    vals = (cfg.H, cfg.W, cfg.C, cfg.Kh, cfg.Kw, cfg.stride[0], cfg.stride[1], t, b, left, r, cfg.Ho, cfg.Wo,
             cfg.in_type.bits, int(cfg.in_type.signed), cfg.out_type.bits, int(cfg.out_type.signed),
             int(getattr(cfg, "requant", 0) != 0), cluster.num_cores, int(cfg.semantics == "library"))
     return Geometry(*(np.int32(v) for v in vals))

@@ -49,6 +49,7 @@ from jaxpulp.cluster import run as cluster_run, split
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
 from jaxpulp.kernels import _engine, _golden
+from jaxpulp.kernels._engine import IntArrayLike, Scalar32
 from jaxpulp.kernels.config import AddConfig, AddLegacyConfig
 
 Config = AddConfig
@@ -64,24 +65,24 @@ class Params(NamedTuple):
     """Requantising add call data: per-input multiplier / offset (int32) and shift (bits, uint16 argument),
     and the output requantisation (read only with ``cfg.requant``)."""
 
-    in1_mul: int | jax.Array = 1
-    in1_add: int | jax.Array = 0
-    in1_shift: int | jax.Array = 0
-    in2_mul: int | jax.Array = 1
-    in2_add: int | jax.Array = 0
-    in2_shift: int | jax.Array = 0
-    out_mul: int | jax.Array = 1
-    out_add: int | jax.Array = 0
-    out_shift: int | jax.Array = 0
+    in1_mul: IntArrayLike = 1
+    in1_add: IntArrayLike = 0
+    in1_shift: IntArrayLike = 0
+    in2_mul: IntArrayLike = 1
+    in2_add: IntArrayLike = 0
+    in2_shift: IntArrayLike = 0
+    out_mul: IntArrayLike = 1
+    out_add: IntArrayLike = 0
+    out_shift: IntArrayLike = 0
 
 
 class LegacyParams(NamedTuple):
     """Legacy add call data: ``out_mult1`` / ``out_mult2`` (uint16 arguments, used as int16), ``out_shift``
     (bits, uint16 argument)."""
 
-    out_mult1: int | jax.Array = 1
-    out_mult2: int | jax.Array = 1
-    out_shift: int | jax.Array = 0
+    out_mult1: IntArrayLike = 1
+    out_mult2: IntArrayLike = 1
+    out_shift: IntArrayLike = 0
 
 
 _RANGES = {
@@ -99,18 +100,18 @@ class Geometry(NamedTuple):
     (0 for the legacy add); ``ncores`` cluster cores; ``library`` 1 = library quirks, 0 = ``semantics="ideal"``.
     """
 
-    H: jax.Array
-    W: jax.Array
-    C: jax.Array
-    b1: jax.Array
-    s1: jax.Array
-    b2: jax.Array
-    s2: jax.Array
-    bo: jax.Array
-    so: jax.Array
-    requant: jax.Array
-    ncores: jax.Array
-    library: jax.Array
+    H: Scalar32
+    W: Scalar32
+    C: Scalar32
+    b1: Scalar32
+    s1: Scalar32
+    b2: Scalar32
+    s2: Scalar32
+    bo: Scalar32
+    so: Scalar32
+    requant: Scalar32
+    ncores: Scalar32
+    library: Scalar32
 
 
 class Bucket(NamedTuple):
@@ -349,9 +350,9 @@ def values(x1, x2, params, *, cfg, in1_type=None, in2_type=None, out_type=None, 
     (requantising add) or ``LegacyParams``. Traceable (``jit`` / ``vmap``)."""
     g = geometry(cfg, cluster)
     types = {}
-    for (b, s), t in ((("b1", "s1"), in1_type), (("b2", "s2"), in2_type), (("bo", "so"), out_type)):
+    for (bits_f, sign_f), t in ((("b1", "s1"), in1_type), (("b2", "s2"), in2_type), (("bo", "so"), out_type)):
         if t is not None:
-            types.update({b: jnp.asarray(t[0], jnp.int32), s: jnp.asarray(t[1], jnp.int32)})
+            types.update({bits_f: jnp.asarray(t[0], jnp.int32), sign_f: jnp.asarray(t[1], jnp.int32)})
     g = g._replace(**types)
     a, b = jnp.asarray(x1, jnp.int32), jnp.asarray(x2, jnp.int32)
     if isinstance(params, LegacyParams):
@@ -581,10 +582,10 @@ def run_golden_batch(calls) -> list:
         bk = shared_bucket([c.cfg for c in part], [c.cluster for c in part])
         items = [(geometry(c.cfg, c.cluster), np.pad(c.args[0], (0, bk.words - len(c.args[0]))),
                   np.pad(c.args[1], (0, bk.words - len(c.args[1]))), _scalars(c.args[2])) for c in part]
-        outs = []
+        outs: list = []
         for n, (g, a, b, p) in _golden.stack_chunks(items):
             outs.extend(np.asarray(_packed_cases(g, a, b, p, bk))[:n])
-        for i, c, o in zip(idx, part, outs):
+        for i, c, o in zip(idx, part, outs, strict=True):
             results[i] = packing.unpack(o, c.cfg.out_type, _n(c.cfg)).reshape(c.cfg.H, c.cfg.W, c.cfg.C)
     return results
 
@@ -596,14 +597,14 @@ def run_values_golden_batch(calls, arrays_list) -> list:
         part = [calls[i] for i in idx]
         bk = shared_bucket([c.cfg for c in part], [c.cluster for c in part])
         items = []
-        for i, c in zip(idx, part):
+        for i, c in zip(idx, part, strict=True):
             a = np.zeros((2, bk.N), np.int32)
             a[0, :_n(c.cfg)] = np.asarray(arrays_list[i]["x1"]).reshape(-1)
             a[1, :_n(c.cfg)] = np.asarray(arrays_list[i]["x2"]).reshape(-1)
             items.append((geometry(c.cfg.replace(semantics="ideal"), c.cluster), a[0], a[1], _scalars(c.args[2])))
-        outs = []
+        outs: list = []
         for n, (g, a, b, p) in _golden.stack_chunks(items):
             outs.extend(np.asarray(_values_cases(g, a, b, p, bk))[:n])
-        for i, c, o in zip(idx, part, outs):
+        for i, c, o in zip(idx, part, outs, strict=True):
             results[i] = o[:_n(c.cfg)].reshape(c.cfg.H, c.cfg.W, c.cfg.C)
     return results

@@ -88,8 +88,8 @@ class ConvConfig:
     relu: int = 1
     bn: int = 1
     bias: bool = False
-    Ho: int | None = None
-    Wo: int | None = None
+    Ho: int = None  # type: ignore[assignment]  # None until __post_init__ computes it: always an int after
+    Wo: int = None  # type: ignore[assignment]  # (as Ho)
     semantics: str = "library"
     bn_bits: int = 32
 
@@ -109,11 +109,11 @@ class ConvConfig:
         _flags(self)
         _sem(self)
         _bn_bits(self)
-        t, b, l, r = self.pad
+        t, b, left, r = self.pad
         if self.Ho is None:
             object.__setattr__(self, "Ho", out_dim(self.H, t, b, self.Kh, self.stride[0]))
         if self.Wo is None:
-            object.__setattr__(self, "Wo", out_dim(self.W, l, r, self.Kw, self.stride[1]))
+            object.__setattr__(self, "Wo", out_dim(self.W, left, r, self.Kw, self.stride[1]))
         _pos(self, "Ho", "Wo")
 
     @property
@@ -217,8 +217,8 @@ class PoolConfig:
     Kw: int = 2
     stride: tuple = (2, 2)
     pad: tuple = (0, 0, 0, 0)
-    Ho: int | None = None
-    Wo: int | None = None
+    Ho: int = None  # type: ignore[assignment]  # None until __post_init__ computes it: always an int after
+    Wo: int = None  # type: ignore[assignment]  # (as Ho)
     semantics: str = "library"
 
     family = "pool"
@@ -232,11 +232,11 @@ class PoolConfig:
         _pair(self, "stride", 1)
         _pad4(self)
         _sem(self)
-        t, b, l, r = self.pad
+        t, b, left, r = self.pad
         if self.Ho is None:
             object.__setattr__(self, "Ho", out_dim(self.H, t, b, self.Kh, self.stride[0]))
         if self.Wo is None:
-            object.__setattr__(self, "Wo", out_dim(self.W, l, r, self.Kw, self.stride[1]))
+            object.__setattr__(self, "Wo", out_dim(self.W, left, r, self.Kw, self.stride[1]))
         _pos(self, "Ho", "Wo")
 
     def replace(self, **kw):

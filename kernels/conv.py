@@ -27,6 +27,7 @@ from jaxpulp.cluster import run as cluster_run, split
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
 from jaxpulp.kernels import _engine, _golden
+from jaxpulp.kernels._engine import IntArrayLike, Scalar32
 from jaxpulp.kernels.config import ConvConfig, out_dim
 
 Config = ConvConfig
@@ -36,11 +37,11 @@ class Params(NamedTuple):
     """Per-call requantisation data: kappa / lam (int32, one per output channel; read only in BN mode),
     out_mult (uint16 argument, used as int16 in MULT mode), out_shift (bits), bias (int32 per channel or None)."""
 
-    kappa: jax.Array
-    lam: jax.Array
-    out_mult: int | jax.Array = 0
-    out_shift: int | jax.Array = 0
-    bias: jax.Array | None = None
+    kappa: IntArrayLike
+    lam: IntArrayLike
+    out_mult: IntArrayLike = 0
+    out_shift: IntArrayLike = 0
+    bias: IntArrayLike | None = None
 
 
 class Geometry(NamedTuple):
@@ -59,27 +60,27 @@ class Geometry(NamedTuple):
     * ``ncores`` cluster cores; ``library`` 1 = reproduce the library's quirks, 0 = ``semantics="ideal"``.
     """
 
-    H: jax.Array
-    W: jax.Array
-    Ci: jax.Array
-    Co: jax.Array
-    Kh: jax.Array
-    Kw: jax.Array
-    sy: jax.Array
-    sx: jax.Array
-    pt: jax.Array
-    pl: jax.Array
-    Ho: jax.Array
-    Wo: jax.Array
-    bi: jax.Array
-    si: jax.Array
-    bo: jax.Array
-    so: jax.Array
-    bw: jax.Array
-    relu: jax.Array
-    bn: jax.Array
-    ncores: jax.Array
-    library: jax.Array
+    H: Scalar32
+    W: Scalar32
+    Ci: Scalar32
+    Co: Scalar32
+    Kh: Scalar32
+    Kw: Scalar32
+    sy: Scalar32
+    sx: Scalar32
+    pt: Scalar32
+    pl: Scalar32
+    Ho: Scalar32
+    Wo: Scalar32
+    bi: Scalar32
+    si: Scalar32
+    bo: Scalar32
+    so: Scalar32
+    bw: Scalar32
+    relu: Scalar32
+    bn: Scalar32
+    ncores: Scalar32
+    library: Scalar32
 
 
 class Bucket(NamedTuple):
@@ -109,8 +110,8 @@ class Bucket(NamedTuple):
 
 
 def geometry(cfg: ConvConfig, cluster: Cluster = GAP8) -> Geometry:
-    t, _, l, _ = cfg.pad
-    vals = (cfg.H, cfg.W, cfg.Ci, cfg.Co, cfg.Kh, cfg.Kw, cfg.stride[0], cfg.stride[1], t, l, cfg.Ho, cfg.Wo,
+    t, _, left, _ = cfg.pad
+    vals = (cfg.H, cfg.W, cfg.Ci, cfg.Co, cfg.Kh, cfg.Kw, cfg.stride[0], cfg.stride[1], t, left, cfg.Ho, cfg.Wo,
             cfg.in_type.bits, int(cfg.in_type.signed), cfg.out_type.bits, int(cfg.out_type.signed), cfg.w_type.bits,
             cfg.relu, cfg.bn, cluster.num_cores, int(cfg.semantics == "library"))
     return Geometry(*(np.int32(v) for v in vals))
@@ -155,9 +156,9 @@ def check_layout(cfg: ConvConfig) -> None:
 def check(cfg: ConvConfig, cluster: Cluster = GAP8) -> None:
     """Raise ``UnsupportedConfig`` naming the rule if the library does not define this call."""
     check_layout(cfg)
-    t, b, l, r = cfg.pad
-    want = (out_dim(cfg.H, t, b, cfg.Kh, cfg.stride[0]), out_dim(cfg.W, l, r, cfg.Kw, cfg.stride[1]))
-    if (cfg.Ho, cfg.Wo) != want or max(t, b) >= cfg.Kh or max(l, r) >= cfg.Kw:
+    t, b, left, r = cfg.pad
+    want = (out_dim(cfg.H, t, b, cfg.Kh, cfg.stride[0]), out_dim(cfg.W, left, r, cfg.Kw, cfg.stride[1]))
+    if (cfg.Ho, cfg.Wo) != want or max(t, b) >= cfg.Kh or max(left, r) >= cfg.Kw:
         raise UnsupportedConfig(
             "output-geometry",
             f"(Ho, Wo)=({cfg.Ho}, {cfg.Wo}) with pad={cfg.pad}, kernel=({cfg.Kh}, {cfg.Kw}): expected {want} "
@@ -215,7 +216,8 @@ def _requantise(g: Geometry, acc, p: Params, bk: Bucket, bn_bits: int = 32):
     """Output values (Ho, Wo, Co): §4.1 requant, with the §4.4 signed SHIFT-CLIP quirk in the 4x2 block.
     ``bn_bits`` (static): the library tree (32bit/ or 64bit/, §4.3)."""
     lo, hi = quant.type_bounds(g.bo, g.so)
-    out = quant.requant(acc, relu=g.relu, bn=g.bn, kappa=p.kappa[None, None, :], lam=p.lam[None, None, :],
+    out = quant.requant(acc, relu=g.relu, bn=g.bn, kappa=jnp.asarray(p.kappa)[None, None, :],
+                        lam=jnp.asarray(p.lam)[None, None, :],
                         out_mult=p.out_mult, out_shift=p.out_shift, lo=lo, hi=hi, bn_bits=bn_bits)
     _, pair, _ = cluster_run.conv_pixel_roles(g.Ho, g.Wo, g.ncores, (bk.Ho, bk.Wo))
     block = jnp.arange(bk.Co) < (g.Co // 4) * 4
@@ -277,7 +279,7 @@ def _fast_accumulate(x8, w8, bias, cfg: ConvConfig):
     groups small enough that every partial sum is an exact integer (< 2**24), added in int32 (wrap-around
     like the core's accumulator). XLA's direct convolution beats an explicit im2col + GEMM here (measured);
     1x1 kernels are one (strided) slice and an exact GEMM over batch * pixels."""
-    t, b, l, r = cfg.pad
+    t, b, left, r = cfg.pad
     per_tap = _engine.max_abs_product(cfg.in_type.bits, cfg.in_type.signed, cfg.w_type.bits, True)
     if cfg.Kh == 1 and cfg.Kw == 1:
         return _pointwise_accumulate(x8, w8, bias, cfg, per_tap)
@@ -287,19 +289,20 @@ def _fast_accumulate(x8, w8, bias, cfg: ConvConfig):
     acc = None
     for c0 in range(0, cfg.Ci, group):
         part = jax.lax.conv_general_dilated(
-            xf[..., c0:c0 + group], wf[:, :, c0:c0 + group], window_strides=cfg.stride, padding=((t, b), (l, r)),
+            xf[..., c0:c0 + group], wf[:, :, c0:c0 + group], window_strides=cfg.stride, padding=((t, b), (left, r)),
             dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=jax.lax.Precision.HIGHEST).astype(jnp.int32)
         acc = part if acc is None else acc + part
+    assert acc is not None  # Ci >= 1
     acc = acc[:, :cfg.Ho, :cfg.Wo]
     return acc if bias is None else acc + bias
 
 
 def _pointwise_accumulate(x8, w8, bias, cfg: ConvConfig, per_tap: int):
     """1x1 kernel: zero-pad, take every stride-th pixel, one exact GEMM (batch * Ho * Wo, Ci) @ (Ci, Co)."""
-    t, b, l, r = cfg.pad
+    t, b, left, r = cfg.pad
     sy, sx = cfg.stride
-    if t or b or l or r:
-        x8 = jnp.pad(x8, ((0, 0), (t, b), (l, r), (0, 0)))
+    if t or b or left or r:
+        x8 = jnp.pad(x8, ((0, 0), (t, b), (left, r), (0, 0)))
     x8 = x8[:, :(cfg.Ho - 1) * sy + 1:sy, :(cfg.Wo - 1) * sx + 1:sx]
     B = x8.shape[0]
     acc = _engine.exact_int_matmul_bounded(x8.reshape(B * cfg.Ho * cfg.Wo, cfg.Ci), w8.reshape(cfg.Co, cfg.Ci).T,
@@ -426,7 +429,7 @@ def reference(x, w, params, cfg: ConvConfig, cluster: Cluster = GAP8) -> np.ndar
     lam = np.asarray(params.lam, np.int64)
     bias = None if params.bias is None else np.asarray(params.bias, np.int64)
     lo, hi = cfg.out_type.lo, cfg.out_type.hi
-    t, _, l, _ = cfg.pad
+    t, _, left, _ = cfg.pad
     sy, sx = cfg.stride
     library = cfg.semantics == "library"
     shift_mode = quant.mode(cfg.relu, cfg.bn) == quant.MODE_SHIFT
@@ -436,7 +439,7 @@ def reference(x, w, params, cfg: ConvConfig, cluster: Cluster = GAP8) -> np.ndar
         col = np.zeros((cfg.Kh, cfg.Kw, cfg.Ci), np.int64)
         for ky in range(cfg.Kh):
             for kx in range(cfg.Kw):
-                iy, ix = oy * sy - t + ky, ox * sx - l + kx
+                iy, ix = oy * sy - t + ky, ox * sx - left + kx
                 if 0 <= iy < cfg.H and 0 <= ix < cfg.W:
                     col[ky, kx] = x[iy, ix]
         return col.reshape(-1)
@@ -506,11 +509,11 @@ def run_golden_batch(calls) -> list:
     items = [(geometry(c.cfg, c.cluster), np.pad(c.args[0], (0, bk.x_words - len(c.args[0]))),
               np.pad(c.args[1], (0, bk.w_words - len(c.args[1]))), _padded_params(c.args[2], bk.Co))
              for c in calls]
-    outs = []
+    outs: list = []
     for n, (g, xw, ww, p) in _golden.stack_chunks(items):
         outs.extend(np.asarray(_packed_cases(g, xw, ww, p, bk))[:n])
     return [packing.unpack(o, c.cfg.out_type, c.cfg.Ho * c.cfg.Wo * c.cfg.Co).reshape(c.cfg.Ho, c.cfg.Wo, c.cfg.Co)
-            for o, c in zip(outs, calls)]
+            for o, c in zip(outs, calls, strict=True)]
 
 
 def run_values_golden_batch(calls, arrays_list) -> list:
@@ -519,14 +522,14 @@ def run_values_golden_batch(calls, arrays_list) -> list:
         return []
     bk = shared_bucket([c.cfg for c in calls])
     items = []
-    for c, a in zip(calls, arrays_list):
+    for c, a in zip(calls, arrays_list, strict=True):
         cfg = c.cfg
         x = np.zeros((bk.H, bk.W, bk.Ci), np.int32)
         x[:cfg.H, :cfg.W, :cfg.Ci] = a["x"]
         w = np.zeros((bk.Co, bk.Kh, bk.Kw, bk.Ci), np.int32)
         w[:cfg.Co, :cfg.Kh, :cfg.Kw, :cfg.Ci] = a["w"]
         items.append((geometry(cfg.replace(semantics="ideal"), c.cluster), x, w, _padded_params(c.args[2], bk.Co)))
-    outs = []
+    outs: list = []
     for n, (g, x, w, p) in _golden.stack_chunks(items):
         outs.extend(np.asarray(_values_cases(g, x, w, p, bk))[:n])
-    return [o[:c.cfg.Ho, :c.cfg.Wo, :c.cfg.Co] for o, c in zip(outs, calls)]
+    return [o[:c.cfg.Ho, :c.cfg.Wo, :c.cfg.Co] for o, c in zip(outs, calls, strict=True)]

@@ -56,6 +56,7 @@ from jaxpulp.cluster import split
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
 from jaxpulp.kernels import _engine, _golden
+from jaxpulp.kernels._engine import IntArrayLike, Scalar32
 from jaxpulp.kernels.config import DepthwiseConfig, out_dim
 
 Config = DepthwiseConfig
@@ -66,36 +67,36 @@ class Params(NamedTuple):
     used as int16 in MULT mode), out_shift (bits), bias (one signed byte per channel, values in [-128, 127],
     or None)."""
 
-    kappa: jax.Array
-    lam: jax.Array
-    out_mult: int | jax.Array = 0
-    out_shift: int | jax.Array = 0
-    bias: jax.Array | None = None
+    kappa: IntArrayLike
+    lam: IntArrayLike
+    out_mult: IntArrayLike = 0
+    out_shift: IntArrayLike = 0
+    bias: IntArrayLike | None = None
 
 
 class Geometry(NamedTuple):
     """A configuration as int32 data (so one compiled function serves many configurations)."""
 
-    H: jax.Array
-    W: jax.Array
-    C: jax.Array
-    Kh: jax.Array
-    Kw: jax.Array
-    sy: jax.Array
-    sx: jax.Array
-    pt: jax.Array
-    pl: jax.Array
-    pr: jax.Array
-    Ho: jax.Array
-    Wo: jax.Array
-    bi: jax.Array
-    si: jax.Array
-    bo: jax.Array
-    so: jax.Array
-    bw: jax.Array
-    relu: jax.Array
-    bn: jax.Array
-    library: jax.Array
+    H: Scalar32
+    W: Scalar32
+    C: Scalar32
+    Kh: Scalar32
+    Kw: Scalar32
+    sy: Scalar32
+    sx: Scalar32
+    pt: Scalar32
+    pl: Scalar32
+    pr: Scalar32
+    Ho: Scalar32
+    Wo: Scalar32
+    bi: Scalar32
+    si: Scalar32
+    bo: Scalar32
+    so: Scalar32
+    bw: Scalar32
+    relu: Scalar32
+    bn: Scalar32
+    library: Scalar32
 
 
 class Bucket(NamedTuple):
@@ -129,8 +130,8 @@ def group_size(cfg: DepthwiseConfig) -> int:
 
 
 def geometry(cfg: DepthwiseConfig, cluster: Cluster = GAP8) -> Geometry:
-    t, _, l, r = cfg.pad
-    vals = (cfg.H, cfg.W, cfg.Co, cfg.Kh, cfg.Kw, cfg.stride[0], cfg.stride[1], t, l, r, cfg.Ho, cfg.Wo,
+    t, _, left, r = cfg.pad
+    vals = (cfg.H, cfg.W, cfg.Co, cfg.Kh, cfg.Kw, cfg.stride[0], cfg.stride[1], t, left, r, cfg.Ho, cfg.Wo,
             cfg.in_type.bits, int(cfg.in_type.signed), cfg.out_type.bits, int(cfg.out_type.signed), cfg.w_type.bits,
             cfg.relu, cfg.bn, int(cfg.semantics == "library"))
     return Geometry(*(np.int32(v) for v in vals))
@@ -180,11 +181,11 @@ def _strip_extent(cfg: DepthwiseConfig) -> tuple[int, int]:
     """(furthest byte written into a channel's strip + 1, strip size S) over all columns (§8.3 step 2):
     every strip row starts at r*Kw and writes 4*ceil(Kw/4) loaded bytes, after z = pl - xo*sx zeros in the
     left phase; the strip holds S = Kw*(H + pt + pb) + Kw bytes."""
-    t, b, l, _ = cfg.pad
+    t, b, left, _ = cfg.pad
     p4 = 4 * (-(-cfg.Kw // 4))
     R = cfg.H + t + b
-    cols = split.depthwise_columns(cfg.Wo, cfg.stride[1], l, cfg.pad[3])
-    z = max([l - xo * cfg.stride[1] for ph, xo in cols if ph == "L"], default=0)
+    cols = split.depthwise_columns(cfg.Wo, cfg.stride[1], left, cfg.pad[3])
+    z = max([left - xo * cfg.stride[1] for ph, xo in cols if ph == "L"], default=0)
     last_input_row = t + cfg.H - 1
     extent = max((R - 1) * cfg.Kw + p4, last_input_row * cfg.Kw + z + p4)
     return extent, cfg.Kw * R + cfg.Kw
@@ -205,9 +206,9 @@ def check(cfg: DepthwiseConfig, cluster: Cluster = GAP8) -> None:
             f"C={C} with {cfg.in_type} input, {cfg.out_type} output, {cfg.w_type} weights: channels are computed "
             f"in groups of G = 8/min(bi, bo, bw) = {G}; the library computes floor(C/G) groups and never writes "
             f"the last {C % G} channel(s). Use C a multiple of {G} (semantics.md §8.1, §8.2)")
-    t, b, l, r = cfg.pad
+    t, b, left, r = cfg.pad
     sy, sx = cfg.stride
-    want = (out_dim(cfg.H, t, b, cfg.Kh, sy), out_dim(cfg.W, l, r, cfg.Kw, sx))
+    want = (out_dim(cfg.H, t, b, cfg.Kh, sy), out_dim(cfg.W, left, r, cfg.Kw, sx))
     if (cfg.Ho, cfg.Wo) != want:
         raise UnsupportedConfig(
             "output-geometry",
@@ -231,12 +232,12 @@ def check(cfg: DepthwiseConfig, cluster: Cluster = GAP8) -> None:
             "beyond the channel's data (the next channel's or another core's buffers, stale strip bytes) are "
             "added; the result depends on memory outside the call (semantics.md §8.3, library_defects 11). "
             f"Accepted: Kh*Kw >= 4. {ideal}")
-    cols = split.depthwise_columns(cfg.Wo, sx, l, r)
+    cols = split.depthwise_columns(cfg.Wo, sx, left, r)
     n_left = sum(ph == "L" for ph, _ in cols)
     if n_left >= cfg.Wo:
         raise UnsupportedConfig(
             "depthwise-degenerate-width",
-            f"Wo={cfg.Wo} with pad_left={l}, stride_x={sx}: the left phase computes ceil(pl/sx)={n_left} "
+            f"Wo={cfg.Wo} with pad_left={left}, stride_x={sx}: the left phase computes ceil(pl/sx)={n_left} "
             f"column(s) and the middle do-while one more, column {n_left} >= Wo, written past the output row "
             "(past the output buffer on the last row) (semantics.md §8.4). Accepted: ceil(pl/sx) < Wo. " + ideal)
     extent, size = _strip_extent(cfg)
@@ -371,18 +372,18 @@ def _values_cases(g, x, w, p, bk, bn_bits=32):
 def _static_plan(cfg: DepthwiseConfig):
     """numpy, static configuration: per tap column kx the (Wo,) mask of taps read from the plane, and the
     row length Lu (>= W) the extended rows need (library taps may run past the row end, §8.4)."""
-    _, _, l, r = cfg.pad
+    _, _, left, r = cfg.pad
     sx = cfg.stride[1]
     read = np.zeros((cfg.Kw, cfg.Wo), bool)
     if cfg.semantics == "library":
-        for ph, xo in split.depthwise_columns(cfg.Wo, sx, l, r):
+        for ph, xo in split.depthwise_columns(cfg.Wo, sx, left, r):
             if xo < cfg.Wo:
                 for kx, _ in _column_reads(cfg, ph, xo):
                     read[kx, xo] = True
     else:
-        u = np.arange(cfg.Wo)[None, :] * sx - l + np.arange(cfg.Kw)[:, None]
+        u = np.arange(cfg.Wo)[None, :] * sx - left + np.arange(cfg.Kw)[:, None]
         read = (u >= 0) & (u < cfg.W)
-    u = np.arange(cfg.Wo)[None, :] * sx - l + np.arange(cfg.Kw)[:, None]
+    u = np.arange(cfg.Wo)[None, :] * sx - left + np.arange(cfg.Kw)[:, None]
     umax = int(u[read].max()) if read.any() else 0
     return read, max(cfg.W, umax + 1)
 
@@ -392,7 +393,7 @@ def _fast_accumulate(V, w8, cfg: DepthwiseConfig):
     plane as a flat array (the library reads ``lin(y, u)`` = V[c, y*W + u], past the row end for u >= W);
     ``w8`` (C, Kh, Kw). Extended rows of Lu values are gathered with a static index, zero-padded, and the taps are
     Kh*Kw strided slices summed in int32 (exact, wraps like the core)."""
-    t, b, l, _ = cfg.pad
+    t, b, left, _ = cfg.pad
     sy, sx = cfg.stride
     H, W, C = cfg.H, cfg.W, cfg.Co
     read, Lu = _static_plan(cfg)
@@ -405,9 +406,9 @@ def _fast_accumulate(V, w8, cfg: DepthwiseConfig):
     else:
         idx = (np.arange(H)[:, None] * W + np.arange(Lu)[None, :]).astype(np.int32)
         ext = V[:, :, idx]  # (B, C, H, Lu)
-    width = max(l + Lu, (cfg.Wo - 1) * sx + cfg.Kw)
+    width = max(left + Lu, (cfg.Wo - 1) * sx + cfg.Kw)
     height = max(t + H + b, (cfg.Ho - 1) * sy + cfg.Kh)
-    ext = jnp.pad(ext, ((0, 0), (0, 0), (t, height - t - H), (l, width - l - Lu)))
+    ext = jnp.pad(ext, ((0, 0), (0, 0), (t, height - t - H), (left, width - left - Lu)))
     acc = jnp.zeros((V.shape[0], C, cfg.Ho, cfg.Wo), jnp.int32)
     for ky in range(cfg.Kh):
         for kx in range(cfg.Kw):
@@ -426,18 +427,19 @@ def accumulate(x, w, bias, cfg: DepthwiseConfig):
     None. Kh*Kw strided slices of the channels-last image times per-channel weights, summed in int32: exact
     and wrapping like the core for any int32 operands (no float, no precision bound). XLA's grouped
     convolution is 10-25x slower on CPU for these shapes (measured). Traceable (``jit`` / ``vmap``)."""
-    t, b, l, r = cfg.pad
+    t, b, left, r = cfg.pad
     sy, sx = cfg.stride
     x = jnp.asarray(x, jnp.int32)
     w = jnp.asarray(w, jnp.int32)
     height = max(t + cfg.H + b, (cfg.Ho - 1) * sy + cfg.Kh)
-    width = max(l + cfg.W + r, (cfg.Wo - 1) * sx + cfg.Kw)
-    xp = jnp.pad(x, ((0, 0), (t, height - t - cfg.H), (l, width - l - cfg.W), (0, 0)))
+    width = max(left + cfg.W + r, (cfg.Wo - 1) * sx + cfg.Kw)
+    xp = jnp.pad(x, ((0, 0), (t, height - t - cfg.H), (left, width - left - cfg.W), (0, 0)))
     acc = None
     for ky in range(cfg.Kh):
         for kx in range(cfg.Kw):
             tap = xp[:, ky:ky + (cfg.Ho - 1) * sy + 1:sy, kx:kx + (cfg.Wo - 1) * sx + 1:sx] * w[:, ky, kx]
             acc = tap if acc is None else acc + tap
+    assert acc is not None  # Kh, Kw >= 1
     return acc if bias is None else acc + jnp.asarray(bias, jnp.int32)
 
 
@@ -627,7 +629,7 @@ def reference(x, w, params, cfg: DepthwiseConfig, cluster: Cluster = GAP8) -> np
     x = np.asarray(x, np.int64)
     w = np.asarray(w, np.int64)
     C, H, W, Kh, Kw, Ho, Wo = cfg.Co, cfg.H, cfg.W, cfg.Kh, cfg.Kw, cfg.Ho, cfg.Wo
-    t, b, l, r = cfg.pad
+    t, b, left, r = cfg.pad
     sy, sx = cfg.stride
     kappa = np.asarray(params.kappa, np.int64)
     lam = np.asarray(params.lam, np.int64)
@@ -650,7 +652,7 @@ def reference(x, w, params, cfg: DepthwiseConfig, cluster: Cluster = GAP8) -> np
                         acc = 0 if bias is None else int(bias[c])
                         for ky in range(Kh):
                             for kx in range(Kw):
-                                y, u = yo * sy - t + ky, xo * sx - l + kx
+                                y, u = yo * sy - t + ky, xo * sx - left + kx
                                 if 0 <= y < H and 0 <= u < W:
                                     acc += int(x[y, u, c]) * int(w[c, ky, kx])
                         out[yo, xo, c] = requant(acc, c)
@@ -660,7 +662,7 @@ def reference(x, w, params, cfg: DepthwiseConfig, cluster: Cluster = GAP8) -> np
     it = cfg.in_type
     ei = 8 // it.bits
     img = packing.words_to_bytes(packing.pack_planes(x, it))[:C // ei * H * W].astype(np.int64)
-    img = np.concatenate([img, np.full(4 * (-(-Kw // 4)) + W + Kw + sx + l + r + 8, -1, np.int64)])  # -1: after x
+    img = np.concatenate([img, np.full(4 * (-(-Kw // 4)) + W + Kw + sx + left + r + 8, -1, np.int64)])  # -1: after x
 
     def lanes(c, start, n):
         """n consecutive plane bytes of channel c from flat offset ``start``, as lane c % Ei unpacks them."""
@@ -686,7 +688,7 @@ def reference(x, w, params, cfg: DepthwiseConfig, cluster: Cluster = GAP8) -> np
         c0, c1 = split.depthwise_split(core, C, G, cluster.num_cores)
         for g0 in range(c0, c1, G):
             gi = g0 // G  # the group index the kernel uses for the bias (i_ch)
-            for phase, xo in split.depthwise_columns(Wo, sx, l, r):
+            for phase, xo in split.depthwise_columns(Wo, sx, left, r):
                 strips = np.full((G, S), _UNSET, np.int64)
                 for tt in range(G):
                     c = g0 + tt
@@ -696,11 +698,11 @@ def reference(x, w, params, cfg: DepthwiseConfig, cluster: Cluster = GAP8) -> np
                         if not 0 <= y < H:  # zero row: 4*ceil(Kw/4) zero bytes
                             store(strips[tt], pos, np.zeros(p4))
                         elif phase == "L":  # z zeros, then 4*ceil(Kw/4) bytes from the row start
-                            z = l - xo * sx
+                            z = left - xo * sx
                             store(strips[tt], pos, np.zeros(z))
                             store(strips[tt], pos + z, lanes(c, y * W, p4))
                         else:  # 4*ceil(Kw/4) bytes from lin(y, xo*sx - pl); right phase: then zr zeros
-                            store(strips[tt], pos, lanes(c, y * W + xo * sx - l, p4))
+                            store(strips[tt], pos, lanes(c, y * W + xo * sx - left, p4))
                             if phase == "R":
                                 zr = 1 + r - (Wo - xo) * sx
                                 store(strips[tt], pos + Kw - zr, np.zeros(zr))
@@ -766,7 +768,7 @@ def _by_bn_bits(calls, run_group):
     out = [None] * len(calls)
     for bits in sorted({c.cfg.bn_bits for c in calls}):
         idx = [i for i, c in enumerate(calls) if c.cfg.bn_bits == bits]
-        for i, o in zip(idx, run_group(idx, bits)):
+        for i, o in zip(idx, run_group(idx, bits), strict=True):
             out[i] = o
     return out
 
@@ -788,7 +790,7 @@ def run_golden_batch(calls) -> list:
 
     outs = _by_bn_bits(calls, group)
     return [packing.unpack(o, c.cfg.out_type, c.cfg.Ho * c.cfg.Wo * c.cfg.Co).reshape(c.cfg.Ho, c.cfg.Wo, c.cfg.Co)
-            for o, c in zip(outs, calls)]
+            for o, c in zip(outs, calls, strict=True)]
 
 
 def run_values_golden_batch(calls, arrays_list) -> list:
@@ -813,4 +815,4 @@ def run_values_golden_batch(calls, arrays_list) -> list:
         return outs
 
     outs = _by_bn_bits(calls, group)
-    return [o[:c.cfg.Ho, :c.cfg.Wo, :c.cfg.Co] for o, c in zip(outs, calls)]
+    return [o[:c.cfg.Ho, :c.cfg.Wo, :c.cfg.Co] for o, c in zip(outs, calls, strict=True)]

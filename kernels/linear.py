@@ -43,6 +43,7 @@ from jaxpulp.cluster import run as cluster_run, split
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
 from jaxpulp.kernels import _engine, _golden
+from jaxpulp.kernels._engine import IntArrayLike, Scalar32
 from jaxpulp.kernels.config import LinearConfig
 
 Config = LinearConfig
@@ -54,27 +55,27 @@ class Params(NamedTuple):
     """Per-call data: kappa / lam (int32, one per output neuron; quantised kernels only, read in BN mode),
     out_mult (uint16 argument, used as int16 in MULT mode), out_shift (bits), bias (int32 per neuron or None)."""
 
-    kappa: jax.Array | None = None
-    lam: jax.Array | None = None
-    out_mult: int | jax.Array = 0
-    out_shift: int | jax.Array = 0
-    bias: jax.Array | None = None
+    kappa: IntArrayLike | None = None
+    lam: IntArrayLike | None = None
+    out_mult: IntArrayLike = 0
+    out_shift: IntArrayLike = 0
+    bias: IntArrayLike | None = None
 
 
 class Geometry(NamedTuple):
     """A configuration as int32 data (one compiled function serves many). bo = 32 for int32 output."""
 
-    N: jax.Array
-    M: jax.Array
-    bi: jax.Array
-    si: jax.Array
-    bo: jax.Array
-    so: jax.Array
-    bw: jax.Array
-    relu: jax.Array
-    bn: jax.Array
-    ncores: jax.Array
-    library: jax.Array
+    N: Scalar32
+    M: Scalar32
+    bi: Scalar32
+    si: Scalar32
+    bo: Scalar32
+    so: Scalar32
+    bw: Scalar32
+    relu: Scalar32
+    bn: Scalar32
+    ncores: Scalar32
+    library: Scalar32
 
 
 class Bucket(NamedTuple):
@@ -252,7 +253,7 @@ def _requant_neurons(g: Geometry, acc, p: Params, kidx, bn_bits: int):
     """Quantised outputs of the int32 accumulators ``acc`` (..., M) with the kappa / lambda rows ``kidx``."""
     bits = jnp.where(g.bo != 32, g.bo, 8)
     lo_b, hi_b = quant.type_bounds(bits, g.so)
-    kappa, lam = (p.kappa, p.lam) if kidx is None else (p.kappa[kidx], p.lam[kidx])
+    kappa, lam = (p.kappa, p.lam) if kidx is None else (jnp.asarray(p.kappa)[kidx], jnp.asarray(p.lam)[kidx])
     return quant.requant(acc, relu=g.relu, bn=g.bn, kappa=kappa, lam=lam, out_mult=p.out_mult,
                          out_shift=p.out_shift, lo=lo_b, hi=hi_b, bn_bits=bn_bits)
 
@@ -270,6 +271,7 @@ def _values(g: Geometry, x8, w8, p: Params, bk: Bucket, bn_bits: int = 32):
     acc_lo, acc_hi, acc_tail = _engine.exact_int_matmul(parts, w8.T)  # (3, M)
     lost, wrong, row0 = _quirk_masks(g, *_neuron_roles(g, bk.M, bk.cores))
     hi_part = jnp.where(wrong, acc_hi[jnp.maximum(n - 2, 0)], acc_hi)
+    assert p.bias is not None  # the packed path always passes a bias vector (zeros without one)
     acc = jnp.where(lost, acc_tail, acc_lo + hi_part + acc_tail) + p.bias
     q = _requant_neurons(g, acc, p, jnp.where(row0, 0, n), bn_bits)
     return jnp.where(quantized, q, acc)
@@ -597,10 +599,10 @@ def run_golden_batch(calls) -> list:
     items = [(geometry(c.cfg, c.cluster), np.pad(c.args[0], (0, bk.x_words - len(c.args[0]))),
               np.pad(c.args[1], (0, bk.w_words - len(c.args[1]))), _padded_params(c.args[2], bk.M))
              for c in calls]
-    outs = []
+    outs: list = []
     for n, (g, xw, ww, p) in _golden.stack_chunks(items):
         outs.extend(np.asarray(_packed_cases(g, xw, ww, p, bk))[:n])
-    return [_unpack_output(o, c.cfg) for o, c in zip(outs, calls)]
+    return [_unpack_output(o, c.cfg) for o, c in zip(outs, calls, strict=True)]
 
 
 def run_values_golden_batch(calls, arrays_list) -> list:
@@ -609,14 +611,14 @@ def run_values_golden_batch(calls, arrays_list) -> list:
         return []
     bk = shared_bucket([c.cfg for c in calls], [c.cluster for c in calls])
     items = []
-    for c, a in zip(calls, arrays_list):
+    for c, a in zip(calls, arrays_list, strict=True):
         cfg = c.cfg
         x = np.zeros(bk.N, np.int32)
         x[:cfg.N] = a["x"]
         w = np.zeros((bk.M, bk.N), np.int32)
         w[:cfg.M, :cfg.N] = a["w"]
         items.append((geometry(cfg.replace(semantics="ideal"), c.cluster), x, w, _padded_params(c.args[2], bk.M)))
-    outs = []
+    outs: list = []
     for n, (g, x, w, p) in _golden.stack_chunks(items):
         outs.extend(np.asarray(_values_cases(g, x, w, p, bk))[:n])
-    return [o[:c.cfg.M] for o, c in zip(outs, calls)]
+    return [o[:c.cfg.M] for o, c in zip(outs, calls, strict=True)]

@@ -76,7 +76,7 @@ def _ranges(cfg: PointwiseConfig, cluster: Cluster):
 
 def _leftovers(cfg: PointwiseConfig, cluster: Cluster):
     """Leftover pixels as (core, j, y, x): the last column of each row of a core with an odd column range."""
-    out = []
+    out: list = []
     for core, r in enumerate(_ranges(cfg, cluster)):
         if r.leftover:
             out.extend((core, j, y, r.col1 - 1) for j, y in enumerate(range(r.row0, r.row1)))
@@ -145,7 +145,8 @@ def _check_config(cfg: PointwiseConfig, cluster: Cluster) -> None:
                     "pointwise-output-skip",
                     f"{cfg.out_type} output, Ho={cfg.Ho} not a multiple of {nc} cores and Wo={cfg.Wo} > 1 (half-"
                     f"width split): core {core} computes {r.rows} rows, and after each row the kernel skips the "
-                    f"other section's pixels by Co={cfg.Co} bytes per pixel instead of Co*{cfg.out_type.bits}/8, so its later rows "
+                    f"other section's pixels by Co={cfg.Co} bytes per pixel instead of Co*{cfg.out_type.bits}/8, so "
+                    "its later rows "
                     "are stored in wrong places (some outputs never written, others overwritten, stores past the "
                     "output) (semantics.md §7 defect 4). Use 8-bit output, Ho a multiple of the core count, at "
                     "most one row per core (Ho <= cores/2), or semantics='ideal'")
@@ -324,7 +325,7 @@ def _fast_body(x_words, w_words, p: Params, cfg: PointwiseConfig, cluster: Clust
         acc = acc + p.bias
     lefts = _leftovers(cfg, cluster) if cfg.semantics == "library" else []
     if lefts and (it.signed or it.bits < 8 or p.bias is not None):
-        _, j, y, x = (np.array(t) for t in zip(*lefts))
+        _, j, y, x = (np.array(t) for t in zip(*lefts, strict=True))
         nb = _in_bytes(cfg)
         off = ((y * cfg.W + x) * ci)[:, None] + np.arange(ci)
         inb = off < nb
@@ -354,7 +355,7 @@ def _host_params(params, cfg: PointwiseConfig):
     """``conv._as_params`` for parameters given as host values (numpy / Python ints), without a device dispatch
     per argument; None where ``conv._as_params`` must decide (jax arrays, other containers, any invalid value:
     it raises the error)."""
-    if not isinstance(params, Params) or (params.bias is not None) != bool(cfg.bias):
+    if not isinstance(params, conv.Params) or (params.bias is not None) != bool(cfg.bias):
         return None
     vecs = [params.kappa, params.lam] + ([params.bias] if cfg.bias else [])
     if not all(isinstance(v, np.ndarray) and v.shape == (cfg.Co,) and np.issubdtype(v.dtype, np.integer)
@@ -362,9 +363,10 @@ def _host_params(params, cfg: PointwiseConfig):
         return None
     if not all(isinstance(v, (int, np.integer)) for v in (params.out_mult, params.out_shift)):
         return None
-    bias = params.bias.astype(np.int32) if cfg.bias else None
-    return Params(params.kappa.astype(np.int32), params.lam.astype(np.int32), _engine.host_int32(params.out_mult),
-                  _engine.host_int32(params.out_shift), bias)
+    kappa, lam, bias = (v if isinstance(v, np.ndarray) else None for v in (params.kappa, params.lam, params.bias))
+    assert kappa is not None and lam is not None  # checked above: numpy vectors
+    return Params(kappa.astype(np.int32), lam.astype(np.int32), _engine.host_int32(params.out_mult),
+                  _engine.host_int32(params.out_shift), bias.astype(np.int32) if bias is not None else None)
 
 
 def _words_arg(a, n_words: int, name: str, batch_ok: bool):
@@ -525,7 +527,9 @@ def reference(x, w, params, cfg: PointwiseConfig, cluster: Cluster = GAP8, guard
 
 def config_from_golden(meta: dict) -> PointwiseConfig:
     """The configuration of a golden case record (../shared/golden format)."""
-    return conv.config_from_golden(meta, cls=PointwiseConfig)
+    cfg = conv.config_from_golden(meta, cls=PointwiseConfig)
+    assert isinstance(cfg, PointwiseConfig)
+    return cfg
 
 
 params_from_golden = conv.params_from_golden
@@ -554,21 +558,22 @@ def run_golden_batch(calls) -> list:
         items = [(geometry(c.cfg, c.cluster), np.pad(c.args[0], (0, bk.x_words - len(c.args[0]))),
                   np.pad(c.args[1], (0, bk.w_words - len(c.args[1]))), conv._padded_params(c.args[2], bk.Co))
                  for c in (calls[i] for i in idx)]
-        res = []
+        res: list = []
         for n, (g, xw, ww, p) in _golden.stack_chunks(items):
             res.extend(np.asarray(_packed_cases(g, xw, ww, p, bk, bits))[:n])
-        for i, o in zip(idx, res):
+        for i, o in zip(idx, res, strict=True):
             outs[i] = o
     return [packing.unpack(o, c.cfg.out_type, c.cfg.Ho * c.cfg.Wo * c.cfg.Co).reshape(c.cfg.Ho, c.cfg.Wo, c.cfg.Co)
-            for o, c in zip(outs, calls)]
+            for o, c in zip(outs, calls, strict=True)]
 
 
 def run_values_golden_batch(calls, arrays_list) -> list:
     """Value path (ideal semantics = conv 1x1, precision as data) for many golden calls, one compiled function
     (``conv.run_values_golden_batch``; calls with ``bn_bits=64``, which that batch does not take, one by one)."""
-    out = [None] * len(calls)
+    out: list = [None] * len(calls)
     idx = [i for i, c in enumerate(calls) if c.cfg.bn_bits == 32]
-    for i, o in zip(idx, conv.run_values_golden_batch([calls[i] for i in idx], [arrays_list[i] for i in idx])):
+    res = conv.run_values_golden_batch([calls[i] for i in idx], [arrays_list[i] for i in idx])
+    for i, o in zip(idx, res, strict=True):
         out[i] = o
     for i, c in enumerate(calls):
         if out[i] is None:

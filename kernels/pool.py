@@ -110,7 +110,7 @@ def check(cfg: PoolConfig, cluster: Cluster = GAP8) -> None:
                                 "is a uint16 argument and must be < 65536")
     if fam == "avgpool":
         return  # every window is clipped to the image: all reads in bounds, every output written
-    t, _, l, _ = cfg.pad
+    t, _, left, _ = cfg.pad
     sy, sx = cfg.stride
     if cfg.semantics == "library":
         if cfg.Wo > cfg.W:
@@ -119,14 +119,14 @@ def check(cfg: PoolConfig, cluster: Cluster = GAP8) -> None:
                 f"Wo={cfg.Wo} > W={cfg.W}: pass 1 overwrites input pixel xo of each row in place, so columns "
                 f"xo >= W land in the next row (or past the buffer) (semantics.md §10.1). Use Wo <= W or "
                 "semantics='ideal'")
-        if (cfg.Wo - 1) * sx - l >= cfg.W or (cfg.Ho - 1) * sy - t >= cfg.H:
+        if (cfg.Wo - 1) * sx - left >= cfg.W or (cfg.Ho - 1) * sy - t >= cfg.H:
             raise UnsupportedConfig(
                 "maxpool-window-start",
                 f"Ho={cfg.Ho}, Wo={cfg.Wo} with stride={cfg.stride}, pad={cfg.pad} on {cfg.H}x{cfg.W}: the last "
                 "window starts past the image, so the kernel reads outside the input buffer. Expected "
                 "(Wo-1)*sx - pl < W and (Ho-1)*sy - pt < H")
         return
-    for n, size, k, s, p, name in ((cfg.Ho, cfg.H, cfg.Kh, sy, t, "rows"), (cfg.Wo, cfg.W, cfg.Kw, sx, l, "cols")):
+    for n, size, k, s, p, name in ((cfg.Ho, cfg.H, cfg.Kh, sy, t, "rows"), (cfg.Wo, cfg.W, cfg.Kw, sx, left, "cols")):
         for o in (0, n - 1):  # windows move monotonically: an empty one implies an empty first or last one
             if max(0, o * s - p) >= min(o * s - p + k, size):
                 raise UnsupportedConfig(
@@ -248,7 +248,9 @@ def reference(x, params, cfg: PoolConfig, cluster: Cluster = GAP8):
     if fam == "maxpool":
         if params is not None:
             raise JaxpulpError(f"params={params!r}: max pooling takes no parameters, expected None")
+        assert isinstance(cfg, MaxPoolConfig)  # _family said so
         return _ref_max(x, cfg, cluster)
+    assert isinstance(cfg, AvgPoolConfig)  # _family said so
     return _ref_avg(x, AvgPoolParams() if params is None else params, cfg, cluster)
 
 
@@ -283,18 +285,18 @@ def values(x, params=None, *, cfg: PoolConfig, in_type=None, out_type=None, clus
     bucket. Traceable (``jit`` / ``vmap``)."""
     cfg = cfg.replace(semantics="ideal")
     x = jnp.asarray(x, jnp.int32)
-    if _family(cfg) == "maxpool":
+    if isinstance(cfg, MaxPoolConfig):  # as _family(cfg) == "maxpool"
         return _max_static(x, cfg, cluster, neg=_NEG)[0]
     g = geometry(cfg, cluster)
-    types = {}
+    types: dict = {}
     if in_type is not None:
         types.update(bi=jnp.asarray(in_type[0], jnp.int32), si=jnp.asarray(in_type[1], jnp.int32))
     if out_type is not None:
         types.update(bo=jnp.asarray(out_type[0], jnp.int32), so=jnp.asarray(out_type[1], jnp.int32))
     p = AvgPoolParams(*(jnp.asarray(v, jnp.int32) for v in (params or AvgPoolParams())))
-    t, _, l, _ = cfg.pad
+    t, _, left, _ = cfg.pad
     S = _window_reduce(x, 1, -t, cfg.Kh, cfg.stride[0], cfg.Ho, jnp.add, 0)
-    S = _window_reduce(S, 2, -l, cfg.Kw, cfg.stride[1], cfg.Wo, jnp.add, 0)
+    S = _window_reduce(S, 2, -left, cfg.Kw, cfg.stride[1], cfg.Wo, jnp.add, 0)
     return _avg_finish(g._replace(**types), S, p)
 
 
@@ -316,22 +318,22 @@ def run_golden_batch_full(calls) -> list:
         bk = shared_bucket([c.cfg for c in part], [c.cluster for c in part])
         pad = [np.pad(c.args[0], (0, bk.x_words - len(c.args[0]))) for c in part]
         if fam == "maxpool":
-            items = [(geometry(c.cfg, c.cluster), xw) for c, xw in zip(part, pad)]
-            outs = []
+            items: list = [(geometry(c.cfg, c.cluster), xw) for c, xw in zip(part, pad, strict=True)]
+            outs: list = []
             for n, (g, xw) in _golden.stack_chunks(items):
                 o, xa = _max_packed_cases(g, xw, bk)
-                outs.extend(zip(np.asarray(o)[:n], np.asarray(xa)[:n]))
-            for i, c, (o, xa) in zip(idx, part, outs):
+                outs.extend(zip(np.asarray(o)[:n], np.asarray(xa)[:n], strict=True))
+            for i, c, (o, xa) in zip(idx, part, outs, strict=True):
                 cfg = c.cfg
                 results[i] = MaxPoolResult(
                     packing.unpack(o, cfg.out_type, cfg.Ho * cfg.Wo * cfg.C).reshape(cfg.Ho, cfg.Wo, cfg.C),
                     packing.unpack(xa, cfg.in_type, cfg.H * cfg.W * cfg.C).reshape(cfg.H, cfg.W, cfg.C))
         else:
-            items = [(geometry(c.cfg, c.cluster), xw, _scalars(c.args[1])) for c, xw in zip(part, pad)]
+            items = [(geometry(c.cfg, c.cluster), xw, _scalars(c.args[1])) for c, xw in zip(part, pad, strict=True)]
             outs = []
             for n, (g, xw, p) in _golden.stack_chunks(items):
                 outs.extend(np.asarray(_avg_packed_cases(g, xw, p, bk))[:n])
-            for i, c, o in zip(idx, part, outs):
+            for i, c, o in zip(idx, part, outs, strict=True):
                 cfg = c.cfg
                 results[i] = packing.unpack(o, cfg.out_type, cfg.Ho * cfg.Wo * cfg.C).reshape(cfg.Ho, cfg.Wo, cfg.C)
     return results
@@ -349,16 +351,16 @@ def run_values_golden_batch(calls, arrays_list) -> list:
         part = [calls[i] for i in idx]
         bk = shared_bucket([c.cfg for c in part], [c.cluster for c in part])
         items = []
-        for i, c in zip(idx, part):
+        for i, c in zip(idx, part, strict=True):
             cfg = c.cfg
             x = np.zeros((bk.H, bk.W, bk.C), np.int32)
             x[:cfg.H, :cfg.W, :cfg.C] = arrays_list[i]["x"]
             g = geometry(cfg.replace(semantics="ideal"), c.cluster)
             items.append((g, x) if fam == "maxpool" else (g, x, _scalars(c.args[1])))
-        outs = []
+        outs: list = []
         for n, item in _golden.stack_chunks(items):
             fn = _max_values_cases if fam == "maxpool" else _avg_values_cases
             outs.extend(np.asarray(fn(*item, bk))[:n])
-        for i, c, o in zip(idx, part, outs):
+        for i, c, o in zip(idx, part, outs, strict=True):
             results[i] = o[:c.cfg.Ho, :c.cfg.Wo, :c.cfg.C]
     return results

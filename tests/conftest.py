@@ -4,9 +4,11 @@ import pytest
 
 GOLDEN_DIR = os.path.join(os.path.dirname(__file__), "golden")
 
-# Strict dtype promotion (jax.numpy_dtype_promotion('strict')): opt-in while the kernels still rely on implicit
-# promotion in places (see the list in the closing note of issue 9). JAXPULP_STRICT_PROMOTION=1 pytest ...
-if os.environ.get("JAXPULP_STRICT_PROMOTION") == "1":
+# Strict dtype promotion (jax.numpy_dtype_promotion('strict')) for the whole test session: silent promotion is the
+# enemy of bit-exactness, so a mixed-dtype jnp operation in the package fails a test instead of widening quietly.
+# JAXPULP_STRICT_PROMOTION=0 pytest ... opts out (e.g. to tell a promotion error from a wrong result).
+STRICT_PROMOTION = os.environ.get("JAXPULP_STRICT_PROMOTION", "1") != "0"
+if STRICT_PROMOTION:
     import jax
 
     jax.config.update("jax_numpy_dtype_promotion", "strict")

@@ -83,8 +83,8 @@ def test_traced_written_mask_equals_static_mask():
     bk = add.Bucket(512)
     g = jax.tree_util.tree_map(lambda *v: np.stack(v), *[add.geometry(c, cl) for c, cl in cfgs])
     for legacy in (False, True):
-        got = np.asarray(jax.jit(jax.vmap(lambda g_: add._written(g_, bk, legacy)))(g))
-        for (cfg, cl), m in zip(cfgs, got):
+        got = np.asarray(jax.jit(jax.vmap(lambda g_, legacy=legacy: add._written(g_, bk, legacy)))(g))
+        for (cfg, cl), m in zip(cfgs, got, strict=True):
             if isinstance(cfg, add.AddLegacyConfig) == legacy:
                 n = cfg.H * cfg.W * cfg.C
                 np.testing.assert_array_equal(m[:n], add.written_mask(cfg, cl).reshape(-1), err_msg=f"{cfg} {cl}")
@@ -110,7 +110,7 @@ def test_value_path_equals_packed_path_where_no_quirk_applies():
     values = add.run_values_golden_batch(calls, arrays)
     packed = add.run_golden_batch(calls)
     failures = [f"{c.meta['id']}: " + testing.first_mismatches(v, p, np.ones_like(p))
-                for c, v, p in zip(calls, values, packed) if not np.array_equal(v, p)]
+                for c, v, p in zip(calls, values, packed, strict=True) if not np.array_equal(v, p)]
     report(failures, len(calls), "add value path vs packed path")
 
 
@@ -128,7 +128,7 @@ def test_ideal_semantics_computes_the_dropped_elements():
             add.params_from_golden(m))))
     packed = add.run_golden_batch(calls)
     values = add.run_values_golden_batch(calls, [ARRAYS[m["id"]] for m in metas])
-    for c, p, v in zip(calls, packed, values):
+    for c, p, v in zip(calls, packed, values, strict=True):
         a = ARRAYS[c.meta["id"]]
         np.testing.assert_array_equal(p, v)
         np.testing.assert_array_equal(p, add.reference(a["x1"], a["x2"], c.args[2], c.cfg, c.cluster))
@@ -195,7 +195,8 @@ def _params(cfg, rng):
 def test_batch_equals_loop(ncores):
     cluster = Cluster(num_cores=ncores)
     rng = np.random.default_rng(1)
-    for cfg in (add.AddConfig("u4", "i2", "i4", H=10, W=3, C=4, requant=1), add.AddConfig("i8", "u8", "u8", H=3, W=5, C=3),
+    for cfg in (add.AddConfig("u4", "i2", "i4", H=10, W=3, C=4, requant=1),
+                add.AddConfig("i8", "u8", "u8", H=3, W=5, C=3),
                 add.AddLegacyConfig("u4", "u2", H=4, W=4, C=4)):
         cl = Cluster(num_cores=1) if isinstance(cfg, add.AddLegacyConfig) else cluster
         p = _params(cfg, rng)
@@ -204,16 +205,16 @@ def test_batch_equals_loop(ncores):
         w1 = np.stack([packing.pack_hwc(v, cfg.in1_type) for v in x1])
         w2 = np.stack([packing.pack_hwc(v, cfg.in2_type) for v in x2])
         batched = np.asarray(add.run(w1, w2, p, cfg=cfg, cluster=cl))
-        looped = np.stack([np.asarray(add.run(a, b, p, cfg=cfg, cluster=cl)) for a, b in zip(w1, w2)])
+        looped = np.stack([np.asarray(add.run(a, b, p, cfg=cfg, cluster=cl)) for a, b in zip(w1, w2, strict=True)])
         np.testing.assert_array_equal(batched, looped)
         # one operand without a batch axis broadcasts
         np.testing.assert_array_equal(np.asarray(add.run(w1, w2[0], p, cfg=cfg, cluster=cl)),
                                       np.stack([np.asarray(add.run(a, w2[0], p, cfg=cfg, cluster=cl)) for a in w1]))
-        for a, b, o in zip(x1, x2, batched):
+        for a, b, o in zip(x1, x2, batched, strict=True):
             want = add.reference(a, b, p, cfg, cl)
             np.testing.assert_array_equal(packing.unpack_hwc(o, want.shape, cfg.out_type), want)
         vb = np.asarray(add.run_values(x1, x2, p, cfg=cfg, cluster=cl))
-        vl = np.stack([np.asarray(add.run_values(a, b, p, cfg=cfg, cluster=cl)) for a, b in zip(x1, x2)])
+        vl = np.stack([np.asarray(add.run_values(a, b, p, cfg=cfg, cluster=cl)) for a, b in zip(x1, x2, strict=True)])
         np.testing.assert_array_equal(vb, vl)
 
 
@@ -244,7 +245,7 @@ def test_random_configs_match_reference_twin():
         refs.append(add.reference(x1, x2, p, cfg, cluster))
     got = add.run_golden_batch(calls)
     failures = [f"{c.cfg} on {c.cluster.num_cores} cores: " + testing.first_mismatches(g, r, np.ones_like(r))
-                for c, g, r in zip(calls, got, refs) if not np.array_equal(g, r)]
+                for c, g, r in zip(calls, got, refs, strict=True) if not np.array_equal(g, r)]
     report(failures, len(calls), "random add configurations")
     assert {(type(c.cfg), c.cfg.semantics) for c in calls} == {
         (t, s) for t in (add.AddConfig, add.AddLegacyConfig) for s in ("library", "ideal")}
@@ -252,7 +253,7 @@ def test_random_configs_match_reference_twin():
 
 def test_traced_row_split_equals_static_split():
     grid = list(itertools.product(range(1, 70), (1, 2, 4, 8)))
-    rows, nc = (jnp.array(v, jnp.int32) for v in zip(*grid))
+    rows, nc = (jnp.array(v, jnp.int32) for v in zip(*grid, strict=True))
     got = np.asarray(jax.jit(jax.vmap(lambda r, n: cluster_run.over_cores(
         lambda c: jnp.stack(cluster_run.row_split(c, r, n)))))(rows, nc))
     for i, (r, n) in enumerate(grid):

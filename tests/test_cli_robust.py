@@ -83,7 +83,8 @@ CASES = [
     ("check-golden-empty", "check dronet --golden {d}/emptydir"),
     ("check-golden-no-out-layers", "check dronet --golden {d}/dory_noout"),
     ("check-json-missing-folder", "check dronet --golden {d}/dory_noout --json {d}/no/x.json"),
-    ("check-deeploy-truncated-activations", "check {d}/deeploy_trunc/network.onnx --input-type i8 --golden {d}/deeploy_trunc"),
+    ("check-deeploy-truncated-activations",
+     "check {d}/deeploy_trunc/network.onnx --input-type i8 --golden {d}/deeploy_trunc"),
     ("check-golden-missing-folder", "check-golden {d}/nope"),
     ("check-golden-empty-folder", "check-golden {d}/emptydir"),
     ("check-golden-bogus-family", "check-golden " + os.path.join(ROOT, "tests", "golden") + " --family bogus"),
@@ -157,7 +158,8 @@ def test_malformed_input_is_one_line_exit_2(argv, bad_dir, capsys, monkeypatch):
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert rc == 2, (rc, out, err)
     assert "Traceback" not in err + out
-    assert len(lines) - sum(ln.startswith(("sweep ", "note: ", "cost table ")) for ln in lines) == 1, err  # progress aside
+    # progress aside
+    assert len(lines) - sum(ln.startswith(("sweep ", "note: ", "cost table ")) for ln in lines) == 1, err
     assert "error" in lines[-1] and "JAXPULP_TRACEBACK" not in lines[-1], lines[-1]  # an anticipated error
     assert _files(bad_dir) == before, "a file was left behind"
 

@@ -13,7 +13,7 @@ from jaxpulp.cluster.config import Cluster
 
 def test_traced_conv_split_equals_static_split():
     grid = list(itertools.product(range(1, 21), range(1, 21), (1, 2, 4, 8)))
-    ho, wo, nc = (jnp.array(v, jnp.int32) for v in zip(*grid))
+    ho, wo, nc = (jnp.array(v, jnp.int32) for v in zip(*grid, strict=True))
 
     def all_cores(h, w, n):
         return run.over_cores(lambda c: jnp.stack(run.conv_split(c, h, w, n)))

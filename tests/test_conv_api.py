@@ -19,7 +19,8 @@ def _layer(cfg, rng, batch=None):
     return x, w, params
 
 
-def _run_unpacked(x, w, params, cfg, cluster=Cluster()):
+def _run_unpacked(x, w, params, cfg, cluster=None):
+    cluster = Cluster() if cluster is None else cluster
     xw = packing.pack_hwc(x, cfg.in_type)
     out = conv.run(xw, packing.pack(w, cfg.w_type), params, cfg=cfg, cluster=cluster)
     return packing.unpack_hwc(np.asarray(out), (cfg.Ho, cfg.Wo, cfg.Co), cfg.out_type)

@@ -60,7 +60,7 @@ def test_value_path_equals_packed_path_where_no_quirk_applies():
     values = conv.run_values_golden_batch(calls, arrays)
     packed = conv.run_golden_batch(calls)
     failures = []
-    for c, v, p, a in zip(calls, values, packed, arrays):
+    for c, v, p, _a in zip(calls, values, packed, arrays, strict=True):
         if not np.array_equal(v, p):
             failures.append(f"{c.meta['id']}: " + testing.first_mismatches(v, p, np.ones_like(p)))
     report(failures, len(calls), "conv value path vs packed path")
@@ -71,4 +71,4 @@ def test_value_path_differs_where_the_quirk_applies():
     metas = [m for m in CASES if not m["matches_ideal"] and m["all_defined"]][:20]
     calls = [conv.from_golden(m, ARRAYS[m["id"]]) for m in metas]
     values = conv.run_values_golden_batch(calls, [ARRAYS[m["id"]] for m in metas])
-    assert all(not np.array_equal(v, ARRAYS[m["id"]]["out"]) for v, m in zip(values, metas))
+    assert all(not np.array_equal(v, ARRAYS[m["id"]]["out"]) for v, m in zip(values, metas, strict=True))

@@ -96,7 +96,7 @@ def test_comparison_rows_and_causes(comp):
 
 def test_energy_scales_with_power(comp):
     half = compare_m7.compare_m7(m7_power_mw=comp.m7_pj_per_cycle * 0.4 / 2)  # pJ * 400 MHz / 2, in mW
-    for a, b in zip(comp.rows, half.rows):
+    for a, b in zip(comp.rows, half.rows, strict=True):
         assert b.energy_ratio == pytest.approx(a.energy_ratio / 2) and b.speedup == a.speedup
     sens = compare_m7.energy_sensitivity(comp, m7_power_mw=(comp.m7_pj_per_cycle * 0.4,))
     assert sens[0][2] == pytest.approx(comp.ranges()["energy_ratio"]["w8"][0])
@@ -141,7 +141,7 @@ def test_gap8_operating_point_scales_energy_only(comp):
     # gap8-1v0: same cluster, 100 MHz, 1.0 V: energy per busy cycle (183 + 8 x 37.6) pJ instead of 1.44x that
     eff = compare_m7.compare_m7(gap8="gap8-1v0")
     assert eff.gap8_pj_per_cycle == pytest.approx(183.0 + 8 * 37.6)
-    for a, b in zip(comp.rows, eff.rows):
+    for a, b in zip(comp.rows, eff.rows, strict=True):
         assert b.gap8_cycles == a.gap8_cycles
         assert b.energy_ratio == pytest.approx(a.energy_ratio * 1.2 ** 2, rel=1e-6)
 

@@ -20,7 +20,8 @@ def test_cost_add_scale_and_views():
     assert sum([a, b]) == s == total([a, b])
     assert s.builtins()["pack4"] == 2
     assert hash(a) == hash(Cost(load=2, sdotp=8, branch_taken=1, stall_load_use=1, macs=32))
-    assert set(s.as_dict(nonzero=True)) == {"load", "sdotp", "pack", "branch_taken", "stall_load_use", "barrier", "macs"}
+    assert set(s.as_dict(nonzero=True)) == {"load", "sdotp", "pack", "branch_taken", "stall_load_use", "barrier",
+                                            "macs"}
     assert set(FIELDS) >= set(INSTRUCTION_CLASSES)
     with pytest.raises(ValueError):
         a * -1

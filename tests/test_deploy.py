@@ -58,7 +58,8 @@ def test_tiles_fit_l1_builtin_networks():
 
 
 @settings(max_examples=40, deadline=None)
-@given(h=st.integers(4, 80), c=st.sampled_from([8, 16, 32, 64, 96, 256, 512]), co=st.sampled_from([8, 32, 64, 128, 512]),
+@given(h=st.integers(4, 80), c=st.sampled_from([8, 16, 32, 64, 96, 256, 512]),
+       co=st.sampled_from([8, 32, 64, 128, 512]),
        k=st.sampled_from([1, 3]), s=st.sampled_from([1, 2]), bits=st.sampled_from(["8", "4", "2"]),
        dw=st.booleans(), db=st.sampled_from([1, 2]))
 def test_tiles_fit_l1_random_layers(h, c, co, k, s, bits, dw, db):
@@ -112,7 +113,8 @@ def test_untiled_layer_costs_kernel_plus_one_load_and_store():
         assert d.total <= d.kernel + load + store + t.layer_overhead_cycles
         assert d.total >= d.kernel
         m = layer_latency(cfg, t, "pulp-nn-mixed")
-        assert m.kernel == m.kernel_whole and m.kernel_whole <= m.total <= m.kernel + load + store + t.layer_overhead_cycles
+        assert m.kernel == m.kernel_whole
+        assert m.kernel_whole <= m.total <= m.kernel + load + store + t.layer_overhead_cycles
 
 
 @pytest.mark.parametrize("field", ["dma_bytes_per_cycle", "l3_bytes_per_cycle"])
@@ -251,7 +253,7 @@ def test_dory_flavour_uses_dory_kernels_only_where_they_apply():
     b = layer_latency(dw8, "gap8-board", "pulp-nn-mixed")
     assert a.kernel_whole == b.kernel_whole == kernel_cost(dw8, "gap8").cycles  # kernel-only column: mixed model
     if a.tiling.whole:
-        assert a.kernel == dk.dory_kernel_cost(dw8, "gap8").cycles
+        assert a.kernel == dk.dory_kernel_cost(dw8, "gap8", lto=True).cycles
     assert layer_latency(dw4, "gap8-board", "dory-gap8").kernel == layer_latency(
         dw4, "gap8-board", "pulp-nn-mixed").kernel
 
@@ -295,3 +297,107 @@ def test_dory_flavour_counts_the_gcc_matmul_block():
     assert DORY_GAP8.matmul_outer == "gcc"
     with pytest.raises(JaxpulpError, match="matmul_outer"):
         Flavour("x", "hwc-to-chw", "dory", matmul_outer="clang")
+
+
+# ---- issue 14: DORY's 8-bit flow (-O3 -flto, pulp_nn_conv_Ho_parallel, waited depthwise input, BN tree) --------
+
+def test_lto_depthwise_generic_saves_the_loop_overhead_by_hand():
+    from jaxpulp.deploy import dory_kernels as dk
+
+    cfg = _dw8(8, 1, (1, 1, 1, 1))  # one channel per core: 8 columns x 8 outputs, 8 image rows + 2 zero rows per column
+    a = dk.depthwise_generic_core(cfg, 0, 8)
+    b = dk.depthwise_generic_core(cfg, 0, 8, lto=True)
+    # per output (64): 2 tap-loop set-ups, the l-loop branch, the l*sy*Kw multiply and 2 address alu disappear;
+    # per column (8) one hw loop for the outputs; per image row (64) the word-loop set-up, its branch and 2 alu;
+    # per zero row (16) the set-up, the branch and 1 alu. Loads, stores, sdotp unchanged.
+    assert a.hwloop - b.hwloop == 64 * 2 - 8 + 64 - 8 + 16
+    assert a.alu - b.alu == 64 * 2 + 64 * 2 + 16
+    assert a.mul - b.mul == 64
+    assert a.branch_taken - b.branch_taken == 64 + 64 + 16
+    assert (a.load, a.store, a.sdotp, a.macs) == (b.load, b.store, b.sdotp, b.macs)
+
+
+def test_depthwise_generic_64bit_bn_epilogue_by_hand():
+    from jaxpulp.deploy import dory_kernels as dk
+
+    cfg = _dw8(8, 1, (1, 1, 1, 1))
+    a = dk.depthwise_generic_core(cfg, 0, 8)
+    b = dk.depthwise_generic_core(cfg.replace(bn_bits=64), 0, 8)
+    # per output (64): int64 kappa / lambda (4 loads instead of 2), mul + mulh, the 64-bit add with carry and shift
+    # (alu 14 instead of 2), the call's jumps; the inlined 32-bit epilogue's load-use stall goes
+    assert (b.load - a.load, b.alu - a.alu, b.mul - a.mul, b.jump - a.jump) == (2 * 64, 12 * 64, 64, 2 * 64)
+    assert a.stall_load_use - b.stall_load_use == 64
+
+
+def test_lto_avgpool_by_hand():
+    from jaxpulp.deploy import dory_kernels as dk
+
+    cfg = kc.AvgPoolConfig("u8", "u8", H=4, W=4, C=16, Kh=4, Kw=4, stride=(4, 4))
+    cc = dk.dory_kernel_cost(cfg, "gap8", lto=True)
+    busy = [cc.target.core_cycles(c) for c in cc.per_core]
+    # per channel: 16 lbu + 16 add (window peeled, loads scheduled ahead: no stall); / 16 = one shift; mul, srl,
+    # 3 address alu, clipu, sb, taken branch 3 -> 16 + 16 + 1 + 1 + 4 + 1 + 1 + 3 = 43; output-row loop 8;
+    # channel loop 5 -> 56 cycles (the board's DORY pool: 56,000 cycles for 1,024 channels, DMA included)
+    assert busy[0] - busy[1] == 56 * 16
+
+
+def test_conv_ho_parallel_split_by_hand():
+    from jaxpulp.cost import pulpnn
+
+    cfg = kc.ConvConfig("u8", "u8", "i8", H=4, W=3, Ci=8, Co=8, pad=(1, 1, 1, 1))  # 4 x 3 outputs
+    K = 9 * 8
+    ho = [pulpnn.conv_core(cfg, c, 8, split="ho").macs for c in range(8)]
+    mixed = [pulpnn.conv_core(cfg, c, 8).macs for c in range(8)]
+    # Ho_parallel: chunk = ceil(4/8) = 1 row of 3 pixels on cores 0-3 (one pair + one leftover), cores 4-7 idle
+    assert ho == [3 * K * 8] * 4 + [0] * 4
+    # pulp-nn-mixed: Ho % 8 != 0 -> core pairs share a row, halves of 1 and 2 pixels
+    assert mixed == [1 * K * 8, 2 * K * 8] * 4
+    even = kc.ConvConfig("u8", "u8", "i8", H=8, W=4, Ci=8, Co=8, pad=(1, 1, 1, 1))  # Ho % 8 == 0: same split
+    assert all(pulpnn.conv_core(even, c, 8, split="ho") == pulpnn.conv_core(even, c, 8) for c in range(8))
+    with pytest.raises(JaxpulpError, match="split"):
+        pulpnn.conv_core(cfg, 0, 8, split="rows")
+
+
+def test_flavour_bn_bits_and_waited_depthwise_input():
+    import dataclasses
+
+    from jaxpulp.deploy.flavour import DORY_GAP8, Flavour
+
+    pw = kc.PointwiseConfig("u8", "u8", "i8", H=8, W=8, Ci=32, Co=32)
+    f64 = dataclasses.replace(DORY_GAP8, bn_bits=64)
+    assert layer_latency(pw, "gap8-gvsoc", f64).kernel > layer_latency(pw, "gap8-gvsoc", DORY_GAP8).kernel
+    assert layer_latency(pw.replace(bn_bits=64), "gap8-gvsoc", DORY_GAP8).kernel == layer_latency(
+        pw, "gap8-gvsoc", f64).kernel
+    with pytest.raises(JaxpulpError, match="bn_bits"):
+        Flavour("x", "hwc-to-chw", "dory", bn_bits=16)
+    # a depthwise layer tiled over channels on the double-buffered target: the waited input copy stops overlapping
+    dw = _dw8(64, 1, (1, 1, 1, 1), C=128)
+    nowait = dataclasses.replace(DORY_GAP8, dw_input_waits=False)
+    a = layer_latency(dw, "gap8-gvsoc", nowait)
+    b = layer_latency(dw, "gap8-gvsoc", DORY_GAP8)
+    assert a.tiling.n_tiles > 1 and b.total > a.total
+    assert b.total <= a.dma_in + a.kernel + a.dma_out + a.overhead + a.exposed_l3  # never worse than blocking
+    small = _dw8(8, 1, (1, 1, 1, 1))  # one tile: nothing to overlap either way
+    assert layer_latency(small, "gap8-gvsoc", nowait).total == layer_latency(small, "gap8-gvsoc", DORY_GAP8).total
+
+
+def test_partial_channel_tile_pixel_by_pixel_by_hand():
+    t = DeployTarget(name="t", schedule="double")  # 10-cycle commands, 10-cycle first byte, 8 B/cycle, 8 cores
+    # 4 rows x 8 pixels with 8 of 16 channels (8 B per pixel): 32 one-pixel commands, 4 per core -> 4 * 10 + 10
+    # programming + 32 rows of one beat = 82; one 2-D command per row: ceil(4 / 8) * 10 + 10 + 32 = 52
+    assert dma.hwc_tile(4, 8, 8, 16, 8, t, per_pixel=True) == dma.Transfer(256, 32, 82)
+    assert dma.hwc_tile(4, 8, 8, 16, 8, t) == dma.Transfer(256, 4, 52)
+    # every channel of whole rows stays one 1-D command either way
+    assert dma.hwc_tile(4, 8, 16, 16, 8, t, per_pixel=True) == dma.hwc_tile(4, 8, 16, 16, 8, t)
+
+
+def test_registered_dory_flavours_fix_the_bn_tree():
+    from jaxpulp.deploy import FLAVOURS, get_flavour
+    from jaxpulp.deploy.flavour import Flavour
+
+    assert get_flavour("dory-gap8-bn32").bn_bits == 32 and get_flavour("dory-gap8-bn64").bn_bits == 64
+    assert {"dory-gap8", "dory-gap8-bn32", "dory-gap8-bn64", "pulp-nn-mixed"} <= set(FLAVOURS)
+    with pytest.raises(JaxpulpError, match="dma_3d"):
+        Flavour("x", "hwc-to-chw", "dory", dma_3d="plane")
+    with pytest.raises(JaxpulpError, match="conv_split"):
+        Flavour("x", "hwc-to-chw", "dory", conv_split="co")

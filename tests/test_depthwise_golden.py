@@ -93,10 +93,10 @@ def test_value_path_equals_packed_path_where_no_quirk_applies():
     values = depthwise.run_values_golden_batch(calls, arrays)
     packed = depthwise.run_golden_batch(calls)
     failures = [f"{c.meta['id']}: " + testing.first_mismatches(v, p, np.ones_like(p))
-                for c, v, p in zip(calls, values, packed) if not np.array_equal(v, p)]
+                for c, v, p in zip(calls, values, packed, strict=True) if not np.array_equal(v, p)]
     report(failures, len(calls), "depthwise value path vs packed path")
     # run_values (static, one compile per configuration) agrees with the batched value path
-    for c, a, v in list(zip(calls, arrays, values))[::120]:
+    for c, a, v in list(zip(calls, arrays, values, strict=True))[::120]:
         np.testing.assert_array_equal(np.asarray(depthwise.run_values(a["x"], a["w"], c.args[2], cfg=c.cfg)), v)
 
 
@@ -105,7 +105,7 @@ def test_value_path_differs_where_the_quirk_applies():
     pairs = _calls(only=lambda m: not m["matches_ideal"])
     assert len(pairs) > 30 and all(c.cfg.bias and depthwise.group_size(c.cfg) > 1 for c, _ in pairs)
     values = depthwise.run_values_golden_batch([c for c, _ in pairs], [a for _, a in pairs])
-    same = [c.meta["id"] for (c, a), v in zip(pairs, values) if np.array_equal(v, a["out"])]
+    same = [c.meta["id"] for (c, a), v in zip(pairs, values, strict=True) if np.array_equal(v, a["out"])]
     assert not same, f"ideal semantics reproduces the library's bias indexing on {same}"
 
 
@@ -175,7 +175,8 @@ def test_recorded_quirks_through_the_shared_bucket():
                                         depthwise.pack_inputs(x, w, cfg) + (params,)))
         wants.append(np.asarray(want).reshape(cfg.Ho, cfg.Wo, cfg.Co))
     failures = [f"{c.meta['id']}: " + testing.first_mismatches(g, want, np.ones_like(want))
-                for c, g, want in zip(calls, depthwise.run_golden_batch(calls), wants) if not np.array_equal(g, want)]
+                for c, g, want in zip(calls, depthwise.run_golden_batch(calls), wants, strict=True)
+                if not np.array_equal(g, want)]
     report(failures, len(calls), "depthwise recorded quirks, bucketed path")
 
 
@@ -223,7 +224,7 @@ def test_random_configs_match_the_twin():
     assert quirky >= 5  # horizontal-phase reads and bias indexing do show up
     outs = depthwise.run_golden_batch([c for c, _ in items])
     failures = [f"{c.cfg} ncores={c.cluster.num_cores}: " + testing.first_mismatches(o, want, np.ones_like(want))
-                for (c, want), o in zip(items, outs) if not np.array_equal(o, want)]
+                for (c, want), o in zip(items, outs, strict=True) if not np.array_equal(o, want)]
     report(failures, len(items), "depthwise random configurations vs twin")
 
 

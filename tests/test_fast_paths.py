@@ -114,7 +114,8 @@ def test_pool_static_equals_bucketed(data):
     kh, kw = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
     pads = tuple(data.draw(st.integers(0, k)) for k in (kh, kh, kw, kw))  # pad >= kernel: edge windows
     kw_ = dict(H=data.draw(st.integers(kh, 9)), W=data.draw(st.integers(kw, 9)),
-               C=data.draw(st.sampled_from([4, 8, 16])), Kh=kh, Kw=kw, stride=(data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))), pad=pads,
+               C=data.draw(st.sampled_from([4, 8, 16])), Kh=kh, Kw=kw,
+               stride=(data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))), pad=pads,
                semantics=data.draw(st.sampled_from(["library", "ideal"])))
     if fam == "maxpool":
         cfg, params = pool.MaxPoolConfig(it, ot, **kw_), None
@@ -133,7 +134,7 @@ def test_pool_static_equals_bucketed(data):
                        cfg.H * cfg.W * cfg.C * cfg.in_type.bits, seed=1)
     fast = pool.run(xw, params, cfg=cfg, cluster=cluster, static=True)
     slow = pool.run(xw, params, cfg=cfg, cluster=cluster, static=False)
-    for a, b in zip(_results(fast), _results(slow)):
+    for a, b in zip(_results(fast), _results(slow), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=f"{cfg} on {cluster.num_cores} cores")
     ref = pool.reference(x[1], params, cfg, cluster)
     out = fast.out if fam == "maxpool" else fast

@@ -184,6 +184,19 @@ def test_deeploy_1d_npz_goldens_and_run_input(tmp_path):
     assert (xs["x"] == x.T[None, None]).all()
 
 
+def test_deeploy_outputs_npz_with_more_arrays_than_outputs_fails(tmp_path):
+    # one network output, two golden arrays: the second cannot be compared, so the check must not pass
+    m, x, want = _tcn(1)
+    net = load_onnx(m, input_type="u8")
+    np.savez(tmp_path / "inputs.npz", x=x[None].astype(np.float32))
+    np.savez(tmp_path / "outputs.npz", y=want[None], z=want[None])
+    checks = conformance.check(net, str(tmp_path))
+    assert checks[0].ok and checks[0].what == "outputs.npz:y"  # the paired output still compares equal
+    bad = [c for c in checks if not c.ok]
+    assert len(bad) == 1 and bad[0].what == "outputs.npz" and bad[0].n_diff == 1
+    assert "2 arrays ['y', 'z']" in bad[0].first and "1 " in bad[0].first and net.outputs[0] in bad[0].first
+
+
 # --------------------------------------------------------------------------------- NEMO residual adds
 
 
@@ -366,7 +379,7 @@ def _nemo_wide_lambda(lam0=-(1 << 20) - 5, m=1 << 13, D=1 << 24):
 def test_nemo_lambda_beyond_int32_runs_exactly_in_the_64_bit_tree(bn_bits):
     m, x, want = _nemo_wide_lambda()
     net = load_onnx(m, bn_bits=bn_bits)
-    assert all(l.bn_bits == 64 for l in net.layers) and any("beyond int32" in n for n in net.notes)
+    assert all(layer.bn_bits == 64 for layer in net.layers) and any("beyond int32" in n for n in net.notes)
     assert 0 < want.mean() < 255  # the data exercises the clip range, not just its ends
     for got in _both_paths(net, x.transpose(1, 2, 0)):
         assert (got == want).all()

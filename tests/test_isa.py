@@ -5,6 +5,8 @@ one vectorised, jitted call. Reference values are numpy int64 computations, neve
 """
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -436,7 +438,7 @@ def test_instruction_table():
     assert t["sdotusp4"].mnemonic == "pv.sdotusp.b"
     assert t["clipu_r"].cost_class == "clipu" and t["clip_r"].cost_class == "clip"
     assert t["fl1"].cost_class == "bitcount"
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         t["fl1"].count = 3  # frozen
 
 

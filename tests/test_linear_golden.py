@@ -79,7 +79,7 @@ def test_value_path_equals_packed_path_where_no_quirk_applies(fam):
     values = linear.run_values_golden_batch(calls, arrays)
     packed = linear.run_golden_batch(calls)
     failures = [f"{c.meta['id']}: " + testing.first_mismatches(v, p, np.ones_like(p))
-                for c, v, p in zip(calls, values, packed) if not np.array_equal(v, p)]
+                for c, v, p in zip(calls, values, packed, strict=True) if not np.array_equal(v, p)]
     report(failures, len(calls), f"{fam} value path vs packed path")
 
 
@@ -97,7 +97,7 @@ def test_value_path_differs_where_the_quirks_apply():
     pairs = _calls("linear_quant", only=lambda m: not m["matches_ideal"])
     assert {_quirk_kind(c.meta) for c, _ in pairs} == {"wrong-row", "lost-weights", "kappa0"}
     values = linear.run_values_golden_batch([c for c, _ in pairs], [a for _, a in pairs])
-    assert all(not np.array_equal(v, a["out"]) for v, (_, a) in zip(values, pairs))
+    assert all(not np.array_equal(v, a["out"]) for v, (_, a) in zip(values, pairs, strict=True))
 
 
 def test_static_path_matches_golden_on_each_quirk_and_width():
@@ -146,7 +146,7 @@ def test_batch_equals_loop(types, M, ncores):
     batched = np.asarray(linear.run(xw, ww, params, cfg=cfg, cluster=cluster))
     looped = np.stack([np.asarray(linear.run(xi, ww, params, cfg=cfg, cluster=cluster)) for xi in xw])
     np.testing.assert_array_equal(batched, looped)
-    for xi, out in zip(x, batched):
+    for xi, out in zip(x, batched, strict=True):
         np.testing.assert_array_equal(linear._unpack_output(out, cfg), linear.reference(xi, w, params, cfg, cluster))
     vb = np.asarray(linear.run_values(x, w, params, cfg=cfg, cluster=cluster))
     vl = np.stack([np.asarray(linear.run_values(xi, w, params, cfg=cfg, cluster=cluster)) for xi in x])
@@ -177,14 +177,14 @@ def test_random_configs_match_reference_twin():
         refs.append(linear.reference(x, w, params, cfg, cluster))
     got = linear.run_golden_batch(calls)
     failures = [f"{c.cfg} on {c.cluster.num_cores} cores: " + testing.first_mismatches(g, r, np.ones_like(r))
-                for c, g, r in zip(calls, got, refs) if not np.array_equal(g, r)]
+                for c, g, r in zip(calls, got, refs, strict=True) if not np.array_equal(g, r)]
     report(failures, len(calls), "random linear configurations")
     assert {c.cfg.semantics for c in calls} == {"library", "ideal"}
 
 
 def test_traced_split_equals_static_split():
     grid = list(itertools.product(range(1, 70), (1, 2, 4, 8), (8, 4, 2, 32)))
-    m, nc, bo = (jnp.array(v, jnp.int32) for v in zip(*grid))
+    m, nc, bo = (jnp.array(v, jnp.int32) for v in zip(*grid, strict=True))
 
     def all_cores(m_, n_, b_):
         return cluster_run.over_cores(lambda c: jnp.stack(cluster_run.linear_split(c, m_, n_, b_)))
@@ -252,7 +252,7 @@ def test_partial_last_output_byte_is_modelled_not_refused(types, M, ncores):
     want = np.clip(v, cfg.out_type.lo, cfg.out_type.hi)
     got = np.asarray(packing.unpack(out, cfg.out_type, M)).reshape(4, M)
     assert (got == want).all()
-    for xi, row in zip(x, want):
+    for xi, row in zip(x, want, strict=True):
         assert (linear.reference(xi, w, params, cfg, cluster) == row).all()
     mask = linear.defined_mask(cfg)
     assert mask.shape == out.shape[1:] and (out & ~mask == 0).all()

@@ -36,7 +36,7 @@ def test_packed_values_and_numpy_twin_agree_on_a_quirk_free_network(tiny):
     for lay in tiny.layers:
         np.testing.assert_array_equal(packed[lay.output], twin[lay.output], err_msg=lay.name)
         np.testing.assert_array_equal(values[lay.output], twin[lay.output], err_msg=lay.name)
-    assert len({mapping.kernel_config(l).c_name for l in tiny.layers}) >= 4
+    assert len({mapping.kernel_config(layer).c_name for layer in tiny.layers}) >= 4
     out = twin["fc"]
     assert out.shape == (3, 1, 1, 10) and len(np.unique(out)) > 3  # not a constant output
 
@@ -99,7 +99,8 @@ def test_validate_names_the_layer():
     with pytest.raises(JaxpulpError, match="layer 'c': input 'in' is u8, the layer reads u4"):
         Network("n", spec, (lay,), p, ("c",))
     with pytest.raises(JaxpulpError, match="w has shape"):
-        Network("n", spec, (lay.with_types(in_type="u8"),), {"c": dict(p["c"], w=np.zeros((8, 3, 3, 4), np.int8))}, ("c",))
+        Network("n", spec, (lay.with_types(in_type="u8"),), {"c": dict(p["c"], w=np.zeros((8, 3, 3, 4), np.int8))},
+                ("c",))
     with pytest.raises(JaxpulpError, match="not produced by an earlier layer"):
         Network("n", spec, (lay.replace(inputs=("x",), in_type="u8"),), p, ("c",))
     with pytest.raises(JaxpulpError, match="kind='deconv'"):
@@ -209,7 +210,7 @@ def _conv_chain(div=2.0 ** 10, clip=(0.0, 255.0), group=1, w_shape=(8, 4, 3, 3),
 
 def test_onnx_minimal_dory_chain_imports_and_runs():
     net = load_onnx(_conv_chain())
-    assert [l.kind for l in net.layers] == ["conv"] and net.layers[0].out_type == QType(8, False)
+    assert [layer.kind for layer in net.layers] == ["conv"] and net.layers[0].out_type == QType(8, False)
     x = np.random.default_rng(0).integers(0, 256, (2, 6, 6, 4))
     np.testing.assert_array_equal(run(net, x).outputs[net.outputs[0]], reference.forward(net, x)[net.outputs[0]])
 

@@ -78,13 +78,13 @@ def test_deeploy_networks_match_outputs_and_activations(folder, input_type, path
 
 def test_deeploy_rounding_is_folded_and_said():
     net = load_onnx(os.path.join(DEEPLOY, "Models/miniMobileNet/network.onnx"))
-    assert all(l.rounding for l in net.layers if l.kind in ("conv", "depthwise", "linear"))
+    assert all(layer.rounding for layer in net.layers if layer.kind in ("conv", "depthwise", "linear"))
     assert any("rounds" in n for n in net.notes)
 
 
 def test_dory_dronet_maps_to_named_kernels():
     net = load_onnx(os.path.join(DORY, "quantlab_dronet_8bit", "DRONETV3_ql_integerized.onnx"))
-    names = [mapping.kernel_config(l).c_name for l in net.layers]
+    names = [mapping.kernel_config(layer).c_name for layer in net.layers]
     assert names[0] == "pulp_nn_conv_u8_u8_i8" and names[1] == "pulp_nn_maxpool_u8"
     assert names.count("pulp_nn_add_u8_u8_u8") == 3 and names[-1] == "pulp_nn_linear_u8_i32_i8"
     assert any("Sigmoid" in n for n in net.notes)  # the host-side tail is listed, not silently dropped

@@ -145,7 +145,7 @@ def test_in_bounds_garbage_reads_match_the_defined_elements_of_refused_cases():
         arrays.append(a)
     assert len(calls) > 60 and sum(int(a["defined"].sum()) for a in arrays) > 1000
     failures = []
-    for c, got, twin, a in zip(calls, pointwise.run_golden_batch(calls), twins, arrays):
+    for c, got, twin, a in zip(calls, pointwise.run_golden_batch(calls), twins, arrays, strict=True):
         for what, v in (("packed", got), ("twin", twin)):
             try:
                 assert_equal_defined(v, a["out"], a["defined"], f"{c.meta['id']} {what}")
@@ -155,11 +155,11 @@ def test_in_bounds_garbage_reads_match_the_defined_elements_of_refused_cases():
 
 
 def test_value_path_equals_packed_path_where_no_quirk_applies():
-    pairs = [(c, a, p) for (c, a), p in zip(_accepted(), _packed_outputs()) if c.meta["matches_ideal"]]
+    pairs = [(c, a, p) for (c, a), p in zip(_accepted(), _packed_outputs(), strict=True) if c.meta["matches_ideal"]]
     assert len(pairs) > 250
     values = pointwise.run_values_golden_batch([c for c, _, _ in pairs], [a for _, a, _ in pairs])
     failures = [f"{c.meta['id']}: " + testing.first_mismatches(v, p, np.ones_like(p))
-                for (c, _, p), v in zip(pairs, values) if not np.array_equal(v, p)]
+                for (c, _, p), v in zip(pairs, values, strict=True) if not np.array_equal(v, p)]
     report(failures, len(pairs), "pointwise value path vs packed path")
 
 
@@ -167,7 +167,7 @@ def test_value_path_differs_where_a_quirk_applies():
     pairs = [(c, a) for c, a in _accepted() if not c.meta["matches_ideal"]]
     values = pointwise.run_values_golden_batch([c for c, _ in pairs], [a for _, a in pairs])
     seen = set()
-    for (c, a), v in zip(pairs, values):
+    for (c, a), v in zip(pairs, values, strict=True):
         assert ((v != a["out"]) & (a["defined"] != 0)).any(), c.meta["id"]
         q = _quirks(c.cfg, c.cluster)
         assert q, c.meta["id"]  # every library-specific result is explained by a modelled quirk
@@ -346,7 +346,7 @@ def test_random_configs_match_the_twin():
                                                            packing.pack(w, cfg.w_type), params)))
     assert sum(c.cfg.stride != (1, 1) for c in calls) > 5
     assert sum(bool(_quirks(c.cfg, c.cluster)) for c in calls) > 10
-    for c, got, twin in zip(calls, pointwise.run_golden_batch(calls), twins):
+    for c, got, twin in zip(calls, pointwise.run_golden_batch(calls), twins, strict=True):
         np.testing.assert_array_equal(got, twin, err_msg=f"{c.cfg} {c.cluster}")
 
 

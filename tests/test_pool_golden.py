@@ -1,5 +1,6 @@
 """Pooling conformance (max and average pooling): every golden case through the packed path, the value path and
 the numpy twin; the in-place input buffer, the work splits, the refusal rules and bad inputs."""
+import functools
 import itertools
 
 import jax
@@ -57,7 +58,7 @@ def test_reference_twin_matches_every_defined_case(fam):
     pairs = _calls(fam)
     full = pool.run_golden_batch_full([c for c, _ in pairs])
     failures = []
-    for (call, a), packed in zip(pairs, full):
+    for (call, a), packed in zip(pairs, full, strict=True):
         got = pool.reference(a["x"], call.args[1], call.cfg, call.cluster)
         try:
             if fam == "maxpool":
@@ -81,7 +82,7 @@ def test_value_path_equals_packed_path_where_no_quirk_applies(fam):
     values = pool.run_values_golden_batch(calls, arrays)
     packed = pool.run_golden_batch(calls)
     failures = [f"{c.meta['id']}: " + testing.first_mismatches(v, p, np.ones_like(p))
-                for c, v, p in zip(calls, values, packed) if not np.array_equal(v, p)]
+                for c, v, p in zip(calls, values, packed, strict=True) if not np.array_equal(v, p)]
     report(failures, len(calls), f"{fam} value path vs packed path")
 
 
@@ -90,9 +91,9 @@ def test_value_path_differs_where_the_quirks_apply(fam, n_quirk):
     pairs = _calls(fam, only=lambda m: not m["matches_ideal"])
     assert len(pairs) == n_quirk
     values = pool.run_values_golden_batch([c for c, _ in pairs], [a for _, a in pairs])
-    same = [c.meta["id"] for v, (c, a) in zip(values, pairs) if np.array_equal(v, a["out"])]
+    same = [c.meta["id"] for v, (c, a) in zip(values, pairs, strict=True) if np.array_equal(v, a["out"])]
     assert not same, f"ideal == library on quirk cases {same}"
-    for (c, a), v in zip(pairs, values):  # the ideal twin agrees with the ideal value path
+    for (c, a), v in zip(pairs, values, strict=True):  # the ideal twin agrees with the ideal value path
         ref = pool.reference(a["x"], c.args[1], c.cfg.replace(semantics="ideal"), c.cluster)
         np.testing.assert_array_equal(ref.out if fam == "maxpool" else ref, v, err_msg=c.meta["id"])
 
@@ -251,7 +252,8 @@ def _random_cfg(rng, semantics):
                Kw=kw, stride=tuple(int(v) for v in rng.integers(1, 4, 2)), pad=pads, semantics=semantics)
     if fam == "avgpool":
         return pool.AvgPoolConfig(it, ot, requant=int(rng.integers(0, 2)), **kw_), pool.AvgPoolParams(
-            lam=int(rng.integers(-3000, 3000)), out_shift=int(rng.integers(0, 40)), out_add=int(rng.integers(-300, 300)))
+            lam=int(rng.integers(-3000, 3000)), out_shift=int(rng.integers(0, 40)),
+            out_add=int(rng.integers(-300, 300)))
     return pool.MaxPoolConfig(it, ot, **kw_), None
 
 
@@ -271,11 +273,12 @@ def test_random_configs_match_reference_twin():
         refs.append(pool.reference(x, params, cfg, cluster))
     got = pool.run_golden_batch_full(calls)
     failures = []
-    for c, g, r in zip(calls, got, refs):
+    for c, g, r in zip(calls, got, refs, strict=True):
         pairs = [(g.out, r.out), (g.x, r.x)] if isinstance(r, pool.MaxPoolResult) else [(g, r)]
         for a, b in pairs:
             if not np.array_equal(a, b):
-                failures.append(f"{c.cfg} on {c.cluster.num_cores} cores: " + testing.first_mismatches(a, b, np.ones_like(b)))
+                failures.append(f"{c.cfg} on {c.cluster.num_cores} cores: "
+                                + testing.first_mismatches(a, b, np.ones_like(b)))
     report(failures, len(calls), "random pooling configurations")
     assert {(type(c.cfg), c.cfg.semantics) for c in calls} == {
         (t, s) for t in (pool.MaxPoolConfig, pool.AvgPoolConfig) for s in ("library", "ideal")}
@@ -283,7 +286,7 @@ def test_random_configs_match_reference_twin():
 
 def test_traced_splits_equal_static_splits():
     grid = list(itertools.product(range(1, 40), range(1, 40), (1, 2, 4, 8)))
-    h, ho, nc = (jnp.array(v, jnp.int32) for v in zip(*grid))
+    h, ho, nc = (jnp.array(v, jnp.int32) for v in zip(*grid, strict=True))
 
     def all_cores(h_, ho_, n_):
         return cluster_run.over_cores(lambda c: jnp.stack(
@@ -299,8 +302,9 @@ def test_traced_splits_equal_static_splits():
                         + split.maxpool_out_split(core, h_, ho_, n_))
             assert tuple(got[i, core]) == want, (h_, ho_, n_, core)
         # every row / output row belongs to some core (the kernels never leave rows unprocessed)
-        for fn, rows in ((lambda c: split.row_split(c, h_, n_), h_), (lambda c: split.avgpool_split(c, ho_, n_), ho_),
-                         (lambda c: split.maxpool_out_split(c, h_, ho_, n_), ho_)):
+        for fn, rows in ((functools.partial(split.row_split, rows=h_, ncores=n_), h_),
+                         (functools.partial(split.avgpool_split, Ho=ho_, ncores=n_), ho_),
+                         (functools.partial(split.maxpool_out_split, H=h_, Ho=ho_, ncores=n_), ho_)):
             cover = np.zeros(rows, int)
             for core in range(n_):
                 r0, r1 = fn(core)

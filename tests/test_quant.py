@@ -50,19 +50,19 @@ def test_bn64_equals_python_ints_exhaustive_edges_and_random():
     # The 64-bit tree (semantics.md §4.3): asr64(kappa*acc + lambda, shift & 63), low 32 bits, then the clip.
     rng = np.random.default_rng(7)
     edges = np.array([0, 1, -1, 2**31 - 1, -(2**31), 2**16, -(2**16), 65535, -65535, 12345678], np.int64)
-    k, a, l = (np.concatenate([np.repeat(edges, 100), rng.integers(-(2**31), 2**31, 4000)]) for _ in range(3))
+    k, a, lm = (np.concatenate([np.repeat(edges, 100), rng.integers(-(2**31), 2**31, 4000)]) for _ in range(3))
     rng.shuffle(a)
-    rng.shuffle(l)
+    rng.shuffle(lm)
     s = rng.integers(0, 128, k.size)
     got = np.asarray(quant.requant(a.astype(np.int32), relu=1, bn=1, kappa=k.astype(np.int32),
-                                   lam=l.astype(np.int32), out_mult=0, out_shift=s.astype(np.int32),
+                                   lam=lm.astype(np.int32), out_mult=0, out_shift=s.astype(np.int32),
                                    lo=-(2**31), hi=2**31 - 1, bn_bits=64))
-    prod = [(int(x) * int(y) + int(z)) >> (int(t) & 63) for x, y, z, t in zip(k, a, l, s)]
+    prod = [(int(x) * int(y) + int(z)) >> (int(t) & 63) for x, y, z, t in zip(k, a, lm, s, strict=True)]
     want = np.array([((v + 2**31) % 2**32) - 2**31 for v in prod])
     bad = np.flatnonzero(got != want)
-    assert bad.size == 0, f"{bad.size} differ; first k={k[bad[0]]} acc={a[bad[0]]} lam={l[bad[0]]} s={s[bad[0]]}"
+    assert bad.size == 0, f"{bad.size} differ; first k={k[bad[0]]} acc={a[bad[0]]} lam={lm[bad[0]]} s={s[bad[0]]}"
     for i in range(0, k.size, 97):
-        assert quant.requant_int(int(a[i]), relu=1, bn=1, kappa=int(k[i]), lam=int(l[i]), out_mult=0,
+        assert quant.requant_int(int(a[i]), relu=1, bn=1, kappa=int(k[i]), lam=int(lm[i]), out_mult=0,
                                  out_shift=int(s[i]), lo=-(2**31), hi=2**31 - 1, bn_bits=64) == want[i]
 
 

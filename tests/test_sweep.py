@@ -178,7 +178,7 @@ def test_parquet_copy(tmp_path):
     pq_rows = read_rows(str(tmp_path / "p.parquet"))
     js_rows = read_rows(out)
     assert len(pq_rows) == 80
-    for a, b in zip(sorted(pq_rows, key=lambda r: r["index"]), sorted(js_rows, key=lambda r: r["index"])):
+    for a, b in zip(sorted(pq_rows, key=lambda r: r["index"]), sorted(js_rows, key=lambda r: r["index"]), strict=True):
         assert {k: a[k] for k in b} == b
 
 

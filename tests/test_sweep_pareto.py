@@ -78,7 +78,7 @@ def test_rows_round_trip_and_any_truncation_resumes(tmp_path_factory, rows, cut,
     open(path, "wb").write(data)
     back = _results.read_rows(path)
     assert len(back) == len(rows)
-    for r, b, c in zip(rows, back, cfgs):
+    for r, b, c in zip(rows, back, cfgs, strict=True):
         assert b["seed"] == seed and b["config"] == {"t0": ("u8", "u4", "u2")[c[0]], "t1": ("i8", "i2")[c[1]]}
         assert b["supported"] == r["supported"]
         if r["supported"]:
@@ -115,7 +115,8 @@ def test_plot_png(tmp_path):
     pytest.importorskip("matplotlib")
     rng = np.random.default_rng(0)
     rows = [dict(index=i, cycles=int(c), memory_bytes=int(m), error=float(e), supported=True)
-            for i, (c, m, e) in enumerate(zip(rng.integers(1, 1000, 300), rng.integers(1, 1000, 300), rng.random(300)))]
+            for i, (c, m, e) in enumerate(zip(rng.integers(1, 1000, 300), rng.integers(1, 1000, 300), rng.random(300),
+                                              strict=True))]
     front = _pareto.front_rows(rows, _pareto.parse_objectives("cycles,memory_bytes"))
     png = _pareto.plot_front(rows, front, str(tmp_path / "f.png"), color="error")
     head = open(png, "rb").read(8)

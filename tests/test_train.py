@@ -67,7 +67,7 @@ def test_packed_path_equals_qat_eval(ds, name, make, bits):
     layers = qat.layers_at(model, prec)
     params = _random_params(model, 1)
     net = qat.integerise(model, params, prec)
-    assert [str(la.out_type) for la in net.layers] == [str(la.out_type) for la in layers]
+    assert [str(layer.out_type) for layer in net.layers] == [str(layer.out_type) for layer in layers]
     x = ds.x_test[:48]
     want = np.asarray(qat.integer_logits(model, params, layers, x))
     got = run(net, x).outputs[net.outputs[0]].reshape(48, -1)
@@ -137,7 +137,7 @@ def test_cli_search_resumable_exact_cost(tmp_path, capsys):
             "--float-epochs", "1", "--search-epochs", "1", "--finetune-epochs", "1", "--budget-kb", "1",
             "--budget-on", "weights", "--hard-budget", "--batch", "128"]
     assert main(argv) == 0
-    rows = [json.loads(la) for la in open(out / "results.jsonl")]
+    rows = [json.loads(line) for line in open(out / "results.jsonl")]
     assert len(rows) == 1
     row = rows[0]
     model = M.named("tiny", (8, 8, 1), 10)
@@ -156,7 +156,8 @@ def test_cli_search_resumable_exact_cost(tmp_path, capsys):
 
         back = load_onnx(str(out / row["onnx"]))
         assert all(c.ok for c in conformance.check(back, str((out / row["onnx"]).parent)))
-    assert [str(la.out_type) for la in net.layers] == [str(la.out_type) for la in sp.space.layers_of(config)]
+    want = [str(layer.out_type) for layer in sp.space.layers_of(config)]
+    assert [str(layer.out_type) for layer in net.layers] == want
     assert (out / "pareto.png").exists() or "no matplotlib" in capsys.readouterr().out
     assert main(argv) == 0  # resumed: nothing recomputed
     assert len(open(out / "results.jsonl").read().splitlines()) == 1
@@ -222,10 +223,11 @@ def test_from_network_keeps_topology():
     model = CASES[3][1]()
     net = qat.integerise(model, _random_params(model, 0), _sub(model, 4, 8))
     again = M.from_network(net)
-    assert [(la.name, la.kind, la.inputs, la.in_shape, la.out_shape, str(la.out_type)) for la in again.layers] == \
-        [(la.name, la.kind, la.inputs, la.in_shape, la.out_shape, str(la.out_type)) for la in net.layers]
+    def summary(layers):
+        return [(la.name, la.kind, la.inputs, la.in_shape, la.out_shape, str(la.out_type)) for la in layers]
+    assert summary(again.layers) == summary(net.layers)
     p = M.init_params(again, 0)
-    assert set(p["layers"]) == {la.name for la in net.layers if la.w_type is not None}
+    assert set(p["layers"]) == {layer.name for layer in net.layers if layer.w_type is not None}
     from jaxpulp.network.zoo import mobilenet_v1
 
     mb = M.from_network(mobilenet_v1(alpha=0.25, resolution=32))
@@ -256,7 +258,7 @@ def test_search_loss_contains_cost_terms(ds, gumbel):
     cfg = S.SearchConfig(gumbel=gumbel)
     grad = lambda lam, c: jax.grad(lambda la: S.search_loss(sp, params, la, x, y, 0.5, lam, c, key)[0])(logits)  # noqa
     noise = jax.random.gumbel(key, (V, C)) if gumbel else 0.0
-    gc = jax.grad(lambda la: S.expected_cost(sp, surrogate.softmax_probs(sp.st, la + noise, 0.5))["cycles"])(logits)
+    gc = jax.grad(lambda lg: S.expected_cost(sp, surrogate.softmax_probs(sp.st, lg + noise, 0.5))["cycles"])(logits)
     assert float(jnp.abs(gc).max()) > 0
     np.testing.assert_allclose(np.asarray(grad(1e-3, cfg) - grad(0.0, cfg)), 1e-3 * np.asarray(gc), rtol=1e-2,
                                atol=1e-4 * float(jnp.abs(1e-3 * gc).max()) + 1e-6)

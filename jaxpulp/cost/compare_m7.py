@@ -235,7 +235,7 @@ def heatmap_png(comp: M7Comparison, path: str) -> str:
                                            (axes[1], "energy_ratio", PAPER_ENERGY, "x less energy")):
         vmax = max(getattr(r, key) for r in comp.rows)
         im = None
-        for ax, bo in zip(row_axes, BITS):
+        for ax, bo in zip(row_axes, BITS, strict=True):
             grid = np.array([[getattr(comp.row(bi, bo, bw), key) for bw in BITS] for bi in BITS])
             im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=vmax)
             ax.set_xticks(range(3), [f"w{b}" for b in BITS])
@@ -247,6 +247,7 @@ def heatmap_png(comp: M7Comparison, path: str) -> str:
                     star = "" if lo <= round(v, 1) <= hi else "*"
                     ax.text(j, i, f"{v:.1f}{star}", ha="center", va="center",
                             color="white" if v < 0.6 * vmax else "black", fontsize=10)
+        assert im is not None  # three panels drawn
         fig.colorbar(im, ax=list(row_axes), label=label)
     fig.suptitle(f"GAP-8 ({comp.gap8_target}) vs STM32H7 ({comp.m7_target}): {comp.layer}\n"
                  "* = outside the CF'20 range", fontsize=10)

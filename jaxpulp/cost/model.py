@@ -71,7 +71,7 @@ class ClusterCost:
     @functools.cached_property
     def core_cycles(self) -> tuple:
         """Busy cycles of each core: instructions, stalls and TCDM contention (no synchronisation)."""
-        return tuple(self.target.core_cycles(c) + s for c, s in zip(self.per_core, self.contention_cycles))
+        return tuple(self.target.core_cycles(c) + s for c, s in zip(self.per_core, self.contention_cycles, strict=True))
 
     @property
     def sync_cycles(self) -> int:
@@ -154,7 +154,7 @@ class ClusterCost:
         """Per-core table: busy cycles, MACs, instructions and the main classes."""
         head = f"{'core':>4} {'cycles':>10} {'macs':>10} {'instr':>10} {'sdotp':>9} {'extract':>9} {'ld/st':>9}"
         rows = [head]
-        for i, (c, cyc) in enumerate(zip(self.per_core, self.core_cycles)):
+        for i, (c, cyc) in enumerate(zip(self.per_core, self.core_cycles, strict=True)):
             rows.append(f"{i:>4} {cyc:>10,} {c.macs:>10,} {c.instructions:>10,} {c.sdotp:>9,} {c.extract:>9,} "
                         f"{c.load + c.store:>9,}")
         return "\n".join(rows)
@@ -190,13 +190,13 @@ def _cached(cfg, target: Target, hwloops: bool, outer: str) -> ClusterCost:
     if target.isa == "armv7e-m":
         per_core = (cmsis.kernel_cost(cfg),)
         return ClusterCost(per_core, target, kernel=cmsis.c_name(cfg))
-    fn = _FAMILY_FN.get(fam)
+    fn = _FAMILY_FN.get(fam) if isinstance(fam, str) else None
     if fn is None:
         raise JaxpulpError(f"cfg={cfg!r}: no cost model for family {fam!r}; expected one of {sorted(_FAMILY_FN)}")
     cg = pulpnn.Codegen(hwloops=hwloops, outer=outer)
     n = target.num_cores
-    per_core = tuple(fn(cfg, core, n, cg) for core in range(n))
-    return ClusterCost(per_core, target, kernel=_c_name(cfg))
+    per_core_n = tuple(fn(cfg, core, n, cg) for core in range(n))
+    return ClusterCost(per_core_n, target, kernel=_c_name(cfg))
 
 
 def kernel_cost(cfg, cluster_or_target=None, *, hwloops: bool = True, outer: str = "measured") -> ClusterCost:

@@ -365,18 +365,33 @@ def leftover_pixel(cfg, K: int, cg: Codegen, pointwise: bool) -> Cost:
     return Cost(alu=10) + per * cfg.Co + pack_via_array(cfg.Co, bo)
 
 
-def conv_core(cfg, core: int, ncores: int, cg: Codegen = PULP_GCC) -> Cost:
-    """``pulp_nn_conv_<in>_<out>_<w>`` on core ``core`` of ``ncores`` (semantics.md §5)."""
+def conv_core(cfg, core: int, ncores: int, cg: Codegen = PULP_GCC, *, split: str = "mixed") -> Cost:
+    """``pulp_nn_conv_<in>_<out>_<w>`` on core ``core`` of ``ncores`` (semantics.md §5).
+
+    split="ho": the work split of the 8-bit pulp-nn ``pulp_nn_conv_Ho_parallel`` (pulp-platform/pulp-nn
+    @4b2334c ``32bit/src/pulp_nn_conv_Ho_parallel.c``, the kernel DORY's 8-bit flow calls for non-1x1 or strided
+    convolutions): ceil(Ho / ncores) whole output rows per core, never half rows, and the im2col buffer fills
+    pixel pairs across row ends, so a core's rows * Wo pixels make (rows * Wo) // 2 pairs and at most one
+    leftover pixel. Same im2col, MatMul and leftover code as the pulp-nn-mixed 8-bit kernel."""
     bi, bw, bo = cfg.in_type.bits, cfg.w_type.bits, cfg.out_type.bits
     mode = mode_of(cfg.relu, cfg.bn, getattr(cfg, "bn_bits", 32))
     K = cfg.K
-    rng = _split.conv_split(core, cfg.Ho, cfg.Wo, ncores)
+    if split == "ho":
+        chunk = -(-cfg.Ho // ncores)
+        start = min(core * chunk, cfg.Ho)
+        rng = _split.PixelRange(start, min(start + chunk, cfg.Ho), 0, cfg.Wo)
+    elif split == "mixed":
+        rng = _split.conv_split(core, cfg.Ho, cfg.Wo, ncores)
+    else:
+        raise JaxpulpError(f"split={split!r}: expected 'mixed' or 'ho'")
     cost = KERNEL_ENTRY
     if rng.empty:
         return cost
     rows, width = rng.rows, rng.width
     pairs = rows * rng.pairs_per_row
     lefts = rows * int(rng.leftover)
+    if split == "ho":
+        pairs, lefts = (rows * width) // 2, (rows * width) % 2
     cost = cost + CONV_ROW * rows + CONV_PIXEL * (rows * width)
     calls, zero, positions, krows = _conv_im2col_counts(cfg, rng)
     for n, k in calls.items():

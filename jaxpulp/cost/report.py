@@ -140,7 +140,7 @@ class Comparison:
         lines = [f"{self.a.target} vs {self.b.target} - {self.a.layer}",
                  f"{'in':>3} {'out':>4} {'w':>3} | {'MAC/cyc a':>9} {'MAC/cyc b':>9} | {'x cycles':>8} "
                  f"{'x time':>7} {'x energy':>8}"]
-        for r, ra, rb in zip(self.rows, self.a.rows, self.b.rows):
+        for r, ra, rb in zip(self.rows, self.a.rows, self.b.rows, strict=True):
             lines.append(f"{r.in_bits:>3} {r.out_bits:>4} {r.w_bits:>3} | {ra.macs_per_cycle:9.2f} "
                          f"{rb.macs_per_cycle:9.3f} | {r.speedup_cycles:8.1f} {r.speedup_time:7.1f} "
                          f"{r.energy_ratio:8.1f}")
@@ -158,7 +158,7 @@ def compare_targets(a="gap8", b="cortex-m7", layer=None, **kw) -> Comparison:
     pa = permutation_table(ta, layer, **kw)
     pb = permutation_table(tb, layer, **{k: v for k, v in kw.items() if k in ("family", "signed")})
     rows = []
-    for ra, rb in zip(pa.rows, pb.rows):
+    for ra, rb in zip(pa.rows, pb.rows, strict=True):
         sa, sb = ra.cycles / ta.freq_hz, rb.cycles / tb.freq_hz
         rows.append(ComparisonRow(ra.in_bits, ra.out_bits, ra.w_bits, rb.cycles / ra.cycles, sb / sa,
                                   rb.energy_pj / ra.energy_pj))
@@ -181,7 +181,7 @@ def heatmap_png(table: PermutationTable, path: str, *, title: str | None = None)
     vmax = max(r.macs_per_cycle for r in table.rows)
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.6), constrained_layout=True)
     im = None
-    for ax, bo in zip(axes, BITS):
+    for ax, bo in zip(axes, BITS, strict=True):
         grid = np.array([[table.value(bi, bo, bw) for bw in BITS] for bi in BITS])
         im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=vmax)
         ax.set_xticks(range(3), [f"w{b}" for b in BITS])
@@ -192,6 +192,7 @@ def heatmap_png(table: PermutationTable, path: str, *, title: str | None = None)
                 v = grid[i, j]
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center",
                         color="white" if v < 0.6 * vmax else "black", fontsize=10)
+    assert im is not None  # three panels drawn
     fig.colorbar(im, ax=axes, label="MACs/cycle")
     fig.suptitle(title or f"{table.target}: {table.layer}", fontsize=10)
     fig.savefig(path, dpi=120)

@@ -132,7 +132,7 @@ class Target:
             return tuple(0 for _ in costs)
         busy = [self.core_cycles(c) for c in costs]
         acc = [c.load + c.store for c in costs]
-        q = [min(a / t, 1.0) / self.tcdm_banks if t else 0.0 for a, t in zip(acc, busy)]
+        q = [min(a / t, 1.0) / self.tcdm_banks if t else 0.0 for a, t in zip(acc, busy, strict=True)]
         out = []
         for i, a in enumerate(acc):
             # distribution of X = number of other cores on the same bank (Poisson-binomial, by convolution)

@@ -83,7 +83,7 @@ class Cost:
     def __add__(self, other: Cost) -> Cost:
         if not isinstance(other, Cost):
             return NotImplemented
-        return Cost(*(a + b for a, b in zip(self._values(), other._values())))
+        return Cost(*(a + b for a, b in zip(self._values(), other._values(), strict=True)))
 
     def __radd__(self, other):
         # lets sum([...]) start from 0

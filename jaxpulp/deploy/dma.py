@@ -60,15 +60,18 @@ def strided(n_cmds: int, rows_per_cmd: int, row_bytes: int, t: DeployTarget, *, 
                     prog + rows_2d(n_cmds * rows_per_cmd, row_bytes, t))
 
 
-def hwc_tile(rows: int, W: int, c_t: int, C: int, bits: int, t: DeployTarget, *, full_width: bool = True
-             ) -> Transfer:
+def hwc_tile(rows: int, W: int, c_t: int, C: int, bits: int, t: DeployTarget, *, full_width: bool = True,
+             per_pixel: bool = False) -> Transfer:
     """A tile of ``rows`` rows of ``W`` pixels with ``c_t`` of ``C`` channels of an HWC tensor of ``bits``-bit
     elements: 1-D when it has every channel of whole rows (contiguous), one command per row segment when it has
-    every channel of part of the rows, else 3-D (one 2-D command per row)."""
+    every channel of part of the rows, else 3-D (one 2-D command per row; per_pixel: one 1-D command per pixel,
+    as DORY's ``dory_dma_memcpy_3d_custom_out`` / ``_blocking`` and ``dory_dma_memcpy_async`` issue it)."""
     if c_t >= C:
         if full_width:
             return linear(math.ceil(rows * W * C * bits / 8), t)
         return strided(rows, 1, math.ceil(W * C * bits / 8), t)
+    if per_pixel:
+        return strided(rows * W, 1, math.ceil(c_t * bits / 8), t)
     return strided(rows, W, math.ceil(c_t * bits / 8), t)
 
 

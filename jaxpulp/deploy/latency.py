@@ -21,7 +21,7 @@ import functools
 import math
 
 from jaxpulp.cost import kernel_cost
-from jaxpulp.deploy import dma, dory_kernels
+from jaxpulp.deploy import dma, dory_kernels, mixed_noinline
 from jaxpulp.deploy.flavour import Flavour, get_flavour
 from jaxpulp.deploy.target import DeployTarget, get_target
 from jaxpulp.deploy.tiler import Tiling, geometry, pareto_tilings, tile, tile_config, tile_sequence
@@ -53,11 +53,18 @@ class LayerLatency:
 
 
 @functools.lru_cache(maxsize=65536)
-def _kcycles(cfg, target: str, dory: bool = False, outer: str = "measured") -> int:
+def _kcycles(cfg, target: str, dory: bool = False, outer: str = "measured", lto: bool = False,
+             conv_split: str = "mixed", mixed_sw: bool = False, spills: bool = True) -> int:
     """Kernel cycles of one call; dory: the flavour runs DORY's 8-bit pulp-nn kernel where one applies; outer:
-    the MatMul block code of conv / pointwise kernels (``jaxpulp.cost.pulpnn.Codegen``)."""
+    the MatMul block code of conv / pointwise kernels (``jaxpulp.cost.pulpnn.Codegen``); lto / conv_split: the
+    ``Flavour`` fields of those names; mixed_sw: DORY's mixed-sw kernels (pulp-nn-mixed 7e9c4b0b,
+    ``jaxpulp.deploy.mixed_noinline``) where they apply, with or without the MatMul loop's stack spills."""
+    if mixed_sw and mixed_noinline.applies(cfg):
+        return mixed_noinline.mixed_sw_kernel_cost(cfg, target, outer=outer, spills=spills).cycles
     if dory and dory_kernels.applies(cfg):
-        return dory_kernels.dory_kernel_cost(cfg, target).cycles
+        return dory_kernels.dory_kernel_cost(cfg, target, lto=lto).cycles
+    if conv_split == "ho" and dory_kernels.ho_parallel_applies(cfg):
+        return dory_kernels.conv_ho_parallel_cost(cfg, target, outer).cycles
     if getattr(cfg, "family", None) in ("conv", "pointwise"):
         return kernel_cost(cfg, target, outer=outer).cycles
     return kernel_cost(cfg, target).cycles
@@ -68,7 +75,8 @@ def _tile_transfers(cfg, g, fam, ci, rows, cols, co, ho, wo, t: DeployTarget, fl
     if fam == "depthwise":
         x = dma.channelwise(rows, cols, ci, g["bi"], fl.dw_input, t).cycles
     else:
-        x = g["n_in"] * dma.hwc_tile(rows, cols, ci, g["Ci"], g["bi"], t, full_width=cols >= g["W"]).cycles
+        x = g["n_in"] * dma.hwc_tile(rows, cols, ci, g["Ci"], g["bi"], t, full_width=cols >= g["W"],
+                                     per_pixel=fl.dma_3d == "pixel").cycles
     kk = g["Kh"] * g["Kw"]
     taps = {"conv": kk * g["Ci"], "pointwise": g["Ci"], "depthwise": kk, "linear": g["Ci"]}.get(fam, 0)
     w = dma.linear(math.ceil(co * taps * g["bw"] / 8), t).cycles if taps else 0
@@ -77,7 +85,7 @@ def _tile_transfers(cfg, g, fam, ci, rows, cols, co, ho, wo, t: DeployTarget, fl
         w += 2 * dma.linear(co * per_ch // 2, t).cycles
     if g["bias"]:
         w += dma.linear(4 * co, t).cycles
-    y = dma.hwc_tile(ho, wo, co, g["Co"], g["bo"], t, full_width=wo >= g["Wo"]).cycles
+    y = dma.hwc_tile(ho, wo, co, g["Co"], g["bo"], t, full_width=wo >= g["Wo"], per_pixel=fl.dma_3d == "pixel").cycles
     return x, w, y
 
 
@@ -90,7 +98,14 @@ def layer_latency(cfg, target: str | DeployTarget = "gap8-board", flavour: str |
     if schedule is not None:
         t = t.replace(schedule=schedule)
     fl = get_flavour(flavour)
-    return _layer(cfg, t, fl, bool(prev_l3))
+    return _layer(with_bn_bits(cfg, fl), t, fl, bool(prev_l3))
+
+
+def with_bn_bits(cfg, fl: Flavour):
+    """``cfg`` with the flavour's network-wide BN tree (``Flavour.bn_bits``) where the layer has a BN epilogue."""
+    if fl.bn_bits is None or not getattr(cfg, "bn", 0) or getattr(cfg, "bn_bits", fl.bn_bits) == fl.bn_bits:
+        return cfg
+    return cfg.replace(bn_bits=fl.bn_bits)
 
 
 @functools.lru_cache(maxsize=16384)
@@ -106,18 +121,22 @@ def _layer_tiled(cfg, t: DeployTarget, fl: Flavour, til: Tiling, prev_l3: bool =
     g = geometry(cfg)
     whole_k = kernel_cost(cfg, t.kernel_target).cycles
     ordered = []  # (in, kernel, out) per tile in DORY's order
+    waited = []  # input transfer cycles the cores wait for (not overlapped), per tile
     for first, key in tile_sequence(cfg, til):
         ci, rows, pt, pb, co, ho, cols, pl, pr, wo = key
         k = _kcycles(cfg if til.whole else tile_config(cfg, *key), t.kernel_target, fl.dory_kernels,
-                     fl.matmul_outer)
+                     fl.matmul_outer, fl.lto, fl.conv_split, fl.mixed_sw, fl.mixed_sw_spills)
         x, w, y = _tile_transfers(cfg, g, fam, ci, rows, cols, co, ho, wo, t, fl)
         ordered.append((x + (w if first else 0), k, y))
+        waited.append(x if fam == "depthwise" and fl.dw_input_waits else 0)
     dma_in = sum(s[0] for s in ordered)
     dma_out = sum(s[2] for s in ordered)
     kern = sum(s[1] for s in ordered)
     if len(ordered) == 1 or t.schedule == "blocking":
         t_l2 = dma_in + kern + dma_out
     else:
+        # a waited input copy (Flavour.dw_input_waits) keeps the cores busy: it does not overlap the kernel
+        ordered = [(a - wx, k + wx, y) for (a, k, y), wx in zip(ordered, waited, strict=True)]
         t_l2 = ordered[0][0] + ordered[-1][2]
         for i, (_, k, _) in enumerate(ordered):
             nxt = ordered[i + 1][0] if i + 1 < len(ordered) else 0
@@ -190,7 +209,7 @@ def network_latency(cfgs, target: str | DeployTarget = "gap8-board", flavour: st
     fl = get_flavour(flavour)
     out, prev = [], False
     for c in cfgs:
-        d = _layer(c, t, fl, prev)
+        d = _layer(with_bn_bits(c, fl), t, fl, prev)
         out.append(d)
         prev = bool(d.l3_tiled)
     return NetworkLatency(tuple(out), t.name, fl.name, t.schedule)

@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 
 from jaxpulp.deploy.flavour import get_flavour
-from jaxpulp.deploy.latency import _layer
+from jaxpulp.deploy.latency import _layer, with_bn_bits
 from jaxpulp.deploy.target import get_target
 
 PREFIX = "deployed:"
@@ -40,5 +40,5 @@ def deployed_table(net, target="gap8-board", flavour="dory-gap8", *, tiler_candi
                 cfg = costtable.check_layer(costtable.layer_at(lay, a, b, c), cluster)
             except (UnsupportedConfig, JaxpulpError):  # pragma: no cover - supported entries passed this already
                 continue
-            cyc[li, ia, ib, ic] = _layer(cfg, t, fl, False).total
+            cyc[li, ia, ib, ic] = _layer(with_bn_bits(cfg, fl), t, fl, False).total
     return dataclasses.replace(base, target=PREFIX + t.name, cycles=cyc, model="deployed")

@@ -8,7 +8,8 @@ Sources (``../shared/spec/dma_facts.md``, cited as ``dma §n.m``; tags as there:
 leave-one-out validation in ``benchmarks/fidelity.py``):
 
 * L1 64,000 B as DORY counts it, L1 budget after the stacks 36,700 B (DORY GAP8) / 35,000 B (DORY PULP_gvsoc)
-  [dma §6.1-6.2 CODE+DERIVED]; L2 512,000 B, tiling budget 380,000 B (MobileNetV1 config) [dma §6.8-6.9]; the board target uses the
+  [dma §6.1-6.2 CODE+DERIVED]; L2 512,000 B, tiling budget 380,000 B (MobileNetV1 config) [dma §6.8-6.9]; the board
+  target uses the
   2020 (paper-era, the era of the board measurement) L2 buffer of 400,000 B [dma §4.3].
 * L2 -> L1 cluster DMA: 8 B/cycle on the board (64-bit AXI; a tool constant and an upper bound) [dma §2.4, §7.2];
   4 B/cycle on GVSoC (router-bound) [dma §2.9]; first-byte latency 10 (DORY's constant) / 19 router cycles
@@ -57,7 +58,8 @@ class DeployTarget:
     dma_bytes_per_cycle: L2 <-> L1 bandwidth (B/cycle); dma_latency_cycles: first byte of a command (cycles);
     dma_cmd_cycles: core cycles to program, wait and free one command; dma_outstanding / dma_row_latency_cycles:
     L2-side reads in flight and the round trip of one (cycles): every row of a 2-D command is one L2 read, so rows
-    move at most dma_outstanding / dma_row_latency_cycles per cycle (0: no such limit); blocking_barrier_cycles: barrier after each push of a 3-D / HWC->CHW copy
+    move at most dma_outstanding / dma_row_latency_cycles per cycle (0: no such limit); blocking_barrier_cycles:
+    barrier after each push of a 3-D / HWC->CHW copy
     (0: none). l3_bytes_per_cycle: L3 -> L2 (B/cycle); l3_burst_bytes / l3_burst_cycles: micro-DMA burst size and
     its fixed cost; count_weight_preload: include the synchronous L3 -> L2 weight copy of non-L3-tiled layers.
     l3_overlap: L3 tile reads overlap the layer (else they add to it); l3_prefetch_next: the first l2_budget / 2
@@ -111,7 +113,8 @@ class DeployTarget:
                 raise JaxpulpError(f"{n}={v!r}: expected a positive number of bytes")
         if not isinstance(self.dma_outstanding, int) or self.dma_outstanding < 1:
             raise JaxpulpError(f"dma_outstanding={self.dma_outstanding!r}: expected an int >= 1")
-        for n in ("dma_latency_cycles", "dma_row_latency_cycles", "dma_cmd_cycles", "blocking_barrier_cycles", "l3_burst_cycles",
+        for n in ("dma_latency_cycles", "dma_row_latency_cycles", "dma_cmd_cycles", "blocking_barrier_cycles",
+                  "l3_burst_cycles",
                   "layer_overhead_cycles"):
             v = getattr(self, n)
             if not isinstance(v, (int, float)) or v < 0:
@@ -136,7 +139,8 @@ BOARD_L3_BYTES_PER_CYCLE = 0.7
 GAP8_BOARD = DeployTarget(
     name="gap8-board", l1_budget=36_700, l2_budget=400_000, double_buffering=1, schedule="blocking",
     dma_bytes_per_cycle=8.0, dma_latency_cycles=10, dma_row_latency_cycles=L2_ROW_ROUND_TRIP_CYCLES,
-    dma_outstanding=L2_READS_IN_FLIGHT, l3_overlap=False, l3_prefetch_next=True, l3_bytes_per_cycle=BOARD_L3_BYTES_PER_CYCLE,
+    dma_outstanding=L2_READS_IN_FLIGHT, l3_overlap=False, l3_prefetch_next=True,
+    l3_bytes_per_cycle=BOARD_L3_BYTES_PER_CYCLE,
     description="GAP-8 board as DORY's GAP8 target deploys it: 100 MHz, one L1 buffer per tensor, blocking DMA")
 GAP8_GVSOC = DeployTarget(
     name="gap8-gvsoc", kernel_target="gap8-1v0", l1_budget=35_000, double_buffering=2, schedule="double",

@@ -83,15 +83,16 @@ def geometry(cfg) -> dict:
     f = cfg.family
     if f in ("conv", "pointwise", "depthwise"):
         return dict(H=cfg.H, W=cfg.W, Ci=cfg.Ci, Co=cfg.Co, Kh=cfg.Kh, Kw=cfg.Kw, sh=cfg.stride[0], pad=cfg.pad,
-                    sw=cfg.stride[1], Ho=cfg.Ho, Wo=cfg.Wo, bi=cfg.in_type.bits, bo=cfg.out_type.bits, bw=cfg.w_type.bits,
-                    n_in=1, consts=8 * cfg.Co if cfg.bn else 0, bias=4 * cfg.Co if cfg.bias else 0)
+                    sw=cfg.stride[1], Ho=cfg.Ho, Wo=cfg.Wo, bi=cfg.in_type.bits, bo=cfg.out_type.bits,
+                    bw=cfg.w_type.bits, n_in=1, consts=8 * cfg.Co if cfg.bn else 0, bias=4 * cfg.Co if cfg.bias else 0)
     if f == "linear":
         return dict(H=1, W=1, Ci=cfg.N, Co=cfg.M, Kh=1, Kw=1, sh=1, sw=1, pad=(0, 0, 0, 0), Ho=1, Wo=1,
                     bi=cfg.in_type.bits, bo=cfg.out_type.bits, bw=cfg.w_type.bits, n_in=1,
                     consts=8 * cfg.M if cfg.bn and cfg.out_type.bits != 32 else 0, bias=4 * cfg.M if cfg.bias else 0)
     if f in ("maxpool", "avgpool"):
         return dict(H=cfg.H, W=cfg.W, Ci=cfg.C, Co=cfg.C, Kh=cfg.Kh, Kw=cfg.Kw, sh=cfg.stride[0], pad=cfg.pad,
-                    sw=cfg.stride[1], Ho=cfg.Ho, Wo=cfg.Wo, bi=cfg.in_type.bits, bo=cfg.out_type.bits, bw=0, n_in=1, consts=0, bias=0)
+                    sw=cfg.stride[1], Ho=cfg.Ho, Wo=cfg.Wo, bi=cfg.in_type.bits, bo=cfg.out_type.bits, bw=0, n_in=1,
+                    consts=0, bias=0)
     if f == "add":
         return dict(H=cfg.H, W=cfg.W, Ci=cfg.C, Co=cfg.C, Kh=1, Kw=1, sh=1, sw=1, pad=(0, 0, 0, 0), Ho=cfg.H, Wo=cfg.W,
                     bi=max(cfg.in1_type.bits, cfg.in2_type.bits), bo=cfg.out_type.bits, bw=0, n_in=2, consts=0,
@@ -220,7 +221,7 @@ def pareto_tilings(cfg, l1_budget: int = 36_700, double_buffering: int = 1, ncor
         return (whole,)
     if not feas:
         return (_make(cfg, g, smallest, False),)
-    best_ho = {}
+    best_ho: dict = {}
     for f in feas:
         if f[1] >= best_ho.get(f[0], (0, None))[0]:
             best_ho[f[0]] = (f[1], f)

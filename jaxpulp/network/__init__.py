@@ -5,7 +5,8 @@ reports and memory checks, golden conformance.
     net = load_onnx("model.onnx")            # needs the 'onnx' extra
     out = run(net, x_batch).outputs          # packed path: every layer a PULP-NN kernel on packed memory
 
-Modules: ``graph`` (Layer, Network, TensorSpec), ``mapping`` (layer -> kernel config), ``execute`` (execution: ``run``, ``run_values``),
+Modules: ``graph`` (Layer, Network, TensorSpec), ``mapping`` (layer -> kernel config), ``execute`` (execution:
+``run``, ``run_values``),
 ``onnx_import``, ``report`` (tables, CSV/JSON, bar chart, memory), ``conformance`` (golden checks), ``goldens``
 (DORY txt / Deeploy npz readers), ``reference`` (numpy int64 twin), ``store`` (save/load), ``zoo`` (built-ins).
 """

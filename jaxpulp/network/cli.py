@@ -227,6 +227,11 @@ def _cmd_report(args) -> int:
     if args.deploy != "none":
         report.add_deployed(net, rows, args.deploy, args.flavour, schedule=args.schedule)
     print(report.as_table(net, rows, cl))
+    if args.deploy != "none":
+        from jaxpulp.deploy import get_flavour
+
+        fl = get_flavour(args.flavour)
+        print(f"deployment: target {args.deploy}, flavour {fl.name} ({fl.description})")
     for path, fn in ((args.csv, lambda: report.as_csv(rows)), (args.json, lambda: report.as_json(net, rows, cl))):
         if path:
             write_text(path, fn())
@@ -266,8 +271,11 @@ def add_subcommands(sub) -> None:
                    "(large batches run in chunks)")
     r.add_argument("--path", default="packed", choices=("packed", "values"), help="packed (default) or values")
     r.add_argument("--out", default=None, help="write every activation tensor to this .npz")
-    r.add_argument("--seed", type=int_arg(0, 2**32 - 1), default=0, help="seed of the random input when no --input is given")
+    r.add_argument("--seed", type=int_arg(0, 2**32 - 1), default=0,
+                   help="seed of the random input when no --input is given")
     r.set_defaults(fn=_cmd_run, outputs=("out",))
+    from jaxpulp.deploy.flavour import FLAVOURS  # a small module (no jax): the registered flavours
+
     p = sub.add_parser("report", help="per-layer kernel, cycles, MAC/cycle, memory and L1/L2 fit")
     _add_model_options(p)
     p.add_argument("--csv", default=None, help="also write the table as CSV")
@@ -275,7 +283,9 @@ def add_subcommands(sub) -> None:
     p.add_argument("--png", default=None, help="also write a per-layer cycles bar chart (needs matplotlib)")
     p.add_argument("--deploy", default="gap8-board", choices=("gap8-board", "gap8-gvsoc", "none"),
                    help="deployment target of the deployed columns (jaxpulp.deploy; default gap8-board)")
-    p.add_argument("--flavour", default="dory-gap8", choices=("dory-gap8", "pulp-nn-mixed"))
+    p.add_argument("--flavour", default="dory-gap8", choices=sorted(FLAVOURS),
+                   help="deployment flavour (jaxpulp.deploy.FLAVOURS: which kernels and build; default dory-gap8; "
+                   "dory-mixed-sw: DORY mixed-sw, sub-byte nets)")
     p.add_argument("--schedule", default=None, choices=("blocking", "double"), help="override the target's")
     p.set_defaults(fn=_cmd_report, outputs=("csv", "json", "png"))
     c = sub.add_parser("check", help="compare every layer with golden activations (DORY txt or Deeploy npz folder)")

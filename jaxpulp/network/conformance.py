@@ -52,7 +52,7 @@ def _add_internals(net: Network, tensors: dict) -> dict:
         if lay.kind != "add":
             continue
         p = net.params[lay.name]
-        for k, (src, t) in enumerate(zip(lay.inputs, (lay.in_type, lay.in2_type)), 1):
+        for k, (src, t) in enumerate(zip(lay.inputs, (lay.in_type, lay.in2_type), strict=True), 1):
             x = tensors[src].astype(np.int64)
             r = (x * int(p[f"in{k}_mul"]) + int(p[f"in{k}_add"])) >> (int(p[f"in{k}_shift"]) & 31)
             lo = -128 if t.signed else 0
@@ -139,9 +139,15 @@ def check(net: Network, directory: str, *, path: str = "packed", order: str = "h
             out += missing_goldens(net, files, prefix)
         return out
     outs = _read_npz(os.path.join(directory, "outputs.npz"))
-    for (k, want), name in zip(outs.items(), net.outputs):
+    # pairs in order; a count mismatch is a failed check of its own, so no output goes uncompared unnoticed
+    for (k, want), name in zip(outs.items(), net.outputs, strict=False):
         n, first = _diff(res.outputs[name], want)
         out.append(LayerCheck(f"outputs.npz:{k}", name, n == 0, n, first))
+    if len(outs) != len(net.outputs):
+        out.append(LayerCheck("outputs.npz", ", ".join(net.outputs), False, abs(len(outs) - len(net.outputs)),
+                              f"{len(outs)} arrays {list(outs)}, expected one per network output: "
+                              f"{len(net.outputs)} {list(net.outputs)}",
+                              "unpaired outputs are not compared"))
     act_path = os.path.join(directory, "activations.npz")
     if os.path.exists(act_path):
         cands = dict(res.tensors)

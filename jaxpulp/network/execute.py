@@ -27,6 +27,7 @@ from jaxpulp.kernels import _engine, add, conv, depthwise, linear, pool
 from jaxpulp.kernels.config import ConvConfig, DepthwiseConfig, LinearConfig
 from jaxpulp.network import mapping
 from jaxpulp.network.graph import Layer, Network
+from jaxpulp.qtypes import QType
 
 PATHS = ("packed", "values")
 
@@ -76,7 +77,8 @@ def _check_inputs(net: Network, x) -> dict:
             raise JaxpulpError(f"x: one array, the network has {len(specs)} inputs {[s.name for s in specs]}; pass "
                                "a dict by name or a sequence")
         xs = [x]
-    out = {s.name: _check_one(s, v, "x" if len(specs) == 1 else f"x[{s.name!r}]") for s, v in zip(specs, xs)}
+    out = {s.name: _check_one(s, v, "x" if len(specs) == 1 else f"x[{s.name!r}]")
+           for s, v in zip(specs, xs, strict=True)}
     batches = {v.shape[0] for v in out.values()}
     if len(batches) != 1:
         raise JaxpulpError(f"x: batch sizes {sorted(batches)} differ between the inputs")
@@ -102,7 +104,7 @@ def _layer_args(lay: Layer, p: dict, cfg):
         if kind == "linear":
             if lay.out_type.bits == 32:  # the int32-output kernels take no requantisation parameters
                 return (w_words, linear.Params(bias=bias))
-            cls = linear.Params
+            cls: type[linear.Params] | type[depthwise.Params] | type[conv.Params] = linear.Params
         elif kind == "depthwise":
             cls = depthwise.Params
         else:
@@ -141,7 +143,7 @@ def _run_layer_packed(lay: Layer, cfg, args, ins, cluster: Cluster):
 def _packed_layers(x_words, args, layers, cfgs, want, cluster):
     """The layers on packed images: {input name: (batch, words)} -> {wanted name: (batch, words)}."""
     env = dict(x_words)
-    for lay, cfg, a in zip(layers, cfgs, args):
+    for lay, cfg, a in zip(layers, cfgs, args, strict=True):
         env[lay.output] = _run_layer_packed(lay, cfg, a, [env[i] for i in lay.inputs], cluster)
     return {k: env[k] for k in want}
 
@@ -189,7 +191,7 @@ def _requant(acc, p, lay: Layer, out_t):
 # The value path's types are data (a sweep vmaps over them), so the accumulators are sized for the widest
 # operands any <= 8-bit precision gives: u8 x i8 (largest product 255 * 128). Every float32 partial sum of the
 # kernels' exact GEMMs / convolutions stays below 2**24 for them whatever the traced precisions are.
-_WIDEST = dict(in_type="u8", out_type="u8", w_type="i8", semantics="ideal")
+_WIDEST_IN, _WIDEST_OUT, _WIDEST_W = QType.parse("u8"), QType.parse("u8"), QType.parse("i8")
 
 
 @functools.lru_cache(maxsize=256)
@@ -198,11 +200,11 @@ def _acc_config(lay: Layer):
     H, W, C = lay.in_shape
     Ho, Wo, Co = lay.out_shape
     if lay.kind == "linear":
-        return LinearConfig(_WIDEST["in_type"], _WIDEST["out_type"], _WIDEST["w_type"], N=H * W * C, M=Co,
+        return LinearConfig(_WIDEST_IN, _WIDEST_OUT, _WIDEST_W, N=H * W * C, M=Co,
                             semantics="ideal")
     cls = DepthwiseConfig if lay.kind == "depthwise" else ConvConfig
-    return cls(**_WIDEST, H=H, W=W, Ci=C, Co=Co, Kh=lay.kernel[0], Kw=lay.kernel[1], stride=lay.stride,
-               pad=lay.pad, Ho=Ho, Wo=Wo)
+    return cls(_WIDEST_IN, _WIDEST_OUT, _WIDEST_W, semantics="ideal", H=H, W=W, Ci=C, Co=Co, Kh=lay.kernel[0],
+               Kw=lay.kernel[1], stride=lay.stride, pad=lay.pad, Ho=Ho, Wo=Wo)
 
 
 def _accumulate(lay: Layer, x, p):
@@ -237,7 +239,7 @@ def _types_of(net: Network, act_types):
 def _values_forward(x, params, act_types, layers, cfgs, want, cluster):
     """``params``: one dict per layer (the order of ``layers``)."""
     env = {k: v.astype(jnp.int32) for k, v in x.items()}
-    for lay, cfg, p in zip(layers, cfgs, params):
+    for lay, cfg, p in zip(layers, cfgs, params, strict=True):
         ins = [env[i] for i in lay.inputs]
         out_t = act_types[lay.output]
         if lay.kind in WEIGHTED:
@@ -286,7 +288,8 @@ def _prepared_packed(net: Network, cluster: Cluster):
     cluster and kept on the device."""
     def build():
         cfgs = _configs(net.layers, "library", cluster)
-        args = tuple(_layer_args(lay, net.params.get(lay.name, {}), cfg) for lay, cfg in zip(net.layers, cfgs))
+        args = tuple(_layer_args(lay, net.params.get(lay.name, {}), cfg)
+                     for lay, cfg in zip(net.layers, cfgs, strict=True))
         return jax.tree_util.tree_map(jnp.asarray, args)
     return _prepared(net, ("packed", cluster), build)
 

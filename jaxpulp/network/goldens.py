@@ -112,7 +112,8 @@ def pick_inputs(arrays: dict, names: list, what: str) -> tuple[dict, list]:
     if len(keys) < len(names):
         raise JaxpulpError(f"{what}: arrays {list(arrays)}, expected the network inputs {names} (by name, or "
                            f"{len(names)} arrays in order)")
-    return dict(zip(names, (arrays[k] for k in keys))), keys[len(names):]
+    # keys may outnumber names: the extra arrays are returned, not paired
+    return dict(zip(names, (arrays[k] for k in keys), strict=False)), keys[len(names):]
 
 
 def to_hwc(a: np.ndarray, shape_hwc: tuple, layout: str, what: str) -> np.ndarray:

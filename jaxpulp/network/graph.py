@@ -19,7 +19,6 @@ Layer kinds and the PULP-NN family each becomes (``kernel_config`` picks the var
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import numpy as np
 
@@ -71,24 +70,24 @@ class Layer:
 
     name: str
     kind: str
-    inputs: tuple
+    inputs: tuple[str, ...]
     output: str
-    in_shape: tuple
-    out_shape: tuple
-    in_type: Any
-    out_type: Any
-    w_type: Any = None
-    in2_type: Any = None
-    kernel: tuple = (1, 1)
-    stride: tuple = (1, 1)
-    pad: tuple = (0, 0, 0, 0)
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
+    in_type: QType
+    out_type: QType
+    w_type: QType | None = None
+    in2_type: QType | None = None
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    pad: tuple[int, int, int, int] = (0, 0, 0, 0)
     relu: int = 1
     bn: int = 1
     bias: bool = False
     requant: int = 1
     bn_bits: int = 32
     rounding: bool = False
-    source: tuple = ()
+    source: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -140,8 +139,8 @@ class TensorSpec:
     """A network input: name, (H, W, C) shape and element type."""
 
     name: str
-    shape: tuple
-    qtype: Any
+    shape: tuple[int, int, int]
+    qtype: QType
 
     def __post_init__(self):
         object.__setattr__(self, "shape", _tuple_ints(self.shape, 3, f"input {self.name!r}: shape", 1))
@@ -184,7 +183,7 @@ class Network:
         for lay in self.layers:
             if lay.name == name:
                 return lay
-        raise JaxpulpError(f"layer={name!r}: no such layer; expected one of {[l.name for l in self.layers]}")
+        raise JaxpulpError(f"layer={name!r}: no such layer; expected one of {[layer.name for layer in self.layers]}")
 
     @property
     def macs(self) -> int:
@@ -257,6 +256,7 @@ def _check_params(lay: Layer, p) -> None:
         if np.shape(p["w"]) != want:
             raise JaxpulpError(f"layer {lay.name!r}: w has shape {np.shape(p['w'])}, expected {want}")
         w = np.asarray(p["w"])
+        assert lay.w_type is not None  # weighted kinds: checked by Layer
         if w.size and (w.min() < lay.w_type.lo or w.max() > lay.w_type.hi):
             raise JaxpulpError(f"layer {lay.name!r}: weights span [{w.min()}, {w.max()}], outside {lay.w_type} "
                                f"[{lay.w_type.lo}, {lay.w_type.hi}]")

@@ -8,16 +8,19 @@ strided 1x1 layers).
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
 from jaxpulp.kernels import config as kc
 from jaxpulp.network.graph import Layer
 
+KernelConfig = (kc.ConvConfig | kc.LinearConfig | kc.MaxPoolConfig | kc.AvgPoolConfig | kc.AddConfig
+                | kc.AddLegacyConfig)
+
 
 class KernelChoice(NamedTuple):
-    cfg: object
+    cfg: KernelConfig
     reason: str
 
 
@@ -88,27 +91,25 @@ def _choose(lay: Layer, semantics: str, cluster: Cluster) -> KernelChoice:
     if k == "conv":
         f = _conv_fields(lay, semantics)
         if lay.kernel == (1, 1) and lay.stride == (1, 1) and lay.pad == (0, 0, 0, 0):
+            from jaxpulp.kernels import pointwise
+
+            cfg = _with_bn_bits(kc.PointwiseConfig(**f), lay)
+            quirk = _pointwise_quirk(cfg, cluster)
             try:
-                from jaxpulp.kernels import pointwise
-            except ImportError:  # pragma: no cover - the family is part of the package
-                pointwise = None
-            if pointwise is not None:
-                cfg = _with_bn_bits(kc.PointwiseConfig(**f), lay)
-                quirk = _pointwise_quirk(cfg, cluster)
-                try:
-                    pointwise.check(cfg, cluster)
-                except UnsupportedConfig as e:
-                    quirk = f"pointwise is undefined here ({e.rule})"
-                if quirk is None:
-                    return KernelChoice(cfg, "1x1, stride 1, no padding: the pointwise kernel (no im2col)")
-                return KernelChoice(_with_bn_bits(kc.ConvConfig(**f), lay), f"1x1 but {quirk}: the conv kernel "
-                                    "instead, which computes this layer exactly")
+                pointwise.check(cfg, cluster)
+            except UnsupportedConfig as e:
+                quirk = f"pointwise is undefined here ({e.rule})"
+            if quirk is None:
+                return KernelChoice(cfg, "1x1, stride 1, no padding: the pointwise kernel (no im2col)")
+            return KernelChoice(_with_bn_bits(kc.ConvConfig(**f), lay), f"1x1 but {quirk}: the conv kernel "
+                                "instead, which computes this layer exactly")
         return KernelChoice(_with_bn_bits(kc.ConvConfig(**f), lay), "im2col + 4x2 matmul")
     if k == "depthwise":
         return KernelChoice(_with_bn_bits(kc.DepthwiseConfig(**_conv_fields(lay, semantics)), lay),
                             "depthwise, channel groups over cores")
     if k == "linear":
         H, W, C = lay.in_shape
+        assert lay.w_type is not None  # weighted kinds: checked by Layer
         cfg = kc.LinearConfig(lay.in_type, lay.out_type, lay.w_type, N=H * W * C, M=lay.out_shape[2],
                               relu=lay.relu, bn=lay.bn, bias=lay.bias, semantics=semantics)
         return KernelChoice(cfg if lay.out_type.bits == 32 else _with_bn_bits(cfg, lay),
@@ -116,12 +117,13 @@ def _choose(lay: Layer, semantics: str, cluster: Cluster) -> KernelChoice:
     H, W, C = lay.in_shape
     Ho, Wo, _ = lay.out_shape
     if k in ("maxpool", "avgpool"):
-        common = dict(in_type=lay.in_type, out_type=lay.out_type, H=H, W=W, C=C, Kh=lay.kernel[0],
+        common: dict[str, Any] = dict(in_type=lay.in_type, out_type=lay.out_type, H=H, W=W, C=C, Kh=lay.kernel[0],
                       Kw=lay.kernel[1], stride=lay.stride, pad=lay.pad, Ho=Ho, Wo=Wo, semantics=semantics)
         if k == "maxpool":
             return KernelChoice(kc.MaxPoolConfig(**common), "two-pass in-place max pooling")
         return KernelChoice(kc.AvgPoolConfig(**common, requant=lay.requant), "average pooling")
     if k == "add":
+        assert lay.in2_type is not None  # add layers: checked by Layer
         return KernelChoice(kc.AddConfig(lay.in_type, lay.in2_type, lay.out_type, H=H, W=W, C=C,
                                          requant=lay.requant, semantics=semantics), "requantising add")
     raise JaxpulpError(f"layer {lay.name!r}: kind {k!r} has no kernel")

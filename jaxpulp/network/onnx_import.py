@@ -350,7 +350,7 @@ class _Importer:
         anchor = lay.source[0] if lay.source else ""
         base = anchor if anchor and anchor not in _ALL_OPS else f"{lay.kind}{len(self.layers)}"
         name, k = base, 1
-        while name in self.params or any(l.name == name for l in self.layers):
+        while name in self.params or any(layer.name == name for layer in self.layers):
             k += 1
             name = f"{base}_{k}"
         lay = lay.replace(name=name)
@@ -491,14 +491,14 @@ class _Importer:
             raise JaxpulpError(f"node {_node_id(n)}: only zero padding of H and W (or L) is supported (pads={pads}, "
                                f"mode={mode!r}, value={value}); it is merged into the next Conv or pooling")
         if nd == 2:
-            t, l, b, r = pads[2], pads[3], pads[6], pads[7]
+            t, left, b, r = pads[2], pads[3], pads[6], pads[7]
         else:
-            t, b, l, r = 0, 0, pads[2], pads[5]
+            t, b, left, r = 0, 0, pads[2], pads[5]
         prev = self.pending_pad.pop(src, (0, 0, 0, 0))
         out = n.output[0]
         self.alias[out] = src
-        if any((t, b, l, r)) or any(prev):
-            self.pending_pad[src] = (prev[0] + t, prev[1] + b, prev[2] + l, prev[3] + r)
+        if any((t, b, left, r)) or any(prev):
+            self.pending_pad[src] = (prev[0] + t, prev[1] + b, prev[2] + left, prev[3] + r)
             for c in g.consumers.get(out, []):
                 if c.op_type not in ("Conv", "Pad", "MaxPool", "AveragePool"):
                     raise JaxpulpError(f"node {_node_id(n)}: padding must feed a Conv or pooling node, found "
@@ -710,7 +710,8 @@ class _Importer:
         C, H, W = chw
         rounding = any(x.op_type == "RequantShift" for x in nodes)
         lay = Layer(end, "add", (s1, s2), end, (H, W, C), (H, W, C), t1, out_t, in2_type=t2, requant=out_rq,
-                    rounding=rounding, source=tuple(x.name or x.op_type for x in [n] + [m for m in nodes if m is not n]))
+                    rounding=rounding,
+                    source=tuple(x.name or x.op_type for x in [n] + [m for m in nodes if m is not n]))
         self.mark(nodes)
         self.add_layer(lay, p, chw, out_t)
 
@@ -809,19 +810,19 @@ class _Importer:
         outs = []
         for o in g.outputs:
             t = self.name_of(o)
-            if t in {l.output for l in self.layers} and t not in outs:
+            if t in {layer.output for layer in self.layers} and t not in outs:
                 outs.append(t)
         for n in tail:
             for i in n.input:
                 t = self.name_of(i)
-                if t in {l.output for l in self.layers} and t not in outs:
+                if t in {layer.output for layer in self.layers} and t not in outs:
                     outs.append(t)
         if tail:
             self.notes.append("host-side tail not emulated (float post-processing): "
                               + ", ".join(f"{n.op_type} {n.name or n.output[0]}" for n in tail))
         if not outs:
             raise JaxpulpError("the model produces no integer output tensor")
-        if any(l.rounding for l in self.layers):
+        if any(layer.rounding for layer in self.layers):
             self.notes.append("Deeploy RequantShift rounds (+div/2): folded into lambda / the add offsets, so the "
                               "PULP-NN kernels compute the dialect's arithmetic exactly")
         return outs
@@ -846,16 +847,18 @@ def _bn_overflow(lay: Layer, p: dict) -> int:
 
 def _choose_bn_bits(layers, params, notes) -> tuple:
     """DORY picks one library tree per network (BNRelu_bits): 64 if some layer's BN arithmetic can leave int32."""
-    worst = [(l.name, _bn_overflow(l, params[l.name])) for l in layers
-             if l.kind in ("conv", "depthwise", "linear") and l.out_type.bits != 32]
+    worst = [(layer.name, _bn_overflow(layer, params[layer.name])) for layer in layers
+             if layer.kind in ("conv", "depthwise", "linear") and layer.out_type.bits != 32]
     over = [(n, v) for n, v in worst if v >= 1 << 31]
-    over += [(l.name, 1 << 31) for l in layers if l.bn_bits == 64 and l.name not in dict(over)]  # wide lambda
+    # wide lambda
+    over += [(layer.name, 1 << 31) for layer in layers if layer.bn_bits == 64 and layer.name not in dict(over)]
     if not over:
         return tuple(layers)
     n, v = max(over, key=lambda t: t[1])
     notes.append(f"bn_bits=64 (the library's 64bit/ tree, DORY BNRelu_bits=64): the worst-case |kappa*acc + lambda| "
                  f"of layer {n} is {v:.3g} >= 2^31, which the 32-bit tree would wrap; pass bn_bits=32 to force it")
-    return tuple(l.replace(bn_bits=64) if l.kind in ("conv", "depthwise", "linear") else l for l in layers)
+    return tuple(layer.replace(bn_bits=64) if layer.kind in ("conv", "depthwise", "linear") else layer
+                 for layer in layers)
 
 
 def load_onnx(model, *, dialect: str = "auto", input_type="u8", bn_bits="auto", nemo_divisor: str = "shift",
@@ -865,7 +868,8 @@ def load_onnx(model, *, dialect: str = "auto", input_type="u8", bn_bits="auto", 
     dialect: "auto" (detected: RequantShift -> deeploy, bit-width attributes -> dory, Mul/Div requantisation
     -> nemo, none -> integer, e.g. a bare MaxPool), or one of those names (recorded; the patterns accepted are
     the same). input_type: the network input's type, or a dict by graph input name (DORY configs
-    give it as input_bits / input_signed; Deeploy test inputs are often signed, "i8"). bn_bits: 32 or 64, the PULP-NN library tree
+    give it as input_bits / input_signed; Deeploy test inputs are often signed, "i8"). bn_bits: 32 or 64, the PULP-NN
+    library tree
     (DORY's ``BNRelu_bits``), or "auto": 64 when some layer's worst-case batch-norm value leaves int32.
     nemo_divisor: "shift" maps NEMO's 2^d - 1 divisors to a shift by d as DORY does (noted), "strict" refuses."""
     onnx, _ = _onnx()

@@ -40,11 +40,11 @@ def _clip(v, t):
 
 def _windows(x, lay: Layer, fill=0):
     """(B, Ho, Wo, Kh, Kw, C) windows of x (B, H, W, C), padded with ``fill``."""
-    t, b, l, r = lay.pad
+    t, b, left, r = lay.pad
     Kh, Kw = lay.kernel
     sy, sx = lay.stride
     Ho, Wo, _ = lay.out_shape
-    xp = np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=fill)
+    xp = np.pad(x, ((0, 0), (t, b), (left, r), (0, 0)), constant_values=fill)
     out = np.empty((x.shape[0], Ho, Wo, Kh, Kw, x.shape[3]), np.int64)
     for ky in range(Kh):
         for kx in range(Kw):
@@ -78,8 +78,9 @@ def layer_forward(lay: Layer, p: dict, ins: list) -> np.ndarray:
         return _clip(v, lay.out_type)
     elif lay.kind == "add":
         rs = []
-        for k, (xi, t) in enumerate(zip(ins, (lay.in_type, lay.in2_type)), 1):
+        for k, (xi, t) in enumerate(zip(ins, (lay.in_type, lay.in2_type), strict=True), 1):
             r = (xi * int(p[f"in{k}_mul"]) + int(p[f"in{k}_add"])) >> (int(p[f"in{k}_shift"]) & 31)
+            assert t is not None  # add layers: checked by Layer
             lo = -128 if t.signed else 0
             rs.append(np.clip(r, lo, lo + 255))
         s = rs[0] + rs[1]

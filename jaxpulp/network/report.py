@@ -29,7 +29,7 @@ COLUMNS = ("layer", "name", "kernel", "in_shape", "out_shape", "in_type", "out_t
 
 
 DEPLOY_COLUMNS = ("deploy_kernel_cycles", "dma_in_cycles", "dma_out_cycles", "l3_cycles", "deployed_cycles",
-                  "tile", "bound")
+                  "tile", "bound", "deployment")
 
 
 class Memory(NamedTuple):
@@ -58,6 +58,7 @@ def _im2col_bytes(lay: Layer, cfg, ncores: int) -> int:
     if fam == "pointwise":
         return 2 * C * ncores if lay.in_type.bits < 8 else 0
     if fam == "depthwise":
+        assert lay.w_type is not None  # weighted kinds: checked by Layer
         G = 8 // min(lay.in_type.bits, lay.out_type.bits, lay.w_type.bits)
         t, b, _, _ = lay.pad
         return ncores * G * (Kw * (H + t + b) + Kw) + ncores * G * Kh * Kw
@@ -76,6 +77,7 @@ def memory(lay: Layer, cluster: Cluster = GAP8) -> Memory:
     per_ch = (4 if lay.bias else 0) + (8 if lay.kind in ("conv", "depthwise", "linear") else 0)
     if lay.kind in ("conv", "depthwise", "linear"):
         taps = {"conv": C * Kh * Kw, "depthwise": Kh * Kw, "linear": H * W * C}[lay.kind]
+        assert lay.w_type is not None  # weighted kinds: checked by Layer
         w_per_ch = math.ceil(taps * lay.w_type.bits / 8)
     else:
         w_per_ch = 0
@@ -141,19 +143,21 @@ def add_deployed(net: Network, rows: list[dict], target="gap8-board", flavour="d
     the layer is compute-, transfer- or L3-bound (``DEPLOY_COLUMNS``); unsupported layers get zeros.
     tiler_candidates: tiles the latency tiler tries per layer (4 keeps the report quick; DroNet's total moves
     0.2% against 16)."""
-    from jaxpulp.deploy import get_target, layer_latency
+    from jaxpulp.deploy import get_flavour, get_target, layer_latency
 
     target = get_target(target).replace(tiler_candidates=tiler_candidates)
+    flavour = get_flavour(flavour)
+    how = f"{target.name} ({schedule or target.schedule}), flavour {flavour.name}"
     prev = False
-    for r, lay in zip(rows, net.layers):
+    for r, lay in zip(rows, net.layers, strict=True):
         try:
             d = layer_latency(mapping.kernel_config(lay), target, flavour, schedule=schedule, prev_l3=prev)
             prev = bool(d.l3_tiled)
             vals = (d.kernel, d.dma_in, d.dma_out, d.exposed_l3, d.total, d.tiling.shape() + f" x{d.tiling.n_tiles}",
-                    d.bound)
+                    d.bound, how)
         except UnsupportedConfig:
-            vals = (0, 0, 0, 0, 0, "", "")
-        r.update(zip(DEPLOY_COLUMNS, vals))
+            vals = (0, 0, 0, 0, 0, "", "", how)
+        r.update(zip(DEPLOY_COLUMNS, vals, strict=True))
     return rows
 
 
@@ -201,10 +205,12 @@ def as_table(net: Network, rows: list[dict], cluster: Cluster = GAP8) -> str:
     out.append(f"total: {t['MACs']:,} MACs, {t['cycles']:,} cycles = {t['MAC/cycle']} MAC/cycle, {t['ms']} ms; "
                f"weights {t['weights_bytes']:,} B, peak activations {t['peak_activation_bytes']:,} B")
     if "deployed_cycles" in t:
-        out.append("deployed (jaxpulp.deploy): layer  kernel  DMA-in  DMA-out  L3  deployed  tile  bound")
+        out.append(f"deployed (jaxpulp.deploy: {rows[0]['deployment']}): layer  kernel  DMA-in  DMA-out  L3  "
+                   "deployed  tile  bound")
         for r in rows:
-            out.append(f"  {r['layer']:>3} {r['name'][:18]:<18} {r['deploy_kernel_cycles']:>10,} {r['dma_in_cycles']:>9,} "
-                       f"{r['dma_out_cycles']:>8,} {r['l3_cycles']:>9,} {r['deployed_cycles']:>10,}  {r['tile']}  "
+            out.append(f"  {r['layer']:>3} {r['name'][:18]:<18} {r['deploy_kernel_cycles']:>10,} "
+                       f"{r['dma_in_cycles']:>9,} {r['dma_out_cycles']:>8,} {r['l3_cycles']:>9,} "
+                       f"{r['deployed_cycles']:>10,}  {r['tile']}  "
                        f"{r['bound']}")
         out.append(f"whole network: kernel-only {t['cycles']:,} cycles ({t['MAC/cycle']} MAC/cycle); deployed "
                    f"{t['deployed_cycles']:,} cycles ({t['deployed_MAC/cycle']} MAC/cycle)")
@@ -246,7 +252,7 @@ def bar_chart_png(net: Network, rows: list[dict], path: str) -> str:
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(rows) + 2), 4.2))
     xs = range(len(rows))
     ax.bar(xs, [r["cycles"] for r in rows], color=[palette.get(f, "tab:red") for f in fams])
-    for x, r in zip(xs, rows):
+    for x, r in zip(xs, rows, strict=True):
         if r["MACs"]:
             ax.text(x, r["cycles"], f"{r['MAC/cycle']:.1f}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(list(xs))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 import numpy as np
 
@@ -26,8 +27,8 @@ def save(net: Network, path: str) -> str:
     meta = {"format": FORMAT, "name": net.name, "dialect": net.dialect, "notes": list(net.notes),
             "outputs": list(net.outputs),
             "inputs": [{"name": i.name, "shape": list(i.shape), "qtype": str(i.qtype)} for i in net.inputs],
-            "layers": [_layer_dict(l) for l in net.layers]}
-    arrays = {"__meta__": np.frombuffer(json.dumps(meta).encode(), np.uint8)}
+            "layers": [_layer_dict(layer) for layer in net.layers]}
+    arrays: dict[str, Any] = {"__meta__": np.frombuffer(json.dumps(meta).encode(), np.uint8)}
     for lname, p in net.params.items():
         for k, v in p.items():
             arrays[f"{len(arrays):05d}|{lname}|{k}"] = np.asarray(v)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,8 @@ def mobilenet_v1(alpha: float = 0.25, resolution: int = 128, num_classes: int = 
     rng = np.random.default_rng(seed)
     a_t, w_t = QType.parse(act), QType.parse(weights)
     ch = lambda c: max(8, int(c * alpha) // 8 * 8)  # noqa: E731 - channel counts stay multiples of 8
-    layers, params = [], {}
+    layers: list = []
+    params: dict = {}
     H = W = resolution
     C = 3
     x_t = QType(8, False)
@@ -90,9 +92,9 @@ def mobilenet_v1(alpha: float = 0.25, resolution: int = 128, num_classes: int = 
                         out_mult=np.int32(0), out_shift=np.int32(0))
     layers.append(Layer("fc", "linear", ("pool",), "fc", (1, 1, C), (1, 1, num_classes), a_t, QType(32, True), w_t,
                         relu=0, bn=0))
-    return Network(name or f"mobilenet_v1_{alpha:g}_{resolution}", TensorSpec(src, (resolution, resolution, 3), x_t),
+    return Network(name or f"mobilenet_v1_{alpha:g}_{resolution}", (TensorSpec(src, (resolution, resolution, 3), x_t),),
                    tuple(layers), params, ("fc",), dialect="builtin",
-                   notes=("synthetic weights (seed %d); requantisation set from each layer's reduction length" % seed,))
+                   notes=(f"synthetic weights (seed {seed:d}); requantisation set from each layer's reduction length",))
 
 
 _DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
@@ -129,7 +131,8 @@ def _rebuild_dronet(folder: str) -> None:
     net = load_onnx(os.path.join(folder, "DRONETV3_ql_integerized.onnx"), name="dronet")
     store.save(net, os.path.join(_DATA, "dronet.npz"))
     x = goldens.hwc_values(os.path.join(folder, "input.txt"), net.input.shape)
-    np.savez_compressed(os.path.join(_DATA, "dronet_input.npz"), **{net.input.name: x.astype(np.uint8)})
+    arrays: dict[str, Any] = {net.input.name: x.astype(np.uint8)}
+    np.savez_compressed(os.path.join(_DATA, "dronet_input.npz"), **arrays)
 
 
 if __name__ == "__main__":  # python -m jaxpulp.network.zoo --rebuild-dronet DIR

@@ -19,9 +19,9 @@ def _types(s, arg="--act-types"):
 
 
 def _shard(s: str):
-    k, sep, n = s.partition("/")
+    k_s, sep, n_s = s.partition("/")
     try:
-        k, n = int(k), int(n)
+        k, n = int(k_s), int(n_s)
     except ValueError:
         raise JaxpulpError(f"--shard {s!r}: expected K/N, e.g. 0/4") from None
     if not sep or not (n >= 1 and 0 <= k < n):
@@ -154,8 +154,9 @@ def add_subcommands(sub) -> None:
                    "an .onnx file")
     s.add_argument("--out", required=True, help="results JSONL file (appended to; its .meta.json identifies "
                    "the sweep)")
-    s.add_argument("--samples", type=int_arg(1, 2**31 - 1), default=10_000, help="configurations to draw when the space is "
-                   "larger (a space of at most this many is enumerated); default 10000")
+    s.add_argument("--samples", type=int_arg(1, 2**31 - 1), default=10_000,
+                   help="configurations to draw when the space is larger (a space of at most this many is "
+                   "enumerated); default 10000")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--enumerate", action="store_true", help="enumerate the whole space (< 2**31)")
     g.add_argument("--sample", action="store_true", help="sample even a small space")

@@ -14,7 +14,7 @@ import json
 import os
 import time
 import zipfile
-from typing import NamedTuple
+from typing import IO, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -82,7 +82,8 @@ class SweepSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> SweepSpec:
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
+        kw: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
+        return cls(**kw)
 
 
 class SweepSummary(NamedTuple):
@@ -279,9 +280,9 @@ def run_sweep(spec: SweepSpec, out: str, *, shard=(0, 1), chunk: int | None = No
                 if os.path.exists(p):
                     os.remove(p)
         elif os.path.exists(mp) and os.path.exists(path) and os.path.getsize(path):
-            with open(mp) as f:
+            with open(mp) as mf:
                 try:
-                    old = json.load(f)
+                    old = json.load(mf)
                 except ValueError as e:
                     raise JaxpulpError(f"{mp}: not JSON ({e}); pass overwrite (--overwrite) or another "
                                        "--out") from None
@@ -310,7 +311,7 @@ def run_sweep(spec: SweepSpec, out: str, *, shard=(0, 1), chunk: int | None = No
         shard_in = NamedSharding(mesh, P("cfg"))
         if log and resumed < n_local:
             log(f"sweep {table.network}: compiling the evaluation of {chunk:,} configurations per call ...")
-        f = lock.file if target == path else open(target, "ab")
+        f: IO[bytes] = lock.file if target == path else open(target, "ab")
         try:
             for a in range(0, n_local, chunk):
                 pos = np.arange(a, min(a + chunk, n_local))

@@ -55,7 +55,8 @@ def _fold(kappa, lam, shift, e, d_out):
 
 def _requantise_values(v, lo, hi, d):
     v = jnp.asarray(v, jnp.float32) * jnp.exp2(-d.astype(jnp.float32))
-    return jnp.clip(jnp.round(v), lo, hi).astype(jnp.int32)
+    # float32 bounds, as implicit int32 -> float32 promotion gave them (explicit for strict promotion)
+    return jnp.clip(jnp.round(v), jnp.asarray(lo, jnp.float32), jnp.asarray(hi, jnp.float32)).astype(jnp.int32)
 
 
 class Deriver:

@@ -53,7 +53,7 @@ def toy_net(seed: int = 0, size: int = 16) -> Network:
         "fc": dict(w=w((10, C)), kappa=np.ones(10, np.int32), lam=np.zeros(10, np.int32), out_mult=np.int32(0),
                    out_shift=np.int32(0)),
     }
-    return Network(f"toy{size}", TensorSpec("input", (S, S, 8), u8), tuple(layers), params, ("fc",),
+    return Network(f"toy{size}", (TensorSpec("input", (S, S, 8), u8),), tuple(layers), params, ("fc",),
                    notes=(f"synthetic weights (seed {seed})",))
 
 

@@ -1,6 +1,8 @@
 """The Pareto front of sweep results (cycles, memory, metric) and its plot."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from jaxpulp.errors import JaxpulpError
@@ -28,7 +30,7 @@ def reference_from_spec(spec: dict) -> dict:
     from jaxpulp import costtable
     from jaxpulp.sweep._driver import SweepSpec, prepare
 
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()
               if k in SweepSpec.__dataclass_fields__}
     _, _, space, _, _ = prepare(SweepSpec(**fields))
     types = {v.name: next((str(c) for c in v.choices if str(c)[1:] == "8"), str(v.choices[0]))
@@ -71,12 +73,12 @@ def objective_matrix(rows, objectives) -> tuple:
         vals = [r.get(name) for name, _ in objectives]
         if any(v is None for v in vals):
             continue
-        for v, (name, _) in zip(vals, objectives):
+        for v, (name, _) in zip(vals, objectives, strict=True):
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise JaxpulpError(f"objectives: column {name!r} of row {r.get('index', i)} is {v!r}, expected a "
                                    "number")
         keep.append(i)
-        pts.append([s * float(v) for v, (_, s) in zip(vals, objectives)])
+        pts.append([s * float(v) for v, (_, s) in zip(vals, objectives, strict=True)])
     if rows and not keep:
         missing = [name for name, _ in objectives if all(r.get(name) is None for r in rows)]
         if missing:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import io
 import json
 import os
+import types
 from typing import NamedTuple
 
 import numpy as np
@@ -91,7 +93,7 @@ def _row_index(line: bytes):
 
 
 class _Lock(NamedTuple):
-    file: object
+    file: io.BufferedWriter
 
 
 @contextlib.contextmanager
@@ -102,8 +104,10 @@ def locked(path: str):
     created = not os.path.exists(path)
     f = open(path, "ab")
     try:
+        fcntl: types.ModuleType | None
         try:
-            import fcntl
+            import fcntl as fcntl_posix
+            fcntl = fcntl_posix
         except ImportError:  # pragma: no cover - not POSIX
             fcntl = None
         if fcntl is not None:
@@ -145,7 +149,7 @@ class RowFormatter:
         sup = cols["supported"]
         out = []
         frags = self.frags
-        for j, (i, c) in enumerate(zip(np.asarray(index).tolist(), cfg.tolist())):
+        for j, (i, c) in enumerate(zip(np.asarray(index).tolist(), cfg.tolist(), strict=True)):
             conf = ", ".join([frags[v][x] for v, x in enumerate(c)])
             if sup[j]:
                 costs = (f'"cycles": {cols["cycles"][j]}, "energy_pj": {cols["energy_pj"][j]:.1f}, '
@@ -240,7 +244,7 @@ def read_sweep(paths) -> SweepRows:
     read unchecked (noted)."""
     files = expand_paths(paths)
     rows, notes, metas, per_file = [], [], {}, []
-    seen = {}
+    seen: dict = {}
     for p in files:
         got = _read_file(p)
         mp = sweep_meta_path(p)
@@ -283,7 +287,8 @@ def read_sweep(paths) -> SweepRows:
                                    "once")
             seen[key] = p
     if metas:
-        total = int(m0.get("total")) if m0.get("total") is not None else None
+        total_v = m0.get("total")
+        total = int(total_v) if total_v is not None else None
         have = {tuple(m.get("shard", (0, 1)))[0] for m in metas.values()}
         base = [p for p in metas if not p.endswith(".parquet")]
         if n > 1 and base:

@@ -46,7 +46,7 @@ def _load_tree(path, like):
     leaves, treedef = jax.tree_util.tree_flatten(like)
     with np.load(path) as z:
         got = [z[f"arr_{i}"] for i in range(len(z.files))]
-    if len(got) != len(leaves) or any(a.shape != np.shape(b) for a, b in zip(got, leaves, strict=False)):
+    if len(got) != len(leaves) or any(a.shape != np.shape(b) for a, b in zip(got, leaves, strict=True)):
         raise JaxpulpError(f"{path}: saved float parameters do not fit this model; delete it or use another --out")
     return jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(a) for a in got])
 

@@ -71,10 +71,10 @@ def to_onnx(net: Network):
                                    "bias (relu = bn = 1, 32-bit); got relu={lay.relu}, bn={lay.bn}, bias={lay.bias}")
             w = np.asarray(p["w"])
             w = np.transpose(w, (0, 3, 1, 2)) if lay.kind == "conv" else w[:, None]  # OIHW
-            t, b, lf, r = lay.pad
+            t, b, left, r = lay.pad
             nodes.append(helper.make_node(
                 "Conv", [src, const(f"{lay.name}.weight", w)], [f"{lay.name}.acc"], name=lay.name,
-                kernel_shape=list(lay.kernel), strides=list(lay.stride), pads=[t, lf, b, r],
+                kernel_shape=list(lay.kernel), strides=list(lay.stride), pads=[t, left, b, r],
                 group=C if lay.kind == "depthwise" else 1, weight_bits=lay.w_type.bits))
             requant(lay, f"{lay.name}.acc", p, Co)
         elif lay.kind == "linear":
@@ -96,11 +96,11 @@ def to_onnx(net: Network):
         elif lay.kind in ("maxpool", "avgpool"):
             if lay.kind == "avgpool" and lay.requant:
                 raise JaxpulpError(f"layer {lay.name!r}: only non-requantising average pools are exported")
-            t, b, lf, r = lay.pad
+            t, b, left, r = lay.pad
             op = "MaxPool" if lay.kind == "maxpool" else "AveragePool"
             nodes.append(helper.make_node(op, [src], [lay.output], name=lay.name,
                                           kernel_shape=list(lay.kernel), strides=list(lay.stride),
-                                          pads=[t, lf, b, r]))
+                                          pads=[t, left, b, r]))
         elif lay.kind == "add":
             a = {k: int(p[k]) for k in ("in1_mul", "in1_add", "in1_shift", "in2_mul", "in2_add", "in2_shift",
                                         "out_mul", "out_add", "out_shift")}

@@ -95,7 +95,7 @@ class Model:
         """A ``Network`` of this topology (``layers``: the same layers at other types; ``params``: integer
         parameters, default zeros of the right shapes)."""
         layers = tuple(self.layers if layers is None else layers)
-        return Network(self.name, self.input, layers, params if params is not None else zero_params(layers),
+        return Network(self.name, (self.input,), layers, params if params is not None else zero_params(layers),
                        (layers[-1].output,), dialect="builtin")
 
 
@@ -251,7 +251,7 @@ def tensor_alpha(model: Model, params: dict, tensor: str):
         return jnp.float32(1.0)
     if tensor in params["alpha"]:
         return params["alpha"][tensor]
-    lay = next(la for la in model.layers if la.output == tensor)
+    lay = next(layer for layer in model.layers if layer.output == tensor)
     return tensor_alpha(model, params, lay.inputs[0])
 
 
@@ -408,7 +408,7 @@ def model_tensor_type(model: Model, tensor: str, act_mix) -> QType:
         return model.input.qtype
     if act_mix is not None and tensor in act_mix:
         return _only(act_mix[tensor])
-    lay = next(la for la in model.layers if la.output == tensor)
+    lay = next(layer for layer in model.layers if layer.output == tensor)
     return model_tensor_type(model, lay.inputs[0], act_mix)
 
 

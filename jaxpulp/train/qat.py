@@ -156,7 +156,7 @@ def integerise(model: M.Model, params: dict, precisions: dict | None = None) -> 
     for lay in layers:
         if lay.name not in ip:
             continue
-        p = {k: np.asarray(v) for k, v in ip[lay.name].items()}
+        p: dict[str, np.ndarray | np.integer] = {k: np.asarray(v) for k, v in ip[lay.name].items()}
         if "w" in p:
             p["w"] = p["w"].astype(np.int8)
         for k, v in list(p.items()):

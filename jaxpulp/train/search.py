@@ -28,6 +28,7 @@ import numpy as np
 
 from jaxpulp import costtable, surrogate
 from jaxpulp.errors import JaxpulpError
+from jaxpulp.network.graph import Network
 from jaxpulp.train import model as M, qat
 
 
@@ -89,6 +90,13 @@ class Space:
     st: surrogate.SurrogateTables
 
 
+
+def _optax_promotion():
+    """optax's Adam raises a float decay to an int32 step count (bias correction), which strict dtype promotion
+    (on in the tests) refuses; optax's own updates run under standard promotion, jaxpulp's code stays strict."""
+    return jax.numpy_dtype_promotion("standard")
+
+
 def make_space(model: M.Model, target: str = "gap8") -> Space:
     """Cost tables of the model's topology (every layer at every type triple) and its configuration space."""
     table = costtable.build_table(model.network(), target)
@@ -135,7 +143,8 @@ def _batches(n, batch, rng):
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _float_step(model, opt, params, state, x, y):
     loss, g = jax.value_and_grad(lambda p: _ce(M.forward(model, p, _xf(x)), y))(params)
-    upd, state = opt.update(g, state, params)
+    with _optax_promotion():
+        upd, state = opt.update(g, state, params)
     return _optax().apply_updates(params, upd), state, loss
 
 
@@ -185,8 +194,9 @@ def _search_step(sp, cfg, opt_p, opt_l, params, logits, sp_state, sl_state, x, y
         lambda p, lg: search_loss(sp, p, lg, x, y, temperature, lam, cfg, key if cfg.gumbel else None),
         argnums=(0, 1), has_aux=True)(params, logits)
     optax = _optax()
-    up, sp_state = opt_p.update(gp, sp_state, params)
-    ul, sl_state = opt_l.update(gl, sl_state, logits)
+    with _optax_promotion():
+        up, sp_state = opt_p.update(gp, sp_state, params)
+        ul, sl_state = opt_l.update(gl, sl_state, logits)
     return optax.apply_updates(params, up), optax.apply_updates(logits, ul), sp_state, sl_state, loss, aux
 
 
@@ -306,7 +316,8 @@ def qat_loss(model, params, layers, x, y):
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _qat_step(model, layers, opt, params, state, x, y):
     loss, g = jax.value_and_grad(lambda p: qat_loss(model, p, layers, x, y))(params)
-    upd, state = opt.update(g, state, params)
+    with _optax_promotion():
+        upd, state = opt.update(g, state, params)
     return _optax().apply_updates(params, upd), state, loss
 
 
@@ -362,7 +373,7 @@ def bit_exact_logits(net, x) -> np.ndarray:
     return out.reshape(out.shape[0], -1)
 
 
-def evaluate(model: M.Model, params, layers: tuple, x, y) -> tuple:
+def evaluate(model: M.Model, params, layers: tuple, x, y) -> tuple[dict, Network]:
     """(accuracies, integerised network): float, fake-quant, integer (value path = QAT eval forward) and bit-exact
     (packed path) accuracies."""
     net = qat.integerise(model, params, _precisions_of(model, layers))
