@@ -302,19 +302,14 @@ def dory_networks(path, ext, deploy_target=None, flavour="dory-gap8"):
     ex = os.path.join(ext, "dory_examples")
     nets = {
         "MobilenetV1 (NEMO MV1-128)": lambda: list(mobilenet_v1_128(8).values()),
-        "MobilenetV1_4bits (Quantlab mnv1_4b4b_fixed, BNRelu 64-bit)": lambda: [
-            c.replace(bn_bits=64) if hasattr(c, "bn_bits") else c for c in mobilenet_v1_128(4).values()],
+        MV1_4BIT: lambda: mobilenet_v1_075_224_4bit(),  # j14b: the network the row measured
         "Residual_connection_test_1": lambda: onnx_layers(os.path.join(ex, "nemo_residual_test_1", "model_int.onnx")),
         "dscnn_test": lambda: onnx_layers(os.path.join(ex, "nemo_dscnn_test", "model_int.onnx")),
     }
     notes = {
         "MobilenetV1 (NEMO MV1-128)": "architecture assumed = 1.0-MobileNetV1-128 (7 x DwConv/PwConv 8-12 "
                                       "repeats: 5); incl. L3 weight streaming",
-        "MobilenetV1_4bits (Quantlab mnv1_4b4b_fixed, BNRelu 64-bit)": "assumed 1.0-MobileNetV1-128 with 4-bit "
-                                                                      "weights/activations (8-bit image), the "
-                                                                      "64-bit BN tree (first-order epilogue "
-                                                                      "count); DORY's 4-bit kernel flavour not "
-                                                                      "modelled",
+        MV1_4BIT: MV1_4BIT_NOTE,
         "Residual_connection_test_1": "layers imported from model_int.onnx (jaxpulp.network)",
         "dscnn_test": "layers imported from model_int.onnx (jaxpulp.network)",
     }
@@ -327,15 +322,16 @@ def dory_networks(path, ext, deploy_target=None, flavour="dory-gap8"):
                         "notes": "no network definition in the pack"})
             continue
         layers = nets[name]()
-        if name.startswith("MobilenetV1"):  # DwConv7-11 / PwConv8-12 are 5 layers each
+        if name == "MobilenetV1 (NEMO MV1-128)":  # DwConv7-11 / PwConv8-12 are 5 layers each
             layers = layers + [layers[13], layers[14]] * 4
         macs, cycles = network_mpc(layers)
         pred = macs / cycles
         dep = {}
         if deploy_target is not None:
-            from jaxpulp.deploy import network_latency
+            from jaxpulp.deploy import get_flavour, network_latency
 
-            fl = gvsoc_flavour(name, flavour)
+            # the 4-bit row runs DORY's mixed-sw flavour (ROW_FLAVOUR); every other row dory-gap8 with its BN tree
+            fl = get_flavour(ROW_FLAVOUR[name]) if name in ROW_FLAVOUR else gvsoc_flavour(name, flavour)
             nl = network_latency(layers, deploy_target, fl)
             dpred = nl.macs / nl.total
             dep = {"deployed_mpc": dpred, "deployed_error_pct": 100.0 * (dpred - meas) / meas,
@@ -465,10 +461,67 @@ def deployed_section(ext):
         print(f"  dory-gap8 with {k}={v!r}: 8-bit MAPE {gsens[k]:.1f}% ("
               + " / ".join(f"{r['deployed_error_pct']:+.1f}" for r in ns) + ")")
     out["gvsoc_switches_off"] = gsens
-    out["gvsoc"] = {"rows": nets, "mape8_kernel": m8k, "mape8_deployed": m8d,
+    mv1_4bit = mv1_4bit_section(r4[0])
+    out["gvsoc"] = {"rows": nets, "mape8_kernel": m8k, "mape8_deployed": m8d, "mv1_4bit": mv1_4bit,
                     "mv1_4bit_kernel_pct": r4[0]["error_pct"], "mv1_4bit_deployed_pct": r4[0]["deployed_error_pct"],
                     "ordering_8_vs_4_right": order}
     return out
+
+
+# --- issue 14, the 4-bit GVSoC row (j14b): the network DORY built and DORY's mixed-sw flavour ---------------------
+# The regression line of the row (dory_examples 60dd66b regression_test_TO_UPDATE.sh) builds
+# examples/Quantlab_examples/mnv1_4b4b_fixed; that folder was added in dory_examples ec6ef07 (the commit DORY
+# d046edd pins). Its golden activations give the topology: input [224, 224, 4] (8 bit), "pilot" conv 24 ch at
+# 112x112, then features.0-12 = 13 depthwise / pointwise pairs 24-48-96-96-192-192-384 (x6)-768-768 at 112, 56,
+# 28, 14, 7 (a 0.75-MobileNetV1-224), 4-bit activations (0..15), then the average pool and a 1000-way FC with
+# int32 output: 29 layers. Weights 4 bit ("4b4b"), BNRelu 64 bit (the regression's --Bn_Relu_Bits 64).
+MV1_4BIT = "MobilenetV1_4bits (Quantlab mnv1_4b4b_fixed, BNRelu 64-bit)"
+MV1_4BIT_NOTE = ("0.75-MobileNetV1-224, 4-bit weights / activations, 8-bit 4-channel image, 64-bit BN "
+                 "(dory_examples ec6ef07 mnv1_4b4b_fixed goldens); deployed with DORY's mixed-sw flavour "
+                 "(pulp-nn-mixed 7e9c4b0b, noinline unpack calls)")
+ROW_FLAVOUR = {MV1_4BIT: "dory-mixed-sw"}  # every other row: dory-gap8
+
+
+def mobilenet_v1_075_224_4bit():
+    """The 29 layers of the 4-bit GVSoC row (see above): PyTorch padding 1 on every 3x3 layer."""
+    a, w = "u4", "i4"
+    layers = [kc.ConvConfig("u8", a, w, H=224, W=224, Ci=4, Co=24, stride=(2, 2), pad=(1, 1, 1, 1), bn_bits=64)]
+    h, ci = 112, 24
+    for co, s in [(48, 1), (96, 2), (96, 1), (192, 2), (192, 1), (384, 2)] + [(384, 1)] * 5 + [(768, 2), (768, 1)]:
+        dw = kc.DepthwiseConfig(a, a, w, H=h, W=h, Ci=ci, Co=ci, stride=(s, s), pad=(1, 1, 1, 1), bn_bits=64)
+        layers += [dw, kc.PointwiseConfig(a, a, w, H=dw.Ho, W=dw.Wo, Ci=ci, Co=co, bn_bits=64)]
+        h, ci = dw.Ho, co
+    layers.append(kc.AvgPoolConfig(a, a, H=7, W=7, C=768, Kh=7, Kw=7, stride=(7, 7)))
+    layers.append(kc.LinearConfig(a, "i32", w, N=768, M=1000, relu=0, bn=0))
+    return layers
+
+
+def mv1_4bit_section(row):
+    """The 4-bit row in detail: the mixed-sw flavour with and without its MatMul spills, the dory-gap8 flavour
+    on the same network, and where the cycles go."""
+    import dataclasses
+
+    from jaxpulp.deploy import get_target, network_latency
+    from jaxpulp.deploy.flavour import DORY_MIXED_SW
+
+    meas = row["measured_mpc"]
+    layers = mobilenet_v1_075_224_4bit()
+    t = get_target("gap8-gvsoc")
+    err = {}
+    for label, fl in (("dory-mixed-sw", DORY_MIXED_SW),
+                      ("dory-mixed-sw, spill-free", dataclasses.replace(DORY_MIXED_SW, mixed_sw_spills=False)),
+                      ("dory-gap8 (current pulp-nn-mixed counts)", "dory-gap8")):
+        nl = network_latency(layers, t, fl)
+        err[label] = 100.0 * (nl.macs / nl.total - meas) / meas
+        if label == "dory-mixed-sw":
+            fam = {}
+            for c, d in zip(layers, nl.layers, strict=True):
+                fam[c.family] = fam.get(c.family, 0) + d.total
+    print(f"  4-bit row ({MV1_4BIT_NOTE}):")
+    print("   " + "; ".join(f"{k}: {v:+.1f}%" for k, v in err.items()))
+    print("   deployed cycles by family (dory-mixed-sw): " + ", ".join(
+        f"{k} {100.0 * v / sum(fam.values()):.0f}%" for k, v in fam.items()))
+    return {"errors_pct": err, "cycles_by_family": fam}
 
 
 def mape(errors):

@@ -62,6 +62,8 @@ class Flavour:
     bn_bits: int | None = None
     dw_input_waits: bool = False
     dma_3d: str = "row"
+    mixed_sw: bool = False  # conv / pointwise layers with 4-bit weights: jaxpulp.deploy.mixed_noinline
+    mixed_sw_spills: bool = True  # count its MatMul loop's stack spills (False: the spill-free lower bound)
 
     def __post_init__(self):
         if self.conv_split not in ("mixed", "ho"):
@@ -88,7 +90,13 @@ DORY_GAP8_BN64 = dataclasses.replace(DORY_GAP8, name="dory-gap8-bn64", bn_bits=6
                                      description=DORY_GAP8.description + "; --Bn_Relu_Bits 64 (pulp-nn/64bit)")
 PULP_NN_MIXED = Flavour("pulp-nn-mixed", "chw-planes", "pulp-nn-mixed",
                         "pure pulp-nn-mixed: byte-plane depthwise input kept in L2, mixed kernels everywhere")
-FLAVOURS = MappingProxyType({f.name: f for f in (DORY_GAP8, DORY_GAP8_BN32, DORY_GAP8_BN64, PULP_NN_MIXED)})
+# DORY d046edd's mixed-precision software flow ('mixed-sw'): pulp-nn-mixed 7e9c4b0b, whose sub-byte unpack
+# helpers are noinline calls; every conv and pointwise layer runs pulp_nn_conv_* (docs/deploy.md, "4-bit networks").
+DORY_MIXED_SW = Flavour("dory-mixed-sw", "hwc-to-chw", "pulp-nn-mixed",
+                        "DORY mixed-sw (d046edd): pulp-nn-mixed 7e9c4b0b, noinline unpack calls, pointwise as conv",
+                        matmul_outer="gcc", mixed_sw=True)
+FLAVOURS = MappingProxyType({f.name: f for f in (DORY_GAP8, DORY_GAP8_BN32, DORY_GAP8_BN64, PULP_NN_MIXED,
+                                                  DORY_MIXED_SW)})
 
 
 def get_flavour(flavour: str | Flavour) -> Flavour:

@@ -21,7 +21,7 @@ import functools
 import math
 
 from jaxpulp.cost import kernel_cost
-from jaxpulp.deploy import dma, dory_kernels
+from jaxpulp.deploy import dma, dory_kernels, mixed_noinline
 from jaxpulp.deploy.flavour import Flavour, get_flavour
 from jaxpulp.deploy.target import DeployTarget, get_target
 from jaxpulp.deploy.tiler import Tiling, geometry, pareto_tilings, tile, tile_config, tile_sequence
@@ -54,10 +54,13 @@ class LayerLatency:
 
 @functools.lru_cache(maxsize=65536)
 def _kcycles(cfg, target: str, dory: bool = False, outer: str = "measured", lto: bool = False,
-             conv_split: str = "mixed") -> int:
+             conv_split: str = "mixed", mixed_sw: bool = False, spills: bool = True) -> int:
     """Kernel cycles of one call; dory: the flavour runs DORY's 8-bit pulp-nn kernel where one applies; outer:
     the MatMul block code of conv / pointwise kernels (``jaxpulp.cost.pulpnn.Codegen``); lto / conv_split: the
-    ``Flavour`` fields of those names."""
+    ``Flavour`` fields of those names; mixed_sw: DORY's mixed-sw kernels (pulp-nn-mixed 7e9c4b0b,
+    ``jaxpulp.deploy.mixed_noinline``) where they apply, with or without the MatMul loop's stack spills."""
+    if mixed_sw and mixed_noinline.applies(cfg):
+        return mixed_noinline.mixed_sw_kernel_cost(cfg, target, outer=outer, spills=spills).cycles
     if dory and dory_kernels.applies(cfg):
         return dory_kernels.dory_kernel_cost(cfg, target, lto=lto).cycles
     if conv_split == "ho" and dory_kernels.ho_parallel_applies(cfg):
@@ -122,7 +125,7 @@ def _layer_tiled(cfg, t: DeployTarget, fl: Flavour, til: Tiling, prev_l3: bool =
     for first, key in tile_sequence(cfg, til):
         ci, rows, pt, pb, co, ho, cols, pl, pr, wo = key
         k = _kcycles(cfg if til.whole else tile_config(cfg, *key), t.kernel_target, fl.dory_kernels,
-                     fl.matmul_outer, fl.lto, fl.conv_split)
+                     fl.matmul_outer, fl.lto, fl.conv_split, fl.mixed_sw, fl.mixed_sw_spills)
         x, w, y = _tile_transfers(cfg, g, fam, ci, rows, cols, co, ho, wo, t, fl)
         ordered.append((x + (w if first else 0), k, y))
         waited.append(x if fam == "depthwise" and fl.dw_input_waits else 0)

@@ -227,6 +227,11 @@ def _cmd_report(args) -> int:
     if args.deploy != "none":
         report.add_deployed(net, rows, args.deploy, args.flavour, schedule=args.schedule)
     print(report.as_table(net, rows, cl))
+    if args.deploy != "none":
+        from jaxpulp.deploy import get_flavour
+
+        fl = get_flavour(args.flavour)
+        print(f"deployment: target {args.deploy}, flavour {fl.name} ({fl.description})")
     for path, fn in ((args.csv, lambda: report.as_csv(rows)), (args.json, lambda: report.as_json(net, rows, cl))):
         if path:
             write_text(path, fn())
@@ -279,7 +284,8 @@ def add_subcommands(sub) -> None:
     p.add_argument("--deploy", default="gap8-board", choices=("gap8-board", "gap8-gvsoc", "none"),
                    help="deployment target of the deployed columns (jaxpulp.deploy; default gap8-board)")
     p.add_argument("--flavour", default="dory-gap8", choices=sorted(FLAVOURS),
-                   help="deployment flavour (jaxpulp.deploy.FLAVOURS: which kernels and build; default dory-gap8)")
+                   help="deployment flavour (jaxpulp.deploy.FLAVOURS: which kernels and build; default dory-gap8; "
+                   "dory-mixed-sw: DORY mixed-sw, sub-byte nets)")
     p.add_argument("--schedule", default=None, choices=("blocking", "double"), help="override the target's")
     p.set_defaults(fn=_cmd_report, outputs=("csv", "json", "png"))
     c = sub.add_parser("check", help="compare every layer with golden activations (DORY txt or Deeploy npz folder)")

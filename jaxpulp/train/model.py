@@ -261,13 +261,38 @@ def w_qmax(t: QType) -> int:
     return t.hi  # symmetric: [-hi, hi] (i2: ternary)
 
 
-def w_scale(w, t: QType, per_channel: bool = True):
-    """Per-output-channel (axis 0) or per-tensor weight scale ``max|w| / hi``."""
-    if per_channel:
-        m = jnp.max(jnp.abs(w.reshape(w.shape[0], -1)), axis=1)
+TWN_DELTA = 0.7  # ternary threshold / mean|w| (Li, Zhang & Liu, "Ternary Weight Networks", 2016, eq. 9)
+
+
+def w_quant(w, t: QType, per_channel: bool = True):
+    """Integer weights (float array of integers in [-hi, hi]) and the scale per output channel (axis 0).
+
+    8 and 4 bits: uniform symmetric grid, ``scale = max|w| / hi``, ``w_int = round(w / scale)``.
+    2 bits: ternary {-1, 0, +1} (TWN): threshold ``delta = 0.7 * mean|w|``, ``w_int = sign(w) * (|w| > delta)``,
+    ``scale = mean(|w|)`` over the weights above the threshold (the least-squares scale of that pattern).
+    ``per_channel=False``: one threshold / scale for the whole tensor (repeated per channel). No gradient flows
+    through the scale; the integer pattern is what the deployed network stores."""
+    flat = jax.lax.stop_gradient(w).reshape(w.shape[0], -1)
+    if not per_channel:
+        flat = flat.reshape(1, -1)
+    aw = jnp.abs(flat)
+    if t.bits == 2:
+        delta = TWN_DELTA * jnp.mean(aw, axis=1, keepdims=True)
+        mask = (aw > delta).astype(w.dtype)
+        s = jnp.sum(aw * mask, axis=1) / jnp.maximum(jnp.sum(mask, axis=1), 1.0)
+        s = jnp.maximum(s, 1e-8)
+        q = jnp.sign(flat) * mask
     else:
-        m = jnp.max(jnp.abs(w)) * jnp.ones(w.shape[0], w.dtype)
-    return jnp.maximum(jax.lax.stop_gradient(m), 1e-8) / w_qmax(t)
+        s = jnp.maximum(jnp.max(aw, axis=1), 1e-8) / w_qmax(t)
+        q = jnp.clip(jnp.round(flat / s[:, None]), -w_qmax(t), w_qmax(t))
+    if not per_channel:
+        s = s * jnp.ones(w.shape[0], w.dtype)
+    return q.reshape(w.shape), s
+
+
+def w_scale(w, t: QType, per_channel: bool = True):
+    """Per-output-channel (axis 0) or per-tensor weight scale (see ``w_quant``)."""
+    return w_quant(w, t, per_channel)[1]
 
 
 def round_ste(x):
@@ -275,7 +300,11 @@ def round_ste(x):
 
 
 def fq_weight(w, t: QType, per_channel: bool = True):
-    s = w_scale(w, t, per_channel).reshape((-1,) + (1,) * (w.ndim - 1))
+    """Fake-quantised weights ``w_int * scale`` (``w_quant``) with straight-through gradients."""
+    q, s = w_quant(w, t, per_channel)
+    s = s.reshape((-1,) + (1,) * (w.ndim - 1))
+    if t.bits == 2:
+        return w + jax.lax.stop_gradient(q * s - w)
     return jnp.clip(round_ste(w / s), -w_qmax(t), w_qmax(t)) * s
 
 
@@ -392,13 +421,15 @@ NETS = {
     "small": lambda shape, k: build("small", shape, [conv(16), maxpool(2), conv(32), avgpool()], k),
     "dscnn": lambda shape, k: build("dscnn", shape, [conv(16), dw(3), conv(32, k=1), maxpool(2), dw(3),
                                                      conv(32, k=1), avgpool()], k),
+    # wider convolutions: the weights (not the activations) dominate the memory, so sub-byte weights pay off
+    "wide": lambda shape, k: build("wide", shape, [conv(32), maxpool(2), conv(64), conv(64), avgpool()], k),
     "res": lambda shape, k: build("res", shape, [conv(16), residual(conv(16), conv(16)), maxpool(2),
                                                  dense(32)], k),
 }
 
 
 def named(name: str, in_shape: tuple, num_classes: int) -> Model:
-    """A built-in topology by name (``tiny``, ``small``, ``dscnn``, ``res``) for images of ``in_shape``."""
+    """A built-in topology by name (``tiny``, ``small``, ``dscnn``, ``wide``, ``res``) for images of ``in_shape``."""
     if name not in NETS:
         raise JaxpulpError(f"net={name!r}: no such model; expected one of {sorted(NETS)}")
     return NETS[name](tuple(in_shape), num_classes)

@@ -5,7 +5,8 @@ Every weighted layer (except the classifier) becomes batch-norm requantisation (
     y = clip_out( (kappa * acc + lambda) >> d )       acc = sum(x_int * w_int)  (int32)
 
 with, for input scale ``s_in``, per-channel weight scale ``s_w = max|w_c| / hi_w`` (``w_int = round(w / s_w)``,
-symmetric), folded batch norm ``a, b`` and output scale ``s_out = alpha / hi_out``:
+symmetric; 2-bit weights are ternary with the TWN threshold and scale, ``model.w_quant``), folded batch norm
+``a, b`` and output scale ``s_out = alpha / hi_out``:
 
     M = a * s_in * s_w / s_out,   B = b / s_out + 1/2  (round half up under the floor shift)
     d = the largest shift <= 30 with  max_c |M_c| * A + |B_c| <= 2**30 / 2**d,   A = taps * max|x| * max|w_int|
@@ -87,9 +88,7 @@ def int_params(model: M.Model, params: dict, layers: tuple) -> dict:
             p = params["layers"][lay.name]
             final = lay.out_type.bits == 32
             s_in = _scale(model, params, by_out, lay.inputs[0])
-            s_w = M.w_scale(p["w"], lay.w_type, per_channel=not final)
-            qmax = M.w_qmax(lay.w_type)
-            w = jnp.clip(jnp.round(p["w"] / s_w.reshape((-1,) + (1,) * (p["w"].ndim - 1))), -qmax, qmax)
+            w, s_w = M.w_quant(p["w"], lay.w_type, per_channel=not final)
             w = w.astype(jnp.int32)
             Co = lay.out_shape[2]
             zeros = jnp.zeros(Co, jnp.int32)
