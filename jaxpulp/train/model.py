@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpulp.errors import JaxpulpError
+from jaxpulp.network import kinds
 from jaxpulp.network.graph import Layer, Network, TensorSpec
 from jaxpulp.qtypes import QType
 
@@ -189,7 +190,7 @@ def from_network(net: Network, name: str | None = None) -> Model:
                                "average pool divides signed sums as unsigned (library_defects.md 12); expected an "
                                "unsigned input")
         kw = {}
-        if lay.kind in ("conv", "depthwise", "linear"):
+        if lay.kind in kinds.WEIGHTED:
             kw = dict(relu=1, bn=1, bias=False, bn_bits=32, rounding=False)
         if lay.kind == "add":
             kw = dict(requant=1)
@@ -208,17 +209,14 @@ def zero_params(layers) -> dict:
     out = {}
     for lay in layers:
         Co = lay.out_shape[2]
-        H, W, C = lay.in_shape
-        if lay.kind in ("conv", "depthwise", "linear"):
-            ws = {"conv": (Co, *lay.kernel, C), "depthwise": (Co, *lay.kernel), "linear": (Co, H * W * C)}[lay.kind]
-            p = dict(w=np.zeros(ws, np.int8), kappa=np.zeros(Co, np.int32), lam=np.zeros(Co, np.int32),
-                     out_mult=np.int32(0), out_shift=np.int32(0))
+        if lay.kind in kinds.WEIGHTED:
+            p = dict(w=np.zeros(kinds.weight_shape(lay), np.int8), kappa=np.zeros(Co, np.int32),
+                     lam=np.zeros(Co, np.int32), out_mult=np.int32(0), out_shift=np.int32(0))
             if lay.bias:
                 p["bias"] = np.zeros(Co, np.int32)
             out[lay.name] = p
         elif lay.kind == "add":
-            out[lay.name] = {k: np.int32(0) for k in ("in1_mul", "in1_add", "in1_shift", "in2_mul", "in2_add",
-                                                      "in2_shift", "out_mul", "out_add", "out_shift")}
+            out[lay.name] = {k: np.int32(0) for k in kinds.of(lay).params}
     return out
 
 
@@ -231,16 +229,15 @@ def init_params(model: Model, seed: int = 0, alpha: float = 4.0) -> dict:
     layers, alphas = {}, {}
     for lay in model.layers:
         Co = lay.out_shape[2]
-        H, W, C = lay.in_shape
-        if lay.kind in ("conv", "depthwise", "linear"):
-            ws = {"conv": (Co, *lay.kernel, C), "depthwise": (Co, *lay.kernel), "linear": (Co, H * W * C)}[lay.kind]
+        if lay.kind in kinds.WEIGHTED:
+            ws = kinds.weight_shape(lay)
             fan_in = int(np.prod(ws[1:]))
             p = dict(w=jnp.asarray(rng.normal(0, math.sqrt(2.0 / fan_in), ws), jnp.float32),
                      b=jnp.zeros(Co, jnp.float32))
             if lay.out_type.bits != 32:
                 p["a"] = jnp.ones(Co, jnp.float32)
             layers[lay.name] = p
-        if lay.out_type.bits != 32 and lay.kind in ("conv", "depthwise", "linear", "add"):
+        if lay.out_type.bits != 32 and lay.kind not in kinds.POOLS:
             alphas[lay.output] = jnp.float32(alpha)
     return {"layers": layers, "alpha": alphas}
 
@@ -349,7 +346,7 @@ def forward(model: Model, params: dict, x, *, act_mix=None, w_mix=None, ints=Non
     for lay in model.layers:
         ins = [env[i] for i in lay.inputs]
         mix = None if act_mix is None else act_mix.get(lay.output)
-        if lay.kind in ("conv", "depthwise", "linear"):
+        if lay.kind in kinds.WEIGHTED:
             p = lp[lay.name]
             w = p["w"]
             final = lay.out_type.bits == 32

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpulp.errors import JaxpulpError
+from jaxpulp.network import kinds
 from jaxpulp.network.execute import run_values
 from jaxpulp.network.graph import Network
 from jaxpulp.qtypes import QType
@@ -44,7 +45,7 @@ def layers_at(model: M.Model, precisions: dict | None) -> tuple:
     variable names of ``costtable.config_space``); unnamed ones keep the template type. Pools keep their input's
     type; the classifier's output stays i32."""
     precisions = dict(precisions or {})
-    known = {lay.output for lay in model.layers if lay.kind not in ("maxpool", "avgpool")} | \
+    known = {lay.output for lay in model.layers if lay.kind not in kinds.POOLS} | \
         {f"{lay.name}.w" for lay in model.layers if lay.w_type is not None} | {model.input.name}
     for k in precisions:
         if k not in known:
@@ -56,7 +57,7 @@ def layers_at(model: M.Model, precisions: dict | None) -> tuple:
         kw = dict(in_type=t_of[lay.inputs[0]])
         if lay.kind == "add":
             kw["in2_type"] = t_of[lay.inputs[1]]
-        if lay.kind in ("maxpool", "avgpool"):
+        if lay.kind in kinds.POOLS:
             kw["out_type"] = kw["in_type"]
         elif lay.out_type.bits != 32:
             kw["out_type"] = QType.parse(precisions.get(lay.output, lay.out_type))
@@ -83,7 +84,7 @@ def int_params(model: M.Model, params: dict, layers: tuple) -> dict:
     by_out = {lay.output: lay for lay in layers}
     out = {}
     for lay in layers:
-        if lay.kind in ("conv", "depthwise", "linear"):
+        if lay.kind in kinds.WEIGHTED:
             p = params["layers"][lay.name]
             final = lay.out_type.bits == 32
             s_in = _scale(model, params, by_out, lay.inputs[0])

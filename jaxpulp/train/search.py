@@ -28,6 +28,7 @@ import numpy as np
 
 from jaxpulp import costtable, surrogate
 from jaxpulp.errors import JaxpulpError
+from jaxpulp.network import kinds
 from jaxpulp.network.graph import Network
 from jaxpulp.train import model as M, qat
 
@@ -388,7 +389,7 @@ def evaluate(model: M.Model, params, layers: tuple, x, y) -> tuple[dict, Network
 def _precisions_of(model, layers) -> dict:
     out = {}
     for lay in layers:
-        if lay.kind not in ("maxpool", "avgpool") and lay.out_type.bits != 32:
+        if lay.kind not in kinds.POOLS and lay.out_type.bits != 32:
             out[lay.output] = str(lay.out_type)
         if lay.w_type is not None:
             out[f"{lay.name}.w"] = str(lay.w_type)
