@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpulp import __version__
-from jaxpulp.network import execute, reference, zoo
+from jaxpulp.network import execute, kinds, reference, zoo
 from jaxpulp.network.execute import run
 from jaxpulp.network.graph import TensorSpec
 
@@ -52,7 +52,7 @@ def _float_params(net):
             d["w"] = jnp.asarray(np.transpose(np.asarray(p["w"]), (1, 2, 0))[:, :, None, :], jnp.float32)
         elif lay.kind == "linear":
             d["w"] = jnp.asarray(np.asarray(p["w"]).T, jnp.float32)
-        if lay.kind in ("conv", "depthwise", "linear"):
+        if lay.kind in kinds.WEIGHTED:
             Co = lay.out_shape[2]
             kappa = np.asarray(p.get("kappa", np.ones(Co)), np.float64)
             if not lay.bn:

@@ -16,7 +16,16 @@ Prints and writes ``benchmarks/results/search.json``:
    in the same run, interleaved (ratio reported; absolute times depend on the machine and its load).
 
 Usage: ``python benchmarks/search.py [--net small] [--lambdas 0,1e-5,1e-4] [--float-epochs 30] [--budget-kb 512]
-[--lambda-mem 1] [--out PATH]``
+[--lambda-mem 1] [--budget-on all|weights] [--hard-budget] [--out PATH]``
+
+``--goal`` runs the issue's goal experiment instead ("a point with at least 2x less weight memory than all-8-bit
+within 1 accuracy point of it") on ``--seeds`` (data split and initialisation), default model ``wide``: per seed
+float training, the all-8-bit QAT network (bit-exact test accuracy), then one search at the first lambda with a
+hard weight budget of half the all-8-bit weight bytes (``--budget-on weights --hard-budget``), and prints the
+all-8 bit-exact accuracy, the searched point's weight-byte ratio, accuracy delta, cycles ratio and whether the
+packed path equals the QAT evaluation on every test image; plus the QAT / float epoch time ratio (first seed).
+Writes ``benchmarks/results/search_goal_<net>.json``. Usage: ``python benchmarks/search.py --goal [--net wide]
+[--seeds 0,1,2,3,4]``.
 """
 from __future__ import annotations
 
@@ -105,6 +114,72 @@ def rule_contrast(sp, net8, ds, front, log) -> list:
     return out
 
 
+def goal(args, log) -> int:
+    """The goal experiment (module docstring, ``--goal``)."""
+    net_name = args.net if args.net_given else "wide"
+    seeds = [int(v) for v in args.seeds.split(",")]
+    lam = float(args.lambdas.split(",")[0]) if args.lambdas_given else 0.0
+    rows, ratio_t = [], None
+    for seed in seeds:
+        t0 = time.perf_counter()
+        ds = data.digits(seed)
+        model = M.named(net_name, ds.shape, ds.num_classes)
+        sp = S.make_space(model)
+        layers8 = qat.layers_at(model, {})
+        cost8 = S.exact_cost(sp, sp.space.config_of({k: v for k, v in S._precisions_of(model, layers8).items()
+                                                      if k in sp.space.names}))
+        w8 = int(cost8["weight_bytes"])
+        cfg = S.SearchConfig(float_epochs=args.float_epochs, search_epochs=args.search_epochs,
+                             finetune_epochs=args.finetune_epochs, seed=seed, budget_bytes=w8 // 2,
+                             budget_on="weights", hard_budget=True, lambda_mem=args.lambda_mem)
+        fparams = S.train_float(model, ds, cfg)
+        float_acc = S.accuracy(S._float_logits(model, fparams, ds.x_test), ds.y_test)
+        p8 = S.finetune(model, fparams, ds, layers8, cfg)
+        acc8, _ = S.evaluate(model, p8, layers8, ds.x_test, ds.y_test)
+        row, _ = S.search_one(sp, fparams, ds, lam, cfg)
+        if ratio_t is None:
+            tf, tq = _epoch_times(model, fparams, ds, layers8, cfg, args.repeats)
+            ratio_t = dict(float=tf, qat=tq, ratio=tq / tf, repeats=args.repeats)
+        r = dict(seed=seed, float_acc=float_acc, all8_bitexact_acc=acc8["bitexact_acc"],
+                 all8_packed_equals_qat_eval=acc8["bitexact_equals_qat_eval"], all8_cycles=int(cost8["cycles"]),
+                 all8_weight_bytes=w8, weight_ratio=w8 / row["weight_bytes"],
+                 delta_points=100 * (row["bitexact_acc"] - acc8["bitexact_acc"]),
+                 cycles_ratio=row["cycles"] / int(cost8["cycles"]), searched=row,
+                 seconds=round(time.perf_counter() - t0, 1))
+        r["goal_met"] = bool(r["weight_ratio"] >= 2 and r["delta_points"] >= -1 and row["bitexact_equals_qat_eval"])
+        rows.append(r)
+        cfg_s = " ".join(f"{k}={v}" for k, v in row["config"].items() if k != "input" and v != "i32")
+        print(f"seed {seed}: all-8 bit-exact {r['all8_bitexact_acc']:.4f} (float {float_acc:.4f}); searched "
+              f"{row['bitexact_acc']:.4f}, weight bytes {row['weight_bytes']} vs {w8} ({r['weight_ratio']:.2f}x "
+              f"less), delta {r['delta_points']:+.2f} pt, cycles {r['cycles_ratio']:.2f}x all-8, packed == QAT "
+              f"eval: all-8 {r['all8_packed_equals_qat_eval']}, searched {row['bitexact_equals_qat_eval']}; "
+              f"argmax repaired to meet the budget: {row['repaired']}; goal {'met' if r['goal_met'] else 'NOT met'} "
+              f"({r['seconds']:.0f} s)  [{cfg_s}]", flush=True)
+    d = np.array([r["delta_points"] for r in rows])
+    wr = np.array([r["weight_ratio"] for r in rows])
+    cr = np.array([r["cycles_ratio"] for r in rows])
+    summary = dict(seeds=seeds, goal_met=sum(r["goal_met"] for r in rows), delta_mean=float(d.mean()),
+                   delta_std=float(d.std()), delta_worst=float(d.min()), weight_ratio_min=float(wr.min()),
+                   weight_ratio_max=float(wr.max()), cycles_ratio_min=float(cr.min()),
+                   cycles_ratio_max=float(cr.max()),
+                   packed_equals_qat_eval_all=all(r["searched"]["bitexact_equals_qat_eval"] and
+                                                  r["all8_packed_equals_qat_eval"] for r in rows))
+    print(f"{net_name}, {len(seeds)} seeds: goal met on {summary['goal_met']}/{len(seeds)}; weight memory "
+          f"{wr.min():.2f}-{wr.max():.2f}x less than all-8; accuracy delta {d.mean():+.2f} +- {d.std():.2f} pt "
+          f"(worst {d.min():+.2f}); cycles {cr.min():.2f}-{cr.max():.2f}x all-8; packed == QAT eval everywhere: "
+          f"{summary['packed_equals_qat_eval_all']}; QAT epoch {ratio_t['ratio']:.2f}x a float epoch (median of "
+          f"{ratio_t['repeats']}, loaded machine)")
+    out = args.out if args.out_given else os.path.join(HERE, "results", f"search_goal_{net_name}.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(dict(net=net_name, dataset="digits", lambda_cycles=lam, float_epochs=args.float_epochs,
+                       search_epochs=args.search_epochs, finetune_epochs=args.finetune_epochs,
+                       lambda_mem=args.lambda_mem, budget="half the all-8-bit weight bytes, --budget-on weights "
+                       "--hard-budget", summary=summary, epoch_seconds=ratio_t, seeds=rows), f, indent=1)
+    print(f"wrote {out}")
+    return 0
+
+
 def jax_block(tree):
     import jax
 
@@ -113,8 +188,8 @@ def jax_block(tree):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--net", default="small")
-    ap.add_argument("--lambdas", default="0,1e-5,1e-4")
+    ap.add_argument("--net", default=None, help="model (default small; wide with --goal)")
+    ap.add_argument("--lambdas", default=None, help="cycle weights (default 0,1e-5,1e-4; --goal: the first, 0)")
     ap.add_argument("--float-epochs", type=int, default=30)
     ap.add_argument("--search-epochs", type=int, default=10)
     ap.add_argument("--finetune-epochs", type=int, default=5)
@@ -122,14 +197,26 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--budget-kb", type=float, default=512.0, help="memory budget (default GAP-8 L2, 512 kB)")
     ap.add_argument("--lambda-mem", type=float, default=1.0, help="weight of the memory-budget term")
-    ap.add_argument("--out", default=os.path.join(HERE, "results", "search.json"))
+    ap.add_argument("--budget-on", dest="budget_on", choices=("all", "weights"), default="all")
+    ap.add_argument("--hard-budget", dest="hard_budget", action="store_true")
+    ap.add_argument("--goal", action="store_true", help="the goal experiment on several seeds (module docstring)")
+    ap.add_argument("--seeds", default="0,1,2,3,4", help="--goal: comma-separated seeds")
+    ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
+    args.net_given, args.lambdas_given, args.out_given = args.net is not None, args.lambdas is not None, \
+        args.out is not None
+    args.net = args.net or "small"
+    args.lambdas = args.lambdas or "0,1e-5,1e-4"
+    args.out = args.out or os.path.join(HERE, "results", "search.json")
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    if args.goal:
+        return goal(args, log)
     ds = data.digits(args.seed)
     model = M.named(args.net, ds.shape, ds.num_classes)
     cfg = S.SearchConfig(float_epochs=args.float_epochs, search_epochs=args.search_epochs,
                          finetune_epochs=args.finetune_epochs, seed=args.seed,
-                         budget_bytes=int(args.budget_kb * 1024), lambda_mem=args.lambda_mem)
+                         budget_bytes=int(args.budget_kb * 1024), lambda_mem=args.lambda_mem,
+                         budget_on=args.budget_on, hard_budget=args.hard_budget)
     t0 = time.perf_counter()
     fparams = S.train_float(model, ds, cfg)
     t_float = time.perf_counter() - t0

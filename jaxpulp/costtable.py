@@ -15,10 +15,11 @@ Legend: L layers, V configuration variables, C choices per variable (padded), N 
 * ``evaluate(space, configs)``: cost and memory of ``[B, V]`` configurations (jit-compiled; pure).
 * ``export_lut(table)``: PLiNIO-style per-layer look-up tables (JSON-able dict).
 
-Memory model (bytes): ``weight_bytes`` = sum of packed weight sizes; ``peak_act_bytes`` = the largest live
-input(s) + output of one layer; ``l1_bytes`` = the largest input(s) + output + weights of one layer (it runs
-untiled from L1 if <= ``Cluster.l1_bytes``); the network fits L2 if weight_bytes + peak_act_bytes <=
-``Cluster.l2_bytes``.
+Memory model (bytes): ``weight_bytes`` = sum of packed weight sizes (``kinds.weight_bytes``; the int32 kappa /
+lambda / bias, up to 12 B per output channel whatever the precisions, are not counted: ``report.memory`` adds
+them); ``peak_act_bytes`` = the largest live input(s) + output of one layer; ``l1_bytes`` = the largest input(s) +
+output + weights of one layer (it runs untiled from L1 if <= ``Cluster.l1_bytes``); the network fits L2 if
+weight_bytes + peak_act_bytes <= ``Cluster.l2_bytes``.
 """
 from __future__ import annotations
 
@@ -34,53 +35,55 @@ import numpy as np
 
 from jaxpulp.cluster.config import Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
+from jaxpulp.network import kinds
 from jaxpulp.qtypes import ALL_ACT_TYPES, WEIGHT_TYPES, QType
 
 I32 = QType(32, True)
 ACT_AXIS = ALL_ACT_TYPES + (I32,)  # u8 u4 u2 i8 i4 i2 i32
 W_AXIS = WEIGHT_TYPES  # i8 i4 i2
 N = len(ACT_AXIS)
-WEIGHTED = ("conv", "depthwise", "linear")
+WEIGHTED = kinds.WEIGHTED  # ("conv", "depthwise", "linear")
 FIELDS = ("cycles", "energy_pj", "weight_bytes", "act_bytes", "l1_bytes")
 _ACT_INDEX = {t: i for i, t in enumerate(ACT_AXIS)}
 _W_INDEX = {t: i for i, t in enumerate(W_AXIS)}
 
 
 def slot_names(kind: str) -> tuple:
-    """What the three table axes of a layer of ``kind`` mean."""
-    if kind in WEIGHTED:
-        return ("in", "w", "out")
-    if kind == "add":
-        return ("in1", "in2", "out")
-    return ("in", None, "out")
+    """What the three table axes of a layer of ``kind`` mean: ("in", "w", "out"), ("in1", "in2", "out") or
+    ("in", None, "out")."""
+    return kinds.of(kind).slots
 
 
-def _nbytes(numel: int, bits: int) -> int:
-    return -(-numel * bits // 8)
+# the universal axis and the Layer type field of each slot name
+_SLOT_AXIS = {"in": ACT_AXIS, "in1": ACT_AXIS, "in2": ACT_AXIS, "w": W_AXIS, "out": ACT_AXIS, None: (None,)}
+_SLOT_FIELD = {"in": "in_type", "in1": "in_type", "in2": "in2_type", "w": "w_type", "out": "out_type"}
 
 
-def _weight_numel(lay) -> int:
-    H, W, C = lay.in_shape
-    Co = lay.out_shape[2]
-    Kh, Kw = lay.kernel
-    return {"conv": Co * Kh * Kw * C, "depthwise": Co * Kh * Kw, "linear": Co * H * W * C}[lay.kind]
+def axis_types(kind: str, slot: int) -> tuple:
+    """The types along table axis ``slot`` (0, 1, 2) of a layer of ``kind`` (``(None,)`` for an unused slot)."""
+    return _SLOT_AXIS[slot_names(kind)[slot]]
 
 
-def _axis_types(kind: str, slot: int) -> tuple:
-    if slot == 1:
-        if kind in WEIGHTED:
-            return W_AXIS
-        if kind == "add":
-            return ACT_AXIS
-        return (None,)
-    return ACT_AXIS
+def axis_index(kind: str, slot: int, t) -> int:
+    """The index of type ``t`` on table axis ``slot`` of a layer of ``kind``."""
+    return (_W_INDEX if slot_names(kind)[slot] == "w" else _ACT_INDEX)[t]
 
 
-def _target_and_cluster(target):
+def target_and_cluster(target):
+    """(``Target``, its ``Cluster``) of a target name, ``Target`` or ``Cluster``."""
     from jaxpulp.cost import resolve_target
 
     t = resolve_target(target)
     return t, Cluster(num_cores=t.num_cores)
+
+
+def entry_bytes(lay, a, b, c) -> tuple:
+    """(weight_bytes, act_bytes) of ``lay`` at table entry (a, b, c): the packed weights (``kinds.weight_bytes``;
+    kappa / lambda / bias are not counted: they do not depend on the precision choice) and the packed input(s)
+    and output (bytes)."""
+    second = {"w": "w_type", "in2": "in2_type"}.get(slot_names(lay.kind)[1])
+    w = kinds.weight_bytes(lay, b) if second == "w_type" else 0
+    return w, kinds.act_bytes(lay, a, b if second == "in2_type" else None, c)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -134,17 +137,12 @@ def _triple_index(lay, types) -> tuple:
         return (_ACT_INDEX[types[0]], 0, _ACT_INDEX[types[1]])
     if len(types) != 3:
         raise JaxpulpError(f"types={types}: a {lay.kind} layer takes {slots}")
-    mid = _W_INDEX[types[1]] if lay.kind in WEIGHTED else _ACT_INDEX[types[1]]
-    return (_ACT_INDEX[types[0]], mid, _ACT_INDEX[types[2]])
+    return tuple(axis_index(lay.kind, s, t) for s, t in enumerate(types))
 
 
 def layer_at(lay, a, b, c):
     """``lay`` with the types of table entry (a, b, c) (universal-axis types; ``b`` None for pools)."""
-    if lay.kind in WEIGHTED:
-        return lay.with_types(in_type=a, w_type=b, out_type=c)
-    if lay.kind == "add":
-        return lay.with_types(in_type=a, in2_type=b, out_type=c)
-    return lay.with_types(in_type=a, out_type=c)
+    return lay.with_types(**{_SLOT_FIELD[n]: t for n, t in zip(slot_names(lay.kind), (a, b, c), strict=True) if n})
 
 
 def check_layer(lay, cluster: Cluster):
@@ -173,7 +171,7 @@ def build_table(net, target="gap8", log=None) -> CostTable:
         from jaxpulp.deploy.table import deployed_table
 
         return deployed_table(net, target[len("deployed:"):])
-    tgt, cluster = _target_and_cluster(target)
+    tgt, cluster = target_and_cluster(target)
     L = len(net.layers)
     shape = (L, N, N, N)
     cyc = np.zeros(shape, np.int64)
@@ -185,10 +183,7 @@ def build_table(net, target="gap8", log=None) -> CostTable:
     for li, lay in enumerate(net.layers):
         if log:
             log(f"cost table {net.name} ({tgt.name}): layer {li + 1}/{L} {lay.name} ({lay.kind})")
-        H, W, C = lay.in_shape
-        out_numel = int(np.prod(lay.out_shape))
-        in_numel = H * W * C
-        for (ia, a), (ib, b), (ic, c) in itertools.product(*(enumerate(_axis_types(lay.kind, s)) for s in range(3))):
+        for (ia, a), (ib, b), (ic, c) in itertools.product(*(enumerate(axis_types(lay.kind, s)) for s in range(3))):
             if a.bits == 32:
                 continue
             try:
@@ -199,10 +194,7 @@ def build_table(net, target="gap8", log=None) -> CostTable:
                 continue
             except JaxpulpError:
                 continue
-            w_bytes = _nbytes(_weight_numel(lay), b.bits) if lay.kind in WEIGHTED else 0
-            act = _nbytes(in_numel, a.bits) + _nbytes(out_numel, c.bits)
-            if lay.kind == "add":
-                act += _nbytes(in_numel, b.bits)
+            w_bytes, act = entry_bytes(lay, a, b, c)
             cyc[li, ia, ib, ic] = cc.cycles
             en[li, ia, ib, ic] = cc.energy_pj
             wb[li, ia, ib, ic] = w_bytes
@@ -296,12 +288,9 @@ class ConfigSpace:
                 t_of[t] = types[v.name]
         out = []
         for lay in self.table.layers:
-            kw = dict(in_type=t_of[lay.inputs[0]], out_type=t_of[lay.output])
-            if lay.kind in WEIGHTED:
-                kw["w_type"] = types[f"{lay.name}.w"]
-            if lay.kind == "add":
-                kw["in2_type"] = t_of[lay.inputs[1]]
-            out.append(lay.with_types(**kw))
+            second = slot_names(lay.kind)[1]
+            mid = types[f"{lay.name}.w"] if second == "w" else t_of[lay.inputs[1]] if second == "in2" else None
+            out.append(layer_at(lay, t_of[lay.inputs[0]], mid, t_of[lay.output]))
         return tuple(out)
 
 
@@ -371,7 +360,7 @@ def config_space(table: CostTable, *, act_types=None, weight_types=None, free_in
         variables.append(Variable(name, "act", choices, tensors=tuple(group)))
         known.update(group)
     for lay in table.layers:
-        if lay.kind in WEIGHTED:
+        if kinds.of(lay).weighted:
             name = f"{lay.name}.w"
             choices = (fixed[name],) if name in fixed else w_choices
             variables.append(Variable(name, "weight", choices, layer=lay.name))
@@ -386,9 +375,10 @@ def config_space(table: CostTable, *, act_types=None, weight_types=None, free_in
     for li, lay in enumerate(table.layers):
         slot_vars[li, 0] = tensor_var[lay.inputs[0]]
         slot_vars[li, 2] = tensor_var[lay.output]
-        if lay.kind in WEIGHTED:
+        second = slot_names(lay.kind)[1]
+        if second == "w":
             slot_vars[li, 1] = weight_var[lay.name]
-        elif lay.kind == "add":
+        elif second == "in2":
             slot_vars[li, 1] = tensor_var[lay.inputs[1]]
     for li, lay in enumerate(table.layers):
         if not table.supported[li].any():
@@ -400,12 +390,6 @@ def config_space(table: CostTable, *, act_types=None, weight_types=None, free_in
     return _assemble(table, tuple(variables), slot_vars, cluster or Cluster())
 
 
-def _axis_index(kind: str, slot: int, t) -> int:
-    if slot == 1 and kind in WEIGHTED:
-        return _W_INDEX[t]
-    return _ACT_INDEX[t]
-
-
 def _local_indices(table, variables, slot_vars, li):
     """Universal-axis indices of each slot's choices for layer ``li``."""
     lay = table.layers[li]
@@ -415,7 +399,7 @@ def _local_indices(table, variables, slot_vars, li):
         if v == len(variables):
             out.append(np.array([0]))
         else:
-            out.append(np.array([_axis_index(lay.kind, s, t) for t in variables[v].choices]))
+            out.append(np.array([axis_index(lay.kind, s, t) for t in variables[v].choices]))
     return out
 
 
@@ -597,7 +581,7 @@ def reference_cost(space: ConfigSpace, config, target=None) -> dict:
     model (the oracle and the benchmark's baseline)."""
     from jaxpulp.cost import kernel_cost
 
-    tgt, cluster = _target_and_cluster(target or space.table.target)
+    tgt, cluster = target_and_cluster(target or space.table.target)
     cyc, en, wb, peak, l1, ok = 0, 0.0, 0, 0, 0, True
     for lay in space.layers_of(config):
         try:
@@ -605,11 +589,8 @@ def reference_cost(space: ConfigSpace, config, target=None) -> dict:
         except JaxpulpError:
             ok = False
             continue
-        a = _nbytes(int(np.prod(lay.in_shape)), lay.in_type.bits) + _nbytes(int(np.prod(lay.out_shape)),
-                                                                            lay.out_type.bits)
-        if lay.kind == "add":
-            a += _nbytes(int(np.prod(lay.in_shape)), lay.in2_type.bits)
-        w = _nbytes(_weight_numel(lay), lay.w_type.bits) if lay.kind in WEIGHTED else 0
+        w, a = entry_bytes(lay, lay.in_type, lay.w_type if kinds.of(lay).weighted else lay.in2_type,
+                           lay.out_type)
         cyc += cc.cycles
         en += cc.energy_pj
         wb += w
@@ -622,27 +603,24 @@ def reference_cost(space: ConfigSpace, config, target=None) -> dict:
 
 # ---------------------------------------------------------------------------------------------------- export
 
-_PATTERN = {"conv": "Conv2dGeneric", "depthwise": "Conv2dDW", "linear": "LinearGeneric", "maxpool": "MaxPool2d",
-            "avgpool": "AvgPool2d", "add": "Add"}
-
-
 def _plinio_spec(lay) -> dict:
     """The layer's PyTorch attributes, as PLiNIO's ``PatternSpec`` names them (shapes NCHW, batch 1)."""
     H, W, C = lay.in_shape
     Ho, Wo, Co = lay.out_shape
     t, b, left, r = lay.pad
-    if lay.kind == "linear":
+    k = kinds.of(lay)
+    if k.flat:
         spec = dict(in_features=H * W * C, out_features=Co)
-    elif lay.kind in ("conv", "depthwise"):
+    elif k.weighted:
         spec = dict(in_channels=C, out_channels=Co, kernel_size=list(lay.kernel), stride=list(lay.stride),
                     padding=[t, left] if (t, left) == (b, r) else [t, b, left, r],
-                    groups=C if lay.kind == "depthwise" else 1)
-    elif lay.kind in ("maxpool", "avgpool"):
+                    groups=C if k.channelwise else 1)
+    elif lay.kind in kinds.POOLS:
         spec = dict(kernel_size=list(lay.kernel), stride=list(lay.stride), padding=[t, b, left, r])
     else:
         spec = {}
     spec["input_shape"] = [1, C, H, W]
-    spec["output_shape"] = [1, Co] if lay.kind == "linear" else [1, Co, Ho, Wo]
+    spec["output_shape"] = [1, Co] if k.flat else [1, Co, Ho, Wo]
     return spec
 
 
@@ -662,16 +640,13 @@ def export_lut(table: CostTable) -> dict:
     layers = []
     for li, lay in enumerate(table.layers):
         lut = []
-        for (ia, a), (ib, b), (ic, c) in itertools.product(*(enumerate(_axis_types(lay.kind, s)) for s in range(3))):
-            if a.bits == 32 or (c.bits == 32 and lay.kind != "linear") or (b is not None and b.bits == 32):
+        lk = kinds.of(lay)
+        second = lk.slots[1] or "w"
+        for (ia, a), (ib, b), (ic, c) in itertools.product(*(enumerate(axis_types(lay.kind, s)) for s in range(3))):
+            if a.bits == 32 or (c.bits == 32 and not lk.int32_out) or (b is not None and b.bits == 32):
                 continue
             e = dict(in_precision=a.bits, in_format=_fmt(a))
-            if lay.kind == "add":
-                e.update(in2_precision=b.bits, in2_format=_fmt(b))
-            elif lay.kind in WEIGHTED:
-                e.update(w_precision=b.bits, w_format=_fmt(b))
-            else:
-                e.update(w_precision=None, w_format=None)
+            e.update({f"{second}_precision": b and b.bits, f"{second}_format": b and _fmt(b)})
             e.update(out_precision=c.bits, out_format=_fmt(c))
             ok = bool(table.supported[li, ia, ib, ic])
             e["supported"] = ok
@@ -683,7 +658,7 @@ def export_lut(table: CostTable) -> dict:
                 v = getattr(table, f)[li, ia, ib, ic].item()
                 e[f] = (round(v, 3) if isinstance(v, float) else v) if ok else None
             lut.append(e)
-        layers.append(dict(name=lay.name, kind=lay.kind, pattern=_PATTERN[lay.kind], inputs=list(lay.inputs),
+        layers.append(dict(name=lay.name, kind=lay.kind, pattern=lk.plinio, inputs=list(lay.inputs),
                            output=lay.output, spec=_plinio_spec(lay), lut=lut))
     return {
         "format": "jaxpulp-cost-lut",

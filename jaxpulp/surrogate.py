@@ -33,6 +33,7 @@ import numpy as np
 from jaxpulp import costtable
 from jaxpulp.costtable import N
 from jaxpulp.errors import JaxpulpError
+from jaxpulp.network import kinds
 from jaxpulp.qtypes import QType
 
 ADDITIVE = ("cycles", "energy_pj", "weight_bytes")
@@ -53,10 +54,6 @@ class SurrogateTables:
     slot_vars: jax.Array
     choice_index: jax.Array
     valid: jax.Array
-
-
-def _axis_index(kind, slot, t):
-    return costtable._axis_index(kind, slot, t)
 
 
 def surrogate_tables(space, penalty: float = 2.0) -> SurrogateTables:
@@ -83,7 +80,7 @@ def surrogate_tables(space, penalty: float = 2.0) -> SurrogateTables:
     for k, v in enumerate(space.variables):
         kind, s = kind_of.get(k, ("conv", 0))
         for c, typ in enumerate(v.choices):
-            ci[k, c] = _axis_index(kind, s, typ)
+            ci[k, c] = costtable.axis_index(kind, s, typ)
             valid[k, c] = True
     return SurrogateTables(jnp.asarray(cost, jnp.float32), jnp.asarray(~sup, jnp.float32),
                            jnp.asarray(space.arrays.slot_vars), jnp.asarray(ci), jnp.asarray(valid))
@@ -255,12 +252,12 @@ def _fit_grid(family: str) -> list:
 def fit_smooth_model(target="gap8", families=FAMILIES, log=None) -> dict:
     """Fit the closed-form model to the exact cost model: per family and type triple, non-negative least
     squares of relative error over ``_fit_grid``. Returns {family: {"in,mid,out": {"cycles": [F], "energy_pj":
-    [F]}}} (the content of ``jaxpulp.sweep._smooth_fit.COEFFS``, stored as ``jaxpulp/data/smooth_fit.json``)."""
+    [F]}}} (the content of ``jaxpulp.smooth_fit.COEFFS``, stored as ``jaxpulp/data/smooth_fit.json``)."""
     from scipy.optimize import nnls
 
     from jaxpulp.cost import kernel_cost
 
-    tgt, cluster = costtable._target_and_cluster(target)
+    tgt, cluster = costtable.target_and_cluster(target)
     out = {}
     for fam in families:
         grid = _fit_grid(fam)
@@ -268,8 +265,8 @@ def fit_smooth_model(target="gap8", families=FAMILIES, log=None) -> dict:
         rows: dict = {}
         for lay in grid:
             feats = {G: np.asarray(features(fam, geometry(lay), tgt.num_cores, G), np.float64) for G in (1, 2, 4)}
-            for a, b, c in itertools.product(*(costtable._axis_types(kind, s) for s in range(3))):
-                if a.bits == 32 or (c.bits == 32 and kind != "linear"):
+            for a, b, c in itertools.product(*(costtable.axis_types(kind, s) for s in range(3))):
+                if a.bits == 32 or (c.bits == 32 and not kinds.of(kind).int32_out):
                     continue
                 try:
                     cfg = costtable.check_layer(costtable.layer_at(lay, a, b, c), cluster)
@@ -301,22 +298,20 @@ def fit_smooth_model(target="gap8", families=FAMILIES, log=None) -> dict:
 def _coeff_arrays(family: str):
     """([2, N, N, N, F] float32 coefficients (cycles, energy) on the universal axes, [N, N, N] index of each
     triple's depthwise group size in (1, 2, 4))."""
-    from jaxpulp.sweep._smooth_fit import COEFFS
+    from jaxpulp.smooth_fit import COEFFS
 
     if family not in COEFFS:
         raise JaxpulpError(f"family={family!r}: the smooth model has no fit for it; expected one of {sorted(COEFFS)}")
     F = len(FEATURES[family])
     th = np.zeros((2, N, N, N, F), np.float32)
     gidx = np.zeros((N, N, N), np.int32)
-    weighted = family in ("conv", "pointwise", "depthwise", "linear")
-    for (ia, a), (ib, b), (ic, c) in itertools.product(*(enumerate(costtable._axis_types(
-            {"pointwise": "conv", "avgpool": "avgpool"}.get(family, family), s)) for s in range(3))):
+    kind = kinds.FAMILY_KIND[family]
+    for (ia, a), (ib, b), (ic, c) in itertools.product(*(enumerate(costtable.axis_types(kind, s)) for s in range(3))):
         key = f"{a},{b or '-'},{c}"
         if key in COEFFS[family]:
             th[0, ia, ib, ic] = COEFFS[family][key]["cycles"]
             th[1, ia, ib, ic] = COEFFS[family][key]["energy_pj"]
-            if weighted and family == "depthwise":
-                gidx[ia, ib, ic] = (1, 2, 4).index(_group(family, a, b, c))
+            gidx[ia, ib, ic] = (1, 2, 4).index(_group(family, a, b, c))  # 0 (group 1) but for depthwise
     return jnp.asarray(th), jnp.asarray(gidx)
 
 
@@ -332,7 +327,7 @@ def smooth_table(net, target="gap8") -> costtable.CostTable:
     """A ``CostTable`` with the same layout as ``build_table`` but cycles / energy from the closed-form model
     (bytes exact; ``supported`` and each entry's kernel family from the library's rules, which are cheap). For
     shapes not worth tabulating."""
-    tgt, cluster = costtable._target_and_cluster(target)
+    tgt, cluster = costtable.target_and_cluster(target)
     L = len(net.layers)
     shape = (L, N, N, N)
     cyc, en = np.zeros(shape, np.int64), np.zeros(shape)
@@ -340,10 +335,9 @@ def smooth_table(net, target="gap8") -> costtable.CostTable:
     sup = np.zeros(shape, bool)
     kern = np.full(shape, "unsupported: not a kernel", dtype=object)
     for li, lay in enumerate(net.layers):
-        in_numel, out_numel = int(np.prod(lay.in_shape)), int(np.prod(lay.out_shape))
         smooth = {}
         for (ia, a), (ib, b), (ic, c) in itertools.product(
-                *(enumerate(costtable._axis_types(lay.kind, s)) for s in range(3))):
+                *(enumerate(costtable.axis_types(lay.kind, s)) for s in range(3))):
             if a.bits == 32:
                 continue
             try:
@@ -359,22 +353,17 @@ def smooth_table(net, target="gap8") -> costtable.CostTable:
             en[li, ia, ib, ic] = smooth[fam][1, ia, ib, ic]
             sup[li, ia, ib, ic] = True
             kern[li, ia, ib, ic] = cfg.c_name
-            if lay.kind in costtable.WEIGHTED:
-                wb[li, ia, ib, ic] = costtable._nbytes(costtable._weight_numel(lay), b.bits)
-            act = costtable._nbytes(in_numel, a.bits) + costtable._nbytes(out_numel, c.bits)
-            if lay.kind == "add":
-                act += costtable._nbytes(in_numel, b.bits)
-            ab[li, ia, ib, ic] = act
+            wb[li, ia, ib, ic], ab[li, ia, ib, ic] = costtable.entry_bytes(lay, a, b, c)
     return costtable.CostTable(net.name, tgt.name, tuple(net.layers), net.input.name, net.input.qtype, cyc, en,
                                wb, ab, ab + wb, sup, kern, model="smooth")
 
 
 def write_fit(path: str, coeffs: dict) -> None:
-    """Write ``coeffs`` (``fit_smooth_model``) as the JSON package data read by ``jaxpulp.sweep._smooth_fit``."""
+    """Write ``coeffs`` (``fit_smooth_model``) as the JSON package data read by ``jaxpulp.smooth_fit``."""
     import jaxpulp
-    from jaxpulp.sweep import _smooth_fit
+    from jaxpulp import smooth_fit
 
-    _smooth_fit.dump(coeffs, path, fitted_with=f"jaxpulp {jaxpulp.__version__}", target="gap8")
+    smooth_fit.dump(coeffs, path, fitted_with=f"jaxpulp {jaxpulp.__version__}", target="gap8")
 
 
 def _main(argv=None) -> int:

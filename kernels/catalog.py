@@ -1,7 +1,8 @@
 """Every PULP-NN mixed (XpulpV2) kernel variant, by the C name users know (``pulp_nn_conv_u4_u2_i4``).
 
 ``variants()`` lists them all; ``lookup(c_name)`` returns the ``Variant`` (family, precisions, module, config
-class and its constraints); ``family_module(family)`` returns the module that implements a golden family.
+class and its constraints); ``family_module(family)`` returns the module that implements a family; ``FAMILIES``
+relates the kernel families (``cfg.family``) to their modules and golden families.
 """
 from __future__ import annotations
 
@@ -12,18 +13,35 @@ import itertools
 from jaxpulp.errors import JaxpulpError
 from jaxpulp.qtypes import ALL_ACT_TYPES, WEIGHT_TYPES, QType
 
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """One kernel family: ``name`` is ``cfg.family`` (the ``<family>`` of ``pulp_nn_<family>_...``), ``module`` the
+    module under ``jaxpulp.kernels`` that runs it, ``golden`` the golden-vector families of its kernels (the same
+    name, except linear: ``linear_quant`` / ``linear_noquant`` by output type). The layer kinds that run as each
+    family are in ``jaxpulp.network.kinds``."""
+
+    name: str
+    module: str
+    golden: tuple
+
+
+FAMILIES = {f.name: f for f in (
+    Family("conv", "conv", ("conv",)),
+    Family("pointwise", "pointwise", ("pointwise",)),
+    Family("depthwise", "depthwise", ("depthwise",)),
+    Family("linear", "linear", ("linear_quant", "linear_noquant")),
+    Family("pool", "pool", ()),  # PoolConfig, the base of the two pooling configs
+    Family("maxpool", "pool", ("maxpool",)),
+    Family("avgpool", "pool", ("avgpool",)),
+    Family("add", "add", ("add",)),
+    Family("add_legacy", "add", ("add_legacy",)),
+)}
+
 # golden family name -> module under jaxpulp.kernels
-_FAMILY_MODULES = {
-    "conv": "conv",
-    "pointwise": "pointwise",
-    "depthwise": "depthwise",
-    "linear_quant": "linear",
-    "linear_noquant": "linear",
-    "maxpool": "pool",
-    "avgpool": "pool",
-    "add": "add",
-    "add_legacy": "add",
-}
+_FAMILY_MODULES = {g: f.module for f in FAMILIES.values() for g in f.golden}
+# either vocabulary (kernel family or golden family) -> module
+_ANY_FAMILY_MODULES = {**{f.name: f.module for f in FAMILIES.values()}, **_FAMILY_MODULES}
 
 CONSTRAINTS = {
     "conv": "Ci*bi % 8 == 0; Ci*Kh*Kw*bw % 8 == 0; Co*bo % 8 == 0; consistent Ho/Wo; bias only without drift (§5.5)",
@@ -63,10 +81,11 @@ class Variant:
 
 
 def family_module(family: str):
-    """The module implementing golden family ``family`` (e.g. ``"linear_quant"`` -> ``jaxpulp.kernels.linear``)."""
-    if family not in _FAMILY_MODULES:
-        raise JaxpulpError(f"family={family!r}: expected one of {sorted(_FAMILY_MODULES)}")
-    name = _FAMILY_MODULES[family]
+    """The module implementing ``family``: a golden family (``"linear_quant"`` -> ``jaxpulp.kernels.linear``) or a
+    kernel family, ``cfg.family`` (``"linear"``, ``"maxpool"``)."""
+    if family not in _ANY_FAMILY_MODULES:
+        raise JaxpulpError(f"family={family!r}: expected one of {sorted(_ANY_FAMILY_MODULES)}")
+    name = _ANY_FAMILY_MODULES[family]
     try:
         return importlib.import_module(f"jaxpulp.kernels.{name}")
     except ModuleNotFoundError as e:
@@ -83,8 +102,7 @@ def _build() -> dict[str, Variant]:
 
     for fam in ("conv", "pointwise", "depthwise", "linear"):
         for i, o, w in itertools.product(ALL_ACT_TYPES, ALL_ACT_TYPES, WEIGHT_TYPES):
-            golden = "linear_quant" if fam == "linear" else fam
-            add(Variant(f"pulp_nn_{fam}_{i}_{o}_{w}", golden, i, o, w))
+            add(Variant(f"pulp_nn_{fam}_{i}_{o}_{w}", FAMILIES[fam].golden[0], i, o, w))
     for i, w in itertools.product(ALL_ACT_TYPES, WEIGHT_TYPES):
         add(Variant(f"pulp_nn_linear_{i}_i32_{w}", "linear_noquant", i, QType(32, True), w))
     for t in ALL_ACT_TYPES:

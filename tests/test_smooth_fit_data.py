@@ -2,8 +2,7 @@
 the generated Python module held before, and ``dump`` / ``load`` round-trip every float exactly."""
 import json
 
-from jaxpulp import surrogate
-from jaxpulp.sweep import _smooth_fit
+from jaxpulp import smooth_fit as _smooth_fit, surrogate
 
 # Entries copied from the generated module ``jaxpulp/sweep/_smooth_fit.py`` as it stood before the move to JSON.
 BEFORE = {

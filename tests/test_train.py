@@ -2,6 +2,7 @@
 searched configurations cost what the cost tables say; bad data is refused clearly."""
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 pytest.importorskip("optax")
 pytest.importorskip("sklearn")
@@ -9,6 +10,7 @@ pytest.importorskip("sklearn")
 from jaxpulp import costtable  # noqa: E402
 from jaxpulp.errors import JaxpulpError  # noqa: E402
 from jaxpulp.network.execute import run  # noqa: E402
+from jaxpulp.qtypes import QType  # noqa: E402
 from jaxpulp.train import (  # noqa: E402
     data,
     model as M,  # noqa: E402
@@ -81,6 +83,33 @@ def test_packed_path_equals_qat_eval(ds, name, make, bits):
     assert np.all(np.abs(f[~nz]) <= 1e-4 * np.abs(f).max())
 
 
+def _twn_reference(w2d):
+    """Ternary weights per row by the TWN rule, in plain numpy: threshold 0.7 * mean|w|, pattern sign(w) where
+    |w| is above it, scale = the least-squares scale of that pattern <w, q> / <q, q>."""
+    q = np.where(np.abs(w2d) > 0.7 * np.abs(w2d).mean(axis=1, keepdims=True), np.sign(w2d), 0.0)
+    s = (w2d * q).sum(axis=1) / np.maximum((q * q).sum(axis=1), 1)
+    return q, s
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([(8, 3, 3, 4), (16, 36), (4, 3, 3)]), st.booleans())
+def test_two_bit_weights_are_twn_ternary(seed, shape, per_channel):
+    """i2 weights are {-1, 0, +1} x scale with the TWN threshold (per output channel, or per tensor), both in the
+    integer parameters and in the fake-quantised forward; 4 and 8 bits keep the uniform max|w| grid."""
+    import jax.numpy as jnp
+
+    w = np.random.default_rng(seed).normal(0, 1, shape).astype(np.float32)
+    q, s = M.w_quant(jnp.asarray(w), QType(2, True), per_channel)
+    rows = w.reshape(shape[0], -1) if per_channel else w.reshape(1, -1)
+    q_ref, s_ref = _twn_reference(rows.astype(np.float64))
+    assert np.array_equal(np.asarray(q).reshape(rows.shape), q_ref)
+    np.testing.assert_allclose(np.asarray(s), np.broadcast_to(s_ref, (shape[0],)), rtol=1e-5)
+    fq = np.asarray(M.fq_weight(jnp.asarray(w), QType(2, True), per_channel)).reshape(shape[0], -1)
+    np.testing.assert_allclose(fq, np.asarray(q).reshape(shape[0], -1) * np.asarray(s)[:, None], rtol=1e-6)
+    q4, s4 = M.w_quant(jnp.asarray(w), QType(4, True), per_channel)
+    assert np.abs(np.asarray(q4)).max() == 7 and set(np.unique(np.asarray(q4))) <= set(range(-7, 8))
+
+
 def test_signed_avgpool_refused():
     with pytest.raises(JaxpulpError, match="avgpool after a signed tensor"):
         M.build("bad", (8, 8, 1), [M.conv(8, signed=True), M.avgpool()], 10)
@@ -96,7 +125,8 @@ def test_layers_at_errors():
 
 def test_cli_search_resumable_exact_cost(tmp_path, capsys):
     """``jaxpulp search`` end to end (tiny settings): the row's cost equals costtable.reference_cost of its
-    configuration, the packed path equals the QAT evaluation, a rerun resumes instead of recomputing."""
+    configuration, the packed path equals the QAT evaluation, a rerun resumes instead of recomputing. A hard 1 kB
+    budget on the weights (all-8-bit: 1,384 B) is met by the chosen configuration."""
     import json
 
     from jaxpulp.cli import main
@@ -104,7 +134,8 @@ def test_cli_search_resumable_exact_cost(tmp_path, capsys):
 
     out = tmp_path / "run"
     argv = ["search", "--data", "digits", "--net", "tiny", "--lambdas", "1e-4", "--out", str(out), "--quiet",
-            "--float-epochs", "1", "--search-epochs", "1", "--finetune-epochs", "1", "--batch", "128"]
+            "--float-epochs", "1", "--search-epochs", "1", "--finetune-epochs", "1", "--budget-kb", "1",
+            "--budget-on", "weights", "--hard-budget", "--batch", "128"]
     assert main(argv) == 0
     rows = [json.loads(line) for line in open(out / "results.jsonl")]
     assert len(rows) == 1
@@ -117,6 +148,7 @@ def test_cli_search_resumable_exact_cost(tmp_path, capsys):
     assert row["activation_bytes"] == ref["peak_act_bytes"] and row["l2_fit"] == ref["l2_fit"]
     assert row["energy_pj"] == pytest.approx(ref["energy_pj"], rel=1e-6)
     assert row["bitexact_equals_qat_eval"] and row["bitexact_acc"] == row["integer_acc"]
+    assert row["weight_bytes"] <= 1024 and row["budget_fit"] and row["budget_on"] == "weights"
     net = store.load(str(out / row["network"]))
     if row.get("onnx"):  # exported in the DORY dialect, with goldens the packed path reproduces
         from jaxpulp.network import conformance
@@ -224,15 +256,61 @@ def test_search_loss_contains_cost_terms(ds, gumbel):
     x, y = ds.x_train[:32], ds.y_train[:32]
     key = jax.random.PRNGKey(0) if gumbel else None
     cfg = S.SearchConfig(gumbel=gumbel)
-    grad = lambda lam, c: jax.grad(lambda l: S.search_loss(sp, params, l, x, y, 0.5, lam, c, key)[0])(logits)  # noqa
+    grad = lambda lam, c: jax.grad(lambda la: S.search_loss(sp, params, la, x, y, 0.5, lam, c, key)[0])(logits)  # noqa
     noise = jax.random.gumbel(key, (V, C)) if gumbel else 0.0
     gc = jax.grad(lambda lg: S.expected_cost(sp, surrogate.softmax_probs(sp.st, lg + noise, 0.5))["cycles"])(logits)
     assert float(jnp.abs(gc).max()) > 0
     np.testing.assert_allclose(np.asarray(grad(1e-3, cfg) - grad(0.0, cfg)), 1e-3 * np.asarray(gc), rtol=1e-2,
                                atol=1e-4 * float(jnp.abs(1e-3 * gc).max()) + 1e-6)
     l0, aux = S.search_loss(sp, params, logits, x, y, 0.5, 0.0, cfg, key)
-    l1, _ = S.search_loss(sp, params, logits, x, y, 0.5, 0.0, S.SearchConfig(gumbel=gumbel, budget_bytes=100), key)
+    over = S.SearchConfig(gumbel=gumbel, budget_bytes=100, budget_on="weights")  # the weight bytes alone > 100
+    l1, aux_w = S.search_loss(sp, params, logits, x, y, 0.5, 0.0, over, key)
     assert float(aux["memory"]) > 100 and float(l1) > float(l0)
+    e = S.expected_cost(sp, surrogate.softmax_probs(sp.st, logits + noise, 0.5))
+    assert float(aux_w["memory"]) == pytest.approx(float(e["weight_bytes"]), rel=1e-6)
+    assert float(aux["memory"]) == pytest.approx(float(e["memory_bytes"]), rel=1e-6)
+    assert float(e["weight_bytes"]) < float(e["memory_bytes"])
+
+
+def test_hard_budget_repair_lowers_largest_layers():
+    """``repair`` lowers the largest layer's weights first and stops as soon as the budget holds; the result is
+    supported and its exact cost meets the budget; an unreachable budget is refused with the bytes it needs."""
+    model = M.named("small", (8, 8, 1), 10)
+    sp = S.make_space(model)
+    c8 = sp.space.config_of({})
+    w8 = S.exact_cost(sp, c8)["weight_bytes"]
+    assert S.repair(sp, c8, w8, "weights").tolist() == c8.tolist()  # already within: unchanged
+    one = sp.space.types_of(S.repair(sp, c8, w8 - 1, "weights"))
+    changed = {k: v for k, v in one.items() if v != sp.space.types_of(c8)[k]}
+    assert changed == {"conv3.w": "i4"}  # conv3 (16 -> 32 channels, 3x3) holds most of the weights
+    for budget in (w8 // 2, w8 // 3):
+        cfg = S.repair(sp, c8, budget, "weights")
+        cost = S.exact_cost(sp, cfg)
+        assert cost["weight_bytes"] <= budget and cost["supported"]
+        assert all(sp.space.types_of(cfg)[k] == v for k, v in sp.space.types_of(c8).items() if not k.endswith(".w"))
+    m8 = S.exact_cost(sp, c8)["memory_bytes"]
+    cfg = S.repair(sp, c8, m8 - w8 // 2 - 1, "all")  # more than the weights alone can give: activations too
+    assert S.exact_cost(sp, cfg)["memory_bytes"] <= m8 - w8 // 2 - 1
+    with pytest.raises(JaxpulpError, match="hard budget 10 B"):
+        S.repair(sp, c8, 10, "weights")
+    with pytest.raises(JaxpulpError, match="budget_on='flash'"):
+        S.SearchConfig(budget_on="flash")
+
+
+def test_finetune_keeps_best_validation_epoch(ds):
+    """With selection the returned parameters are the epoch with the best integer validation accuracy (what the
+    progress lines report), not the last one's."""
+    model = M.named("tiny", (8, 8, 1), 10)
+    layers = qat.layers_at(model, _sub(model, 4, 2))
+    cfg = S.SearchConfig(batch=128, qat_lr=0.05)
+    msgs = []
+    p = S.finetune(model, M.init_params(model, 0), ds, layers, cfg, epochs=3, progress=msgs.append)
+    accs = [float(m.rsplit(" ", 1)[1]) for m in msgs]
+    got = S.accuracy(qat.integer_logits(model, p, layers, ds.x_val), ds.y_val)
+    assert len(accs) == 3 and got == pytest.approx(max(accs), abs=1e-4)
+    last = S.finetune(model, M.init_params(model, 0), ds, layers, cfg, epochs=3, select=False)
+    assert S.accuracy(qat.integer_logits(model, last, layers, ds.x_val), ds.y_val) == pytest.approx(accs[-1],
+                                                                                                   abs=1e-4)
 
 
 @pytest.mark.parametrize("argv,match", [
@@ -240,6 +318,7 @@ def test_search_loss_contains_cost_terms(ds, gumbel):
     (["--data", "missing.npz"], "--data 'missing.npz'"),
     (["--lambdas", "1e-4,x"], "--lambdas"),
     (["--budget-kb", "0"], "--budget-kb"),
+    (["--budget-on", "flash"], "--budget-on"),
 ])
 def test_cli_search_errors(tmp_path, capsys, argv, match):
     """Bad arguments: one line on stderr, exit 2, and no output folder left behind."""

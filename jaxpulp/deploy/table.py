@@ -30,12 +30,12 @@ def deployed_table(net, target="gap8-board", flavour="dory-gap8", *, tiler_candi
     t = get_target(target).replace(tiler_candidates=tiler_candidates)
     fl = get_flavour(flavour)
     base = costtable.build_table(net, t.kernel_target)
-    tgt, cluster = costtable._target_and_cluster(t.kernel_target)
+    tgt, cluster = costtable.target_and_cluster(t.kernel_target)
     cyc = base.cycles.copy()
     for li, lay in enumerate(base.layers):
         for ia, ib, ic in np.argwhere(base.supported[li]):
             a, c = costtable.ACT_AXIS[ia], costtable.ACT_AXIS[ic]
-            b = costtable._axis_types(lay.kind, 1)[ib]
+            b = costtable.axis_types(lay.kind, 1)[ib]
             try:
                 cfg = costtable.check_layer(costtable.layer_at(lay, a, b, c), cluster)
             except (UnsupportedConfig, JaxpulpError):  # pragma: no cover - supported entries passed this already

@@ -34,6 +34,9 @@ import math
 
 from jaxpulp.kernels.config import out_dim
 
+# kernel families whose output channel c reads input channel c only: a tile of output channels needs only the same
+# input channels
+CHANNEL_TILED = ("depthwise", "maxpool", "avgpool", "add")
 
 @dataclasses.dataclass(frozen=True)
 class Tiling:
@@ -111,7 +114,7 @@ def in_rows(g: dict, r0: int, n: int, axis: int = 0) -> tuple:
 
 def _sizes(g: dict, fam: str, co_t: int, ho_t: int, ncores: int, wo_t: int = 0) -> tuple:
     """(x, y, w, consts_tile, im2col) bytes of a tile of co_t channels, ho_t output rows (wo_t columns; 0: all)."""
-    ci_t = co_t if fam in ("depthwise", "maxpool", "avgpool", "add") else g["Ci"]
+    ci_t = co_t if fam in CHANNEL_TILED else g["Ci"]
     wo_t = wo_t or g["Wo"]
     rows = g["H"] if ho_t >= g["Ho"] else min(g["H"], (ho_t - 1) * g["sh"] + g["Kh"])
     cols = g["W"] if wo_t >= g["Wo"] else min(g["W"], (wo_t - 1) * g["sw"] + g["Kw"])
@@ -158,7 +161,7 @@ def _candidates(cfg, l1_budget: int, double_buffering: int, ncores: int):
     Co, Ho = g["Co"], g["Ho"]
     x, y, w, c, im = _sizes(g, fam, Co, Ho, ncores)
     whole = x + y + w + c + g["bias"] + im
-    full_ci = Co if fam in ("depthwise", "maxpool", "avgpool", "add") else g["Ci"]
+    full_ci = Co if fam in CHANNEL_TILED else g["Ci"]
     if whole <= l1_budget:
         return g, Tiling(fam, True, True, Co, full_ci, Ho, 1, 1, whole, x, y, w, c + g["bias"], im, g["Wo"]), [], None
     G = 8 // min(g["bi"], g["bo"], g["bw"] or 8)
@@ -194,7 +197,7 @@ def _candidates(cfg, l1_budget: int, double_buffering: int, ncores: int):
 def _make(cfg, g, cand, fits) -> Tiling:
     fam = cfg.family
     co_t, ho_t, total, x, y, w, c, im, wo_t = cand
-    ci_t = co_t if fam in ("depthwise", "maxpool", "avgpool", "add") else g["Ci"]
+    ci_t = co_t if fam in CHANNEL_TILED else g["Ci"]
     return Tiling(fam, False, fits, co_t, ci_t, ho_t, math.ceil(g["Co"] / co_t), math.ceil(g["Ho"] / ho_t), total,
                   x, y, w, c + g["bias"], im, wo_t, math.ceil(g["Wo"] / wo_t))
 
@@ -283,7 +286,7 @@ def tile_sequence(cfg, t: Tiling):
     seq = []
     for i in range(t.n_co):
         co = min(t.co_t, g["Co"] - i * t.co_t)
-        ci = co if fam in ("depthwise", "maxpool", "avgpool", "add") else g["Ci"]
+        ci = co if fam in CHANNEL_TILED else g["Ci"]
         for j in range(t.n_h):
             r0 = j * t.ho_t
             n = min(t.ho_t, g["Ho"] - r0)

@@ -5,10 +5,10 @@ reports and memory checks, golden conformance.
     net = load_onnx("model.onnx")            # needs the 'onnx' extra
     out = run(net, x_batch).outputs          # packed path: every layer a PULP-NN kernel on packed memory
 
-Modules: ``graph`` (Layer, Network, TensorSpec), ``mapping`` (layer -> kernel config), ``execute`` (execution:
-``run``, ``run_values``),
-``onnx_import``, ``report`` (tables, CSV/JSON, bar chart, memory), ``conformance`` (golden checks), ``goldens``
-(DORY txt / Deeploy npz readers), ``reference`` (numpy int64 twin), ``store`` (save/load), ``zoo`` (built-ins).
+Modules: ``graph`` (Layer, Network, TensorSpec), ``kinds`` (one record of facts per layer kind), ``mapping``
+(layer -> kernel config), ``execute`` (execution: ``run``, ``run_values``), ``onnx_import``, ``report`` (tables,
+CSV/JSON, bar chart, memory), ``conformance`` (golden checks), ``goldens`` (DORY txt / Deeploy npz readers),
+``reference`` (numpy int64 twin), ``store`` (save/load), ``zoo`` (built-ins).
 """
 from jaxpulp.network.execute import RunResult, run, run_values
 from jaxpulp.network.graph import Layer, Network, TensorSpec

@@ -21,11 +21,10 @@ import numpy as np
 
 from jaxpulp import packing, quant
 from jaxpulp.cluster.config import GAP8, Cluster
-from jaxpulp.costtable import WEIGHTED
 from jaxpulp.errors import JaxpulpError
-from jaxpulp.kernels import _engine, add, conv, depthwise, linear, pool
+from jaxpulp.kernels import _engine, add, depthwise, linear, pool
 from jaxpulp.kernels.config import ConvConfig, DepthwiseConfig, LinearConfig
-from jaxpulp.network import mapping
+from jaxpulp.network import kinds, mapping
 from jaxpulp.network.graph import Layer, Network
 from jaxpulp.qtypes import QType
 
@@ -89,55 +88,74 @@ def _check_inputs(net: Network, x) -> dict:
 
 
 def _layer_args(lay: Layer, p: dict, cfg):
-    """Host-side preparation of one layer's kernel arguments (packed weights, Params)."""
-    kind = lay.kind
-    if kind in ("conv", "depthwise", "linear"):
-        w = np.asarray(p["w"])
-        if kind == "depthwise":
-            w_words = packing.pack_planes(np.transpose(w, (1, 2, 0)), lay.w_type)
-        else:
-            w_words = packing.pack(w, lay.w_type)
-        bias = np.asarray(p["bias"], np.int32) if lay.bias else None
-        Co = lay.out_shape[2]
-        kappa = np.asarray(p.get("kappa", np.zeros(Co)), np.int32)
-        lam = np.asarray(p.get("lam", np.zeros(Co)), np.int32)
-        if kind == "linear":
-            if lay.out_type.bits == 32:  # the int32-output kernels take no requantisation parameters
-                return (w_words, linear.Params(bias=bias))
-            cls: type[linear.Params] | type[depthwise.Params] | type[conv.Params] = linear.Params
-        elif kind == "depthwise":
-            cls = depthwise.Params
-        else:
-            cls = conv.Params
-        return (w_words, cls(kappa=kappa, lam=lam, out_mult=np.int32(p.get("out_mult", 0)),
-                             out_shift=np.int32(p.get("out_shift", 0)), bias=bias))
-    if kind == "avgpool":
-        return (pool.AvgPoolParams(np.int32(p.get("lam", 1)), np.int32(p.get("out_shift", 0)),
-                                   np.int32(p.get("out_add", 0))) if lay.requant else None,)
-    if kind == "maxpool":
-        return (None,)
-    if kind == "add":
-        return (add.Params(*(np.int32(p[k]) for k in add.Params._fields)),)
-    raise JaxpulpError(f"layer {lay.name!r}: kind {kind!r} cannot run")
+    """Host-side preparation of one layer's kernel arguments (packed weights, Params): its kind's hook."""
+    return kinds.of(lay).hook("packed_args")(lay, p, cfg)
 
 
 def _run_layer_packed(lay: Layer, cfg, args, ins, cluster: Cluster):
-    kind = lay.kind
-    if kind == "conv":
-        mod = mapping.kernel_module(cfg)
-        return mod.run(ins[0], args[0], args[1], cfg=cfg, cluster=cluster)
-    if kind == "depthwise":  # DORY's CHW transfer folded into the kernel's unpack (the same bits as the planes)
-        return depthwise.run_hwc(ins[0], args[0], args[1], cfg=cfg, cluster=cluster)
-    if kind == "linear":
-        n = _engine.words_for(cfg.N, cfg.in_type.bits)
-        return linear.run(ins[0][:, :n], args[0], args[1], cfg=cfg, cluster=cluster)
-    if kind == "maxpool":
-        return pool.run(ins[0], None, cfg=cfg, cluster=cluster).out
-    if kind == "avgpool":
-        return pool.run(ins[0], args[0], cfg=cfg, cluster=cluster)
-    if kind == "add":
-        return add.run(ins[0], ins[1], args[0], cfg=cfg, cluster=cluster)
-    raise JaxpulpError(f"layer {lay.name!r}: kind {kind!r} cannot run")
+    return kinds.of(lay).hook("packed")(cfg, args, ins, cluster)
+
+
+# The ``packed_args`` and ``packed`` hooks of jaxpulp.network.kinds.
+
+
+def weighted_args(lay: Layer, p: dict, cfg) -> tuple:
+    """conv / depthwise / linear: (packed weights, the kernel module's Params)."""
+    k = kinds.of(lay)
+    w = np.asarray(p["w"])
+    if k.channelwise:  # depthwise weights are byte planes, one per tap
+        w_words = packing.pack_planes(np.transpose(w, (1, 2, 0)), lay.w_type)
+    else:
+        w_words = packing.pack(w, lay.w_type)
+    bias = np.asarray(p["bias"], np.int32) if lay.bias else None
+    Co = lay.out_shape[2]
+    kappa = np.asarray(p.get("kappa", np.zeros(Co)), np.int32)
+    lam = np.asarray(p.get("lam", np.zeros(Co)), np.int32)
+    cls = k.kernel_module().Params
+    if k.flat and lay.out_type.bits == 32:  # the int32-output linear kernels take no requantisation parameters
+        return (w_words, cls(bias=bias))
+    return (w_words, cls(kappa=kappa, lam=lam, out_mult=np.int32(p.get("out_mult", 0)),
+                         out_shift=np.int32(p.get("out_shift", 0)), bias=bias))
+
+
+def maxpool_args(lay: Layer, p: dict, cfg) -> tuple:
+    return (None,)
+
+
+def avgpool_args(lay: Layer, p: dict, cfg) -> tuple:
+    return (pool.AvgPoolParams(np.int32(p.get("lam", 1)), np.int32(p.get("out_shift", 0)),
+                               np.int32(p.get("out_add", 0))) if lay.requant else None,)
+
+
+def add_args(lay: Layer, p: dict, cfg) -> tuple:
+    return (add.Params(*(np.int32(p[k]) for k in add.Params._fields)),)
+
+
+def packed_conv(cfg, args, ins, cluster: Cluster):
+    """The conv or pointwise kernel, whichever ``mapping`` chose."""
+    return mapping.kernel_module(cfg).run(ins[0], args[0], args[1], cfg=cfg, cluster=cluster)
+
+
+def packed_depthwise(cfg, args, ins, cluster: Cluster):
+    """DORY's CHW transfer folded into the kernel's unpack (the same bits as the planes)."""
+    return depthwise.run_hwc(ins[0], args[0], args[1], cfg=cfg, cluster=cluster)
+
+
+def packed_linear(cfg, args, ins, cluster: Cluster):
+    n = _engine.words_for(cfg.N, cfg.in_type.bits)
+    return linear.run(ins[0][:, :n], args[0], args[1], cfg=cfg, cluster=cluster)
+
+
+def packed_maxpool(cfg, args, ins, cluster: Cluster):
+    return pool.run(ins[0], None, cfg=cfg, cluster=cluster).out
+
+
+def packed_avgpool(cfg, args, ins, cluster: Cluster):
+    return pool.run(ins[0], args[0], cfg=cfg, cluster=cluster)
+
+
+def packed_add(cfg, args, ins, cluster: Cluster):
+    return add.run(ins[0], ins[1], args[0], cfg=cfg, cluster=cluster)
 
 
 def _packed_layers(x_words, args, layers, cfgs, want, cluster):
@@ -199,10 +217,10 @@ def _acc_config(lay: Layer):
     """The kernel configuration of a weighted layer at the widest types (static, for the exact chunking)."""
     H, W, C = lay.in_shape
     Ho, Wo, Co = lay.out_shape
-    if lay.kind == "linear":
-        return LinearConfig(_WIDEST_IN, _WIDEST_OUT, _WIDEST_W, N=H * W * C, M=Co,
-                            semantics="ideal")
-    cls = DepthwiseConfig if lay.kind == "depthwise" else ConvConfig
+    k = kinds.of(lay)
+    if k.flat:
+        return LinearConfig(_WIDEST_IN, _WIDEST_OUT, _WIDEST_W, N=H * W * C, M=Co, semantics="ideal")
+    cls = DepthwiseConfig if k.channelwise else ConvConfig
     return cls(_WIDEST_IN, _WIDEST_OUT, _WIDEST_W, semantics="ideal", H=H, W=W, Ci=C, Co=Co, Kh=lay.kernel[0],
                Kw=lay.kernel[1], stride=lay.stride, pad=lay.pad, Ho=Ho, Wo=Wo)
 
@@ -212,16 +230,15 @@ def _accumulate(lay: Layer, x, p):
     (batch, H, W, C): the kernel family's public value-path accumulator, bias added."""
     cfg = _acc_config(lay)
     bias = p["bias"] if lay.bias else None
-    if lay.kind == "linear":
-        return linear.accumulate(x.reshape(x.shape[0], -1), p["w"], bias, cfg)
-    return (depthwise if lay.kind == "depthwise" else conv).accumulate(x, p["w"], bias, cfg)
+    k = kinds.of(lay)
+    return k.kernel_module().accumulate(x.reshape(x.shape[0], -1) if k.flat else x, p["w"], bias, cfg)
 
 
 def _weighted_values(lay: Layer, x, p, out_t):
     """conv / depthwise / linear on values: accumulators, then the requantisation with the (possibly traced)
     output type (none for int32-output linear layers)."""
     acc = _accumulate(lay, x, p)
-    if lay.kind == "linear":
+    if kinds.of(lay).flat:
         acc = acc if lay.out_type.bits == 32 else _requant(acc, p, lay, out_t)
         return acc.reshape((-1, 1, 1, acc.shape[-1]))
     return _requant(acc, p, lay, out_t)
@@ -241,19 +258,29 @@ def _values_forward(x, params, act_types, layers, cfgs, want, cluster):
     env = {k: v.astype(jnp.int32) for k, v in x.items()}
     for lay, cfg, p in zip(layers, cfgs, params, strict=True):
         ins = [env[i] for i in lay.inputs]
-        out_t = act_types[lay.output]
-        if lay.kind in WEIGHTED:
-            y = _weighted_values(lay, ins[0], p, out_t)
-        elif lay.kind in ("maxpool", "avgpool"):
-            pp = (pool.AvgPoolParams(*(p.get(k, d) for k, d in (("lam", 1), ("out_shift", 0), ("out_add", 0))))
-                  if lay.kind == "avgpool" else None)
-            y = pool.values(ins[0], pp, cfg=cfg, in_type=act_types[lay.inputs[0]], out_type=out_t, cluster=cluster)
-        else:
-            y = add.values(ins[0], ins[1], add.Params(*(p[k] for k in add.Params._fields)), cfg=cfg,
-                           in1_type=act_types[lay.inputs[0]], in2_type=act_types[lay.inputs[1]], out_type=out_t,
-                           cluster=cluster)
-        env[lay.output] = y
+        in_types = [act_types[i] for i in lay.inputs]
+        env[lay.output] = kinds.of(lay).hook("values")(lay, cfg, p, ins, in_types, act_types[lay.output], cluster)
     return {k: env[k] for k in want}
+
+
+# The ``values`` hooks of jaxpulp.network.kinds: (lay, cfg, p, ins, in_types, out_type, cluster) -> int32 values;
+# in_types / out_type are (bits, signed) pairs, possibly traced.
+
+
+def weighted_values(lay: Layer, cfg, p, ins, in_types, out_type, cluster: Cluster):
+    return _weighted_values(lay, ins[0], p, out_type)
+
+
+def pool_values(lay: Layer, cfg, p, ins, in_types, out_type, cluster: Cluster):
+    """maxpool and avgpool (an average pool's parameters default to no requantisation)."""
+    pp = (pool.AvgPoolParams(*(p.get(k, d) for k, d in (("lam", 1), ("out_shift", 0), ("out_add", 0))))
+          if kinds.of(lay).params else None)
+    return pool.values(ins[0], pp, cfg=cfg, in_type=in_types[0], out_type=out_type, cluster=cluster)
+
+
+def add_values(lay: Layer, cfg, p, ins, in_types, out_type, cluster: Cluster):
+    return add.values(ins[0], ins[1], add.Params(*(p[k] for k in add.Params._fields)), cfg=cfg,
+                      in1_type=in_types[0], in2_type=in_types[1], out_type=out_type, cluster=cluster)
 
 
 _values_forward_jit = jax.jit(_values_forward, static_argnames=("layers", "cfgs", "want", "cluster"))

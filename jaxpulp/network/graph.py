@@ -5,7 +5,8 @@ and hashable, so a layer tuple is a static jit argument) plus ``params`` (data: 
 shifts, as numpy arrays keyed by layer name). Activations are HWC tensors; a linear layer's input and output
 are (1, 1, N) / (1, 1, M). Tensors are named; a layer reads ``inputs`` and writes ``output``.
 
-Layer kinds and the PULP-NN family each becomes (``kernel_config`` picks the variant by precision):
+Layer kinds and the PULP-NN family each becomes (``kernel_config`` picks the variant by precision; every fact
+about a kind is its record in ``jaxpulp.network.kinds``):
 
 ============  ===============================================================================
 ``conv``      ``pulp_nn_conv_*`` (``pulp_nn_pointwise_*`` for 1x1 / stride 1 / no padding when it is defined)
@@ -23,20 +24,13 @@ import dataclasses
 import numpy as np
 
 from jaxpulp.errors import JaxpulpError
+from jaxpulp.network import kinds
 from jaxpulp.qtypes import QType
 
-KINDS = ("conv", "depthwise", "linear", "maxpool", "avgpool", "add")
+KINDS = kinds.NAMES
 
 # Parameter arrays each kind carries (all integer numpy arrays / scalars).
-PARAM_NAMES = {
-    "conv": ("w", "kappa", "lam", "out_mult", "out_shift", "bias"),
-    "depthwise": ("w", "kappa", "lam", "out_mult", "out_shift", "bias"),
-    "linear": ("w", "kappa", "lam", "out_mult", "out_shift", "bias"),
-    "maxpool": (),
-    "avgpool": ("lam", "out_shift", "out_add"),
-    "add": ("in1_mul", "in1_add", "in1_shift", "in2_mul", "in2_add", "in2_shift", "out_mul", "out_add",
-            "out_shift"),
-}
+PARAM_NAMES = {k.name: k.params for k in kinds.KINDS.values()}
 
 
 def _qt(v, name):
@@ -93,14 +87,14 @@ class Layer:
         if self.kind not in KINDS:
             raise JaxpulpError(f"layer {self.name!r}: kind={self.kind!r}, expected one of {KINDS}")
         object.__setattr__(self, "inputs", tuple(self.inputs))
-        need = 2 if self.kind == "add" else 1
+        need = kinds.of(self.kind).n_inputs
         if len(self.inputs) != need:
             raise JaxpulpError(f"layer {self.name!r}: {len(self.inputs)} inputs, a {self.kind} layer takes {need}")
         for n in ("in_type", "out_type", "w_type", "in2_type"):
             object.__setattr__(self, n, _qt(getattr(self, n), f"layer {self.name!r}: {n}"))
-        if self.kind in ("conv", "depthwise", "linear") and self.w_type is None:
+        if kinds.of(self.kind).weighted and self.w_type is None:
             raise JaxpulpError(f"layer {self.name!r}: a {self.kind} layer needs w_type")
-        if self.kind == "add" and self.in2_type is None:
+        if need == 2 and self.in2_type is None:
             raise JaxpulpError(f"layer {self.name!r}: an add layer needs in2_type")
         object.__setattr__(self, "in_shape", _tuple_ints(self.in_shape, 3, f"layer {self.name!r}: in_shape", 1))
         object.__setattr__(self, "out_shape", _tuple_ints(self.out_shape, 3, f"layer {self.name!r}: out_shape", 1))
@@ -114,15 +108,7 @@ class Layer:
     @property
     def macs(self) -> int:
         """Multiply-accumulates of one inference (0 for pooling and add)."""
-        Ho, Wo, Co = self.out_shape
-        H, W, C = self.in_shape
-        if self.kind == "conv":
-            return Ho * Wo * Co * C * self.kernel[0] * self.kernel[1]
-        if self.kind == "depthwise":
-            return Ho * Wo * Co * self.kernel[0] * self.kernel[1]
-        if self.kind == "linear":
-            return H * W * C * Co
-        return 0
+        return kinds.macs(self)
 
     def replace(self, **kw) -> Layer:
         return dataclasses.replace(self, **kw)
@@ -215,7 +201,7 @@ def validate(net: Network) -> None:
                 raise JaxpulpError(f"layer {lay.name!r}: input {src!r} is not produced by an earlier layer")
             shape, qt = known[src]
             want_shape = lay.in_shape
-            if lay.kind == "linear":
+            if kinds.of(lay).flat:
                 ok = int(np.prod(shape)) == int(np.prod(want_shape))
             else:
                 ok = tuple(shape) == tuple(want_shape)
@@ -235,24 +221,23 @@ def validate(net: Network) -> None:
 
 
 def _check_params(lay: Layer, p) -> None:
-    need = PARAM_NAMES[lay.kind]
-    if not need or (lay.kind == "avgpool" and not lay.requant):
+    k = kinds.of(lay)
+    need = k.params
+    if not need or (k.params_optional is not None and k.params_optional(lay)):
         return
     if p is None:
         raise JaxpulpError(f"layer {lay.name!r}: no parameters; expected {need}")
     Co = lay.out_shape[2]
-    for k in need:
-        if k == "bias" and not lay.bias:
+    for n in need:
+        if n == "bias" and not lay.bias:
             continue
-        if k not in p:
-            raise JaxpulpError(f"layer {lay.name!r}: parameter {k!r} missing")
-        a = np.asarray(p[k])
+        if n not in p:
+            raise JaxpulpError(f"layer {lay.name!r}: parameter {n!r} missing")
+        a = np.asarray(p[n])
         if a.dtype.kind not in "iu":
-            raise JaxpulpError(f"layer {lay.name!r}: parameter {k!r} has dtype {a.dtype}, expected integers")
-    if lay.kind in ("conv", "depthwise", "linear"):
-        Kh, Kw = lay.kernel
-        H, W, C = lay.in_shape
-        want = {"conv": (Co, Kh, Kw, C), "depthwise": (Co, Kh, Kw), "linear": (Co, H * W * C)}[lay.kind]
+            raise JaxpulpError(f"layer {lay.name!r}: parameter {n!r} has dtype {a.dtype}, expected integers")
+    if k.weighted:
+        want = kinds.weight_shape(lay)
         if np.shape(p["w"]) != want:
             raise JaxpulpError(f"layer {lay.name!r}: w has shape {np.shape(p['w'])}, expected {want}")
         w = np.asarray(p["w"])
@@ -260,6 +245,6 @@ def _check_params(lay: Layer, p) -> None:
         if w.size and (w.min() < lay.w_type.lo or w.max() > lay.w_type.hi):
             raise JaxpulpError(f"layer {lay.name!r}: weights span [{w.min()}, {w.max()}], outside {lay.w_type} "
                                f"[{lay.w_type.lo}, {lay.w_type.hi}]")
-        for k in ("kappa", "lam") + (("bias",) if lay.bias else ()):
-            if np.shape(p[k]) != (Co,):
-                raise JaxpulpError(f"layer {lay.name!r}: {k} has shape {np.shape(p[k])}, expected ({Co},)")
+        for n in ("kappa", "lam") + (("bias",) if lay.bias else ()):
+            if np.shape(p[n]) != (Co,):
+                raise JaxpulpError(f"layer {lay.name!r}: {n} has shape {np.shape(p[n])}, expected ({Co},)")

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
 from jaxpulp.kernels import config as kc
+from jaxpulp.network import kinds
 from jaxpulp.network.graph import Layer
 
 KernelConfig = (kc.ConvConfig | kc.LinearConfig | kc.MaxPoolConfig | kc.AvgPoolConfig | kc.AddConfig
@@ -87,46 +88,66 @@ def _network_hint(cfg, semantics: str, cluster: Cluster) -> str:
 
 
 def _choose(lay: Layer, semantics: str, cluster: Cluster) -> KernelChoice:
-    k = lay.kind
-    if k == "conv":
-        f = _conv_fields(lay, semantics)
-        if lay.kernel == (1, 1) and lay.stride == (1, 1) and lay.pad == (0, 0, 0, 0):
-            from jaxpulp.kernels import pointwise
+    return kinds.of(lay).hook("choose")(lay, semantics, cluster)
 
-            cfg = _with_bn_bits(kc.PointwiseConfig(**f), lay)
-            quirk = _pointwise_quirk(cfg, cluster)
-            try:
-                pointwise.check(cfg, cluster)
-            except UnsupportedConfig as e:
-                quirk = f"pointwise is undefined here ({e.rule})"
-            if quirk is None:
-                return KernelChoice(cfg, "1x1, stride 1, no padding: the pointwise kernel (no im2col)")
-            return KernelChoice(_with_bn_bits(kc.ConvConfig(**f), lay), f"1x1 but {quirk}: the conv kernel "
-                                "instead, which computes this layer exactly")
-        return KernelChoice(_with_bn_bits(kc.ConvConfig(**f), lay), "im2col + 4x2 matmul")
-    if k == "depthwise":
-        return KernelChoice(_with_bn_bits(kc.DepthwiseConfig(**_conv_fields(lay, semantics)), lay),
-                            "depthwise, channel groups over cores")
-    if k == "linear":
-        H, W, C = lay.in_shape
-        assert lay.w_type is not None  # weighted kinds: checked by Layer
-        cfg = kc.LinearConfig(lay.in_type, lay.out_type, lay.w_type, N=H * W * C, M=lay.out_shape[2],
-                              relu=lay.relu, bn=lay.bn, bias=lay.bias, semantics=semantics)
-        return KernelChoice(cfg if lay.out_type.bits == 32 else _with_bn_bits(cfg, lay),
-                            "fully connected, neurons over cores")
+
+# ----------------------------------------------------------------- the ``choose`` hooks of jaxpulp.network.kinds
+
+
+def choose_conv(lay: Layer, semantics: str, cluster: Cluster) -> KernelChoice:
+    """A conv layer: ``pulp_nn_pointwise_*`` for 1x1 / stride 1 / no padding where it computes the layer exactly,
+    else ``pulp_nn_conv_*``."""
+    f = _conv_fields(lay, semantics)
+    if lay.kernel == (1, 1) and lay.stride == (1, 1) and lay.pad == (0, 0, 0, 0):
+        from jaxpulp.kernels import pointwise
+
+        cfg = _with_bn_bits(kc.PointwiseConfig(**f), lay)
+        quirk = _pointwise_quirk(cfg, cluster)
+        try:
+            pointwise.check(cfg, cluster)
+        except UnsupportedConfig as e:
+            quirk = f"pointwise is undefined here ({e.rule})"
+        if quirk is None:
+            return KernelChoice(cfg, "1x1, stride 1, no padding: the pointwise kernel (no im2col)")
+        return KernelChoice(_with_bn_bits(kc.ConvConfig(**f), lay), f"1x1 but {quirk}: the conv kernel "
+                            "instead, which computes this layer exactly")
+    return KernelChoice(_with_bn_bits(kc.ConvConfig(**f), lay), "im2col + 4x2 matmul")
+
+
+def choose_depthwise(lay: Layer, semantics: str, cluster: Cluster) -> KernelChoice:
+    return KernelChoice(_with_bn_bits(kc.DepthwiseConfig(**_conv_fields(lay, semantics)), lay),
+                        "depthwise, channel groups over cores")
+
+
+def choose_linear(lay: Layer, semantics: str, cluster: Cluster) -> KernelChoice:
+    H, W, C = lay.in_shape
+    assert lay.w_type is not None  # weighted kinds: checked by Layer
+    cfg = kc.LinearConfig(lay.in_type, lay.out_type, lay.w_type, N=H * W * C, M=lay.out_shape[2],
+                          relu=lay.relu, bn=lay.bn, bias=lay.bias, semantics=semantics)
+    return KernelChoice(cfg if lay.out_type.bits == 32 else _with_bn_bits(cfg, lay),
+                        "fully connected, neurons over cores")
+
+
+def _pool_fields(lay: Layer, semantics: str) -> dict[str, Any]:
     H, W, C = lay.in_shape
     Ho, Wo, _ = lay.out_shape
-    if k in ("maxpool", "avgpool"):
-        common: dict[str, Any] = dict(in_type=lay.in_type, out_type=lay.out_type, H=H, W=W, C=C, Kh=lay.kernel[0],
-                      Kw=lay.kernel[1], stride=lay.stride, pad=lay.pad, Ho=Ho, Wo=Wo, semantics=semantics)
-        if k == "maxpool":
-            return KernelChoice(kc.MaxPoolConfig(**common), "two-pass in-place max pooling")
-        return KernelChoice(kc.AvgPoolConfig(**common, requant=lay.requant), "average pooling")
-    if k == "add":
-        assert lay.in2_type is not None  # add layers: checked by Layer
-        return KernelChoice(kc.AddConfig(lay.in_type, lay.in2_type, lay.out_type, H=H, W=W, C=C,
-                                         requant=lay.requant, semantics=semantics), "requantising add")
-    raise JaxpulpError(f"layer {lay.name!r}: kind {k!r} has no kernel")
+    return dict(in_type=lay.in_type, out_type=lay.out_type, H=H, W=W, C=C, Kh=lay.kernel[0], Kw=lay.kernel[1],
+                stride=lay.stride, pad=lay.pad, Ho=Ho, Wo=Wo, semantics=semantics)
+
+
+def choose_maxpool(lay: Layer, semantics: str, cluster: Cluster) -> KernelChoice:
+    return KernelChoice(kc.MaxPoolConfig(**_pool_fields(lay, semantics)), "two-pass in-place max pooling")
+
+
+def choose_avgpool(lay: Layer, semantics: str, cluster: Cluster) -> KernelChoice:
+    return KernelChoice(kc.AvgPoolConfig(**_pool_fields(lay, semantics), requant=lay.requant), "average pooling")
+
+
+def choose_add(lay: Layer, semantics: str, cluster: Cluster) -> KernelChoice:
+    H, W, C = lay.in_shape
+    assert lay.in2_type is not None  # add layers: checked by Layer
+    return KernelChoice(kc.AddConfig(lay.in_type, lay.in2_type, lay.out_type, H=H, W=W, C=C,
+                                     requant=lay.requant, semantics=semantics), "requantising add")
 
 
 def kernel_config(lay: Layer, semantics: str = "library", cluster: Cluster = GAP8):
@@ -138,6 +159,4 @@ def kernel_module(cfg):
     """The ``jaxpulp.kernels`` module that runs ``cfg``."""
     from jaxpulp.kernels import catalog
 
-    fam = cfg.family
-    fam = {"linear": "linear_quant", "pool": "maxpool"}.get(fam, fam)
-    return catalog.family_module(fam)
+    return catalog.family_module(cfg.family)

@@ -33,6 +33,7 @@ import os
 import numpy as np
 
 from jaxpulp.errors import JaxpulpError
+from jaxpulp.network import kinds
 from jaxpulp.network.graph import Layer, Network, TensorSpec
 from jaxpulp.qtypes import QType
 
@@ -836,9 +837,7 @@ def _acc_bound(taps: int, in_t: QType, w) -> int:
 
 def _bn_overflow(lay: Layer, p: dict) -> int:
     """Worst-case |kappa*acc + lambda| of a BN-requantised layer (acc bounded by the input / weight ranges)."""
-    Kh, Kw = lay.kernel
-    H, W, C = lay.in_shape
-    taps = {"conv": C * Kh * Kw, "depthwise": Kh * Kw, "linear": H * W * C}[lay.kind]
+    taps = kinds.weight_numel(lay) // lay.out_shape[2]  # products per accumulator
     xmax = max(abs(lay.in_type.lo), abs(lay.in_type.hi))
     wmax = int(np.abs(p["w"]).max()) if np.size(p["w"]) else 0
     acc = taps * xmax * wmax + (int(np.abs(p["bias"]).max()) if lay.bias else 0)
@@ -848,7 +847,7 @@ def _bn_overflow(lay: Layer, p: dict) -> int:
 def _choose_bn_bits(layers, params, notes) -> tuple:
     """DORY picks one library tree per network (BNRelu_bits): 64 if some layer's BN arithmetic can leave int32."""
     worst = [(layer.name, _bn_overflow(layer, params[layer.name])) for layer in layers
-             if layer.kind in ("conv", "depthwise", "linear") and layer.out_type.bits != 32]
+             if layer.kind in kinds.WEIGHTED and layer.out_type.bits != 32]
     over = [(n, v) for n, v in worst if v >= 1 << 31]
     # wide lambda
     over += [(layer.name, 1 << 31) for layer in layers if layer.bn_bits == 64 and layer.name not in dict(over)]
@@ -857,8 +856,7 @@ def _choose_bn_bits(layers, params, notes) -> tuple:
     n, v = max(over, key=lambda t: t[1])
     notes.append(f"bn_bits=64 (the library's 64bit/ tree, DORY BNRelu_bits=64): the worst-case |kappa*acc + lambda| "
                  f"of layer {n} is {v:.3g} >= 2^31, which the 32-bit tree would wrap; pass bn_bits=32 to force it")
-    return tuple(layer.replace(bn_bits=64) if layer.kind in ("conv", "depthwise", "linear") else layer
-                 for layer in layers)
+    return tuple(layer.replace(bn_bits=64) if layer.kind in kinds.WEIGHTED else layer for layer in layers)
 
 
 def load_onnx(model, *, dialect: str = "auto", input_type="u8", bn_bits="auto", nemo_divisor: str = "shift",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from jaxpulp.network import kinds
 from jaxpulp.network.graph import Layer, Network
 
 
@@ -53,47 +54,64 @@ def _windows(x, lay: Layer, fill=0):
 
 
 def layer_forward(lay: Layer, p: dict, ins: list) -> np.ndarray:
-    """One layer on int64 (B, H, W, C) inputs -> int64 (B, Ho, Wo, Co)."""
-    x = ins[0]
-    if lay.kind == "conv":
-        win = _windows(x, lay)
-        acc = np.einsum("bhwijc,oijc->bhwo", win, np.asarray(p["w"], np.int64))
-    elif lay.kind == "depthwise":
-        win = _windows(x, lay)
-        acc = np.einsum("bhwijc,cij->bhwc", win, np.asarray(p["w"], np.int64))
-    elif lay.kind == "linear":
-        acc = x.reshape(x.shape[0], -1) @ np.asarray(p["w"], np.int64).T
-        acc = acc[:, None, None, :]
-    elif lay.kind == "maxpool":
-        win = _windows(x, lay, fill=lay.in_type.lo)
-        return win.max(axis=(3, 4))
-    elif lay.kind == "avgpool":
-        s = _windows(x, lay).sum(axis=(3, 4))
-        kk = lay.kernel[0] * lay.kernel[1]
-        if lay.requant:
-            lam = int(p["lam"]) // kk if int(p["lam"]) >= 0 else -((-int(p["lam"])) // kk)
-            v = (s * lam + int(p["out_add"])) >> (int(p["out_shift"]) & 31)
-        else:
-            v = np.where(s >= 0, s // kk, -((-s) // kk))
-        return _clip(v, lay.out_type)
-    elif lay.kind == "add":
-        rs = []
-        for k, (xi, t) in enumerate(zip(ins, (lay.in_type, lay.in2_type), strict=True), 1):
-            r = (xi * int(p[f"in{k}_mul"]) + int(p[f"in{k}_add"])) >> (int(p[f"in{k}_shift"]) & 31)
-            assert t is not None  # add layers: checked by Layer
-            lo = -128 if t.signed else 0
-            rs.append(np.clip(r, lo, lo + 255))
-        s = rs[0] + rs[1]
-        if lay.requant:
-            s = (s * int(p["out_mul"]) + int(p["out_add"])) >> (int(p["out_shift"]) & 31)
-        return _clip(s, lay.out_type)
-    else:  # pragma: no cover - Layer validates kinds
-        raise ValueError(lay.kind)
+    """One layer on int64 (B, H, W, C) inputs -> int64 (B, Ho, Wo, Co): its kind's ``reference`` hook; a weighted
+    kind's hook gives the accumulators, the bias and requantisation after them are shared."""
+    k = kinds.of(lay)
+    out = k.hook("reference")(lay, p, ins)
+    if not k.weighted:
+        return out
+    acc = out
     if lay.bias:
         acc = acc + np.asarray(p["bias"], np.int64)
     if lay.out_type.bits == 32:
         return _wrap32(acc)
     return _clip(_bn(acc, p, lay), lay.out_type)
+
+
+# The ``reference`` hooks of jaxpulp.network.kinds.
+
+
+def conv_acc(lay: Layer, p: dict, ins: list) -> np.ndarray:
+    """int64 accumulators (B, Ho, Wo, Co), no bias."""
+    return np.einsum("bhwijc,oijc->bhwo", _windows(ins[0], lay), np.asarray(p["w"], np.int64))
+
+
+def depthwise_acc(lay: Layer, p: dict, ins: list) -> np.ndarray:
+    return np.einsum("bhwijc,cij->bhwc", _windows(ins[0], lay), np.asarray(p["w"], np.int64))
+
+
+def linear_acc(lay: Layer, p: dict, ins: list) -> np.ndarray:
+    x = ins[0]
+    acc = x.reshape(x.shape[0], -1) @ np.asarray(p["w"], np.int64).T
+    return acc[:, None, None, :]
+
+
+def maxpool(lay: Layer, p: dict, ins: list) -> np.ndarray:
+    return _windows(ins[0], lay, fill=lay.in_type.lo).max(axis=(3, 4))
+
+
+def avgpool(lay: Layer, p: dict, ins: list) -> np.ndarray:
+    s = _windows(ins[0], lay).sum(axis=(3, 4))
+    kk = lay.kernel[0] * lay.kernel[1]
+    if lay.requant:
+        lam = int(p["lam"]) // kk if int(p["lam"]) >= 0 else -((-int(p["lam"])) // kk)
+        v = (s * lam + int(p["out_add"])) >> (int(p["out_shift"]) & 31)
+    else:
+        v = np.where(s >= 0, s // kk, -((-s) // kk))
+    return _clip(v, lay.out_type)
+
+
+def add(lay: Layer, p: dict, ins: list) -> np.ndarray:
+    rs = []
+    for k, (xi, t) in enumerate(zip(ins, (lay.in_type, lay.in2_type), strict=True), 1):
+        r = (xi * int(p[f"in{k}_mul"]) + int(p[f"in{k}_add"])) >> (int(p[f"in{k}_shift"]) & 31)
+        assert t is not None  # add layers: checked by Layer
+        lo = -128 if t.signed else 0
+        rs.append(np.clip(r, lo, lo + 255))
+    s = rs[0] + rs[1]
+    if lay.requant:
+        s = (s * int(p["out_mul"]) + int(p["out_add"])) >> (int(p["out_shift"]) & 31)
+    return _clip(s, lay.out_type)
 
 
 def forward(net: Network, x, keep: bool = False) -> dict:

@@ -3,7 +3,8 @@
 the layer fits L1 (64 kB) / L2 (512 kB). Terminal table, CSV and JSON share the same columns (DORY's names where
 DORY has one: ``MACs``, ``cycles``, ``MAC/cycle``, ``n_cores``); ``bar_chart_png`` draws cycles per layer.
 
-Memory model (bytes, first order): weights = packed weights + bias + kappa/lambda (4 B per channel); in/out =
+Memory model (bytes, first order): weights = packed weights + bias + kappa/lambda (4 B each per channel;
+``kinds.weight_bytes`` + ``kinds.param_bytes``, the cost table counts the first only); in/out =
 packed activation tensors; im2col = the kernel's scratch buffer (conv: 2*K*NC, pointwise with sub-byte input:
 2*Ci*NC, depthwise: NC*G*(Kw*(H+pt+pb)+Kw) + NC*G*Kh*Kw). ``l1_fit``: the whole layer fits L1 untiled;
 ``l1_tiled_bytes``: the smallest DORY-style tile (one output row, the smallest output-channel group the kernel
@@ -20,7 +21,7 @@ from typing import NamedTuple
 
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
-from jaxpulp.network import mapping
+from jaxpulp.network import kinds, mapping
 from jaxpulp.network.graph import Layer, Network
 
 COLUMNS = ("layer", "name", "kernel", "in_shape", "out_shape", "in_type", "out_type", "w_type", "MACs", "cycles",
@@ -74,27 +75,24 @@ def memory(lay: Layer, cluster: Cluster = GAP8) -> Memory:
     Ho, Wo, Co = lay.out_shape
     H, W, C = lay.in_shape
     Kh, Kw = lay.kernel
-    per_ch = (4 if lay.bias else 0) + (8 if lay.kind in ("conv", "depthwise", "linear") else 0)
-    if lay.kind in ("conv", "depthwise", "linear"):
-        taps = {"conv": C * Kh * Kw, "depthwise": Kh * Kw, "linear": H * W * C}[lay.kind]
-        assert lay.w_type is not None  # weighted kinds: checked by Layer
-        w_per_ch = math.ceil(taps * lay.w_type.bits / 8)
-    else:
-        w_per_ch = 0
-    weights = Co * (w_per_ch + per_ch)
+    k = kinds.of(lay)
+    weights = kinds.weight_bytes(lay) + kinds.param_bytes(lay)
     ins = sum(_tensor_bytes(lay.in_shape, t) for t in ([lay.in_type] + ([lay.in2_type] if lay.in2_type else [])))
     out = _tensor_bytes(lay.out_shape, lay.out_type)
     im2col = _im2col_bytes(lay, cfg, cluster.num_cores) if cfg is not None else 0
     untiled = weights + ins + out + im2col
     # smallest tile: one output row, the smallest channel group, the input rows it needs (double-buffered)
-    group = {"depthwise": 8 // min(lay.in_type.bits, lay.out_type.bits, lay.w_type.bits) if lay.w_type else 1}
-    co_t = min(Co, group.get(lay.kind, 4 if lay.kind in ("conv", "linear") else max(1, 8 // lay.out_type.bits)))
-    rows_in = min(H, Kh) if lay.kind != "linear" else 1
-    c_in_t = co_t if lay.kind == "depthwise" else C
-    n_in = 2 if lay.kind == "add" else 1
-    in_t = n_in * math.ceil(rows_in * W * c_in_t * lay.in_type.bits / 8) if lay.kind != "linear" else ins
-    out_t = math.ceil((Wo if lay.kind != "linear" else 1) * co_t * lay.out_type.bits / 8)
-    w_t = co_t * (w_per_ch + per_ch)
+    if k.channelwise:
+        assert lay.w_type is not None  # weighted kinds: checked by Layer
+        group = 8 // min(lay.in_type.bits, lay.out_type.bits, lay.w_type.bits)
+    else:
+        group = 4 if k.weighted else max(1, 8 // lay.out_type.bits)
+    co_t = min(Co, group)
+    rows_in = 1 if k.flat else min(H, Kh)
+    c_in_t = co_t if k.channelwise else C
+    in_t = ins if k.flat else k.n_inputs * math.ceil(rows_in * W * c_in_t * lay.in_type.bits / 8)
+    out_t = math.ceil((1 if k.flat else Wo) * co_t * lay.out_type.bits / 8)
+    w_t = kinds.weight_bytes(lay, channels=co_t) + kinds.param_bytes(lay, channels=co_t)
     tiled = 2 * (in_t + out_t + w_t) + im2col
     reasons = []
     if untiled > cluster.l1_bytes and tiled > cluster.l1_bytes:

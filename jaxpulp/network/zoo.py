@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from jaxpulp.errors import JaxpulpError
+from jaxpulp.network import kinds
 from jaxpulp.network.graph import Layer, Network, TensorSpec
 from jaxpulp.qtypes import QType
 
@@ -66,13 +67,13 @@ def mobilenet_v1(alpha: float = 0.25, resolution: int = 128, num_classes: int = 
     def add_conv(kind, lname, C_in, C_out, k, s, H, W, in_t):
         pad = (k // 2,) * 4
         Ho, Wo = (H + 2 * (k // 2) - k) // s + 1, (W + 2 * (k // 2) - k) // s + 1
-        K = (C_in if kind == "conv" else 1) * k * k
+        lay = Layer(lname, kind, (layers[-1].output if layers else src,), lname, (H, W, C_in), (Ho, Wo, C_out),
+                    in_t, a_t, w_t, kernel=(k, k), stride=(s, s), pad=pad)
+        K = kinds.weight_numel(lay) // C_out  # weights per output channel
         kappa, lam, shift = _requant(K, a_t, w_t, in_t, C_out)
-        wshape = (C_out, k, k, C_in) if kind == "conv" else (C_out, k, k)
-        params[lname] = dict(w=_weights(rng, wshape, w_t), kappa=kappa, lam=lam, out_mult=np.int32(0),
-                             out_shift=np.int32(shift))
-        return Layer(lname, kind, (layers[-1].output if layers else src,), lname, (H, W, C_in), (Ho, Wo, C_out),
-                     in_t, a_t, w_t, kernel=(k, k), stride=(s, s), pad=pad), Ho, Wo
+        params[lname] = dict(w=_weights(rng, kinds.weight_shape(lay), w_t), kappa=kappa, lam=lam,
+                             out_mult=np.int32(0), out_shift=np.int32(shift))
+        return lay, Ho, Wo
 
     lay, H, W = add_conv("conv", "conv0", 3, ch(32), 3, 2, H, W, x_t)
     layers.append(lay)

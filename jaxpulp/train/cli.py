@@ -6,9 +6,8 @@ DIR/run.json: the run's settings (a resumed run must match them); DIR/float_para
 DIR/results.jsonl: one row per lambda (configuration; float, fake-quant, integer and bit-exact test accuracy;
 cycles, energy, weight / activation bytes, L1 / L2 fit); DIR/lambda_<x>/: the integerised network (network.npz,
 which ``jaxpulp run`` reads; network.onnx in the DORY dialect; input.txt / out_layerN.txt goldens of the first
-test image, which ``jaxpulp check`` reads); DIR/pareto.png: bit-exact accuracy against cycles (needs matplotlib).
-Lambdas
-already in results.jsonl are skipped.
+test image, which ``jaxpulp check`` reads); DIR/pareto.png: bit-exact accuracy against cycles (needs
+matplotlib). Lambdas already in results.jsonl are skipped.
 """
 from __future__ import annotations
 
@@ -24,7 +23,8 @@ from jaxpulp._io import int_arg
 from jaxpulp.errors import JaxpulpError
 
 _SETTINGS = ("data", "net", "seed", "budget_kb", "float_epochs", "search_epochs", "finetune_epochs", "batch",
-             "gumbel", "lambda_mem")
+             "gumbel", "lambda_mem", "budget_on", "hard_budget")
+_DEFAULTS = {"budget_on": "all", "hard_budget": False}  # settings older runs did not record
 
 
 def _lambdas(s: str) -> list:
@@ -101,7 +101,8 @@ def cmd_search(args) -> int:
     if os.path.exists(run_json):
         with open(run_json) as f:
             old = json.load(f)
-        diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
+        diff = {k: (old.get(k, _DEFAULTS.get(k)), v) for k, v in settings.items()
+                if old.get(k, _DEFAULTS.get(k)) != v}
         if diff:
             raise JaxpulpError(f"--out {args.out!r}: holds a run with other settings {diff} (saved, given); use "
                                "another --out to start a new run")
@@ -117,7 +118,8 @@ def cmd_search(args) -> int:
         model = M.named(args.net, ds.shape, ds.num_classes)
         cfg = S.SearchConfig(float_epochs=args.float_epochs, search_epochs=args.search_epochs,
                              finetune_epochs=args.finetune_epochs, batch=args.batch, gumbel=args.gumbel,
-                             lambda_mem=args.lambda_mem, budget_bytes=int(args.budget_kb * 1024), seed=args.seed)
+                             lambda_mem=args.lambda_mem, budget_bytes=int(args.budget_kb * 1024), seed=args.seed,
+                             budget_on=args.budget_on, hard_budget=args.hard_budget)
         log(f"data {ds.name}: {len(ds.y_train)} train / {len(ds.y_val)} val / {len(ds.y_test)} test, "
             f"{ds.shape}, {ds.num_classes} classes; model {model.name}: {len(model.layers)} layers")
         sp = S.make_space(model)
@@ -158,10 +160,15 @@ def add_subcommands(sub) -> None:
     """Register ``jaxpulp search`` on an argparse sub-parser set."""
     s = sub.add_parser("search", help="mixed-precision search on real data (QAT, cost surrogate, bit-exact eval)")
     s.add_argument("--data", default="digits", help="'digits' (scikit-learn, bundled) or FILE.npz with x, y")
-    s.add_argument("--net", default="tiny", help="model: tiny, small, dscnn, res (default tiny)")
+    s.add_argument("--net", default="tiny", help="model: tiny, small, dscnn, wide, res (default tiny)")
     s.add_argument("--lambdas", default="0,1e-5", help="cycle weights, comma-separated (default 0,1e-5)")
     s.add_argument("--budget-kb", dest="budget_kb", type=float, default=512.0,
-                   help="memory budget in kB (weights + peak activations; default GAP-8 L2, 512)")
+                   help="memory budget in kB (default GAP-8 L2, 512; what it bounds: --budget-on)")
+    s.add_argument("--budget-on", dest="budget_on", choices=("all", "weights"), default="all",
+                   help="the budget bounds weight + peak activation bytes (all, default) or weight bytes only")
+    s.add_argument("--hard-budget", dest="hard_budget", action="store_true",
+                   help="the chosen configuration must meet the budget: if the argmax does not, lower the "
+                        "precision of the largest layers (weights first) until it does")
     s.add_argument("--out", required=True, help="output folder (resumable)")
     s.add_argument("--seed", type=int_arg(0, 2**32 - 1), default=0)
     s.add_argument("--float-epochs", dest="float_epochs", type=int_arg(0), default=30)

@@ -21,6 +21,7 @@ import os
 import numpy as np
 
 from jaxpulp.errors import JaxpulpError
+from jaxpulp.network import kinds
 from jaxpulp.network.graph import Network
 
 
@@ -93,7 +94,7 @@ def to_onnx(net: Network):
                 if lay.bn != 1 or lay.relu != 1 or lay.bn_bits != 32:
                     raise JaxpulpError(f"layer {lay.name!r}: expected batch-norm requantisation (relu = bn = 1)")
                 requant(lay, f"{lay.name}.acc", p, Co, four_d=False)
-        elif lay.kind in ("maxpool", "avgpool"):
+        elif lay.kind in kinds.POOLS:
             if lay.kind == "avgpool" and lay.requant:
                 raise JaxpulpError(f"layer {lay.name!r}: only non-requantising average pools are exported")
             t, b, left, r = lay.pad
@@ -102,8 +103,7 @@ def to_onnx(net: Network):
                                           kernel_shape=list(lay.kernel), strides=list(lay.stride),
                                           pads=[t, left, b, r]))
         elif lay.kind == "add":
-            a = {k: int(p[k]) for k in ("in1_mul", "in1_add", "in1_shift", "in2_mul", "in2_add", "in2_shift",
-                                        "out_mul", "out_add", "out_shift")}
+            a = {k: int(p[k]) for k in kinds.of(lay).params}
             nodes.append(helper.make_node("Add", list(lay.inputs), [lay.output], name=lay.name, **a,
                                           out_rq=int(lay.requant), out_n_levels=1 << lay.out_type.bits,
                                           out_signed=int(lay.out_type.signed)))

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpulp.errors import JaxpulpError
+from jaxpulp.network import kinds
 from jaxpulp.network.graph import Layer, Network, TensorSpec
 from jaxpulp.qtypes import QType
 
@@ -189,7 +190,7 @@ def from_network(net: Network, name: str | None = None) -> Model:
                                "average pool divides signed sums as unsigned (library_defects.md 12); expected an "
                                "unsigned input")
         kw = {}
-        if lay.kind in ("conv", "depthwise", "linear"):
+        if lay.kind in kinds.WEIGHTED:
             kw = dict(relu=1, bn=1, bias=False, bn_bits=32, rounding=False)
         if lay.kind == "add":
             kw = dict(requant=1)
@@ -208,17 +209,14 @@ def zero_params(layers) -> dict:
     out = {}
     for lay in layers:
         Co = lay.out_shape[2]
-        H, W, C = lay.in_shape
-        if lay.kind in ("conv", "depthwise", "linear"):
-            ws = {"conv": (Co, *lay.kernel, C), "depthwise": (Co, *lay.kernel), "linear": (Co, H * W * C)}[lay.kind]
-            p = dict(w=np.zeros(ws, np.int8), kappa=np.zeros(Co, np.int32), lam=np.zeros(Co, np.int32),
-                     out_mult=np.int32(0), out_shift=np.int32(0))
+        if lay.kind in kinds.WEIGHTED:
+            p = dict(w=np.zeros(kinds.weight_shape(lay), np.int8), kappa=np.zeros(Co, np.int32),
+                     lam=np.zeros(Co, np.int32), out_mult=np.int32(0), out_shift=np.int32(0))
             if lay.bias:
                 p["bias"] = np.zeros(Co, np.int32)
             out[lay.name] = p
         elif lay.kind == "add":
-            out[lay.name] = {k: np.int32(0) for k in ("in1_mul", "in1_add", "in1_shift", "in2_mul", "in2_add",
-                                                      "in2_shift", "out_mul", "out_add", "out_shift")}
+            out[lay.name] = {k: np.int32(0) for k in kinds.of(lay).params}
     return out
 
 
@@ -231,16 +229,15 @@ def init_params(model: Model, seed: int = 0, alpha: float = 4.0) -> dict:
     layers, alphas = {}, {}
     for lay in model.layers:
         Co = lay.out_shape[2]
-        H, W, C = lay.in_shape
-        if lay.kind in ("conv", "depthwise", "linear"):
-            ws = {"conv": (Co, *lay.kernel, C), "depthwise": (Co, *lay.kernel), "linear": (Co, H * W * C)}[lay.kind]
+        if lay.kind in kinds.WEIGHTED:
+            ws = kinds.weight_shape(lay)
             fan_in = int(np.prod(ws[1:]))
             p = dict(w=jnp.asarray(rng.normal(0, math.sqrt(2.0 / fan_in), ws), jnp.float32),
                      b=jnp.zeros(Co, jnp.float32))
             if lay.out_type.bits != 32:
                 p["a"] = jnp.ones(Co, jnp.float32)
             layers[lay.name] = p
-        if lay.out_type.bits != 32 and lay.kind in ("conv", "depthwise", "linear", "add"):
+        if lay.out_type.bits != 32 and lay.kind not in kinds.POOLS:
             alphas[lay.output] = jnp.float32(alpha)
     return {"layers": layers, "alpha": alphas}
 
@@ -264,13 +261,38 @@ def w_qmax(t: QType) -> int:
     return t.hi  # symmetric: [-hi, hi] (i2: ternary)
 
 
-def w_scale(w, t: QType, per_channel: bool = True):
-    """Per-output-channel (axis 0) or per-tensor weight scale ``max|w| / hi``."""
-    if per_channel:
-        m = jnp.max(jnp.abs(w.reshape(w.shape[0], -1)), axis=1)
+TWN_DELTA = 0.7  # ternary threshold / mean|w| (Li, Zhang & Liu, "Ternary Weight Networks", 2016, eq. 9)
+
+
+def w_quant(w, t: QType, per_channel: bool = True):
+    """Integer weights (float array of integers in [-hi, hi]) and the scale per output channel (axis 0).
+
+    8 and 4 bits: uniform symmetric grid, ``scale = max|w| / hi``, ``w_int = round(w / scale)``.
+    2 bits: ternary {-1, 0, +1} (TWN): threshold ``delta = 0.7 * mean|w|``, ``w_int = sign(w) * (|w| > delta)``,
+    ``scale = mean(|w|)`` over the weights above the threshold (the least-squares scale of that pattern).
+    ``per_channel=False``: one threshold / scale for the whole tensor (repeated per channel). No gradient flows
+    through the scale; the integer pattern is what the deployed network stores."""
+    flat = jax.lax.stop_gradient(w).reshape(w.shape[0], -1)
+    if not per_channel:
+        flat = flat.reshape(1, -1)
+    aw = jnp.abs(flat)
+    if t.bits == 2:
+        delta = TWN_DELTA * jnp.mean(aw, axis=1, keepdims=True)
+        mask = (aw > delta).astype(w.dtype)
+        s = jnp.sum(aw * mask, axis=1) / jnp.maximum(jnp.sum(mask, axis=1), 1.0)
+        s = jnp.maximum(s, 1e-8)
+        q = jnp.sign(flat) * mask
     else:
-        m = jnp.max(jnp.abs(w)) * jnp.ones(w.shape[0], w.dtype)
-    return jnp.maximum(jax.lax.stop_gradient(m), 1e-8) / w_qmax(t)
+        s = jnp.maximum(jnp.max(aw, axis=1), 1e-8) / w_qmax(t)
+        q = jnp.clip(jnp.round(flat / s[:, None]), -w_qmax(t), w_qmax(t))
+    if not per_channel:
+        s = s * jnp.ones(w.shape[0], w.dtype)
+    return q.reshape(w.shape), s
+
+
+def w_scale(w, t: QType, per_channel: bool = True):
+    """Per-output-channel (axis 0) or per-tensor weight scale (see ``w_quant``)."""
+    return w_quant(w, t, per_channel)[1]
 
 
 def round_ste(x):
@@ -278,7 +300,11 @@ def round_ste(x):
 
 
 def fq_weight(w, t: QType, per_channel: bool = True):
-    s = w_scale(w, t, per_channel).reshape((-1,) + (1,) * (w.ndim - 1))
+    """Fake-quantised weights ``w_int * scale`` (``w_quant``) with straight-through gradients."""
+    q, s = w_quant(w, t, per_channel)
+    s = s.reshape((-1,) + (1,) * (w.ndim - 1))
+    if t.bits == 2:
+        return w + jax.lax.stop_gradient(q * s - w)
     return jnp.clip(round_ste(w / s), -w_qmax(t), w_qmax(t)) * s
 
 
@@ -320,7 +346,7 @@ def forward(model: Model, params: dict, x, *, act_mix=None, w_mix=None, ints=Non
     for lay in model.layers:
         ins = [env[i] for i in lay.inputs]
         mix = None if act_mix is None else act_mix.get(lay.output)
-        if lay.kind in ("conv", "depthwise", "linear"):
+        if lay.kind in kinds.WEIGHTED:
             p = lp[lay.name]
             w = p["w"]
             final = lay.out_type.bits == 32
@@ -395,13 +421,15 @@ NETS = {
     "small": lambda shape, k: build("small", shape, [conv(16), maxpool(2), conv(32), avgpool()], k),
     "dscnn": lambda shape, k: build("dscnn", shape, [conv(16), dw(3), conv(32, k=1), maxpool(2), dw(3),
                                                      conv(32, k=1), avgpool()], k),
+    # wider convolutions: the weights (not the activations) dominate the memory, so sub-byte weights pay off
+    "wide": lambda shape, k: build("wide", shape, [conv(32), maxpool(2), conv(64), conv(64), avgpool()], k),
     "res": lambda shape, k: build("res", shape, [conv(16), residual(conv(16), conv(16)), maxpool(2),
                                                  dense(32)], k),
 }
 
 
 def named(name: str, in_shape: tuple, num_classes: int) -> Model:
-    """A built-in topology by name (``tiny``, ``small``, ``dscnn``, ``res``) for images of ``in_shape``."""
+    """A built-in topology by name (``tiny``, ``small``, ``dscnn``, ``wide``, ``res``) for images of ``in_shape``."""
     if name not in NETS:
         raise JaxpulpError(f"net={name!r}: no such model; expected one of {sorted(NETS)}")
     return NETS[name](tuple(in_shape), num_classes)

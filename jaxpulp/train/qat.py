@@ -5,7 +5,8 @@ Every weighted layer (except the classifier) becomes batch-norm requantisation (
     y = clip_out( (kappa * acc + lambda) >> d )       acc = sum(x_int * w_int)  (int32)
 
 with, for input scale ``s_in``, per-channel weight scale ``s_w = max|w_c| / hi_w`` (``w_int = round(w / s_w)``,
-symmetric), folded batch norm ``a, b`` and output scale ``s_out = alpha / hi_out``:
+symmetric; 2-bit weights are ternary with the TWN threshold and scale, ``model.w_quant``), folded batch norm
+``a, b`` and output scale ``s_out = alpha / hi_out``:
 
     M = a * s_in * s_w / s_out,   B = b / s_out + 1/2  (round half up under the floor shift)
     d = the largest shift <= 30 with  max_c |M_c| * A + |B_c| <= 2**30 / 2**d,   A = taps * max|x| * max|w_int|
@@ -30,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpulp.errors import JaxpulpError
+from jaxpulp.network import kinds
 from jaxpulp.network.execute import run_values
 from jaxpulp.network.graph import Network
 from jaxpulp.qtypes import QType
@@ -43,7 +45,7 @@ def layers_at(model: M.Model, precisions: dict | None) -> tuple:
     variable names of ``costtable.config_space``); unnamed ones keep the template type. Pools keep their input's
     type; the classifier's output stays i32."""
     precisions = dict(precisions or {})
-    known = {lay.output for lay in model.layers if lay.kind not in ("maxpool", "avgpool")} | \
+    known = {lay.output for lay in model.layers if lay.kind not in kinds.POOLS} | \
         {f"{lay.name}.w" for lay in model.layers if lay.w_type is not None} | {model.input.name}
     for k in precisions:
         if k not in known:
@@ -55,7 +57,7 @@ def layers_at(model: M.Model, precisions: dict | None) -> tuple:
         kw = dict(in_type=t_of[lay.inputs[0]])
         if lay.kind == "add":
             kw["in2_type"] = t_of[lay.inputs[1]]
-        if lay.kind in ("maxpool", "avgpool"):
+        if lay.kind in kinds.POOLS:
             kw["out_type"] = kw["in_type"]
         elif lay.out_type.bits != 32:
             kw["out_type"] = QType.parse(precisions.get(lay.output, lay.out_type))
@@ -82,13 +84,11 @@ def int_params(model: M.Model, params: dict, layers: tuple) -> dict:
     by_out = {lay.output: lay for lay in layers}
     out = {}
     for lay in layers:
-        if lay.kind in ("conv", "depthwise", "linear"):
+        if lay.kind in kinds.WEIGHTED:
             p = params["layers"][lay.name]
             final = lay.out_type.bits == 32
             s_in = _scale(model, params, by_out, lay.inputs[0])
-            s_w = M.w_scale(p["w"], lay.w_type, per_channel=not final)
-            qmax = M.w_qmax(lay.w_type)
-            w = jnp.clip(jnp.round(p["w"] / s_w.reshape((-1,) + (1,) * (p["w"].ndim - 1))), -qmax, qmax)
+            w, s_w = M.w_quant(p["w"], lay.w_type, per_channel=not final)
             w = w.astype(jnp.int32)
             Co = lay.out_shape[2]
             zeros = jnp.zeros(Co, jnp.int32)

@@ -6,12 +6,15 @@ Pipeline per cycle weight ``lambda_cycles`` (``search_one``):
    ``costtable.config_space`` (activations 8/4/2 bits with the tensor's signedness, weights i8/i4/i2; choices the
    library cannot run are pruned), softmax (optionally Gumbel-softmax) mixtures of fake quantisers, loss
 
-       cross-entropy + lambda_cycles * E[cycles] + lambda_mem * relu(E[weight + peak activation bytes] / budget - 1)
+       cross-entropy + lambda_cycles * E[cycles] + lambda_mem * relu(E[memory bytes] / budget - 1)
 
-   (expectations from ``jaxpulp.surrogate``, exact at one-hot), temperature annealed geometrically;
-3. argmax -> a configuration; 4. fine-tune with QAT whose forward is the integer network (straight-through,
-   ``model.forward(ints=...)``); 5. integerise, exact cost from the cost tables, accuracies (float, fake-quant,
-   bit-exact on the packed path).
+   (memory: weight + peak activation bytes, or weight bytes only with ``budget_on="weights"``; expectations
+   from ``jaxpulp.surrogate``, exact at one-hot), temperature annealed geometrically;
+3. argmax -> a configuration; with ``hard_budget`` a configuration over the budget is repaired (``repair``:
+   the largest layers' weights, then the largest activation tensors, one precision step lower at a time);
+4. fine-tune with QAT whose forward is the integer network (straight-through, ``model.forward(ints=...)``),
+   keeping the epoch with the best integer (= bit-exact) validation accuracy; 5. integerise, exact cost from the
+   cost tables, accuracies (float, fake-quant, bit-exact on the packed path).
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import numpy as np
 
 from jaxpulp import costtable, surrogate
 from jaxpulp.errors import JaxpulpError
+from jaxpulp.network import kinds
 from jaxpulp.network.graph import Network
 from jaxpulp.train import model as M, qat
 
@@ -37,10 +41,15 @@ def _optax():
     return optax
 
 
+BUDGET_ON = ("all", "weights")
+
+
 @dataclasses.dataclass(frozen=True)
 class SearchConfig:
     """Hyper-parameters (epochs are passes over the training split; lr: Adam step sizes; budget_bytes: the
-    memory budget, default GAP-8 L2 = 512 kB; t_start / t_end: softmax temperature schedule)."""
+    memory budget, default GAP-8 L2 = 512 kB; budget_on: what it bounds, "all" = weight + peak activation bytes
+    or "weights" = weight bytes only; hard_budget: the argmax configuration must meet the budget (``repair``);
+    t_start / t_end: softmax temperature schedule)."""
 
     float_epochs: int = 30
     search_epochs: int = 10
@@ -54,6 +63,8 @@ class SearchConfig:
     gumbel: bool = False
     lambda_mem: float = 1.0
     budget_bytes: int = 512 * 1024
+    budget_on: str = "all"
+    hard_budget: bool = False
     seed: int = 0
 
     def __post_init__(self):
@@ -64,6 +75,8 @@ class SearchConfig:
             raise JaxpulpError(f"batch={self.batch!r}: expected an int >= 1")
         if not self.budget_bytes > 0:
             raise JaxpulpError(f"budget_bytes={self.budget_bytes!r}: expected > 0")
+        if self.budget_on not in BUDGET_ON:
+            raise JaxpulpError(f"budget_on={self.budget_on!r}: expected one of {BUDGET_ON}")
         if not (self.t_start > 0 and self.t_end > 0):
             raise JaxpulpError(f"t_start={self.t_start!r}, t_end={self.t_end!r}: expected temperatures > 0")
 
@@ -159,6 +172,9 @@ def expected_cost(sp: Space, probs) -> dict:
     return e
 
 
+_BUDGET_KEY = {"all": "memory_bytes", "weights": "weight_bytes"}
+
+
 def search_loss(sp: Space, params, logits, x, y, temperature, lam_cycles, cfg: SearchConfig, key=None):
     """(loss, aux) of the search objective (see the module docstring)."""
     z = logits
@@ -168,8 +184,9 @@ def search_loss(sp: Space, params, logits, x, y, temperature, lam_cycles, cfg: S
     act, w = mixes(sp, probs)
     ce = _ce(M.forward(sp.model, params, _xf(x), act_mix=act, w_mix=w), y)
     e = expected_cost(sp, probs)
-    mem = cfg.lambda_mem * jax.nn.relu(e["memory_bytes"] / cfg.budget_bytes - 1.0)
-    return ce + lam_cycles * e["cycles"] + mem, {"ce": ce, "cycles": e["cycles"], "memory": e["memory_bytes"]}
+    used = e[_BUDGET_KEY[cfg.budget_on]]
+    mem = cfg.lambda_mem * jax.nn.relu(used / cfg.budget_bytes - 1.0)
+    return ce + lam_cycles * e["cycles"] + mem, {"ce": ce, "cycles": e["cycles"], "memory": used}
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
@@ -235,6 +252,58 @@ def argmax_config(sp: Space, logits) -> np.ndarray:
     return config
 
 
+def _weight_count(lay) -> int:
+    H, W, C = lay.in_shape
+    Co = lay.out_shape[2]
+    return {"conv": Co * lay.kernel[0] * lay.kernel[1] * C, "depthwise": Co * lay.kernel[0] * lay.kernel[1],
+            "linear": Co * H * W * C}[lay.kind]
+
+
+def budget_bytes_of(cost: dict, budget_on: str) -> int:
+    """The bytes a budget bounds in an ``exact_cost`` result."""
+    return int(cost[_BUDGET_KEY[budget_on]])
+
+
+def repair(sp: Space, config, budget_bytes: int, budget_on: str = "all") -> np.ndarray:
+    """A configuration that meets the budget, from ``config`` by lowering precisions one step at a time: first
+    the weights of the largest layer (weight count x bits) that can go lower, then (``budget_on="all"``) the
+    largest activation tensor (elements x bits). A step is taken only if the configuration stays supported by
+    the library and runs no defective kernel (``defective``). Raises ``JaxpulpError`` if nothing is left to lower
+    and the budget is still exceeded."""
+    config = np.array(config, np.int32)
+    valid = np.asarray(sp.st.valid)
+    variables = sp.space.variables
+    for _ in range(4 * len(variables) + 1):
+        cost = exact_cost(sp, config)
+        used = budget_bytes_of(cost, budget_on)
+        if used <= budget_bytes:
+            return config
+        layers = {lay.name: lay for lay in sp.space.layers_of(config)}
+        by_out = {lay.output: lay for lay in layers.values()}
+        cands = []
+        for vi, v in enumerate(variables):
+            t = v.choices[config[vi]]
+            if v.kind == "weight":
+                size, rank = _weight_count(layers[v.layer]) * t.bits, 0
+            elif budget_on == "all" and all(x in by_out for x in v.tensors):
+                size, rank = max(int(np.prod(by_out[x].out_shape)) for x in v.tensors) * t.bits, 1
+            else:
+                continue
+            lower = [ci for ci, c in enumerate(v.choices) if valid[vi, ci] and c.bits < t.bits]
+            for ci in sorted(lower, key=lambda ci: -v.choices[ci].bits):
+                cands.append((rank, -size, vi, ci))
+        for _rank, _size, vi, ci in sorted(cands):
+            trial = config.copy()
+            trial[vi] = ci
+            if exact_cost(sp, trial)["supported"] and not any(defective(lay) for lay in sp.space.layers_of(trial)):
+                config = trial
+                break
+        else:
+            break
+    raise JaxpulpError(f"hard budget {budget_bytes} B ({budget_on}): the smallest configuration reachable by "
+                       f"lowering precisions still needs {used} B; expected a larger budget")
+
+
 # --------------------------------------------------------------------------------------------- fine-tune
 
 
@@ -254,18 +323,29 @@ def _qat_step(model, layers, opt, params, state, x, y):
 
 
 def finetune(model: M.Model, params, ds, layers: tuple, cfg: SearchConfig, epochs: int | None = None,
-             progress=None):
-    """QAT at fixed precisions (``layers`` from ``qat.layers_at``); the loss sees the integer network."""
+             progress=None, select: bool = True):
+    """QAT at fixed precisions (``layers`` from ``qat.layers_at``); the loss sees the integer network.
+
+    select: return the parameters of the epoch with the best integer (= bit-exact) accuracy on the validation
+    split (the last of equal ones), not the last epoch's; False (or an empty validation split): the last."""
     opt = _adam(cfg.qat_lr)
     state = opt.init(params)
     rng = np.random.default_rng(cfg.seed + 2)
     epochs = cfg.finetune_epochs if epochs is None else epochs
+    select = select and len(ds.y_val) > 0
+    best, best_acc = params, -1.0
     for ep in range(epochs):
         for idx in _batches(len(ds.y_train), cfg.batch, rng):
             params, state, loss = _qat_step(model, layers, opt, params, state, ds.x_train[idx], ds.y_train[idx])
+        msg = f"fine-tune epoch {ep + 1}/{epochs} loss {float(loss):.4f}"
+        if select:
+            acc = accuracy(qat.integer_logits(model, params, layers, ds.x_val), ds.y_val)
+            if acc >= best_acc:
+                best, best_acc = params, acc
+            msg += f" val acc {acc:.4f}"
         if progress:
-            progress(f"fine-tune epoch {ep + 1}/{epochs} loss {float(loss):.4f}")
-    return params
+            progress(msg)
+    return best if select and epochs else params
 
 
 # -------------------------------------------------------------------------------------------- evaluation
@@ -295,7 +375,8 @@ def bit_exact_logits(net, x) -> np.ndarray:
 
 
 def evaluate(model: M.Model, params, layers: tuple, x, y) -> tuple[dict, Network]:
-    """float, fake-quant, integer (value path = QAT eval forward) and bit-exact (packed path) accuracies."""
+    """(accuracies, integerised network): float, fake-quant, integer (value path = QAT eval forward) and bit-exact
+    (packed path) accuracies."""
     net = qat.integerise(model, params, _precisions_of(model, layers))
     be = bit_exact_logits(net, x)
     ints = np.asarray(qat.integer_logits(model, params, layers, x))
@@ -308,7 +389,7 @@ def evaluate(model: M.Model, params, layers: tuple, x, y) -> tuple[dict, Network
 def _precisions_of(model, layers) -> dict:
     out = {}
     for lay in layers:
-        if lay.kind not in ("maxpool", "avgpool") and lay.out_type.bits != 32:
+        if lay.kind not in kinds.POOLS and lay.out_type.bits != 32:
             out[lay.output] = str(lay.out_type)
         if lay.w_type is not None:
             out[f"{lay.name}.w"] = str(lay.w_type)
@@ -326,7 +407,9 @@ def search_one(sp: Space, float_params, ds, lam_cycles: float, cfg: SearchConfig
     """Search, argmax, fine-tune, integerise and measure at one ``lambda_cycles``. Returns (row, network)."""
     t0 = time.perf_counter()
     params, logits, aux = run_search(sp, float_params, ds, lam_cycles, cfg, progress)
-    config = argmax_config(sp, logits)
+    config = argmax = argmax_config(sp, logits)
+    if cfg.hard_budget:
+        config = repair(sp, config, cfg.budget_bytes, cfg.budget_on)
     types = sp.space.types_of(config)
     layers = qat.layers_at(sp.model, _precisions_of(sp.model, sp.space.layers_of(config)))
     params = finetune(sp.model, params, ds, layers, cfg, progress=progress)
@@ -337,6 +420,7 @@ def search_one(sp: Space, float_params, ds, lam_cycles: float, cfg: SearchConfig
                weight_bytes=int(cost["weight_bytes"]), activation_bytes=int(cost["peak_act_bytes"]),
                memory_bytes=int(cost["memory_bytes"]), l1_bytes=int(cost["l1_bytes"]),
                l1_fit=bool(cost["l1_fit"]), l2_fit=bool(cost["l2_fit"]),
-               budget_fit=bool(cost["memory_bytes"] <= cfg.budget_bytes), supported=bool(cost["supported"]),
+               budget_on=cfg.budget_on, budget_fit=bool(budget_bytes_of(cost, cfg.budget_on) <= cfg.budget_bytes),
+               supported=bool(cost["supported"]), repaired=bool(not np.array_equal(config, argmax)),
                expected_cycles_end=float(aux.get("cycles", np.nan)), seconds=round(time.perf_counter() - t0, 2))
     return row, net

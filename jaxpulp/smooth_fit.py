@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 
-PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "smooth_fit.json")
+PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "smooth_fit.json")
 
 
 def load(path: str = PATH) -> dict:
