@@ -45,7 +45,7 @@ from jaxpulp.cost import (  # noqa: E402
     kernel_cost,  # noqa: E402
     )
 from jaxpulp.cost.report import BENCHMARK_LAYER, compare_targets, heatmap_png, permutation_table  # noqa: E402
-from jaxpulp.kernels import config as kc  # noqa: E402
+from jaxpulp.kernels import _golden, config as kc  # noqa: E402
 
 
 def _read_csv(path):
@@ -103,31 +103,6 @@ _COUNTERS = {"sdotp": ("sdotusp4", "sdotsp4"), "extract": ("bextract", "bextract
              "bitcount": ("fl1",), "barrier": ("barrier",), "core_id": ("core_id",)}
 
 
-def golden_config(c):
-    """The kernel config of one golden case record."""
-    f = c["family"]
-    if f in ("conv", "pointwise", "depthwise"):
-        cls = {"conv": kc.ConvConfig, "pointwise": kc.PointwiseConfig, "depthwise": kc.DepthwiseConfig}[f]
-        return cls(in_type=c["in_type"], out_type=c["out_type"], w_type=c["w_type"], H=c["H"], W=c["W"],
-                   Ci=c["Ci"], Co=c["Co"], Kh=c["K"][0], Kw=c["K"][1], stride=tuple(c["stride"]),
-                   pad=tuple(c["pad"]), relu=c["relu"], bn=c["bn"], bias=c["bias"], Ho=c["Ho"], Wo=c["Wo"])
-    if f in ("linear_quant", "linear_noquant"):
-        return kc.LinearConfig(in_type=c["in_type"], out_type=c["out_type"], w_type=c["w_type"], N=c["N"],
-                               M=c["M"], relu=c.get("relu", 0), bn=c.get("bn", 0), bias=c["bias"])
-    if f in ("maxpool", "avgpool"):
-        kw = dict(in_type=c["in_type"], out_type=c["out_type"], H=c["H"], W=c["W"], C=c["Ci"], Kh=c["K"][0],
-                  Kw=c["K"][1], stride=tuple(c["stride"]), pad=tuple(c["pad"]), Ho=c["Ho"], Wo=c["Wo"])
-        if f == "avgpool":
-            return kc.AvgPoolConfig(requant=c["requant"], **kw)
-        return kc.MaxPoolConfig(**kw)
-    if f == "add":
-        return kc.AddConfig(in1_type=c["in1_type"], in2_type=c["in2_type"], out_type=c["out_type"], H=c["H"],
-                            W=c["W"], C=c["Ci"], requant=c["requant"])
-    if f == "add_legacy":
-        return kc.AddLegacyConfig(in1_type=c["in1_type"], in2_type=c["in2_type"], H=c["H"], W=c["W"], C=c["Ci"])
-    raise ValueError(f)
-
-
 def golden_counters(golden_dir):
     families = ("conv", "pointwise", "depthwise", "linear_quant", "linear_noquant", "maxpool", "avgpool", "add")
     out = {}
@@ -138,7 +113,7 @@ def golden_counters(golden_dir):
         idx = {n: i for i, n in enumerate(meta["counter_names"])}
         per_family = {}
         for c in meta["cases"]:
-            cfg = golden_config(c)
+            cfg = _golden.config_of(c)  # the one record -> config table (kernels/_golden)
             gold = arrays[c["id"] + "/counters_per_core"]
             cc = kernel_cost(cfg, _cluster(c["ncores"]))
             ok = True

@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from jaxpulp.errors import UnsupportedConfig
-from jaxpulp.kernels import catalog
+from jaxpulp.kernels import _golden
 
 
 def load_family(directory: str, family: str) -> tuple[dict, dict[str, dict[str, np.ndarray]]]:
@@ -31,8 +31,8 @@ def load_family(directory: str, family: str) -> tuple[dict, dict[str, dict[str, 
 def run_golden_case(meta: dict, arrays: dict) -> np.ndarray:
     """Unpacked output of one golden case computed through the packed path.
     Raises ``UnsupportedConfig`` where the kernel's ``check`` refuses the configuration."""
-    mod = catalog.family_module(meta["family"])
-    return mod.run_golden_batch([mod.from_golden(meta, arrays)])[0]
+    adapter = _golden.adapter(meta["family"])
+    return adapter.run_golden_batch([adapter.from_golden(meta, arrays)])[0]
 
 
 def first_mismatches(got, want, defined, n: int = 8) -> str:
@@ -80,12 +80,12 @@ class CaseResult:
 def run_cases(metas: list[dict], arrays_by_case: dict) -> list[CaseResult]:
     """Run many case records of one family: refusals through ``from_golden``, the rest in one batch."""
     results: dict[str, CaseResult] = {}
-    calls: dict = {}
+    calls: dict[str, list] = {}
     for meta in metas:
-        mod = catalog.family_module(meta["family"])
+        adapter = _golden.adapter(meta["family"])
         arrays = arrays_by_case[meta["id"]]
         try:
-            calls.setdefault(meta["family"], []).append((meta, arrays, mod.from_golden(meta, arrays)))
+            calls.setdefault(meta["family"], []).append((meta, arrays, adapter.from_golden(meta, arrays)))
         except UnsupportedConfig as e:
             ok = case_should_be_refused(meta)
             why = KNOWN_GOLDEN_MISLABELS.get((meta["family"], meta["id"]))
@@ -96,7 +96,7 @@ def run_cases(metas: list[dict], arrays_by_case: dict) -> list[CaseResult]:
             results[meta["id"]] = CaseResult(meta["id"], meta["kernel"], ok, str(e),
                                              "" if ok else f"refused a case the library defines: {e}")
     for family, items in calls.items():
-        outs = catalog.family_module(family).run_golden_batch([c for _, _, c in items])
+        outs = _golden.adapter(family).run_golden_batch([c for _, _, c in items])
         for (meta, arrays, _), got in zip(items, outs, strict=True):
             want, defined = arrays["out"], arrays["defined"]
             if got.shape != want.shape:

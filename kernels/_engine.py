@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxpulp.errors import JaxpulpError
+from jaxpulp.errors import JaxpulpError, UnsupportedConfig
 
 # A geometry field: an int32 scalar, numpy on the host (np.int32, built by ``geometry``) and a traced jax.Array
 # inside jit / vmap.
@@ -196,3 +196,59 @@ def int_scalar(v, name: str, lo: int, hi: int, what: str):
     if iv is not None and not lo <= iv <= hi:
         raise JaxpulpError(f"params.{name}={iv}: expected {lo} <= value <= {hi} ({what})")
     return a.astype(jnp.int32) if isinstance(a, jax.Array) else a.astype(np.int32)
+
+
+# ------------------------------------------------------------------------------------ argument checks
+# Shared by the family modules' ``run`` / ``run_values`` (the messages name the argument, value and expectation).
+
+MEMORY_IMAGE = "a uint32 memory image (see jaxpulp.packing)"
+
+
+def packed_words(a, n_words: int, name: str, *, batch: bool = True, min_batch: int = 0, what: str = MEMORY_IMAGE):
+    """A packed operand: uint32 words, 1-D or (``batch``) 2-D with a leading batch axis of at least ``min_batch``,
+    at least ``n_words`` words on the last axis; returned cut to ``n_words``. Host arrays stay numpy (validating
+    them dispatches nothing); jax arrays and tracers pass through."""
+    a = a if isinstance(a, jax.Array) else np.asarray(a)
+    if a.dtype != np.uint32:
+        raise JaxpulpError(f"{name}: dtype {a.dtype}, expected {what}")
+    if a.ndim not in ((1, 2) if batch else (1,)) or a.shape[-1] < n_words or (a.ndim == 2 and len(a) < min_batch):
+        lead = (f"batch >= {min_batch}, " if min_batch else "[batch,] ") if batch else ""
+        raise JaxpulpError(f"{name}: shape {a.shape}, expected ({lead}>= {n_words}) uint32 words")
+    return a if a.shape[-1] == n_words else a[..., :n_words]
+
+
+def check_whole_byte_pixels(cfg, type_names, why: str) -> None:
+    """Raise ``UnsupportedConfig("channel-multiple")`` unless a pixel (``cfg.C`` elements) of every tensor type
+    ``cfg.<name>`` is whole bytes; ``why``: what the kernel does otherwise (library_defects.md 16)."""
+    for name in type_names:
+        t = getattr(cfg, name)
+        if (cfg.C * t.bits) % 8:
+            raise UnsupportedConfig(
+                "channel-multiple",
+                f"C={cfg.C} with {name}={t}: a pixel must be whole bytes (C a multiple of {8 // t.bits}); the "
+                f"kernel {why} (library_defects.md 16)")
+
+
+def as_params(params, cls):
+    """``params`` as the NamedTuple ``cls`` (given as one, as a dict of its fields or as a sequence)."""
+    if isinstance(params, cls):
+        return params
+    return cls(**params) if isinstance(params, dict) else cls(*params)
+
+
+def check_bias_flag(cfg_bias, bias, n: int, what: str = "an int32 array") -> None:
+    """The bias argument agrees with the configuration's bias flag (the kernels read a bias pointer iff it is
+    set)."""
+    if cfg_bias and bias is None:
+        raise JaxpulpError(f"params.bias=None but cfg.bias=True: expected {what} of shape ({n},), or cfg.bias=False")
+    if not cfg_bias and bias is not None:
+        raise JaxpulpError("params.bias is given but cfg.bias=False: set cfg.bias=True to pass a bias pointer")
+
+
+def costed(out, cfg, cluster, return_cost: bool):
+    """``out``, or ``Costed(out, cost)`` when ``return_cost`` (per-core counts and cycles of one call)."""
+    if not return_cost:
+        return out
+    from jaxpulp.cost import with_cost
+
+    return with_cost(out, cfg, cluster)

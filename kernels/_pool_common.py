@@ -26,12 +26,6 @@ from jaxpulp.kernels.config import AvgPoolConfig, MaxPoolConfig, PoolConfig
 Config = PoolConfig
 
 
-CONFIGS = {"maxpool": MaxPoolConfig, "avgpool": AvgPoolConfig}
-
-
-GOLDEN_FAMILIES = tuple(CONFIGS)
-
-
 _NEG = np.int32(-(1 << 31))
 
 

@@ -48,13 +48,11 @@ from jaxpulp import packing
 from jaxpulp.cluster import run as cluster_run, split
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
-from jaxpulp.kernels import _engine, _golden
+from jaxpulp.kernels import _engine
 from jaxpulp.kernels._engine import IntArrayLike, Scalar32
 from jaxpulp.kernels.config import AddConfig, AddLegacyConfig
 
 Config = AddConfig
-CONFIGS = {"add": AddConfig, "add_legacy": AddLegacyConfig}
-GOLDEN_FAMILIES = tuple(CONFIGS)
 
 _I32 = (-(1 << 31), (1 << 31) - 1, "int32 argument")
 _U16 = (0, 0xFFFF, "uint16 argument, bits")
@@ -192,14 +190,8 @@ def written_mask(cfg, cluster: Cluster = GAP8) -> np.ndarray:
 def check(cfg, cluster: Cluster = GAP8) -> None:
     """Raise ``UnsupportedConfig`` naming the rule if the library does not define this call."""
     fam = _family(cfg)
-    for name in ("in1_type", "in2_type", "out_type"):
-        t = getattr(cfg, name)
-        if (cfg.C * t.bits) % 8:
-            raise UnsupportedConfig(
-                "channel-multiple",
-                f"C={cfg.C} with {name}={t}: a pixel must be whole bytes (C a multiple of {8 // t.bits}); the "
-                "kernel offsets each core by r0*W*(C*bits/8 rounded down) bytes, so tensors misalign "
-                "(library_defects.md 16)")
+    _engine.check_whole_byte_pixels(cfg, ("in1_type", "in2_type", "out_type"),
+                                    "offsets each core by r0*W*(C*bits/8 rounded down) bytes, so tensors misalign")
     if max(cfg.H, cfg.W, cfg.C) >= 1 << 16:
         raise UnsupportedConfig("uint16-extent", f"H={cfg.H}, W={cfg.W}, C={cfg.C}: uint16 arguments, each must "
                                 "be < 65536")
@@ -385,19 +377,10 @@ def _as_params(params, cfg):
     if params is None:
         raise JaxpulpError(f"params=None: expected a {cls.__name__}")
     if not isinstance(params, (Params, LegacyParams)):
-        params = cls(**params) if isinstance(params, dict) else cls(*params)
+        params = _engine.as_params(params, cls)
     if not isinstance(params, cls):
         raise JaxpulpError(f"params: a {type(params).__name__}, expected a {cls.__name__} for {cfg.c_name}")
     return cls(*(_engine.int_scalar(v, k, *_RANGES[cls][k]) for k, v in params._asdict().items()))
-
-
-def _as_words(a, n_words: int, name: str):
-    a = a if isinstance(a, jax.Array) else np.asarray(a)
-    if a.dtype != jnp.uint32:
-        raise JaxpulpError(f"{name}: dtype {a.dtype}, expected a uint32 memory image (see jaxpulp.packing)")
-    if a.ndim not in (1, 2) or a.shape[-1] < n_words:
-        raise JaxpulpError(f"{name}: shape {a.shape}, expected ([batch,] >= {n_words}) uint32 words")
-    return a if a.shape[-1] == n_words else a[..., :n_words]
 
 
 def _batch_axes(a, b, name_a, name_b):
@@ -425,19 +408,15 @@ def run(x1_words, x2_words, params, *, cfg, cluster: Cluster = GAP8, return_cost
     check(cfg, cluster)
     p = _as_params(params, cfg)
     n = _n(cfg)
-    x1 = _as_words(x1_words, _engine.words_for(n, cfg.in1_type.bits), "x1_words")
-    x2 = _as_words(x2_words, _engine.words_for(n, cfg.in2_type.bits), "x2_words")
+    x1 = _engine.packed_words(x1_words, _engine.words_for(n, cfg.in1_type.bits), "x1_words")
+    x2 = _engine.packed_words(x2_words, _engine.words_for(n, cfg.in2_type.bits), "x2_words")
     axes = _batch_axes(x1, x2, "x1_words", "x2_words")
     batch = max(x1.shape[0] if x1.ndim == 2 else 1, x2.shape[0] if x2.ndim == 2 else 1)
     if static is None:
         static = batch * n >= STATIC_MIN_ELEMENTS
     if static:
         out = _fast_packed(x1, x2, p, cfg, cluster)
-        if return_cost:
-            from jaxpulp.cost import with_cost
-
-            return with_cost(out, cfg, cluster)
-        return out
+        return _engine.costed(out, cfg, cluster, return_cost)
     bk = shared_bucket([cfg], [cluster])  # rounded extent: nearby shapes share one compiled function
     x1 = jnp.pad(x1, [(0, 0)] * (x1.ndim - 1) + [(0, bk.words - x1.shape[-1])])
     x2 = jnp.pad(x2, [(0, 0)] * (x2.ndim - 1) + [(0, bk.words - x2.shape[-1])])
@@ -446,11 +425,7 @@ def run(x1_words, x2_words, params, *, cfg, cluster: Cluster = GAP8, return_cost
         x1, axes = x1[None], (0, None)
     out = _packed_batch(geometry(cfg, cluster), x1, x2, p, bk, axes)[:, :_engine.words_for(n, cfg.out_type.bits)]
     out = out if batched else out[0]
-    if return_cost:
-        from jaxpulp.cost import with_cost
-
-        return with_cost(out, cfg, cluster)
-    return out
+    return _engine.costed(out, cfg, cluster, return_cost)
 
 
 def run_values(x1, x2, params, *, cfg, cluster: Cluster = GAP8):
@@ -539,72 +514,3 @@ def reference(x1, x2, params, cfg, cluster: Cluster = GAP8) -> np.ndarray:
             for e in range(e0, min(e1, n)):  # check() guarantees e1 <= n here
                 out[e] = element(e)
     return out.reshape(cfg.H, cfg.W, cfg.C).astype(np.int32)
-
-
-# ------------------------------------------------------------------------------------- golden vectors
-
-
-def config_from_golden(meta: dict):
-    """The configuration of a golden case record (family ``add`` or ``add_legacy``; ``_golden.CONFIG_OF``)."""
-    return _golden.config_of(meta, GOLDEN_FAMILIES)
-
-
-def params_from_golden(meta: dict):
-    cls = Params if meta["family"] == "add" else LegacyParams
-    return cls(*(np.int32(meta[k]) for k in cls._fields))
-
-
-def from_golden(meta: dict, arrays: dict) -> _golden.GoldenCall:
-    cfg = config_from_golden(meta)
-    cluster = _golden.cluster_of(meta)
-    check(cfg, cluster)
-    args = (packing.pack_hwc(arrays["x1"], cfg.in1_type), packing.pack_hwc(arrays["x2"], cfg.in2_type),
-            params_from_golden(meta))
-    return _golden.GoldenCall(meta, cfg, cluster, args)
-
-
-def _scalars(p):
-    return type(p)(*(np.int32(v) for v in p))
-
-
-def _by_family(calls):
-    groups: dict[str, list[int]] = {}
-    for i, c in enumerate(calls):
-        groups.setdefault(_family(c.cfg), []).append(i)
-    return groups
-
-
-def run_golden_batch(calls) -> list:
-    """Packed path for many golden calls, one compiled function per family: unpacked outputs (H, W, C)."""
-    results: list = [None] * len(calls)
-    for idx in _by_family(calls).values():
-        part = [calls[i] for i in idx]
-        bk = shared_bucket([c.cfg for c in part], [c.cluster for c in part])
-        items = [(geometry(c.cfg, c.cluster), np.pad(c.args[0], (0, bk.words - len(c.args[0]))),
-                  np.pad(c.args[1], (0, bk.words - len(c.args[1]))), _scalars(c.args[2])) for c in part]
-        outs: list = []
-        for n, (g, a, b, p) in _golden.stack_chunks(items):
-            outs.extend(np.asarray(_packed_cases(g, a, b, p, bk))[:n])
-        for i, c, o in zip(idx, part, outs, strict=True):
-            results[i] = packing.unpack(o, c.cfg.out_type, _n(c.cfg)).reshape(c.cfg.H, c.cfg.W, c.cfg.C)
-    return results
-
-
-def run_values_golden_batch(calls, arrays_list) -> list:
-    """Value path (ideal semantics, precision as data) for many golden calls, one compiled function per family."""
-    results: list = [None] * len(calls)
-    for idx in _by_family(calls).values():
-        part = [calls[i] for i in idx]
-        bk = shared_bucket([c.cfg for c in part], [c.cluster for c in part])
-        items = []
-        for i, c in zip(idx, part, strict=True):
-            a = np.zeros((2, bk.N), np.int32)
-            a[0, :_n(c.cfg)] = np.asarray(arrays_list[i]["x1"]).reshape(-1)
-            a[1, :_n(c.cfg)] = np.asarray(arrays_list[i]["x2"]).reshape(-1)
-            items.append((geometry(c.cfg.replace(semantics="ideal"), c.cluster), a[0], a[1], _scalars(c.args[2])))
-        outs: list = []
-        for n, (g, a, b, p) in _golden.stack_chunks(items):
-            outs.extend(np.asarray(_values_cases(g, a, b, p, bk))[:n])
-        for i, c, o in zip(idx, part, outs, strict=True):
-            results[i] = o[:_n(c.cfg)].reshape(c.cfg.H, c.cfg.W, c.cfg.C)
-    return results

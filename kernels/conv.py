@@ -26,7 +26,7 @@ from jaxpulp import packing, quant
 from jaxpulp.cluster import run as cluster_run, split
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
-from jaxpulp.kernels import _engine, _golden
+from jaxpulp.kernels import _engine
 from jaxpulp.kernels._engine import IntArrayLike, Scalar32
 from jaxpulp.kernels.config import ConvConfig, out_dim
 
@@ -237,21 +237,16 @@ def _pack_output(g: Geometry, vals, bk: Bucket):
     return _engine.scatter_pack(vals, idx, valid, g.bo, bk.out_words)
 
 
-def _packed(g: Geometry, x_words, w_words, p: Params, bk: Bucket):
+def _packed(g: Geometry, x_words, w_words, p: Params, bk: Bucket, bn_bits: int = 32):
     x8, w8 = _unpack_inputs(g, x_words, w_words, bk)
-    return _pack_output(g, _values(g, x8, w8, p, bk), bk)
+    return _pack_output(g, _values(g, x8, w8, p, bk, bn_bits), bk)
 
 
-@functools.partial(jax.jit, static_argnames=("bk",))
-def _packed_batch(g, x_words, w_words, p, bk):
-    """Leading axis of x_words = independent inputs (same weights and parameters)."""
-    return jax.vmap(_packed, in_axes=(None, 0, None, None, None))(g, x_words, w_words, p, bk)
-
-
-@functools.partial(jax.jit, static_argnames=("bk",))
-def _packed_cases(g, x_words, w_words, p, bk):
-    """Every argument batched: one call per configuration (the golden runner's shared compiled function)."""
-    return jax.vmap(_packed, in_axes=(0, 0, 0, 0, None))(g, x_words, w_words, p, bk)
+@functools.partial(jax.jit, static_argnames=("bk", "bn_bits"))
+def _packed_cases(g, x_words, w_words, p, bk, bn_bits=32):
+    """Every argument batched: one call per configuration (the golden runner's shared compiled function);
+    ``bn_bits`` (static): the library tree of the BN requantisation (§4.3)."""
+    return jax.vmap(functools.partial(_packed, bk=bk, bn_bits=bn_bits))(g, x_words, w_words, p)
 
 
 @functools.partial(jax.jit, static_argnames=("bk", "bn_bits"))
@@ -331,8 +326,7 @@ def _fast_packed(x_words, w_words, p: Params, cfg: ConvConfig, cluster: Cluster)
 def _as_params(params, cfg: ConvConfig) -> Params:
     if not isinstance(params, (Params, dict, tuple, list)):
         raise JaxpulpError(f"params={params!r}: expected a conv.Params (kappa, lam, out_mult, out_shift, bias)")
-    if not isinstance(params, Params):
-        params = Params(**params) if isinstance(params, dict) else Params(*params)
+    params = _engine.as_params(params, Params)
     co = cfg.Co
 
     def vec(name, v, required):
@@ -345,23 +339,9 @@ def _as_params(params, cfg: ConvConfig) -> Params:
             raise JaxpulpError(f"params.{name}: shape {a.shape} dtype {a.dtype}, expected int32 of shape ({co},)")
         return a.astype(jnp.int32)
 
-    if cfg.bias and params.bias is None:
-        raise JaxpulpError("params.bias=None but cfg.bias=True: expected an int32 array of shape "
-                           f"({co},), or cfg.bias=False")
-    if not cfg.bias and params.bias is not None:
-        raise JaxpulpError("params.bias is given but cfg.bias=False: set cfg.bias=True to pass a bias pointer")
+    _engine.check_bias_flag(cfg.bias, params.bias, co)
     return Params(vec("kappa", params.kappa, True), vec("lam", params.lam, True),
                   jnp.int32(params.out_mult), jnp.int32(params.out_shift), vec("bias", params.bias, False))
-
-
-def _as_words(a, n_words: int, name: str, batch_ok: bool):
-    a = jnp.asarray(a)
-    if a.dtype != jnp.uint32:
-        raise JaxpulpError(f"{name}: dtype {a.dtype}, expected a uint32 memory image (see jaxpulp.packing)")
-    if a.ndim not in ((1, 2) if batch_ok else (1,)) or a.shape[-1] < n_words or (a.ndim == 2 and not len(a)):
-        raise JaxpulpError(f"{name}: shape {a.shape}, expected ({'batch >= 1, ' if batch_ok else ''}>= {n_words}) "
-                           "uint32 words")
-    return a[..., :n_words]
 
 
 def run(x_words, w_words, params, *, cfg: ConvConfig, cluster: Cluster = GAP8, return_cost: bool = False):
@@ -373,16 +353,12 @@ def run(x_words, w_words, params, *, cfg: ConvConfig, cluster: Cluster = GAP8, r
     nx = _engine.words_for(cfg.H * cfg.W * cfg.Ci, cfg.in_type.bits)
     nw = _engine.words_for(cfg.Co * cfg.K, cfg.w_type.bits)
     no = _engine.words_for(cfg.Ho * cfg.Wo * cfg.Co, cfg.out_type.bits)
-    x = _as_words(x_words, nx, "x_words", True)
-    w = _as_words(w_words, nw, "w_words", False)
+    x = _engine.packed_words(x_words, nx, "x_words", min_batch=1)
+    w = _engine.packed_words(w_words, nw, "w_words", batch=False)
     batched = x.ndim == 2
     out = _fast_packed(x if batched else x[None], w, p, cfg, cluster)[:, :no]
     out = out if batched else out[0]
-    if return_cost:
-        from jaxpulp.cost import with_cost
-
-        return with_cost(out, cfg, cluster)
-    return out
+    return _engine.costed(out, cfg, cluster, return_cost)
 
 
 def run_values(x, w, params, *, cfg: ConvConfig, cluster: Cluster = GAP8):
@@ -468,68 +444,3 @@ def reference(x, w, params, cfg: ConvConfig, cluster: Cluster = GAP8) -> np.ndar
             if rng.leftover:
                 pixel(oy, rng.col1 - 1, False)
     return out
-
-
-# ------------------------------------------------------------------------------------- golden vectors
-
-
-def config_from_golden(meta: dict, cls=ConvConfig) -> ConvConfig:
-    """The configuration of a golden case record (../shared/golden format; the table ``_golden.CONFIG_OF``)."""
-    return _golden.conv_config(meta, cls)
-
-
-def params_from_golden(meta: dict, arrays: dict) -> Params:
-    bias = np.asarray(arrays["bias"], np.int32) if meta["bias"] else None
-    return Params(np.asarray(arrays["kappa"], np.int32), np.asarray(arrays["lambda"], np.int32),
-                  np.int32(meta["out_mult"]), np.int32(meta["out_shift"]), bias)
-
-
-def from_golden(meta: dict, arrays: dict) -> _golden.GoldenCall:
-    cfg = config_from_golden(meta)
-    cluster = _golden.cluster_of(meta)
-    check(cfg, cluster)
-    x_words = packing.pack_hwc(arrays["x"], cfg.in_type)
-    w_words = packing.pack(arrays["w"], cfg.w_type)
-    return _golden.GoldenCall(meta, cfg, cluster, (x_words, w_words, params_from_golden(meta, arrays)))
-
-
-def _padded_params(p: Params, co: int) -> Params:
-    def vec(v):
-        return np.pad(np.asarray(v, np.int32), (0, co - len(v)))
-
-    return Params(vec(p.kappa), vec(p.lam), np.int32(p.out_mult), np.int32(p.out_shift),
-                  np.zeros(co, np.int32) if p.bias is None else vec(p.bias))
-
-
-def run_golden_batch(calls) -> list:
-    """Packed path for many golden calls through one compiled function (shared bucket, vmap over cases)."""
-    if not calls:
-        return []
-    bk = shared_bucket([c.cfg for c in calls])
-    items = [(geometry(c.cfg, c.cluster), np.pad(c.args[0], (0, bk.x_words - len(c.args[0]))),
-              np.pad(c.args[1], (0, bk.w_words - len(c.args[1]))), _padded_params(c.args[2], bk.Co))
-             for c in calls]
-    outs: list = []
-    for n, (g, xw, ww, p) in _golden.stack_chunks(items):
-        outs.extend(np.asarray(_packed_cases(g, xw, ww, p, bk))[:n])
-    return [packing.unpack(o, c.cfg.out_type, c.cfg.Ho * c.cfg.Wo * c.cfg.Co).reshape(c.cfg.Ho, c.cfg.Wo, c.cfg.Co)
-            for o, c in zip(outs, calls, strict=True)]
-
-
-def run_values_golden_batch(calls, arrays_list) -> list:
-    """Value path (ideal semantics, precision as data) for many golden calls, one compiled function."""
-    if not calls:
-        return []
-    bk = shared_bucket([c.cfg for c in calls])
-    items = []
-    for c, a in zip(calls, arrays_list, strict=True):
-        cfg = c.cfg
-        x = np.zeros((bk.H, bk.W, bk.Ci), np.int32)
-        x[:cfg.H, :cfg.W, :cfg.Ci] = a["x"]
-        w = np.zeros((bk.Co, bk.Kh, bk.Kw, bk.Ci), np.int32)
-        w[:cfg.Co, :cfg.Kh, :cfg.Kw, :cfg.Ci] = a["w"]
-        items.append((geometry(cfg.replace(semantics="ideal"), c.cluster), x, w, _padded_params(c.args[2], bk.Co)))
-    outs: list = []
-    for n, (g, x, w, p) in _golden.stack_chunks(items):
-        outs.extend(np.asarray(_values_cases(g, x, w, p, bk))[:n])
-    return [o[:c.cfg.Ho, :c.cfg.Wo, :c.cfg.Co] for o, c in zip(outs, calls, strict=True)]

@@ -55,7 +55,7 @@ from jaxpulp import packing, quant
 from jaxpulp.cluster import split
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
-from jaxpulp.kernels import _engine, _golden
+from jaxpulp.kernels import _engine
 from jaxpulp.kernels._engine import IntArrayLike, Scalar32
 from jaxpulp.kernels.config import DepthwiseConfig, out_dim
 
@@ -495,8 +495,7 @@ def _is_tracer(a) -> bool:
 
 
 def _as_params(params, cfg: DepthwiseConfig) -> Params:
-    if not isinstance(params, Params):
-        params = Params(**params) if isinstance(params, dict) else Params(*params)
+    params = _engine.as_params(params, Params)
     C = cfg.Co
 
     def vec(name, v, what):
@@ -513,11 +512,7 @@ def _as_params(params, cfg: DepthwiseConfig) -> Params:
             raise JaxpulpError(f"params.{name}: {v!r}, expected an integer scalar")
         return a.astype(jnp.int32)
 
-    if cfg.bias and params.bias is None:
-        raise JaxpulpError(f"params.bias=None but cfg.bias=True: expected int8 values of shape ({C},), or "
-                           "cfg.bias=False")
-    if not cfg.bias and params.bias is not None:
-        raise JaxpulpError("params.bias is given but cfg.bias=False: set cfg.bias=True to pass a bias pointer")
+    _engine.check_bias_flag(cfg.bias, params.bias, C, "int8 values")
     bias = None
     if params.bias is not None:
         bias = vec("bias", params.bias, "int8 values (one signed byte per channel)")
@@ -531,15 +526,7 @@ def _as_params(params, cfg: DepthwiseConfig) -> Params:
                   scalar("out_mult", params.out_mult), scalar("out_shift", params.out_shift), bias)
 
 
-def _as_words(a, n_words: int, name: str, batch_ok: bool):
-    a = a if _is_tracer(a) else jnp.asarray(a)
-    if a.dtype != jnp.uint32:
-        raise JaxpulpError(f"{name}: dtype {a.dtype}, expected a uint32 byte-plane memory image (see "
-                           "jaxpulp.packing.pack_planes)")
-    if a.ndim not in ((1, 2) if batch_ok else (1,)) or a.shape[-1] < n_words:
-        raise JaxpulpError(f"{name}: shape {a.shape}, expected ({'batch, ' if batch_ok else ''}>= {n_words}) "
-                           "uint32 words")
-    return a[..., :n_words]
+_PLANES = "a uint32 byte-plane memory image (see jaxpulp.packing.pack_planes)"
 
 
 def run(x_words, w_words, params, *, cfg: DepthwiseConfig, cluster: Cluster = GAP8, return_cost: bool = False):
@@ -549,11 +536,7 @@ def run(x_words, w_words, params, *, cfg: DepthwiseConfig, cluster: Cluster = GA
     ``Costed(output, cost)`` (per-core counts and cycles of one call)."""
     check(cfg, cluster)
     out = _packed_call(_fast_packed, x_words, w_words, params, cfg, cluster)
-    if return_cost:
-        from jaxpulp.cost import with_cost
-
-        return with_cost(out, cfg, cluster)
-    return out
+    return _engine.costed(out, cfg, cluster, return_cost)
 
 
 def run_hwc(x_words, w_words, params, *, cfg: DepthwiseConfig, cluster: Cluster = GAP8):
@@ -575,8 +558,8 @@ def _packed_call(fast, x_words, w_words, params, cfg: DepthwiseConfig, cluster: 
     nx = _engine.words_for(cfg.H * cfg.W * C, cfg.in_type.bits)
     nw = _engine.words_for(cfg.Kh * cfg.Kw * C, cfg.w_type.bits)
     no = _engine.words_for(cfg.Ho * cfg.Wo * C, cfg.out_type.bits)
-    x = _as_words(x_words, nx, "x_words", True)
-    w = _as_words(w_words, nw, "w_words", False)
+    x = _engine.packed_words(x_words, nx, "x_words", what=_PLANES)
+    w = _engine.packed_words(w_words, nw, "w_words", batch=False, what=_PLANES)
     batched = x.ndim == 2
     out = fast(x if batched else x[None], w, p, cfg, cluster)[:, :no]
     return out if batched else out[0]
@@ -723,96 +706,7 @@ def reference(x, w, params, cfg: DepthwiseConfig, cluster: Cluster = GAP8) -> np
     return out
 
 
-# ------------------------------------------------------------------------------------- golden vectors
-
-
-def config_from_golden(meta: dict) -> DepthwiseConfig:
-    """The configuration of a golden case record (../shared/golden format)."""
-    return DepthwiseConfig(in_type=meta["in_type"], out_type=meta["out_type"], w_type=meta["w_type"], H=meta["H"],
-                           W=meta["W"], Ci=meta["Ci"], Co=meta["Co"], Kh=meta["K"][0], Kw=meta["K"][1],
-                           stride=tuple(meta["stride"]), pad=tuple(meta["pad"]), relu=meta["relu"], bn=meta["bn"],
-                           bias=bool(meta["bias"]), Ho=meta["Ho"], Wo=meta["Wo"])
-
-
-def params_from_golden(meta: dict, arrays: dict) -> Params:
-    bias = np.asarray(arrays["bias"], np.int32) if meta["bias"] else None
-    return Params(np.asarray(arrays["kappa"], np.int32), np.asarray(arrays["lambda"], np.int32),
-                  np.int32(meta["out_mult"]), np.int32(meta["out_shift"]), bias)
-
-
 def pack_inputs(x, w, cfg: DepthwiseConfig):
     """(x_words, w_words): byte-plane images of x (H, W, C) (or a batch) and w (C, Kh, Kw)."""
     return (packing.pack_planes(x, cfg.in_type),
             packing.pack_planes(np.transpose(np.asarray(w), (1, 2, 0)), cfg.w_type))
-
-
-def from_golden(meta: dict, arrays: dict) -> _golden.GoldenCall:
-    cfg = config_from_golden(meta)
-    cluster = _golden.cluster_of(meta)
-    check(cfg, cluster)
-    x_words, w_words = pack_inputs(arrays["x"], arrays["w"], cfg)
-    return _golden.GoldenCall(meta, cfg, cluster, (x_words, w_words, params_from_golden(meta, arrays)))
-
-
-def _padded_params(p: Params, C: int) -> Params:
-    def vec(v):
-        return np.pad(np.asarray(v, np.int32), (0, C - len(v)))
-
-    return Params(vec(p.kappa), vec(p.lam), np.int32(p.out_mult), np.int32(p.out_shift),
-                  np.zeros(C, np.int32) if p.bias is None else vec(p.bias))
-
-
-def _by_bn_bits(calls, run_group):
-    """Run ``run_group(indices)`` for the calls of each library tree (bn_bits, a static argument); results in
-    the order of ``calls``."""
-    out = [None] * len(calls)
-    for bits in sorted({c.cfg.bn_bits for c in calls}):
-        idx = [i for i, c in enumerate(calls) if c.cfg.bn_bits == bits]
-        for i, o in zip(idx, run_group(idx, bits), strict=True):
-            out[i] = o
-    return out
-
-
-def run_golden_batch(calls) -> list:
-    """Packed path for many golden calls through one compiled function (shared bucket, vmap over cases)."""
-    if not calls:
-        return []
-    bk = shared_bucket([c.cfg for c in calls])
-
-    def group(idx, bits):
-        items = [(geometry(c.cfg, c.cluster), np.pad(c.args[0], (0, bk.x_words - len(c.args[0]))),
-                  np.pad(c.args[1], (0, bk.w_words - len(c.args[1]))), _padded_params(c.args[2], bk.C))
-                 for c in (calls[i] for i in idx)]
-        outs = []
-        for n, (g, xw, ww, p) in _golden.stack_chunks(items):
-            outs.extend(np.asarray(_packed_cases(g, xw, ww, p, bk, bits))[:n])
-        return outs
-
-    outs = _by_bn_bits(calls, group)
-    return [packing.unpack(o, c.cfg.out_type, c.cfg.Ho * c.cfg.Wo * c.cfg.Co).reshape(c.cfg.Ho, c.cfg.Wo, c.cfg.Co)
-            for o, c in zip(outs, calls, strict=True)]
-
-
-def run_values_golden_batch(calls, arrays_list) -> list:
-    """Value path (ideal semantics, precision as data) for many golden calls, one compiled function."""
-    if not calls:
-        return []
-    bk = shared_bucket([c.cfg for c in calls])
-
-    def group(idx, bits):
-        items = []
-        for i in idx:
-            cfg, a = calls[i].cfg, arrays_list[i]
-            x = np.zeros((bk.H, bk.W, bk.C), np.int32)
-            x[:cfg.H, :cfg.W, :cfg.Co] = a["x"]
-            w = np.zeros((bk.C, bk.Kh, bk.Kw), np.int32)
-            w[:cfg.Co, :cfg.Kh, :cfg.Kw] = a["w"]
-            items.append((geometry(cfg.replace(semantics="ideal"), calls[i].cluster), x, w,
-                          _padded_params(calls[i].args[2], bk.C)))
-        outs = []
-        for n, (g, x, w, p) in _golden.stack_chunks(items):
-            outs.extend(np.asarray(_values_cases(g, x, w, p, bk, bits))[:n])
-        return outs
-
-    outs = _by_bn_bits(calls, group)
-    return [o[:c.cfg.Ho, :c.cfg.Wo, :c.cfg.Co] for o, c in zip(outs, calls, strict=True)]

@@ -42,13 +42,11 @@ from jaxpulp import packing, quant
 from jaxpulp.cluster import run as cluster_run, split
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
-from jaxpulp.kernels import _engine, _golden
+from jaxpulp.kernels import _engine
 from jaxpulp.kernels._engine import IntArrayLike, Scalar32
 from jaxpulp.kernels.config import LinearConfig
 
 Config = LinearConfig
-
-GOLDEN_FAMILIES = ("linear_quant", "linear_noquant")
 
 
 class Params(NamedTuple):
@@ -383,8 +381,7 @@ def _fast_packed(x_words, w_words, p: Params, cfg: LinearConfig, cluster: Cluste
 
 def _as_params(params, cfg: LinearConfig) -> Params:
     """Validated parameters as int32 arrays (zeros where the kernel reads nothing: no bias, int32 output)."""
-    if not isinstance(params, Params):
-        params = Params(**params) if isinstance(params, dict) else Params(*params)
+    params = _engine.as_params(params, Params)
     m = cfg.M
 
     def vec(name, v):  # host values stay numpy: validating them dispatches nothing
@@ -406,11 +403,7 @@ def _as_params(params, cfg: LinearConfig) -> Params:
                 raise JaxpulpError(f"params.{name} is given but cfg.out_type=i32: the int32-output kernels take "
                                    "no kappa / lambda; pass None")
         kappa = lam = zeros
-    if cfg.bias and params.bias is None:
-        raise JaxpulpError(f"params.bias=None but cfg.bias=True: expected an int32 array of shape ({m},), "
-                           "or cfg.bias=False")
-    if not cfg.bias and params.bias is not None:
-        raise JaxpulpError("params.bias is given but cfg.bias=False: set cfg.bias=True to pass a bias pointer")
+    _engine.check_bias_flag(cfg.bias, params.bias, m)
     bias = vec("bias", params.bias) if cfg.bias else zeros
     for name in ("out_mult", "out_shift"):
         v = getattr(params, name)
@@ -418,16 +411,6 @@ def _as_params(params, cfg: LinearConfig) -> Params:
         if a.ndim != 0 or not jnp.issubdtype(a.dtype, jnp.integer):
             raise JaxpulpError(f"params.{name}={v!r}: expected an integer scalar")
     return Params(kappa, lam, _engine.host_int32(params.out_mult), _engine.host_int32(params.out_shift), bias)
-
-
-def _as_words(a, n_words: int, name: str, batch_ok: bool):
-    a = a if isinstance(a, jax.Array) else np.asarray(a)
-    if a.dtype != jnp.uint32:
-        raise JaxpulpError(f"{name}: dtype {a.dtype}, expected a uint32 memory image (see jaxpulp.packing)")
-    if a.ndim not in ((1, 2) if batch_ok else (1,)) or a.shape[-1] < n_words:
-        raise JaxpulpError(f"{name}: shape {a.shape}, expected ({'batch, ' if batch_ok else ''}>= {n_words}) "
-                           "uint32 words")
-    return a if a.shape[-1] == n_words else a[..., :n_words]
 
 
 def run(x_words, w_words, params, *, cfg: LinearConfig, cluster: Cluster = GAP8):
@@ -439,8 +422,8 @@ def run(x_words, w_words, params, *, cfg: LinearConfig, cluster: Cluster = GAP8)
     p = _as_params(params, cfg)
     nx = _engine.words_for(cfg.N, cfg.in_type.bits)
     nw = _engine.words_for(cfg.M * cfg.N, cfg.w_type.bits)
-    x = _as_words(x_words, nx, "x_words", True)
-    w = _as_words(w_words, nw, "w_words", False)
+    x = _engine.packed_words(x_words, nx, "x_words")
+    w = _engine.packed_words(w_words, nw, "w_words", batch=False)
     return _fast_packed(x, w, p, cfg, cluster)  # static-shift packing: exactly words_for(M, out bits) words
 
 
@@ -546,79 +529,3 @@ def reference(x, w, params, cfg: LinearConfig, cluster: Cluster = GAP8) -> np.nd
                 neuron(i + 2, wrong_row=i if wrong else None)
                 neuron(i + 3, wrong_row=i + 1 if wrong else None)
     return out
-
-
-# ------------------------------------------------------------------------------------- golden vectors
-
-
-def config_from_golden(meta: dict) -> LinearConfig:
-    """The configuration of a golden case record (family ``linear_quant`` or ``linear_noquant``)."""
-    if meta.get("family") not in GOLDEN_FAMILIES:
-        raise JaxpulpError(f"meta['family']={meta.get('family')!r}: expected one of {GOLDEN_FAMILIES}")
-    flags = {} if meta["family"] == "linear_noquant" else dict(relu=meta["relu"], bn=meta["bn"])
-    return LinearConfig(in_type=meta["in_type"], out_type=meta["out_type"], w_type=meta["w_type"], N=meta["N"],
-                        M=meta["M"], bias=bool(meta["bias"]), **flags)
-
-
-def params_from_golden(meta: dict, arrays: dict) -> Params:
-    bias = np.asarray(arrays["bias"], np.int32) if meta["bias"] else None
-    if meta["family"] == "linear_noquant":
-        return Params(bias=bias)
-    return Params(np.asarray(arrays["kappa"], np.int32), np.asarray(arrays["lambda"], np.int32),
-                  np.int32(meta["out_mult"]), np.int32(meta["out_shift"]), bias)
-
-
-def from_golden(meta: dict, arrays: dict) -> _golden.GoldenCall:
-    cfg = config_from_golden(meta)
-    cluster = _golden.cluster_of(meta)
-    check(cfg, cluster)
-    x_words = packing.pack(arrays["x"], cfg.in_type)
-    w_words = packing.pack(arrays["w"], cfg.w_type)
-    return _golden.GoldenCall(meta, cfg, cluster, (x_words, w_words, params_from_golden(meta, arrays)))
-
-
-def _padded_params(p: Params, m: int) -> Params:
-    def vec(v):
-        return np.zeros(m, np.int32) if v is None else np.pad(np.asarray(v, np.int32), (0, m - len(v)))
-
-    return Params(vec(p.kappa), vec(p.lam), np.int32(p.out_mult), np.int32(p.out_shift), vec(p.bias))
-
-
-def _unpack_output(words, cfg: LinearConfig) -> np.ndarray:
-    words = np.asarray(words, np.uint32)
-    if not cfg.quantized:
-        return words[:cfg.M].view(np.int32).copy()
-    return np.asarray(packing.unpack(words, cfg.out_type, cfg.M))
-
-
-def run_golden_batch(calls) -> list:
-    """Packed path for many golden calls (both linear families) through one compiled function."""
-    if not calls:
-        return []
-    bk = shared_bucket([c.cfg for c in calls], [c.cluster for c in calls])
-    items = [(geometry(c.cfg, c.cluster), np.pad(c.args[0], (0, bk.x_words - len(c.args[0]))),
-              np.pad(c.args[1], (0, bk.w_words - len(c.args[1]))), _padded_params(c.args[2], bk.M))
-             for c in calls]
-    outs: list = []
-    for n, (g, xw, ww, p) in _golden.stack_chunks(items):
-        outs.extend(np.asarray(_packed_cases(g, xw, ww, p, bk))[:n])
-    return [_unpack_output(o, c.cfg) for o, c in zip(outs, calls, strict=True)]
-
-
-def run_values_golden_batch(calls, arrays_list) -> list:
-    """Value path (ideal semantics, precision as data) for many golden calls, one compiled function."""
-    if not calls:
-        return []
-    bk = shared_bucket([c.cfg for c in calls], [c.cluster for c in calls])
-    items = []
-    for c, a in zip(calls, arrays_list, strict=True):
-        cfg = c.cfg
-        x = np.zeros(bk.N, np.int32)
-        x[:cfg.N] = a["x"]
-        w = np.zeros((bk.M, bk.N), np.int32)
-        w[:cfg.M, :cfg.N] = a["w"]
-        items.append((geometry(cfg.replace(semantics="ideal"), c.cluster), x, w, _padded_params(c.args[2], bk.M)))
-    outs: list = []
-    for n, (g, x, w, p) in _golden.stack_chunks(items):
-        outs.extend(np.asarray(_values_cases(g, x, w, p, bk))[:n])
-    return [o[:c.cfg.M] for o, c in zip(outs, calls, strict=True)]

@@ -30,8 +30,9 @@ Refused by ``check(cfg)``: kernels other than 1x1 (``pointwise-kernel-size``), o
 half-width split (``pointwise-output-skip``), bias reads past the bias array (``pointwise-bias-drift``, §7.3).
 A sub-byte leftover pixel reading past the input image (``pointwise-leftover-overread``, §7.1, §15.2): ``check``
 refuses the configuration (the outputs may depend on the memory after the input); ``check_inputs`` (used by
-``run`` outside jit, ``from_golden`` and the twin) refuses only inputs whose outputs do depend on it, by an exact
-interval argument (so it also refuses golden cases pointwise_0197 / _0471, whose ``defined`` masks missed it).
+``run`` outside jit, the golden adapter ``_golden.pointwise.from_golden`` and the twin) refuses only inputs whose
+outputs do depend on it, by an exact interval argument (so it also refuses golden cases pointwise_0197 / _0471,
+whose ``defined`` masks missed it).
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ from jaxpulp import packing, quant
 from jaxpulp.cluster import run as cluster_run, split
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
-from jaxpulp.kernels import _engine, _golden, conv
+from jaxpulp.kernels import _engine, conv
 from jaxpulp.kernels.config import PointwiseConfig
 
 Config = PointwiseConfig
@@ -369,14 +370,6 @@ def _host_params(params, cfg: PointwiseConfig):
                   _engine.host_int32(params.out_shift), bias.astype(np.int32) if bias is not None else None)
 
 
-def _words_arg(a, n_words: int, name: str, batch_ok: bool):
-    """``conv._as_words`` without a dispatch when ``a`` is already a valid image of exactly ``n_words`` words."""
-    if (isinstance(a, (np.ndarray, jax.Array)) and a.dtype == np.uint32 and a.ndim in ((1, 2) if batch_ok else (1,))
-            and a.shape[-1] == n_words):
-        return a
-    return conv._as_words(a, n_words, name, batch_ok)
-
-
 def run(x_words, w_words, params, *, cfg: PointwiseConfig, cluster: Cluster = GAP8, return_cost: bool = False):
     """Packed path. ``x_words``: HWC input image (uint32 words, optionally a leading batch axis);
     ``w_words``: weights [Co][Ci]; returns the packed HWC output image (uint32 words, batch kept).
@@ -385,19 +378,15 @@ def run(x_words, w_words, params, *, cfg: PointwiseConfig, cluster: Cluster = GA
     p = _host_params(params, cfg) or conv._as_params(params, cfg)
     nx = _engine.words_for(cfg.H * cfg.W * cfg.Ci, cfg.in_type.bits)
     nw = _engine.words_for(cfg.Co * cfg.Ci, cfg.w_type.bits)
-    x = _words_arg(x_words, nx, "x_words", True)
-    w = _words_arg(w_words, nw, "w_words", False)
+    x = _engine.packed_words(x_words, nx, "x_words")
+    w = _engine.packed_words(w_words, nw, "w_words", batch=False)
     if _overread_leftovers(cfg, cluster):  # the only data-dependent rule
         if any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves((x, w, p))):
             check(cfg, cluster)  # under jit / vmap the inputs are not known: the conservative rule
         else:
             check_inputs(cfg, x, w, p, cluster)
     out = _fast_packed(x, w, p, cfg, cluster)  # static-shift packing: exactly the output words, batch kept
-    if return_cost:
-        from jaxpulp.cost import with_cost
-
-        return with_cost(out, cfg, cluster)
-    return out
+    return _engine.costed(out, cfg, cluster, return_cost)
 
 
 def run_values(x, w, params, *, cfg: PointwiseConfig, cluster: Cluster = GAP8):
@@ -519,64 +508,4 @@ def reference(x, w, params, cfg: PointwiseConfig, cluster: Cluster = GAP8, guard
                             f"(semantics.md §7.1); pass guard=... to choose it")
                     v = v_lo
                 out[y, px, c] = v
-    return out
-
-
-# ------------------------------------------------------------------------------------- golden vectors
-
-
-def config_from_golden(meta: dict) -> PointwiseConfig:
-    """The configuration of a golden case record (../shared/golden format)."""
-    cfg = conv.config_from_golden(meta, cls=PointwiseConfig)
-    assert isinstance(cfg, PointwiseConfig)
-    return cfg
-
-
-params_from_golden = conv.params_from_golden
-
-
-def from_golden(meta: dict, arrays: dict) -> _golden.GoldenCall:
-    """A golden case as a packed call; raises ``UnsupportedConfig`` where ``check_inputs`` refuses its inputs."""
-    cfg = config_from_golden(meta)
-    cluster = _golden.cluster_of(meta)
-    _check_config(cfg, cluster)
-    x_words = packing.pack_hwc(arrays["x"], cfg.in_type)
-    w_words = packing.pack(arrays["w"], cfg.w_type)
-    params = params_from_golden(meta, arrays)
-    check_inputs(cfg, x_words, w_words, params, cluster)
-    return _golden.GoldenCall(meta, cfg, cluster, (x_words, w_words, params))
-
-
-def run_golden_batch(calls) -> list:
-    """Packed path for many golden calls through one compiled function (shared bucket, vmap over cases)."""
-    if not calls:
-        return []
-    bk = shared_bucket([c.cfg for c in calls])
-    outs = [None] * len(calls)
-    for bits in sorted({c.cfg.bn_bits for c in calls}):  # a static argument: one compile per library tree
-        idx = [i for i, c in enumerate(calls) if c.cfg.bn_bits == bits]
-        items = [(geometry(c.cfg, c.cluster), np.pad(c.args[0], (0, bk.x_words - len(c.args[0]))),
-                  np.pad(c.args[1], (0, bk.w_words - len(c.args[1]))), conv._padded_params(c.args[2], bk.Co))
-                 for c in (calls[i] for i in idx)]
-        res: list = []
-        for n, (g, xw, ww, p) in _golden.stack_chunks(items):
-            res.extend(np.asarray(_packed_cases(g, xw, ww, p, bk, bits))[:n])
-        for i, o in zip(idx, res, strict=True):
-            outs[i] = o
-    return [packing.unpack(o, c.cfg.out_type, c.cfg.Ho * c.cfg.Wo * c.cfg.Co).reshape(c.cfg.Ho, c.cfg.Wo, c.cfg.Co)
-            for o, c in zip(outs, calls, strict=True)]
-
-
-def run_values_golden_batch(calls, arrays_list) -> list:
-    """Value path (ideal semantics = conv 1x1, precision as data) for many golden calls, one compiled function
-    (``conv.run_values_golden_batch``; calls with ``bn_bits=64``, which that batch does not take, one by one)."""
-    out: list = [None] * len(calls)
-    idx = [i for i, c in enumerate(calls) if c.cfg.bn_bits == 32]
-    res = conv.run_values_golden_batch([calls[i] for i in idx], [arrays_list[i] for i in idx])
-    for i, o in zip(idx, res, strict=True):
-        out[i] = o
-    for i, c in enumerate(calls):
-        if out[i] is None:
-            out[i] = np.asarray(run_values(arrays_list[i]["x"], arrays_list[i]["w"], c.args[2], cfg=c.cfg,
-                                           cluster=c.cluster))
     return out

@@ -43,14 +43,11 @@ Layout: ``kernels/_maxpool.py`` and ``kernels/_avgpool.py`` hold each family's t
 """
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jaxpulp import packing
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
-from jaxpulp.kernels import _engine, _golden
+from jaxpulp.kernels import _engine
 
 # The family modules' names, re-exported so ``pool.<name>`` keeps working (``X as X``: an explicit re-export).
 from jaxpulp.kernels._avgpool import (
@@ -59,9 +56,7 @@ from jaxpulp.kernels._avgpool import (
     _avg_finish,
     _avg_only as _avg_only,
     _avg_packed_batch,
-    _avg_packed_cases,
     _avg_values_batch,
-    _avg_values_cases,
     _fast_avg as _fast_avg,
     _ref_avg,
 )
@@ -70,22 +65,17 @@ from jaxpulp.kernels._maxpool import (
     _fast_max as _fast_max,
     _max_only as _max_only,
     _max_packed_batch,
-    _max_packed_cases,
     _max_static,
     _max_values_batch,
-    _max_values_cases,
     _ref_max,
     _swar_max as _swar_max,
 )
 from jaxpulp.kernels._pool_common import (
     _NEG,
-    CONFIGS as CONFIGS,
-    GOLDEN_FAMILIES as GOLDEN_FAMILIES,
     Bucket as Bucket,
     Config as Config,
     Geometry as Geometry,
     _family,
-    _needs_scan,
     _window_reduce,
     exact_bucket as exact_bucket,
     geometry,
@@ -97,14 +87,8 @@ from jaxpulp.kernels.config import AvgPoolConfig as AvgPoolConfig, MaxPoolConfig
 def check(cfg: PoolConfig, cluster: Cluster = GAP8) -> None:
     """Raise ``UnsupportedConfig`` naming the rule if the library does not define this call."""
     fam = _family(cfg)
-    for name in ("in_type", "out_type"):
-        t = getattr(cfg, name)
-        if (cfg.C * t.bits) % 8:
-            raise UnsupportedConfig(
-                "channel-multiple",
-                f"C={cfg.C} with {name}={t}: a pixel must be whole bytes (C a multiple of {8 // t.bits}); the "
-                "kernel addresses pixels as C*bits/8 bytes (rounded down), so channels are lost or misplaced "
-                "(library_defects.md 16)")
+    _engine.check_whole_byte_pixels(cfg, ("in_type", "out_type"), "addresses pixels as C*bits/8 bytes (rounded "
+                                    "down), so channels are lost or misplaced")
     if max(cfg.H, cfg.W, cfg.C, cfg.Ho, cfg.Wo, cfg.Kh, cfg.Kw, *cfg.stride, *cfg.pad) >= 1 << 16:
         raise UnsupportedConfig("uint16-extent", f"cfg={cfg}: every dimension, kernel size, stride and padding "
                                 "is a uint16 argument and must be < 65536")
@@ -142,22 +126,12 @@ def _as_params(params, cfg: PoolConfig):
         return None
     if params is None:
         params = AvgPoolParams()
-    if not isinstance(params, AvgPoolParams):
-        params = AvgPoolParams(**params) if isinstance(params, dict) else AvgPoolParams(*params)
+    params = _engine.as_params(params, AvgPoolParams)
     i32 = (-(1 << 31), (1 << 31) - 1)
     scalar = _engine.int_scalar
     return AvgPoolParams(scalar(params.lam, "lam", *i32, "int32 lambda argument"),
                          scalar(params.out_shift, "out_shift", 0, 0xFFFF, "uint16 out_shift argument, bits"),
                          scalar(params.out_add, "out_add", *i32, "int32 out_add argument"))
-
-
-def _as_words(a, n_words: int, name: str):
-    a = a if isinstance(a, jax.Array) else np.asarray(a)
-    if a.dtype != jnp.uint32:
-        raise JaxpulpError(f"{name}: dtype {a.dtype}, expected a uint32 memory image (see jaxpulp.packing)")
-    if a.ndim not in (1, 2) or a.shape[-1] < n_words:
-        raise JaxpulpError(f"{name}: shape {a.shape}, expected ([batch,] >= {n_words}) uint32 words")
-    return a if a.shape[-1] == n_words else a[..., :n_words]
 
 
 STATIC_MIN_ELEMENTS = 1 << 14
@@ -182,17 +156,13 @@ def run(x_words, params=None, *, cfg: PoolConfig, cluster: Cluster = GAP8, retur
     p = _as_params(params, cfg)
     nx = _engine.words_for(cfg.H * cfg.W * cfg.C, cfg.in_type.bits)
     no = _engine.words_for(cfg.Ho * cfg.Wo * cfg.C, cfg.out_type.bits)
-    x = _as_words(x_words, nx, "x_words")
+    x = _engine.packed_words(x_words, nx, "x_words")
     batched = x.ndim == 2
     if static is None:
         static = (x.shape[0] if batched else 1) * cfg.H * cfg.W * cfg.C >= STATIC_MIN_ELEMENTS
     if static:
         res = _fast_max(x, cfg, cluster) if fam == "maxpool" else _fast_avg(x, p, cfg, cluster)
-        if return_cost:
-            from jaxpulp.cost import with_cost
-
-            return with_cost(res, cfg, cluster)
-        return res
+        return _engine.costed(res, cfg, cluster, return_cost)
     xb = x if batched else x[None]
     bk = shared_bucket([cfg], [cluster])  # rounded extents: nearby shapes share one compiled function
     xb = jnp.pad(xb, ((0, 0), (0, bk.x_words - nx)))
@@ -204,11 +174,7 @@ def run(x_words, params=None, *, cfg: PoolConfig, cluster: Cluster = GAP8, retur
     else:
         out = _avg_packed_batch(g, xb, p, bk)[:, :no]
         res = out if batched else out[0]
-    if return_cost:
-        from jaxpulp.cost import with_cost
-
-        return with_cost(res, cfg, cluster)
-    return res
+    return _engine.costed(res, cfg, cluster, return_cost)
 
 
 def run_values(x, params=None, *, cfg: PoolConfig, cluster: Cluster = GAP8):
@@ -254,29 +220,6 @@ def reference(x, params, cfg: PoolConfig, cluster: Cluster = GAP8):
     return _ref_avg(x, AvgPoolParams() if params is None else params, cfg, cluster)
 
 
-def config_from_golden(meta: dict) -> PoolConfig:
-    """The configuration of a golden case record (family ``maxpool`` or ``avgpool``; ``_golden.CONFIG_OF``)."""
-    return _golden.config_of(meta, GOLDEN_FAMILIES)
-
-
-def params_from_golden(meta: dict, arrays: dict):
-    if meta["family"] == "maxpool":
-        return None
-    return AvgPoolParams(np.int32(meta["lambda"]), np.int32(meta["out_shift"]), np.int32(meta["out_add"]))
-
-
-def from_golden(meta: dict, arrays: dict) -> _golden.GoldenCall:
-    cfg = config_from_golden(meta)
-    cluster = _golden.cluster_of(meta)
-    check(cfg, cluster)
-    x_words = packing.pack_hwc(arrays["x"], cfg.in_type)
-    return _golden.GoldenCall(meta, cfg, cluster, (x_words, params_from_golden(meta, arrays)))
-
-
-def _scalars(p: AvgPoolParams) -> AvgPoolParams:
-    return AvgPoolParams(*(np.int32(v) for v in p))
-
-
 def values(x, params=None, *, cfg: PoolConfig, in_type=None, out_type=None, cluster: Cluster = GAP8):
     """Value-path pooling, public entry: x (batch, H, W, C) int -> int32 (batch, Ho, Wo, C), the ideal
     arithmetic of ``cfg`` (its semantics is taken as "ideal"). ``in_type`` / ``out_type``: (bits, signed),
@@ -298,69 +241,3 @@ def values(x, params=None, *, cfg: PoolConfig, in_type=None, out_type=None, clus
     S = _window_reduce(x, 1, -t, cfg.Kh, cfg.stride[0], cfg.Ho, jnp.add, 0)
     S = _window_reduce(S, 2, -left, cfg.Kw, cfg.stride[1], cfg.Wo, jnp.add, 0)
     return _avg_finish(g._replace(**types), S, p)
-
-
-def _by_family(calls):
-    """Indices of the calls by family, max pooling split by whether pass 1 needs the in-place scan (so each
-    compiled function takes one code path, and the golden cases exercise both)."""
-    groups: dict[str, list[int]] = {}
-    for i, c in enumerate(calls):
-        groups.setdefault((_family(c.cfg), _needs_scan(c.cfg)), []).append(i)
-    return groups
-
-
-def run_golden_batch_full(calls) -> list:
-    """Packed path for many golden calls, one compiled function per family: a list of unpacked results
-    (max pooling: ``MaxPoolResult(out, x_after)``; average pooling: out)."""
-    results: list = [None] * len(calls)
-    for (fam, _), idx in _by_family(calls).items():
-        part = [calls[i] for i in idx]
-        bk = shared_bucket([c.cfg for c in part], [c.cluster for c in part])
-        pad = [np.pad(c.args[0], (0, bk.x_words - len(c.args[0]))) for c in part]
-        if fam == "maxpool":
-            items: list = [(geometry(c.cfg, c.cluster), xw) for c, xw in zip(part, pad, strict=True)]
-            outs: list = []
-            for n, (g, xw) in _golden.stack_chunks(items):
-                o, xa = _max_packed_cases(g, xw, bk)
-                outs.extend(zip(np.asarray(o)[:n], np.asarray(xa)[:n], strict=True))
-            for i, c, (o, xa) in zip(idx, part, outs, strict=True):
-                cfg = c.cfg
-                results[i] = MaxPoolResult(
-                    packing.unpack(o, cfg.out_type, cfg.Ho * cfg.Wo * cfg.C).reshape(cfg.Ho, cfg.Wo, cfg.C),
-                    packing.unpack(xa, cfg.in_type, cfg.H * cfg.W * cfg.C).reshape(cfg.H, cfg.W, cfg.C))
-        else:
-            items = [(geometry(c.cfg, c.cluster), xw, _scalars(c.args[1])) for c, xw in zip(part, pad, strict=True)]
-            outs = []
-            for n, (g, xw, p) in _golden.stack_chunks(items):
-                outs.extend(np.asarray(_avg_packed_cases(g, xw, p, bk))[:n])
-            for i, c, o in zip(idx, part, outs, strict=True):
-                cfg = c.cfg
-                results[i] = packing.unpack(o, cfg.out_type, cfg.Ho * cfg.Wo * cfg.C).reshape(cfg.Ho, cfg.Wo, cfg.C)
-    return results
-
-
-def run_golden_batch(calls) -> list:
-    """Packed path for many golden calls (both pooling families): unpacked outputs (Ho, Wo, C)."""
-    return [r.out if isinstance(r, MaxPoolResult) else r for r in run_golden_batch_full(calls)]
-
-
-def run_values_golden_batch(calls, arrays_list) -> list:
-    """Value path (ideal semantics, precision as data) for many golden calls, one compiled function per family."""
-    results: list = [None] * len(calls)
-    for (fam, _), idx in _by_family(calls).items():
-        part = [calls[i] for i in idx]
-        bk = shared_bucket([c.cfg for c in part], [c.cluster for c in part])
-        items = []
-        for i, c in zip(idx, part, strict=True):
-            cfg = c.cfg
-            x = np.zeros((bk.H, bk.W, bk.C), np.int32)
-            x[:cfg.H, :cfg.W, :cfg.C] = arrays_list[i]["x"]
-            g = geometry(cfg.replace(semantics="ideal"), c.cluster)
-            items.append((g, x) if fam == "maxpool" else (g, x, _scalars(c.args[1])))
-        outs: list = []
-        for n, item in _golden.stack_chunks(items):
-            fn = _max_values_cases if fam == "maxpool" else _avg_values_cases
-            outs.extend(np.asarray(fn(*item, bk))[:n])
-        for i, c, o in zip(idx, part, outs, strict=True):
-            results[i] = o[:c.cfg.Ho, :c.cfg.Wo, :c.cfg.C]
-    return results

@@ -23,7 +23,7 @@ def _calls(only=None):
         if only is not None and not only(meta):
             continue
         try:
-            out.append((add.from_golden(meta, ARRAYS[meta["id"]]), ARRAYS[meta["id"]]))
+            out.append((_golden.add.from_golden(meta, ARRAYS[meta["id"]]), ARRAYS[meta["id"]]))
         except UnsupportedConfig:
             continue
     return out
@@ -45,7 +45,7 @@ def test_check_refuses_exactly_the_undefined_cases():
     wrong, rules = [], set()
     for meta in CASES:
         try:
-            add.from_golden(meta, ARRAYS[meta["id"]])
+            _golden.add.from_golden(meta, ARRAYS[meta["id"]])
             refused = False
         except UnsupportedConfig as e:
             refused = True
@@ -63,7 +63,7 @@ def test_written_mask_equals_the_golden_defined_mask():
     # refused cases included; the traced twin of the mask agrees
     failures = []
     for meta in CASES:
-        cfg, cluster = add.config_from_golden(meta), _golden.cluster_of(meta)
+        cfg, cluster = _golden.add.config_from_golden(meta), _golden.cluster_of(meta)
         mask = add.written_mask(cfg, cluster)
         if not np.array_equal(mask, ARRAYS[meta["id"]]["defined"] != 0):
             failures.append(f"{meta['id']} {meta['kernel']} ncores={meta['ncores']}")
@@ -107,8 +107,8 @@ def test_value_path_equals_packed_path_where_no_quirk_applies():
     pairs = _calls(only=lambda m: m["matches_ideal"])
     assert len(pairs) == 617
     calls, arrays = [c for c, _ in pairs], [a for _, a in pairs]
-    values = add.run_values_golden_batch(calls, arrays)
-    packed = add.run_golden_batch(calls)
+    values = _golden.add.run_values_golden_batch(calls, arrays)
+    packed = _golden.add.run_golden_batch(calls)
     failures = [f"{c.meta['id']}: " + testing.first_mismatches(v, p, np.ones_like(p))
                 for c, v, p in zip(calls, values, packed, strict=True) if not np.array_equal(v, p)]
     report(failures, len(calls), "add value path vs packed path")
@@ -121,13 +121,13 @@ def test_ideal_semantics_computes_the_dropped_elements():
     assert len(metas) == 49 and {m["id"] for m in CASES if not m["matches_ideal"]} <= {m["id"] for m in metas}
     calls = []
     for m in metas:
-        cfg = add.config_from_golden(m).replace(semantics="ideal")
+        cfg = _golden.add.config_from_golden(m).replace(semantics="ideal")
         a = ARRAYS[m["id"]]
         calls.append(_golden.GoldenCall(m, cfg, _golden.cluster_of(m), (
             packing.pack_hwc(a["x1"], cfg.in1_type), packing.pack_hwc(a["x2"], cfg.in2_type),
-            add.params_from_golden(m))))
-    packed = add.run_golden_batch(calls)
-    values = add.run_values_golden_batch(calls, [ARRAYS[m["id"]] for m in metas])
+            _golden.add.params_from_golden(m))))
+    packed = _golden.add.run_golden_batch(calls)
+    values = _golden.add.run_values_golden_batch(calls, [ARRAYS[m["id"]] for m in metas])
     for c, p, v in zip(calls, packed, values, strict=True):
         a = ARRAYS[c.meta["id"]]
         np.testing.assert_array_equal(p, v)
@@ -243,7 +243,7 @@ def test_random_configs_match_reference_twin():
         calls.append(_golden.GoldenCall({}, cfg, cluster, (packing.pack_hwc(x1, cfg.in1_type),
                                                            packing.pack_hwc(x2, cfg.in2_type), p)))
         refs.append(add.reference(x1, x2, p, cfg, cluster))
-    got = add.run_golden_batch(calls)
+    got = _golden.add.run_golden_batch(calls)
     failures = [f"{c.cfg} on {c.cluster.num_cores} cores: " + testing.first_mismatches(g, r, np.ones_like(r))
                 for c, g, r in zip(calls, got, refs, strict=True) if not np.array_equal(g, r)]
     report(failures, len(calls), "random add configurations")
@@ -325,4 +325,4 @@ def test_bad_inputs_name_the_argument():
     with pytest.raises(JaxpulpError, match="cfg="):
         add.check(object())
     with pytest.raises(JaxpulpError, match="family"):
-        add.config_from_golden({"family": "maxpool"})
+        _golden.add.config_from_golden({"family": "maxpool"})

@@ -5,7 +5,7 @@ from hypothesis import given, settings, strategies as st
 
 from jaxpulp import JaxpulpError, UnsupportedConfig, packing
 from jaxpulp.cluster.config import Cluster
-from jaxpulp.kernels import conv
+from jaxpulp.kernels import _golden, conv
 
 
 def _layer(cfg, rng, batch=None):
@@ -78,10 +78,27 @@ def test_random_configs_match_reference_twin(data):
     rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
     x, w, params = _layer(cfg, rng)
     # same compiled function for every example: the shared golden bucket
-    call = conv._golden.GoldenCall({}, cfg, cluster, (packing.pack_hwc(x, cfg.in_type), packing.pack(w, cfg.w_type),
-                                                      params))
-    got = conv.run_golden_batch([call])[0]
+    call = _golden.GoldenCall({}, cfg, cluster, (packing.pack_hwc(x, cfg.in_type), packing.pack(w, cfg.w_type),
+                                                 params))
+    got = _golden.conv.run_golden_batch([call])[0]
     np.testing.assert_array_equal(got, conv.reference(x, w, params, cfg, cluster))
+
+
+def test_bn_bits_64_tree_on_the_bucketed_path():
+    # §4.3: kappa*acc + lambda in 64 bits (the 64bit/ tree); the bucketed path takes bn_bits as a static argument
+    cfg = conv.Config("u8", "u8", "i8", H=5, W=5, Ci=8, Co=4, pad=(1, 1, 1, 1), relu=1, bn=1, bn_bits=64)
+    x, w, params = _layer(cfg, np.random.default_rng(11))
+    params = params._replace(kappa=np.array([70000, -90000, 123456, 1], np.int32),
+                             lam=np.array([2 ** 30, -2 ** 30, 5, 7], np.int32), out_shift=20)
+    want = conv.reference(x, w, params, cfg)
+    assert not np.array_equal(want, conv.reference(x, w, params, cfg.replace(bn_bits=32)))
+    call = _golden.GoldenCall({}, cfg, Cluster(), (packing.pack_hwc(x, cfg.in_type), packing.pack(w, cfg.w_type),
+                                                   params))
+    call32 = call._replace(cfg=cfg.replace(bn_bits=32))
+    got64, got32 = _golden.conv.run_golden_batch([call, call32])
+    np.testing.assert_array_equal(got64, want)
+    np.testing.assert_array_equal(got32, conv.reference(x, w, params, call32.cfg))
+    np.testing.assert_array_equal(_run_unpacked(x, w, params, cfg), want)
 
 
 def test_bad_inputs_name_the_argument():

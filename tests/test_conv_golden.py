@@ -3,7 +3,7 @@ import numpy as np
 from golden_util import assert_equal_defined, family, report
 
 from jaxpulp import UnsupportedConfig, testing
-from jaxpulp.kernels import conv
+from jaxpulp.kernels import _golden, conv
 
 CASES, ARRAYS = family("conv")
 
@@ -18,7 +18,7 @@ def test_check_refuses_exactly_the_undefined_cases():
     wrong = []
     for meta in CASES:
         try:
-            conv.from_golden(meta, ARRAYS[meta["id"]])
+            _golden.conv.from_golden(meta, ARRAYS[meta["id"]])
             refused = False
         except UnsupportedConfig:
             refused = True
@@ -34,7 +34,7 @@ def test_reference_twin_matches_every_defined_case():
     for meta in CASES:
         a = ARRAYS[meta["id"]]
         try:
-            call = conv.from_golden(meta, a)
+            call = _golden.conv.from_golden(meta, a)
         except UnsupportedConfig:
             continue
         got = conv.reference(a["x"], a["w"], call.args[2], call.cfg, call.cluster)
@@ -52,13 +52,13 @@ def test_value_path_equals_packed_path_where_no_quirk_applies():
             continue
         a = ARRAYS[meta["id"]]
         try:
-            calls.append(conv.from_golden(meta, a))
+            calls.append(_golden.conv.from_golden(meta, a))
         except UnsupportedConfig:
             continue
         arrays.append(a)
     assert len(calls) > 400
-    values = conv.run_values_golden_batch(calls, arrays)
-    packed = conv.run_golden_batch(calls)
+    values = _golden.conv.run_values_golden_batch(calls, arrays)
+    packed = _golden.conv.run_golden_batch(calls)
     failures = []
     for c, v, p, _a in zip(calls, values, packed, arrays, strict=True):
         if not np.array_equal(v, p):
@@ -69,6 +69,6 @@ def test_value_path_equals_packed_path_where_no_quirk_applies():
 def test_value_path_differs_where_the_quirk_applies():
     # The signed shift-and-clip quirk (semantics.md §4.4) must be visible: ideal != library on those cases.
     metas = [m for m in CASES if not m["matches_ideal"] and m["all_defined"]][:20]
-    calls = [conv.from_golden(m, ARRAYS[m["id"]]) for m in metas]
-    values = conv.run_values_golden_batch(calls, [ARRAYS[m["id"]] for m in metas])
+    calls = [_golden.conv.from_golden(m, ARRAYS[m["id"]]) for m in metas]
+    values = _golden.conv.run_values_golden_batch(calls, [ARRAYS[m["id"]] for m in metas])
     assert all(not np.array_equal(v, ARRAYS[m["id"]]["out"]) for v, m in zip(values, metas, strict=True))

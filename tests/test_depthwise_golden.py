@@ -20,7 +20,7 @@ def _calls(only=None):
         if only is not None and not only(meta):
             continue
         try:
-            out.append((depthwise.from_golden(meta, ARRAYS[meta["id"]]), ARRAYS[meta["id"]]))
+            out.append((_golden.depthwise.from_golden(meta, ARRAYS[meta["id"]]), ARRAYS[meta["id"]]))
         except UnsupportedConfig:
             continue
     return out
@@ -49,7 +49,7 @@ def test_check_refuses_exactly_the_undefined_cases():
     wrong = []
     for meta in CASES:
         try:
-            depthwise.from_golden(meta, ARRAYS[meta["id"]])
+            _golden.depthwise.from_golden(meta, ARRAYS[meta["id"]])
             refused = None
         except UnsupportedConfig as e:
             refused = e.rule
@@ -90,8 +90,8 @@ def test_value_path_equals_packed_path_where_no_quirk_applies():
     pairs = _calls(only=lambda m: m["matches_ideal"])
     assert len(pairs) > 400
     calls, arrays = [c for c, _ in pairs], [a for _, a in pairs]
-    values = depthwise.run_values_golden_batch(calls, arrays)
-    packed = depthwise.run_golden_batch(calls)
+    values = _golden.depthwise.run_values_golden_batch(calls, arrays)
+    packed = _golden.depthwise.run_golden_batch(calls)
     failures = [f"{c.meta['id']}: " + testing.first_mismatches(v, p, np.ones_like(p))
                 for c, v, p in zip(calls, values, packed, strict=True) if not np.array_equal(v, p)]
     report(failures, len(calls), "depthwise value path vs packed path")
@@ -104,7 +104,7 @@ def test_value_path_differs_where_the_quirk_applies():
     # §8.5: with G > 1 the library adds bias[g + t] to channel t of group g; the ideal path adds bias[c].
     pairs = _calls(only=lambda m: not m["matches_ideal"])
     assert len(pairs) > 30 and all(c.cfg.bias and depthwise.group_size(c.cfg) > 1 for c, _ in pairs)
-    values = depthwise.run_values_golden_batch([c for c, _ in pairs], [a for _, a in pairs])
+    values = _golden.depthwise.run_values_golden_batch([c for c, _ in pairs], [a for _, a in pairs])
     same = [c.meta["id"] for (c, a), v in zip(pairs, values, strict=True) if np.array_equal(v, a["out"])]
     assert not same, f"ideal semantics reproduces the library's bias indexing on {same}"
 
@@ -174,9 +174,9 @@ def test_recorded_quirks_through_the_shared_bucket():
         calls.append(_golden.GoldenCall({"id": name}, cfg, Cluster(num_cores=ncores),
                                         depthwise.pack_inputs(x, w, cfg) + (params,)))
         wants.append(np.asarray(want).reshape(cfg.Ho, cfg.Wo, cfg.Co))
+    outs = _golden.depthwise.run_golden_batch(calls)
     failures = [f"{c.meta['id']}: " + testing.first_mismatches(g, want, np.ones_like(want))
-                for c, g, want in zip(calls, depthwise.run_golden_batch(calls), wants, strict=True)
-                if not np.array_equal(g, want)]
+                for c, g, want in zip(calls, outs, wants, strict=True) if not np.array_equal(g, want)]
     report(failures, len(calls), "depthwise recorded quirks, bucketed path")
 
 
@@ -222,7 +222,7 @@ def test_random_configs_match_the_twin():
             quirky += not np.array_equal(ideal, want)
         items.append((_golden.GoldenCall({}, cfg, cluster, depthwise.pack_inputs(x, w, cfg) + (params,)), want))
     assert quirky >= 5  # horizontal-phase reads and bias indexing do show up
-    outs = depthwise.run_golden_batch([c for c, _ in items])
+    outs = _golden.depthwise.run_golden_batch([c for c, _ in items])
     failures = [f"{c.cfg} ncores={c.cluster.num_cores}: " + testing.first_mismatches(o, want, np.ones_like(want))
                 for (c, want), o in zip(items, outs, strict=True) if not np.array_equal(o, want)]
     report(failures, len(items), "depthwise random configurations vs twin")
@@ -254,7 +254,7 @@ def test_compiles_once_per_config():
     assert depthwise._fast_packed._cache_size() == before + 1
     # the golden runner: one compiled function for every golden configuration
     before = depthwise._packed_cases._cache_size()
-    depthwise.run_golden_batch([c for c, _ in _calls()[:130]])
+    _golden.depthwise.run_golden_batch([c for c, _ in _calls()[:130]])
     assert depthwise._packed_cases._cache_size() <= before + 2
 
 
@@ -363,7 +363,7 @@ def test_64bit_bn_tree():
     want = depthwise.reference(x, w, params, cfg)
     got = _unpack(depthwise.run(*depthwise.pack_inputs(x, w, cfg), params, cfg=cfg), cfg)
     np.testing.assert_array_equal(got, want)
-    bucketed = depthwise.run_golden_batch([_golden.GoldenCall({}, cfg, Cluster(), depthwise.pack_inputs(x, w, cfg)
-                                                              + (params,))])[0]
+    call = _golden.GoldenCall({}, cfg, Cluster(), depthwise.pack_inputs(x, w, cfg) + (params,))
+    bucketed = _golden.depthwise.run_golden_batch([call])[0]
     np.testing.assert_array_equal(bucketed, want)
     assert not np.array_equal(want, depthwise.reference(x, w, params, cfg.replace(bn_bits=32)))

@@ -57,7 +57,7 @@ def test_pool_static_path_matches_golden_subset():
                                             m["in_type"][0] if m["Ci"] * _bits(m["in_type"]) % 32 == 0 else None)),
                      ("avgpool", lambda m: (m["scenario"], m["requant"]))):
         cases, arrays = family(fam)
-        picks += [(pool.from_golden(m, arrays[m["id"]]), arrays[m["id"]]) for m in _subset(cases, key)]
+        picks += [(_golden.pool.from_golden(m, arrays[m["id"]]), arrays[m["id"]]) for m in _subset(cases, key)]
     assert len({c.meta["kernel"] for c, _ in picks}) >= 18
     failures = []
     for call, a in picks:
@@ -86,7 +86,7 @@ def test_add_static_path_matches_golden_subset():
     defined = [m for m in cases if not testing.case_should_be_refused(m)]  # the rest: sub-byte tails, overruns
     metas = _subset(defined, lambda m: (m["family"], m["scenario"], m["out_type"][0],
                                         all(_bits(m[t]) == 8 for t in ("in1_type", "in2_type", "out_type"))))
-    picks = [(add.from_golden(m, arrays[m["id"]]), arrays[m["id"]]) for m in metas]
+    picks = [(_golden.add.from_golden(m, arrays[m["id"]]), arrays[m["id"]]) for m in metas]
     assert len(picks) >= 12 and {c.meta["family"] for c, _ in picks} == {"add", "add_legacy"}
     failures = []
     for call, a in picks:
@@ -214,8 +214,8 @@ def test_linear_static_equals_bucketed(data):
         assume(False)
     x, w, params = _linear_layer(cfg, np.random.default_rng(data.draw(st.integers(0, 2**31))))
     call = _golden.GoldenCall({}, cfg, cluster, (packing.pack(x, cfg.in_type), packing.pack(w, cfg.w_type), params))
-    fast = linear._unpack_output(np.asarray(linear.run(*call.args, cfg=cfg, cluster=cluster)), cfg)
-    slow = linear.run_golden_batch([call])[0]
+    fast = _golden.linear.unpack_output(np.asarray(linear.run(*call.args, cfg=cfg, cluster=cluster)), cfg)
+    slow = _golden.linear.run_golden_batch([call])[0]
     np.testing.assert_array_equal(fast, slow, err_msg=f"{cfg} on {cluster.num_cores} cores")
     np.testing.assert_array_equal(fast, linear.reference(x, w, params, cfg, cluster))
 
@@ -247,7 +247,7 @@ def test_pointwise_static_equals_bucketed(data):
                                                  params))
     out = np.asarray(pointwise.run(*call.args, cfg=cfg, cluster=cluster))
     fast = packing.unpack(out, cfg.out_type, cfg.Ho * cfg.Wo * cfg.Co).reshape(cfg.Ho, cfg.Wo, cfg.Co)
-    slow = pointwise.run_golden_batch([call])[0]
+    slow = _golden.pointwise.run_golden_batch([call])[0]
     np.testing.assert_array_equal(fast, slow, err_msg=f"{cfg} on {cluster.num_cores} cores")
     np.testing.assert_array_equal(fast, pointwise.reference(x, wv, params, cfg, cluster))
 
@@ -330,8 +330,8 @@ def test_linear_bucketed_path_splits_over_every_core():
     x, w, params = _linear_layer(cfg, np.random.default_rng(5))
     call = _golden.GoldenCall({}, cfg, cluster, (packing.pack(x, cfg.in_type), packing.pack(w, cfg.w_type), params))
     want = linear.reference(x, w, params, cfg, cluster)
-    np.testing.assert_array_equal(linear.run_golden_batch([call])[0], want)
-    np.testing.assert_array_equal(linear._unpack_output(np.asarray(linear.run(*call.args, cfg=cfg, cluster=cluster)),
-                                                        cfg), want)
+    np.testing.assert_array_equal(_golden.linear.run_golden_batch([call])[0], want)
+    np.testing.assert_array_equal(
+        _golden.linear.unpack_output(np.asarray(linear.run(*call.args, cfg=cfg, cluster=cluster)), cfg), want)
     leftover, _ = linear._static_roles(cfg, cluster)
     assert leftover[24:].any()  # the quirk reaches neurons of cores >= 8

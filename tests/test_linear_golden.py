@@ -23,7 +23,7 @@ def _calls(fam, only=None):
         if only is not None and not only(meta):
             continue
         try:
-            out.append((linear.from_golden(meta, arrays[meta["id"]]), arrays[meta["id"]]))
+            out.append((_golden.linear.from_golden(meta, arrays[meta["id"]]), arrays[meta["id"]]))
         except UnsupportedConfig:
             continue
     return out
@@ -48,7 +48,7 @@ def test_check_refuses_exactly_the_undefined_cases(fam):
     wrong = []
     for meta in cases:
         try:
-            linear.from_golden(meta, arrays[meta["id"]])
+            _golden.linear.from_golden(meta, arrays[meta["id"]])
             refused = False
         except UnsupportedConfig:
             refused = True
@@ -76,8 +76,8 @@ def test_value_path_equals_packed_path_where_no_quirk_applies(fam):
     pairs = _calls(fam, only=lambda m: m["matches_ideal"])
     assert len(pairs) > 100
     calls, arrays = [c for c, _ in pairs], [a for _, a in pairs]
-    values = linear.run_values_golden_batch(calls, arrays)
-    packed = linear.run_golden_batch(calls)
+    values = _golden.linear.run_values_golden_batch(calls, arrays)
+    packed = _golden.linear.run_golden_batch(calls)
     failures = [f"{c.meta['id']}: " + testing.first_mismatches(v, p, np.ones_like(p))
                 for c, v, p in zip(calls, values, packed, strict=True) if not np.array_equal(v, p)]
     report(failures, len(calls), f"{fam} value path vs packed path")
@@ -96,7 +96,7 @@ def test_value_path_differs_where_the_quirks_apply():
     # the quirks must be visible: ideal != library (== golden) on every deterministic-quirk case
     pairs = _calls("linear_quant", only=lambda m: not m["matches_ideal"])
     assert {_quirk_kind(c.meta) for c, _ in pairs} == {"wrong-row", "lost-weights", "kappa0"}
-    values = linear.run_values_golden_batch([c for c, _ in pairs], [a for _, a in pairs])
+    values = _golden.linear.run_values_golden_batch([c for c, _ in pairs], [a for _, a in pairs])
     assert all(not np.array_equal(v, a["out"]) for v, (_, a) in zip(values, pairs, strict=True))
 
 
@@ -113,7 +113,7 @@ def test_static_path_matches_golden_on_each_quirk_and_width():
     for call, a in picked.values():
         x_words, w_words, params = call.args
         out = linear.run(x_words, w_words, params, cfg=call.cfg, cluster=call.cluster)
-        got = linear._unpack_output(np.asarray(out), call.cfg)
+        got = _golden.linear.unpack_output(np.asarray(out), call.cfg)
         try:
             assert_equal_defined(got, a["out"], a["defined"], call.meta["id"])
         except AssertionError as e:
@@ -147,7 +147,8 @@ def test_batch_equals_loop(types, M, ncores):
     looped = np.stack([np.asarray(linear.run(xi, ww, params, cfg=cfg, cluster=cluster)) for xi in xw])
     np.testing.assert_array_equal(batched, looped)
     for xi, out in zip(x, batched, strict=True):
-        np.testing.assert_array_equal(linear._unpack_output(out, cfg), linear.reference(xi, w, params, cfg, cluster))
+        np.testing.assert_array_equal(_golden.linear.unpack_output(out, cfg),
+                                      linear.reference(xi, w, params, cfg, cluster))
     vb = np.asarray(linear.run_values(x, w, params, cfg=cfg, cluster=cluster))
     vl = np.stack([np.asarray(linear.run_values(xi, w, params, cfg=cfg, cluster=cluster)) for xi in x])
     np.testing.assert_array_equal(vb, vl)
@@ -175,7 +176,7 @@ def test_random_configs_match_reference_twin():
         calls.append(_golden.GoldenCall({}, cfg, cluster,
                                         (packing.pack(x, cfg.in_type), packing.pack(w, cfg.w_type), params)))
         refs.append(linear.reference(x, w, params, cfg, cluster))
-    got = linear.run_golden_batch(calls)
+    got = _golden.linear.run_golden_batch(calls)
     failures = [f"{c.cfg} on {c.cluster.num_cores} cores: " + testing.first_mismatches(g, r, np.ones_like(r))
                 for c, g, r in zip(calls, got, refs, strict=True) if not np.array_equal(g, r)]
     report(failures, len(calls), "random linear configurations")
@@ -286,4 +287,4 @@ def test_bad_inputs_name_the_argument():
     with pytest.raises(JaxpulpError, match="out_type"):
         linear.Config("u4", "u32", "i4", N=16, M=8)
     with pytest.raises(JaxpulpError, match="family"):
-        linear.config_from_golden({"family": "conv"})
+        _golden.linear.config_from_golden({"family": "conv"})

@@ -22,7 +22,7 @@ MISLABELLED = {cid for fam, cid in testing.KNOWN_GOLDEN_MISLABELS if fam == "poi
 
 def _try(meta):
     try:
-        return pointwise.from_golden(meta, ARRAYS[meta["id"]]), None
+        return _golden.pointwise.from_golden(meta, ARRAYS[meta["id"]]), None
     except UnsupportedConfig as e:
         return None, e
 
@@ -40,7 +40,7 @@ def _accepted():
 
 @functools.cache
 def _packed_outputs():
-    return pointwise.run_golden_batch([c for c, _ in _accepted()])
+    return _golden.pointwise.run_golden_batch([c for c, _ in _accepted()])
 
 
 def _unpack(out, cfg):
@@ -98,8 +98,8 @@ def test_golden_mislabels_depend_on_the_memory_after_the_input():
             continue
         a = ARRAYS[meta["id"]]
         assert meta["all_defined"] and not meta["guard_written"]
-        cfg, cluster = pointwise.config_from_golden(meta), _golden.cluster_of(meta)
-        params = pointwise.params_from_golden(meta, a)
+        cfg, cluster = _golden.pointwise.config_from_golden(meta), _golden.cluster_of(meta)
+        params = _golden.pointwise.params_from_golden(meta, a)
         n_in = cfg.H * cfg.W * cfg.Ci * cfg.in_type.bits // 8
         extra = cfg.Ci - n_in  # the single leftover pixel (0, 0) reads Ci bytes
         assert (cfg.H, cfg.W) == (1, 1) and extra > 0
@@ -137,15 +137,15 @@ def test_in_bounds_garbage_reads_match_the_defined_elements_of_refused_cases():
         if err is None or err.rule != "pointwise-leftover-overread":
             continue
         a = ARRAYS[meta["id"]]
-        cfg, cluster = pointwise.config_from_golden(meta), _golden.cluster_of(meta)
-        params = pointwise.params_from_golden(meta, a)
+        cfg, cluster = _golden.pointwise.config_from_golden(meta), _golden.cluster_of(meta)
+        params = _golden.pointwise.params_from_golden(meta, a)
         twins.append(pointwise.reference(a["x"], a["w"], params, cfg, cluster, guard=np.zeros(4096, np.uint8)))
         calls.append(_golden.GoldenCall(meta, cfg, cluster, (packing.pack_hwc(a["x"], cfg.in_type),
                                                              packing.pack(a["w"], cfg.w_type), params)))
         arrays.append(a)
     assert len(calls) > 60 and sum(int(a["defined"].sum()) for a in arrays) > 1000
     failures = []
-    for c, got, twin, a in zip(calls, pointwise.run_golden_batch(calls), twins, arrays, strict=True):
+    for c, got, twin, a in zip(calls, _golden.pointwise.run_golden_batch(calls), twins, arrays, strict=True):
         for what, v in (("packed", got), ("twin", twin)):
             try:
                 assert_equal_defined(v, a["out"], a["defined"], f"{c.meta['id']} {what}")
@@ -157,7 +157,7 @@ def test_in_bounds_garbage_reads_match_the_defined_elements_of_refused_cases():
 def test_value_path_equals_packed_path_where_no_quirk_applies():
     pairs = [(c, a, p) for (c, a), p in zip(_accepted(), _packed_outputs(), strict=True) if c.meta["matches_ideal"]]
     assert len(pairs) > 250
-    values = pointwise.run_values_golden_batch([c for c, _, _ in pairs], [a for _, a, _ in pairs])
+    values = _golden.pointwise.run_values_golden_batch([c for c, _, _ in pairs], [a for _, a, _ in pairs])
     failures = [f"{c.meta['id']}: " + testing.first_mismatches(v, p, np.ones_like(p))
                 for (c, _, p), v in zip(pairs, values, strict=True) if not np.array_equal(v, p)]
     report(failures, len(pairs), "pointwise value path vs packed path")
@@ -165,7 +165,7 @@ def test_value_path_equals_packed_path_where_no_quirk_applies():
 
 def test_value_path_differs_where_a_quirk_applies():
     pairs = [(c, a) for c, a in _accepted() if not c.meta["matches_ideal"]]
-    values = pointwise.run_values_golden_batch([c for c, _ in pairs], [a for _, a in pairs])
+    values = _golden.pointwise.run_values_golden_batch([c for c, _ in pairs], [a for _, a in pairs])
     seen = set()
     for (c, a), v in zip(pairs, values, strict=True):
         assert ((v != a["out"]) & (a["defined"] != 0)).any(), c.meta["id"]
@@ -232,7 +232,7 @@ def test_worked_example_15_2_leftover_reads_packed_bytes():
     twin = pointwise.reference(x, w, params, cfg, guard=np.zeros(4, np.uint8))
     assert _bytes(packing.pack_hwc(twin, cfg.out_type)) == [0xFC, 0x43, 0, 0]
     call = _golden.GoldenCall({}, cfg, Cluster(), (xw, ww, params))
-    np.testing.assert_array_equal(pointwise.run_golden_batch([call])[0], twin)
+    np.testing.assert_array_equal(_golden.pointwise.run_golden_batch([call])[0], twin)
     ideal = pointwise.run(xw, ww, params, cfg=cfg.replace(semantics="ideal"))
     assert _bytes(ideal)[:2] == [0xD2, 0x9B]
 
@@ -287,7 +287,7 @@ def test_bytes_past_the_image_inside_its_last_word_are_not_input():
     got = _unpack(pointwise._fast_packed(xw[None], ww, conv._as_params(params, cfg), cfg, cluster)[0], cfg)
     np.testing.assert_array_equal(got, want)
     call = _golden.GoldenCall({}, cfg, cluster, (xw, ww, params))
-    np.testing.assert_array_equal(pointwise.run_golden_batch([call])[0], want)
+    np.testing.assert_array_equal(_golden.pointwise.run_golden_batch([call])[0], want)
 
 
 # ----------------------------------------------------------------------------- random configurations
@@ -346,7 +346,7 @@ def test_random_configs_match_the_twin():
                                                            packing.pack(w, cfg.w_type), params)))
     assert sum(c.cfg.stride != (1, 1) for c in calls) > 5
     assert sum(bool(_quirks(c.cfg, c.cluster)) for c in calls) > 10
-    for c, got, twin in zip(calls, pointwise.run_golden_batch(calls), twins, strict=True):
+    for c, got, twin in zip(calls, _golden.pointwise.run_golden_batch(calls), twins, strict=True):
         np.testing.assert_array_equal(got, twin, err_msg=f"{c.cfg} {c.cluster}")
 
 
@@ -398,12 +398,12 @@ def test_bn_bits_64_tree():
     np.testing.assert_array_equal(_unpack(pointwise.run(xw, ww, params, cfg=cfg), cfg), want)
     call = _golden.GoldenCall({}, cfg, Cluster(), (xw, ww, params))
     call32 = call._replace(cfg=cfg.replace(bn_bits=32))
-    got64, got32 = pointwise.run_golden_batch([call, call32])
+    got64, got32 = _golden.pointwise.run_golden_batch([call, call32])
     np.testing.assert_array_equal(got64, want)
     np.testing.assert_array_equal(got32, pointwise.reference(x, w, params, call32.cfg))
     ideal = cfg.replace(semantics="ideal")
     a = {"x": x, "w": w}
-    np.testing.assert_array_equal(pointwise.run_values_golden_batch([call._replace(cfg=ideal)], [a])[0],
+    np.testing.assert_array_equal(_golden.pointwise.run_values_golden_batch([call._replace(cfg=ideal)], [a])[0],
                                   conv.reference(x, w, params, ideal))
 
 

@@ -20,7 +20,7 @@ TYPES = ["u8", "u4", "u2", "i8", "i4", "i2"]
 
 def _calls(fam, only=None):
     cases, arrays = family(fam)
-    return [(pool.from_golden(m, arrays[m["id"]]), arrays[m["id"]]) for m in cases if only is None or only(m)]
+    return [(_golden.pool.from_golden(m, arrays[m["id"]]), arrays[m["id"]]) for m in cases if only is None or only(m)]
 
 
 def test_catalog_maps_both_families_here():
@@ -43,7 +43,7 @@ def test_check_refuses_exactly_the_undefined_cases(fam):
     wrong = []
     for meta in cases:
         try:
-            pool.from_golden(meta, arrays[meta["id"]])
+            _golden.pool.from_golden(meta, arrays[meta["id"]])
             refused = False
         except UnsupportedConfig as e:
             refused = str(e)
@@ -56,7 +56,7 @@ def test_check_refuses_exactly_the_undefined_cases(fam):
 @pytest.mark.parametrize("fam", FAMILIES)
 def test_reference_twin_matches_every_defined_case(fam):
     pairs = _calls(fam)
-    full = pool.run_golden_batch_full([c for c, _ in pairs])
+    full = _golden.pool.run_golden_batch_full([c for c, _ in pairs])
     failures = []
     for (call, a), packed in zip(pairs, full, strict=True):
         got = pool.reference(a["x"], call.args[1], call.cfg, call.cluster)
@@ -79,8 +79,8 @@ def test_value_path_equals_packed_path_where_no_quirk_applies(fam):
     pairs = _calls(fam, only=lambda m: m["matches_ideal"])
     assert len(pairs) >= 80
     calls, arrays = [c for c, _ in pairs], [a for _, a in pairs]
-    values = pool.run_values_golden_batch(calls, arrays)
-    packed = pool.run_golden_batch(calls)
+    values = _golden.pool.run_values_golden_batch(calls, arrays)
+    packed = _golden.pool.run_golden_batch(calls)
     failures = [f"{c.meta['id']}: " + testing.first_mismatches(v, p, np.ones_like(p))
                 for c, v, p in zip(calls, values, packed, strict=True) if not np.array_equal(v, p)]
     report(failures, len(calls), f"{fam} value path vs packed path")
@@ -90,7 +90,7 @@ def test_value_path_equals_packed_path_where_no_quirk_applies(fam):
 def test_value_path_differs_where_the_quirks_apply(fam, n_quirk):
     pairs = _calls(fam, only=lambda m: not m["matches_ideal"])
     assert len(pairs) == n_quirk
-    values = pool.run_values_golden_batch([c for c, _ in pairs], [a for _, a in pairs])
+    values = _golden.pool.run_values_golden_batch([c for c, _ in pairs], [a for _, a in pairs])
     same = [c.meta["id"] for v, (c, a) in zip(values, pairs, strict=True) if np.array_equal(v, a["out"])]
     assert not same, f"ideal == library on quirk cases {same}"
     for (c, a), v in zip(pairs, values, strict=True):  # the ideal twin agrees with the ideal value path
@@ -271,7 +271,7 @@ def test_random_configs_match_reference_twin():
         x = rng.integers(cfg.in_type.lo, cfg.in_type.hi + 1, (cfg.H, cfg.W, cfg.C))
         calls.append(_golden.GoldenCall({}, cfg, cluster, (packing.pack_hwc(x, cfg.in_type), params)))
         refs.append(pool.reference(x, params, cfg, cluster))
-    got = pool.run_golden_batch_full(calls)
+    got = _golden.pool.run_golden_batch_full(calls)
     failures = []
     for c, g, r in zip(calls, got, refs, strict=True):
         pairs = [(g.out, r.out), (g.x, r.x)] if isinstance(r, pool.MaxPoolResult) else [(g, r)]
@@ -371,4 +371,4 @@ def test_bad_inputs_name_the_argument():
     with pytest.raises(JaxpulpError, match="requant"):
         pool.AvgPoolConfig("u8", "i8", H=4, W=4, C=4, requant="yes")
     with pytest.raises(JaxpulpError, match="family"):
-        pool.config_from_golden({"family": "add"})
+        _golden.pool.config_from_golden({"family": "add"})
