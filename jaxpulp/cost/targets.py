@@ -31,6 +31,7 @@ import dataclasses
 import math
 from types import MappingProxyType
 
+from jaxpulp._registry import lookup
 from jaxpulp.cost.types import INSTRUCTION_CLASSES, Cost
 from jaxpulp.errors import JaxpulpError
 
@@ -170,19 +171,13 @@ GAP8_TARGET = Target(
     voltage=1.2,
     description="GAP-8 cluster, 8 RI5CY/CV32E40P cores at 175 MHz, 1.2 V; PULP-NN mixed XpulpV2 kernels",
 )
-GAP8_1CORE_TARGET = Target(
-    name="gap8-1core", num_cores=1, freq_hz=175e6, isa="xpulpv2", fork_cycles=GAP8_FORK_CYCLES,
-    barrier_cycles=GAP8_BARRIER_CYCLES, tcdm_banks=GAP8_TCDM_BANKS,
-    pj_base_per_cycle=GAP8_PJ_BASE_1V0 * GAP8_V2_SCALE_1V2, pj_per_core_cycle=GAP8_PJ_CORE_1V0 * GAP8_V2_SCALE_1V2,
-    voltage=1.2,
-    description="GAP-8 cluster running the kernels on one core (175 MHz, 1.2 V)",
-)
-GAP8_EFFICIENT_TARGET = Target(
-    name="gap8-1v0", num_cores=8, freq_hz=100e6, isa="xpulpv2", fork_cycles=GAP8_FORK_CYCLES,
-    barrier_cycles=GAP8_BARRIER_CYCLES, tcdm_banks=GAP8_TCDM_BANKS,
-    pj_base_per_cycle=GAP8_PJ_BASE_1V0, pj_per_core_cycle=GAP8_PJ_CORE_1V0, voltage=1.0,
-    description="GAP-8 cluster at its efficient point (100 MHz, 1.0 V; DORY's board measurement)",
-)
+GAP8_1CORE_TARGET = dataclasses.replace(
+    GAP8_TARGET, name="gap8-1core", num_cores=1,
+    description="GAP-8 cluster running the kernels on one core (175 MHz, 1.2 V)")
+GAP8_EFFICIENT_TARGET = dataclasses.replace(
+    GAP8_TARGET, name="gap8-1v0", freq_hz=100e6, pj_base_per_cycle=GAP8_PJ_BASE_1V0,
+    pj_per_core_cycle=GAP8_PJ_CORE_1V0, voltage=1.0,
+    description="GAP-8 cluster at its efficient point (100 MHz, 1.0 V; DORY's board measurement)")
 CORTEX_M7_TARGET = Target(
     name="cortex-m7", num_cores=1, freq_hz=M7_FREQ_HZ, isa="armv7e-m",
     class_cycles=(("branch_taken", 1 + M7_BRANCH_TAKEN_EXTRA / M7_CPI),),
@@ -196,9 +191,4 @@ TARGETS = MappingProxyType({t.name: t for t in (GAP8_TARGET, GAP8_1CORE_TARGET, 
 
 def get_target(name: str | Target) -> Target:
     """The registered target called ``name`` (a ``Target`` is returned unchanged)."""
-    if isinstance(name, Target):
-        return name
-    try:
-        return TARGETS[name]
-    except KeyError:
-        raise JaxpulpError(f"target={name!r}: expected one of {sorted(TARGETS)}") from None
+    return lookup(TARGETS, name, Target, "target")

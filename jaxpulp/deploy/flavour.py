@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 from types import MappingProxyType
 
+from jaxpulp._registry import lookup
 from jaxpulp.errors import JaxpulpError
 
 DW_INPUT = ("hwc-to-chw", "chw-planes")
@@ -100,9 +101,5 @@ FLAVOURS = MappingProxyType({f.name: f for f in (DORY_GAP8, DORY_GAP8_BN32, DORY
 
 
 def get_flavour(flavour: str | Flavour) -> Flavour:
-    if isinstance(flavour, Flavour):
-        return flavour
-    try:
-        return FLAVOURS[flavour]
-    except (KeyError, TypeError):
-        raise JaxpulpError(f"flavour={flavour!r}: expected a Flavour or one of {sorted(FLAVOURS)}") from None
+    """The registered flavour called ``flavour`` (a ``Flavour`` is returned unchanged)."""
+    return lookup(FLAVOURS, flavour, Flavour, "flavour")

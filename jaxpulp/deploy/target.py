@@ -39,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 from types import MappingProxyType
 
+from jaxpulp._registry import lookup
 from jaxpulp.cost.targets import GAP8_BARRIER_CYCLES, GAP8_FORK_CYCLES
 from jaxpulp.errors import JaxpulpError
 
@@ -153,9 +154,4 @@ TARGETS = MappingProxyType({t.name: t for t in (GAP8_BOARD, GAP8_GVSOC)})
 
 def get_target(target: str | DeployTarget) -> DeployTarget:
     """The registered deployment target called ``target`` (a ``DeployTarget`` is returned unchanged)."""
-    if isinstance(target, DeployTarget):
-        return target
-    try:
-        return TARGETS[target]
-    except (KeyError, TypeError):
-        raise JaxpulpError(f"target={target!r}: expected a DeployTarget or one of {sorted(TARGETS)}") from None
+    return lookup(TARGETS, target, DeployTarget, "target")
