@@ -315,15 +315,15 @@ def _pointwise_accumulate(x8, w8, bias, cfg: ConvConfig, per_tap: int):
     return acc if bias is None else acc + bias
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "cluster"))
-def _fast_packed(x_words, w_words, p: Params, cfg: ConvConfig, cluster: Cluster):
+@functools.partial(jax.jit, static_argnames=("cfg", "cluster", "groups"))
+def _fast_packed(x_words, w_words, p: Params, cfg: ConvConfig, cluster: Cluster, groups=None):
     """Packed path for one static configuration (batch axis first): lanes unpacked with static shifts, the
     same requantisation and quirk masks as the bucketed path, output packed with static shifts."""
     it, ot, wt = cfg.in_type, cfg.out_type, cfg.w_type
     x8 = _engine.unpack_static(x_words, it.bits, it.signed, cfg.H * cfg.W * cfg.Ci)
     x8 = x8.reshape(-1, cfg.H, cfg.W, cfg.Ci)
     w8 = _engine.unpack_static(w_words, wt.bits, True, cfg.Co * cfg.K).reshape(cfg.Co, cfg.Kh, cfg.Kw, cfg.Ci)
-    acc = _fast_accumulate(x8, w8, p.bias, cfg)
+    acc = _fast_accumulate(x8, w8, p.bias, cfg, groups)
     bk = exact_bucket(cfg)
     vals = jax.vmap(lambda a: _requantise(geometry(cfg, cluster), a, p, bk, cfg.bn_bits))(acc)
     return _engine.pack_static_grouped(vals.reshape(vals.shape[0], -1), ot.bits)
@@ -353,10 +353,13 @@ def _as_params(params, cfg: ConvConfig) -> Params:
                   jnp.int32(params.out_mult), jnp.int32(params.out_shift), vec("bias", params.bias, False))
 
 
-def run(x_words, w_words, params, *, cfg: ConvConfig, cluster: Cluster = GAP8, return_cost: bool = False):
+def run(x_words, w_words, params, *, cfg: ConvConfig, cluster: Cluster = GAP8, return_cost: bool = False,
+        groups: tuple[int, ...] | None = None):
     """Packed path. ``x_words``: HWC input image (uint32 words, optionally a leading batch axis);
     ``w_words``: weights [Co][Kh][Kw][Ci]; returns the packed HWC output image (uint32 words, batch kept).
-    With ``return_cost=True`` returns ``Costed(output, cost)`` (per-core counts and cycles of one call)."""
+    With ``return_cost=True`` returns ``Costed(output, cost)`` (per-core counts and cycles of one call).
+    ``groups`` (static): input-channel group starts ``_engine.weight_bound_groups`` proved exact for these very
+    weights at ``cfg.in_type``'s largest magnitude; None: the worst case of the types."""
     check(cfg, cluster)
     p = _as_params(params, cfg)
     nx = _engine.words_for(cfg.H * cfg.W * cfg.Ci, cfg.in_type.bits)
@@ -365,7 +368,7 @@ def run(x_words, w_words, params, *, cfg: ConvConfig, cluster: Cluster = GAP8, r
     x = _engine.packed_words(x_words, nx, "x_words", min_batch=1)
     w = _engine.packed_words(w_words, nw, "w_words", batch=False)
     batched = x.ndim == 2
-    out = _fast_packed(x if batched else x[None], w, p, cfg, cluster)[:, :no]
+    out = _fast_packed(x if batched else x[None], w, p, cfg, cluster, groups)[:, :no]
     out = out if batched else out[0]
     return _engine.costed(out, cfg, cluster, return_cost)
 

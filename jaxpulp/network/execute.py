@@ -158,26 +158,31 @@ def packed_add(cfg, args, ins, cluster: Cluster):
     return add.run(ins[0], ins[1], args[0], cfg=cfg, cluster=cluster)
 
 
-def _packed_layers(x_words, args, layers, cfgs, want, cluster):
-    """The layers on packed images: {input name: (batch, words)} -> {wanted name: (batch, words)}."""
+def _packed_layers(x_words, args, layers, cfgs, want, cluster, groups=None):
+    """The layers on packed images: {input name: (batch, words)} -> {wanted name: (batch, words)}. ``groups``
+    (static): per layer, conv input-channel groups proved exact from the concrete weights (``_weight_groups``)."""
     env = dict(x_words)
-    for lay, cfg, a in zip(layers, cfgs, args, strict=True):
-        env[lay.output] = _run_layer_packed(lay, cfg, a, [env[i] for i in lay.inputs], cluster)
+    for n, (lay, cfg, a) in enumerate(zip(layers, cfgs, args, strict=True)):
+        ins = [env[i] for i in lay.inputs]
+        if groups is not None and groups[n] is not None:
+            env[lay.output] = conv.run(ins[0], a[0], a[1], cfg=cfg, cluster=cluster, groups=groups[n])
+            continue
+        env[lay.output] = _run_layer_packed(lay, cfg, a, ins, cluster)
     return {k: env[k] for k in want}
 
 
-_packed_layers_jit = jax.jit(_packed_layers, static_argnames=("layers", "cfgs", "want", "cluster"))
+_packed_layers_jit = jax.jit(_packed_layers, static_argnames=("layers", "cfgs", "want", "cluster", "groups"))
 
 
-@functools.partial(jax.jit, static_argnames=("layers", "cfgs", "want", "cluster", "io"))
-def _packed_forward(x, args, layers, cfgs, want, cluster, io):
+@functools.partial(jax.jit, static_argnames=("layers", "cfgs", "want", "cluster", "io", "groups"))
+def _packed_forward(x, args, layers, cfgs, want, cluster, io, groups=None):
     """Packed path from and to int values: the inputs are packed and the wanted tensors unpacked on the device
     (``_engine.pack_static`` / ``unpack_static``: the bits of ``packing.pack_hwc`` / ``unpack``; numpy's
     bitwise_or.reduce on the host took seconds per batch). io = ((input name, bits), ...), ((tensor name,
     elements, bits, signed), ...)."""
     ins, outs = io
     words = {n: _engine.pack_static(x[n].reshape(x[n].shape[0], -1), bits) for n, bits in ins}
-    env = _packed_layers(words, args, layers, cfgs, want, cluster)
+    env = _packed_layers(words, args, layers, cfgs, want, cluster, groups)
     res = {}
     for n, count, bits, signed in outs:
         w = env[n]
@@ -237,17 +242,18 @@ def _accumulate(lay: Layer, x, p, groups=None):
     return k.kernel_module().accumulate(x.reshape(x.shape[0], -1) if k.flat else x, p["w"], bias, cfg)
 
 
-def _weight_groups(net: Network) -> tuple:
+def _weight_groups(net: Network, cfgs) -> tuple:
     """Per layer: the input-channel groups of a KxK (not 1x1) conv proved exact from the network's own concrete
-    weights at the widest input magnitude (255, u8: any <= 8-bit activation type the value path may trace), when
-    that needs fewer float32 convolutions than the worst case; else None. Static (hashable), for the jit."""
+    weights at the largest input magnitude of its ``cfgs`` entry's input type (the value path passes the widest,
+    u8: 255, valid for any <= 8-bit activation type it may trace), when that needs fewer float32 convolutions
+    than the worst case; else None. Static (hashable), for the jit."""
     out = []
-    for lay in net.layers:
-        k, w = kinds.of(lay), net.params.get(lay.name, {}).get("w")
-        cfg = _acc_config(lay) if k.weighted else None
+    for lay, cfg in zip(net.layers, cfgs, strict=True):
+        w = net.params.get(lay.name, {}).get("w")
         g = None
-        if type(cfg) is ConvConfig and (cfg.Kh, cfg.Kw) != (1, 1) and w is not None:  # not depthwise, not 1x1
-            g = _engine.weight_bound_groups(np.asarray(w), _WIDEST_IN.hi)
+        if (type(cfg) is ConvConfig and cfg.family == "conv" and (cfg.Kh, cfg.Kw) != (1, 1)  # not depthwise, 1x1
+                and kinds.of(lay).weighted and w is not None):
+            g = _engine.weight_bound_groups(np.asarray(w), max(-cfg.in_type.lo, cfg.in_type.hi))
             if g is not None and len(g) >= len(conv.worst_case_groups(cfg)):
                 g = None
         out.append(g)
@@ -335,8 +341,15 @@ def _prepared_values(net: Network):
 
 
 def _prepared_groups(net: Network) -> tuple:
-    """The network's weight-proved exact conv groups (``_weight_groups``), computed once per network."""
-    return _prepared(net, "groups", lambda: _weight_groups(net))
+    """The value path's weight-proved exact conv groups (``_weight_groups``), computed once per network."""
+    return _prepared(net, "groups", lambda: _weight_groups(
+        net, tuple(_acc_config(lay) if kinds.of(lay).weighted else None for lay in net.layers)))
+
+
+def _prepared_packed_groups(net: Network, cluster: Cluster) -> tuple:
+    """The packed path's weight-proved exact conv groups, at each layer's own input type."""
+    return _prepared(net, ("packed-groups", cluster),
+                     lambda: _weight_groups(net, _configs(net.layers, "library", cluster)))
 
 
 def _prepared_packed(net: Network, cluster: Cluster):
@@ -398,7 +411,8 @@ def run(net: Network, x, *, path: str = "packed", keep: bool = False, cluster: C
         io = (tuple((s.name, s.qtype.bits) for s in net.inputs),
               tuple((k, int(np.prod(types[k][0])), types[k][1].bits, types[k][1].signed) for k in want))
         out = _packed_forward({k: jnp.asarray(v, jnp.int32) for k, v in xs.items()}, args, layers=net.layers,
-                              cfgs=cfgs, want=want, cluster=cluster, io=io)
+                              cfgs=cfgs, want=want, cluster=cluster, io=io,
+                              groups=_prepared_packed_groups(net, cluster))
         res = {k: np.asarray(v).reshape((-1,) + tuple(types[k][0])) for k, v in out.items()}
     outputs = {k: res[k] for k in net.outputs}
     return RunResult(outputs, res if keep else {})
