@@ -101,3 +101,34 @@ def test_group_bound_exactly_at_2_pow_24():
 def test_single_channel_over_the_bound_gives_none():
     w = np.full((1, 31, 31, 2), -128, np.int32)  # 961 taps * 128 * 255 > 2**24
     assert _engine.weight_bound_groups(w, 255) is None
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), frac=st.floats(0.1, 0.35), it=st.sampled_from(["u8", "i8"]),
+       ci=st.sampled_from([96, 128]))
+def test_networks_with_weight_proved_groups_equal_the_numpy_interpreter(seed, frac, it, ci):
+    """A 3x3 conv whose worst-case chunking needs several float32 convolutions but whose weights (a fraction at
+    the extremes, the rest small) prove fewer: both paths of ``run`` use the proved groups and equal the int64
+    numpy interpreter, on inputs aligned with output channel 0's weight signs (its largest sums)."""
+    from jaxpulp.network import execute, reference
+    from jaxpulp.network.graph import Layer, Network, TensorSpec
+
+    rng = np.random.default_rng(seed)
+    co, H = 4, 4  # even widths: no leftover-pixel bias drift (library quirk)
+    sign = rng.choice(np.array([-1, 1]), (co, 1, 1, ci))
+    big = np.where(sign > 0, 127, rng.choice(np.array([-128, -127]), (co, 3, 3, ci)))
+    w = np.where(rng.random((co, 3, 3, ci)) < frac, big, sign * rng.integers(0, 3, (co, 3, 3, ci)))
+    p = dict(w=w.astype(np.int32), bias=rng.integers(-500, 500, co).astype(np.int32),
+             kappa=rng.integers(1, 4, co).astype(np.int32), lam=rng.integers(-900, 900, co).astype(np.int32),
+             out_mult=0, out_shift=int(rng.integers(14, 20)))
+    lay = Layer("l", "conv", ("in",), "out", (H, H, ci), (H, H, co), it, "u8", "i8", bias=True, kernel=(3, 3),
+                stride=(1, 1), pad=(1, 1, 1, 1))
+    net = Network("one", (TensorSpec("in", lay.in_shape, lay.in_type),), (lay,), {lay.name: p}, (lay.output,))
+    assert execute._prepared_groups(net)[0] is not None  # the proved groups are in use
+    assert execute._prepared_packed_groups(net, execute.GAP8)[0] is not None
+    q = QType.parse(it)
+    aligned = np.broadcast_to(np.where(sign[0, 0, 0] > 0, q.hi, q.lo if q.signed else 0), (H, H, ci))
+    x = np.stack([aligned, rng.integers(q.lo, q.hi + 1, (H, H, ci))])
+    want = reference.forward(net, x)["out"]
+    for path in ("values", "packed"):
+        np.testing.assert_array_equal(execute.run(net, x, path=path).outputs["out"], want, err_msg=path)
