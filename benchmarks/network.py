@@ -184,7 +184,8 @@ def _values_memory(net, x):
     acts = execute._types_of(net, None)
     return _memory(execute._values_forward_jit, {k: jnp.asarray(v, jnp.int32) for k, v in xs.items()},
                    execute._prepared_values(net), acts, layers=net.layers,
-                   cfgs=execute._configs(net.layers, "ideal", execute.GAP8), want=net.outputs, cluster=execute.GAP8)
+                   cfgs=execute._configs(net.layers, "ideal", execute.GAP8), want=net.outputs, cluster=execute.GAP8,
+                   groups=execute._prepared_groups(net))
 
 
 def _packed_memory(net, x):
@@ -194,7 +195,8 @@ def _packed_memory(net, x):
     cfgs = execute._configs(net.layers, "library", execute.GAP8)
     words = {s.name: jnp.asarray(packing.pack_hwc(xs[s.name], s.qtype)) for s in net.inputs}
     return _memory(execute._packed_layers_jit, words, execute._prepared_packed(net, execute.GAP8),
-                   layers=net.layers, cfgs=cfgs, want=net.outputs, cluster=execute.GAP8)
+                   layers=net.layers, cfgs=cfgs, want=net.outputs, cluster=execute.GAP8,
+                   groups=execute._prepared_packed_groups(net, execute.GAP8))
 
 
 # ------------------------------------------------------------------------------------------ profile
@@ -224,6 +226,7 @@ def profile(net, x, reps: int):
     prep_p = execute._prepared_packed(net, execute.GAP8)
     prep_v = execute._prepared_values(net)
     acts = execute._types_of(net, None)
+    g_p, g_v = execute._prepared_packed_groups(net, execute.GAP8), execute._prepared_groups(net)
     rows = []
     for k, lay in enumerate(net.layers):
         ins = {n: tensors[n] for n in lay.inputs}
@@ -240,10 +243,12 @@ def profile(net, x, reps: int):
             t_f = _time_median(functools.partial(f1, p1, xf), reps)
         words = {n: jnp.asarray(packing.pack_hwc(ins[n], types[n][1])) for n in lay.inputs}
         t_p = _time_median(functools.partial(execute._packed_layers_jit, words, (prep_p[k],), layers=(lay,),
-                                             cfgs=(cfg_l[k],), want=(lay.output,), cluster=execute.GAP8), reps)
+                                             cfgs=(cfg_l[k],), want=(lay.output,), cluster=execute.GAP8,
+                                             groups=(g_p[k],)), reps)
         vals = {n: jnp.asarray(ins[n], jnp.int32) for n in lay.inputs}
         t_v = _time_median(functools.partial(execute._values_forward_jit, vals, (prep_v[k],), acts, layers=(lay,),
-                                             cfgs=(cfg_i[k],), want=(lay.output,), cluster=execute.GAP8), reps)
+                                             cfgs=(cfg_i[k],), want=(lay.output,), cluster=execute.GAP8,
+                                             groups=(g_v[k],)), reps)
         rows.append(dict(network=net.name, layer=lay.name, kind=lay.kind, in_shape=lay.in_shape,
                          out_shape=lay.out_shape, kernel=lay.kernel, stride=lay.stride, macs=lay.macs, batch=B,
                          float32_ms=1e3 * t_f, packed_ms=1e3 * t_p, values_ms=1e3 * t_v))

@@ -64,6 +64,31 @@ def exact_int_matmul_bounded(a, b, max_product: int):
     return acc
 
 
+def weight_bound_groups(w, max_x: int, limit: int = 1 << 24) -> tuple[int, ...] | None:
+    """Input-channel groups of a convolution proven exact in float32 from its concrete weights.
+
+    ``w``: concrete int weights (Co, Kh, Kw, Ci) (numpy); ``max_x``: the largest input magnitude |x| of the input
+    type (e.g. 255 for u8, 128 for i8). Every float32 partial sum of one group's convolution is a sum of a subset
+    of the products x*w of that group, so its magnitude is at most ``max_x * sum |w|`` over the group's taps; a
+    group is exact when that bound is <= 2**24 (every integer of magnitude <= 2**24 is a float32) for every
+    output channel. Greedy: contiguous groups, each as long as the bound allows. Returns the start channel of
+    each group (static, hashable), or None when a single channel alone breaks the bound (the caller keeps its
+    worst-case chunking). The bias is added afterwards in int32 and is not part of the float32 sums."""
+    w = np.abs(np.asarray(w, np.int64))
+    per_channel = w.reshape(w.shape[0], -1, w.shape[-1]).sum(axis=1) * int(max_x)  # (Co, Ci)
+    starts, running = [0], np.zeros(w.shape[0], np.int64)
+    for c in range(w.shape[-1]):
+        col = per_channel[:, c]
+        if int(col.max(initial=0)) > limit:
+            return None
+        if int((running + col).max(initial=0)) > limit:
+            starts.append(c)
+            running = col.copy()
+        else:
+            running = running + col
+    return tuple(starts)
+
+
 def host_int32(v):
     """An integer argument as int32 without a device dispatch when it is a host value (numpy / Python):
     jax arrays and tracers go through ``jnp`` (as ``jnp.int32`` / ``astype`` would), host values through numpy

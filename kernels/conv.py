@@ -259,17 +259,26 @@ def _values_cases(g, x, w, p, bk):
     return jax.vmap(_values, in_axes=(0, 0, 0, 0, None))(g, x, w, p, bk)
 
 
-def accumulate(x, w, bias, cfg: ConvConfig):
+def accumulate(x, w, bias, cfg: ConvConfig, groups: tuple[int, ...] | None = None):
     """Value-path accumulators, public entry: int32 (batch, Ho, Wo, Co) = zero-padded correlation of x (batch,
     H, W, Ci) with w (Co, Kh, Kw, Ci) plus bias (Co,) or None, wrap-around int32 like the core (the ideal
     arithmetic, no library quirks). Exact for every x, w within ``cfg.in_type`` / ``cfg.w_type`` (the float32
     partial sums are bounded by those types, see ``_fast_accumulate``); pass the widest types the values may
-    take (e.g. u8 x i8) when the precision is data. Traceable (``jit`` / ``vmap``)."""
+    take (e.g. u8 x i8) when the precision is data. Traceable (``jit`` / ``vmap``). ``groups`` (static): the
+    input-channel group starts ``_engine.weight_bound_groups`` proved exact for these very weights (then only
+    x's range must hold); None: groups sized by the worst case of the types."""
     return _fast_accumulate(jnp.asarray(x, jnp.int32), jnp.asarray(w, jnp.int32),
-                            None if bias is None else jnp.asarray(bias, jnp.int32), cfg)
+                            None if bias is None else jnp.asarray(bias, jnp.int32), cfg, groups)
 
 
-def _fast_accumulate(x8, w8, bias, cfg: ConvConfig):
+def worst_case_groups(cfg: ConvConfig) -> tuple[int, ...]:
+    """Input-channel group starts sized by the worst case of ``cfg``'s types (valid for any weights)."""
+    per_tap = _engine.max_abs_product(cfg.in_type.bits, cfg.in_type.signed, cfg.w_type.bits, True)
+    group = max(1, ((1 << 24) - 1) // (per_tap * cfg.Kh * cfg.Kw))
+    return tuple(range(0, cfg.Ci, group))
+
+
+def _fast_accumulate(x8, w8, bias, cfg: ConvConfig, groups: tuple[int, ...] | None = None):
     """int32 accumulators (batch, Ho, Wo, Co) for a static configuration: float32 convolutions over input-channel
     groups small enough that every partial sum is an exact integer (< 2**24), added in int32 (wrap-around
     like the core's accumulator). XLA's direct convolution beats an explicit im2col + GEMM here (measured);
@@ -278,13 +287,13 @@ def _fast_accumulate(x8, w8, bias, cfg: ConvConfig):
     per_tap = _engine.max_abs_product(cfg.in_type.bits, cfg.in_type.signed, cfg.w_type.bits, True)
     if cfg.Kh == 1 and cfg.Kw == 1:
         return _pointwise_accumulate(x8, w8, bias, cfg, per_tap)
-    group = max(1, ((1 << 24) - 1) // (per_tap * cfg.Kh * cfg.Kw))
+    starts = worst_case_groups(cfg) if groups is None else groups
     xf = x8.astype(jnp.float32)
     wf = jnp.transpose(w8, (1, 2, 3, 0)).astype(jnp.float32)  # HWIO
     acc = None
-    for c0 in range(0, cfg.Ci, group):
+    for c0, c1 in zip(starts, starts[1:] + (cfg.Ci,), strict=True):
         part = jax.lax.conv_general_dilated(
-            xf[..., c0:c0 + group], wf[:, :, c0:c0 + group], window_strides=cfg.stride, padding=((t, b), (left, r)),
+            xf[..., c0:c1], wf[:, :, c0:c1], window_strides=cfg.stride, padding=((t, b), (left, r)),
             dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=jax.lax.Precision.HIGHEST).astype(jnp.int32)
         acc = part if acc is None else acc + part
     assert acc is not None  # Ci >= 1
@@ -306,15 +315,15 @@ def _pointwise_accumulate(x8, w8, bias, cfg: ConvConfig, per_tap: int):
     return acc if bias is None else acc + bias
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "cluster"))
-def _fast_packed(x_words, w_words, p: Params, cfg: ConvConfig, cluster: Cluster):
+@functools.partial(jax.jit, static_argnames=("cfg", "cluster", "groups"))
+def _fast_packed(x_words, w_words, p: Params, cfg: ConvConfig, cluster: Cluster, groups=None):
     """Packed path for one static configuration (batch axis first): lanes unpacked with static shifts, the
     same requantisation and quirk masks as the bucketed path, output packed with static shifts."""
     it, ot, wt = cfg.in_type, cfg.out_type, cfg.w_type
     x8 = _engine.unpack_static(x_words, it.bits, it.signed, cfg.H * cfg.W * cfg.Ci)
     x8 = x8.reshape(-1, cfg.H, cfg.W, cfg.Ci)
     w8 = _engine.unpack_static(w_words, wt.bits, True, cfg.Co * cfg.K).reshape(cfg.Co, cfg.Kh, cfg.Kw, cfg.Ci)
-    acc = _fast_accumulate(x8, w8, p.bias, cfg)
+    acc = _fast_accumulate(x8, w8, p.bias, cfg, groups)
     bk = exact_bucket(cfg)
     vals = jax.vmap(lambda a: _requantise(geometry(cfg, cluster), a, p, bk, cfg.bn_bits))(acc)
     return _engine.pack_static_grouped(vals.reshape(vals.shape[0], -1), ot.bits)
@@ -344,10 +353,13 @@ def _as_params(params, cfg: ConvConfig) -> Params:
                   jnp.int32(params.out_mult), jnp.int32(params.out_shift), vec("bias", params.bias, False))
 
 
-def run(x_words, w_words, params, *, cfg: ConvConfig, cluster: Cluster = GAP8, return_cost: bool = False):
+def run(x_words, w_words, params, *, cfg: ConvConfig, cluster: Cluster = GAP8, return_cost: bool = False,
+        groups: tuple[int, ...] | None = None):
     """Packed path. ``x_words``: HWC input image (uint32 words, optionally a leading batch axis);
     ``w_words``: weights [Co][Kh][Kw][Ci]; returns the packed HWC output image (uint32 words, batch kept).
-    With ``return_cost=True`` returns ``Costed(output, cost)`` (per-core counts and cycles of one call)."""
+    With ``return_cost=True`` returns ``Costed(output, cost)`` (per-core counts and cycles of one call).
+    ``groups`` (static): input-channel group starts ``_engine.weight_bound_groups`` proved exact for these very
+    weights at ``cfg.in_type``'s largest magnitude; None: the worst case of the types."""
     check(cfg, cluster)
     p = _as_params(params, cfg)
     nx = _engine.words_for(cfg.H * cfg.W * cfg.Ci, cfg.in_type.bits)
@@ -356,7 +368,7 @@ def run(x_words, w_words, params, *, cfg: ConvConfig, cluster: Cluster = GAP8, r
     x = _engine.packed_words(x_words, nx, "x_words", min_batch=1)
     w = _engine.packed_words(w_words, nw, "w_words", batch=False)
     batched = x.ndim == 2
-    out = _fast_packed(x if batched else x[None], w, p, cfg, cluster)[:, :no]
+    out = _fast_packed(x if batched else x[None], w, p, cfg, cluster, groups)[:, :no]
     out = out if batched else out[0]
     return _engine.costed(out, cfg, cluster, return_cost)
 

@@ -22,7 +22,7 @@ import numpy as np
 from jaxpulp import packing, quant
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError
-from jaxpulp.kernels import _engine, add, depthwise, linear, pool
+from jaxpulp.kernels import _engine, add, conv, depthwise, linear, pool
 from jaxpulp.kernels.config import ConvConfig, DepthwiseConfig, LinearConfig
 from jaxpulp.network import kinds, mapping
 from jaxpulp.network.graph import Layer, Network
@@ -158,26 +158,31 @@ def packed_add(cfg, args, ins, cluster: Cluster):
     return add.run(ins[0], ins[1], args[0], cfg=cfg, cluster=cluster)
 
 
-def _packed_layers(x_words, args, layers, cfgs, want, cluster):
-    """The layers on packed images: {input name: (batch, words)} -> {wanted name: (batch, words)}."""
+def _packed_layers(x_words, args, layers, cfgs, want, cluster, groups=None):
+    """The layers on packed images: {input name: (batch, words)} -> {wanted name: (batch, words)}. ``groups``
+    (static): per layer, conv input-channel groups proved exact from the concrete weights (``_weight_groups``)."""
     env = dict(x_words)
-    for lay, cfg, a in zip(layers, cfgs, args, strict=True):
-        env[lay.output] = _run_layer_packed(lay, cfg, a, [env[i] for i in lay.inputs], cluster)
+    for n, (lay, cfg, a) in enumerate(zip(layers, cfgs, args, strict=True)):
+        ins = [env[i] for i in lay.inputs]
+        if groups is not None and groups[n] is not None:
+            env[lay.output] = conv.run(ins[0], a[0], a[1], cfg=cfg, cluster=cluster, groups=groups[n])
+            continue
+        env[lay.output] = _run_layer_packed(lay, cfg, a, ins, cluster)
     return {k: env[k] for k in want}
 
 
-_packed_layers_jit = jax.jit(_packed_layers, static_argnames=("layers", "cfgs", "want", "cluster"))
+_packed_layers_jit = jax.jit(_packed_layers, static_argnames=("layers", "cfgs", "want", "cluster", "groups"))
 
 
-@functools.partial(jax.jit, static_argnames=("layers", "cfgs", "want", "cluster", "io"))
-def _packed_forward(x, args, layers, cfgs, want, cluster, io):
+@functools.partial(jax.jit, static_argnames=("layers", "cfgs", "want", "cluster", "io", "groups"))
+def _packed_forward(x, args, layers, cfgs, want, cluster, io, groups=None):
     """Packed path from and to int values: the inputs are packed and the wanted tensors unpacked on the device
     (``_engine.pack_static`` / ``unpack_static``: the bits of ``packing.pack_hwc`` / ``unpack``; numpy's
     bitwise_or.reduce on the host took seconds per batch). io = ((input name, bits), ...), ((tensor name,
     elements, bits, signed), ...)."""
     ins, outs = io
     words = {n: _engine.pack_static(x[n].reshape(x[n].shape[0], -1), bits) for n, bits in ins}
-    env = _packed_layers(words, args, layers, cfgs, want, cluster)
+    env = _packed_layers(words, args, layers, cfgs, want, cluster, groups)
     res = {}
     for n, count, bits, signed in outs:
         w = env[n]
@@ -225,19 +230,40 @@ def _acc_config(lay: Layer):
                Kw=lay.kernel[1], stride=lay.stride, pad=lay.pad, Ho=Ho, Wo=Wo)
 
 
-def _accumulate(lay: Layer, x, p):
+def _accumulate(lay: Layer, x, p, groups=None):
     """int32 accumulators of a conv / depthwise (batch, Ho, Wo, Co) or linear (batch, M) layer on values x
-    (batch, H, W, C): the kernel family's public value-path accumulator, bias added."""
+    (batch, H, W, C): the kernel family's public value-path accumulator, bias added. ``groups``: a conv's
+    input-channel groups proved exact from its concrete weights (``_weight_groups``), or None (worst case)."""
     cfg = _acc_config(lay)
     bias = p["bias"] if lay.bias else None
     k = kinds.of(lay)
+    if groups is not None:
+        return conv.accumulate(x, p["w"], bias, cfg, groups)
     return k.kernel_module().accumulate(x.reshape(x.shape[0], -1) if k.flat else x, p["w"], bias, cfg)
 
 
-def _weighted_values(lay: Layer, x, p, out_t):
+def _weight_groups(net: Network, cfgs) -> tuple:
+    """Per layer: the input-channel groups of a KxK (not 1x1) conv proved exact from the network's own concrete
+    weights at the largest input magnitude of its ``cfgs`` entry's input type (the value path passes the widest,
+    u8: 255, valid for any <= 8-bit activation type it may trace), when that needs fewer float32 convolutions
+    than the worst case; else None. Static (hashable), for the jit."""
+    out = []
+    for lay, cfg in zip(net.layers, cfgs, strict=True):
+        w = net.params.get(lay.name, {}).get("w")
+        g = None
+        if (type(cfg) is ConvConfig and cfg.family == "conv" and (cfg.Kh, cfg.Kw) != (1, 1)  # not depthwise, 1x1
+                and kinds.of(lay).weighted and w is not None):
+            g = _engine.weight_bound_groups(np.asarray(w), max(-cfg.in_type.lo, cfg.in_type.hi))
+            if g is not None and len(g) >= len(conv.worst_case_groups(cfg)):
+                g = None
+        out.append(g)
+    return tuple(out)
+
+
+def _weighted_values(lay: Layer, x, p, out_t, groups=None):
     """conv / depthwise / linear on values: accumulators, then the requantisation with the (possibly traced)
     output type (none for int32-output linear layers)."""
-    acc = _accumulate(lay, x, p)
+    acc = _accumulate(lay, x, p, groups)
     if kinds.of(lay).flat:
         acc = acc if lay.out_type.bits == 32 else _requant(acc, p, lay, out_t)
         return acc.reshape((-1, 1, 1, acc.shape[-1]))
@@ -253,11 +279,15 @@ def _types_of(net: Network, act_types):
     return acts
 
 
-def _values_forward(x, params, act_types, layers, cfgs, want, cluster):
-    """``params``: one dict per layer (the order of ``layers``)."""
+def _values_forward(x, params, act_types, layers, cfgs, want, cluster, groups=None):
+    """``params``: one dict per layer (the order of ``layers``). ``groups`` (static): per layer, the exact
+    input-channel groups proved from the concrete weights ``params`` holds (``_weight_groups``), or None."""
     env = {k: v.astype(jnp.int32) for k, v in x.items()}
-    for lay, cfg, p in zip(layers, cfgs, params, strict=True):
+    for n, (lay, cfg, p) in enumerate(zip(layers, cfgs, params, strict=True)):
         ins = [env[i] for i in lay.inputs]
+        if groups is not None and groups[n] is not None:
+            env[lay.output] = _weighted_values(lay, ins[0], p, act_types[lay.output], groups[n])
+            continue
         in_types = [act_types[i] for i in lay.inputs]
         env[lay.output] = kinds.of(lay).hook("values")(lay, cfg, p, ins, in_types, act_types[lay.output], cluster)
     return {k: env[k] for k in want}
@@ -283,7 +313,7 @@ def add_values(lay: Layer, cfg, p, ins, in_types, out_type, cluster: Cluster):
                       in1_type=in_types[0], in2_type=in_types[1], out_type=out_type, cluster=cluster)
 
 
-_values_forward_jit = jax.jit(_values_forward, static_argnames=("layers", "cfgs", "want", "cluster"))
+_values_forward_jit = jax.jit(_values_forward, static_argnames=("layers", "cfgs", "want", "cluster", "groups"))
 
 
 def _value_params(net: Network, params):
@@ -308,6 +338,18 @@ def _prepared(net: Network, key, build):
 def _prepared_values(net: Network):
     """The network's own parameters for the value path, converted and moved to the device once per network."""
     return _prepared(net, "values", lambda: _value_params(net, None))
+
+
+def _prepared_groups(net: Network) -> tuple:
+    """The value path's weight-proved exact conv groups (``_weight_groups``), computed once per network."""
+    return _prepared(net, "groups", lambda: _weight_groups(
+        net, tuple(_acc_config(lay) if kinds.of(lay).weighted else None for lay in net.layers)))
+
+
+def _prepared_packed_groups(net: Network, cluster: Cluster) -> tuple:
+    """The packed path's weight-proved exact conv groups, at each layer's own input type."""
+    return _prepared(net, ("packed-groups", cluster),
+                     lambda: _weight_groups(net, _configs(net.layers, "library", cluster)))
 
 
 def _prepared_packed(net: Network, cluster: Cluster):
@@ -336,8 +378,9 @@ def run_values(net: Network, x, *, params=None, act_types=None, keep: bool = Fal
     want = tuple(t for t in acts) if keep else net.outputs[:1]
     xs = dict(x) if isinstance(x, dict) else {net.input.name: x}
     prm = _prepared_values(net) if params is None else _value_params(net, params)
+    groups = _prepared_groups(net) if params is None else None  # traced params: worst-case chunking
     out = _values_forward({k: jnp.asarray(v) for k, v in xs.items()}, prm, acts,
-                          layers=net.layers, cfgs=cfgs, want=want, cluster=cluster)
+                          layers=net.layers, cfgs=cfgs, want=want, cluster=cluster, groups=groups)
     return out if keep else out[net.outputs[0]]
 
 
@@ -360,7 +403,7 @@ def run(net: Network, x, *, path: str = "packed", keep: bool = False, cluster: C
         acts = _types_of(net, None)
         out = _values_forward_jit({k: jnp.asarray(v, jnp.int32) for k, v in xs.items()}, _prepared_values(net),
                                   acts, layers=net.layers, cfgs=_configs(net.layers, "ideal", cluster), want=want,
-                                  cluster=cluster)
+                                  cluster=cluster, groups=_prepared_groups(net))
         res = {k: np.asarray(v) for k, v in out.items()}
     else:
         cfgs = _configs(net.layers, "library", cluster)
@@ -368,7 +411,8 @@ def run(net: Network, x, *, path: str = "packed", keep: bool = False, cluster: C
         io = (tuple((s.name, s.qtype.bits) for s in net.inputs),
               tuple((k, int(np.prod(types[k][0])), types[k][1].bits, types[k][1].signed) for k in want))
         out = _packed_forward({k: jnp.asarray(v, jnp.int32) for k, v in xs.items()}, args, layers=net.layers,
-                              cfgs=cfgs, want=want, cluster=cluster, io=io)
+                              cfgs=cfgs, want=want, cluster=cluster, io=io,
+                              groups=_prepared_packed_groups(net, cluster))
         res = {k: np.asarray(v).reshape((-1,) + tuple(types[k][0])) for k, v in out.items()}
     outputs = {k: res[k] for k in net.outputs}
     return RunResult(outputs, res if keep else {})
