@@ -26,7 +26,7 @@ from jaxpulp import packing, quant
 from jaxpulp.cluster import run as cluster_run, split
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
-from jaxpulp.kernels import _engine
+from jaxpulp.kernels import _conv_forms, _engine
 from jaxpulp.kernels._engine import IntArrayLike, Scalar32
 from jaxpulp.kernels.config import ConvConfig, out_dim
 
@@ -259,16 +259,24 @@ def _values_cases(g, x, w, p, bk):
     return jax.vmap(_values, in_axes=(0, 0, 0, 0, None))(g, x, w, p, bk)
 
 
-def accumulate(x, w, bias, cfg: ConvConfig, groups: tuple[int, ...] | None = None):
+def accumulate(x, w, bias, cfg: ConvConfig, groups: tuple[int, ...] | None = None, x_type=None):
     """Value-path accumulators, public entry: int32 (batch, Ho, Wo, Co) = zero-padded correlation of x (batch,
     H, W, Ci) with w (Co, Kh, Kw, Ci) plus bias (Co,) or None, wrap-around int32 like the core (the ideal
-    arithmetic, no library quirks). Exact for every x, w within ``cfg.in_type`` / ``cfg.w_type`` (the float32
-    partial sums are bounded by those types, see ``_fast_accumulate``); pass the widest types the values may
-    take (e.g. u8 x i8) when the precision is data. Traceable (``jit`` / ``vmap``). ``groups`` (static): the
-    input-channel group starts ``_engine.weight_bound_groups`` proved exact for these very weights (then only
-    x's range must hold); None: groups sized by the worst case of the types."""
-    return _fast_accumulate(jnp.asarray(x, jnp.int32), jnp.asarray(w, jnp.int32),
-                            None if bias is None else jnp.asarray(bias, jnp.int32), cfg, groups)
+    arithmetic, no library quirks). Traceable (``jit`` / ``vmap``).
+
+    ``x_type``: the (bits, signed) pair (ints or traced int32 scalars) of the type x's values lie in, when the
+    precision is data (the value path); then the accumulators may come from an int8 convolution (``x`` moved into
+    int8 by a traced offset, see ``_int8_offset``). None: x lies within ``cfg.in_type`` -- or, when the precision
+    is data, anywhere in [-255, 255] with ``cfg.in_type`` the widest type (e.g. u8 x i8): float32 convolutions
+    whose partial sums the types bound (see ``_fast_accumulate``). ``groups`` (static): the input-channel group
+    starts ``_engine.weight_bound_groups`` proved exact for these very weights (then only x's range must hold);
+    None: groups sized by the worst case of the types (float32 forms only; int8 needs none)."""
+    x, w = jnp.asarray(x, jnp.int32), jnp.asarray(w, jnp.int32)
+    b = None if bias is None else jnp.asarray(bias, jnp.int32)
+    if x_type is None:
+        acc = _float_accumulate(x, w, cfg, groups)
+        return acc if b is None else acc + b
+    return _fast_accumulate(x, w, b, cfg, groups, x_off=_int8_offset(x_type))
 
 
 def worst_case_groups(cfg: ConvConfig) -> tuple[int, ...]:
@@ -278,27 +286,71 @@ def worst_case_groups(cfg: ConvConfig) -> tuple[int, ...]:
     return tuple(range(0, cfg.Ci, group))
 
 
-def _fast_accumulate(x8, w8, bias, cfg: ConvConfig, groups: tuple[int, ...] | None = None):
-    """int32 accumulators (batch, Ho, Wo, Co) for a static configuration: float32 convolutions over input-channel
-    groups small enough that every partial sum is an exact integer (< 2**24), added in int32 (wrap-around
-    like the core's accumulator). XLA's direct convolution beats an explicit im2col + GEMM here (measured);
-    1x1 kernels are one (strided) slice and an exact GEMM over batch * pixels."""
-    t, b, left, r = cfg.pad
-    per_tap = _engine.max_abs_product(cfg.in_type.bits, cfg.in_type.signed, cfg.w_type.bits, True)
-    if cfg.Kh == 1 and cfg.Kw == 1:
-        return _pointwise_accumulate(x8, w8, bias, cfg, per_tap)
-    starts = worst_case_groups(cfg) if groups is None else groups
-    xf = x8.astype(jnp.float32)
-    wf = jnp.transpose(w8, (1, 2, 3, 0)).astype(jnp.float32)  # HWIO
-    acc = None
-    for c0, c1 in zip(starts, starts[1:] + (cfg.Ci,), strict=True):
-        part = jax.lax.conv_general_dilated(
-            xf[..., c0:c1], wf[:, :, c0:c1], window_strides=cfg.stride, padding=((t, b), (left, r)),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=jax.lax.Precision.HIGHEST).astype(jnp.int32)
-        acc = part if acc is None else acc + part
-    assert acc is not None  # Ci >= 1
-    acc = acc[:, :cfg.Ho, :cfg.Wo]
+def _int8_offset(x_type):
+    """The offset that moves every value of a <= 8-bit type into int8: 128 for u8 ([0, 255] - 128 = [-128, 127]),
+    0 for narrower unsigned types (at most 127) and signed ones. Static int for static types, traced int32 for
+    traced ones."""
+    bits, signed = x_type
+    if isinstance(signed, (bool, int, np.integer)) and isinstance(bits, (int, np.integer)):
+        if bits > 8:
+            raise JaxpulpError(f"x_type={x_type}: expected an activation type of at most 8 bits")
+        return 0 if signed or bits < 8 else 128
+    unsigned8 = (jnp.asarray(signed, jnp.int32) == 0) & (jnp.asarray(bits, jnp.int32) >= 8)
+    return jnp.where(unsigned8, 128, 0).astype(jnp.int32)
+
+
+def int8_form(cfg: ConvConfig) -> str | None:
+    """The static formulation rule of ``_fast_accumulate``: "im2col" (``_conv_forms.int8_im2col``), "conv"
+    (``_conv_forms.int8_conv``) or None (float32, ``_float_accumulate``).
+
+    Chosen with ``benchmarks/conv_forms.py`` (per shape, against ``lax.conv`` float32 of the same shape in the
+    same run) and confirmed on the whole network (``benchmarks/network.py``), on the 2-core AMD EPYC (AVX-512
+    VNNI) with jax 0.10.2 at batch 16 / 128, machine shared: XLA's CPU backend hands int8 convolutions and GEMMs
+    (int32 accumulation) to YNNPACK's VNNI kernels. Per DroNet shape at batch 16 (ms, best of 7):
+    int8 conv vs float32 lax.conv 2.47 vs 3.37 (Conv_15), 2.04 vs 2.44 (Conv_22), 1.98 vs 2.71 (Conv_44),
+    2.07 vs 3.05 (Conv_66), 0.65 vs 0.78 (1x1 s2 Conv_8). The explicit int8 im2col (K padded to 32 columns)
+    is faster still per shape, but in the network XLA fuses the producer of its input into each of the Kh*Kw
+    slices (DroNet 0.87x vs 1.02x of the float forward), so it is kept for Ci == 1 only, where the int8
+    convolution is slow: DroNet's first layer (200x200x1, 5x5 s2, 32 channels) 6.3 ms vs float32 9.4, int8
+    convolution 10.4; in the network 15.6 -> 5.5 ms for its GEMM.
+    Not taken: off the CPU backend (GPUs keep float32 with ``Precision.HIGHEST``), and max(Ci, Co) <= 16,
+    which XLA keeps away from YNNPACK (an int8 convolution then runs as a generic int32 loop, 20x slower)."""
+    if jax.default_backend() != "cpu" or max(cfg.Ci, cfg.Co) <= 16:
+        return None
+    return "im2col" if cfg.Ci == 1 else "conv"
+
+
+def _fast_accumulate(x8, w8, bias, cfg: ConvConfig, groups: tuple[int, ...] | None = None, x_off=None):
+    """int32 accumulators (batch, Ho, Wo, Co) for a static configuration, exact (== the int64 correlation wrapped
+    to int32) by one of two arguments, the form chosen statically by ``int8_form``:
+
+    * int8 (``_conv_forms.int8_conv``): ``x - x_off`` and ``w`` are int8, the convolution accumulates their
+      products in int32, and int32 addition is exact modulo 2**32 in any order (no float, no groups); the
+      offset's share ``x_off * (correlation of the valid-pixel mask with w)`` is added in int32.
+      ``x_off``: None -> from the static ``cfg.in_type`` (x must lie within it: the packed path); else the
+      (possibly traced) offset of x's actual type (``_int8_offset``).
+    * float32 (``_float_accumulate``): convolutions / GEMMs over input-channel groups whose every partial sum,
+      in whatever order XLA sums, is a subset sum of the group's products x*w and therefore bounded by
+      max|x| * sum|w| <= 2**24 (``groups`` proved from the weights, else the types' worst case): exact.
+
+    The bias is added in int32 at the end (never inside a float32 sum)."""
+    form = int8_form(cfg)
+    if form is not None:
+        off = _int8_offset((cfg.in_type.bits, cfg.in_type.signed)) if x_off is None else x_off
+        acc = (_conv_forms.int8_im2col if form == "im2col" else _conv_forms.int8_conv)(x8, w8, cfg, off)
+    else:
+        acc = _float_accumulate(x8, w8, cfg, groups)
     return acc if bias is None else acc + bias
+
+
+def _float_accumulate(x8, w8, cfg: ConvConfig, groups: tuple[int, ...] | None = None):
+    """Float32 accumulators without bias: XLA's direct convolution over input-channel groups (beats an explicit
+    im2col + GEMM here, ``benchmarks/conv_forms.py``); 1x1 kernels are one (strided) slice and an exact GEMM over
+    batch * pixels."""
+    if cfg.Kh == 1 and cfg.Kw == 1:
+        per_tap = _engine.max_abs_product(cfg.in_type.bits, cfg.in_type.signed, cfg.w_type.bits, True)
+        return _pointwise_accumulate(x8, w8, None, cfg, per_tap)
+    return _conv_forms.lax_conv(x8, w8, cfg, worst_case_groups(cfg) if groups is None else groups)
 
 
 def _pointwise_accumulate(x8, w8, bias, cfg: ConvConfig, per_tap: int):

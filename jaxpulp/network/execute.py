@@ -230,15 +230,16 @@ def _acc_config(lay: Layer):
                Kw=lay.kernel[1], stride=lay.stride, pad=lay.pad, Ho=Ho, Wo=Wo)
 
 
-def _accumulate(lay: Layer, x, p, groups=None):
+def _accumulate(lay: Layer, x, p, groups=None, in_t=None):
     """int32 accumulators of a conv / depthwise (batch, Ho, Wo, Co) or linear (batch, M) layer on values x
     (batch, H, W, C): the kernel family's public value-path accumulator, bias added. ``groups``: a conv's
-    input-channel groups proved exact from its concrete weights (``_weight_groups``), or None (worst case)."""
+    input-channel groups proved exact from its concrete weights (``_weight_groups``), or None (worst case).
+    ``in_t``: x's (bits, signed) type (possibly traced); a conv then may take its int8 form."""
     cfg = _acc_config(lay)
     bias = p["bias"] if lay.bias else None
     k = kinds.of(lay)
-    if groups is not None:
-        return conv.accumulate(x, p["w"], bias, cfg, groups)
+    if type(cfg) is ConvConfig and (groups is not None or in_t is not None):
+        return conv.accumulate(x, p["w"], bias, cfg, groups, x_type=in_t)
     return k.kernel_module().accumulate(x.reshape(x.shape[0], -1) if k.flat else x, p["w"], bias, cfg)
 
 
@@ -260,10 +261,10 @@ def _weight_groups(net: Network, cfgs) -> tuple:
     return tuple(out)
 
 
-def _weighted_values(lay: Layer, x, p, out_t, groups=None):
+def _weighted_values(lay: Layer, x, p, out_t, groups=None, in_t=None):
     """conv / depthwise / linear on values: accumulators, then the requantisation with the (possibly traced)
     output type (none for int32-output linear layers)."""
-    acc = _accumulate(lay, x, p, groups)
+    acc = _accumulate(lay, x, p, groups, in_t)
     if kinds.of(lay).flat:
         acc = acc if lay.out_type.bits == 32 else _requant(acc, p, lay, out_t)
         return acc.reshape((-1, 1, 1, acc.shape[-1]))
@@ -286,7 +287,8 @@ def _values_forward(x, params, act_types, layers, cfgs, want, cluster, groups=No
     for n, (lay, cfg, p) in enumerate(zip(layers, cfgs, params, strict=True)):
         ins = [env[i] for i in lay.inputs]
         if groups is not None and groups[n] is not None:
-            env[lay.output] = _weighted_values(lay, ins[0], p, act_types[lay.output], groups[n])
+            env[lay.output] = _weighted_values(lay, ins[0], p, act_types[lay.output], groups[n],
+                                               act_types[lay.inputs[0]])
             continue
         in_types = [act_types[i] for i in lay.inputs]
         env[lay.output] = kinds.of(lay).hook("values")(lay, cfg, p, ins, in_types, act_types[lay.output], cluster)
@@ -298,7 +300,7 @@ def _values_forward(x, params, act_types, layers, cfgs, want, cluster, groups=No
 
 
 def weighted_values(lay: Layer, cfg, p, ins, in_types, out_type, cluster: Cluster):
-    return _weighted_values(lay, ins[0], p, out_type)
+    return _weighted_values(lay, ins[0], p, out_type, in_t=in_types[0])
 
 
 def pool_values(lay: Layer, cfg, p, ins, in_types, out_type, cluster: Cluster):

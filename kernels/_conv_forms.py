@@ -1,0 +1,208 @@
+"""Formulations of a convolution's exact int32 accumulators (value path), one per shape class.
+
+Each form takes int32 values ``x`` (B, H, W, Ci) and weights ``w`` (Co, Kh, Kw, Ci), a static ``ConvConfig`` (its
+geometry: kernel, stride, pad, Ho, Wo) and static input-channel group starts, and returns the int32 zero-padded
+correlation (B, Ho, Wo, Co) without bias, wrap-around int32 between groups. They differ only in how XLA is asked
+to do the float32 arithmetic; which one is fastest depends on the shape (``benchmarks/conv_forms.py`` measures
+them, ``conv._fast_accumulate`` encodes the winner as a static rule).
+
+Exactness (the same argument for every form). Within one input-channel group, every float32 operation adds
+exact integers, and every intermediate value -- whatever order XLA's GEMM / convolution reassociates the sum
+in, blocked, vectorised, split over threads -- is the sum of a *subset* of the group's products x*w (plus
+exact zeros from padding or from zero weights the form inserts). Its magnitude is therefore at most
+``sum |x| |w|`` over the group's products, which the caller's groups keep <= 2**24 for every output channel
+(``conv.worst_case_groups``: from the types; ``_engine.weight_bound_groups``: from the concrete weights), and
+every integer of magnitude <= 2**24 is a float32, so no rounding ever happens. The float32 result of a group is
+converted to int32 exactly, and groups are added in int32 (wrap-around like the core's accumulator). None of
+the forms adds anything but products and zeros in float32 (the bias is added by the caller in int32).
+
+``int8_conv`` needs no groups: int8 operands, int32 accumulation, exact modulo 2**32 in any order (its docstring).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxpulp.kernels.config import ConvConfig
+
+_HIGHEST = jax.lax.Precision.HIGHEST  # keeps GPUs from rounding the float32 GEMMs through TF32 / bf16
+FORMS = ("lax", "im2col", "s2d", "taps", "int8", "int8_im2col")
+
+
+def _spans(cfg: ConvConfig, starts: tuple[int, ...]):
+    return list(zip(starts, starts[1:] + (cfg.Ci,), strict=True))
+
+
+def _int_sum(parts):
+    acc = None
+    for p in parts:
+        p = p.astype(jnp.int32)
+        acc = p if acc is None else acc + p
+    assert acc is not None  # Ci >= 1: at least one group
+    return acc
+
+
+def _padded(x, cfg: ConvConfig, rows: int, cols: int):
+    """x zero-padded by cfg.pad, then cut or zero-extended (bottom / right) to exactly ``rows`` x ``cols``."""
+    t, b, left, r = cfg.pad
+    H, W = x.shape[1], x.shape[2]
+    return jax.lax.pad(x, jnp.zeros((), x.dtype),
+                       ((0, 0, 0), (t, rows - t - H, 0), (left, cols - left - W, 0), (0, 0, 0)))
+
+
+def _tap_slices(xp, cfg: ConvConfig):
+    """The Kh*Kw shifted, strided views (B, Ho, Wo, C) of a padded input, in (ky, kx) order."""
+    sy, sx = cfg.stride
+    return [xp[:, ky:ky + (cfg.Ho - 1) * sy + 1:sy, kx:kx + (cfg.Wo - 1) * sx + 1:sx]
+            for ky in range(cfg.Kh) for kx in range(cfg.Kw)]
+
+
+def _full_padded(x, cfg: ConvConfig):
+    sy, sx = cfg.stride
+    return _padded(x, cfg, (cfg.Ho - 1) * sy + cfg.Kh, (cfg.Wo - 1) * sx + cfg.Kw)
+
+
+def lax_conv(x, w, cfg: ConvConfig, starts: tuple[int, ...]):
+    """XLA's direct convolution (NHWC / HWIO), one per input-channel group."""
+    t, b, left, r = cfg.pad
+    xf = x.astype(jnp.float32)
+    wf = jnp.transpose(w, (1, 2, 3, 0)).astype(jnp.float32)  # HWIO
+    parts = []
+    for c0, c1 in _spans(cfg, starts):
+        part = jax.lax.conv_general_dilated(
+            xf[..., c0:c1], wf[:, :, c0:c1], window_strides=cfg.stride, padding=((t, b), (left, r)),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=_HIGHEST)
+        parts.append(part[:, :cfg.Ho, :cfg.Wo])
+    return _int_sum(parts)
+
+
+def im2col(x, w, cfg: ConvConfig, starts: tuple[int, ...]):
+    """Explicit im2col: the Kh*Kw strided tap slices concatenated along channels, then one float32 GEMM
+    (B*Ho*Wo, Kh*Kw*c) @ (Kh*Kw*c, Co) per input-channel group (the batch folded into the GEMM rows)."""
+    xp = _full_padded(x.astype(jnp.float32), cfg)
+    wf = w.astype(jnp.float32)
+    rows = x.shape[0] * cfg.Ho * cfg.Wo
+    parts = []
+    for c0, c1 in _spans(cfg, starts):
+        taps = _tap_slices(xp[..., c0:c1], cfg)
+        cols = (jnp.concatenate(taps, axis=-1) if len(taps) > 1 else taps[0]).reshape(rows, -1)
+        wg = wf[..., c0:c1].reshape(cfg.Co, -1).T  # (Kh*Kw*c, Co), (ky, kx, c) order like the columns
+        parts.append(jnp.matmul(cols, wg, precision=_HIGHEST))
+    return _int_sum(parts).reshape(x.shape[0], cfg.Ho, cfg.Wo, cfg.Co)
+
+
+def s2d(x, w, cfg: ConvConfig, starts: tuple[int, ...]):
+    """Space-to-depth: a (sy, sx)-strided Kh x Kw convolution as a stride-1 convolution over sy*sx*Ci channels
+    with a ceil(Kh/sy) x ceil(Kw/sx) kernel. With ky = sy*qy + py, input row oy*sy + ky of the padded input is
+    row oy + qy, phase py of the folded input; kernel taps beyond Kh (ky >= Kh) get zero weights, which add
+    exact zeros (so the bound of the group is unchanged). Channels are folded (c, py, px), so an input-channel
+    group stays one contiguous channel range."""
+    sy, sx = cfg.stride
+    qh, qw = -(-cfg.Kh // sy), -(-cfg.Kw // sx)
+    B, Ci, Co = x.shape[0], cfg.Ci, cfg.Co
+    hz, wz = cfg.Ho + qh - 1, cfg.Wo + qw - 1
+    xp = _padded(x.astype(jnp.float32), cfg, hz * sy, wz * sx)  # rows used: <= (Ho-1)*sy + Kh-1 < hz*sy
+    z = xp.reshape(B, hz, sy, wz, sx, Ci).transpose(0, 1, 3, 5, 2, 4).reshape(B, hz, wz, Ci * sy * sx)
+    wf = jnp.pad(w.astype(jnp.float32), ((0, 0), (0, qh * sy - cfg.Kh), (0, qw * sx - cfg.Kw), (0, 0)))
+    wz_ = wf.reshape(Co, qh, sy, qw, sx, Ci).transpose(1, 3, 5, 2, 4, 0).reshape(qh, qw, Ci * sy * sx, Co)
+    f = sy * sx
+    parts = [jax.lax.conv_general_dilated(z[..., c0 * f:c1 * f], wz_[:, :, c0 * f:c1 * f], (1, 1), "VALID",
+                                          dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=_HIGHEST)
+             for c0, c1 in _spans(cfg, starts)]
+    return _int_sum(parts)
+
+
+def taps(x, w, cfg: ConvConfig, starts: tuple[int, ...]):
+    """One float32 GEMM (B*Ho*Wo, c) @ (c, Co) per kernel tap, summed in float32 within a group (every running
+    sum is a subset sum of the group's products, see the module docstring)."""
+    xp = _full_padded(x.astype(jnp.float32), cfg)
+    wf = w.astype(jnp.float32)
+    rows = x.shape[0] * cfg.Ho * cfg.Wo
+    parts = []
+    for c0, c1 in _spans(cfg, starts):
+        acc = None
+        for k, view in enumerate(_tap_slices(xp[..., c0:c1], cfg)):
+            ky, kx = divmod(k, cfg.Kw)
+            part = jnp.matmul(view.reshape(rows, c1 - c0), wf[:, ky, kx, c0:c1].T, precision=_HIGHEST)
+            acc = part if acc is None else acc + part
+        parts.append(acc)
+    return _int_sum(parts).reshape(x.shape[0], cfg.Ho, cfg.Wo, cfg.Co)
+
+
+def form(name: str):
+    """The form function by name (one of ``FORMS``)."""
+    if name == "int8":
+        return lambda x, w, cfg, starts: int8_conv(x, w, cfg, 128)  # u8 inputs
+    if name == "int8_im2col":
+        return lambda x, w, cfg, starts: int8_im2col(x, w, cfg, 128)
+    return {"lax": lax_conv, "im2col": im2col, "s2d": s2d, "taps": taps}[name]
+
+
+# ------------------------------------------------------------------------------------------ int8 forms
+
+
+def _hwio(w):
+    """(Co, Kh, Kw, Ci) -> (Kh, Kw, Ci, Co) as one 2-D transpose: XLA's CPU backend hands an int8 convolution to
+    YNNPACK only when its filter is not produced by a 4-D transpose (measured, jax 0.10.2: otherwise it becomes a
+    generic int32 convolution, 20x slower)."""
+    co, kh, kw, ci = w.shape
+    return w.reshape(co, -1).T.reshape(kh, kw, ci, co)
+
+
+def valid_correlation(w, cfg: ConvConfig):
+    """int32 (Ho, Wo, Co): the zero-padded correlation of an all-ones (H, W, Ci) input with w, i.e. the sum of
+    w over the taps that fall inside the input. Computed separably (a tap is inside when its row and its column
+    are): rows (Ho, Kh) x per-tap channel sums (Co, Kh, Kw) x columns (Wo, Kw), int32 dots (exact mod 2**32)."""
+    t, _, left, _ = cfg.pad
+    sy, sx = cfg.stride
+
+    def inside(n_out, k, s, pad, size):
+        pos = jnp.arange(n_out)[:, None] * s - pad + jnp.arange(k)[None, :]
+        return ((pos >= 0) & (pos < size)).astype(jnp.int32)
+
+    ws = jnp.sum(w.astype(jnp.int32), axis=-1, dtype=jnp.int32)  # (Co, Kh, Kw)
+    rows = jnp.einsum("yk,okl->yol", inside(cfg.Ho, cfg.Kh, sy, t, cfg.H), ws, preferred_element_type=jnp.int32)
+    return jnp.einsum("yol,xl->yxo", rows, inside(cfg.Wo, cfg.Kw, sx, left, cfg.W), preferred_element_type=jnp.int32)
+
+
+def int8_conv(x, w, cfg: ConvConfig, x_off):
+    """int8 x int8 -> int32 convolution: ``conv(x - x_off, w) + x_off * valid_correlation(w)``.
+
+    Exact (== the int64 correlation of x and w, wrapped to int32) whenever every ``x - x_off`` and every w is an
+    int8 value: the convolution multiplies int8 values exactly and accumulates in int32, and int32 addition is
+    exact modulo 2**32 whatever the order (no float32 anywhere, so no input-channel groups are needed); the
+    zero padding pads ``x - x_off`` with zeros, so the offset's share is ``x_off`` times the correlation of the
+    valid-pixel mask, added in int32. ``x_off``: Python int (0 skips the correction) or traced int32 scalar
+    (128 for unsigned 8-bit inputs, 0 for signed ones, see ``conv._int8_offset``)."""
+    t, b, left, r = cfg.pad
+    xs = (x - x_off).astype(jnp.int8)
+    acc = jax.lax.conv_general_dilated(
+        xs, _hwio(w.astype(jnp.int8)), window_strides=cfg.stride, padding=((t, b), (left, r)),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"), preferred_element_type=jnp.int32)[:, :cfg.Ho, :cfg.Wo]
+    if isinstance(x_off, int) and x_off == 0:
+        return acc
+    return acc + x_off * valid_correlation(w, cfg)
+
+
+def int8_im2col(x, w, cfg: ConvConfig, x_off, k_multiple: int = 32):
+    """``int8_conv`` as an explicit im2col and one int8 GEMM: the patches (B*Ho*Wo, Kh*Kw*Ci) of ``x - x_off``
+    are built in two passes (the Kw column-strided slices side by side, then the Kh row-strided slices of that),
+    zero-padded to a multiple of ``k_multiple`` columns (zero weights: exact zeros), and multiplied by the
+    weights (Co, K) in int8 with int32 accumulation. Exact under the same conditions as ``int8_conv``."""
+    sy, sx = cfg.stride
+    xs = _full_padded((x - x_off).astype(jnp.int8), cfg)  # zero-padded x - x_off (offset share corrected below)
+    cols = [xs[:, :, kx:kx + (cfg.Wo - 1) * sx + 1:sx] for kx in range(cfg.Kw)]
+    h = jnp.concatenate(cols, axis=-1) if len(cols) > 1 else cols[0]  # (B, Hp, Wo, Kw*Ci)
+    rows = [h[:, ky:ky + (cfg.Ho - 1) * sy + 1:sy] for ky in range(cfg.Kh)]
+    k = cfg.Kh * cfg.Kw * cfg.Ci
+    kp = -(-k // k_multiple) * k_multiple
+    if kp > k:
+        rows.append(jnp.zeros(rows[0].shape[:-1] + (kp - k,), jnp.int8))
+    patches = (jnp.concatenate(rows, axis=-1) if len(rows) > 1 else rows[0]).reshape(-1, kp)
+    wk = jnp.pad(w.reshape(cfg.Co, k), ((0, 0), (0, kp - k))).astype(jnp.int8)  # (Co, Kp), (ky, kx, c) order
+    # contracting the weights' last axis keeps XLA from inserting an int8 transpose that YNNPACK would refuse
+    acc = jax.lax.dot_general(patches, wk, (((1,), (1,)), ((), ())), preferred_element_type=jnp.int32)
+    acc = acc.reshape(x.shape[0], cfg.Ho, cfg.Wo, cfg.Co)
+    if isinstance(x_off, int) and x_off == 0:
+        return acc
+    return acc + x_off * valid_correlation(w, cfg)

@@ -1,0 +1,146 @@
+"""The conv accumulator formulations (``kernels/_conv_forms``) against the int64 numpy correlation (``==``) at the
+type extremes, and the packed path that uses them (``conv.run``, whatever form ``int8_form`` picks) against the
+numpy ``reference`` twin. Adversarial data: inputs at the type's bounds, weights at -128 / 127 / -127, and one
+image aligned with output channel 0's weight signs so its float32 partial sums reach the group bound."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
+
+from jaxpulp import packing
+from jaxpulp.errors import JaxpulpError, UnsupportedConfig
+from jaxpulp.kernels import _conv_forms, _engine, conv
+from jaxpulp.kernels.config import ConvConfig, out_dim
+from jaxpulp.qtypes import QType
+
+_IN = ["u8", "i8", "u4", "i4", "u2", "i2"]
+
+
+def _reference(x, w, cfg):
+    """int64 zero-padded strided correlation (B, Ho, Wo, Co), wrapped to int32 like the core's accumulator."""
+    t, b, left, r = cfg.pad
+    sy, sx = cfg.stride
+    xp = np.pad(np.asarray(x, np.int64), ((0, 0), (t, b), (left, r), (0, 0)))
+    out = np.zeros((x.shape[0], cfg.Ho, cfg.Wo, cfg.Co), np.int64)
+    for ky in range(cfg.Kh):
+        for kx in range(cfg.Kw):
+            view = xp[:, ky:ky + (cfg.Ho - 1) * sy + 1:sy, kx:kx + (cfg.Wo - 1) * sx + 1:sx]
+            out += np.einsum("bhwc,oc->bhwo", view, np.asarray(w, np.int64)[:, ky, kx])
+    return ((out + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
+
+
+def _adversarial(rng, q: QType, shape_x, shape_w, extreme: float):
+    """Weights at the int8 extremes with one sign per (output, input) channel pair, and x = two images: one at
+    the type's bounds aligned with output channel 0's signs (every product of that channel as large as it
+    gets, all of one sign), one at random bounds."""
+    co, kh, kw, ci = shape_w
+    sign = rng.choice(np.array([-1, 1]), (co, 1, 1, ci))
+    mag = rng.choice(np.array([128, 127]), shape_w)
+    w = np.where(sign > 0, np.minimum(mag, 127), -mag)
+    w = np.where(rng.random(shape_w) < extreme, w, rng.integers(-3, 4, shape_w)).astype(np.int32)
+    aligned = np.broadcast_to(np.where(sign[0, 0, 0] > 0, q.hi, q.lo), shape_x[1:])
+    x = np.stack([aligned, rng.choice(np.array([q.lo, q.hi]), shape_x[1:])]).astype(np.int32)
+    return x, w
+
+
+@st.composite
+def _case(draw):
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    pad = (draw(st.integers(0, kh - 1)), draw(st.integers(0, kh - 1)), draw(st.integers(0, kw - 1)),
+           draw(st.integers(0, kw - 1)))
+    H, W = draw(st.integers(kh, 8)), draw(st.integers(kw, 8))
+    assume(out_dim(H, pad[0], pad[1], kh, stride[0]) >= 1 and out_dim(W, pad[2], pad[3], kw, stride[1]) >= 1)
+    ci = draw(st.sampled_from([1, 2, 3, 8, 32, 64, 150]))  # 150 x 5 x 5 u8 x i8: several worst-case groups
+    co = draw(st.sampled_from([1, 8, 17, 32]))  # > 16 channels: XLA hands the int8 forms to YNNPACK
+    in_t = draw(st.sampled_from(_IN))
+    cfg = ConvConfig(in_t, "u8", "i8", H=H, W=W, Ci=ci, Co=co, Kh=kh, Kw=kw, stride=stride, pad=pad,
+                     semantics="ideal")
+    return cfg, draw(st.integers(0, 2**32 - 1)), draw(st.floats(0.5, 1.0))
+
+
+def _float_groups(cfg, w):
+    q = cfg.in_type
+    proved = _engine.weight_bound_groups(w, max(-q.lo, q.hi))
+    return conv.worst_case_groups(cfg), proved
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=_case())
+def test_every_form_equals_the_int64_correlation_at_the_type_extremes(case):
+    cfg, seed, extreme = case
+    rng = np.random.default_rng(seed)
+    q = cfg.in_type
+    x, w = _adversarial(rng, q, (2, cfg.H, cfg.W, cfg.Ci), (cfg.Co, cfg.Kh, cfg.Kw, cfg.Ci), extreme)
+    want = _reference(x, w, cfg)
+    worst, proved = _float_groups(cfg, w)
+    off = 0 if q.signed else 128
+
+    def all_forms(a, k, off_traced):
+        out = {f"{f}/worst": _conv_forms.form(f)(a, k, cfg, worst) for f in ("lax", "im2col", "s2d", "taps")}
+        if proved is not None:
+            out.update({f"{f}/proved": _conv_forms.form(f)(a, k, cfg, proved) for f in ("lax", "im2col", "s2d")})
+        out["int8_conv"] = _conv_forms.int8_conv(a, k, cfg, off)
+        out["int8_conv/traced offset"] = _conv_forms.int8_conv(a, k, cfg, off_traced)
+        out["int8_im2col"] = _conv_forms.int8_im2col(a, k, cfg, off)
+        out["int8_im2col/traced offset"] = _conv_forms.int8_im2col(a, k, cfg, off_traced)
+        return out
+
+    got = jax.jit(all_forms)(jnp.asarray(x), jnp.asarray(w), jnp.int32(off))
+    for name, acc in got.items():
+        np.testing.assert_array_equal(np.asarray(acc), want, err_msg=f"{name} {cfg}")
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), k=st.sampled_from([1, 3, 5]), s=st.integers(1, 2), ci=st.sampled_from([1, 32]))
+def test_value_path_with_traced_types_equals_the_correlation_for_each_type(seed, k, s, ci):
+    """``accumulate`` with the input type as data (vmapped over u8 / i8 / u4 / i2 batches, each holding values of
+    its own type at the extremes): the int8 offset is traced, the result == the int64 correlation plus bias."""
+    rng = np.random.default_rng(seed)
+    cfg = ConvConfig("u8", "u8", "i8", H=7, W=6, Ci=ci, Co=32, Kh=k, Kw=k, stride=(s, s), pad=(k // 2,) * 4,
+                     semantics="ideal")
+    types = [QType.parse(t) for t in ("u8", "i8", "u4", "i2")]
+    xs, ws = zip(*(_adversarial(rng, q, (2, 7, 6, ci), (32, k, k, ci), 0.9) for q in types), strict=True)
+    bias = rng.integers(-(1 << 31), 1 << 31, 32, dtype=np.int64).astype(np.int32)
+    bits = jnp.asarray([q.bits for q in types], jnp.int32)
+    signed = jnp.asarray([int(q.signed) for q in types], jnp.int32)
+    got = jax.jit(jax.vmap(lambda a, w, b, sg: conv.accumulate(a, w, bias, cfg, x_type=(b, sg))))(
+        jnp.asarray(np.stack(xs)), jnp.asarray(np.stack(ws)), bits, signed)
+    for i, q in enumerate(types):
+        want = _reference(xs[i], ws[i], cfg).astype(np.int64) + bias
+        want = ((want + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
+        np.testing.assert_array_equal(np.asarray(got[i]), want, err_msg=f"x_type {q}, {cfg}")
+
+
+def test_int8_offset_refuses_wide_types_and_follows_the_sign():
+    assert conv._int8_offset((8, 0)) == 128 and conv._int8_offset((4, 0)) == 0 and conv._int8_offset((8, 1)) == 0
+    assert int(jax.jit(lambda b, s: conv._int8_offset((b, s)))(8, 0)) == 128
+    with pytest.raises(JaxpulpError, match="x_type"):
+        conv._int8_offset((16, 1))
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), in_t=st.sampled_from(["u8", "i8", "u4"]), ci=st.sampled_from([1, 4, 32]),
+       k=st.sampled_from([3, 5]), s=st.integers(1, 2), relu=st.integers(0, 1), bn=st.integers(0, 1))
+def test_packed_run_equals_the_reference_twin_at_the_extremes(seed, in_t, ci, k, s, relu, bn):
+    """``conv.run`` (packed path: the int8 forms where ``int8_form`` says so) == ``conv.reference`` (numpy loops
+    following the spec core by core) on adversarial data, library semantics, quirks included."""
+    q = QType.parse(in_t)
+    p = k // 2
+    cfg = ConvConfig(in_t, "u8", "i8", H=6, W=6, Ci=ci, Co=32, Kh=k, Kw=k, stride=(s, s), pad=(p, p, p, p),
+                     relu=relu, bn=bn)
+    try:
+        conv.check(cfg)
+    except UnsupportedConfig:
+        assume(False)
+    rng = np.random.default_rng(seed)
+    x, w = _adversarial(rng, q, (2, 6, 6, ci), (32, k, k, ci), 0.9)
+    params = conv.Params(kappa=rng.integers(-40, 40, 32).astype(np.int32),
+                         lam=rng.integers(-3000, 3000, 32).astype(np.int32), out_mult=int(rng.integers(0, 1 << 16)),
+                         out_shift=int(rng.integers(8, 20)), bias=None)
+    out = np.asarray(conv.run(np.stack([packing.pack_hwc(v, q) for v in x]), packing.pack(w, cfg.w_type), params,
+                              cfg=cfg))
+    for i in range(2):
+        got = packing.unpack(out[i], cfg.out_type, cfg.Ho * cfg.Wo * cfg.Co).reshape(cfg.Ho, cfg.Wo, cfg.Co)
+        np.testing.assert_array_equal(got, conv.reference(x[i], w, params, cfg), err_msg=f"{cfg} image {i}")
