@@ -149,39 +149,32 @@ def _hwio(w):
     return w.reshape(co, -1).T.reshape(kh, kw, ci, co)
 
 
-def valid_correlation(w, cfg: ConvConfig):
-    """int32 (Ho, Wo, Co): the zero-padded correlation of an all-ones (H, W, Ci) input with w, i.e. the sum of
-    w over the taps that fall inside the input. Computed separably (a tap is inside when its row and its column
-    are): rows (Ho, Kh) x per-tap channel sums (Co, Kh, Kw) x columns (Wo, Kw), int32 dots (exact mod 2**32)."""
-    t, _, left, _ = cfg.pad
-    sy, sx = cfg.stride
+def _offset_share(w, x_off):
+    """int32 (Co,): ``x_off`` times the sum of all of a filter's weights -- what the offset contributes to every
+    output pixel once padded pixels hold ``0 - x_off`` too (so every tap of every window sees ``x - x_off``)."""
+    return x_off * jnp.sum(w.astype(jnp.int32), axis=(1, 2, 3), dtype=jnp.int32)
 
-    def inside(n_out, k, s, pad, size):
-        pos = jnp.arange(n_out)[:, None] * s - pad + jnp.arange(k)[None, :]
-        return ((pos >= 0) & (pos < size)).astype(jnp.int32)
 
-    ws = jnp.sum(w.astype(jnp.int32), axis=-1, dtype=jnp.int32)  # (Co, Kh, Kw)
-    rows = jnp.einsum("yk,okl->yol", inside(cfg.Ho, cfg.Kh, sy, t, cfg.H), ws, preferred_element_type=jnp.int32)
-    return jnp.einsum("yol,xl->yxo", rows, inside(cfg.Wo, cfg.Kw, sx, left, cfg.W), preferred_element_type=jnp.int32)
+def _shifted_padded(x, cfg: ConvConfig, x_off):
+    """int8 (B, Hp, Wp, Ci): x zero-padded to exactly the rows / columns the windows read, minus ``x_off``."""
+    return (_full_padded(x.astype(jnp.int32), cfg) - x_off).astype(jnp.int8)
 
 
 def int8_conv(x, w, cfg: ConvConfig, x_off):
-    """int8 x int8 -> int32 convolution: ``conv(x - x_off, w) + x_off * valid_correlation(w)``.
+    """int8 x int8 -> int32 convolution: ``conv(pad(x) - x_off, w) + x_off * sum(w)`` per output channel.
 
-    Exact (== the int64 correlation of x and w, wrapped to int32) whenever every ``x - x_off`` and every w is an
-    int8 value: the convolution multiplies int8 values exactly and accumulates in int32, and int32 addition is
-    exact modulo 2**32 whatever the order (no float32 anywhere, so no input-channel groups are needed); the
-    zero padding pads ``x - x_off`` with zeros, so the offset's share is ``x_off`` times the correlation of the
-    valid-pixel mask, added in int32. ``x_off``: Python int (0 skips the correction) or traced int32 scalar
-    (128 for unsigned 8-bit inputs, 0 for signed ones, see ``conv._int8_offset``)."""
-    t, b, left, r = cfg.pad
-    xs = (x - x_off).astype(jnp.int8)
+    Exact (== the int64 correlation of x and w, wrapped to int32) whenever every ``x - x_off`` (and ``-x_off``,
+    the padding) and every w is an int8 value: the convolution multiplies int8 values exactly and accumulates in
+    int32, and int32 addition is exact modulo 2**32 whatever the order (no float32 anywhere, so no input-channel
+    groups are needed). The input is zero-padded before the offset is subtracted, so every tap of every window
+    holds ``x_p - x_off`` and the offset's share is the same ``x_off * sum(w)`` for every pixel. ``x_off``:
+    Python int (0: no correction) or traced int32 scalar (128 for u8 inputs, see ``conv._int8_offset``)."""
     acc = jax.lax.conv_general_dilated(
-        xs, _hwio(w.astype(jnp.int8)), window_strides=cfg.stride, padding=((t, b), (left, r)),
-        dimension_numbers=("NHWC", "HWIO", "NHWC"), preferred_element_type=jnp.int32)[:, :cfg.Ho, :cfg.Wo]
+        _shifted_padded(x, cfg, x_off), _hwio(w.astype(jnp.int8)), window_strides=cfg.stride, padding="VALID",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"), preferred_element_type=jnp.int32)
     if isinstance(x_off, int) and x_off == 0:
         return acc
-    return acc + x_off * valid_correlation(w, cfg)
+    return acc + _offset_share(w, x_off)
 
 
 def int8_im2col(x, w, cfg: ConvConfig, x_off, k_multiple: int = 32):
@@ -190,7 +183,7 @@ def int8_im2col(x, w, cfg: ConvConfig, x_off, k_multiple: int = 32):
     zero-padded to a multiple of ``k_multiple`` columns (zero weights: exact zeros), and multiplied by the
     weights (Co, K) in int8 with int32 accumulation. Exact under the same conditions as ``int8_conv``."""
     sy, sx = cfg.stride
-    xs = _full_padded((x - x_off).astype(jnp.int8), cfg)  # zero-padded x - x_off (offset share corrected below)
+    xs = _shifted_padded(x, cfg, x_off)
     cols = [xs[:, :, kx:kx + (cfg.Wo - 1) * sx + 1:sx] for kx in range(cfg.Kw)]
     h = jnp.concatenate(cols, axis=-1) if len(cols) > 1 else cols[0]  # (B, Hp, Wo, Kw*Ci)
     rows = [h[:, ky:ky + (cfg.Ho - 1) * sy + 1:sy] for ky in range(cfg.Kh)]
@@ -205,4 +198,4 @@ def int8_im2col(x, w, cfg: ConvConfig, x_off, k_multiple: int = 32):
     acc = acc.reshape(x.shape[0], cfg.Ho, cfg.Wo, cfg.Co)
     if isinstance(x_off, int) and x_off == 0:
         return acc
-    return acc + x_off * valid_correlation(w, cfg)
+    return acc + _offset_share(w, x_off)
