@@ -178,10 +178,11 @@ def int8_conv(x, w, cfg: ConvConfig, x_off):
 
 
 def int8_im2col(x, w, cfg: ConvConfig, x_off, k_multiple: int = 32):
-    """``int8_conv`` as an explicit im2col and one int8 GEMM: the patches (B*Ho*Wo, Kh*Kw*Ci) of ``x - x_off``
-    are built in two passes (the Kw column-strided slices side by side, then the Kh row-strided slices of that),
-    zero-padded to a multiple of ``k_multiple`` columns (zero weights: exact zeros), and multiplied by the
-    weights (Co, K) in int8 with int32 accumulation. Exact under the same conditions as ``int8_conv``."""
+    """``int8_conv`` as an explicit im2col and one int8 GEMM: the patches (B*Ho*Wo, Kh*Kw*Ci) of the padded
+    ``x - x_off`` are built in two passes (the Kw column-strided slices side by side, then the Kh row-strided
+    slices of that), zero-padded to a multiple of ``k_multiple`` columns (zero weights: exact zeros), and
+    multiplied by the weights (Co, K) in int8 with int32 accumulation. Exact under the same conditions as
+    ``int8_conv`` (the same products, the same offset share)."""
     sy, sx = cfg.stride
     xs = _shifted_padded(x, cfg, x_off)
     cols = [xs[:, :, kx:kx + (cfg.Wo - 1) * sx + 1:sx] for kx in range(cfg.Kw)]

@@ -66,7 +66,7 @@ def _float_groups(cfg, w):
     return conv.worst_case_groups(cfg), proved
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=_case())
 def test_every_form_equals_the_int64_correlation_at_the_type_extremes(case):
     cfg, seed, extreme = case
