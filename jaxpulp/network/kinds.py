@@ -17,8 +17,10 @@ signature is the same for every kind:
 * ``choose(lay, semantics, cluster) -> mapping.KernelChoice``: the kernel configuration (and why),
 * ``packed_args(lay, params, cfg) -> tuple``: the packed path's host-side kernel arguments (packed weights,
   Params), built once per network,
-* ``packed(cfg, args, ins, cluster) -> words``: the layer on packed (batch, words) images,
-* ``values(lay, cfg, p, ins, in_types, out_type, cluster) -> int32 values``: the value path (types as data),
+* ``packed(cfg, args, ins, cluster, groups) -> words``: the layer on packed (batch, words) images,
+* ``values(lay, cfg, p, ins, in_types, out_type, cluster, groups) -> int32 values``: the value path (types as
+  data); ``groups`` (static, both paths): the layer's conv input-channel groups proved exact from its concrete
+  weights (``execute._weight_groups``), None where not applicable (every other kind ignores it),
 * ``reference(lay, p, ins) -> int64``: the plain-numpy twin (accumulators for weighted kinds; the
   requantisation after them is shared).
 
