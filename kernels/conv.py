@@ -299,35 +299,28 @@ def _int8_offset(x_type):
     return jnp.where(unsigned8, 128, 0).astype(jnp.int32)
 
 
-# The int8 im2col's patches must stay in the last-level cache to beat the float32 convolution (32 MiB L3 on
-# the machine measured): DroNet's first layer at batch 16 (5 MiB of patches) wins, at batch 128 (41 MiB) loses.
-_IM2COL_MAX_PATCH_BYTES = 8 << 20
-
-
-def int8_form(cfg: ConvConfig, batch: int = 1) -> str | None:
-    """The static formulation rule of ``_fast_accumulate`` for ``batch`` inputs: "im2col"
-    (``_conv_forms.int8_im2col``), "conv" (``_conv_forms.int8_conv``) or None (float32, ``_float_accumulate``).
+def int8_form(cfg: ConvConfig) -> str | None:
+    """The static formulation rule of ``_fast_accumulate``: "conv" (``_conv_forms.int8_conv``) or None (float32,
+    ``_float_accumulate``).
 
     Chosen with ``benchmarks/conv_forms.py`` (per shape, against ``lax.conv`` float32 of the same shape in the
-    same run) and confirmed on the whole network (``benchmarks/network.py``), on the 2-core AMD EPYC (AVX-512
-    VNNI, 32 MiB L3) with jax 0.10.2 at batch 16 / 128, machine shared: XLA's CPU backend hands int8
-    convolutions and GEMMs (int32 accumulation) to YNNPACK's VNNI kernels. Per DroNet shape at batch 16 (ms,
-    best of 7): int8 conv vs float32 lax.conv 2.47 vs 3.37 (Conv_15), 2.04 vs 2.44 (Conv_22), 1.98 vs 2.71
-    (Conv_44), 2.07 vs 3.05 (Conv_66), 0.65 vs 0.78 (1x1 s2 Conv_8); at batch 128 22.9 vs 89.5 (Conv_15).
-    The explicit int8 im2col (K padded to 32 columns) is faster still per shape, but in the network XLA fuses
-    the producer of its input into each of the Kh*Kw slices (DroNet 0.87x vs 1.02x of the float forward), so
-    it is kept for Ci == 1, where the int8 convolution is slow, and only while its patches fit in the cache:
-    DroNet's first layer (200x200x1, 5x5 s2, 32 channels) at batch 16: 6.3 ms vs float32 9.4 and int8
-    convolution 10.4 (in the network its GEMM 5.5 ms vs 15.6 for the float32 convolution); at batch 128 the
-    float32 convolution wins (network 1.02-1.17x vs 0.89-1.09x with im2col, 0.96-1.08x with the int8 conv).
-    Not taken: off the CPU backend (GPUs keep float32 with ``Precision.HIGHEST``), and max(Ci, Co) <= 16,
-    which XLA keeps away from YNNPACK (an int8 convolution then runs as a generic int32 loop, 20x slower)."""
-    if jax.default_backend() != "cpu" or max(cfg.Ci, cfg.Co) <= 16:
+    same run) and checked on the whole network (DroNet, paired runs of the value path with and without the rule),
+    on the 2-core AMD EPYC (AVX-512 VNNI, 32 MiB L3), jax 0.10.2, batch 16 / 128, machine shared: XLA's CPU
+    backend hands int8 convolutions (int32 accumulation) to YNNPACK's VNNI kernels. Per DroNet shape at batch 16
+    (ms, best of 7), int8 conv vs this module's float32 form: 2.47 vs 3.37 (Conv_15), 2.04 vs 2.44 (Conv_22),
+    1.98 vs 2.71 (Conv_44), 2.07 vs 3.05 (Conv_66), 0.65 vs 0.78 (1x1 s2 Conv_8); batch 128: 23 vs 90 (Conv_15).
+    Not taken:
+    * Ci == 1 (DroNet's first layer): the int8 convolution of one channel is slower (10.4 vs 9.4 ms). The int8
+      im2col GEMM (``_conv_forms.int8_im2col``, K padded to 32) is faster alone (6.3 ms) but not in the network:
+      paired whole-network runs tie at batch 16 (1.00x, IQR 0.85-1.20) and lose at 128 (its 41 MiB of patches
+      leave the cache), and it compiles slower;
+    * explicit im2col for Ci > 1: faster per shape, slower in the network (XLA fuses the producer of its input
+      into each of the Kh*Kw slices; DroNet 0.87x vs 1.02x of the float forward);
+    * off the CPU backend (GPUs keep float32 with ``Precision.HIGHEST``), and max(Ci, Co) <= 16, which XLA keeps
+      away from YNNPACK (an int8 convolution then runs as a generic int32 loop, 20x slower)."""
+    if jax.default_backend() != "cpu" or max(cfg.Ci, cfg.Co) <= 16 or cfg.Ci == 1:
         return None
-    if cfg.Ci > 1:
-        return "conv"
-    patch_bytes = batch * cfg.Ho * cfg.Wo * -(-cfg.Kh * cfg.Kw // 32) * 32
-    return "im2col" if patch_bytes <= _IM2COL_MAX_PATCH_BYTES else None
+    return "conv"
 
 
 def _fast_accumulate(x8, w8, bias, cfg: ConvConfig, groups: tuple[int, ...] | None = None, x_off=None):
@@ -344,10 +337,9 @@ def _fast_accumulate(x8, w8, bias, cfg: ConvConfig, groups: tuple[int, ...] | No
       max|x| * sum|w| <= 2**24 (``groups`` proved from the weights, else the types' worst case): exact.
 
     The bias is added in int32 at the end (never inside a float32 sum)."""
-    form = int8_form(cfg, x8.shape[0])
-    if form is not None:
+    if int8_form(cfg) == "conv":
         off = _int8_offset((cfg.in_type.bits, cfg.in_type.signed)) if x_off is None else x_off
-        acc = (_conv_forms.int8_im2col if form == "im2col" else _conv_forms.int8_conv)(x8, w8, cfg, off)
+        acc = _conv_forms.int8_conv(x8, w8, cfg, off)
     else:
         acc = _float_accumulate(x8, w8, cfg, groups)
     return acc if bias is None else acc + bias
