@@ -309,18 +309,23 @@ def int8_form(cfg: ConvConfig) -> str | None:
     backend hands int8 convolutions (int32 accumulation) to YNNPACK's VNNI kernels. Per DroNet shape at batch 16
     (ms, best of 7), int8 conv vs this module's float32 form: 2.47 vs 3.37 (Conv_15), 2.04 vs 2.44 (Conv_22),
     1.98 vs 2.71 (Conv_44), 2.07 vs 3.05 (Conv_66), 0.65 vs 0.78 (1x1 s2 Conv_8); batch 128: 23 vs 90 (Conv_15).
+    Small channel counts (max(Ci, Co) <= 16) XLA keeps away from YNNPACK; a KxK int8 convolution then runs as
+    XLA's generic int32 loop, which still beats its float32 convolution by far on MobileNetV1's first layer
+    (128x128x3, 3x3 s2, 8 channels: 0.78 vs 5.70 ms; the whole MobileNetV1-0.25 value path 1.68x faster, paired
+    runs), while a 1x1 one is slower (pw1, 8 -> 16 channels: 1.61 vs 1.08 ms) and stays float32.
     Not taken:
-    * Ci == 1 (DroNet's first layer): the int8 convolution of one channel is slower (10.4 vs 9.4 ms). The int8
-      im2col GEMM (``_conv_forms.int8_im2col``, K padded to 32) is faster alone (6.3 ms) but not in the network:
-      paired whole-network runs tie at batch 16 (1.00x, IQR 0.85-1.20) and lose at 128 (its 41 MiB of patches
-      leave the cache), and it compiles slower;
+    * Ci == 1 (DroNet's first layer): the int8 convolution of one channel is slower (19.9 vs 15.0 ms, loaded).
+      The int8 im2col GEMM (``_conv_forms.int8_im2col``, K padded to 32) is faster alone (6.3 vs 9.4 ms in a
+      quieter run) but not in the network: paired whole-network runs tie at batch 16 (1.00x, IQR 0.85-1.20) and
+      lose at 128 (its 41 MiB of patches leave the cache), and it compiles slower;
     * explicit im2col for Ci > 1: faster per shape, slower in the network (XLA fuses the producer of its input
       into each of the Kh*Kw slices; DroNet 0.87x vs 1.02x of the float forward);
-    * off the CPU backend (GPUs keep float32 with ``Precision.HIGHEST``), and max(Ci, Co) <= 16, which XLA keeps
-      away from YNNPACK (an int8 convolution then runs as a generic int32 loop, 20x slower)."""
-    if jax.default_backend() != "cpu" or max(cfg.Ci, cfg.Co) <= 16 or cfg.Ci == 1:
+    * off the CPU backend: GPUs keep float32 with ``Precision.HIGHEST``."""
+    if jax.default_backend() != "cpu" or cfg.Ci == 1:
         return None
-    return "conv"
+    if max(cfg.Ci, cfg.Co) > 16 or (cfg.Kh, cfg.Kw) != (1, 1):
+        return "conv"
+    return None
 
 
 def _fast_accumulate(x8, w8, bias, cfg: ConvConfig, groups: tuple[int, ...] | None = None, x_off=None):
