@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="*", default=None, help="layer names to keep (e.g. Conv_0 pw1)")
     p.add_argument("--json", default=None, help="default benchmarks/results/conv_forms.json")
     args = p.parse_args(argv)
-    print(f"jax {jax.__version__}, backend {jax.default_backend()}, {os.cpu_count()} CPUs; ms per call (median)")
+    print(f"jax {jax.__version__}, backend {jax.default_backend()}, {os.cpu_count()} CPUs; ms, best of --reps")
     rng = np.random.default_rng(0)
     rows = []
     for b in args.batches:
