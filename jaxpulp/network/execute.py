@@ -92,11 +92,12 @@ def _layer_args(lay: Layer, p: dict, cfg):
     return kinds.of(lay).hook("packed_args")(lay, p, cfg)
 
 
-def _run_layer_packed(lay: Layer, cfg, args, ins, cluster: Cluster):
-    return kinds.of(lay).hook("packed")(cfg, args, ins, cluster)
+def _run_layer_packed(lay: Layer, cfg, args, ins, cluster: Cluster, groups=None):
+    return kinds.of(lay).hook("packed")(cfg, args, ins, cluster, groups)
 
 
-# The ``packed_args`` and ``packed`` hooks of jaxpulp.network.kinds.
+# The ``packed_args`` and ``packed`` hooks of jaxpulp.network.kinds. ``groups`` (static): the layer's conv
+# input-channel groups proved exact from its concrete weights (``_weight_groups``), None where not applicable.
 
 
 def weighted_args(lay: Layer, p: dict, cfg) -> tuple:
@@ -131,30 +132,31 @@ def add_args(lay: Layer, p: dict, cfg) -> tuple:
     return (add.Params(*(np.int32(p[k]) for k in add.Params._fields)),)
 
 
-def packed_conv(cfg, args, ins, cluster: Cluster):
-    """The conv or pointwise kernel, whichever ``mapping`` chose."""
-    return mapping.kernel_module(cfg).run(ins[0], args[0], args[1], cfg=cfg, cluster=cluster)
+def packed_conv(cfg, args, ins, cluster: Cluster, groups=None):
+    """The conv or pointwise kernel, whichever ``mapping`` chose (``groups``: only the KxK conv kernel has them)."""
+    extra = {} if groups is None else {"groups": groups}
+    return mapping.kernel_module(cfg).run(ins[0], args[0], args[1], cfg=cfg, cluster=cluster, **extra)
 
 
-def packed_depthwise(cfg, args, ins, cluster: Cluster):
+def packed_depthwise(cfg, args, ins, cluster: Cluster, groups=None):
     """DORY's CHW transfer folded into the kernel's unpack (the same bits as the planes)."""
     return depthwise.run_hwc(ins[0], args[0], args[1], cfg=cfg, cluster=cluster)
 
 
-def packed_linear(cfg, args, ins, cluster: Cluster):
+def packed_linear(cfg, args, ins, cluster: Cluster, groups=None):
     n = _engine.words_for(cfg.N, cfg.in_type.bits)
     return linear.run(ins[0][:, :n], args[0], args[1], cfg=cfg, cluster=cluster)
 
 
-def packed_maxpool(cfg, args, ins, cluster: Cluster):
+def packed_maxpool(cfg, args, ins, cluster: Cluster, groups=None):
     return pool.run(ins[0], None, cfg=cfg, cluster=cluster).out
 
 
-def packed_avgpool(cfg, args, ins, cluster: Cluster):
+def packed_avgpool(cfg, args, ins, cluster: Cluster, groups=None):
     return pool.run(ins[0], args[0], cfg=cfg, cluster=cluster)
 
 
-def packed_add(cfg, args, ins, cluster: Cluster):
+def packed_add(cfg, args, ins, cluster: Cluster, groups=None):
     return add.run(ins[0], ins[1], args[0], cfg=cfg, cluster=cluster)
 
 
@@ -162,12 +164,9 @@ def _packed_layers(x_words, args, layers, cfgs, want, cluster, groups=None):
     """The layers on packed images: {input name: (batch, words)} -> {wanted name: (batch, words)}. ``groups``
     (static): per layer, conv input-channel groups proved exact from the concrete weights (``_weight_groups``)."""
     env = dict(x_words)
-    for n, (lay, cfg, a) in enumerate(zip(layers, cfgs, args, strict=True)):
-        ins = [env[i] for i in lay.inputs]
-        if groups is not None and groups[n] is not None:
-            env[lay.output] = conv.run(ins[0], a[0], a[1], cfg=cfg, cluster=cluster, groups=groups[n])
-            continue
-        env[lay.output] = _run_layer_packed(lay, cfg, a, ins, cluster)
+    groups = (None,) * len(layers) if groups is None else groups
+    for lay, cfg, a, g in zip(layers, cfgs, args, groups, strict=True):
+        env[lay.output] = _run_layer_packed(lay, cfg, a, [env[i] for i in lay.inputs], cluster, g)
     return {k: env[k] for k in want}
 
 
@@ -237,9 +236,8 @@ def _accumulate(lay: Layer, x, p, groups=None):
     cfg = _acc_config(lay)
     bias = p["bias"] if lay.bias else None
     k = kinds.of(lay)
-    if groups is not None:
-        return conv.accumulate(x, p["w"], bias, cfg, groups)
-    return k.kernel_module().accumulate(x.reshape(x.shape[0], -1) if k.flat else x, p["w"], bias, cfg)
+    args = (x.reshape(x.shape[0], -1) if k.flat else x, p["w"], bias, cfg)
+    return k.kernel_module().accumulate(*args) if groups is None else k.kernel_module().accumulate(*args, groups)
 
 
 def _weight_groups(net: Network, cfgs) -> tuple:
@@ -283,32 +281,31 @@ def _values_forward(x, params, act_types, layers, cfgs, want, cluster, groups=No
     """``params``: one dict per layer (the order of ``layers``). ``groups`` (static): per layer, the exact
     input-channel groups proved from the concrete weights ``params`` holds (``_weight_groups``), or None."""
     env = {k: v.astype(jnp.int32) for k, v in x.items()}
-    for n, (lay, cfg, p) in enumerate(zip(layers, cfgs, params, strict=True)):
+    groups = (None,) * len(layers) if groups is None else groups
+    for lay, cfg, p, g in zip(layers, cfgs, params, groups, strict=True):
         ins = [env[i] for i in lay.inputs]
-        if groups is not None and groups[n] is not None:
-            env[lay.output] = _weighted_values(lay, ins[0], p, act_types[lay.output], groups[n])
-            continue
         in_types = [act_types[i] for i in lay.inputs]
-        env[lay.output] = kinds.of(lay).hook("values")(lay, cfg, p, ins, in_types, act_types[lay.output], cluster)
+        env[lay.output] = kinds.of(lay).hook("values")(lay, cfg, p, ins, in_types, act_types[lay.output], cluster,
+                                                       g)
     return {k: env[k] for k in want}
 
 
-# The ``values`` hooks of jaxpulp.network.kinds: (lay, cfg, p, ins, in_types, out_type, cluster) -> int32 values;
-# in_types / out_type are (bits, signed) pairs, possibly traced.
+# The ``values`` hooks of jaxpulp.network.kinds: (lay, cfg, p, ins, in_types, out_type, cluster, groups) -> int32
+# values; in_types / out_type are (bits, signed) pairs, possibly traced; groups (static) as for ``packed``.
 
 
-def weighted_values(lay: Layer, cfg, p, ins, in_types, out_type, cluster: Cluster):
-    return _weighted_values(lay, ins[0], p, out_type)
+def weighted_values(lay: Layer, cfg, p, ins, in_types, out_type, cluster: Cluster, groups=None):
+    return _weighted_values(lay, ins[0], p, out_type, groups)
 
 
-def pool_values(lay: Layer, cfg, p, ins, in_types, out_type, cluster: Cluster):
+def pool_values(lay: Layer, cfg, p, ins, in_types, out_type, cluster: Cluster, groups=None):
     """maxpool and avgpool (an average pool's parameters default to no requantisation)."""
     pp = (pool.AvgPoolParams(*(p.get(k, d) for k, d in (("lam", 1), ("out_shift", 0), ("out_add", 0))))
           if kinds.of(lay).params else None)
     return pool.values(ins[0], pp, cfg=cfg, in_type=in_types[0], out_type=out_type, cluster=cluster)
 
 
-def add_values(lay: Layer, cfg, p, ins, in_types, out_type, cluster: Cluster):
+def add_values(lay: Layer, cfg, p, ins, in_types, out_type, cluster: Cluster, groups=None):
     return add.values(ins[0], ins[1], add.Params(*(p[k] for k in add.Params._fields)), cfg=cfg,
                       in1_type=in_types[0], in2_type=in_types[1], out_type=out_type, cluster=cluster)
 
