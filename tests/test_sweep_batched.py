@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from jaxpulp import costtable
 from jaxpulp.errors import JaxpulpError
@@ -37,6 +37,8 @@ def _setup(name: str, seed: int):
 @settings(max_examples=12, deadline=None)
 @given(name=st.sampled_from(sorted(SPACES)), net_seed=st.integers(0, 1), cfg_seed=st.integers(0, 2**16),
        n_cfg=st.integers(1, 5), n_in=st.integers(1, 3), rows=st.sampled_from([1, 4, 16, 64]))
+@example(name="default", net_seed=0, cfg_seed=1, n_cfg=2, n_in=2, rows=1)  # inputs in chunks (shared cut too)
+@example(name="free_input", net_seed=1, cfg_seed=2, n_cfg=3, n_in=3, rows=7)  # 2 configurations a chunk, padded
 def test_batched_forward_equals_each_configuration_alone(name, net_seed, cfg_seed, n_cfg, n_in, rows):
     net, space, der, plan, one = _setup(name, net_seed)
     x = jnp.asarray(_metric.random_inputs(net, n_in, cfg_seed))

@@ -27,9 +27,11 @@ does about it (MobileNetV1-0.25-128, numbers in ``benchmarks/sweep.py``):
   chunk their reduction by the worst-case product of <= 8-bit types, as the value path does; every partial sum
   is an integer below 2**24, so the int32 results are those of the definition exactly (``==``; the property
   test ``tests/test_sweep_batched.py`` checks it against ``run_values`` per configuration).
-* Chunks: ``lax.map`` over chunks of about ``rows`` configuration x input pairs, ``vmap`` inside (measured on
-  MobileNetV1-0.25, 8 x 8: 16 pairs per chunk beat 8, 32 and 64; larger chunks fall out of the caches; a
-  per-layer chunk size, small for the 64x64 layers and large for the 8x8 ones, was slower than one size).
+* Chunks: ``lax.map`` over chunks of about ``rows`` configuration x input pairs, ``vmap`` over the chunk's
+  configurations inside (measured on MobileNetV1-0.25, process CPU time: 8 x 8, chunks of 16-32 pairs beat 8
+  and 64; 8 configurations x 64 inputs, chunks of 32 inputs beat 64 by 1.2x and 128 by 1.4x: larger chunks
+  fall out of the caches; a per-layer chunk size, small for the 64x64 layers and large for the 8x8 ones, was
+  slower than one size).
 """
 from __future__ import annotations
 
@@ -226,10 +228,11 @@ def _layer(plan: Plan, lay, env, pre, params, acts, choice, cluster):
                             acts[lay.output], cluster)
 
 
-def forward(plan: Plan, configs, x, *, rows: int = 16, cluster=None):
+def forward(plan: Plan, configs, x, *, rows: int = 32, cluster=None):
     """int32 outputs ``[B, N, ...]`` of ``net.outputs[0]`` and the output scale exponents ``[B]`` of configurations
     ``configs`` ``[B, V]`` on inputs ``x`` ``[N, H, W, C]`` (the definition: per configuration, ``Deriver.derive``
-    then ``run_values``). ``rows`` (static): configuration x input pairs per chunk (at least one configuration)."""
+    then ``run_values``). ``rows`` (static): configuration x input pairs per chunk: several configurations when
+    ``N <= rows``, else one configuration and a divisor of ``N`` inputs."""
     from jaxpulp.cluster.config import GAP8
 
     cluster = cluster or GAP8
@@ -256,22 +259,32 @@ def forward(plan: Plan, configs, x, *, rows: int = 16, cluster=None):
     cfgs = configs if n * per == B else jnp.concatenate([configs, jnp.broadcast_to(configs[-1:], (n * per - B,
                                                                                               configs.shape[1]))])
     out = net.outputs[0]
+    # more inputs than a chunk holds: the inputs go in chunks of ``ni`` (a divisor of N) too, with the shared
+    # tensors cut alike (one configuration per chunk then)
+    ni = max(d for d in range(1, min(N, max(rows, 1)) + 1) if N % d == 0) if per == 1 else N
 
-    def one(config):
+    def one(config, xs, shared, pre_s):
         params, act_types, _, d_in, _ = der.derive(net.params, config)
         acts = _types(net, act_types)
-        env = dict(env0)
+        env = dict(shared)
         if net.input.name not in env:
-            env[net.input.name] = _input(plan, x, acts, d_in)
+            env[net.input.name] = _input(plan, xs, acts, d_in)
         for lay in net.layers:
             if lay.output not in env:
-                env[lay.output] = _layer(plan, lay, env, pre, params, acts, config, cluster)
+                env[lay.output] = _layer(plan, lay, env, pre_s, params, acts, config, cluster)
         return env[out]
 
     if out in env0:
         y = jnp.broadcast_to(env0[out], (B,) + env0[out].shape)
-    else:
-        y = jax.lax.map(jax.vmap(one), cfgs.reshape(n, per, -1))
+    elif ni == N:
+        y = jax.lax.map(jax.vmap(lambda c: one(c, x, env0, pre)), cfgs.reshape(n, per, -1))
         y = y.reshape((n * per,) + y.shape[2:])[:B]
+    else:
+        def cut(v):
+            return v.reshape((N // ni, ni) + v.shape[1:])
+
+        parts = (cut(x), {k: cut(v) for k, v in env0.items()}, {k: cut(v) for k, v in pre.items()})
+        y = jax.lax.map(lambda c: jax.lax.map(lambda a: one(c, *a), parts), configs)
+        y = y.reshape((B, N) + y.shape[3:])
     s = jax.vmap(lambda c: der.derive(net.params, c)[4])(configs)
     return y, s

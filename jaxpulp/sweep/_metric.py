@@ -160,13 +160,13 @@ def config_outputs(net, der: Deriver, config, x):
     return netrun.run_values(net, xq, params=params, act_types=act_types), s
 
 
-def make_metric_fn(net, space, *, method: str = "batched", rows: int = 16):
+def make_metric_fn(net, space, *, method: str = "batched", rows: int = 32):
     """A jit-compiled ``f(configs [B, V], x [N, H, W, C], y_ref [N, ...], labels [N] or None) -> dict`` of
     ``error``, ``agreement`` (and ``accuracy``) per configuration ``[B]`` (float32).
 
     method="batched": the configurations folded into the batch (``_batched.forward``: the shared prefix once
     per input, the first KxK convolution once with every weight choice stacked, batched GEMMs; chunks of about
-    ``rows`` configuration x input pairs, at least one configuration); "loop": one configuration after the
+    ``rows`` configuration x input pairs); "loop": one configuration after the
     other, each its ``config_outputs`` (the definition; slower). Both give the same int32 network outputs."""
     from jaxpulp.errors import JaxpulpError
 
