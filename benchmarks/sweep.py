@@ -100,7 +100,10 @@ def bench_metric(net, space, shapes, reps: int) -> list:
     ways in one run, each timed ``reps`` times interleaved (min; wall and process CPU time): ``batched`` (the
     sweep's method: configurations folded into the batch), ``loop`` (the former method: ``lax.map`` over
     configurations, each the definition ``config_outputs``), ``python_loop`` (a Python loop over
-    configurations calling one jitted configuration). The batched outputs are checked ``==`` to the loop's."""
+    configurations calling one jitted configuration); for context ``plain_values``: inputs/s of the plain value
+    path (``run_values``, the network's own precision) at batch N. The batched metrics are checked against the
+    loop's."""
+    from jaxpulp.network import execute as netrun
     from jaxpulp.sweep import _metric
 
     der = _metric.Deriver(space, net.outputs[0])
@@ -112,9 +115,12 @@ def bench_metric(net, space, shapes, reps: int) -> list:
         fb = _metric.make_metric_fn(net, space)
         fl = _metric.make_metric_fn(net, space, method="loop")
         one = jax.jit(lambda c, x=x: _metric.config_outputs(net, der, c, x)[0])
+        plain = jax.jit(lambda xs: netrun.run_values(net, xs))
         fns = {"batched": lambda fb=fb, x=x, y=y, c=cfgs: fb(c, x, y, None),
                "loop": lambda fl=fl, x=x, y=y, c=cfgs: fl(c, x, y, None),
-               "python_loop": lambda one=one, c=cfgs, n=n_cfg: [one(c[j]) for j in range(n)]}
+               "python_loop": lambda one=one, c=cfgs, n=n_cfg: [one(c[j]) for j in range(n)],
+               # context, not a sweep: the network's own precision, one forward of the N inputs (scaled below)
+               "plain_values": lambda plain=plain, x=x: plain(x)}
         row: dict = dict(configs=n_cfg, inputs=n_in)
         for k, f in fns.items():
             t0 = time.perf_counter()
@@ -129,8 +135,9 @@ def bench_metric(net, space, shapes, reps: int) -> list:
                 wall[k] = min(wall[k], time.perf_counter() - t0)
                 cpu[k] = min(cpu[k], time.process_time() - c0)
         for k in fns:
-            row[f"{k}_pairs_per_s"] = n_cfg * n_in / wall[k]
-            row[f"{k}_pairs_per_cpu_s"] = n_cfg * n_in / cpu[k]
+            n = n_in if k == "plain_values" else n_cfg * n_in
+            row[f"{k}_pairs_per_s"] = n / wall[k]
+            row[f"{k}_pairs_per_cpu_s"] = n / cpu[k]
         row["ratio_batched_vs_loop"] = wall["loop"] / wall["batched"]
         row["ratio_batched_vs_loop_cpu"] = cpu["loop"] / cpu["batched"]
         a, b = fns["batched"](), fns["loop"]()
@@ -188,7 +195,8 @@ def main(argv=None) -> int:
         print(f"metric {m['configs']} configs x {m['inputs']} inputs: batched {m['batched_pairs_per_s']:,.1f} pairs/s "
               f"({m['batched_pairs_per_cpu_s']:,.1f} per CPU-s; first call {m['batched_first_call_s']:.1f} s), "
               f"lax.map loop {m['loop_pairs_per_s']:,.1f} ({m['loop_pairs_per_cpu_s']:,.1f}), Python loop "
-              f"{m['python_loop_pairs_per_s']:,.1f} -> batched/loop {m['ratio_batched_vs_loop']:.2f}x wall, "
+              f"{m['python_loop_pairs_per_s']:,.1f}; plain value path {m['plain_values_pairs_per_s']:,.1f} inputs/s at "
+              f"batch {m['inputs']} -> batched/loop {m['ratio_batched_vs_loop']:.2f}x wall, "
               f"{m['ratio_batched_vs_loop_cpu']:.2f}x CPU", flush=True)
     res["surrogate"] = g = bench_surrogate(space, 20 if q else 100)
     print(f"surrogate ({g['variables']} variables, {g['layers']} layers): value {g['value_us']:.0f} us, value+grad "
