@@ -186,6 +186,22 @@ def pack_static_grouped(values, bits: int, group: int = 32):
     return out[..., :-(-n // per)]
 
 
+def pack_lanes(lanes, bits: int):
+    """The packed image (batch, words) uint32 of elements ``lanes`` (batch, count) int32 at ``bits`` (static):
+    ``pack_static``, or the values' own bits for 32-bit elements (int32 outputs)."""
+    if bits == 32:
+        return jax.lax.bitcast_convert_type(lanes.astype(jnp.int32), jnp.uint32)
+    return pack_static(lanes, bits)
+
+
+def unpack_lanes(words, bits: int, signed: bool, count: int):
+    """The first ``count`` elements (int32) of packed ``words`` at ``bits`` (static): ``unpack_static``, or the
+    words' own bits for 32-bit elements."""
+    if bits == 32:
+        return jax.lax.bitcast_convert_type(words[..., :count], jnp.int32)
+    return unpack_static(words, bits, signed, count)
+
+
 def max_abs_product(a_bits: int, a_signed: bool, b_bits: int, b_signed: bool) -> int:
     """Largest |a*b| for operands of the two types."""
     amax = (1 << (a_bits - 1)) if a_signed else (1 << a_bits) - 1
