@@ -69,5 +69,18 @@ def test_weight_bytes_of_a_tile_and_the_per_channel_parameters():
     assert kinds.weight_bytes(lay, channels=32) == kinds.weight_bytes(lay)
     assert kinds.weight_bytes(lay, channels=4) * 8 == kinds.weight_bytes(lay)
     assert kinds.param_bytes(lay) == 32 * (4 + 4 + 4)  # kappa, lambda, bias: int32 per output channel
+    assert kinds.param_bytes(lay.replace(bn_bits=64)) == 32 * (4 + 8 + 8)  # act_t = int64 in the 64-bit tree
+    assert kinds.param_bytes(lay.replace(bn=0)) == 32 * 4  # MULT / SHIFT-CLIP modes read no kappa / lambda
+    assert kinds.param_bytes(lay.replace(relu=0)) == 32 * 4  # BN without relu falls into SHIFT-CLIP
+    assert kinds.param_bytes(lay.replace(kind="maxpool", w_type=None, bias=False)) == 0
     with pytest.raises(JaxpulpError, match="has no weights"):
         kinds.weight_shape(lay.replace(kind="maxpool", w_type=None))
+
+
+def test_int32_output_linear_layers_take_no_requantisation_parameters():
+    """The linear no-quant kernels (int32 outputs) read only weights and bias (semantics.md 2)."""
+    base = graph.Layer("fc", "linear", ("x",), "y", (1, 1, 64), (1, 1, 10), "u8", "u8", "i8", bias=True)
+    assert kinds.param_bytes(base) == 10 * (4 + 4 + 4)
+    raw = base.replace(out_type="i32")
+    assert kinds.param_bytes(raw) == 10 * 4
+    assert kinds.param_bytes(raw.replace(bias=False)) == 0

@@ -306,9 +306,10 @@ def _in_range(start: int, length: int, size: int) -> int:
     return max(0, hi - lo)
 
 
-def _conv_im2col_counts(cfg, rng) -> tuple[dict, int, int, int]:
-    """For one core's pixel range: ({call length: number of im2col calls}, zero_mem calls, border kernel
-    positions, interior kernel rows)."""
+def conv_im2col_counts(cfg, rng) -> tuple[dict, int, int, int]:
+    """For one core's pixel range ``rng`` of a conv ``cfg``: ({call length in elements: number of im2col copy
+    calls}, zero_mem calls, border kernel positions, interior kernel rows). Public because the deployment
+    flavours (``jaxpulp.deploy.mixed_noinline``) re-cost the same im2col walk with other per-call counts."""
     H, W, Ci, Kh, Kw = cfg.H, cfg.W, cfg.Ci, cfg.Kh, cfg.Kw
     sy, sx = cfg.stride
     pt, pb, pl, pr = cfg.pad
@@ -393,7 +394,7 @@ def conv_core(cfg, core: int, ncores: int, cg: Codegen = PULP_GCC, *, split: str
     if split == "ho":
         pairs, lefts = (rows * width) // 2, (rows * width) % 2
     cost = cost + CONV_ROW * rows + CONV_PIXEL * (rows * width)
-    calls, zero, positions, krows = _conv_im2col_counts(cfg, rng)
+    calls, zero, positions, krows = conv_im2col_counts(cfg, rng)
     for n, k in calls.items():
         if k:
             cost = cost + im2col_call(n, bi, cg) * k

@@ -191,7 +191,7 @@ def conv_core(cfg, core: int, ncores: int, cg: pn.Codegen = pn.PULP_GCC, spills:
     pairs = rows * rng.pairs_per_row
     lefts = rows * int(rng.leftover)
     cost = cost + pn.CONV_ROW * rows + pn.CONV_PIXEL * (rows * width)
-    calls, zero, positions, krows = pn._conv_im2col_counts(cfg, rng)
+    calls, zero, positions, krows = pn.conv_im2col_counts(cfg, rng)
     for n, k in calls.items():
         if k:
             cost = cost + im2col_call(n, bi, cg) * k

@@ -26,7 +26,8 @@ signature is the same for every kind:
 
 Memory (bytes): ``weight_bytes`` is the packed weight image (``ceil(numel * bits / 8)``: the kernels' constraints
 make every weighted row a whole number of bytes, and depthwise weights are byte planes across channels, so this
-is exact); ``param_bytes`` the per-output-channel int32 kappa / lambda (4 + 4 B) and bias (4 B). The cost table's
+is exact); ``param_bytes`` the per-output-channel bias (4 B) and kappa / lambda (4 + 4 B, 8 + 8 B in the 64-bit tree;
+only in BN mode, never for int32-output linear layers). The cost table's
 ``weight_bytes`` (a precision choice's cost) is the first; ``report.memory``'s ``weights`` (what sits in memory)
 is their sum.
 """
@@ -204,10 +205,20 @@ def weight_bytes(lay: Layer, w_type=None, channels: int | None = None) -> int:
 
 
 def param_bytes(lay: Layer, channels: int | None = None) -> int:
-    """The per-output-channel int32 parameters next to the weights: kappa and lambda (weighted kinds) and the
-    bias, bytes. channels: only that many output channels', default all."""
-    per_ch = (4 if lay.bias else 0) + (8 if of(lay).weighted else 0)
+    """The per-output-channel parameters next to the weights, bytes: the int32 bias, and kappa and lambda
+    (``act_t``: 4 B each in the 32-bit tree, 8 B in the 64-bit one) only where the kernel reads them, i.e. the
+    BN mode (bn and relu set, semantics.md 4.1) of a requantising layer; the int32-output linear kernels and
+    the MULT / SHIFT-CLIP modes take none. channels: only that many output channels', default all."""
+    per_ch = (4 if lay.bias else 0) + (2 * lay.bn_bits // 8 if reads_kappa_lambda(lay) else 0)
     return (lay.out_shape[2] if channels is None else channels) * per_ch
+
+
+def reads_kappa_lambda(lay: Layer) -> bool:
+    """Whether the layer's kernel reads per-channel kappa / lambda arrays (BN mode of a requantising weighted
+    layer)."""
+    k = of(lay)
+    requantises = not (k.flat and lay.out_type.bits == 32)
+    return k.weighted and requantises and bool(lay.bn) and bool(lay.relu)
 
 
 def act_bytes(lay: Layer, in_type=None, second=None, out_type=None) -> int:
