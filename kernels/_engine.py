@@ -186,9 +186,15 @@ def pack_static_grouped(values, bits: int, group: int = 32):
     return out[..., :-(-n // per)]
 
 
+def flat(v):
+    """``v`` (batch, ...) as (batch, elements)."""
+    return v.reshape(v.shape[0], -1)
+
+
 def pack_lanes(lanes, bits: int):
-    """The packed image (batch, words) uint32 of elements ``lanes`` (batch, count) int32 at ``bits`` (static):
+    """The packed image (batch, words) uint32 of elements ``lanes`` (batch, ...) int32 at ``bits`` (static):
     ``pack_static``, or the values' own bits for 32-bit elements (int32 outputs)."""
+    lanes = flat(lanes)
     if bits == 32:
         return jax.lax.bitcast_convert_type(lanes.astype(jnp.int32), jnp.uint32)
     return pack_static(lanes, bits)

@@ -364,12 +364,13 @@ def _fast_packed(x1w, x2w, p, cfg, cluster: Cluster):
 
 
 def _fast_lanes(x1, x2, p, cfg, cluster: Cluster):
-    """The packed path on lanes: the two inputs' elements ((batch,) n int32 each) -> the output elements: the
+    """The packed path on lanes: the two inputs' elements ((batch,) n or (batch, H, W, C) int32 each) -> the
+    output elements in the same shape: the
     same arithmetic as the bucketed path, the elements the library never writes (``written_mask``) as 0 like
     there."""
     g = geometry(cfg, cluster)
     vals = (_legacy_arith if isinstance(p, LegacyParams) else _add_arith)(g, x1, x2, p)
-    written = written_mask(cfg, cluster).reshape(-1)
+    written = written_mask(cfg, cluster).reshape(vals.shape[1:] if vals.ndim == 4 else -1)
     if not written.all():
         vals = jnp.where(written, vals, 0)
     return vals
@@ -435,11 +436,12 @@ def run(x1_words, x2_words, params, *, cfg, cluster: Cluster = GAP8, return_cost
 
 
 def run_lanes(x1, x2, params, *, cfg, cluster: Cluster = GAP8):
-    """``run`` on lanes (see ``conv.run_lanes``): the two inputs' elements ((batch,) H*W*C int32 each) -> the
-    output image's elements, int32."""
+    """``run`` on lanes (see ``conv.run_lanes``): the two inputs' elements ((batch, H*W*C) or (batch, H, W, C)
+    int32 each) -> the output image's elements, int32 (batch, H, W, C)."""
     check(cfg, cluster)
-    return _fast_lanes(jnp.asarray(x1, jnp.int32), jnp.asarray(x2, jnp.int32), _as_params(params, cfg), cfg,
-                       cluster)
+    x1, x2 = (jnp.asarray(v, jnp.int32) for v in (x1, x2))
+    x1, x2 = (v.reshape(v.shape[0], cfg.H, cfg.W, cfg.C) for v in (x1, x2))
+    return _fast_lanes(x1, x2, _as_params(params, cfg), cfg, cluster)
 
 
 def run_values(x1, x2, params, *, cfg, cluster: Cluster = GAP8):

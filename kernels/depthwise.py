@@ -463,31 +463,30 @@ def _fast_packed_hwc(x_words, w_words, p: Params, cfg: DepthwiseConfig, cluster:
     values."""
     it = cfg.in_type
     x = _engine.unpack_static(x_words, it.bits, it.signed, cfg.H * cfg.W * cfg.Co)
-    return _engine.pack_static(_fast_lanes_hwc(x, w_words, p, cfg, cluster), cfg.out_type.bits)
+    return _engine.pack_static(_engine.flat(_fast_lanes_hwc(x, w_words, p, cfg, cluster)), cfg.out_type.bits)
 
 
 def _fast_lanes_hwc(x, w_words, p: Params, cfg: DepthwiseConfig, cluster: Cluster):
     """``_fast_packed_hwc`` on lanes: x (batch, H*W*C) int32, the HWC image's elements -> the output elements
-    (batch, Ho*Wo*C) int32 (``_engine.pack_static`` of them is the output image)."""
+    (batch, Ho, Wo, C) int32 (``_engine.pack_static`` of them, flattened, is the output image)."""
     V = jnp.transpose(x.reshape(-1, cfg.H * cfg.W, cfg.Co), (0, 2, 1))
     return _planes_lanes(V, w_words, p, cfg, cluster)
 
 
 def _fast_packed_planes(V, w_words, p: Params, cfg: DepthwiseConfig, cluster: Cluster):
     """The packed path from the input planes V (batch, C, H*W) on: weights, taps, requant, packed output."""
-    return _engine.pack_static(_planes_lanes(V, w_words, p, cfg, cluster), cfg.out_type.bits)
+    return _engine.pack_static(_engine.flat(_planes_lanes(V, w_words, p, cfg, cluster)), cfg.out_type.bits)
 
 
 def _planes_lanes(V, w_words, p: Params, cfg: DepthwiseConfig, cluster: Cluster):
-    """From the input planes V (batch, C, H*W) to the output elements (batch, Ho*Wo*C): weights, taps, requant."""
+    """From the input planes V (batch, C, H*W) to the output elements (batch, Ho, Wo, C): weights, taps, requant."""
     wt = cfg.w_type
     C, K = cfg.Co, cfg.Kh * cfg.Kw
     ew = 8 // wt.bits
     w = _engine.unpack_static(w_words, wt.bits, True, C * K)
     w8 = jnp.transpose(w.reshape(C // ew, K, ew), (0, 2, 1)).reshape(C, cfg.Kh, cfg.Kw)
     acc = _fast_accumulate(V, w8, cfg)
-    vals = _finish(geometry(cfg, cluster), acc, p, C, cfg.bn_bits)
-    return vals.reshape(vals.shape[0], -1)
+    return _finish(geometry(cfg, cluster), acc, p, C, cfg.bn_bits)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
@@ -563,7 +562,7 @@ def run_hwc(x_words, w_words, params, *, cfg: DepthwiseConfig, cluster: Cluster 
 
 def run_lanes_hwc(x, w_words, params, *, cfg: DepthwiseConfig, cluster: Cluster = GAP8):
     """``run_hwc`` on lanes (see ``conv.run_lanes``): x (batch, H*W*C) int32, the HWC image's elements ->
-    (batch, Ho*Wo*C) int32, the elements of ``run_hwc``'s output image."""
+    (batch, Ho, Wo, C) int32, the elements of ``run_hwc``'s output image."""
     check(cfg, cluster)
     if (cfg.Co * cfg.in_type.bits) % 8:
         raise JaxpulpError(f"cfg: {cfg.Co} channels of {cfg.in_type}: an HWC pixel is not whole bytes, the byte "

@@ -439,7 +439,8 @@ def run_lanes(x, w_words, params, *, cfg: LinearConfig, cluster: Cluster = GAP8)
     (the int32 results themselves for ``i32`` outputs)."""
     check(cfg, cluster)
     w = _engine.packed_words(w_words, _engine.words_for(cfg.M * cfg.N, cfg.w_type.bits), "w_words", batch=False)
-    return _fast_lanes(jnp.asarray(x, jnp.int32), w, _as_params(params, cfg), cfg, cluster)
+    x = jnp.asarray(x, jnp.int32)
+    return _fast_lanes(x.reshape(x.shape[0], -1), w, _as_params(params, cfg), cfg, cluster)
 
 
 def run_values(x, w, params, *, cfg: LinearConfig, cluster: Cluster = GAP8):

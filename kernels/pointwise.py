@@ -309,17 +309,18 @@ def _fast_packed(x_words, w_words, p: Params, cfg: PointwiseConfig, cluster: Clu
     xb = x_words if x_words.ndim == 2 else x_words[None]
     it = cfg.in_type
     x = _engine.unpack_static(xb, it.bits, it.signed, cfg.H * cfg.W * cfg.Ci)
-    out = _engine.pack_static_grouped(_fast_lanes(x, w_words, p, cfg, cluster, xb), cfg.out_type.bits)
+    out = _engine.pack_static_grouped(_engine.flat(_fast_lanes(x, w_words, p, cfg, cluster, xb)), cfg.out_type.bits)
     return out if x_words.ndim == 2 else out[0]
 
 
 def _fast_lanes(x, w_words, p: Params, cfg: PointwiseConfig, cluster: Cluster, x_words=None):
-    """The packed path on lanes (see ``conv._fast_lanes``): x (batch, H*W*Ci) int32 -> (batch, Ho*Wo*Co) int32.
+    """The packed path on lanes (see ``conv._fast_lanes``): x (batch, H*W*Ci) int32 -> (batch, Ho, Wo, Co) int32.
     One exact GEMM over all output pixels, the leftover pixels recomputed from the raw input bytes (library;
     ``x_words``: the input image if at hand, else packed from the lanes), conv's static requantisation."""
     it, wt = cfg.in_type, cfg.w_type
     ci, co = cfg.Ci, cfg.Co
     batch = x.shape[0]
+    x = x.reshape(batch, -1)
     x8 = x.reshape(batch, -1, ci)
     x8 = jnp.concatenate([x8, jnp.zeros((batch, 1, ci), jnp.int32)], axis=1)  # pixel H*W: padding
     w8 = _engine.unpack_static(w_words, wt.bits, True, co * ci).reshape(co, ci)
@@ -348,8 +349,7 @@ def _fast_lanes(x, w_words, p: Params, cfg: PointwiseConfig, cluster: Cluster, x
             b8 = ((word >> (8 * (bidx & 3)).astype(np.uint32)) & 0xFF).astype(jnp.int32)
             acc_left = acc_left + jnp.where(b8 >= 128, b8 - 256, b8)
         acc = acc.at[:, y * cfg.Wo + x_].set(acc_left)
-    vals = conv.requantise_static(acc.reshape(batch, cfg.Ho, cfg.Wo, co), p, cfg, cluster)
-    return vals.reshape(batch, -1)
+    return conv.requantise_static(acc.reshape(batch, cfg.Ho, cfg.Wo, co), p, cfg, cluster)
 
 
 # -------------------------------------------------------------------------------------- public API
@@ -393,7 +393,7 @@ def run(x_words, w_words, params, *, cfg: PointwiseConfig, cluster: Cluster = GA
 
 
 def run_lanes(x, w_words, params, *, cfg: PointwiseConfig, cluster: Cluster = GAP8):
-    """``run`` on lanes (see ``conv.run_lanes``): x (batch, H*W*Ci) int32 -> (batch, Ho*Wo*Co) int32."""
+    """``run`` on lanes (see ``conv.run_lanes``): x (batch, H*W*Ci) int32 -> (batch, Ho, Wo, Co) int32."""
     _check_config(cfg, cluster)
     p = _host_params(params, cfg) or conv._as_params(params, cfg)
     w = _engine.packed_words(w_words, _engine.words_for(cfg.Co * cfg.Ci, cfg.w_type.bits), "w_words", batch=False)

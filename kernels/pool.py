@@ -181,7 +181,7 @@ def run(x_words, params=None, *, cfg: PoolConfig, cluster: Cluster = GAP8, retur
 
 def run_lanes(x, params=None, *, cfg: PoolConfig, cluster: Cluster = GAP8):
     """``run``'s output image on lanes (see ``conv.run_lanes``): x (batch, H*W*C) int32, the input image's
-    elements -> (batch, Ho*Wo*C) int32, the output image's elements (the static path; max pooling's in-place
+    elements -> (batch, Ho, Wo, C) int32, the output image's elements (the static path; max pooling's in-place
     input buffer is not returned)."""
     fam = _family(cfg)
     check(cfg, cluster)

@@ -36,7 +36,7 @@ def _requant_params(rng, co, mod=conv):
 
 
 def _check_lanes(lanes, run_words, twin, cfg, out_t, count):
-    got = np.asarray(lanes)
+    got = np.asarray(lanes).reshape(B, -1)
     np.testing.assert_array_equal(got, _unpacked(run_words, out_t, count), err_msg=f"run: {cfg}")
     np.testing.assert_array_equal(got, np.stack(twin).reshape(got.shape), err_msg=f"reference: {cfg}")
     # what the network chains: the lanes packed at the output type are the kernel's output image

@@ -98,7 +98,7 @@ def _run_layer_packed(lay: Layer, cfg, args, ins, cluster: Cluster, groups=None)
 
 class Image(NamedTuple):
     """A tensor between packed layers, as its packed memory image (``words``, (batch, n) uint32) or as its elements
-    (``lanes``, (batch, count) int32, the values the producer packed at ``qtype``), whichever is at hand; both
+    (``lanes``, (batch, ...) int32, the values the producer packed at ``qtype``), whichever is at hand; both
     stand for the same bits (``_engine.pack_lanes(lanes, qtype.bits)`` is the image). A consumer that reads the
     image at the producer's type gets the lanes themselves (unpack of pack is the identity on in-range values),
     so layers chain without packing in between; any other reading goes through the words."""
@@ -109,11 +109,16 @@ class Image(NamedTuple):
 
 
 def read(img: Image, qtype: QType, count: int):
-    """The first ``count`` elements of ``img`` as a kernel reading it at ``qtype`` sees them ((batch, count)
-    int32): the lanes when they were packed at that very type, else unpacked from the words."""
+    """The first ``count`` elements of ``img`` as a kernel reading it at ``qtype`` sees them (int32, (batch, count)
+    or, when they are all of the lanes, the lanes' own (batch, ...) shape): the lanes when they were packed at
+    that very type, else unpacked from the words."""
     if img.lanes is not None and img.qtype is not None and (img.qtype.bits, img.qtype.signed) == (
-            qtype.bits, qtype.signed) and img.lanes.shape[-1] >= count:
-        return img.lanes[:, :count]
+            qtype.bits, qtype.signed):
+        n = int(np.prod(img.lanes.shape[1:]))
+        if n == count:
+            return img.lanes  # the producer's own shape (the kernels reshape on their input side)
+        if n > count:
+            return _engine.flat(img.lanes)[:, :count]
     return _engine.unpack_lanes(words(img), qtype.bits, qtype.signed, count)
 
 
@@ -126,7 +131,7 @@ def words(img: Image):
 
 
 # The ``packed_args`` and ``packed`` hooks of jaxpulp.network.kinds. ``packed`` takes the input ``Image``s and
-# returns the output elements (lanes, (batch, count) int32, at ``cfg.out_type``) of the kernel's ``run_lanes``.
+# returns the output elements (lanes, (batch, ...) int32, at ``cfg.out_type``) of the kernel's ``run_lanes``.
 # ``groups`` (static): the layer's conv input-channel groups proved exact from its concrete weights
 # (``_weight_groups``), None where not applicable.
 
@@ -213,6 +218,15 @@ def _packed_layers(x_words, args, layers, cfgs, want, cluster, groups=None):
     return {k: words(v) for k, v in out.items()}
 
 
+def _packed_lanes(x_lanes, args, layers, cfgs, want, cluster, in_types, groups=None):
+    """The layers from and to lanes, as the whole network chains them: {input name: (batch, ...) int32} ->
+    {wanted name: lanes}. in_types (static): ((input name, QType the lanes were written at), ...)."""
+    images = {n: Image(None, x_lanes[n], q) for n, q in in_types}
+    out = _packed_images(images, args, layers, cfgs, want, cluster, groups)
+    return {k: v.lanes if v.lanes is not None else v.words for k, v in out.items()}
+
+
+_packed_lanes_jit = jax.jit(_packed_lanes, static_argnames=("layers", "cfgs", "want", "cluster", "in_types", "groups"))
 _packed_layers_jit = jax.jit(_packed_layers, static_argnames=("layers", "cfgs", "want", "cluster", "groups"))
 
 
@@ -224,7 +238,7 @@ def _packed_forward(x, args, layers, cfgs, want, cluster, io, groups=None):
     only are packed / unpacked where a reader takes another type. io = ((input name, QType), ...), ((tensor
     name, elements, QType), ...)."""
     ins, outs = io
-    images = {n: Image(None, x[n].reshape(x[n].shape[0], -1).astype(jnp.int32), qt) for n, qt in ins}
+    images = {n: Image(None, x[n].astype(jnp.int32), qt) for n, qt in ins}
     env = _packed_images(images, args, layers, cfgs, want, cluster, groups)
     return {n: read(env[n], qt, count) for n, count, qt in outs}
 
