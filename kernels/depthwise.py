@@ -469,8 +469,29 @@ def _fast_packed_hwc(x_words, w_words, p: Params, cfg: DepthwiseConfig, cluster:
 def _fast_lanes_hwc(x, w_words, p: Params, cfg: DepthwiseConfig, cluster: Cluster):
     """``_fast_packed_hwc`` on lanes: x (batch, H*W*C) int32, the HWC image's elements -> the output elements
     (batch, Ho, Wo, C) int32 (``_engine.pack_static`` of them, flattened, is the output image)."""
+    if _reads_like_ideal(cfg):  # the taps of the channels-last image, no transpose to planes and back
+        acc = accumulate(x.reshape(-1, cfg.H, cfg.W, cfg.Co), _weights(w_words, cfg), None, cfg)
+        return _finish(geometry(cfg, cluster), acc, p, cfg.Co, cfg.bn_bits)
     V = jnp.transpose(x.reshape(-1, cfg.H * cfg.W, cfg.Co), (0, 2, 1))
     return _planes_lanes(V, w_words, p, cfg, cluster)
+
+
+def _reads_like_ideal(cfg: DepthwiseConfig) -> bool:
+    """Static: the kernel's taps (``_static_plan``) are the ideal zero-padded correlation's: rows end at the row
+    end (Lu == W) and the tap columns read are exactly those inside [0, W) (every other tap reads the zero
+    padding in the ideal layer), so ``_fast_accumulate`` on the planes equals ``accumulate`` on the HWC image."""
+    read, Lu = _static_plan(cfg)
+    u = np.arange(cfg.Wo)[None, :] * cfg.stride[1] - cfg.pad[2] + np.arange(cfg.Kw)[:, None]
+    return Lu == cfg.W and bool(np.array_equal(read, (u >= 0) & (u < cfg.W)))
+
+
+def _weights(w_words, cfg: DepthwiseConfig):
+    """w8 (C, Kh, Kw) int32 from the byte-plane weight image."""
+    wt = cfg.w_type
+    C, K = cfg.Co, cfg.Kh * cfg.Kw
+    ew = 8 // wt.bits
+    w = _engine.unpack_static(w_words, wt.bits, True, C * K)
+    return jnp.transpose(w.reshape(C // ew, K, ew), (0, 2, 1)).reshape(C, cfg.Kh, cfg.Kw)
 
 
 def _fast_packed_planes(V, w_words, p: Params, cfg: DepthwiseConfig, cluster: Cluster):
@@ -480,13 +501,8 @@ def _fast_packed_planes(V, w_words, p: Params, cfg: DepthwiseConfig, cluster: Cl
 
 def _planes_lanes(V, w_words, p: Params, cfg: DepthwiseConfig, cluster: Cluster):
     """From the input planes V (batch, C, H*W) to the output elements (batch, Ho, Wo, C): weights, taps, requant."""
-    wt = cfg.w_type
-    C, K = cfg.Co, cfg.Kh * cfg.Kw
-    ew = 8 // wt.bits
-    w = _engine.unpack_static(w_words, wt.bits, True, C * K)
-    w8 = jnp.transpose(w.reshape(C // ew, K, ew), (0, 2, 1)).reshape(C, cfg.Kh, cfg.Kw)
-    acc = _fast_accumulate(V, w8, cfg)
-    return _finish(geometry(cfg, cluster), acc, p, C, cfg.bn_bits)
+    acc = _fast_accumulate(V, _weights(w_words, cfg), cfg)
+    return _finish(geometry(cfg, cluster), acc, p, cfg.Co, cfg.bn_bits)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))

@@ -93,8 +93,8 @@ def test_depthwise_and_linear_lanes_equal_the_twin_and_the_packed_run(data):
                  bias=data.draw(st.booleans()), semantics="library")
     cluster = Cluster(num_cores=data.draw(st.sampled_from([1, 2, 8])))
     if data.draw(st.booleans()):
-        k, s = data.draw(st.sampled_from([1, 3])), data.draw(st.integers(1, 2))
-        pad = (k // 2,) * 4
+        k, s = data.draw(st.sampled_from([1, 3, 5])), data.draw(st.integers(1, 2))
+        pad = tuple(data.draw(st.integers(0, k // 2)) for _ in range(4))  # uneven: taps past the row end too
         H, W, C = data.draw(st.integers(k, 8)), data.draw(st.integers(k, 8)), data.draw(st.sampled_from([4, 8, 16]))
         cfg = DepthwiseConfig(it, ot, wt, H=H, W=W, Ci=C, Co=C, Kh=k, Kw=k, stride=(s, s), pad=pad,
                               Ho=out_dim(H, pad[0], pad[1], k, s), Wo=out_dim(W, pad[2], pad[3], k, s), **flags)
