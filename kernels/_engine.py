@@ -45,6 +45,9 @@ def exact_int_matmul(a, b):
     return parts.astype(jnp.int32).sum(axis=-2, dtype=jnp.int32)
 
 
+_FEW_COLUMNS = 64  # output columns up to which exact_int_matmul_bounded's chunks are one batched GEMM
+
+
 def exact_int_matmul_bounded(a, b, max_product: int):
     """``exact_int_matmul`` with the reduction chunk sized by a static bound on |a*b| (``max_abs_product``): every
     float32 partial sum stays an exact integer (<= 2**24), so sub-byte operands need one GEMM where 8-bit ones
@@ -55,6 +58,15 @@ def exact_int_matmul_bounded(a, b, max_product: int):
     limit = max(1, (1 << 24) // max(1, max_product))
     n_chunks = max(1, -(-k // limit))
     chunk = -(-k // n_chunks)  # balanced chunks (<= limit)
+    if n_chunks > 1 and b.shape[-1] <= _FEW_COLUMNS:
+        # few output columns (a classifier): one batched GEMM over zero-padded chunks. XLA compiles each sliced
+        # GEMM on its own (DroNet's 6272 x 2 layer: 13 slices, 0.75 s of compile vs 0.10 s; run time equal)
+        kp = n_chunks * chunk
+        ac = jnp.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, kp - k)]).reshape(a.shape[:-1] + (n_chunks, chunk))
+        bc = jnp.pad(b, [(0, kp - k), (0, 0)]).reshape(n_chunks, chunk, -1)
+        parts = jnp.einsum("...pc,pcn->...pn", ac.astype(jnp.float32), bc.astype(jnp.float32),
+                           precision=jax.lax.Precision.HIGHEST)
+        return parts.astype(jnp.int32).sum(axis=-2, dtype=jnp.int32)
     af, bf = a.astype(jnp.float32), b.astype(jnp.float32)
     acc = None
     for c0 in range(0, k, chunk):

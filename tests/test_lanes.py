@@ -240,3 +240,17 @@ def test_an_image_read_at_another_type_goes_through_its_words():
         want = np.stack([packing.unpack(wi, q, n) for wi in words])
         np.testing.assert_array_equal(np.asarray(execute.read(img, q, n)), want, err_msg=t)
     np.testing.assert_array_equal(np.asarray(execute.words(img)), words)
+
+
+@settings(max_examples=6, deadline=None, derandomize=True)
+@given(st.sampled_from([2, 5, 64, 65]), st.integers(515, 2100), st.integers(0, 2**31))
+def test_bounded_matmul_both_forms_equal_int64_at_the_extremes(cols, k, seed):
+    # few columns: one batched GEMM over padded chunks; more: sliced GEMMs. Operands near the u8 x i8 extremes,
+    # mostly one sign and odd (odd products: a float32 sum past 2**24 would round), so every chunk's partial sums
+    # approach the 2**24 bound
+    rng = np.random.default_rng(seed)
+    a = rng.choice([255, 253, 1, 0], (3, k), p=[0.7, 0.2, 0.05, 0.05])
+    b = rng.choice([127, 125, -127, -128], (k, cols), p=[0.7, 0.2, 0.05, 0.05])
+    got = _engine.exact_int_matmul_bounded(jnp.asarray(a, jnp.int32), jnp.asarray(b, jnp.int32), 255 * 128)
+    want = (a.astype(np.int64) @ b.astype(np.int64)).astype(np.int32)  # |sum| < 2**31 here: no wrap
+    np.testing.assert_array_equal(np.asarray(got), want)
