@@ -192,7 +192,7 @@ def _packed_memory(net, x):
     from jaxpulp import packing
 
     xs = execute._check_inputs(net, x)
-    cfgs = execute._packed_configs(net, execute.GAP8)
+    cfgs = execute._configs(net.layers, "library", execute.GAP8)
     words = {s.name: jnp.asarray(packing.pack_hwc(xs[s.name], s.qtype)) for s in net.inputs}
     return _memory(execute._packed_layers_jit, words, execute._prepared_packed(net, execute.GAP8),
                    layers=net.layers, cfgs=cfgs, want=net.outputs, cluster=execute.GAP8,
@@ -220,7 +220,7 @@ def profile(net, x, reps: int):
     tensors = run(net, x, keep=True).tensors
     types = net.tensor_types()
     ff, fp = float_forward(net)
-    cfg_l = execute._packed_configs(net, execute.GAP8)
+    cfg_l = execute._configs(net.layers, "library", execute.GAP8)
     cfg_i = execute._configs(net.layers, "ideal", execute.GAP8)
     prep_p = execute._prepared_packed(net, execute.GAP8)
     prep_v = execute._prepared_values(net)
