@@ -402,42 +402,6 @@ def _prepared_packed_groups(net: Network, cluster: Cluster) -> tuple:
                      lambda: _weight_groups(net, _configs(net.layers, "library", cluster)))
 
 
-def _bn32_proved(lay: Layer, cfg, p: dict) -> bool:
-    """Static, from the layer's concrete parameters: its BN requantisation in the library's 64-bit tree
-    (``cfg.bn_bits == 64``) gives the 32-bit tree's result for every input, so the cheaper 32-bit arithmetic may
-    run it. Both trees compute ``(kappa*acc + lam) >> shift``: the 32-bit one wraps the product and sum to int32
-    and shifts by ``out_shift & 31``, the 64-bit one shifts the exact sum by ``out_shift & 63`` (§4.3). They agree
-    when ``out_shift & 63 < 32`` and ``|kappa_c| * A_c + |lam_c| < 2**31`` for every output channel c and every
-    accumulator magnitude A_c the kernel can produce there: A_c <= 255 * sum |w_c| + max |bias| + 128 (any lane
-    of any <= 8-bit type, any channel's bias -- the depthwise library's bias indexing --, the pointwise leftover
-    pixels' int8 bias bytes). Linear: the largest kappa and lambda against twice the largest row (its §9.4 / §9.2
-    quirks add another row's partial sums and read row 0's kappa / lambda for some neurons)."""
-    if getattr(cfg, "bn_bits", 32) != 64 or quant.mode(cfg.relu, cfg.bn) != quant.MODE_BN or "w" not in p:
-        return False
-    if (int(p.get("out_shift", 0)) & 63) >= 32:
-        return False
-    w = np.abs(np.asarray(p["w"], np.int64))
-    rows = w.reshape(w.shape[0], -1).sum(axis=1)  # per output channel
-    bias = int(np.abs(np.asarray(p["bias"], np.int64)).max(initial=0)) if lay.bias and "bias" in p else 0
-    co = rows.shape[0]
-    kappa = np.abs(np.broadcast_to(np.asarray(p.get("kappa", 0), np.int64), (co,)))
-    lam = np.abs(np.broadcast_to(np.asarray(p.get("lam", 0), np.int64), (co,)))
-    if kinds.of(lay).flat:
-        rows, kappa, lam = (np.full(co, 2 * rows.max(initial=0)), np.full(co, kappa.max(initial=0)),
-                            np.full(co, lam.max(initial=0)))
-    acc = 255 * rows + bias + 128
-    return bool((kappa * acc + lam).max(initial=0) < 1 << 31)
-
-
-def _packed_configs(net: Network, cluster: Cluster) -> tuple:
-    """The packed path's kernel configurations: the layers' own (``_configs``), with the 64-bit BN tree replaced
-    by the 32-bit one where ``_bn32_proved`` shows they give the same bits (cached per network)."""
-    def build():
-        return tuple(cfg.replace(bn_bits=32) if _bn32_proved(lay, cfg, net.params.get(lay.name, {})) else cfg
-                     for lay, cfg in zip(net.layers, _configs(net.layers, "library", cluster), strict=True))
-    return _prepared(net, ("packed-configs", cluster), build)
-
-
 def _prepared_packed(net: Network, cluster: Cluster):
     """The packed path's kernel arguments (packed weights, Params), built on the host once per network and
     cluster and kept on the device."""
@@ -492,7 +456,7 @@ def run(net: Network, x, *, path: str = "packed", keep: bool = False, cluster: C
                                   cluster=cluster, groups=_prepared_groups(net))
         res = {k: np.asarray(v) for k, v in out.items()}
     else:
-        cfgs = _packed_configs(net, cluster)
+        cfgs = _configs(net.layers, "library", cluster)
         args = _prepared_packed(net, cluster)
         io = (tuple((s.name, s.qtype) for s in net.inputs), tuple((k, int(np.prod(types[k][0])), types[k][1])
                                                                  for k in want))
