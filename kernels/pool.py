@@ -183,11 +183,14 @@ def run_lanes(x, params=None, *, cfg: PoolConfig, cluster: Cluster = GAP8):
     """``run``'s output image on lanes (see ``conv.run_lanes``): x (batch, H*W*C) int32, the input image's
     elements -> (batch, Ho, Wo, C) int32, the output image's elements (the static path; max pooling's in-place
     input buffer is not returned)."""
-    fam = _family(cfg)
+    _family(cfg)
     check(cfg, cluster)
     p = _as_params(params, cfg)
     x = jnp.asarray(x, jnp.int32)
-    return _max_lanes(x, cfg, cluster) if fam == "maxpool" else _avg_lanes(x, p, cfg, cluster)
+    if isinstance(cfg, MaxPoolConfig):
+        return _max_lanes(x, cfg, cluster)
+    assert isinstance(cfg, AvgPoolConfig)  # _family refused anything else
+    return _avg_lanes(x, p, cfg, cluster)
 
 
 def run_values(x, params=None, *, cfg: PoolConfig, cluster: Cluster = GAP8):
