@@ -6,8 +6,9 @@ Measured in one run on this machine:
     baseline: a plain Python loop over configurations calling the cost model for every layer
     (``costtable.reference_cost``; ``kernel_cost`` is cached, so this is its fastest form);
   * end-to-end ``run_sweep`` to JSONL (configurations/s including formatting and fsync'd writes);
-  * metric sweep: configurations x inputs per second of the value path with precision as data, vmapped over a
-    batch of configurations, against a loop over configurations calling the jitted network once each;
+  * metric sweep: configuration x input pairs per second of the value path with precision as data, the sweep's
+    batched method (configurations folded into the batch) against the former ``lax.map`` loop over
+    configurations and a Python loop calling one jitted configuration, at 8 x 8 and 32 configs x 64 inputs;
   * surrogate: value+grad time of the expected network cost after jit, against the value alone and against
     a central finite-difference gradient (2 x logits evaluations of the same jitted value).
 Prints ratios and writes JSON (default benchmarks/results/sweep.json).
@@ -94,32 +95,55 @@ def bench_sweep_file(n: int) -> dict:
     return dict(configs=n, seconds=dt, configs_per_s=s.written / dt, bytes_per_row=size / n)
 
 
-def bench_metric(net, space, n_cfg: int, n_in: int, reps: int) -> dict:
+def bench_metric(net, space, shapes, reps: int) -> list:
+    """Metric sweep throughput (configuration x input pairs/s) at each (configurations, inputs) shape, three
+    ways in one run, each timed ``reps`` times interleaved (min; wall and process CPU time): ``batched`` (the
+    sweep's method: configurations folded into the batch), ``loop`` (the former method: ``lax.map`` over
+    configurations, each the definition ``config_outputs``), ``python_loop`` (a Python loop over
+    configurations calling one jitted configuration); for context ``plain_values``: inputs/s of the plain value
+    path (``run_values``, the network's own precision) at batch N. The batched metrics are checked against the
+    loop's."""
     from jaxpulp.network import execute as netrun
     from jaxpulp.sweep import _metric
 
-    x = jnp.asarray(_metric.random_inputs(net, n_in, 0))
-    y = jnp.asarray(_metric.reference_outputs(net, x))
-    f = _metric.make_metric_fn(net, space)
-    cfgs = costtable.decode_sampled(space.arrays, jnp.arange(n_cfg), 0)
-    t0 = time.perf_counter()
-    jax.block_until_ready(f(cfgs, x, y, None))
-    compile_s = time.perf_counter() - t0
-    t_batch = best_time(lambda: f(cfgs, x, y, None), reps)
     der = _metric.Deriver(space, net.outputs[0])
-
-    @jax.jit
-    def one(c):
-        p, acts, _, _, _ = der.derive(net.params, c)
-        return netrun.run_values(net, x, params=p, act_types=acts)
-
-    def loop():
-        return [one(cfgs[j]) for j in range(n_cfg)]
-
-    t_loop = best_time(loop, reps)
-    return dict(configs=n_cfg, inputs=n_in, compile_s=compile_s,
-                configs_x_inputs_per_s=n_cfg * n_in / t_batch,
-                loop_configs_x_inputs_per_s=n_cfg * n_in / t_loop, ratio_vmap_vs_loop=t_loop / t_batch)
+    out = []
+    for n_cfg, n_in in shapes:
+        x = jnp.asarray(_metric.random_inputs(net, n_in, 0))
+        y = jnp.asarray(_metric.reference_outputs(net, x))
+        cfgs = costtable.decode_sampled(space.arrays, jnp.arange(n_cfg), 0)
+        fb = _metric.make_metric_fn(net, space)
+        fl = _metric.make_metric_fn(net, space, method="loop")
+        one = jax.jit(lambda c, x=x: _metric.config_outputs(net, der, c, x)[0])
+        plain = jax.jit(lambda xs: netrun.run_values(net, xs))
+        fns = {"batched": lambda fb=fb, x=x, y=y, c=cfgs: fb(c, x, y, None),
+               "loop": lambda fl=fl, x=x, y=y, c=cfgs: fl(c, x, y, None),
+               "python_loop": lambda one=one, c=cfgs, n=n_cfg: [one(c[j]) for j in range(n)],
+               # context, not a sweep: the network's own precision, one forward of the N inputs (scaled below)
+               "plain_values": lambda plain=plain, x=x: plain(x)}
+        row: dict = dict(configs=n_cfg, inputs=n_in)
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(f())
+            row[f"{k}_first_call_s"] = time.perf_counter() - t0
+        wall = {k: float("inf") for k in fns}
+        cpu = dict(wall)
+        for _ in range(reps):
+            for k, f in fns.items():
+                t0, c0 = time.perf_counter(), time.process_time()
+                jax.block_until_ready(f())
+                wall[k] = min(wall[k], time.perf_counter() - t0)
+                cpu[k] = min(cpu[k], time.process_time() - c0)
+        for k in fns:
+            n = n_in if k == "plain_values" else n_cfg * n_in
+            row[f"{k}_pairs_per_s"] = n / wall[k]
+            row[f"{k}_pairs_per_cpu_s"] = n / cpu[k]
+        row["ratio_batched_vs_loop"] = wall["loop"] / wall["batched"]
+        row["ratio_batched_vs_loop_cpu"] = cpu["loop"] / cpu["batched"]
+        a, b = fns["batched"](), fns["loop"]()
+        assert np.array_equal(np.asarray(a["agreement"]), np.asarray(b["agreement"]))
+        out.append(row)
+    return out
 
 
 def bench_surrogate(space, reps: int) -> dict:
@@ -165,10 +189,15 @@ def main(argv=None) -> int:
     res["sweep_file"] = s = bench_sweep_file(20_000 if q else 200_000)
     print(f"run_sweep to JSONL: {s['configs_per_s']:,.0f} configs/s end to end ({s['bytes_per_row']:.0f} bytes/row)",
           flush=True)
-    res["metric"] = m = bench_metric(net, space, 4 if q else 8, 4 if q else 8, 2 if q else 3)
-    print(f"metric: {m['configs_x_inputs_per_s']:,.1f} configs x inputs/s vmapped ({m['configs']} x {m['inputs']}; "
-          f"compile {m['compile_s']:.1f} s); loop over configs {m['loop_configs_x_inputs_per_s']:,.1f} -> ratio "
-          f"{m['ratio_vmap_vs_loop']:.2f}x", flush=True)
+    shapes = [(4, 4)] if q else [(8, 8), (32, 64)]
+    res["metric"] = ms = bench_metric(net, space, shapes, 2 if q else 3)
+    for m in ms:
+        print(f"metric {m['configs']} configs x {m['inputs']} inputs: batched {m['batched_pairs_per_s']:,.1f} pairs/s "
+              f"({m['batched_pairs_per_cpu_s']:,.1f} per CPU-s; first call {m['batched_first_call_s']:.1f} s), "
+              f"lax.map loop {m['loop_pairs_per_s']:,.1f} ({m['loop_pairs_per_cpu_s']:,.1f}), Python loop "
+              f"{m['python_loop_pairs_per_s']:,.1f}; plain value path {m['plain_values_pairs_per_s']:,.1f} inputs/s at "
+              f"batch {m['inputs']} -> batched/loop {m['ratio_batched_vs_loop']:.2f}x wall, "
+              f"{m['ratio_batched_vs_loop_cpu']:.2f}x CPU", flush=True)
     res["surrogate"] = g = bench_surrogate(space, 20 if q else 100)
     print(f"surrogate ({g['variables']} variables, {g['layers']} layers): value {g['value_us']:.0f} us, value+grad "
           f"{g['value_and_grad_us']:.0f} us after jit; finite differences {g['finite_difference_grad_us']:.0f} us -> "

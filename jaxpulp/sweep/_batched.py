@@ -1,0 +1,290 @@
+"""The metric sweep's forward pass: many precision configurations of one network at once, on the value path.
+
+``run_values(net, x, params=derived)`` per configuration (``Deriver.derive`` then the network) is the
+definition; this module computes the same int32 outputs for a batch of configurations ``[B, V]`` and inputs
+``[N, ...]`` with fewer and larger GEMMs. What the profile of the per-configuration loop showed and what this
+does about it (MobileNetV1-0.25-128, numbers in ``benchmarks/sweep.py``):
+
+* A configuration's weights are not free data: layer ``l``'s weights are one of ``C_w`` (<= 3) concrete
+  tensors, ``clip(round(w / 2**d))`` of its weight choice; ``Plan`` derives them once on the host where a
+  layer runs every choice at once (below). Elsewhere a configuration's weights are derived in the graph
+  (``Deriver.derive``, a few elementwise ops): picking them out of the host-derived stack by a traced index
+  ran 2-3x slower on CPU (measured).
+* Every tensor computed before the first choice (the network input, unless it is a free variable) is the same
+  for every configuration: those layers run once per input, not once per pair. A weighted layer whose input is
+  such a tensor (the first 3x3 convolution, the most expensive layer of the per-configuration loop on this CPU)
+  runs once per input with its ``C_w`` weight tensors stacked along the output channels (one convolution of
+  ``C_w * Co`` channels), and each configuration selects its slice.
+* Configurations are folded into the batch: the other layers run on ``[b, N, ...]`` under ``vmap`` over a
+  chunk of ``b`` configurations, so 1x1 convolutions and linear layers become one batched GEMM (``[b] x
+  (N*pixels, Ci) @ (Ci, Co)``, each configuration's own weights, no wasted work; 1x1 layers with Ci <= 16 a
+  fused sum of broadcast products), depthwise layers broadcast per-configuration weights, the requantisation
+  per-configuration parameters. KxK convolutions on per-configuration inputs run with the stacked weights too
+  (one ordinary convolution over all rows, ``C_w`` times the MACs) rather than as the grouped convolution
+  ``vmap`` would make of per-configuration weights (several times slower on CPU).
+* Exactness: the float32 convolutions sum input-channel groups proved exact from the concrete stacked weights
+  (``_engine.weight_bound_groups`` at the widest input, |x| <= 255; worst-case groups otherwise), the GEMMs
+  chunk their reduction by the worst-case product of <= 8-bit types, as the value path does; every partial sum
+  is an integer below 2**24, so the int32 results are those of the definition exactly (``==``; the property
+  test ``tests/test_sweep_batched.py`` checks it against ``run_values`` per configuration).
+* Chunks: ``lax.map`` over chunks of about ``rows`` configuration x input pairs, ``vmap`` over the chunk's
+  configurations inside (measured on MobileNetV1-0.25, process CPU time: 8 x 8, chunks of 16-32 pairs beat 8
+  and 64; 8 configurations x 64 inputs, chunks of 32 inputs beat 64 by 1.2x and 128 by 1.4x: larger chunks
+  fall out of the caches; a per-layer chunk size, small for the 64x64 layers and large for the 8x8 ones, was
+  slower than one size).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxpulp import quant
+from jaxpulp.kernels import _engine, conv, depthwise, linear
+from jaxpulp.kernels.config import ConvConfig, DepthwiseConfig, LinearConfig
+from jaxpulp.network import kinds
+from jaxpulp.qtypes import QType
+
+# the widest operands any <= 8-bit precision gives (the value path's accumulator sizing)
+_IN, _OUT, _W = QType.parse("u8"), QType.parse("u8"), QType.parse("i8")
+_MAX_X = 255  # largest |x| of a <= 8-bit activation (u8)
+
+
+def _acc_cfg(lay, Co: int | None = None):
+    """Kernel configuration of a weighted layer at the widest types (static shapes for the exact chunking);
+    ``Co``: another output channel count (the stacked weight variants)."""
+    H, W, C = lay.in_shape
+    Ho, Wo, co = lay.out_shape
+    co = co if Co is None else Co
+    k = kinds.of(lay)
+    if k.flat:
+        return LinearConfig(_IN, _OUT, _W, N=H * W * C, M=co, semantics="ideal")
+    cls = DepthwiseConfig if k.channelwise else ConvConfig
+    return cls(_IN, _OUT, _W, semantics="ideal", H=H, W=W, Ci=C, Co=co, Kh=lay.kernel[0], Kw=lay.kernel[1],
+               stride=lay.stride, pad=lay.pad, Ho=Ho, Wo=Wo)
+
+
+def _requantise_np(w, bits: int, d: int) -> np.ndarray:
+    """``_metric._requantise_values`` of concrete signed weights in numpy (the same float32 steps: the scaling by
+    a power of two is exact, round half to even, clip to the ``bits``-bit signed range)."""
+    v = np.asarray(w, np.float32) * np.exp2(np.float32(-d))
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return np.clip(np.round(v), np.float32(lo), np.float32(hi)).astype(np.int32)
+
+
+def _is_kxk_conv(lay) -> bool:
+    k = kinds.of(lay)
+    return k.weighted and not k.flat and not k.channelwise and tuple(lay.kernel) != (1, 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Weights:
+    """One weighted layer's weight variants: ``var`` the weight variable, ``w`` int32 ``[C, *w.shape]`` (one
+    tensor per choice of ``var``), ``groups`` the exact input-channel groups of the stacked KxK convolution."""
+
+    var: int
+    w: np.ndarray
+    groups: tuple | None
+
+
+class Plan:
+    """Static facts of a (network, space) for the batched forward (host side, built once)."""
+
+    def __init__(self, net, der):
+        self.net, self.der = net, der
+        space = der.space
+        n_choices = [len(v.choices) for v in space.variables]
+        self.weights = {}
+        for lay in net.layers:
+            if not kinds.of(lay).weighted:
+                continue
+            kw = der.weight_var[lay.name]
+            w = np.asarray(net.params[lay.name]["w"], np.int32)
+            stack = np.stack([_requantise_np(w, int(der.bits[kw, c]), int(der.d[kw, c]))
+                              for c in range(n_choices[kw])])
+            groups = None
+            if _is_kxk_conv(lay):
+                flat = stack.reshape((-1,) + stack.shape[2:])  # (C * Co, Kh, Kw, Ci)
+                g = _engine.weight_bound_groups(flat, _MAX_X)
+                worst = conv.worst_case_groups(_acc_cfg(lay, flat.shape[0]))
+                groups = g if g is not None and len(g) < len(worst) else None
+            self.weights[lay.name] = _Weights(kw, stack, groups)
+        # tensors equal for every configuration: every variable they depend on has a single choice
+        single = {t for t, k in der.tensor_var.items() if n_choices[k] == 1}
+        inp = net.input.name
+        self.shared = {inp} if (inp not in der.tensor_var or inp in single) else set()
+        for lay in net.layers:
+            wv = der.weight_var.get(lay.name)
+            if (all(i in self.shared for i in lay.inputs) and (lay.output not in der.tensor_var or lay.output in single)
+                    and (wv is None or n_choices[wv] == 1)):
+                self.shared.add(lay.output)
+
+
+def _types(net, act_types) -> dict:
+    """tensor name -> (bits, signed): the layers' own types, overridden by ``act_types``."""
+    acts = {i.name: (i.qtype.bits, int(i.qtype.signed)) for i in net.inputs}
+    for lay in net.layers:
+        acts[lay.output] = (lay.out_type.bits, int(lay.out_type.signed))
+    acts.update(act_types)
+    return acts
+
+
+def _stacked_acc(lay, x, wv: _Weights):
+    """Accumulators (no bias) of a conv layer with all weight variants stacked along the output channels:
+    ``[..., Ho, Wo, C, Co]`` (exact: weight-proved or worst-case groups)."""
+    C, Co = wv.w.shape[0], wv.w.shape[1]
+    flat = jnp.asarray(wv.w.reshape((C * Co,) + wv.w.shape[2:]))
+    acc = conv.accumulate(x, flat, None, _acc_cfg(lay, C * Co), wv.groups)
+    return acc.reshape(acc.shape[:-1] + (C, Co))
+
+
+def _select(acc, c):
+    """``acc[..., c, :]`` for a traced choice ``c``: a chain of selects (fused, vectorised; XLA's CPU gather on
+    that axis was several times slower, measured)."""
+    out = acc[..., 0, :]
+    for j in range(1, acc.shape[-2]):
+        out = jnp.where(c == j, acc[..., j, :], out)
+    return out
+
+
+def _own_acc(lay, x, w):
+    """Accumulators (no bias) of a weighted layer with one weight tensor (batched GEMM / broadcast under vmap)."""
+    k = kinds.of(lay)
+    cfg = _acc_cfg(lay)
+    if k.flat:
+        return linear.accumulate(x.reshape(x.shape[0], -1), w, None, cfg)
+    if k.channelwise:
+        return depthwise.accumulate(x, w, None, cfg)
+    if tuple(lay.kernel) == (1, 1) and cfg.Ci <= _SMALL_K:
+        return _small_pointwise(x, w, cfg)
+    return conv.accumulate(x, w, None, cfg)
+
+
+# 1x1 convolutions with at most this many input channels: a sum of Ci broadcast products, not a GEMM (XLA's
+# CPU dot on (batch * pixels, 8..16) @ (8..16, Co) ran 2-5x slower than the fused sum, measured on this machine)
+_SMALL_K = 16
+
+
+def _small_pointwise(x, w, cfg: ConvConfig):
+    """Accumulators (batch, Ho, Wo, Co) of a 1x1 convolution as ``sum_c x[..., c] * w[:, c]`` in float32: exact,
+    every partial sum is at most Ci * 255 * 128 < 2**24 for Ci <= 16."""
+    t, b, left, r = cfg.pad
+    sy, sx = cfg.stride
+    if t or b or left or r:
+        x = jnp.pad(x, ((0, 0), (t, b), (left, r), (0, 0)))
+    x = x[:, :(cfg.Ho - 1) * sy + 1:sy, :(cfg.Wo - 1) * sx + 1:sx].astype(jnp.float32)
+    wf = jnp.asarray(w, jnp.float32).reshape(cfg.Co, cfg.Ci)
+    acc = x[..., 0:1] * wf[:, 0]
+    for c in range(1, cfg.Ci):
+        acc = acc + x[..., c:c + 1] * wf[:, c]
+    return acc.astype(jnp.int32)
+
+
+def _finish(lay, acc, p, out_t):
+    """Bias and requantisation of accumulators (the value path's, ``execute._weighted_values``)."""
+    if lay.bias:
+        acc = acc + p["bias"]
+    flat = kinds.of(lay).flat
+    if not (flat and lay.out_type.bits == 32):
+        lo, hi = quant.type_bounds(out_t[0], out_t[1])
+        acc = quant.requant(acc, relu=lay.relu, bn=lay.bn, kappa=p["kappa"], lam=p["lam"], out_mult=p["out_mult"],
+                            out_shift=p["out_shift"], lo=lo, hi=hi, bn_bits=lay.bn_bits)
+    return acc.reshape((-1, 1, 1, acc.shape[-1])) if flat else acc
+
+
+def _input(plan: Plan, x, act_types, d_in):
+    """The network input at a configuration's type (``make_metric_fn``'s rule)."""
+    net = plan.net
+    if net.input.name not in plan.der.tensor_var:
+        return x
+    from jaxpulp.sweep._metric import _requantise_values
+
+    lo, hi = quant.type_bounds(*act_types[net.input.name])
+    return _requantise_values(x, lo, hi, d_in)
+
+
+def _layer(plan: Plan, lay, env, pre, params, acts, choice, cluster):
+    """One layer of one configuration (under vmap: of all): env holds its inputs, ``pre`` the stacked
+    accumulators of weighted layers whose input is shared; ``choice`` the configuration ``[V]``."""
+    p = {k: jnp.asarray(v) for k, v in params[lay.name].items()} if lay.name in params else {}
+    k = kinds.of(lay)
+    if k.weighted:
+        wv = plan.weights[lay.name]
+        if lay.name in pre:
+            acc = _select(pre[lay.name], choice[wv.var])
+        elif _is_kxk_conv(lay):
+            acc = _select(_stacked_acc(lay, env[lay.inputs[0]], wv), choice[wv.var])
+        else:
+            # the configuration's own weights, derived in the graph (``Deriver.derive``): picking them out of the
+            # host-derived stack by a traced index ran 2-3x slower on CPU (measured)
+            acc = _own_acc(lay, env[lay.inputs[0]], p["w"])
+        return _finish(lay, acc, p, acts[lay.output])
+    from jaxpulp.network import mapping
+
+    cfg = mapping.kernel_config(lay, "ideal", cluster)
+    return k.hook("values")(lay, cfg, p, [env[i] for i in lay.inputs], [acts[i] for i in lay.inputs],
+                            acts[lay.output], cluster)
+
+
+def forward(plan: Plan, configs, x, *, rows: int = 32, cluster=None):
+    """int32 outputs ``[B, N, ...]`` of ``net.outputs[0]`` and the output scale exponents ``[B]`` of configurations
+    ``configs`` ``[B, V]`` on inputs ``x`` ``[N, H, W, C]`` (the definition: per configuration, ``Deriver.derive``
+    then ``run_values``). ``rows`` (static): configuration x input pairs per chunk: several configurations when
+    ``N <= rows``, else one configuration and a divisor of ``N`` inputs."""
+    from jaxpulp.cluster.config import GAP8
+
+    cluster = cluster or GAP8
+    net, der = plan.net, plan.der
+    configs = jnp.asarray(configs, jnp.int32)
+    B, N = configs.shape[0], x.shape[0]
+    x = jnp.asarray(x, jnp.int32)
+    # shared prefix: once, with the first configuration (every variable it depends on has a single choice)
+    p0, a0, _, d0, _ = der.derive(net.params, configs[0])
+    acts0 = _types(net, a0)
+    env0 = {net.input.name: _input(plan, x, acts0, d0)} if net.input.name in plan.shared else {}
+    pre = {}
+    for lay in net.layers:
+        if lay.output in plan.shared:
+            env0[lay.output] = _layer(plan, lay, env0, {}, p0, acts0, configs[0], cluster)
+        elif kinds.of(lay).weighted and _is_kxk_conv(lay) and lay.inputs[0] in plan.shared:
+            pre[lay.name] = _stacked_acc(lay, env0[lay.inputs[0]], plan.weights[lay.name])
+        elif kinds.of(lay).weighted and lay.inputs[0] in plan.shared and not kinds.of(lay).channelwise:
+            # 1x1 conv / linear on a shared input: the variants' GEMMs once, each configuration picks its slice
+            wv = plan.weights[lay.name]
+            pre[lay.name] = jnp.stack([_own_acc(lay, env0[lay.inputs[0]], jnp.asarray(w)) for w in wv.w], axis=-2)
+    per = max(1, min(B, rows // max(N, 1)))
+    n = -(-B // per)
+    cfgs = configs if n * per == B else jnp.concatenate([configs, jnp.broadcast_to(configs[-1:], (n * per - B,
+                                                                                              configs.shape[1]))])
+    out = net.outputs[0]
+    # more inputs than a chunk holds: the inputs go in chunks of ``ni`` (a divisor of N) too, with the shared
+    # tensors cut alike (one configuration per chunk then)
+    ni = max(d for d in range(1, min(N, max(rows, 1)) + 1) if N % d == 0) if per == 1 else N
+
+    def one(config, xs, shared, pre_s):
+        params, act_types, _, d_in, _ = der.derive(net.params, config)
+        acts = _types(net, act_types)
+        env = dict(shared)
+        if net.input.name not in env:
+            env[net.input.name] = _input(plan, xs, acts, d_in)
+        for lay in net.layers:
+            if lay.output not in env:
+                env[lay.output] = _layer(plan, lay, env, pre_s, params, acts, config, cluster)
+        return env[out]
+
+    if out in env0:
+        y = jnp.broadcast_to(env0[out], (B,) + env0[out].shape)
+    elif ni == N:
+        y = jax.lax.map(jax.vmap(lambda c: one(c, x, env0, pre)), cfgs.reshape(n, per, -1))
+        y = y.reshape((n * per,) + y.shape[2:])[:B]
+    else:
+        def cut(v):
+            return v.reshape((N // ni, ni) + v.shape[1:])
+
+        parts = (cut(x), {k: cut(v) for k, v in env0.items()}, {k: cut(v) for k, v in pre.items()})
+        y = jax.lax.map(lambda c: jax.lax.map(lambda a: one(c, *a), parts), configs)
+        y = y.reshape((B, N) + y.shape[3:])
+    s = jax.vmap(lambda c: der.derive(net.params, c)[4])(configs)
+    return y, s
