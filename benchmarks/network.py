@@ -214,9 +214,8 @@ def _time_median(fn, reps):
 
 def profile(net, x, reps: int):
     """Per-layer time (ms, median of ``reps``) of the float32 forward, the packed and the value path, each layer
-    compiled alone on the previous layers' outputs."""
-    from jaxpulp import packing
-
+    compiled alone on the previous layers' outputs (the packed path on lanes, as the whole network chains its
+    layers: ``execute.Image``)."""
     B = len(x)
     tensors = run(net, x, keep=True).tensors
     types = net.tensor_types()
@@ -241,9 +240,10 @@ def profile(net, x, reps: int):
             t_f = _time_median(functools.partial(fl, xf, xf2), reps)
         else:
             t_f = _time_median(functools.partial(f1, p1, xf), reps)
-        words = {n: jnp.asarray(packing.pack_hwc(ins[n], types[n][1])) for n in lay.inputs}
-        t_p = _time_median(functools.partial(execute._packed_layers_jit, words, (prep_p[k],), layers=(lay,),
+        lanes = {n: jnp.asarray(ins[n].reshape(B, -1), jnp.int32) for n in lay.inputs}  # as the network chains
+        t_p = _time_median(functools.partial(execute._packed_lanes_jit, lanes, (prep_p[k],), layers=(lay,),
                                              cfgs=(cfg_l[k],), want=(lay.output,), cluster=execute.GAP8,
+                                             in_types=tuple((n, types[n][1]) for n in lay.inputs),
                                              groups=(g_p[k],)), reps)
         vals = {n: jnp.asarray(ins[n], jnp.int32) for n in lay.inputs}
         t_v = _time_median(functools.partial(execute._values_forward_jit, vals, (prep_v[k],), acts, layers=(lay,),

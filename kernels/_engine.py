@@ -45,6 +45,9 @@ def exact_int_matmul(a, b):
     return parts.astype(jnp.int32).sum(axis=-2, dtype=jnp.int32)
 
 
+_FEW_COLUMNS = 64  # output columns up to which exact_int_matmul_bounded's chunks are one batched GEMM
+
+
 def exact_int_matmul_bounded(a, b, max_product: int):
     """``exact_int_matmul`` with the reduction chunk sized by a static bound on |a*b| (``max_abs_product``): every
     float32 partial sum stays an exact integer (<= 2**24), so sub-byte operands need one GEMM where 8-bit ones
@@ -55,6 +58,15 @@ def exact_int_matmul_bounded(a, b, max_product: int):
     limit = max(1, (1 << 24) // max(1, max_product))
     n_chunks = max(1, -(-k // limit))
     chunk = -(-k // n_chunks)  # balanced chunks (<= limit)
+    if n_chunks > 1 and b.shape[-1] <= _FEW_COLUMNS:
+        # few output columns (a classifier): one batched GEMM over zero-padded chunks. XLA compiles each sliced
+        # GEMM on its own (DroNet's 6272 x 2 layer: 13 slices, 0.75 s of compile vs 0.10 s; run time equal)
+        kp = n_chunks * chunk
+        ac = jnp.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, kp - k)]).reshape(a.shape[:-1] + (n_chunks, chunk))
+        bc = jnp.pad(b, [(0, kp - k), (0, 0)]).reshape(n_chunks, chunk, -1)
+        parts = jnp.einsum("...pc,pcn->...pn", ac.astype(jnp.float32), bc.astype(jnp.float32),
+                           precision=jax.lax.Precision.HIGHEST)
+        return parts.astype(jnp.int32).sum(axis=-2, dtype=jnp.int32)
     af, bf = a.astype(jnp.float32), b.astype(jnp.float32)
     acc = None
     for c0 in range(0, k, chunk):
@@ -184,6 +196,28 @@ def pack_static_grouped(values, bits: int, group: int = 32):
         words.append(w)
     out = jnp.stack(words, axis=-1).reshape(values.shape[:-1] + (-1,))
     return out[..., :-(-n // per)]
+
+
+def flat(v):
+    """``v`` (batch, ...) as (batch, elements)."""
+    return v.reshape(v.shape[0], -1)
+
+
+def pack_lanes(lanes, bits: int):
+    """The packed image (batch, words) uint32 of elements ``lanes`` (batch, ...) int32 at ``bits`` (static):
+    ``pack_static``, or the values' own bits for 32-bit elements (int32 outputs)."""
+    lanes = flat(lanes)
+    if bits == 32:
+        return jax.lax.bitcast_convert_type(lanes.astype(jnp.int32), jnp.uint32)
+    return pack_static(lanes, bits)
+
+
+def unpack_lanes(words, bits: int, signed: bool, count: int):
+    """The first ``count`` elements (int32) of packed ``words`` at ``bits`` (static): ``unpack_static``, or the
+    words' own bits for 32-bit elements."""
+    if bits == 32:
+        return jax.lax.bitcast_convert_type(words[..., :count], jnp.int32)
+    return unpack_static(words, bits, signed, count)
 
 
 def max_abs_product(a_bits: int, a_signed: bool, b_bits: int, b_signed: bool) -> int:

@@ -239,6 +239,18 @@ def _fast_max(x_words, cfg: MaxPoolConfig, cluster: Cluster):
     return res if x_words.ndim == 2 else MaxPoolResult(res.out[0], res.x[0])
 
 
+def _max_lanes(x, cfg: MaxPoolConfig, cluster: Cluster):
+    """The packed path's output on lanes: x (batch, H*W*C) int32, the input image's elements -> the output
+    image's elements (batch, Ho, Wo, C) int32, rows no core writes 0 (as ``_fast_max`` leaves their bits). The
+    input buffer's in-place update is not returned."""
+    B = x.shape[0]
+    written = _static_rows(lambda c, n: split.maxpool_out_split(c, cfg.H, cfg.Ho, n), cfg.Ho, cluster)
+    out, _, _ = _max_static(x.reshape(B, cfg.H, cfg.W, cfg.C), cfg, cluster)
+    if not written.all():
+        out = jnp.where(written[None, :, None, None], out, 0)
+    return out
+
+
 def _ref_max(x, cfg: MaxPoolConfig, cluster: Cluster) -> MaxPoolResult:
     lib = cfg.semantics == "library"
     H, W = cfg.H, cfg.W

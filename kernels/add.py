@@ -355,18 +355,25 @@ def values(x1, x2, params, *, cfg, in1_type=None, in2_type=None, out_type=None, 
 @functools.partial(jax.jit, static_argnames=("cfg", "cluster"))
 def _fast_packed(x1w, x2w, p, cfg, cluster: Cluster):
     """Packed path for one static configuration (``run`` on large calls): both images unpacked with static
-    shifts (each keeps its own batch axis, or none), the same arithmetic as the bucketed path, the elements
-    the library never writes (``written_mask``) as 0 bits like there, output packed with static shifts."""
+    shifts (each keeps its own batch axis, or none), ``_fast_lanes``, output packed with static shifts."""
     n = _n(cfg)
-    t1, t2, to = cfg.in1_type, cfg.in2_type, cfg.out_type
+    t1, t2 = cfg.in1_type, cfg.in2_type
     x1 = _engine.unpack_static(x1w, t1.bits, t1.signed, n)
     x2 = _engine.unpack_static(x2w, t2.bits, t2.signed, n)
+    return _engine.pack_static(_fast_lanes(x1, x2, p, cfg, cluster), cfg.out_type.bits)
+
+
+def _fast_lanes(x1, x2, p, cfg, cluster: Cluster):
+    """The packed path on lanes: the two inputs' elements ((batch,) n or (batch, H, W, C) int32 each) -> the
+    output elements in the same shape: the
+    same arithmetic as the bucketed path, the elements the library never writes (``written_mask``) as 0 like
+    there."""
     g = geometry(cfg, cluster)
     vals = (_legacy_arith if isinstance(p, LegacyParams) else _add_arith)(g, x1, x2, p)
-    written = written_mask(cfg, cluster).reshape(-1)
+    written = written_mask(cfg, cluster).reshape(vals.shape[1:] if vals.ndim == 4 else -1)
     if not written.all():
         vals = jnp.where(written, vals, 0)
-    return _engine.pack_static(vals, to.bits)
+    return vals
 
 
 # -------------------------------------------------------------------------------------- public API
@@ -426,6 +433,15 @@ def run(x1_words, x2_words, params, *, cfg, cluster: Cluster = GAP8, return_cost
     out = _packed_batch(geometry(cfg, cluster), x1, x2, p, bk, axes)[:, :_engine.words_for(n, cfg.out_type.bits)]
     out = out if batched else out[0]
     return _engine.costed(out, cfg, cluster, return_cost)
+
+
+def run_lanes(x1, x2, params, *, cfg, cluster: Cluster = GAP8):
+    """``run`` on lanes (see ``conv.run_lanes``): the two inputs' elements ((batch, H*W*C) or (batch, H, W, C)
+    int32 each) -> the output image's elements, int32 (batch, H, W, C)."""
+    check(cfg, cluster)
+    x1, x2 = (jnp.asarray(v, jnp.int32) for v in (x1, x2))
+    x1, x2 = (v.reshape(v.shape[0], cfg.H, cfg.W, cfg.C) for v in (x1, x2))
+    return _fast_lanes(x1, x2, _as_params(params, cfg), cfg, cluster)
 
 
 def run_values(x1, x2, params, *, cfg, cluster: Cluster = GAP8):

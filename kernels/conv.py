@@ -374,18 +374,54 @@ def _pointwise_accumulate(x8, w8, bias, cfg: ConvConfig, per_tap: int):
     return acc if bias is None else acc + bias
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "cluster", "groups"))
-def _fast_packed(x_words, w_words, p: Params, cfg: ConvConfig, cluster: Cluster, groups=None):
-    """Packed path for one static configuration (batch axis first): lanes unpacked with static shifts, the
-    same requantisation and quirk masks as the bucketed path, output packed with static shifts."""
-    it, ot, wt = cfg.in_type, cfg.out_type, cfg.w_type
-    x8 = _engine.unpack_static(x_words, it.bits, it.signed, cfg.H * cfg.W * cfg.Ci)
-    x8 = x8.reshape(-1, cfg.H, cfg.W, cfg.Ci)
+def pair_mask(cfg: ConvConfig, cluster: Cluster = GAP8) -> np.ndarray:
+    """Static bool (Ho, Wo): the output pixels the 4x2 matmul computes as pixel pairs (the conv / pointwise
+    split, semantics.md §5.3); the others are each row's leftover pixel. Host twin of
+    ``cluster_run.conv_pixel_roles``'s ``pair``."""
+    m = np.zeros((cfg.Ho, cfg.Wo), bool)
+    for core in range(cluster.num_cores):
+        rng = split.conv_split(core, cfg.Ho, cfg.Wo, cluster.num_cores)
+        m[rng.row0:rng.row1, rng.col0:rng.col0 + 2 * rng.pairs_per_row] = True
+    return m
+
+
+def requantise_static(acc, p: Params, cfg: ConvConfig, cluster: Cluster = GAP8):
+    """``_requantise`` for one static configuration on accumulators (batch, Ho, Wo, Co): the mode and clip bounds
+    from ``cfg``'s flags and types, and the §4.4 signed SHIFT-CLIP quirk (a static numpy mask) only where it can
+    apply (library semantics, signed output, SHIFT mode); no per-pixel geometry is traced. The conv and pointwise
+    kernels' packed fast paths."""
+    ot = cfg.out_type
+    out = quant.requant(acc, relu=cfg.relu, bn=cfg.bn, kappa=p.kappa, lam=p.lam, out_mult=p.out_mult,
+                        out_shift=p.out_shift, lo=ot.lo, hi=ot.hi, bn_bits=cfg.bn_bits)
+    if cfg.semantics != "library" or not ot.signed or quant.mode(cfg.relu, cfg.bn) != quant.MODE_SHIFT:
+        return out
+    quirk = pair_mask(cfg, cluster)[:, :, None] & (np.arange(cfg.Co) < (cfg.Co // 4) * 4)
+    if not quirk.any():
+        return out
+    return jnp.where(quirk, quant.unsigned_clip_as_signed(acc, p.out_shift, ot.bits), out)
+
+
+def _fast_lanes(x, w_words, p: Params, cfg: ConvConfig, cluster: Cluster, groups=None):
+    """The packed path on lanes: ``x`` (batch, H*W*Ci) int32, the input image's elements as the kernel's unpack
+    reads them (``_engine.unpack_static`` of the words; any trailing shape) -> the output elements (batch, Ho, Wo,
+    Co) int32 the kernel packs into its output image (``_engine.pack_static`` of them, flattened, is that image).
+    Kept in that shape: a flattening reshape at the end of XLA's fused requantisation loop costs it its
+    vectorisation (measured 2x on DroNet's 1x1 layer); consumers reshape on their input side for free."""
+    wt = cfg.w_type
+    x8 = x.reshape(-1, cfg.H, cfg.W, cfg.Ci)
     w8 = _engine.unpack_static(w_words, wt.bits, True, cfg.Co * cfg.K).reshape(cfg.Co, cfg.Kh, cfg.Kw, cfg.Ci)
     acc = _fast_accumulate(x8, w8, p.bias, cfg, groups)
-    bk = exact_bucket(cfg)
-    vals = jax.vmap(lambda a: _requantise(geometry(cfg, cluster), a, p, bk, cfg.bn_bits))(acc)
-    return _engine.pack_static_grouped(vals.reshape(vals.shape[0], -1), ot.bits)
+    return requantise_static(acc, p, cfg, cluster)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "cluster", "groups"))
+def _fast_packed(x_words, w_words, p: Params, cfg: ConvConfig, cluster: Cluster, groups=None):
+    """Packed path for one static configuration (batch axis first): lanes unpacked with static shifts,
+    ``_fast_lanes``, output packed with static shifts."""
+    it = cfg.in_type
+    x = _engine.unpack_static(x_words, it.bits, it.signed, cfg.H * cfg.W * cfg.Ci)
+    out = _fast_lanes(x, w_words, p, cfg, cluster, groups)
+    return _engine.pack_static_grouped(_engine.flat(out), cfg.out_type.bits)
 
 
 # -------------------------------------------------------------------------------------- public API
@@ -430,6 +466,18 @@ def run(x_words, w_words, params, *, cfg: ConvConfig, cluster: Cluster = GAP8, r
     out = _fast_packed(x if batched else x[None], w, p, cfg, cluster, groups)[:, :no]
     out = out if batched else out[0]
     return _engine.costed(out, cfg, cluster, return_cost)
+
+
+def run_lanes(x, w_words, params, *, cfg: ConvConfig, cluster: Cluster = GAP8,
+              groups: tuple[int, ...] | None = None):
+    """``run`` on lanes: ``x`` (batch, H*W*Ci) int32, the input image's elements as the kernel reads them (the
+    values ``packing.unpack`` gives at ``cfg.in_type``) -> (batch, Ho, Wo, Co) int32, the elements of the output
+    image ``run`` returns (the same bits once packed at ``cfg.out_type``). For chaining kernels without packing
+    between them (whole networks); traceable."""
+    check(cfg, cluster)
+    return _fast_lanes(jnp.asarray(x, jnp.int32), _engine.packed_words(
+        w_words, _engine.words_for(cfg.Co * cfg.K, cfg.w_type.bits), "w_words", batch=False),
+        _as_params(params, cfg), cfg, cluster, groups)
 
 
 def run_values(x, w, params, *, cfg: ConvConfig, cluster: Cluster = GAP8):

@@ -463,20 +463,46 @@ def _fast_packed_hwc(x_words, w_words, p: Params, cfg: DepthwiseConfig, cluster:
     values."""
     it = cfg.in_type
     x = _engine.unpack_static(x_words, it.bits, it.signed, cfg.H * cfg.W * cfg.Co)
+    return _engine.pack_static(_engine.flat(_fast_lanes_hwc(x, w_words, p, cfg, cluster)), cfg.out_type.bits)
+
+
+def _fast_lanes_hwc(x, w_words, p: Params, cfg: DepthwiseConfig, cluster: Cluster):
+    """``_fast_packed_hwc`` on lanes: x (batch, H*W*C) int32, the HWC image's elements -> the output elements
+    (batch, Ho, Wo, C) int32 (``_engine.pack_static`` of them, flattened, is the output image)."""
+    if _reads_like_ideal(cfg):  # the taps of the channels-last image, no transpose to planes and back
+        acc = accumulate(x.reshape(-1, cfg.H, cfg.W, cfg.Co), _weights(w_words, cfg), None, cfg)
+        return _finish(geometry(cfg, cluster), acc, p, cfg.Co, cfg.bn_bits)
     V = jnp.transpose(x.reshape(-1, cfg.H * cfg.W, cfg.Co), (0, 2, 1))
-    return _fast_packed_planes(V, w_words, p, cfg, cluster)
+    return _planes_lanes(V, w_words, p, cfg, cluster)
+
+
+def _reads_like_ideal(cfg: DepthwiseConfig) -> bool:
+    """Static: the kernel's taps (``_static_plan``) are the ideal zero-padded correlation's: rows end at the row
+    end (Lu == W) and the tap columns read are exactly those inside [0, W) (every other tap reads the zero
+    padding in the ideal layer), so ``_fast_accumulate`` on the planes equals ``accumulate`` on the HWC image."""
+    read, Lu = _static_plan(cfg)
+    u = np.arange(cfg.Wo)[None, :] * cfg.stride[1] - cfg.pad[2] + np.arange(cfg.Kw)[:, None]
+    return Lu == cfg.W and bool(np.array_equal(read, (u >= 0) & (u < cfg.W)))
+
+
+def _weights(w_words, cfg: DepthwiseConfig):
+    """w8 (C, Kh, Kw) int32 from the byte-plane weight image."""
+    wt = cfg.w_type
+    C, K = cfg.Co, cfg.Kh * cfg.Kw
+    ew = 8 // wt.bits
+    w = _engine.unpack_static(w_words, wt.bits, True, C * K)
+    return jnp.transpose(w.reshape(C // ew, K, ew), (0, 2, 1)).reshape(C, cfg.Kh, cfg.Kw)
 
 
 def _fast_packed_planes(V, w_words, p: Params, cfg: DepthwiseConfig, cluster: Cluster):
     """The packed path from the input planes V (batch, C, H*W) on: weights, taps, requant, packed output."""
-    ot, wt = cfg.out_type, cfg.w_type
-    C, K = cfg.Co, cfg.Kh * cfg.Kw
-    ew = 8 // wt.bits
-    w = _engine.unpack_static(w_words, wt.bits, True, C * K)
-    w8 = jnp.transpose(w.reshape(C // ew, K, ew), (0, 2, 1)).reshape(C, cfg.Kh, cfg.Kw)
-    acc = _fast_accumulate(V, w8, cfg)
-    vals = _finish(geometry(cfg, cluster), acc, p, C, cfg.bn_bits)
-    return _engine.pack_static(vals.reshape(vals.shape[0], -1), ot.bits)
+    return _engine.pack_static(_engine.flat(_planes_lanes(V, w_words, p, cfg, cluster)), cfg.out_type.bits)
+
+
+def _planes_lanes(V, w_words, p: Params, cfg: DepthwiseConfig, cluster: Cluster):
+    """From the input planes V (batch, C, H*W) to the output elements (batch, Ho, Wo, C): weights, taps, requant."""
+    acc = _fast_accumulate(V, _weights(w_words, cfg), cfg)
+    return _finish(geometry(cfg, cluster), acc, p, cfg.Co, cfg.bn_bits)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
@@ -548,6 +574,18 @@ def run_hwc(x_words, w_words, params, *, cfg: DepthwiseConfig, cluster: Cluster 
         raise JaxpulpError(f"cfg: {cfg.Co} channels of {cfg.in_type}: an HWC pixel is not whole bytes, the byte "
                            "planes are undefined")
     return _packed_call(_fast_packed_hwc, x_words, w_words, params, cfg, cluster)
+
+
+def run_lanes_hwc(x, w_words, params, *, cfg: DepthwiseConfig, cluster: Cluster = GAP8):
+    """``run_hwc`` on lanes (see ``conv.run_lanes``): x (batch, H*W*C) int32, the HWC image's elements ->
+    (batch, Ho, Wo, C) int32, the elements of ``run_hwc``'s output image."""
+    check(cfg, cluster)
+    if (cfg.Co * cfg.in_type.bits) % 8:
+        raise JaxpulpError(f"cfg: {cfg.Co} channels of {cfg.in_type}: an HWC pixel is not whole bytes, the byte "
+                           "planes are undefined")
+    w = _engine.packed_words(w_words, _engine.words_for(cfg.Kh * cfg.Kw * cfg.Co, cfg.w_type.bits), "w_words",
+                             batch=False)
+    return _fast_lanes_hwc(jnp.asarray(x, jnp.int32), w, _as_params(params, cfg), cfg, cluster)
 
 
 def _packed_call(fast, x_words, w_words, params, cfg: DepthwiseConfig, cluster: Cluster):

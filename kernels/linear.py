@@ -360,20 +360,27 @@ def accumulate(x, w, bias, cfg: LinearConfig):
 @functools.partial(jax.jit, static_argnames=("cfg", "cluster"))
 def _fast_packed(x_words, w_words, p: Params, cfg: LinearConfig, cluster: Cluster):
     """Packed path for one static configuration (``x_words`` with or without a batch axis, kept): lanes
-    unpacked with static shifts, the quirk masks of the bucketed path evaluated for the real split in numpy
-    (no work for variants they cannot affect), output packed with static shifts."""
-    it, ot, wt = cfg.in_type, cfg.out_type, cfg.w_type
+    unpacked with static shifts, ``_fast_lanes``, output packed with static shifts (int32 outputs: their bits)."""
+    it, ot = cfg.in_type, cfg.out_type
     x8 = _engine.unpack_static(x_words if x_words.ndim == 2 else x_words[None], it.bits, it.signed, cfg.N)
+    vals = _fast_lanes(x8, w_words, p, cfg, cluster)
+    out = jax.lax.bitcast_convert_type(vals, jnp.uint32) if ot.bits == 32 else _engine.pack_static(vals, ot.bits)
+    return out if x_words.ndim == 2 else out[0]
+
+
+def _fast_lanes(x8, w_words, p: Params, cfg: LinearConfig, cluster: Cluster):
+    """The packed path on lanes: x8 (batch, N) int32, the input's elements as the kernel reads them -> the M
+    output elements (batch, M) int32 (the int32 accumulators for ``i32`` outputs). The quirk masks of the
+    bucketed path evaluated for the real split in numpy (no work for variants they cannot affect)."""
+    wt = cfg.w_type
     w8 = _engine.unpack_static(w_words, wt.bits, True, cfg.M * cfg.N).reshape(cfg.M, cfg.N)
     g = geometry(cfg, cluster)
     lost, wrong, row0 = _quirk_masks(g, *_static_roles(cfg, cluster))
     acc = _fast_accumulate(x8, w8, p, cfg, lost, wrong)
-    if ot.bits == 32:
-        out = jax.lax.bitcast_convert_type(acc, jnp.uint32)
-    else:
-        kidx = np.where(row0, 0, np.arange(cfg.M)) if row0.any() else None
-        out = _engine.pack_static(_requant_neurons(g, acc, p, kidx, cfg.bn_bits), ot.bits)
-    return out if x_words.ndim == 2 else out[0]
+    if cfg.out_type.bits == 32:
+        return acc
+    kidx = np.where(row0, 0, np.arange(cfg.M)) if row0.any() else None
+    return _requant_neurons(g, acc, p, kidx, cfg.bn_bits)
 
 
 # -------------------------------------------------------------------------------------- public API
@@ -425,6 +432,15 @@ def run(x_words, w_words, params, *, cfg: LinearConfig, cluster: Cluster = GAP8)
     x = _engine.packed_words(x_words, nx, "x_words")
     w = _engine.packed_words(w_words, nw, "w_words", batch=False)
     return _fast_packed(x, w, p, cfg, cluster)  # static-shift packing: exactly words_for(M, out bits) words
+
+
+def run_lanes(x, w_words, params, *, cfg: LinearConfig, cluster: Cluster = GAP8):
+    """``run`` on lanes (see ``conv.run_lanes``): x (batch, N) int32 -> (batch, M) int32, the output elements
+    (the int32 results themselves for ``i32`` outputs)."""
+    check(cfg, cluster)
+    w = _engine.packed_words(w_words, _engine.words_for(cfg.M * cfg.N, cfg.w_type.bits), "w_words", batch=False)
+    x = jnp.asarray(x, jnp.int32)
+    return _fast_lanes(x.reshape(x.shape[0], -1), w, _as_params(params, cfg), cfg, cluster)
 
 
 def run_values(x, w, params, *, cfg: LinearConfig, cluster: Cluster = GAP8):

@@ -304,19 +304,24 @@ def _pixel_index(cfg: PointwiseConfig) -> np.ndarray:
 
 @functools.partial(jax.jit, static_argnames=("cfg", "cluster"))
 def _fast_packed(x_words, w_words, p: Params, cfg: PointwiseConfig, cluster: Cluster):
-    """Packed path for one static configuration (batch axis first, or none): static-shift unpack, one exact GEMM
-    over all output pixels, the leftover pixels recomputed from the raw bytes (library), conv's requantisation
-    and quirk masks, static-shift pack."""
-    if x_words.ndim == 1:
-        return _fast_body(x_words[None], w_words, p, cfg, cluster)[0]
-    return _fast_body(x_words, w_words, p, cfg, cluster)
+    """Packed path for one static configuration (batch axis first, or none): static-shift unpack,
+    ``_fast_lanes``, static-shift pack."""
+    xb = x_words if x_words.ndim == 2 else x_words[None]
+    it = cfg.in_type
+    x = _engine.unpack_static(xb, it.bits, it.signed, cfg.H * cfg.W * cfg.Ci)
+    out = _engine.pack_static_grouped(_engine.flat(_fast_lanes(x, w_words, p, cfg, cluster, xb)), cfg.out_type.bits)
+    return out if x_words.ndim == 2 else out[0]
 
 
-def _fast_body(x_words, w_words, p: Params, cfg: PointwiseConfig, cluster: Cluster):
-    it, ot, wt = cfg.in_type, cfg.out_type, cfg.w_type
+def _fast_lanes(x, w_words, p: Params, cfg: PointwiseConfig, cluster: Cluster, x_words=None):
+    """The packed path on lanes (see ``conv._fast_lanes``): x (batch, H*W*Ci) int32 -> (batch, Ho, Wo, Co) int32.
+    One exact GEMM over all output pixels, the leftover pixels recomputed from the raw input bytes (library;
+    ``x_words``: the input image if at hand, else packed from the lanes), conv's static requantisation."""
+    it, wt = cfg.in_type, cfg.w_type
     ci, co = cfg.Ci, cfg.Co
-    batch = x_words.shape[0]
-    x8 = _engine.unpack_static(x_words, it.bits, it.signed, cfg.H * cfg.W * ci).reshape(batch, -1, ci)
+    batch = x.shape[0]
+    x = x.reshape(batch, -1)
+    x8 = x.reshape(batch, -1, ci)
     x8 = jnp.concatenate([x8, jnp.zeros((batch, 1, ci), jnp.int32)], axis=1)  # pixel H*W: padding
     w8 = _engine.unpack_static(w_words, wt.bits, True, co * ci).reshape(co, ci)
     idx = _pixel_index(cfg)
@@ -326,11 +331,12 @@ def _fast_body(x_words, w_words, p: Params, cfg: PointwiseConfig, cluster: Clust
         acc = acc + p.bias
     lefts = _leftovers(cfg, cluster) if cfg.semantics == "library" else []
     if lefts and (it.signed or it.bits < 8 or p.bias is not None):
-        _, j, y, x = (np.array(t) for t in zip(*lefts, strict=True))
+        _, j, y, x_ = (np.array(t) for t in zip(*lefts, strict=True))
         nb = _in_bytes(cfg)
-        off = ((y * cfg.W + x) * ci)[:, None] + np.arange(ci)
+        off = ((y * cfg.W + x_) * ci)[:, None] + np.arange(ci)
         inb = off < nb
-        xb = _engine.unpack_static(x_words, 8, False, nb)
+        words = _engine.pack_static(x, it.bits) if x_words is None else x_words
+        xb = _engine.unpack_static(words, 8, False, nb)
         byte = jnp.where(inb, xb[:, np.where(inb, off, 0)], 0)
         step = _simd_step(wt.bits)
         if it.signed:
@@ -342,11 +348,8 @@ def _fast_body(x_words, w_words, p: Params, cfg: PointwiseConfig, cluster: Clust
             word = jax.lax.bitcast_convert_type(p.bias, jnp.uint32)[bidx >> 2]
             b8 = ((word >> (8 * (bidx & 3)).astype(np.uint32)) & 0xFF).astype(jnp.int32)
             acc_left = acc_left + jnp.where(b8 >= 128, b8 - 256, b8)
-        acc = acc.at[:, y * cfg.Wo + x].set(acc_left)
-    bk = exact_bucket(cfg)
-    g = geometry(cfg, cluster)
-    vals = jax.vmap(lambda a: conv._requantise(g, a.reshape(cfg.Ho, cfg.Wo, co), p, bk, cfg.bn_bits))(acc)
-    return _engine.pack_static_grouped(vals.reshape(batch, -1), ot.bits)
+        acc = acc.at[:, y * cfg.Wo + x_].set(acc_left)
+    return conv.requantise_static(acc.reshape(batch, cfg.Ho, cfg.Wo, co), p, cfg, cluster)
 
 
 # -------------------------------------------------------------------------------------- public API
@@ -387,6 +390,20 @@ def run(x_words, w_words, params, *, cfg: PointwiseConfig, cluster: Cluster = GA
             check_inputs(cfg, x, w, p, cluster)
     out = _fast_packed(x, w, p, cfg, cluster)  # static-shift packing: exactly the output words, batch kept
     return _engine.costed(out, cfg, cluster, return_cost)
+
+
+def run_lanes(x, w_words, params, *, cfg: PointwiseConfig, cluster: Cluster = GAP8):
+    """``run`` on lanes (see ``conv.run_lanes``): x (batch, H*W*Ci) int32 -> (batch, Ho, Wo, Co) int32."""
+    _check_config(cfg, cluster)
+    p = _host_params(params, cfg) or conv._as_params(params, cfg)
+    w = _engine.packed_words(w_words, _engine.words_for(cfg.Co * cfg.Ci, cfg.w_type.bits), "w_words", batch=False)
+    x = jnp.asarray(x, jnp.int32) if not isinstance(x, jax.core.Tracer) else x
+    if _overread_leftovers(cfg, cluster):  # the only data-dependent rule
+        if any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves((x, w, p))):
+            check(cfg, cluster)  # under jit / vmap the inputs are not known: the conservative rule
+        else:
+            check_inputs(cfg, _engine.pack_static(x, cfg.in_type.bits), w, p, cluster)
+    return _fast_lanes(x, w, p, cfg, cluster)
 
 
 def run_values(x, w, params, *, cfg: PointwiseConfig, cluster: Cluster = GAP8):

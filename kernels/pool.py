@@ -54,6 +54,7 @@ from jaxpulp.kernels._avgpool import (
     AvgPoolParams as AvgPoolParams,
     Params as Params,
     _avg_finish,
+    _avg_lanes as _avg_lanes,
     _avg_only as _avg_only,
     _avg_packed_batch,
     _avg_values_batch,
@@ -63,6 +64,7 @@ from jaxpulp.kernels._avgpool import (
 from jaxpulp.kernels._maxpool import (
     MaxPoolResult as MaxPoolResult,
     _fast_max as _fast_max,
+    _max_lanes as _max_lanes,
     _max_only as _max_only,
     _max_packed_batch,
     _max_static,
@@ -175,6 +177,20 @@ def run(x_words, params=None, *, cfg: PoolConfig, cluster: Cluster = GAP8, retur
         out = _avg_packed_batch(g, xb, p, bk)[:, :no]
         res = out if batched else out[0]
     return _engine.costed(res, cfg, cluster, return_cost)
+
+
+def run_lanes(x, params=None, *, cfg: PoolConfig, cluster: Cluster = GAP8):
+    """``run``'s output image on lanes (see ``conv.run_lanes``): x (batch, H*W*C) int32, the input image's
+    elements -> (batch, Ho, Wo, C) int32, the output image's elements (the static path; max pooling's in-place
+    input buffer is not returned)."""
+    _family(cfg)
+    check(cfg, cluster)
+    p = _as_params(params, cfg)
+    x = jnp.asarray(x, jnp.int32)
+    if isinstance(cfg, MaxPoolConfig):
+        return _max_lanes(x, cfg, cluster)
+    assert isinstance(cfg, AvgPoolConfig)  # _family refused anything else
+    return _avg_lanes(x, p, cfg, cluster)
 
 
 def run_values(x, params=None, *, cfg: PoolConfig, cluster: Cluster = GAP8):

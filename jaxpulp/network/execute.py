@@ -96,8 +96,44 @@ def _run_layer_packed(lay: Layer, cfg, args, ins, cluster: Cluster, groups=None)
     return kinds.of(lay).hook("packed")(cfg, args, ins, cluster, groups)
 
 
-# The ``packed_args`` and ``packed`` hooks of jaxpulp.network.kinds. ``groups`` (static): the layer's conv
-# input-channel groups proved exact from its concrete weights (``_weight_groups``), None where not applicable.
+class Image(NamedTuple):
+    """A tensor between packed layers, as its packed memory image (``words``, (batch, n) uint32) or as its elements
+    (``lanes``, (batch, ...) int32, the values the producer packed at ``qtype``), whichever is at hand; both
+    stand for the same bits (``_engine.pack_lanes(lanes, qtype.bits)`` is the image). A consumer that reads the
+    image at the producer's type gets the lanes themselves (unpack of pack is the identity on in-range values),
+    so layers chain without packing in between; any other reading goes through the words."""
+
+    words: jax.Array | None
+    lanes: jax.Array | None
+    qtype: QType | None
+
+
+def read(img: Image, qtype: QType, count: int):
+    """The first ``count`` elements of ``img`` as a kernel reading it at ``qtype`` sees them (int32, (batch, count)
+    or, when they are all of the lanes, the lanes' own (batch, ...) shape): the lanes when they were packed at
+    that very type, else unpacked from the words."""
+    if img.lanes is not None and img.qtype is not None and (img.qtype.bits, img.qtype.signed) == (
+            qtype.bits, qtype.signed):
+        n = int(np.prod(img.lanes.shape[1:]))
+        if n == count:
+            return img.lanes  # the producer's own shape (the kernels reshape on their input side)
+        if n > count:
+            return _engine.flat(img.lanes)[:, :count]
+    return _engine.unpack_lanes(words(img), qtype.bits, qtype.signed, count)
+
+
+def words(img: Image):
+    """The packed memory image of ``img`` ((batch, words) uint32)."""
+    if img.words is not None:
+        return img.words
+    assert img.lanes is not None and img.qtype is not None
+    return _engine.pack_lanes(img.lanes, img.qtype.bits)
+
+
+# The ``packed_args`` and ``packed`` hooks of jaxpulp.network.kinds. ``packed`` takes the input ``Image``s and
+# returns the output elements (lanes, (batch, ...) int32, at ``cfg.out_type``) of the kernel's ``run_lanes``.
+# ``groups`` (static): the layer's conv input-channel groups proved exact from its concrete weights
+# (``_weight_groups``), None where not applicable.
 
 
 def weighted_args(lay: Layer, p: dict, cfg) -> tuple:
@@ -135,59 +171,76 @@ def add_args(lay: Layer, p: dict, cfg) -> tuple:
 def packed_conv(cfg, args, ins, cluster: Cluster, groups=None):
     """The conv or pointwise kernel, whichever ``mapping`` chose (``groups``: only the KxK conv kernel has them)."""
     extra = {} if groups is None else {"groups": groups}
-    return mapping.kernel_module(cfg).run(ins[0], args[0], args[1], cfg=cfg, cluster=cluster, **extra)
+    x = read(ins[0], cfg.in_type, cfg.H * cfg.W * cfg.Ci)
+    return mapping.kernel_module(cfg).run_lanes(x, args[0], args[1], cfg=cfg, cluster=cluster, **extra)
 
 
 def packed_depthwise(cfg, args, ins, cluster: Cluster, groups=None):
     """DORY's CHW transfer folded into the kernel's unpack (the same bits as the planes)."""
-    return depthwise.run_hwc(ins[0], args[0], args[1], cfg=cfg, cluster=cluster)
+    x = read(ins[0], cfg.in_type, cfg.H * cfg.W * cfg.Co)
+    return depthwise.run_lanes_hwc(x, args[0], args[1], cfg=cfg, cluster=cluster)
 
 
 def packed_linear(cfg, args, ins, cluster: Cluster, groups=None):
-    n = _engine.words_for(cfg.N, cfg.in_type.bits)
-    return linear.run(ins[0][:, :n], args[0], args[1], cfg=cfg, cluster=cluster)
+    return linear.run_lanes(read(ins[0], cfg.in_type, cfg.N), args[0], args[1], cfg=cfg, cluster=cluster)
 
 
 def packed_maxpool(cfg, args, ins, cluster: Cluster, groups=None):
-    return pool.run(ins[0], None, cfg=cfg, cluster=cluster).out
+    return pool.run_lanes(read(ins[0], cfg.in_type, cfg.H * cfg.W * cfg.C), None, cfg=cfg, cluster=cluster)
 
 
 def packed_avgpool(cfg, args, ins, cluster: Cluster, groups=None):
-    return pool.run(ins[0], args[0], cfg=cfg, cluster=cluster)
+    return pool.run_lanes(read(ins[0], cfg.in_type, cfg.H * cfg.W * cfg.C), args[0], cfg=cfg, cluster=cluster)
 
 
 def packed_add(cfg, args, ins, cluster: Cluster, groups=None):
-    return add.run(ins[0], ins[1], args[0], cfg=cfg, cluster=cluster)
+    n = cfg.H * cfg.W * cfg.C
+    return add.run_lanes(read(ins[0], cfg.in1_type, n), read(ins[1], cfg.in2_type, n), args[0], cfg=cfg,
+                         cluster=cluster)
+
+
+def _packed_images(images, args, layers, cfgs, want, cluster, groups=None):
+    """The layers on packed images: {input name: Image} -> {wanted name: Image}. Each layer's output is kept
+    as lanes at its ``cfg.out_type`` (``Image``), packed only where a reader needs the words."""
+    env = dict(images)
+    groups = (None,) * len(layers) if groups is None else groups
+    for lay, cfg, a, g in zip(layers, cfgs, args, groups, strict=True):
+        lanes = _run_layer_packed(lay, cfg, a, [env[i] for i in lay.inputs], cluster, g)
+        env[lay.output] = Image(None, lanes, cfg.out_type)
+    return {k: env[k] for k in want}
 
 
 def _packed_layers(x_words, args, layers, cfgs, want, cluster, groups=None):
     """The layers on packed images: {input name: (batch, words)} -> {wanted name: (batch, words)}. ``groups``
     (static): per layer, conv input-channel groups proved exact from the concrete weights (``_weight_groups``)."""
-    env = dict(x_words)
-    groups = (None,) * len(layers) if groups is None else groups
-    for lay, cfg, a, g in zip(layers, cfgs, args, groups, strict=True):
-        env[lay.output] = _run_layer_packed(lay, cfg, a, [env[i] for i in lay.inputs], cluster, g)
-    return {k: env[k] for k in want}
+    out = _packed_images({k: Image(v, None, None) for k, v in x_words.items()}, args, layers, cfgs, want, cluster,
+                         groups)
+    return {k: words(v) for k, v in out.items()}
 
 
+def _packed_lanes(x_lanes, args, layers, cfgs, want, cluster, in_types, groups=None):
+    """The layers from and to lanes, as the whole network chains them: {input name: (batch, ...) int32} ->
+    {wanted name: lanes}. in_types (static): ((input name, QType the lanes were written at), ...)."""
+    images = {n: Image(None, x_lanes[n], q) for n, q in in_types}
+    out = _packed_images(images, args, layers, cfgs, want, cluster, groups)
+    return {k: v.lanes if v.lanes is not None else v.words for k, v in out.items()}
+
+
+_packed_lanes_jit = jax.jit(_packed_lanes, static_argnames=("layers", "cfgs", "want", "cluster", "in_types", "groups"))
 _packed_layers_jit = jax.jit(_packed_layers, static_argnames=("layers", "cfgs", "want", "cluster", "groups"))
 
 
 @functools.partial(jax.jit, static_argnames=("layers", "cfgs", "want", "cluster", "io", "groups"))
 def _packed_forward(x, args, layers, cfgs, want, cluster, io, groups=None):
     """Packed path from and to int values: the inputs are packed and the wanted tensors unpacked on the device
-    (``_engine.pack_static`` / ``unpack_static``: the bits of ``packing.pack_hwc`` / ``unpack``; numpy's
-    bitwise_or.reduce on the host took seconds per batch). io = ((input name, bits), ...), ((tensor name,
-    elements, bits, signed), ...)."""
+    (``_engine.pack_lanes`` / ``unpack_lanes``: the bits of ``packing.pack_hwc`` / ``unpack``), where they are
+    needed at all: a tensor read at the type it was written with is its lanes, so an input and an output
+    only are packed / unpacked where a reader takes another type. io = ((input name, QType), ...), ((tensor
+    name, elements, QType), ...)."""
     ins, outs = io
-    words = {n: _engine.pack_static(x[n].reshape(x[n].shape[0], -1), bits) for n, bits in ins}
-    env = _packed_layers(words, args, layers, cfgs, want, cluster, groups)
-    res = {}
-    for n, count, bits, signed in outs:
-        w = env[n]
-        res[n] = (jax.lax.bitcast_convert_type(w, jnp.int32)[:, :count] if bits == 32
-                  else _engine.unpack_static(w, bits, signed, count))
-    return res
+    images = {n: Image(None, x[n].astype(jnp.int32), qt) for n, qt in ins}
+    env = _packed_images(images, args, layers, cfgs, want, cluster, groups)
+    return {n: read(env[n], qt, count) for n, count, qt in outs}
 
 
 @functools.lru_cache(maxsize=64)
@@ -408,8 +461,8 @@ def run(net: Network, x, *, path: str = "packed", keep: bool = False, cluster: C
     else:
         cfgs = _configs(net.layers, "library", cluster)
         args = _prepared_packed(net, cluster)
-        io = (tuple((s.name, s.qtype.bits) for s in net.inputs),
-              tuple((k, int(np.prod(types[k][0])), types[k][1].bits, types[k][1].signed) for k in want))
+        io = (tuple((s.name, s.qtype) for s in net.inputs), tuple((k, int(np.prod(types[k][0])), types[k][1])
+                                                                 for k in want))
         out = _packed_forward({k: jnp.asarray(v, jnp.int32) for k, v in xs.items()}, args, layers=net.layers,
                               cfgs=cfgs, want=want, cluster=cluster, io=io,
                               groups=_prepared_packed_groups(net, cluster))

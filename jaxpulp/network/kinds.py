@@ -17,7 +17,9 @@ signature is the same for every kind:
 * ``choose(lay, semantics, cluster) -> mapping.KernelChoice``: the kernel configuration (and why),
 * ``packed_args(lay, params, cfg) -> tuple``: the packed path's host-side kernel arguments (packed weights,
   Params), built once per network,
-* ``packed(cfg, args, ins, cluster, groups) -> words``: the layer on packed (batch, words) images,
+* ``packed(cfg, args, ins, cluster, groups) -> lanes``: the layer's kernel on its input ``execute.Image``s (packed
+  memory images, held as words or as their elements), returning the output image's elements ((batch, ...)
+  int32 at ``cfg.out_type``: the kernel module's ``run_lanes``, bit-identical to unpacking its packed ``run``),
 * ``values(lay, cfg, p, ins, in_types, out_type, cluster, groups) -> int32 values``: the value path (types as
   data); ``groups`` (static, both paths): the layer's conv input-channel groups proved exact from its concrete
   weights (``execute._weight_groups``), None where not applicable (every other kind ignores it),
