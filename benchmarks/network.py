@@ -189,13 +189,12 @@ def _values_memory(net, x):
 
 
 def _packed_memory(net, x):
-    from jaxpulp import packing
-
+    """Memory of the compiled function ``execute.run`` calls on the packed path (values in, values out)."""
     xs = execute._check_inputs(net, x)
-    cfgs = execute._configs(net.layers, "library", execute.GAP8)
-    words = {s.name: jnp.asarray(packing.pack_hwc(xs[s.name], s.qtype)) for s in net.inputs}
-    return _memory(execute._packed_layers_jit, words, execute._prepared_packed(net, execute.GAP8),
-                   layers=net.layers, cfgs=cfgs, want=net.outputs, cluster=execute.GAP8,
+    return _memory(execute._packed_forward, {k: jnp.asarray(v, jnp.int32) for k, v in xs.items()},
+                   execute._prepared_packed(net, execute.GAP8), layers=net.layers,
+                   cfgs=execute._configs(net.layers, "library", execute.GAP8), want=net.outputs,
+                   cluster=execute.GAP8, io=execute._packed_io(net, net.outputs),
                    groups=execute._prepared_packed_groups(net, execute.GAP8))
 
 

@@ -210,14 +210,6 @@ def _packed_images(images, args, layers, cfgs, want, cluster, groups=None):
     return {k: env[k] for k in want}
 
 
-def _packed_layers(x_words, args, layers, cfgs, want, cluster, groups=None):
-    """The layers on packed images: {input name: (batch, words)} -> {wanted name: (batch, words)}. ``groups``
-    (static): per layer, conv input-channel groups proved exact from the concrete weights (``_weight_groups``)."""
-    out = _packed_images({k: Image(v, None, None) for k, v in x_words.items()}, args, layers, cfgs, want, cluster,
-                         groups)
-    return {k: words(v) for k, v in out.items()}
-
-
 def _packed_lanes(x_lanes, args, layers, cfgs, want, cluster, in_types, groups=None):
     """The layers from and to lanes, as the whole network chains them: {input name: (batch, ...) int32} ->
     {wanted name: lanes}. in_types (static): ((input name, QType the lanes were written at), ...)."""
@@ -227,7 +219,6 @@ def _packed_lanes(x_lanes, args, layers, cfgs, want, cluster, in_types, groups=N
 
 
 _packed_lanes_jit = jax.jit(_packed_lanes, static_argnames=("layers", "cfgs", "want", "cluster", "in_types", "groups"))
-_packed_layers_jit = jax.jit(_packed_layers, static_argnames=("layers", "cfgs", "want", "cluster", "groups"))
 
 
 @functools.partial(jax.jit, static_argnames=("layers", "cfgs", "want", "cluster", "io", "groups"))
@@ -241,6 +232,13 @@ def _packed_forward(x, args, layers, cfgs, want, cluster, io, groups=None):
     images = {n: Image(None, x[n].astype(jnp.int32), qt) for n, qt in ins}
     env = _packed_images(images, args, layers, cfgs, want, cluster, groups)
     return {n: read(env[n], qt, count) for n, count, qt in outs}
+
+
+def _packed_io(net: Network, want: tuple) -> tuple:
+    """``_packed_forward``'s static io: ((input name, QType), ...), ((wanted tensor, elements, QType), ...)."""
+    types = net.tensor_types()
+    return (tuple((s.name, s.qtype) for s in net.inputs),
+            tuple((k, int(np.prod(types[k][0])), types[k][1]) for k in want))
 
 
 @functools.lru_cache(maxsize=64)
@@ -461,10 +459,8 @@ def run(net: Network, x, *, path: str = "packed", keep: bool = False, cluster: C
     else:
         cfgs = _configs(net.layers, "library", cluster)
         args = _prepared_packed(net, cluster)
-        io = (tuple((s.name, s.qtype) for s in net.inputs), tuple((k, int(np.prod(types[k][0])), types[k][1])
-                                                                 for k in want))
         out = _packed_forward({k: jnp.asarray(v, jnp.int32) for k, v in xs.items()}, args, layers=net.layers,
-                              cfgs=cfgs, want=want, cluster=cluster, io=io,
+                              cfgs=cfgs, want=want, cluster=cluster, io=_packed_io(net, want),
                               groups=_prepared_packed_groups(net, cluster))
         res = {k: np.asarray(v).reshape((-1,) + tuple(types[k][0])) for k, v in out.items()}
     outputs = {k: res[k] for k in net.outputs}
