@@ -268,10 +268,12 @@ _WIDEST_IN, _WIDEST_OUT, _WIDEST_W = QType.parse("u8"), QType.parse("u8"), QType
 
 
 @functools.lru_cache(maxsize=256)
-def _acc_config(lay: Layer):
-    """The kernel configuration of a weighted layer at the widest types (static, for the exact chunking)."""
+def widest_acc_config(lay: Layer, Co: int | None = None):
+    """The kernel configuration of a weighted layer at the widest types (static, for the exact chunking).
+    ``Co``: another output channel count (the metric sweep's weight variants stacked along the channels)."""
     H, W, C = lay.in_shape
-    Ho, Wo, Co = lay.out_shape
+    Ho, Wo, co = lay.out_shape
+    Co = co if Co is None else Co
     k = kinds.of(lay)
     if k.flat:
         return LinearConfig(_WIDEST_IN, _WIDEST_OUT, _WIDEST_W, N=H * W * C, M=Co, semantics="ideal")
@@ -285,7 +287,7 @@ def _accumulate(lay: Layer, x, p, groups=None, in_t=None):
     (batch, H, W, C): the kernel family's public value-path accumulator, bias added. ``groups``: a conv's
     input-channel groups proved exact from its concrete weights (``_weight_groups``), or None (worst case).
     ``in_t``: x's (bits, signed) type (possibly traced); a conv then may take its int8 form."""
-    cfg = _acc_config(lay)
+    cfg = widest_acc_config(lay)
     bias = p["bias"] if lay.bias else None
     k = kinds.of(lay)
     if type(cfg) is ConvConfig and in_t is not None:  # the conv kernel's int8 forms need x's type
@@ -394,7 +396,7 @@ def _prepared_values(net: Network):
 def _prepared_groups(net: Network) -> tuple:
     """The value path's weight-proved exact conv groups (``_weight_groups``), computed once per network."""
     return _prepared(net, "groups", lambda: _weight_groups(
-        net, tuple(_acc_config(lay) if kinds.of(lay).weighted else None for lay in net.layers)))
+        net, tuple(widest_acc_config(lay) if kinds.of(lay).weighted else None for lay in net.layers)))
 
 
 def _prepared_packed_groups(net: Network, cluster: Cluster) -> tuple:

@@ -43,27 +43,10 @@ import numpy as np
 
 from jaxpulp import quant
 from jaxpulp.kernels import _engine, conv, depthwise, linear
-from jaxpulp.kernels.config import ConvConfig, DepthwiseConfig, LinearConfig
-from jaxpulp.network import kinds
-from jaxpulp.qtypes import QType
+from jaxpulp.kernels.config import ConvConfig
+from jaxpulp.network import execute, kinds
 
-# the widest operands any <= 8-bit precision gives (the value path's accumulator sizing)
-_IN, _OUT, _W = QType.parse("u8"), QType.parse("u8"), QType.parse("i8")
 _MAX_X = 255  # largest |x| of a <= 8-bit activation (u8)
-
-
-def _acc_cfg(lay, Co: int | None = None):
-    """Kernel configuration of a weighted layer at the widest types (static shapes for the exact chunking);
-    ``Co``: another output channel count (the stacked weight variants)."""
-    H, W, C = lay.in_shape
-    Ho, Wo, co = lay.out_shape
-    co = co if Co is None else Co
-    k = kinds.of(lay)
-    if k.flat:
-        return LinearConfig(_IN, _OUT, _W, N=H * W * C, M=co, semantics="ideal")
-    cls = DepthwiseConfig if k.channelwise else ConvConfig
-    return cls(_IN, _OUT, _W, semantics="ideal", H=H, W=W, Ci=C, Co=co, Kh=lay.kernel[0], Kw=lay.kernel[1],
-               stride=lay.stride, pad=lay.pad, Ho=Ho, Wo=Wo)
 
 
 def _requantise_np(w, bits: int, d: int) -> np.ndarray:
@@ -108,7 +91,7 @@ class Plan:
             if _is_kxk_conv(lay):
                 flat = stack.reshape((-1,) + stack.shape[2:])  # (C * Co, Kh, Kw, Ci)
                 g = _engine.weight_bound_groups(flat, _MAX_X)
-                worst = conv.worst_case_groups(_acc_cfg(lay, flat.shape[0]))
+                worst = conv.worst_case_groups(execute.widest_acc_config(lay, flat.shape[0]))
                 groups = g if g is not None and len(g) < len(worst) else None
             self.weights[lay.name] = _Weights(kw, stack, groups)
         # tensors equal for every configuration: every variable they depend on has a single choice
@@ -136,7 +119,7 @@ def _stacked_acc(lay, x, wv: _Weights):
     ``[..., Ho, Wo, C, Co]`` (exact: weight-proved or worst-case groups)."""
     C, Co = wv.w.shape[0], wv.w.shape[1]
     flat = jnp.asarray(wv.w.reshape((C * Co,) + wv.w.shape[2:]))
-    acc = conv.accumulate(x, flat, None, _acc_cfg(lay, C * Co), wv.groups)
+    acc = conv.accumulate(x, flat, None, execute.widest_acc_config(lay, C * Co), wv.groups)
     return acc.reshape(acc.shape[:-1] + (C, Co))
 
 
@@ -152,7 +135,7 @@ def _select(acc, c):
 def _own_acc(lay, x, w):
     """Accumulators (no bias) of a weighted layer with one weight tensor (batched GEMM / broadcast under vmap)."""
     k = kinds.of(lay)
-    cfg = _acc_cfg(lay)
+    cfg = execute.widest_acc_config(lay)
     if k.flat:
         return linear.accumulate(x.reshape(x.shape[0], -1), w, None, cfg)
     if k.channelwise:
