@@ -42,7 +42,19 @@ class RunResult(NamedTuple):
 # ------------------------------------------------------------------------------------------------ inputs
 
 
+def host_dtype(qt: QType) -> np.dtype:
+    """The narrowest numpy integer dtype that holds every value of ``qt`` (uint8 for u8, int8 for i4, ...): the
+    dtype ``run`` moves its inputs to the device in (a quarter of int32's bytes for 8-bit images; the jitted
+    forward widens them to int32 itself)."""
+    for dt in (np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32):
+        info = np.iinfo(dt)
+        if info.min <= qt.lo and qt.hi <= info.max:
+            return np.dtype(dt)
+    return np.dtype(np.int64)
+
+
 def _check_one(spec, x, name: str) -> np.ndarray:
+    """``x`` checked against the input ``spec`` and converted to ``host_dtype`` of its type (batch axis added)."""
     x = np.asarray(x)
     shape, qt = spec.shape, spec.qtype
     if x.dtype.kind not in "iu":
@@ -52,10 +64,11 @@ def _check_one(spec, x, name: str) -> np.ndarray:
     if x.ndim != 4 or x.shape[1:] != shape:
         raise JaxpulpError(f"{name}: shape {x.shape}, expected (batch, {', '.join(map(str, shape))}) HWC "
                            f"(network input {spec.name!r})")
-    if x.size and (x.min() < qt.lo or x.max() > qt.hi):
+    info = np.iinfo(x.dtype)
+    if x.size and (info.min < qt.lo or info.max > qt.hi) and (x.min() < qt.lo or x.max() > qt.hi):
         raise JaxpulpError(f"{name}: values span [{x.min()}, {x.max()}], outside {qt} [{qt.lo}, {qt.hi}] (network "
                            f"input {spec.name!r})")
-    return x
+    return x.astype(host_dtype(qt), copy=False)
 
 
 def _check_inputs(net: Network, x) -> dict:
@@ -369,10 +382,19 @@ def add_values(lay: Layer, cfg, p, ins, in_types, out_type, cluster: Cluster, gr
 _values_forward_jit = jax.jit(_values_forward, static_argnames=("layers", "cfgs", "want", "cluster", "groups"))
 
 
+def _to_device(v, dtype=None):
+    """``v`` as a device array: host (numpy / Python) values by one ``jax.device_put`` of their numpy form (no
+    eagerly run conversion op, each of which would be compiled on first use: ~40 ms apiece on a fresh process);
+    jax arrays and tracers through ``jnp.asarray``."""
+    if isinstance(v, (jax.Array, jax.core.Tracer)):
+        return jnp.asarray(v, dtype)
+    return jax.device_put(np.asarray(v, dtype))
+
+
 def _value_params(net: Network, params):
     """One dict of int32 arrays per layer (the order of ``net.layers``), from ``params`` (default net.params)."""
     src = net.params if params is None else params
-    return tuple({k: jnp.asarray(v, jnp.int32) for k, v in src.get(lay.name, {}).items()} for lay in net.layers)
+    return tuple({k: _to_device(v, np.int32) for k, v in src.get(lay.name, {}).items()} for lay in net.layers)
 
 
 _PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -412,7 +434,7 @@ def _prepared_packed(net: Network, cluster: Cluster):
         cfgs = _configs(net.layers, "library", cluster)
         args = tuple(_layer_args(lay, net.params.get(lay.name, {}), cfg)
                      for lay, cfg in zip(net.layers, cfgs, strict=True))
-        return jax.tree_util.tree_map(jnp.asarray, args)
+        return jax.tree_util.tree_map(_to_device, args)
     return _prepared(net, ("packed", cluster), build)
 
 
@@ -450,20 +472,28 @@ def run(net: Network, x, *, path: str = "packed", keep: bool = False, cluster: C
     if path not in PATHS:
         raise JaxpulpError(f"path={path!r}: expected one of {PATHS}")
     xs = _check_inputs(net, x)
-    types = net.tensor_types()
-    want = tuple(types) if keep else net.outputs
-    if path == "values":
-        acts = _types_of(net, None)
-        out = _values_forward_jit({k: jnp.asarray(v, jnp.int32) for k, v in xs.items()}, _prepared_values(net),
-                                  acts, layers=net.layers, cfgs=_configs(net.layers, "ideal", cluster), want=want,
-                                  cluster=cluster, groups=_prepared_groups(net))
-        res = {k: np.asarray(v) for k, v in out.items()}
-    else:
-        cfgs = _configs(net.layers, "library", cluster)
-        args = _prepared_packed(net, cluster)
-        out = _packed_forward({k: jnp.asarray(v, jnp.int32) for k, v in xs.items()}, args, layers=net.layers,
-                              cfgs=cfgs, want=want, cluster=cluster, io=_packed_io(net, want),
-                              groups=_prepared_packed_groups(net, cluster))
-        res = {k: np.asarray(v).reshape((-1,) + tuple(types[k][0])) for k, v in out.items()}
+    fn, prepared, shapes = _runner(net, path, keep, cluster)
+    out = fn(xs, *prepared)  # host inputs in their narrow dtype: one transfer, widened on the device
+    res = {k: np.asarray(v).reshape(shapes[k]) for k, v in out.items()}
     outputs = {k: res[k] for k in net.outputs}
     return RunResult(outputs, res if keep else {})
+
+
+def _runner(net: Network, path: str, keep: bool, cluster: Cluster):
+    """``run``'s jitted forward with its static arguments bound, its prepared device arguments (weights; the value
+    path's own types as int32 device scalars, not Python ints converted on every call) and the wanted tensors'
+    output shapes ((-1, ...) per name), built once per network, path, ``keep`` and cluster."""
+    def build():
+        types = net.tensor_types()
+        want = tuple(types) if keep else net.outputs
+        shapes = {k: (-1,) + tuple(types[k][0]) for k in want}
+        if path == "values":
+            acts = {k: (_to_device(b, np.int32), _to_device(s, np.int32)) for k, (b, s) in _types_of(net, None).items()}
+            fn = functools.partial(_values_forward_jit, layers=net.layers, cfgs=_configs(net.layers, "ideal", cluster),
+                                   want=want, cluster=cluster, groups=_prepared_groups(net))
+            return fn, (_prepared_values(net), acts), shapes
+        fn = functools.partial(_packed_forward, layers=net.layers, cfgs=_configs(net.layers, "library", cluster),
+                               want=want, cluster=cluster, io=_packed_io(net, want),
+                               groups=_prepared_packed_groups(net, cluster))
+        return fn, (_prepared_packed(net, cluster),), shapes
+    return _prepared(net, ("run", path, keep, cluster), build)
