@@ -13,7 +13,11 @@ the ``cuda`` extra):
 Rows: network, path (float32 = baseline; packed = bit-exact PULP-NN kernels on memory images; values =
 intended arithmetic, precision as data), batch, inputs/s (median), ratio to the float32 forward, GMAC/s and its
 share of the same-run float32 GEMM rate, the compiled function's memory (arguments + outputs + temporaries, from
-XLA's memory analysis), the first call's time (compile + run), equality with the numpy interpreter.
+XLA's memory analysis), the first call's time, equality with the numpy interpreter. The first call is measured
+in a fresh Python process per network, path and batch (what a user sees: network built, inputs made, then the
+call; split into jaxpr trace + lowering, XLA compile and the rest, i.e. host preparation and the first execution
+itself, from JAX's compile events; JSON ``first_call_fresh``), and in this process (``first_call_in_process_s``,
+after the earlier batches warmed its caches). Inputs are uint8 numpy images, as a user holds them.
 Timings on a shared machine are noisy: compare ratios within one run.
 """
 from __future__ import annotations
@@ -24,6 +28,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -132,8 +137,10 @@ def _memory(fn, *args, **kw) -> int | None:
 
 
 
-def bench(net, x, reps: int, ref_batch: int, gemm: float, paths=("packed", "values")):
-    """Rows for one network and batch: float32, packed, values, interleaved ``reps`` times, medians."""
+def bench(net, x, reps: int, ref_batch: int, gemm: float, paths=("packed", "values"), key: str | None = None):
+    """Rows for one network and batch: float32, packed, values, interleaved ``reps`` times, medians. ``key``: the
+    network's name in ``_NETS``; with it the first call is also measured in a fresh process (``fresh_first_call``),
+    else only in this one (after whatever ran before in it)."""
     want = reference.forward(net, x[:ref_batch])
     t0 = time.perf_counter()
     reference.forward(net, x[:ref_batch])
@@ -159,6 +166,7 @@ def bench(net, x, reps: int, ref_batch: int, gemm: float, paths=("packed", "valu
     mem = {"float32": _memory(ff, fp, xf)}
     for path in paths:
         mem[path] = _packed_memory(net, x) if path == "packed" else _values_memory(net, x)
+    fresh = {name: fresh_first_call(key, name, len(x)) if key else None for name in cands}
     rows = []
     f_rate = len(x) / statistics.median(times["float32"])
     for name in cands:
@@ -166,23 +174,33 @@ def bench(net, x, reps: int, ref_batch: int, gemm: float, paths=("packed", "valu
         gmacs = rate * net.macs
         rows.append(dict(network=net.name, path=name, batch=len(x), macs_per_input=net.macs, inputs_per_s=rate,
                          ratio_to_float32=rate / f_rate, emulated_macs_per_s=gmacs, share_of_f32_gemm=gmacs / gemm,
-                         memory_bytes=mem.get(name), first_call_s=first[name], reps=reps,
+                         memory_bytes=mem.get(name), first_call_in_process_s=first[name],
+                         first_call_s=fresh[name]["first_call_s"] if fresh[name] else first[name],
+                         first_call_fresh=fresh[name], reps=reps,
                          times_s=times[name], numpy_inputs_per_s=ref_rate, ratio_to_numpy=rate / ref_rate,
                          equal_to_numpy=same.get(name)))
         r = rows[-1]
         m = r["memory_bytes"]
         print(f"{net.name:<22} {name:<7} batch {len(x):>4}: {rate:9.1f} inputs/s  x{r['ratio_to_float32']:5.2f} f32  "
               f"{gmacs / 1e9:6.2f} GMAC/s ({100 * r['share_of_f32_gemm']:4.1f}% GEMM)  "
-              f"mem {'?' if m is None else f'{m / 2**20:7.1f} MiB'}  first {first[name]:5.2f} s  "
+              f"mem {'?' if m is None else f'{m / 2**20:7.1f} MiB'}  first {r['first_call_s']:5.2f} s"
+              f"{_first_split(fresh[name])}  "
               f"numpy x{r['ratio_to_numpy']:6.1f}  {'' if name == 'float32' else ('==' if same[name] else 'MISMATCH')}",
               flush=True)
     return rows
 
 
+def _first_split(f: dict | None) -> str:
+    """' (trace+lower a, XLA compile b, rest c)' of a fresh-process first call, '' without one."""
+    if not f:
+        return " (in process)"
+    return f" (trace+lower {f['trace_s'] + f['lower_s']:4.2f}, XLA {f['compile_s']:4.2f}, rest {f['other_s']:4.2f})"
+
+
 def _values_memory(net, x):
     xs = execute._check_inputs(net, x)
     acts = execute._types_of(net, None)
-    return _memory(execute._values_forward_jit, {k: jnp.asarray(v, jnp.int32) for k, v in xs.items()},
+    return _memory(execute._values_forward_jit, xs,
                    execute._prepared_values(net), acts, layers=net.layers,
                    cfgs=execute._configs(net.layers, "ideal", execute.GAP8), want=net.outputs, cluster=execute.GAP8,
                    groups=execute._prepared_groups(net))
@@ -191,11 +209,68 @@ def _values_memory(net, x):
 def _packed_memory(net, x):
     """Memory of the compiled function ``execute.run`` calls on the packed path (values in, values out)."""
     xs = execute._check_inputs(net, x)
-    return _memory(execute._packed_forward, {k: jnp.asarray(v, jnp.int32) for k, v in xs.items()},
+    return _memory(execute._packed_forward, xs,
                    execute._prepared_packed(net, execute.GAP8), layers=net.layers,
                    cfgs=execute._configs(net.layers, "library", execute.GAP8), want=net.outputs,
                    cluster=execute.GAP8, io=execute._packed_io(net, net.outputs),
                    groups=execute._prepared_packed_groups(net, execute.GAP8))
+
+
+# ------------------------------------------------------------------------------------ first call
+
+
+_COMPILE_EVENTS = {"/jax/core/compile/jaxpr_trace_duration": "trace_s",
+                   "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower_s",
+                   "/jax/core/compile/backend_compile_duration": "compile_s"}
+
+
+def first_call(name: str, path: str, batch: int) -> dict:
+    """The first call as a user sees it, in this (fresh) process: build the network, make the inputs, then time
+    the first call (``run`` for packed / values; the jitted float32 forward, from host inputs, for float32) and a
+    second one. Split with JAX's compile events: ``trace_s`` (the outermost jaxpr trace; nested jits are inside
+    it), ``lower_s`` (to StableHLO), ``compile_s`` (XLA), ``other_s`` = first - trace - lower - compile (host-side
+    preparation, transfers and the first execution); ``second_s`` is one steady call."""
+    import jax.monitoring
+
+    t_start = time.perf_counter()
+    net = _NETS[name]()
+    x = _inputs(net, batch, np.random.default_rng(0))
+    built = time.perf_counter() - t_start
+    ev = {v: [] for v in _COMPILE_EVENTS.values()}
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, secs, **kw: ev[_COMPILE_EVENTS[event]].append(secs) if event in _COMPILE_EVENTS else None)
+    f32 = {}
+
+    def call():
+        if path != "float32":
+            return run(net, x, path=path)
+        if not f32:  # the float model's parameters are prepared within its first call, as run's are
+            f32["f"], f32["p"] = float_forward(net)
+        return _block(f32["f"](f32["p"], jnp.asarray(x, jnp.float32)))
+    t0 = time.perf_counter()
+    call()
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    call()
+    second = time.perf_counter() - t0
+    out = dict(net_build_s=built, first_call_s=first, second_s=second, trace_s=max(ev["trace_s"], default=0.0),
+               lower_s=sum(ev["lower_s"]), compile_s=sum(ev["compile_s"]))
+    out["other_s"] = first - out["trace_s"] - out["lower_s"] - out["compile_s"]
+    return out
+
+
+def fresh_first_call(name: str, path: str, batch: int) -> dict | None:
+    """``first_call`` in a new Python process (no warm caches of this one: prepared weights, jit caches, XLA's
+    in-memory compilation cache); adds ``process_s`` (the whole subprocess, imports included). None if it fails."""
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, os.path.abspath(__file__), "--first-call", name, path, str(batch)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"first-call subprocess failed: {r.stderr[-500:]}", file=sys.stderr)
+        return None
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    out["process_s"] = time.perf_counter() - t0
+    return out
 
 
 # ------------------------------------------------------------------------------------------ profile
@@ -264,10 +339,16 @@ def profile(net, x, reps: int):
 # --------------------------------------------------------------------------------------------- main
 
 
+_NETS = {"dronet": zoo.dronet, "mobilenet": lambda: zoo.mobilenet_v1(0.25, 128)}
+
+
 def _inputs(net, batch, rng):
+    """A batch of inputs in the narrowest integer dtype of the input type (uint8 images, as a user holds them)."""
     if net.name.lower().startswith("dronet"):
-        return np.clip(zoo.dronet_input()[None] + rng.integers(-8, 9, (batch,) + net.input.shape), 0, 255)
-    return rng.integers(0, 256, (batch,) + net.input.shape)
+        x = np.clip(zoo.dronet_input()[None] + rng.integers(-8, 9, (batch,) + net.input.shape), 0, 255)
+    else:
+        x = rng.integers(0, 256, (batch,) + net.input.shape)
+    return x.astype(execute.host_dtype(net.input.qtype))
 
 
 def main(argv=None) -> int:
@@ -278,22 +359,28 @@ def main(argv=None) -> int:
     p.add_argument("--nets", nargs="+", default=["dronet", "mobilenet"])
     p.add_argument("--profile", action="store_true", help="per-layer breakdown at the first batch size instead")
     p.add_argument("--json", default=None, help="default benchmarks/results/network.json (network_profile.json)")
+    p.add_argument("--no-fresh", action="store_true", help="measure the first call only in this process (after the "
+                   "earlier batches warmed its caches), not in a fresh one per network, path and batch")
+    p.add_argument("--first-call", nargs=3, metavar=("NET", "PATH", "BATCH"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.first_call:  # the fresh process of fresh_first_call: one JSON line
+        net_name, path, batch = args.first_call
+        print(json.dumps(first_call(net_name, path, int(batch))))
+        return 0
     print(f"jaxpulp {__version__}, jax {jax.__version__}, backend {jax.default_backend()}, devices {jax.devices()}, "
           f"{os.cpu_count()} CPUs")
     rng = np.random.default_rng(0)
-    nets = {"dronet": zoo.dronet, "mobilenet": lambda: zoo.mobilenet_v1(0.25, 128)}
     gemm = _gemm_rate()
     print(f"float32 GEMM (1024^3, same run): {gemm / 1e9:.1f} GMAC/s")
     rows = []
     for name in args.nets:
-        net = nets[name]()
+        net = _NETS[name]()
         for b in (args.batches[:1] if args.profile else args.batches):
             x = _inputs(net, b, rng)
             if args.profile:
                 rows += profile(net, x, args.reps)
             else:
-                rows += bench(net, x, args.reps, min(args.ref_batch, b), gemm)
+                rows += bench(net, x, args.reps, min(args.ref_batch, b), gemm, key=None if args.no_fresh else name)
     path = args.json or os.path.join(os.path.dirname(__file__), "results",
                                      "network_profile.json" if args.profile else "network.json")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -132,16 +132,26 @@ def requant(acc, *, relu, bn, kappa, lam, out_mult, out_shift, lo, hi, bn_bits: 
     """
     acc = jnp.asarray(acc, jnp.int32)
     s = jnp.bitwise_and(jnp.asarray(out_shift, jnp.int32), 31)
-    m16 = jnp.asarray(out_mult, jnp.int32) & 0xFFFF
-    m16 = jnp.where(m16 >= 0x8000, m16 - 0x10000, m16)
-    if bn_bits == 64:
-        bn_v = _bn64(kappa, acc, lam, out_shift)
+
+    def bn_v():
+        if bn_bits == 64:
+            return _bn64(kappa, acc, lam, out_shift)
+        return jnp.right_shift(jnp.asarray(kappa, jnp.int32) * acc + jnp.asarray(lam, jnp.int32), s)
+
+    def mult_v():
+        m16 = jnp.asarray(out_mult, jnp.int32) & 0xFFFF
+        return jnp.right_shift(jnp.where(m16 >= 0x8000, m16 - 0x10000, m16) * acc, s)
+
+    def shift_v():
+        return jnp.right_shift(acc, s)
+
+    if all(isinstance(f, (bool, int, np.integer)) for f in (relu, bn)):
+        # static flags: only the selected mode is traced (fewer ops to lower and compile; the values of the traced
+        # selection below, which takes that very branch)
+        v = {MODE_BN: bn_v, MODE_MULT: mult_v, MODE_SHIFT: shift_v}[mode(int(relu), int(bn))]()
     else:
-        bn_v = jnp.right_shift(jnp.asarray(kappa, jnp.int32) * acc + jnp.asarray(lam, jnp.int32), s)
-    mult_v = jnp.right_shift(m16 * acc, s)
-    shift_v = jnp.right_shift(acc, s)
-    m = mode_traced(relu, bn)
-    v = jnp.where(m == MODE_BN, bn_v, jnp.where(m == MODE_MULT, mult_v, shift_v))
+        m = mode_traced(relu, bn)
+        v = jnp.where(m == MODE_BN, bn_v(), jnp.where(m == MODE_MULT, mult_v(), shift_v()))
     return jnp.clip(v, lo, hi)
 
 

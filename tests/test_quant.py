@@ -74,3 +74,23 @@ def test_bn64_differs_from_bn32_on_overflow():
     assert exact != wrapped
     assert int(quant.requant(np.int32(3_000_000), bn_bits=64, **args)) == exact
     assert int(quant.requant(np.int32(3_000_000), bn_bits=32, **args)) == wrapped
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31), shift=st.integers(0, 70), mult=st.integers(0, 0xFFFF), relu=st.integers(0, 3),
+       bn=st.integers(0, 2), bn_bits=st.sampled_from([32, 64]), bits=st.sampled_from([2, 4, 8]),
+       signed=st.booleans())
+def test_static_flags_trace_only_the_selected_mode_and_equal_traced_flags(seed, shift, mult, relu, bn, bn_bits, bits,
+                                                                         signed):
+    # requant with Python-int flags traces one mode only; with traced (int32 array) flags it selects among all
+    # three: the same values, at int32 extremes included
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(seed)
+    edges = np.array([-(2**31), 2**31 - 1, -1, 0, 1], np.int64)
+    acc, kappa, lam = (np.concatenate([edges, rng.integers(-(2**31), 2**31, 59)]).astype(np.int32) for _ in range(3))
+    lo, hi = quant.type_bounds(bits, signed)
+    kw = dict(kappa=kappa, lam=lam, out_mult=mult, out_shift=shift, lo=lo, hi=hi, bn_bits=bn_bits)
+    static = quant.requant(acc, relu=relu, bn=bn, **kw)
+    traced = quant.requant(acc, relu=jnp.int32(relu), bn=jnp.int32(bn), **kw)
+    np.testing.assert_array_equal(np.asarray(static), np.asarray(traced))

@@ -1,0 +1,57 @@
+"""``run``'s input handling: inputs move to the device in ``execute.host_dtype`` of their type (uint8 for u8) and
+are widened there; whatever integer dtype a caller passes, the outputs are the numpy interpreter's, and values
+outside the input type are still refused (also when the dtype is narrow)."""
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from jaxpulp import JaxpulpError
+from jaxpulp.network import execute, reference, zoo
+from jaxpulp.network.execute import run
+from jaxpulp.network.graph import TensorSpec
+from jaxpulp.qtypes import QType
+
+TINY = dict(alpha=0.25, resolution=96)  # as tests/test_network.py
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return zoo.mobilenet_v1(**TINY)
+
+
+@pytest.mark.parametrize("t", ["u8", "u4", "u2", "i8", "i4", "i2", "u32", "i32"])
+def test_host_dtype_is_the_narrowest_that_holds_the_type(t):
+    qt = QType.parse(t)
+    dt = execute.host_dtype(qt)
+    info = np.iinfo(dt)
+    assert info.min <= qt.lo and qt.hi <= info.max
+    narrower = [d for d in (np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32)
+                if np.dtype(d).itemsize < dt.itemsize]
+    assert all(np.iinfo(d).min > qt.lo or np.iinfo(d).max < qt.hi for d in narrower)
+
+
+@settings(max_examples=4, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**31), batch=st.integers(1, 3),
+       dtype=st.sampled_from(["uint8", "int16", "int32", "int64", "uint32", "jax-int32"]))
+def test_any_integer_dtype_gives_the_numpy_interpreters_outputs(tiny, seed, batch, dtype):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (batch,) + tiny.input.shape)
+    x[0, 0, 0, 0], x[-1, -1, -1, -1] = 0, 255  # the type's bounds
+    want = reference.forward(tiny, x)["fc"]
+    xd = jnp.asarray(x, jnp.int32) if dtype == "jax-int32" else x.astype(dtype)
+    for path in ("packed", "values"):
+        np.testing.assert_array_equal(run(tiny, xd, path=path).outputs["fc"], want, err_msg=f"{path} {dtype}")
+
+
+def test_values_outside_the_input_type_are_refused_in_a_narrow_dtype(tiny):
+    lays = list(tiny.layers)
+    lays[0] = lays[0].with_types(in_type="u4")
+    u4 = tiny.replace(inputs=(TensorSpec(tiny.input.name, tiny.input.shape, QType.parse("u4")),), layers=tuple(lays))
+    assert execute.host_dtype(u4.input.qtype) == np.uint8
+    x = np.zeros((1,) + tiny.input.shape, np.uint8)
+    x[0, 1, 2, 0] = 16
+    with pytest.raises(JaxpulpError, match=r"x: values span \[0, 16\], outside u4"):
+        run(u4, x)
+    with pytest.raises(JaxpulpError, match="x: dtype float32"):
+        run(tiny, x.astype(np.float32))
