@@ -3,7 +3,9 @@ the ``cuda`` extra):
 
 * the **float32 forward of the same topology** (``lax`` convolutions / ``reduce_window`` / ``dot``, a per-channel
   scale and a float clip between layers: what a user would otherwise run as a fake-quantised model), timed
-  interleaved with jaxpulp's paths (each repetition runs every candidate once, the median is reported);
+  interleaved with jaxpulp's paths (each repetition runs every candidate once, the median is reported); and the
+  same float32 forward run in steps of ``execute.auto_step(net)`` inputs as ``execute.run`` runs a large batch
+  ("float32_stepped": what the steps alone are worth, so the paths' own share of the ratio can be read off);
 * the plain numpy int64 interpreter of the same graph (``jaxpulp.network.reference``), on a few inputs.
 
     python benchmarks/network.py                               # DroNet, MobileNetV1-0.25-128; batch 1 16 128 1024
@@ -140,7 +142,9 @@ def bench(net, x, reps: int, ref_batch: int, gemm: float, paths=("packed", "valu
     ref_rate = ref_batch / (time.perf_counter() - t0)
     ff, fp = float_forward(net)
     xf = jnp.asarray(x, jnp.float32)
-    cands = {"float32": lambda: _block(ff(fp, xf))}
+    step = execute.auto_step(net)
+    fc = jax.jit(lambda p, v: execute._in_steps(lambda d: {"y": ff(p, d["x"])}, {"x": v}, step)["y"])
+    cands = {"float32": lambda: _block(ff(fp, xf)), "float32_stepped": lambda: _block(fc(fp, xf))}
     for path in paths:
         cands[path] = (lambda p=path: run(net, x, path=p))
     first, same = {}, {}
@@ -148,7 +152,7 @@ def bench(net, x, reps: int, ref_batch: int, gemm: float, paths=("packed", "valu
         t0 = time.perf_counter()
         out = fn()
         first[name] = time.perf_counter() - t0
-        if name != "float32":
+        if not name.startswith("float32"):
             same[name] = all(np.array_equal(out.outputs[k][:ref_batch], want[k]) for k in net.outputs)
     times = {k: [] for k in cands}
     for _ in range(reps):
@@ -156,46 +160,50 @@ def bench(net, x, reps: int, ref_batch: int, gemm: float, paths=("packed", "valu
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
-    mem = {"float32": _memory(ff, fp, xf)}
+    mem = {"float32": _memory(ff, fp, xf), "float32_stepped": _memory(fc, fp, xf)}
     for path in paths:
-        mem[path] = _packed_memory(net, x) if path == "packed" else _values_memory(net, x)
+        mem[path] = _packed_memory(net, x, step) if path == "packed" else _values_memory(net, x, step)
     rows = []
     f_rate = len(x) / statistics.median(times["float32"])
+    fs_rate = len(x) / statistics.median(times["float32_stepped"])
     for name in cands:
         rate = len(x) / statistics.median(times[name])
         gmacs = rate * net.macs
-        rows.append(dict(network=net.name, path=name, batch=len(x), macs_per_input=net.macs, inputs_per_s=rate,
-                         ratio_to_float32=rate / f_rate, emulated_macs_per_s=gmacs, share_of_f32_gemm=gmacs / gemm,
+        rows.append(dict(network=net.name, path=name, batch=len(x), step=step, macs_per_input=net.macs,
+                         inputs_per_s=rate, ratio_to_float32=rate / f_rate, ratio_to_float32_stepped=rate / fs_rate,
+                         emulated_macs_per_s=gmacs, share_of_f32_gemm=gmacs / gemm,
                          memory_bytes=mem.get(name), first_call_s=first[name], reps=reps,
                          times_s=times[name], numpy_inputs_per_s=ref_rate, ratio_to_numpy=rate / ref_rate,
                          equal_to_numpy=same.get(name)))
         r = rows[-1]
         m = r["memory_bytes"]
-        print(f"{net.name:<22} {name:<7} batch {len(x):>4}: {rate:9.1f} inputs/s  x{r['ratio_to_float32']:5.2f} f32  "
+        print(f"{net.name:<22} {name:<15} batch {len(x):>4}: {rate:9.1f} inputs/s  x{r['ratio_to_float32']:5.2f} f32  "
+              f"x{r['ratio_to_float32_stepped']:5.2f} f32 in steps of {step}  "
               f"{gmacs / 1e9:6.2f} GMAC/s ({100 * r['share_of_f32_gemm']:4.1f}% GEMM)  "
               f"mem {'?' if m is None else f'{m / 2**20:7.1f} MiB'}  first {first[name]:5.2f} s  "
-              f"numpy x{r['ratio_to_numpy']:6.1f}  {'' if name == 'float32' else ('==' if same[name] else 'MISMATCH')}",
+              f"numpy x{r['ratio_to_numpy']:6.1f}  {('==' if same[name] else 'MISMATCH') if name in same else ''}",
               flush=True)
     return rows
 
 
-def _values_memory(net, x):
+def _values_memory(net, x, step):
+    """Memory of the compiled function ``execute.run`` calls on the value path."""
     xs = execute._check_inputs(net, x)
     acts = execute._types_of(net, None)
-    return _memory(execute._values_forward_jit, {k: jnp.asarray(v, jnp.int32) for k, v in xs.items()},
+    return _memory(execute._values_stepped, {k: jnp.asarray(v, jnp.int32) for k, v in xs.items()},
                    execute._prepared_values(net), acts, layers=net.layers,
                    cfgs=execute._configs(net.layers, "ideal", execute.GAP8), want=net.outputs, cluster=execute.GAP8,
-                   groups=execute._prepared_groups(net))
+                   groups=execute._prepared_groups(net), step=step)
 
 
-def _packed_memory(net, x):
+def _packed_memory(net, x, step):
     """Memory of the compiled function ``execute.run`` calls on the packed path (values in, values out)."""
     xs = execute._check_inputs(net, x)
     return _memory(execute._packed_forward, {k: jnp.asarray(v, jnp.int32) for k, v in xs.items()},
                    execute._prepared_packed(net, execute.GAP8), layers=net.layers,
                    cfgs=execute._configs(net.layers, "library", execute.GAP8), want=net.outputs,
                    cluster=execute.GAP8, io=execute._packed_io(net, net.outputs),
-                   groups=execute._prepared_packed_groups(net, execute.GAP8))
+                   groups=execute._prepared_packed_groups(net, execute.GAP8), step=step)
 
 
 # ------------------------------------------------------------------------------------------ profile
