@@ -68,36 +68,39 @@ def _float_params(net):
     return out
 
 
-def float_forward(net):
-    """jit-compiled ``f(params, x float32 (B, H, W, C)) -> output float32`` of the same topology, and its params."""
-    layers = net.layers
+def _float_layer(lay, p, env):
+    """One layer of the float32 forward on float32 tensors (``env``: tensor name -> value)."""
+    a = env[lay.inputs[0]]
+    t, b, left, r = lay.pad if lay.kind != "add" and lay.kind != "linear" else (0, 0, 0, 0)
+    if lay.kind in ("conv", "depthwise"):
+        y = jax.lax.conv_general_dilated(a, p["w"], lay.stride, ((t, b), (left, r)),
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                         feature_group_count=a.shape[-1] if lay.kind == "depthwise" else 1)
+    elif lay.kind == "linear":
+        y = (a.reshape(a.shape[0], -1) @ p["w"]).reshape((-1, 1, 1, lay.out_shape[2]))
+    elif lay.kind == "maxpool":
+        y = jax.lax.reduce_window(a, -jnp.inf, jax.lax.max, (1,) + lay.kernel + (1,), (1,) + lay.stride + (1,),
+                                  ((0, 0), (t, b), (left, r), (0, 0)))
+    elif lay.kind == "avgpool":
+        y = jax.lax.reduce_window(a, 0.0, jax.lax.add, (1,) + lay.kernel + (1,), (1,) + lay.stride + (1,),
+                                  ((0, 0), (t, b), (left, r), (0, 0))) / (lay.kernel[0] * lay.kernel[1])
+    else:  # add
+        y = a + env[lay.inputs[1]]
+    if "scale" in p:
+        y = y * p["scale"] + p["offset"]
+    qt = lay.out_type
+    return y if qt.bits == 32 else jnp.clip(y, float(qt.lo), float(qt.hi))
 
-    def clip(y, qt):
-        return jnp.clip(y, float(qt.lo), float(qt.hi))
+
+def float_forward(net):
+    """jit-compiled ``f(params, x float32 (B, H, W, C)) -> output float32`` of the same topology, and its params.
+    Each layer's operations carry its ``execute.scope_name`` (as the jaxpulp paths' do)."""
 
     def f(params, x):
         env = {net.input.name: x}
-        for lay in layers:
-            p = params[lay.name]
-            a = env[lay.inputs[0]]
-            t, b, left, r = lay.pad if lay.kind != "add" and lay.kind != "linear" else (0, 0, 0, 0)
-            if lay.kind in ("conv", "depthwise"):
-                y = jax.lax.conv_general_dilated(a, p["w"], lay.stride, ((t, b), (left, r)),
-                                                 dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                                 feature_group_count=a.shape[-1] if lay.kind == "depthwise" else 1)
-            elif lay.kind == "linear":
-                y = (a.reshape(a.shape[0], -1) @ p["w"]).reshape((-1, 1, 1, lay.out_shape[2]))
-            elif lay.kind == "maxpool":
-                y = jax.lax.reduce_window(a, -jnp.inf, jax.lax.max, (1,) + lay.kernel + (1,), (1,) + lay.stride + (1,),
-                                          ((0, 0), (t, b), (left, r), (0, 0)))
-            elif lay.kind == "avgpool":
-                y = jax.lax.reduce_window(a, 0.0, jax.lax.add, (1,) + lay.kernel + (1,), (1,) + lay.stride + (1,),
-                                          ((0, 0), (t, b), (left, r), (0, 0))) / (lay.kernel[0] * lay.kernel[1])
-            else:  # add
-                y = a + env[lay.inputs[1]]
-            if "scale" in p:
-                y = y * p["scale"] + p["offset"]
-            env[lay.output] = y if lay.out_type.bits == 32 else clip(y, lay.out_type)
+        for lay in net.layers:
+            with jax.named_scope(execute.scope_name(lay)):
+                env[lay.output] = _float_layer(lay, params[lay.name], env)
         return env[net.outputs[0]]
 
     return jax.jit(f), _float_params(net)

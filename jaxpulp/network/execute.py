@@ -47,6 +47,12 @@ def auto_step(net: Network) -> int:
     return 1 << (n.bit_length() - 1)
 
 
+def scope_name(lay: Layer) -> str:
+    """The ``jax.named_scope`` of a layer's operations in the compiled forward (its name, '/' replaced by '|'),
+    so XLA's op metadata and profiles name the layer (``benchmarks/network_trace.py``)."""
+    return lay.name.replace("/", "|")
+
+
 def _in_steps(fn, x: dict, step: int | None):
     """``fn`` ({name: (batch, ...)} -> {name: (batch, ...)}) over the batch in steps of ``step`` inputs
     (``lax.map``: one compiled step, run in sequence, so each layer's tensors stay in the caches), the last step
@@ -239,7 +245,8 @@ def _packed_images(images, args, layers, cfgs, want, cluster, groups=None):
     env = dict(images)
     groups = (None,) * len(layers) if groups is None else groups
     for lay, cfg, a, g in zip(layers, cfgs, args, groups, strict=True):
-        lanes = _run_layer_packed(lay, cfg, a, [env[i] for i in lay.inputs], cluster, g)
+        with jax.named_scope(scope_name(lay)):
+            lanes = _run_layer_packed(lay, cfg, a, [env[i] for i in lay.inputs], cluster, g)
         env[lay.output] = Image(None, lanes, cfg.out_type)
     return {k: env[k] for k in want}
 
@@ -379,8 +386,9 @@ def _values_forward(x, params, act_types, layers, cfgs, want, cluster, groups=No
     for lay, cfg, p, g in zip(layers, cfgs, params, groups, strict=True):
         ins = [env[i] for i in lay.inputs]
         in_types = [act_types[i] for i in lay.inputs]
-        env[lay.output] = kinds.of(lay).hook("values")(lay, cfg, p, ins, in_types, act_types[lay.output], cluster,
-                                                       g)
+        with jax.named_scope(scope_name(lay)):
+            env[lay.output] = kinds.of(lay).hook("values")(lay, cfg, p, ins, in_types, act_types[lay.output],
+                                                           cluster, g)
     return {k: env[k] for k in want}
 
 
