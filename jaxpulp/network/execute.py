@@ -177,11 +177,13 @@ def words(img: Image):
 
 
 def weighted_args(lay: Layer, p: dict, cfg) -> tuple:
-    """conv / depthwise / linear: (packed weights, the kernel module's Params)."""
+    """conv / depthwise / linear: (packed weights -- for depthwise, ``depthwise.unpacked_weights`` of them --, the
+    kernel module's Params)."""
     k = kinds.of(lay)
     w = np.asarray(p["w"])
-    if k.channelwise:  # depthwise weights are byte planes, one per tap
-        w_words = packing.pack_planes(np.transpose(w, (1, 2, 0)), lay.w_type)
+    if k.channelwise:  # depthwise weights are byte planes, one per tap, kept as the kernel unpacks them: its
+        # tap loops broadcast the weights, and XLA fused a per-call unpack into them (redone for every pixel)
+        w_words = depthwise.unpacked_weights(packing.pack_planes(np.transpose(w, (1, 2, 0)), lay.w_type), cfg)
     else:
         w_words = packing.pack(w, lay.w_type)
     bias = np.asarray(p["bias"], np.int32) if lay.bias else None
@@ -218,7 +220,7 @@ def packed_conv(cfg, args, ins, cluster: Cluster, groups=None):
 def packed_depthwise(cfg, args, ins, cluster: Cluster, groups=None):
     """DORY's CHW transfer folded into the kernel's unpack (the same bits as the planes)."""
     x = read(ins[0], cfg.in_type, cfg.H * cfg.W * cfg.Co)
-    return depthwise.run_lanes_hwc(x, args[0], args[1], cfg=cfg, cluster=cluster)
+    return depthwise.run_lanes_hwc(x, args[0], args[1], cfg=cfg, cluster=cluster, unpacked=True)
 
 
 def packed_linear(cfg, args, ins, cluster: Cluster, groups=None):
