@@ -30,6 +30,46 @@ from jaxpulp.qtypes import QType
 
 PATHS = ("packed", "values")
 
+# A compiled step's working-set target (bytes): its widest layer's int32 input + output values for ``step``
+# inputs. Measured (benchmarks/network.py, 2-core AMD EPYC, 1 MiB L2 per core, 32 MiB L3, batch 128, paired
+# runs): DroNet's value path 363 -> 670 inputs/s in steps of 4 (1.44 MB a widest layer per input), MobileNetV1-0.25
+# 833 -> 950-1,070 in steps of 8-32 (0.39 MB); a whole large batch in one step leaves the caches at every layer.
+STEP_BYTES = 8 << 20
+
+
+def auto_step(net: Network) -> int:
+    """Inputs per compiled step of ``run``: the largest power of two whose widest layer (int32 input and output
+    values, bytes) fits ``STEP_BYTES``, at least 1."""
+    types = net.tensor_types()
+    size = {k: int(np.prod(v[0])) for k, v in types.items()}
+    per_input = max(4 * (sum(size[i] for i in lay.inputs) + size[lay.output]) for lay in net.layers)
+    n = max(1, STEP_BYTES // per_input)
+    return 1 << (n.bit_length() - 1)
+
+
+def scope_name(lay: Layer) -> str:
+    """The ``jax.named_scope`` of a layer's operations in the compiled forward (its name, '/' replaced by '|'),
+    so XLA's op metadata and profiles name the layer (``benchmarks/network_trace.py``)."""
+    return lay.name.replace("/", "|")
+
+
+def _in_steps(fn, x: dict, step: int | None):
+    """``fn`` ({name: (batch, ...)} -> {name: (batch, ...)}) over the batch in steps of ``step`` inputs
+    (``lax.map``: one compiled step, run in sequence, so each layer's tensors stay in the caches), the last step
+    padded with zero inputs (a value of every type) whose outputs are dropped; in one step when ``step`` is None
+    or at least the batch. Inputs are independent, so the result is the same bits either way."""
+    B = next(iter(x.values())).shape[0]
+    if step is None or B <= step:
+        return fn(x)
+    n = -(-B // step)
+
+    def split(v):
+        v = jnp.pad(v, ((0, n * step - B),) + ((0, 0),) * (v.ndim - 1))
+        return v.reshape((n, step) + v.shape[1:])
+
+    out = jax.lax.map(fn, {k: split(v) for k, v in x.items()})
+    return {k: v.reshape((n * step,) + v.shape[2:])[:B] for k, v in out.items()}
+
 
 class RunResult(NamedTuple):
     """``outputs``: name -> int array (batch, ...) of each network output; ``tensors``: every activation by name
@@ -150,11 +190,13 @@ def words(img: Image):
 
 
 def weighted_args(lay: Layer, p: dict, cfg) -> tuple:
-    """conv / depthwise / linear: (packed weights, the kernel module's Params)."""
+    """conv / depthwise / linear: (packed weights -- for depthwise, ``depthwise.unpacked_weights`` of them --, the
+    kernel module's Params)."""
     k = kinds.of(lay)
     w = np.asarray(p["w"])
-    if k.channelwise:  # depthwise weights are byte planes, one per tap
-        w_words = packing.pack_planes(np.transpose(w, (1, 2, 0)), lay.w_type)
+    if k.channelwise:  # depthwise weights are byte planes, one per tap, kept as the kernel unpacks them: its
+        # tap loops broadcast the weights, and XLA fused a per-call unpack into them (redone for every pixel)
+        w_words = depthwise.unpacked_weights(packing.pack_planes(np.transpose(w, (1, 2, 0)), lay.w_type), cfg)
     else:
         w_words = packing.pack(w, lay.w_type)
     bias = np.asarray(p["bias"], np.int32) if lay.bias else None
@@ -191,7 +233,7 @@ def packed_conv(cfg, args, ins, cluster: Cluster, groups=None):
 def packed_depthwise(cfg, args, ins, cluster: Cluster, groups=None):
     """DORY's CHW transfer folded into the kernel's unpack (the same bits as the planes)."""
     x = read(ins[0], cfg.in_type, cfg.H * cfg.W * cfg.Co)
-    return depthwise.run_lanes_hwc(x, args[0], args[1], cfg=cfg, cluster=cluster)
+    return depthwise.run_lanes_hwc(x, args[0], args[1], cfg=cfg, cluster=cluster, unpacked=True)
 
 
 def packed_linear(cfg, args, ins, cluster: Cluster, groups=None):
@@ -218,7 +260,8 @@ def _packed_images(images, args, layers, cfgs, want, cluster, groups=None):
     env = dict(images)
     groups = (None,) * len(layers) if groups is None else groups
     for lay, cfg, a, g in zip(layers, cfgs, args, groups, strict=True):
-        lanes = _run_layer_packed(lay, cfg, a, [env[i] for i in lay.inputs], cluster, g)
+        with jax.named_scope(scope_name(lay)):
+            lanes = _run_layer_packed(lay, cfg, a, [env[i] for i in lay.inputs], cluster, g)
         env[lay.output] = Image(None, lanes, cfg.out_type)
     return {k: env[k] for k in want}
 
@@ -234,17 +277,21 @@ def _packed_lanes(x_lanes, args, layers, cfgs, want, cluster, in_types, groups=N
 _packed_lanes_jit = jax.jit(_packed_lanes, static_argnames=("layers", "cfgs", "want", "cluster", "in_types", "groups"))
 
 
-@functools.partial(jax.jit, static_argnames=("layers", "cfgs", "want", "cluster", "io", "groups"))
-def _packed_forward(x, args, layers, cfgs, want, cluster, io, groups=None):
+@functools.partial(jax.jit, static_argnames=("layers", "cfgs", "want", "cluster", "io", "groups", "step"))
+def _packed_forward(x, args, layers, cfgs, want, cluster, io, groups=None, step=None):
     """Packed path from and to int values: the inputs are packed and the wanted tensors unpacked on the device
     (``_engine.pack_lanes`` / ``unpack_lanes``: the bits of ``packing.pack_hwc`` / ``unpack``), where they are
     needed at all: a tensor read at the type it was written with is its lanes, so an input and an output
     only are packed / unpacked where a reader takes another type. io = ((input name, QType), ...), ((tensor
-    name, elements, QType), ...)."""
+    name, elements, QType), ...). ``step`` (static): inputs per step (``_in_steps``), None: one step."""
     ins, outs = io
-    images = {n: Image(None, x[n].astype(jnp.int32), qt) for n, qt in ins}
-    env = _packed_images(images, args, layers, cfgs, want, cluster, groups)
-    return {n: read(env[n], qt, count) for n, count, qt in outs}
+
+    def one(xs):
+        images = {n: Image(None, xs[n].astype(jnp.int32), qt) for n, qt in ins}
+        env = _packed_images(images, args, layers, cfgs, want, cluster, groups)
+        return {n: read(env[n], qt, count) for n, count, qt in outs}
+
+    return _in_steps(one, x, step)
 
 
 def _packed_io(net: Network, want: tuple) -> tuple:
@@ -354,8 +401,9 @@ def _values_forward(x, params, act_types, layers, cfgs, want, cluster, groups=No
     for lay, cfg, p, g in zip(layers, cfgs, params, groups, strict=True):
         ins = [env[i] for i in lay.inputs]
         in_types = [act_types[i] for i in lay.inputs]
-        env[lay.output] = kinds.of(lay).hook("values")(lay, cfg, p, ins, in_types, act_types[lay.output], cluster,
-                                                       g)
+        with jax.named_scope(scope_name(lay)):
+            env[lay.output] = kinds.of(lay).hook("values")(lay, cfg, p, ins, in_types, act_types[lay.output],
+                                                           cluster, g)
     return {k: env[k] for k in want}
 
 
@@ -389,6 +437,13 @@ def _to_device(v, dtype=None):
     if isinstance(v, (jax.Array, jax.core.Tracer)):
         return jnp.asarray(v, dtype)
     return jax.device_put(np.asarray(v, dtype))
+
+
+@functools.partial(jax.jit, static_argnames=("layers", "cfgs", "want", "cluster", "groups", "step"))
+def _values_stepped(x, params, act_types, layers, cfgs, want, cluster, groups=None, step=None):
+    """``_values_forward`` in steps of ``step`` inputs (``_in_steps``; static, None: one step)."""
+    return _in_steps(lambda xs: _values_forward(xs, params, act_types, layers, cfgs, want, cluster, groups), x,
+                      step)
 
 
 def _value_params(net: Network, params):
@@ -462,38 +517,44 @@ def run_values(net: Network, x, *, params=None, act_types=None, keep: bool = Fal
 # ------------------------------------------------------------------------------------------------ public
 
 
-def run(net: Network, x, *, path: str = "packed", keep: bool = False, cluster: Cluster = GAP8) -> RunResult:
+def run(net: Network, x, *, path: str = "packed", keep: bool = False, cluster: Cluster = GAP8,
+        step: int | None = None) -> RunResult:
     """Run a batch of inputs ``x`` (int, (batch, H, W, C) or one (H, W, C) image; a dict by input name or a
     sequence for networks with several inputs) through ``net``.
 
     path="packed": each layer's PULP-NN kernel on packed memory images (bit-exact to the library);
-    path="values": the value path (ideal semantics). Compiles once per (network, batch size, path).
-    Returns ``RunResult(outputs, tensors)`` with numpy int arrays (batch first)."""
+    path="values": the value path (ideal semantics). ``step``: inputs per compiled step (a large batch runs as
+    a sequence of such steps, which keeps each layer's tensors in the caches); None: ``auto_step(net)``.
+    Compiles once per (network, batch size, path, step). Returns ``RunResult(outputs, tensors)`` with numpy int
+    arrays (batch first); the results do not depend on ``step``."""
     if path not in PATHS:
         raise JaxpulpError(f"path={path!r}: expected one of {PATHS}")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1):
+        raise JaxpulpError(f"step={step!r}: expected None or an int >= 1 (inputs per compiled step)")
+    step = _prepared(net, "auto-step", lambda: auto_step(net)) if step is None else int(step)
     xs = _check_inputs(net, x)
-    fn, prepared, shapes = _runner(net, path, keep, cluster)
+    fn, prepared, shapes = _runner(net, path, keep, cluster, step)
     out = fn(xs, *prepared)  # host inputs in their narrow dtype: one transfer, widened on the device
     res = {k: np.asarray(v).reshape(shapes[k]) for k, v in out.items()}
     outputs = {k: res[k] for k in net.outputs}
     return RunResult(outputs, res if keep else {})
 
 
-def _runner(net: Network, path: str, keep: bool, cluster: Cluster):
+def _runner(net: Network, path: str, keep: bool, cluster: Cluster, step: int):
     """``run``'s jitted forward with its static arguments bound, its prepared device arguments (weights; the value
     path's own types as int32 device scalars, not Python ints converted on every call) and the wanted tensors'
-    output shapes ((-1, ...) per name), built once per network, path, ``keep`` and cluster."""
+    output shapes ((-1, ...) per name), built once per network, path, ``keep``, cluster and step."""
     def build():
         types = net.tensor_types()
         want = tuple(types) if keep else net.outputs
         shapes = {k: (-1,) + tuple(types[k][0]) for k in want}
         if path == "values":
             acts = {k: (_to_device(b, np.int32), _to_device(s, np.int32)) for k, (b, s) in _types_of(net, None).items()}
-            fn = functools.partial(_values_forward_jit, layers=net.layers, cfgs=_configs(net.layers, "ideal", cluster),
-                                   want=want, cluster=cluster, groups=_prepared_groups(net))
+            fn = functools.partial(_values_stepped, layers=net.layers, cfgs=_configs(net.layers, "ideal", cluster),
+                                   want=want, cluster=cluster, groups=_prepared_groups(net), step=step)
             return fn, (_prepared_values(net), acts), shapes
         fn = functools.partial(_packed_forward, layers=net.layers, cfgs=_configs(net.layers, "library", cluster),
                                want=want, cluster=cluster, io=_packed_io(net, want),
-                               groups=_prepared_packed_groups(net, cluster))
+                               groups=_prepared_packed_groups(net, cluster), step=step)
         return fn, (_prepared_packed(net, cluster),), shapes
-    return _prepared(net, ("run", path, keep, cluster), build)
+    return _prepared(net, ("run", path, keep, cluster, step), build)
