@@ -194,7 +194,7 @@ def _values_memory(net, x, step):
     xs = execute._check_inputs(net, x)
     acts = execute._types_of(net, None)
     return _memory(execute._values_stepped, {k: jnp.asarray(v, jnp.int32) for k, v in xs.items()},
-                   execute._prepared_values(net), acts, layers=net.layers,
+                   execute._prepared_values(net), acts, layers=execute._prepared_value_layers(net),
                    cfgs=execute._configs(net.layers, "ideal", execute.GAP8), want=net.outputs, cluster=execute.GAP8,
                    groups=execute._prepared_groups(net), step=step)
 
@@ -256,7 +256,8 @@ def profile(net, x, reps: int):
                                              in_types=tuple((n, types[n][1]) for n in lay.inputs),
                                              groups=(g_p[k],)), reps)
         vals = {n: jnp.asarray(ins[n], jnp.int32) for n in lay.inputs}
-        t_v = _time_median(functools.partial(execute._values_forward_jit, vals, (prep_v[k],), acts, layers=(lay,),
+        t_v = _time_median(functools.partial(execute._values_forward_jit, vals, (prep_v[k],), acts,
+                                             layers=(execute._prepared_value_layers(net)[k],),
                                              cfgs=(cfg_i[k],), want=(lay.output,), cluster=execute.GAP8,
                                              groups=(g_v[k],)), reps)
         rows.append(dict(network=net.name, layer=lay.name, kind=lay.kind, in_shape=lay.in_shape,

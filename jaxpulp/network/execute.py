@@ -11,6 +11,7 @@ Both return the output tensor values (batch first); ``keep=True`` returns every 
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import weakref
 from typing import NamedTuple
@@ -443,6 +444,40 @@ def _prepared(net: Network, key, build):
     return per[key]
 
 
+def _bn_fits_int32(lay: Layer, p: dict, in_type: QType) -> bool:
+    """Static proof, from the layer's own concrete parameters, that its 64-bit BN tree (``bn_bits=64``) gives
+    the 32-bit tree's bits on the value path for every input of ``in_type``: with x in [lo, hi] (zero padding is
+    in it too), each channel's accumulator lies in [sum min(w*lo, w*hi), sum max(w*lo, w*hi)] + bias (interval
+    arithmetic, int64 on the host); if every accumulator and every ``kappa * acc + lam`` at both ends lies in
+    int32 and ``out_shift & 63 < 32``, the 32-bit products and sums never wrap and both trees shift the same
+    exact value by the same amount."""
+    if lay.bn_bits != 64 or quant.mode(lay.relu, lay.bn) != quant.MODE_BN or "w" not in p:
+        return False
+    if not 0 <= int(p.get("out_shift", 0)) & 63 < 32:
+        return False
+    w = np.asarray(p["w"], np.int64)
+    w = w.reshape(w.shape[0], -1)
+    bias = np.asarray(p["bias"], np.int64) if lay.bias else np.zeros(len(w), np.int64)
+    lo_acc = np.minimum(w * in_type.lo, w * in_type.hi).sum(axis=1) + bias
+    hi_acc = np.maximum(w * in_type.lo, w * in_type.hi).sum(axis=1) + bias
+    kappa = np.asarray(p["kappa"], np.int64)
+    lam = np.asarray(p["lam"], np.int64)
+    ends = np.stack([lo_acc, hi_acc, kappa * lo_acc + lam, kappa * hi_acc + lam])
+    return bool(ends.min() >= -(2**31) and ends.max() < 2**31)
+
+
+def _prepared_value_layers(net: Network) -> tuple:
+    """The layers ``run(path="values")`` compiles: a layer whose 64-bit BN tree provably gives the 32-bit tree's
+    bits for the network's own parameters and input types (``_bn_fits_int32``) takes the cheaper 32-bit tree
+    (the 64-bit one is emulated in 16-bit pieces: DroNet's value path 20-25% faster with it, loaded machine)."""
+    def build():
+        types = net.tensor_types()
+        return tuple(dataclasses.replace(lay, bn_bits=32)
+                     if _bn_fits_int32(lay, net.params.get(lay.name, {}), types[lay.inputs[0]][1]) else lay
+                     for lay in net.layers)
+    return _prepared(net, "value-layers", build)
+
+
 def _prepared_values(net: Network):
     """The network's own parameters for the value path, converted and moved to the device once per network."""
     return _prepared(net, "values", lambda: _value_params(net, None))
@@ -487,8 +522,10 @@ def run_values(net: Network, x, *, params=None, act_types=None, keep: bool = Fal
     xs = dict(x) if isinstance(x, dict) else {net.input.name: x}
     prm = _prepared_values(net) if params is None else _value_params(net, params)
     groups = _prepared_groups(net) if params is None else None  # traced params: worst-case chunking
+    own = params is None and act_types is None  # the network's own parameters and types: its proofs hold
     out = _values_forward({k: jnp.asarray(v) for k, v in xs.items()}, prm, acts,
-                          layers=net.layers, cfgs=cfgs, want=want, cluster=cluster, groups=groups)
+                          layers=_prepared_value_layers(net) if own else net.layers, cfgs=cfgs, want=want,
+                          cluster=cluster, groups=groups)
     return out if keep else out[net.outputs[0]]
 
 
@@ -516,8 +553,8 @@ def run(net: Network, x, *, path: str = "packed", keep: bool = False, cluster: C
     if path == "values":
         acts = _types_of(net, None)
         out = _values_stepped({k: jnp.asarray(v, jnp.int32) for k, v in xs.items()}, _prepared_values(net),
-                              acts, layers=net.layers, cfgs=_configs(net.layers, "ideal", cluster), want=want,
-                              cluster=cluster, groups=_prepared_groups(net), step=step)
+                              acts, layers=_prepared_value_layers(net), cfgs=_configs(net.layers, "ideal", cluster),
+                              want=want, cluster=cluster, groups=_prepared_groups(net), step=step)
         res = {k: np.asarray(v) for k, v in out.items()}
     else:
         cfgs = _configs(net.layers, "library", cluster)
