@@ -35,16 +35,20 @@ PATHS = ("packed", "values")
 # inputs. Measured (benchmarks/network.py, 2-core AMD EPYC, 1 MiB L2 per core, 32 MiB L3, batch 128, paired
 # runs): DroNet's value path 363 -> 670 inputs/s in steps of 4 (1.44 MB a widest layer per input), MobileNetV1-0.25
 # 833 -> 950-1,070 in steps of 8-32 (0.39 MB); a whole large batch in one step leaves the caches at every layer.
+# Other backends (GPUs want large batches; not measured, no GPU was lent): steps only bound the memory, 1 GiB.
 STEP_BYTES = 8 << 20
+STEP_BYTES_ACCELERATOR = 1 << 30
 
 
-def auto_step(net: Network) -> int:
+def auto_step(net: Network, backend: str | None = None) -> int:
     """Inputs per compiled step of ``run``: the largest power of two whose widest layer (int32 input and output
-    values, bytes) fits ``STEP_BYTES``, at least 1."""
+    values, bytes) fits ``STEP_BYTES`` on the CPU backend (``STEP_BYTES_ACCELERATOR`` on others; ``backend``:
+    default ``jax.default_backend()``), at least 1."""
     types = net.tensor_types()
     size = {k: int(np.prod(v[0])) for k, v in types.items()}
     per_input = max(4 * (sum(size[i] for i in lay.inputs) + size[lay.output]) for lay in net.layers)
-    n = max(1, STEP_BYTES // per_input)
+    budget = STEP_BYTES if (backend or jax.default_backend()) == "cpu" else STEP_BYTES_ACCELERATOR
+    n = max(1, budget // per_input)
     return 1 << (n.bit_length() - 1)
 
 
