@@ -204,7 +204,7 @@ def _packed_memory(net, x, step):
     xs = execute._check_inputs(net, x)
     return _memory(execute._packed_forward, {k: jnp.asarray(v, jnp.int32) for k, v in xs.items()},
                    execute._prepared_packed(net, execute.GAP8), layers=net.layers,
-                   cfgs=execute._configs(net.layers, "library", execute.GAP8), want=net.outputs,
+                   cfgs=execute._prepared_packed_configs(net, execute.GAP8), want=net.outputs,
                    cluster=execute.GAP8, io=execute._packed_io(net, net.outputs),
                    groups=execute._prepared_packed_groups(net, execute.GAP8), step=step)
 
@@ -230,7 +230,7 @@ def profile(net, x, reps: int):
     tensors = run(net, x, keep=True).tensors
     types = net.tensor_types()
     ff, fp = float_forward(net)
-    cfg_l = execute._configs(net.layers, "library", execute.GAP8)
+    cfg_l = execute._prepared_packed_configs(net, execute.GAP8)
     cfg_i = execute._configs(net.layers, "ideal", execute.GAP8)
     prep_p = execute._prepared_packed(net, execute.GAP8)
     prep_v = execute._prepared_values(net)

@@ -482,6 +482,24 @@ def _prepared_value_layers(net: Network) -> tuple:
     return _prepared(net, "value-layers", build)
 
 
+def _prepared_packed_configs(net: Network, cluster: Cluster) -> tuple:
+    """The kernel configurations ``run(path="packed")`` compiles: ``_configs`` at library semantics, with the
+    32-bit BN tree for a layer on the conv kernel (im2col + matmul) without a bias pointer whose 64-bit tree
+    provably gives the same bits (``_bn_fits_int32``): that kernel's accumulators are the plain correlation of
+    the input image's values with the channel's own weights (none of library_defects.md's accumulation quirks --
+    pointwise raw bytes, depthwise extra products, linear unpack / kappa[0], bias pointers -- reaches it)."""
+    def build():
+        types = net.tensor_types()
+        out = []
+        for lay, cfg in zip(net.layers, _configs(net.layers, "library", cluster), strict=True):
+            if (type(cfg) is ConvConfig and cfg.family == "conv" and not cfg.bias and cfg.bn_bits == 64
+                    and _bn_fits_int32(lay, net.params.get(lay.name, {}), types[lay.inputs[0]][1])):
+                cfg = cfg.replace(bn_bits=32)
+            out.append(cfg)
+        return tuple(out)
+    return _prepared(net, ("packed-configs", cluster), build)
+
+
 def _prepared_values(net: Network):
     """The network's own parameters for the value path, converted and moved to the device once per network."""
     return _prepared(net, "values", lambda: _value_params(net, None))
@@ -561,7 +579,7 @@ def run(net: Network, x, *, path: str = "packed", keep: bool = False, cluster: C
                               want=want, cluster=cluster, groups=_prepared_groups(net), step=step)
         res = {k: np.asarray(v) for k, v in out.items()}
     else:
-        cfgs = _configs(net.layers, "library", cluster)
+        cfgs = _prepared_packed_configs(net, cluster)
         args = _prepared_packed(net, cluster)
         out = _packed_forward({k: jnp.asarray(v, jnp.int32) for k, v in xs.items()}, args, layers=net.layers,
                               cfgs=cfgs, want=want, cluster=cluster, io=_packed_io(net, want),
