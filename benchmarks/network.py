@@ -213,7 +213,7 @@ def _values_memory(net, x, step):
     xs = execute._check_inputs(net, x)
     acts = execute._types_of(net, None)
     return _memory(execute._values_stepped, xs,
-                   execute._prepared_values(net), acts, layers=net.layers,
+                   execute._prepared_values(net), acts, layers=execute._prepared_value_layers(net),
                    cfgs=execute._configs(net.layers, "ideal", execute.GAP8), want=net.outputs, cluster=execute.GAP8,
                    groups=execute._prepared_groups(net), step=step)
 
@@ -223,7 +223,7 @@ def _packed_memory(net, x, step):
     xs = execute._check_inputs(net, x)
     return _memory(execute._packed_forward, xs,
                    execute._prepared_packed(net, execute.GAP8), layers=net.layers,
-                   cfgs=execute._configs(net.layers, "library", execute.GAP8), want=net.outputs,
+                   cfgs=execute._prepared_packed_configs(net, execute.GAP8), want=net.outputs,
                    cluster=execute.GAP8, io=execute._packed_io(net, net.outputs),
                    groups=execute._prepared_packed_groups(net, execute.GAP8), step=step)
 
@@ -306,7 +306,7 @@ def profile(net, x, reps: int):
     tensors = run(net, x, keep=True).tensors
     types = net.tensor_types()
     ff, fp = float_forward(net)
-    cfg_l = execute._configs(net.layers, "library", execute.GAP8)
+    cfg_l = execute._prepared_packed_configs(net, execute.GAP8)
     cfg_i = execute._configs(net.layers, "ideal", execute.GAP8)
     prep_p = execute._prepared_packed(net, execute.GAP8)
     prep_v = execute._prepared_values(net)
@@ -332,7 +332,8 @@ def profile(net, x, reps: int):
                                              in_types=tuple((n, types[n][1]) for n in lay.inputs),
                                              groups=(g_p[k],)), reps)
         vals = {n: jnp.asarray(ins[n], jnp.int32) for n in lay.inputs}
-        t_v = _time_median(functools.partial(execute._values_forward_jit, vals, (prep_v[k],), acts, layers=(lay,),
+        t_v = _time_median(functools.partial(execute._values_forward_jit, vals, (prep_v[k],), acts,
+                                             layers=(execute._prepared_value_layers(net)[k],),
                                              cfgs=(cfg_i[k],), want=(lay.output,), cluster=execute.GAP8,
                                              groups=(g_v[k],)), reps)
         rows.append(dict(network=net.name, layer=lay.name, kind=lay.kind, in_shape=lay.in_shape,

@@ -52,9 +52,10 @@ def compiled_paths(net, x, step):
     ff, fp = nb.float_forward(net)
     xf = jnp.asarray(x, jnp.float32)
     fstep = jax.jit(lambda p, v: execute._in_steps(lambda d: {"y": ff(p, d["x"])}, {"x": v}, step)["y"])
-    vkw = dict(layers=net.layers, cfgs=execute._configs(net.layers, "ideal", execute.GAP8), want=net.outputs,
+    vkw = dict(layers=execute._prepared_value_layers(net), cfgs=execute._configs(net.layers, "ideal", execute.GAP8),
+               want=net.outputs,
                cluster=execute.GAP8, groups=execute._prepared_groups(net), step=step)
-    pkw = dict(layers=net.layers, cfgs=execute._configs(net.layers, "library", execute.GAP8), want=net.outputs,
+    pkw = dict(layers=net.layers, cfgs=execute._prepared_packed_configs(net, execute.GAP8), want=net.outputs,
                cluster=execute.GAP8, io=execute._packed_io(net, net.outputs),
                groups=execute._prepared_packed_groups(net, execute.GAP8), step=step)
     vargs = (xs, execute._prepared_values(net), execute._types_of(net, None))

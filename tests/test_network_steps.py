@@ -43,15 +43,22 @@ def _widest_layer_bytes(net):
 @pytest.mark.parametrize("name", ["dronet", "mobilenet_v1"])
 def test_auto_step_is_the_largest_power_of_two_that_fits_the_working_set(name):
     net = zoo.builtin(name)
-    s, per = execute.auto_step(net), _widest_layer_bytes(net)
+    s, per = execute.auto_step(net, backend="cpu"), _widest_layer_bytes(net)
     assert s >= 1 and s & (s - 1) == 0
     assert s * per <= execute.STEP_BYTES < 2 * s * per
+
+
+def test_accelerators_take_large_steps():
+    net = zoo.dronet()
+    s = execute.auto_step(net, backend="gpu")
+    assert s * _widest_layer_bytes(net) <= execute.STEP_BYTES_ACCELERATOR < 2 * s * _widest_layer_bytes(net)
+    assert s > 64 * execute.auto_step(net, backend="cpu")
 
 
 def test_auto_step_is_one_when_a_single_input_exceeds_the_working_set(monkeypatch):
     net = zoo.dronet()
     monkeypatch.setattr(execute, "STEP_BYTES", _widest_layer_bytes(net) - 1)
-    assert execute.auto_step(net) == 1
+    assert execute.auto_step(net, backend="cpu") == 1
 
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True, "4"])

@@ -11,6 +11,7 @@ Both return the output tensor values (batch first); ``keep=True`` returns every 
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import weakref
 from typing import NamedTuple
@@ -34,16 +35,20 @@ PATHS = ("packed", "values")
 # inputs. Measured (benchmarks/network.py, 2-core AMD EPYC, 1 MiB L2 per core, 32 MiB L3, batch 128, paired
 # runs): DroNet's value path 363 -> 670 inputs/s in steps of 4 (1.44 MB a widest layer per input), MobileNetV1-0.25
 # 833 -> 950-1,070 in steps of 8-32 (0.39 MB); a whole large batch in one step leaves the caches at every layer.
+# Other backends (GPUs want large batches; not measured, no GPU was lent): steps only bound the memory, 1 GiB.
 STEP_BYTES = 8 << 20
+STEP_BYTES_ACCELERATOR = 1 << 30
 
 
-def auto_step(net: Network) -> int:
+def auto_step(net: Network, backend: str | None = None) -> int:
     """Inputs per compiled step of ``run``: the largest power of two whose widest layer (int32 input and output
-    values, bytes) fits ``STEP_BYTES``, at least 1."""
+    values, bytes) fits ``STEP_BYTES`` on the CPU backend (``STEP_BYTES_ACCELERATOR`` on others; ``backend``:
+    default ``jax.default_backend()``), at least 1."""
     types = net.tensor_types()
     size = {k: int(np.prod(v[0])) for k, v in types.items()}
     per_input = max(4 * (sum(size[i] for i in lay.inputs) + size[lay.output]) for lay in net.layers)
-    n = max(1, STEP_BYTES // per_input)
+    budget = STEP_BYTES if (backend or jax.default_backend()) == "cpu" else STEP_BYTES_ACCELERATOR
+    n = max(1, budget // per_input)
     return 1 << (n.bit_length() - 1)
 
 
@@ -475,6 +480,58 @@ def _prepared(net: Network, key, build):
     return per[key]
 
 
+def _bn_fits_int32(lay: Layer, p: dict, in_type: QType) -> bool:
+    """Static proof, from the layer's own concrete parameters, that its 64-bit BN tree (``bn_bits=64``) gives
+    the 32-bit tree's bits on the value path for every input of ``in_type``: with x in [lo, hi] (zero padding is
+    in it too), each channel's accumulator lies in [sum min(w*lo, w*hi), sum max(w*lo, w*hi)] + bias (interval
+    arithmetic, int64 on the host); if every accumulator and every ``kappa * acc + lam`` at both ends lies in
+    int32 and ``out_shift & 63 < 32``, the 32-bit products and sums never wrap and both trees shift the same
+    exact value by the same amount."""
+    if lay.bn_bits != 64 or quant.mode(lay.relu, lay.bn) != quant.MODE_BN or "w" not in p:
+        return False
+    if not 0 <= int(p.get("out_shift", 0)) & 63 < 32:
+        return False
+    w = np.asarray(p["w"], np.int64)
+    w = w.reshape(w.shape[0], -1)
+    bias = np.asarray(p["bias"], np.int64) if lay.bias else np.zeros(len(w), np.int64)
+    lo_acc = np.minimum(w * in_type.lo, w * in_type.hi).sum(axis=1) + bias
+    hi_acc = np.maximum(w * in_type.lo, w * in_type.hi).sum(axis=1) + bias
+    kappa = np.asarray(p["kappa"], np.int64)
+    lam = np.asarray(p["lam"], np.int64)
+    ends = np.stack([lo_acc, hi_acc, kappa * lo_acc + lam, kappa * hi_acc + lam])
+    return bool(ends.min() >= -(2**31) and ends.max() < 2**31)
+
+
+def _prepared_value_layers(net: Network) -> tuple:
+    """The layers ``run(path="values")`` compiles: a layer whose 64-bit BN tree provably gives the 32-bit tree's
+    bits for the network's own parameters and input types (``_bn_fits_int32``) takes the cheaper 32-bit tree
+    (the 64-bit one is emulated in 16-bit pieces: DroNet's value path 20-25% faster with it, loaded machine)."""
+    def build():
+        types = net.tensor_types()
+        return tuple(dataclasses.replace(lay, bn_bits=32)
+                     if _bn_fits_int32(lay, net.params.get(lay.name, {}), types[lay.inputs[0]][1]) else lay
+                     for lay in net.layers)
+    return _prepared(net, "value-layers", build)
+
+
+def _prepared_packed_configs(net: Network, cluster: Cluster) -> tuple:
+    """The kernel configurations ``run(path="packed")`` compiles: ``_configs`` at library semantics, with the
+    32-bit BN tree for a layer on the conv kernel (im2col + matmul) without a bias pointer whose 64-bit tree
+    provably gives the same bits (``_bn_fits_int32``): that kernel's accumulators are the plain correlation of
+    the input image's values with the channel's own weights (none of library_defects.md's accumulation quirks --
+    pointwise raw bytes, depthwise extra products, linear unpack / kappa[0], bias pointers -- reaches it)."""
+    def build():
+        types = net.tensor_types()
+        out = []
+        for lay, cfg in zip(net.layers, _configs(net.layers, "library", cluster), strict=True):
+            if (type(cfg) is ConvConfig and cfg.family == "conv" and not cfg.bias and cfg.bn_bits == 64
+                    and _bn_fits_int32(lay, net.params.get(lay.name, {}), types[lay.inputs[0]][1])):
+                cfg = cfg.replace(bn_bits=32)
+            out.append(cfg)
+        return tuple(out)
+    return _prepared(net, ("packed-configs", cluster), build)
+
+
 def _prepared_values(net: Network):
     """The network's own parameters for the value path, converted and moved to the device once per network."""
     return _prepared(net, "values", lambda: _value_params(net, None))
@@ -519,8 +576,10 @@ def run_values(net: Network, x, *, params=None, act_types=None, keep: bool = Fal
     xs = dict(x) if isinstance(x, dict) else {net.input.name: x}
     prm = _prepared_values(net) if params is None else _value_params(net, params)
     groups = _prepared_groups(net) if params is None else None  # traced params: worst-case chunking
+    own = params is None and act_types is None  # the network's own parameters and types: its proofs hold
     out = _values_forward({k: jnp.asarray(v) for k, v in xs.items()}, prm, acts,
-                          layers=net.layers, cfgs=cfgs, want=want, cluster=cluster, groups=groups)
+                          layers=_prepared_value_layers(net) if own else net.layers, cfgs=cfgs, want=want,
+                          cluster=cluster, groups=groups)
     return out if keep else out[net.outputs[0]]
 
 
@@ -560,10 +619,11 @@ def _runner(net: Network, path: str, keep: bool, cluster: Cluster, step: int):
         shapes = {k: (-1,) + tuple(types[k][0]) for k in want}
         if path == "values":
             acts = {k: (_to_device(b, np.int32), _to_device(s, np.int32)) for k, (b, s) in _types_of(net, None).items()}
-            fn = functools.partial(_values_stepped, layers=net.layers, cfgs=_configs(net.layers, "ideal", cluster),
-                                   want=want, cluster=cluster, groups=_prepared_groups(net), step=step)
+            fn = functools.partial(_values_stepped, layers=_prepared_value_layers(net),
+                                   cfgs=_configs(net.layers, "ideal", cluster), want=want, cluster=cluster,
+                                   groups=_prepared_groups(net), step=step)
             return fn, (_prepared_values(net), acts), shapes
-        fn = functools.partial(_packed_forward, layers=net.layers, cfgs=_configs(net.layers, "library", cluster),
+        fn = functools.partial(_packed_forward, layers=net.layers, cfgs=_prepared_packed_configs(net, cluster),
                                want=want, cluster=cluster, io=_packed_io(net, want),
                                groups=_prepared_packed_groups(net, cluster), step=step)
         return fn, (_prepared_packed(net, cluster),), shapes
