@@ -6,10 +6,18 @@ definition; this module computes the same int32 outputs for a batch of configura
 does about it (MobileNetV1-0.25-128, numbers in ``benchmarks/sweep.py``):
 
 * A configuration's weights are not free data: layer ``l``'s weights are one of ``C_w`` (<= 3) concrete
-  tensors, ``clip(round(w / 2**d))`` of its weight choice; ``Plan`` derives them once on the host where a
-  layer runs every choice at once (below). Elsewhere a configuration's weights are derived in the graph
-  (``Deriver.derive``, a few elementwise ops): picking them out of the host-derived stack by a traced index
-  ran 2-3x slower on CPU (measured).
+  tensors, ``clip(round(w / 2**d))`` of its weight choice; ``Plan`` derives them once on the host. A
+  configuration picks its tensor by a one-hot reduction over the ``C_w`` (``_pick``), and every other
+  per-configuration quantity (requantisation parameters, clip bounds, int8 offsets) is put in its own buffer
+  before the layers read it (``_config_data``, ``_materialise``): XLA:CPU otherwise fuses the chain of scalar
+  ops that derives them (or a gather / select picking them) into every element loop that reads them and
+  recomputes it per element (MobileNetV1's dw1: 14 ms derived in the loop vs 2.2 ms picked, 4 configurations x
+  8 inputs; the whole 8 x 8 metric 1.8x faster with the next two points, same run).
+* 1x1 convolutions with more than 8 input channels run as exact int8 x int8 -> int32 GEMMs (``int8_matmul``:
+  u8 inputs shifted by -128, ``128 * sum(w)`` added back; where the plan proves every type the input may take
+  and every weight variant fit int8, ``Plan.int8``), handed by XLA:CPU to YNNPACK's VNNI kernels; those with at
+  most 8 a sum of broadcast products on a materialised input (XLA had fused the depthwise layer before into
+  that sum, recomputing it for each output channel).
 * Every tensor computed before the first choice (the network input, unless it is a free variable) is the same
   for every configuration: those layers run once per input, not once per pair. A weighted layer whose input is
   such a tensor (the first 3x3 convolution, the most expensive layer of the per-configuration loop on this CPU)
@@ -17,15 +25,16 @@ does about it (MobileNetV1-0.25-128, numbers in ``benchmarks/sweep.py``):
   ``C_w * Co`` channels), and each configuration selects its slice.
 * Configurations are folded into the batch: the other layers run on ``[b, N, ...]`` under ``vmap`` over a
   chunk of ``b`` configurations, so 1x1 convolutions and linear layers become one batched GEMM (``[b] x
-  (N*pixels, Ci) @ (Ci, Co)``, each configuration's own weights, no wasted work; 1x1 layers with Ci <= 16 a
-  fused sum of broadcast products), depthwise layers broadcast per-configuration weights, the requantisation
-  per-configuration parameters. KxK convolutions on per-configuration inputs run with the stacked weights too
-  (one ordinary convolution over all rows, ``C_w`` times the MACs) rather than as the grouped convolution
-  ``vmap`` would make of per-configuration weights (several times slower on CPU).
+  (N*pixels, Ci) @ (Ci, Co)``, each configuration's own weights, no wasted work), depthwise layers broadcast
+  per-configuration weights, the requantisation per-configuration parameters. KxK convolutions on
+  per-configuration inputs run with the stacked weights too (one ordinary convolution over all rows, ``C_w``
+  times the MACs) rather than as the grouped convolution ``vmap`` would make of per-configuration weights
+  (several times slower on CPU).
 * Exactness: the float32 convolutions sum input-channel groups proved exact from the concrete stacked weights
-  (``_engine.weight_bound_groups`` at the widest input, |x| <= 255; worst-case groups otherwise), the GEMMs
-  chunk their reduction by the worst-case product of <= 8-bit types, as the value path does; every partial sum
-  is an integer below 2**24, so the int32 results are those of the definition exactly (``==``; the property
+  (``_engine.weight_bound_groups`` at the widest input, |x| <= 255; worst-case groups otherwise), the float32
+  GEMMs chunk their reduction by the worst-case product of <= 8-bit types, as the value path does; every partial
+  sum is an integer below 2**24; int8 GEMMs multiply int8 values exactly and add in int32 (exact modulo 2**32 in
+  any order), so the int32 results are those of the definition exactly (``==``; the property
   test ``tests/test_sweep_batched.py`` checks it against ``run_values`` per configuration).
 * Chunks: ``lax.map`` over chunks of about ``rows`` configuration x input pairs, ``vmap`` over the chunk's
   configurations inside (measured on MobileNetV1-0.25, process CPU time: 8 x 8, chunks of 16-32 pairs beat 8
