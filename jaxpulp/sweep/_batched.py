@@ -7,12 +7,11 @@ does about it (MobileNetV1-0.25-128, numbers in ``benchmarks/sweep.py``):
 
 * A configuration's weights are not free data: layer ``l``'s weights are one of ``C_w`` (<= 3) concrete
   tensors, ``clip(round(w / 2**d))`` of its weight choice; ``Plan`` derives them once on the host. A
-  configuration picks its tensor by a one-hot reduction over the ``C_w`` (``_pick``), and every other
-  per-configuration quantity (requantisation parameters, clip bounds, int8 offsets) is put in its own buffer
-  before the layers read it (``_config_data``, ``_materialise``): XLA:CPU otherwise fuses the chain of scalar
-  ops that derives them (or a gather / select picking them) into every element loop that reads them and
-  recomputes it per element (MobileNetV1's dw1: 14 ms derived in the loop vs 2.2 ms picked, 4 configurations x
-  8 inputs; the whole 8 x 8 metric 1.8x faster with the next two points, same run).
+  configuration picks its tensor by a one-hot reduction over the ``C_w`` (``_pick``), which XLA computes into
+  its own small buffer: derived in the graph (``Deriver.derive``'s float32 scale / round / clip), or picked by a
+  gather or select chain, the weights were fused into the depthwise layers' element loops and recomputed for
+  every output element (MobileNetV1's dw1: 14 ms derived in the loop vs 2.2 ms picked, 4 configurations x 8
+  inputs; the whole 8 x 8 metric about 1.8x faster with the next point, same run).
 * 1x1 convolutions with more than 8 input channels run as exact int8 x int8 -> int32 GEMMs (``int8_matmul``:
   u8 inputs shifted by -128, ``128 * sum(w)`` added back; where the plan proves every type the input may take
   and every weight variant fit int8, ``Plan.int8``), handed by XLA:CPU to YNNPACK's VNNI kernels; those with at
@@ -248,10 +247,9 @@ def _finish(lay, acc, p, bounds):
 def _config_data(plan: Plan, config) -> dict:
     """Everything a configuration ``[V]`` contributes to the forward besides the shared tensors: re-derived
     parameters (``Deriver.derive``), weights of the layers that run with their own (picked from the host stack,
-    ``_pick``), tensor types, their clip bounds and int8 offsets, the input's scale exponent. Computed for all
-    configurations before the chunk loop, so that the chunks read them as data: derived inside a chunk, XLA fused
-    the scalar derivations into every element loop that used them (measured: a depthwise layer's weights derived
-    in its loop cost 6x the layer)."""
+    ``_pick``), tensor types, their clip bounds and int8 offsets, the input's scale exponent. (Putting each of
+    the other quantities in its own buffer too (``_materialise``), as the weights, made the forward slower: the
+    version without ran 1.25x faster at 8 x 8 and 1.18x at 32 x 64, same run, and compiled 5 s faster.)"""
     net, der = plan.net, plan.der
     params, act_types, _, d_in, _ = der.derive(net.params, config)
     acts = _types(net, act_types)
@@ -261,19 +259,18 @@ def _config_data(plan: Plan, config) -> dict:
             params[lay.name] = {k: v for k, v in params[lay.name].items() if k != "w"}
             if lay.name not in plan.stacked:
                 params[lay.name]["w"] = _pick(wv.w, config[wv.var])
-    out = dict(params=params, acts={k: tuple(jnp.asarray(a, jnp.int32) for a in v) for k, v in acts.items()},
+    return dict(params=params, acts={k: tuple(jnp.asarray(a, jnp.int32) for a in v) for k, v in acts.items()},
                 bounds={k: quant.type_bounds(*v) for k, v in acts.items()},
                 off={lay.inputs[0]: conv._int8_offset(acts[lay.inputs[0]]) for lay in net.layers
                      if lay.name in plan.int8},
                 choice={name: config[wv.var] for name, wv in plan.weights.items()},
                 d_in=d_in)
-    return jax.tree.map(_materialise, out)
 
 
 def _materialise(v):
     """``v`` itself (int32), computed into its own buffer: the maximum over ``[v, INT32_MIN]``, a reduction, which
     XLA:CPU does not fuse into the element loops that read ``v`` (it does fuse a chain of elementwise ops, and
-    then recomputes it for every element of the consumer). Other dtypes pass through."""
+    then may recompute it for every element of the consumer). Other dtypes pass through."""
     v = jnp.asarray(v)
     if v.dtype != jnp.int32:
         return v
