@@ -3,7 +3,9 @@ the ``cuda`` extra):
 
 * the **float32 forward of the same topology** (``lax`` convolutions / ``reduce_window`` / ``dot``, a per-channel
   scale and a float clip between layers: what a user would otherwise run as a fake-quantised model), timed
-  interleaved with jaxpulp's paths (each repetition runs every candidate once, the median is reported);
+  interleaved with jaxpulp's paths (each repetition runs every candidate once, the median is reported); and the
+  same float32 forward run in steps of ``execute.auto_step(net)`` inputs as ``execute.run`` runs a large batch
+  ("float32_stepped": what the steps alone are worth, so the paths' own share of the ratio can be read off);
 * the plain numpy int64 interpreter of the same graph (``jaxpulp.network.reference``), on a few inputs.
 
     python benchmarks/network.py                               # DroNet, MobileNetV1-0.25-128; batch 1 16 128 1024
@@ -66,36 +68,39 @@ def _float_params(net):
     return out
 
 
-def float_forward(net):
-    """jit-compiled ``f(params, x float32 (B, H, W, C)) -> output float32`` of the same topology, and its params."""
-    layers = net.layers
+def _float_layer(lay, p, env):
+    """One layer of the float32 forward on float32 tensors (``env``: tensor name -> value)."""
+    a = env[lay.inputs[0]]
+    t, b, left, r = lay.pad if lay.kind != "add" and lay.kind != "linear" else (0, 0, 0, 0)
+    if lay.kind in ("conv", "depthwise"):
+        y = jax.lax.conv_general_dilated(a, p["w"], lay.stride, ((t, b), (left, r)),
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                         feature_group_count=a.shape[-1] if lay.kind == "depthwise" else 1)
+    elif lay.kind == "linear":
+        y = (a.reshape(a.shape[0], -1) @ p["w"]).reshape((-1, 1, 1, lay.out_shape[2]))
+    elif lay.kind == "maxpool":
+        y = jax.lax.reduce_window(a, -jnp.inf, jax.lax.max, (1,) + lay.kernel + (1,), (1,) + lay.stride + (1,),
+                                  ((0, 0), (t, b), (left, r), (0, 0)))
+    elif lay.kind == "avgpool":
+        y = jax.lax.reduce_window(a, 0.0, jax.lax.add, (1,) + lay.kernel + (1,), (1,) + lay.stride + (1,),
+                                  ((0, 0), (t, b), (left, r), (0, 0))) / (lay.kernel[0] * lay.kernel[1])
+    else:  # add
+        y = a + env[lay.inputs[1]]
+    if "scale" in p:
+        y = y * p["scale"] + p["offset"]
+    qt = lay.out_type
+    return y if qt.bits == 32 else jnp.clip(y, float(qt.lo), float(qt.hi))
 
-    def clip(y, qt):
-        return jnp.clip(y, float(qt.lo), float(qt.hi))
+
+def float_forward(net):
+    """jit-compiled ``f(params, x float32 (B, H, W, C)) -> output float32`` of the same topology, and its params.
+    Each layer's operations carry its ``execute.scope_name`` (as the jaxpulp paths' do)."""
 
     def f(params, x):
         env = {net.input.name: x}
-        for lay in layers:
-            p = params[lay.name]
-            a = env[lay.inputs[0]]
-            t, b, left, r = lay.pad if lay.kind != "add" and lay.kind != "linear" else (0, 0, 0, 0)
-            if lay.kind in ("conv", "depthwise"):
-                y = jax.lax.conv_general_dilated(a, p["w"], lay.stride, ((t, b), (left, r)),
-                                                 dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                                 feature_group_count=a.shape[-1] if lay.kind == "depthwise" else 1)
-            elif lay.kind == "linear":
-                y = (a.reshape(a.shape[0], -1) @ p["w"]).reshape((-1, 1, 1, lay.out_shape[2]))
-            elif lay.kind == "maxpool":
-                y = jax.lax.reduce_window(a, -jnp.inf, jax.lax.max, (1,) + lay.kernel + (1,), (1,) + lay.stride + (1,),
-                                          ((0, 0), (t, b), (left, r), (0, 0)))
-            elif lay.kind == "avgpool":
-                y = jax.lax.reduce_window(a, 0.0, jax.lax.add, (1,) + lay.kernel + (1,), (1,) + lay.stride + (1,),
-                                          ((0, 0), (t, b), (left, r), (0, 0))) / (lay.kernel[0] * lay.kernel[1])
-            else:  # add
-                y = a + env[lay.inputs[1]]
-            if "scale" in p:
-                y = y * p["scale"] + p["offset"]
-            env[lay.output] = y if lay.out_type.bits == 32 else clip(y, lay.out_type)
+        for lay in net.layers:
+            with jax.named_scope(execute.scope_name(lay)):
+                env[lay.output] = _float_layer(lay, params[lay.name], env)
         return env[net.outputs[0]]
 
     return jax.jit(f), _float_params(net)
@@ -140,7 +145,9 @@ def bench(net, x, reps: int, ref_batch: int, gemm: float, paths=("packed", "valu
     ref_rate = ref_batch / (time.perf_counter() - t0)
     ff, fp = float_forward(net)
     xf = jnp.asarray(x, jnp.float32)
-    cands = {"float32": lambda: _block(ff(fp, xf))}
+    step = execute.auto_step(net)
+    fc = jax.jit(lambda p, v: execute._in_steps(lambda d: {"y": ff(p, d["x"])}, {"x": v}, step)["y"])
+    cands = {"float32": lambda: _block(ff(fp, xf)), "float32_stepped": lambda: _block(fc(fp, xf))}
     for path in paths:
         cands[path] = (lambda p=path: run(net, x, path=p))
     first, same = {}, {}
@@ -148,7 +155,7 @@ def bench(net, x, reps: int, ref_batch: int, gemm: float, paths=("packed", "valu
         t0 = time.perf_counter()
         out = fn()
         first[name] = time.perf_counter() - t0
-        if name != "float32":
+        if not name.startswith("float32"):
             same[name] = all(np.array_equal(out.outputs[k][:ref_batch], want[k]) for k in net.outputs)
     times = {k: [] for k in cands}
     for _ in range(reps):
@@ -156,46 +163,50 @@ def bench(net, x, reps: int, ref_batch: int, gemm: float, paths=("packed", "valu
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
-    mem = {"float32": _memory(ff, fp, xf)}
+    mem = {"float32": _memory(ff, fp, xf), "float32_stepped": _memory(fc, fp, xf)}
     for path in paths:
-        mem[path] = _packed_memory(net, x) if path == "packed" else _values_memory(net, x)
+        mem[path] = _packed_memory(net, x, step) if path == "packed" else _values_memory(net, x, step)
     rows = []
     f_rate = len(x) / statistics.median(times["float32"])
+    fs_rate = len(x) / statistics.median(times["float32_stepped"])
     for name in cands:
         rate = len(x) / statistics.median(times[name])
         gmacs = rate * net.macs
-        rows.append(dict(network=net.name, path=name, batch=len(x), macs_per_input=net.macs, inputs_per_s=rate,
-                         ratio_to_float32=rate / f_rate, emulated_macs_per_s=gmacs, share_of_f32_gemm=gmacs / gemm,
+        rows.append(dict(network=net.name, path=name, batch=len(x), step=step, macs_per_input=net.macs,
+                         inputs_per_s=rate, ratio_to_float32=rate / f_rate, ratio_to_float32_stepped=rate / fs_rate,
+                         emulated_macs_per_s=gmacs, share_of_f32_gemm=gmacs / gemm,
                          memory_bytes=mem.get(name), first_call_s=first[name], reps=reps,
                          times_s=times[name], numpy_inputs_per_s=ref_rate, ratio_to_numpy=rate / ref_rate,
                          equal_to_numpy=same.get(name)))
         r = rows[-1]
         m = r["memory_bytes"]
-        print(f"{net.name:<22} {name:<7} batch {len(x):>4}: {rate:9.1f} inputs/s  x{r['ratio_to_float32']:5.2f} f32  "
+        print(f"{net.name:<22} {name:<15} batch {len(x):>4}: {rate:9.1f} inputs/s  x{r['ratio_to_float32']:5.2f} f32  "
+              f"x{r['ratio_to_float32_stepped']:5.2f} f32 in steps of {step}  "
               f"{gmacs / 1e9:6.2f} GMAC/s ({100 * r['share_of_f32_gemm']:4.1f}% GEMM)  "
               f"mem {'?' if m is None else f'{m / 2**20:7.1f} MiB'}  first {first[name]:5.2f} s  "
-              f"numpy x{r['ratio_to_numpy']:6.1f}  {'' if name == 'float32' else ('==' if same[name] else 'MISMATCH')}",
+              f"numpy x{r['ratio_to_numpy']:6.1f}  {('==' if same[name] else 'MISMATCH') if name in same else ''}",
               flush=True)
     return rows
 
 
-def _values_memory(net, x):
+def _values_memory(net, x, step):
+    """Memory of the compiled function ``execute.run`` calls on the value path."""
     xs = execute._check_inputs(net, x)
     acts = execute._types_of(net, None)
-    return _memory(execute._values_forward_jit, {k: jnp.asarray(v, jnp.int32) for k, v in xs.items()},
-                   execute._prepared_values(net), acts, layers=net.layers,
+    return _memory(execute._values_stepped, {k: jnp.asarray(v, jnp.int32) for k, v in xs.items()},
+                   execute._prepared_values(net), acts, layers=execute._prepared_value_layers(net),
                    cfgs=execute._configs(net.layers, "ideal", execute.GAP8), want=net.outputs, cluster=execute.GAP8,
-                   groups=execute._prepared_groups(net))
+                   groups=execute._prepared_groups(net), step=step)
 
 
-def _packed_memory(net, x):
+def _packed_memory(net, x, step):
     """Memory of the compiled function ``execute.run`` calls on the packed path (values in, values out)."""
     xs = execute._check_inputs(net, x)
     return _memory(execute._packed_forward, {k: jnp.asarray(v, jnp.int32) for k, v in xs.items()},
                    execute._prepared_packed(net, execute.GAP8), layers=net.layers,
-                   cfgs=execute._configs(net.layers, "library", execute.GAP8), want=net.outputs,
+                   cfgs=execute._prepared_packed_configs(net, execute.GAP8), want=net.outputs,
                    cluster=execute.GAP8, io=execute._packed_io(net, net.outputs),
-                   groups=execute._prepared_packed_groups(net, execute.GAP8))
+                   groups=execute._prepared_packed_groups(net, execute.GAP8), step=step)
 
 
 # ------------------------------------------------------------------------------------------ profile
@@ -219,7 +230,7 @@ def profile(net, x, reps: int):
     tensors = run(net, x, keep=True).tensors
     types = net.tensor_types()
     ff, fp = float_forward(net)
-    cfg_l = execute._configs(net.layers, "library", execute.GAP8)
+    cfg_l = execute._prepared_packed_configs(net, execute.GAP8)
     cfg_i = execute._configs(net.layers, "ideal", execute.GAP8)
     prep_p = execute._prepared_packed(net, execute.GAP8)
     prep_v = execute._prepared_values(net)
@@ -245,7 +256,8 @@ def profile(net, x, reps: int):
                                              in_types=tuple((n, types[n][1]) for n in lay.inputs),
                                              groups=(g_p[k],)), reps)
         vals = {n: jnp.asarray(ins[n], jnp.int32) for n in lay.inputs}
-        t_v = _time_median(functools.partial(execute._values_forward_jit, vals, (prep_v[k],), acts, layers=(lay,),
+        t_v = _time_median(functools.partial(execute._values_forward_jit, vals, (prep_v[k],), acts,
+                                             layers=(execute._prepared_value_layers(net)[k],),
                                              cfgs=(cfg_i[k],), want=(lay.output,), cluster=execute.GAP8,
                                              groups=(g_v[k],)), reps)
         rows.append(dict(network=net.name, layer=lay.name, kind=lay.kind, in_shape=lay.in_shape,

@@ -463,17 +463,19 @@ def _fast_packed_hwc(x_words, w_words, p: Params, cfg: DepthwiseConfig, cluster:
     values."""
     it = cfg.in_type
     x = _engine.unpack_static(x_words, it.bits, it.signed, cfg.H * cfg.W * cfg.Co)
-    return _engine.pack_static(_engine.flat(_fast_lanes_hwc(x, w_words, p, cfg, cluster)), cfg.out_type.bits)
+    lanes = _fast_lanes_hwc(x, _weights(w_words, cfg), p, cfg, cluster)
+    return _engine.pack_static(_engine.flat(lanes), cfg.out_type.bits)
 
 
-def _fast_lanes_hwc(x, w_words, p: Params, cfg: DepthwiseConfig, cluster: Cluster):
-    """``_fast_packed_hwc`` on lanes: x (batch, H*W*C) int32, the HWC image's elements -> the output elements
-    (batch, Ho, Wo, C) int32 (``_engine.pack_static`` of them, flattened, is the output image)."""
+def _fast_lanes_hwc(x, w8, p: Params, cfg: DepthwiseConfig, cluster: Cluster):
+    """``_fast_packed_hwc`` on lanes: x (batch, H*W*C) int32, the HWC image's elements, and the unpacked weights
+    w8 (C, Kh, Kw) (``_weights``) -> the output elements (batch, Ho, Wo, C) int32 (``_engine.pack_static`` of
+    them, flattened, is the output image)."""
     if _reads_like_ideal(cfg):  # the taps of the channels-last image, no transpose to planes and back
-        acc = accumulate(x.reshape(-1, cfg.H, cfg.W, cfg.Co), _weights(w_words, cfg), None, cfg)
+        acc = accumulate(x.reshape(-1, cfg.H, cfg.W, cfg.Co), w8, None, cfg)
         return _finish(geometry(cfg, cluster), acc, p, cfg.Co, cfg.bn_bits)
     V = jnp.transpose(x.reshape(-1, cfg.H * cfg.W, cfg.Co), (0, 2, 1))
-    return _planes_lanes(V, w_words, p, cfg, cluster)
+    return _finish(geometry(cfg, cluster), _fast_accumulate(V, w8, cfg), p, cfg.Co, cfg.bn_bits)
 
 
 def _reads_like_ideal(cfg: DepthwiseConfig) -> bool:
@@ -486,12 +488,15 @@ def _reads_like_ideal(cfg: DepthwiseConfig) -> bool:
 
 
 def _weights(w_words, cfg: DepthwiseConfig):
-    """w8 (C, Kh, Kw) int32 from the byte-plane weight image."""
+    """w8 (C, Kh, Kw) int32 from the byte-plane weight image (the kernel's weight unpack)."""
     wt = cfg.w_type
     C, K = cfg.Co, cfg.Kh * cfg.Kw
     ew = 8 // wt.bits
     w = _engine.unpack_static(w_words, wt.bits, True, C * K)
     return jnp.transpose(w.reshape(C // ew, K, ew), (0, 2, 1)).reshape(C, cfg.Kh, cfg.Kw)
+
+
+_weights_jit = jax.jit(_weights, static_argnames=("cfg",))
 
 
 def _fast_packed_planes(V, w_words, p: Params, cfg: DepthwiseConfig, cluster: Cluster):
@@ -576,16 +581,32 @@ def run_hwc(x_words, w_words, params, *, cfg: DepthwiseConfig, cluster: Cluster 
     return _packed_call(_fast_packed_hwc, x_words, w_words, params, cfg, cluster)
 
 
-def run_lanes_hwc(x, w_words, params, *, cfg: DepthwiseConfig, cluster: Cluster = GAP8):
+def unpacked_weights(w_words, cfg: DepthwiseConfig) -> np.ndarray:
+    """int32 (C, Kh, Kw): the weights exactly as the kernel unpacks its byte-plane weight image ``w_words`` (the
+    same function, run once): for ``run_lanes_hwc(..., unpacked=True)``, which a network's packed path uses so
+    that the unpack is not recomputed inside the fused tap loops of every call."""
+    w = _engine.packed_words(w_words, _engine.words_for(cfg.Kh * cfg.Kw * cfg.Co, cfg.w_type.bits), "w_words",
+                             batch=False)
+    return np.asarray(_weights_jit(w, cfg))
+
+
+def run_lanes_hwc(x, w_words, params, *, cfg: DepthwiseConfig, cluster: Cluster = GAP8, unpacked: bool = False):
     """``run_hwc`` on lanes (see ``conv.run_lanes``): x (batch, H*W*C) int32, the HWC image's elements ->
-    (batch, Ho, Wo, C) int32, the elements of ``run_hwc``'s output image."""
+    (batch, Ho, Wo, C) int32, the elements of ``run_hwc``'s output image. ``unpacked``: ``w_words`` is
+    ``unpacked_weights(w_words, cfg)`` instead of the weight image."""
     check(cfg, cluster)
     if (cfg.Co * cfg.in_type.bits) % 8:
         raise JaxpulpError(f"cfg: {cfg.Co} channels of {cfg.in_type}: an HWC pixel is not whole bytes, the byte "
                            "planes are undefined")
-    w = _engine.packed_words(w_words, _engine.words_for(cfg.Kh * cfg.Kw * cfg.Co, cfg.w_type.bits), "w_words",
-                             batch=False)
-    return _fast_lanes_hwc(jnp.asarray(x, jnp.int32), w, _as_params(params, cfg), cfg, cluster)
+    if unpacked:
+        w8 = jnp.asarray(w_words, jnp.int32)
+        if w8.shape != (cfg.Co, cfg.Kh, cfg.Kw):
+            raise JaxpulpError(f"w_words: unpacked weights of shape {w8.shape}, expected {(cfg.Co, cfg.Kh, cfg.Kw)} "
+                               "(C, Kh, Kw)")
+    else:
+        w8 = _weights(_engine.packed_words(w_words, _engine.words_for(cfg.Kh * cfg.Kw * cfg.Co, cfg.w_type.bits),
+                                           "w_words", batch=False), cfg)
+    return _fast_lanes_hwc(jnp.asarray(x, jnp.int32), w8, _as_params(params, cfg), cfg, cluster)
 
 
 def _packed_call(fast, x_words, w_words, params, cfg: DepthwiseConfig, cluster: Cluster):

@@ -109,9 +109,13 @@ def test_depthwise_and_linear_lanes_equal_the_twin_and_the_packed_run(data):
         lanes, img = _lanes(x, it)
         _, w_words = depthwise.pack_inputs(x[0], w, cfg)
         got = depthwise.run_lanes_hwc(lanes, w_words, params, cfg=cfg, cluster=cluster)
-        _check_lanes(got, depthwise.run_hwc(img, w_words, params, cfg=cfg, cluster=cluster),
-                     [depthwise.reference(xi, w, params, cfg, cluster) for xi in x], cfg, ot,
-                     cfg.Ho * cfg.Wo * C)
+        want_run = depthwise.run_hwc(img, w_words, params, cfg=cfg, cluster=cluster)
+        twin = [depthwise.reference(xi, w, params, cfg, cluster) for xi in x]
+        _check_lanes(got, want_run, twin, cfg, ot, cfg.Ho * cfg.Wo * C)
+        # the weights unpacked once (a network's packed path) give the same lanes as the weight image
+        w8 = depthwise.unpacked_weights(w_words, cfg)
+        got8 = depthwise.run_lanes_hwc(lanes, w8, params, cfg=cfg, cluster=cluster, unpacked=True)
+        _check_lanes(got8, want_run, twin, cfg, ot, cfg.Ho * cfg.Wo * C)
         return
     ot = QType.parse(data.draw(st.sampled_from(TYPES + ["i32"])))
     N, M = data.draw(st.sampled_from([8, 16, 24, 40])), data.draw(st.integers(1, 12))
@@ -190,8 +194,9 @@ def _layer_by_layer(net, x, cluster=execute.GAP8):
         fam = cfg.family
         if fam in ("conv", "pointwise"):
             out = mapping.kernel_module(cfg).run(ins[0], a[0], a[1], cfg=cfg, cluster=cluster)
-        elif fam == "depthwise":
-            out = depthwise.run_hwc(ins[0], a[0], a[1], cfg=cfg, cluster=cluster)
+        elif fam == "depthwise":  # its weight image from the parameters (the network keeps them unpacked)
+            w_words = packing.pack_planes(np.transpose(np.asarray(net.params[lay.name]["w"]), (1, 2, 0)), lay.w_type)
+            out = depthwise.run_hwc(ins[0], w_words, a[1], cfg=cfg, cluster=cluster)
         elif fam == "linear":
             out = linear.run(ins[0][:, :_engine.words_for(cfg.N, cfg.in_type.bits)], a[0], a[1], cfg=cfg,
                              cluster=cluster)

@@ -11,6 +11,7 @@ Both return the output tensor values (batch first); ``keep=True`` returns every 
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import weakref
 from typing import NamedTuple
@@ -29,6 +30,50 @@ from jaxpulp.network.graph import Layer, Network
 from jaxpulp.qtypes import QType
 
 PATHS = ("packed", "values")
+
+# A compiled step's working-set target (bytes): its widest layer's int32 input + output values for ``step``
+# inputs. Measured (benchmarks/network.py, 2-core AMD EPYC, 1 MiB L2 per core, 32 MiB L3, batch 128, paired
+# runs): DroNet's value path 363 -> 670 inputs/s in steps of 4 (1.44 MB a widest layer per input), MobileNetV1-0.25
+# 833 -> 950-1,070 in steps of 8-32 (0.39 MB); a whole large batch in one step leaves the caches at every layer.
+# Other backends (GPUs want large batches; not measured, no GPU was lent): steps only bound the memory, 1 GiB.
+STEP_BYTES = 8 << 20
+STEP_BYTES_ACCELERATOR = 1 << 30
+
+
+def auto_step(net: Network, backend: str | None = None) -> int:
+    """Inputs per compiled step of ``run``: the largest power of two whose widest layer (int32 input and output
+    values, bytes) fits ``STEP_BYTES`` on the CPU backend (``STEP_BYTES_ACCELERATOR`` on others; ``backend``:
+    default ``jax.default_backend()``), at least 1."""
+    types = net.tensor_types()
+    size = {k: int(np.prod(v[0])) for k, v in types.items()}
+    per_input = max(4 * (sum(size[i] for i in lay.inputs) + size[lay.output]) for lay in net.layers)
+    budget = STEP_BYTES if (backend or jax.default_backend()) == "cpu" else STEP_BYTES_ACCELERATOR
+    n = max(1, budget // per_input)
+    return 1 << (n.bit_length() - 1)
+
+
+def scope_name(lay: Layer) -> str:
+    """The ``jax.named_scope`` of a layer's operations in the compiled forward (its name, '/' replaced by '|'),
+    so XLA's op metadata and profiles name the layer (``benchmarks/network_trace.py``)."""
+    return lay.name.replace("/", "|")
+
+
+def _in_steps(fn, x: dict, step: int | None):
+    """``fn`` ({name: (batch, ...)} -> {name: (batch, ...)}) over the batch in steps of ``step`` inputs
+    (``lax.map``: one compiled step, run in sequence, so each layer's tensors stay in the caches), the last step
+    padded with zero inputs (a value of every type) whose outputs are dropped; in one step when ``step`` is None
+    or at least the batch. Inputs are independent, so the result is the same bits either way."""
+    B = next(iter(x.values())).shape[0]
+    if step is None or B <= step:
+        return fn(x)
+    n = -(-B // step)
+
+    def split(v):
+        v = jnp.pad(v, ((0, n * step - B),) + ((0, 0),) * (v.ndim - 1))
+        return v.reshape((n, step) + v.shape[1:])
+
+    out = jax.lax.map(fn, {k: split(v) for k, v in x.items()})
+    return {k: v.reshape((n * step,) + v.shape[2:])[:B] for k, v in out.items()}
 
 
 class RunResult(NamedTuple):
@@ -137,11 +182,13 @@ def words(img: Image):
 
 
 def weighted_args(lay: Layer, p: dict, cfg) -> tuple:
-    """conv / depthwise / linear: (packed weights, the kernel module's Params)."""
+    """conv / depthwise / linear: (packed weights -- for depthwise, ``depthwise.unpacked_weights`` of them --, the
+    kernel module's Params)."""
     k = kinds.of(lay)
     w = np.asarray(p["w"])
-    if k.channelwise:  # depthwise weights are byte planes, one per tap
-        w_words = packing.pack_planes(np.transpose(w, (1, 2, 0)), lay.w_type)
+    if k.channelwise:  # depthwise weights are byte planes, one per tap, kept as the kernel unpacks them: its
+        # tap loops broadcast the weights, and XLA fused a per-call unpack into them (redone for every pixel)
+        w_words = depthwise.unpacked_weights(packing.pack_planes(np.transpose(w, (1, 2, 0)), lay.w_type), cfg)
     else:
         w_words = packing.pack(w, lay.w_type)
     bias = np.asarray(p["bias"], np.int32) if lay.bias else None
@@ -178,7 +225,7 @@ def packed_conv(cfg, args, ins, cluster: Cluster, groups=None):
 def packed_depthwise(cfg, args, ins, cluster: Cluster, groups=None):
     """DORY's CHW transfer folded into the kernel's unpack (the same bits as the planes)."""
     x = read(ins[0], cfg.in_type, cfg.H * cfg.W * cfg.Co)
-    return depthwise.run_lanes_hwc(x, args[0], args[1], cfg=cfg, cluster=cluster)
+    return depthwise.run_lanes_hwc(x, args[0], args[1], cfg=cfg, cluster=cluster, unpacked=True)
 
 
 def packed_linear(cfg, args, ins, cluster: Cluster, groups=None):
@@ -205,7 +252,8 @@ def _packed_images(images, args, layers, cfgs, want, cluster, groups=None):
     env = dict(images)
     groups = (None,) * len(layers) if groups is None else groups
     for lay, cfg, a, g in zip(layers, cfgs, args, groups, strict=True):
-        lanes = _run_layer_packed(lay, cfg, a, [env[i] for i in lay.inputs], cluster, g)
+        with jax.named_scope(scope_name(lay)):
+            lanes = _run_layer_packed(lay, cfg, a, [env[i] for i in lay.inputs], cluster, g)
         env[lay.output] = Image(None, lanes, cfg.out_type)
     return {k: env[k] for k in want}
 
@@ -221,17 +269,21 @@ def _packed_lanes(x_lanes, args, layers, cfgs, want, cluster, in_types, groups=N
 _packed_lanes_jit = jax.jit(_packed_lanes, static_argnames=("layers", "cfgs", "want", "cluster", "in_types", "groups"))
 
 
-@functools.partial(jax.jit, static_argnames=("layers", "cfgs", "want", "cluster", "io", "groups"))
-def _packed_forward(x, args, layers, cfgs, want, cluster, io, groups=None):
+@functools.partial(jax.jit, static_argnames=("layers", "cfgs", "want", "cluster", "io", "groups", "step"))
+def _packed_forward(x, args, layers, cfgs, want, cluster, io, groups=None, step=None):
     """Packed path from and to int values: the inputs are packed and the wanted tensors unpacked on the device
     (``_engine.pack_lanes`` / ``unpack_lanes``: the bits of ``packing.pack_hwc`` / ``unpack``), where they are
     needed at all: a tensor read at the type it was written with is its lanes, so an input and an output
     only are packed / unpacked where a reader takes another type. io = ((input name, QType), ...), ((tensor
-    name, elements, QType), ...)."""
+    name, elements, QType), ...). ``step`` (static): inputs per step (``_in_steps``), None: one step."""
     ins, outs = io
-    images = {n: Image(None, x[n].astype(jnp.int32), qt) for n, qt in ins}
-    env = _packed_images(images, args, layers, cfgs, want, cluster, groups)
-    return {n: read(env[n], qt, count) for n, count, qt in outs}
+
+    def one(xs):
+        images = {n: Image(None, xs[n].astype(jnp.int32), qt) for n, qt in ins}
+        env = _packed_images(images, args, layers, cfgs, want, cluster, groups)
+        return {n: read(env[n], qt, count) for n, count, qt in outs}
+
+    return _in_steps(one, x, step)
 
 
 def _packed_io(net: Network, want: tuple) -> tuple:
@@ -341,8 +393,9 @@ def _values_forward(x, params, act_types, layers, cfgs, want, cluster, groups=No
     for lay, cfg, p, g in zip(layers, cfgs, params, groups, strict=True):
         ins = [env[i] for i in lay.inputs]
         in_types = [act_types[i] for i in lay.inputs]
-        env[lay.output] = kinds.of(lay).hook("values")(lay, cfg, p, ins, in_types, act_types[lay.output], cluster,
-                                                       g)
+        with jax.named_scope(scope_name(lay)):
+            env[lay.output] = kinds.of(lay).hook("values")(lay, cfg, p, ins, in_types, act_types[lay.output],
+                                                           cluster, g)
     return {k: env[k] for k in want}
 
 
@@ -369,6 +422,13 @@ def add_values(lay: Layer, cfg, p, ins, in_types, out_type, cluster: Cluster, gr
 _values_forward_jit = jax.jit(_values_forward, static_argnames=("layers", "cfgs", "want", "cluster", "groups"))
 
 
+@functools.partial(jax.jit, static_argnames=("layers", "cfgs", "want", "cluster", "groups", "step"))
+def _values_stepped(x, params, act_types, layers, cfgs, want, cluster, groups=None, step=None):
+    """``_values_forward`` in steps of ``step`` inputs (``_in_steps``; static, None: one step)."""
+    return _in_steps(lambda xs: _values_forward(xs, params, act_types, layers, cfgs, want, cluster, groups), x,
+                      step)
+
+
 def _value_params(net: Network, params):
     """One dict of int32 arrays per layer (the order of ``net.layers``), from ``params`` (default net.params)."""
     src = net.params if params is None else params
@@ -386,6 +446,58 @@ def _prepared(net: Network, key, build):
         with jax.ensure_compile_time_eval():  # concrete device arrays even when first called under a trace
             per[key] = build()
     return per[key]
+
+
+def _bn_fits_int32(lay: Layer, p: dict, in_type: QType) -> bool:
+    """Static proof, from the layer's own concrete parameters, that its 64-bit BN tree (``bn_bits=64``) gives
+    the 32-bit tree's bits on the value path for every input of ``in_type``: with x in [lo, hi] (zero padding is
+    in it too), each channel's accumulator lies in [sum min(w*lo, w*hi), sum max(w*lo, w*hi)] + bias (interval
+    arithmetic, int64 on the host); if every accumulator and every ``kappa * acc + lam`` at both ends lies in
+    int32 and ``out_shift & 63 < 32``, the 32-bit products and sums never wrap and both trees shift the same
+    exact value by the same amount."""
+    if lay.bn_bits != 64 or quant.mode(lay.relu, lay.bn) != quant.MODE_BN or "w" not in p:
+        return False
+    if not 0 <= int(p.get("out_shift", 0)) & 63 < 32:
+        return False
+    w = np.asarray(p["w"], np.int64)
+    w = w.reshape(w.shape[0], -1)
+    bias = np.asarray(p["bias"], np.int64) if lay.bias else np.zeros(len(w), np.int64)
+    lo_acc = np.minimum(w * in_type.lo, w * in_type.hi).sum(axis=1) + bias
+    hi_acc = np.maximum(w * in_type.lo, w * in_type.hi).sum(axis=1) + bias
+    kappa = np.asarray(p["kappa"], np.int64)
+    lam = np.asarray(p["lam"], np.int64)
+    ends = np.stack([lo_acc, hi_acc, kappa * lo_acc + lam, kappa * hi_acc + lam])
+    return bool(ends.min() >= -(2**31) and ends.max() < 2**31)
+
+
+def _prepared_value_layers(net: Network) -> tuple:
+    """The layers ``run(path="values")`` compiles: a layer whose 64-bit BN tree provably gives the 32-bit tree's
+    bits for the network's own parameters and input types (``_bn_fits_int32``) takes the cheaper 32-bit tree
+    (the 64-bit one is emulated in 16-bit pieces: DroNet's value path 20-25% faster with it, loaded machine)."""
+    def build():
+        types = net.tensor_types()
+        return tuple(dataclasses.replace(lay, bn_bits=32)
+                     if _bn_fits_int32(lay, net.params.get(lay.name, {}), types[lay.inputs[0]][1]) else lay
+                     for lay in net.layers)
+    return _prepared(net, "value-layers", build)
+
+
+def _prepared_packed_configs(net: Network, cluster: Cluster) -> tuple:
+    """The kernel configurations ``run(path="packed")`` compiles: ``_configs`` at library semantics, with the
+    32-bit BN tree for a layer on the conv kernel (im2col + matmul) without a bias pointer whose 64-bit tree
+    provably gives the same bits (``_bn_fits_int32``): that kernel's accumulators are the plain correlation of
+    the input image's values with the channel's own weights (none of library_defects.md's accumulation quirks --
+    pointwise raw bytes, depthwise extra products, linear unpack / kappa[0], bias pointers -- reaches it)."""
+    def build():
+        types = net.tensor_types()
+        out = []
+        for lay, cfg in zip(net.layers, _configs(net.layers, "library", cluster), strict=True):
+            if (type(cfg) is ConvConfig and cfg.family == "conv" and not cfg.bias and cfg.bn_bits == 64
+                    and _bn_fits_int32(lay, net.params.get(lay.name, {}), types[lay.inputs[0]][1])):
+                cfg = cfg.replace(bn_bits=32)
+            out.append(cfg)
+        return tuple(out)
+    return _prepared(net, ("packed-configs", cluster), build)
 
 
 def _prepared_values(net: Network):
@@ -432,38 +544,46 @@ def run_values(net: Network, x, *, params=None, act_types=None, keep: bool = Fal
     xs = dict(x) if isinstance(x, dict) else {net.input.name: x}
     prm = _prepared_values(net) if params is None else _value_params(net, params)
     groups = _prepared_groups(net) if params is None else None  # traced params: worst-case chunking
+    own = params is None and act_types is None  # the network's own parameters and types: its proofs hold
     out = _values_forward({k: jnp.asarray(v) for k, v in xs.items()}, prm, acts,
-                          layers=net.layers, cfgs=cfgs, want=want, cluster=cluster, groups=groups)
+                          layers=_prepared_value_layers(net) if own else net.layers, cfgs=cfgs, want=want,
+                          cluster=cluster, groups=groups)
     return out if keep else out[net.outputs[0]]
 
 
 # ------------------------------------------------------------------------------------------------ public
 
 
-def run(net: Network, x, *, path: str = "packed", keep: bool = False, cluster: Cluster = GAP8) -> RunResult:
+def run(net: Network, x, *, path: str = "packed", keep: bool = False, cluster: Cluster = GAP8,
+        step: int | None = None) -> RunResult:
     """Run a batch of inputs ``x`` (int, (batch, H, W, C) or one (H, W, C) image; a dict by input name or a
     sequence for networks with several inputs) through ``net``.
 
     path="packed": each layer's PULP-NN kernel on packed memory images (bit-exact to the library);
-    path="values": the value path (ideal semantics). Compiles once per (network, batch size, path).
-    Returns ``RunResult(outputs, tensors)`` with numpy int arrays (batch first)."""
+    path="values": the value path (ideal semantics). ``step``: inputs per compiled step (a large batch runs as
+    a sequence of such steps, which keeps each layer's tensors in the caches); None: ``auto_step(net)``.
+    Compiles once per (network, batch size, path, step). Returns ``RunResult(outputs, tensors)`` with numpy int
+    arrays (batch first); the results do not depend on ``step``."""
     if path not in PATHS:
         raise JaxpulpError(f"path={path!r}: expected one of {PATHS}")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1):
+        raise JaxpulpError(f"step={step!r}: expected None or an int >= 1 (inputs per compiled step)")
+    step = auto_step(net) if step is None else int(step)
     xs = _check_inputs(net, x)
     types = net.tensor_types()
     want = tuple(types) if keep else net.outputs
     if path == "values":
         acts = _types_of(net, None)
-        out = _values_forward_jit({k: jnp.asarray(v, jnp.int32) for k, v in xs.items()}, _prepared_values(net),
-                                  acts, layers=net.layers, cfgs=_configs(net.layers, "ideal", cluster), want=want,
-                                  cluster=cluster, groups=_prepared_groups(net))
+        out = _values_stepped({k: jnp.asarray(v, jnp.int32) for k, v in xs.items()}, _prepared_values(net),
+                              acts, layers=_prepared_value_layers(net), cfgs=_configs(net.layers, "ideal", cluster),
+                              want=want, cluster=cluster, groups=_prepared_groups(net), step=step)
         res = {k: np.asarray(v) for k, v in out.items()}
     else:
-        cfgs = _configs(net.layers, "library", cluster)
+        cfgs = _prepared_packed_configs(net, cluster)
         args = _prepared_packed(net, cluster)
         out = _packed_forward({k: jnp.asarray(v, jnp.int32) for k, v in xs.items()}, args, layers=net.layers,
                               cfgs=cfgs, want=want, cluster=cluster, io=_packed_io(net, want),
-                              groups=_prepared_packed_groups(net, cluster))
+                              groups=_prepared_packed_groups(net, cluster), step=step)
         res = {k: np.asarray(v).reshape((-1,) + tuple(types[k][0])) for k, v in out.items()}
     outputs = {k: res[k] for k in net.outputs}
     return RunResult(outputs, res if keep else {})

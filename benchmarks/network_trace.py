@@ -1,0 +1,164 @@
+"""Per-layer time *inside* the whole compiled network, from the JAX profiler's trace of XLA's operations.
+
+``benchmarks/network.py --profile`` compiles every layer alone; this one runs the whole network as ``execute.run``
+compiles it (float32 forward of the same topology, packed path, value path; a large batch in the same steps),
+records ``jax.profiler.trace`` over ``--reps`` calls, and attributes every XLA operation (a fusion, a library
+convolution / GEMM, a copy) to the layer named by its op metadata (``execute.scope_name``: each layer's operations
+run under its ``jax.named_scope``). A fusion is named after its root operation, so the requantisation or pooling
+of one layer that XLA fuses into the next layer's input preparation counts for the next layer (and twice where
+XLA duplicates it into two readers); operations without a layer (input conversion, output copies) are "(other)",
+loops of steps are not counted (their operations are). The two CPU threads run independent operations
+concurrently, so a column's sum can exceed the wall time of one call, printed below it.
+
+    python benchmarks/network_trace.py --nets dronet --batch 16
+    python benchmarks/network_trace.py --nets dronet mobilenet --batch 128 --top 8
+
+Writes JSON (default benchmarks/results/network_trace.json): per network, path and layer the ms per call, and
+the ``--top`` most expensive operations of each path with their layer.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import gzip
+import json
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+import network as nb  # noqa: E402  (float baseline, inputs)
+
+from jaxpulp import __version__  # noqa: E402
+from jaxpulp.network import execute, zoo  # noqa: E402
+
+_OP = re.compile(r'^\s*(?:ROOT )?%?([\w.\-]+) = .*?op_name="([^"]*)"', re.M)
+_PATHS = ("float32", "packed", "values")
+_CONTAINER = re.compile(r"^(while|conditional|call)(\.\d+)?$")  # their operations are traced themselves
+
+
+def compiled_paths(net, x, step):
+    """path -> (jitted call with its arguments bound, compiled HLO text). The same functions ``execute.run``
+    calls (and the float32 forward in the same steps)."""
+    xs = {net.input.name: jnp.asarray(x, jnp.int32)}
+    ff, fp = nb.float_forward(net)
+    xf = jnp.asarray(x, jnp.float32)
+    fstep = jax.jit(lambda p, v: execute._in_steps(lambda d: {"y": ff(p, d["x"])}, {"x": v}, step)["y"])
+    vkw = dict(layers=execute._prepared_value_layers(net), cfgs=execute._configs(net.layers, "ideal", execute.GAP8),
+               want=net.outputs,
+               cluster=execute.GAP8, groups=execute._prepared_groups(net), step=step)
+    pkw = dict(layers=net.layers, cfgs=execute._prepared_packed_configs(net, execute.GAP8), want=net.outputs,
+               cluster=execute.GAP8, io=execute._packed_io(net, net.outputs),
+               groups=execute._prepared_packed_groups(net, execute.GAP8), step=step)
+    vargs = (xs, execute._prepared_values(net), execute._types_of(net, None))
+    pargs = (xs, execute._prepared_packed(net, execute.GAP8))
+    out = {"float32": (lambda: fstep(fp, xf), fstep.lower(fp, xf).compile().as_text()),
+           "packed": (lambda: execute._packed_forward(*pargs, **pkw),
+                      execute._packed_forward.lower(*pargs, **pkw).compile().as_text()),
+           "values": (lambda: execute._values_stepped(*vargs, **vkw),
+                      execute._values_stepped.lower(*vargs, **vkw).compile().as_text())}
+    return out
+
+
+def op_layers(hlo: str, scopes: dict) -> dict:
+    """XLA instruction name -> layer name, from the op metadata (the first path component that is a layer's
+    scope)."""
+    out = {}
+    for name, op in _OP.findall(hlo):
+        for part in op.split("/"):
+            if part in scopes:
+                out[name] = scopes[part]
+                break
+    return out
+
+
+def traced_ops(fn, reps: int) -> tuple[dict, float]:
+    """(XLA operation name -> total ms per call, median wall ms per call) over ``reps`` traced calls."""
+    for _ in range(2):
+        jax.block_until_ready(fn())
+    walls = []
+    with tempfile.TemporaryDirectory() as d:
+        with jax.profiler.trace(d):
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                jax.block_until_ready(fn())
+                walls.append(time.perf_counter() - t0)
+        files = glob.glob(os.path.join(d, "**", "*.trace.json.gz"), recursive=True)
+        if not files:
+            raise SystemExit("the profiler wrote no trace (is this backend traced by jax.profiler?)")
+        with gzip.open(files[0]) as f:
+            events = json.load(f)["traceEvents"]
+    tot: collections.Counter = collections.Counter()
+    for e in events:
+        if e.get("ph") == "X" and "dur" in e:
+            tot[e["name"]] += e["dur"] / 1e3 / reps
+    return dict(tot), 1e3 * statistics.median(walls)
+
+
+def trace(net, x, reps: int, top: int):
+    step = execute.auto_step(net)
+    scopes = {execute.scope_name(lay): lay.name for lay in net.layers}
+    res, tops, walls = {}, {}, {}
+    for path, (fn, hlo) in compiled_paths(net, x, step).items():
+        names = op_layers(hlo, scopes)
+        known = {n for n in re.findall(r'^\s*(?:ROOT )?%?([\w.\-]+) = ', hlo, re.M) if not _CONTAINER.match(n)}
+        ops, walls[path] = traced_ops(fn, reps)
+        per = collections.Counter()
+        for op, ms in ops.items():
+            if op in known:
+                per[names.get(op, "(other)")] += ms
+        res[path] = dict(per)
+        tops[path] = [dict(op=op, layer=names.get(op, "(other)"), ms=ms) for op, ms in
+                      sorted(((o, m) for o, m in ops.items() if o in known), key=lambda t: -t[1])[:top]]
+    rows = []
+    for lay in net.layers:
+        rows.append(dict(network=net.name, layer=lay.name, kind=lay.kind, macs=lay.macs, batch=len(x), step=step,
+                         **{f"{p}_ms": res[p].get(lay.name, 0.0) for p in _PATHS}))
+        r = rows[-1]
+        print(f"{net.name:<22} {lay.name:<14} {lay.kind:<9} {lay.macs / 1e6:6.2f} MMAC  "
+              + "  ".join(f"{p} {r[p + '_ms']:7.2f}" for p in _PATHS), flush=True)
+    other = {p: res[p].get("(other)", 0.0) for p in _PATHS}
+    print(f"{net.name:<22} {'(other)':<24} {'':>11}  " + "  ".join(f"{p} {other[p]:7.2f}" for p in _PATHS))
+    sums = {p: sum(res[p].values()) for p in _PATHS}
+    print(f"{net.name:<22} {'sum of operations (ms)':<24} {'':>11}  "
+          + "  ".join(f"{p} {sums[p]:7.2f}" for p in _PATHS))
+    print(f"{net.name:<22} {'wall per call (ms)':<24} {'':>11}  "
+          + "  ".join(f"{p} {walls[p]:7.2f}" for p in _PATHS))
+    for p in _PATHS:
+        print(f"  top {p}: " + ", ".join(f"{t['op']} [{t['layer']}] {t['ms']:.2f}" for t in tops[p]))
+    return dict(rows=rows, other=other, sums=sums, walls=walls, top=tops, batch=len(x), step=step)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--reps", type=int, default=10)
+    p.add_argument("--top", type=int, default=6, help="most expensive XLA operations listed per path")
+    p.add_argument("--nets", nargs="+", default=["dronet", "mobilenet"], choices=["dronet", "mobilenet"])
+    p.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results", "network_trace.json"))
+    args = p.parse_args(argv)
+    if args.batch < 1 or args.reps < 1:
+        p.error(f"--batch {args.batch} / --reps {args.reps}: expected >= 1")
+    print(f"jaxpulp {__version__}, jax {jax.__version__}, backend {jax.default_backend()}, {os.cpu_count()} CPUs")
+    nets = {"dronet": zoo.dronet, "mobilenet": lambda: zoo.mobilenet_v1(0.25, 128)}
+    out = {}
+    for name in args.nets:
+        net = nets[name]()
+        out[net.name] = trace(net, nb._inputs(net, args.batch, np.random.default_rng(0)), args.reps, args.top)
+    with open(args.json, "w") as f:
+        json.dump(dict(jaxpulp=__version__, jax=jax.__version__, backend=jax.default_backend(), cpus=os.cpu_count(),
+                       networks=out), f, indent=1)
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
