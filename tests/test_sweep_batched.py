@@ -10,6 +10,7 @@ from hypothesis import example, given, settings, strategies as st
 
 from jaxpulp import costtable
 from jaxpulp.errors import JaxpulpError
+from jaxpulp.kernels import conv
 from jaxpulp.sweep import _batched, _metric
 from jaxpulp.sweep._nets import toy_net
 
@@ -78,3 +79,84 @@ def test_metric_methods_agree_and_reject_bad_arguments():
         _metric.make_metric_fn(net, space, method="fast")
     with pytest.raises(JaxpulpError, match="rows=0"):
         _metric.make_metric_fn(net, space, rows=0)
+
+
+# ------------------------------------------------------------------ exact forms of the batched forward
+
+# every activation type a configuration may give a tensor: (bits, signed) -> its value range
+TYPES = [(8, 0), (4, 0), (2, 0), (8, 1), (4, 1), (2, 1)]
+
+
+def _bounds(bits, signed):
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+
+
+def _extreme(rng, shape, lo, hi):
+    """Values at the bounds of [lo, hi] mostly, some anywhere in it."""
+    v = rng.choice(np.array([lo, hi, lo + 1, hi - 1, 0 if lo <= 0 <= hi else lo]), size=shape)
+    return np.where(rng.random(shape) < 0.25, rng.integers(lo, hi + 1, shape), v).astype(np.int64)
+
+
+def _np_pointwise(x, w):
+    """int64 1x1 correlation (batch, H, W, Ci) x (Co, 1, 1, Ci) wrapped to int32."""
+    acc = np.einsum("bhwc,oc->bhwo", x.astype(np.int64), w.reshape(w.shape[0], -1).astype(np.int64))
+    return ((acc + 2**31) % 2**32 - 2**31).astype(np.int32)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**16), x_t=st.sampled_from(TYPES), w_bits=st.sampled_from([8, 4, 2]),
+       ci=st.integers(1, 40), co=st.integers(1, 40), rows=st.integers(1, 70), align=st.booleans())
+def test_int8_matmul_is_the_exact_product_at_the_type_bounds(seed, x_t, w_bits, ci, co, rows, align):
+    rng = np.random.default_rng(seed)
+    x = _extreme(rng, (rows, ci), *_bounds(*x_t))
+    w = _extreme(rng, (co, ci), *_bounds(w_bits, 1))
+    if align:  # the largest |sum| a row can reach: every x at the bound matching its weight's sign
+        lo, hi = _bounds(*x_t)
+        x[0] = np.where(w[0] >= 0, hi, lo)
+        w[-1] = -128 if w_bits == 8 else w[-1]
+    want = _np_pointwise(x[:, None, None], w)[:, 0, 0]
+    off = jnp.int32(128 if x_t == (8, 0) else 0)  # traced offset, as in the forward
+    got = jax.jit(_batched.int8_matmul)(jnp.asarray(x, jnp.int32), jnp.asarray(w, jnp.int32), off)
+    np.testing.assert_array_equal(np.asarray(got), want)
+    assert int(jax.jit(lambda t: conv._int8_offset(t))((jnp.int32(x_t[0]), jnp.int32(x_t[1])))) == int(off)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**16), ci=st.integers(1, 24), co=st.integers(1, 24), n_cfg=st.integers(1, 4),
+       stride=st.sampled_from([1, 2]), pad=st.sampled_from([0, 1]))
+def test_pointwise_forms_under_vmap_equal_the_float_path(seed, ci, co, n_cfg, stride, pad):
+    """``_small_pointwise`` and ``_int8_pointwise`` with per-configuration weights and types (vmapped, traced
+    offsets) == the int64 correlation, on inputs at their types' bounds and weights at -128 / 127 and the
+    sub-byte ranges."""
+    from jaxpulp.kernels.config import ConvConfig
+    from jaxpulp.qtypes import QType
+
+    rng = np.random.default_rng(seed)
+    H = W = 5
+    Ho = (H + 2 * pad - 1) // stride + 1
+    cfg = ConvConfig(QType(8, False), QType(8, False), QType(8, True), H=H, W=W, Ci=ci, Co=co, Kh=1, Kw=1,
+                     stride=(stride, stride), pad=(pad, pad, pad, pad), Ho=Ho, Wo=Ho)
+    types = [TYPES[int(i)] for i in rng.integers(0, len(TYPES), n_cfg)]
+    xs = np.stack([_extreme(rng, (2, H, W, ci), *_bounds(*t)) for t in types])
+    ws = np.stack([_extreme(rng, (co, 1, 1, ci), *_bounds(int(rng.choice([8, 4, 2])), 1)) for _ in types])
+    tb = jnp.asarray([t[0] for t in types], jnp.int32), jnp.asarray([t[1] for t in types], jnp.int32)
+    xp = np.pad(xs, ((0, 0), (0, 0), (pad, pad), (pad, pad), (0, 0)))[:, :, ::stride, ::stride][:, :, :Ho, :Ho]
+    want = np.stack([_np_pointwise(xp[j], ws[j]) for j in range(n_cfg)])
+    i8 = jax.jit(jax.vmap(lambda x, w, b, s: _batched._int8_pointwise(x, w, cfg, conv._int8_offset((b, s)))))
+    np.testing.assert_array_equal(np.asarray(i8(jnp.asarray(xs, jnp.int32), jnp.asarray(ws, jnp.int32), *tb)), want)
+    if ci <= 16:  # the float32 broadcast sum is exact up to 16 channels (16 * 255 * 128 < 2**24)
+        small = jax.jit(jax.vmap(lambda x, w: _batched._small_pointwise(x, w, cfg)))
+        np.testing.assert_array_equal(np.asarray(small(jnp.asarray(xs, jnp.int32), jnp.asarray(ws, jnp.int32))),
+                                      want)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**16), n=st.integers(1, 4), shape=st.sampled_from([(), (3,), (2, 5)]))
+def test_pick_and_materialise_are_identities(seed, n, shape):
+    rng = np.random.default_rng(seed)
+    stack = rng.integers(-2**31, 2**31, (n,) + shape, dtype=np.int64).astype(np.int32)
+    stack.flat[0] = np.iinfo(np.int32).min
+    for c in range(n):
+        got = jax.jit(_batched._pick)(jnp.asarray(stack), jnp.int32(c))
+        np.testing.assert_array_equal(np.asarray(got), stack[c])
+        np.testing.assert_array_equal(np.asarray(jax.jit(_batched._materialise)(jnp.asarray(stack[c]))), stack[c])

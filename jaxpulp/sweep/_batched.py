@@ -6,10 +6,17 @@ definition; this module computes the same int32 outputs for a batch of configura
 does about it (MobileNetV1-0.25-128, numbers in ``benchmarks/sweep.py``):
 
 * A configuration's weights are not free data: layer ``l``'s weights are one of ``C_w`` (<= 3) concrete
-  tensors, ``clip(round(w / 2**d))`` of its weight choice; ``Plan`` derives them once on the host where a
-  layer runs every choice at once (below). Elsewhere a configuration's weights are derived in the graph
-  (``Deriver.derive``, a few elementwise ops): picking them out of the host-derived stack by a traced index
-  ran 2-3x slower on CPU (measured).
+  tensors, ``clip(round(w / 2**d))`` of its weight choice; ``Plan`` derives them once on the host. A
+  configuration picks its tensor by a one-hot reduction over the ``C_w`` (``_pick``), which XLA computes into
+  its own small buffer: derived in the graph (``Deriver.derive``'s float32 scale / round / clip), or picked by a
+  gather or select chain, the weights were fused into the depthwise layers' element loops and recomputed for
+  every output element (MobileNetV1's dw1: 14 ms derived in the loop vs 2.2 ms picked, 4 configurations x 8
+  inputs; the whole 8 x 8 metric about 1.8x faster with the next point, same run).
+* 1x1 convolutions with more than 8 input channels run as exact int8 x int8 -> int32 GEMMs (``int8_matmul``:
+  u8 inputs shifted by -128, ``128 * sum(w)`` added back; where the plan proves every type the input may take
+  and every weight variant fit int8, ``Plan.int8``), handed by XLA:CPU to YNNPACK's VNNI kernels; those with at
+  most 8 a sum of broadcast products on a materialised input (XLA had fused the depthwise layer before into
+  that sum, recomputing it for each output channel).
 * Every tensor computed before the first choice (the network input, unless it is a free variable) is the same
   for every configuration: those layers run once per input, not once per pair. A weighted layer whose input is
   such a tensor (the first 3x3 convolution, the most expensive layer of the per-configuration loop on this CPU)
@@ -17,15 +24,16 @@ does about it (MobileNetV1-0.25-128, numbers in ``benchmarks/sweep.py``):
   ``C_w * Co`` channels), and each configuration selects its slice.
 * Configurations are folded into the batch: the other layers run on ``[b, N, ...]`` under ``vmap`` over a
   chunk of ``b`` configurations, so 1x1 convolutions and linear layers become one batched GEMM (``[b] x
-  (N*pixels, Ci) @ (Ci, Co)``, each configuration's own weights, no wasted work; 1x1 layers with Ci <= 16 a
-  fused sum of broadcast products), depthwise layers broadcast per-configuration weights, the requantisation
-  per-configuration parameters. KxK convolutions on per-configuration inputs run with the stacked weights too
-  (one ordinary convolution over all rows, ``C_w`` times the MACs) rather than as the grouped convolution
-  ``vmap`` would make of per-configuration weights (several times slower on CPU).
+  (N*pixels, Ci) @ (Ci, Co)``, each configuration's own weights, no wasted work), depthwise layers broadcast
+  per-configuration weights, the requantisation per-configuration parameters. KxK convolutions on
+  per-configuration inputs run with the stacked weights too (one ordinary convolution over all rows, ``C_w``
+  times the MACs) rather than as the grouped convolution ``vmap`` would make of per-configuration weights
+  (several times slower on CPU).
 * Exactness: the float32 convolutions sum input-channel groups proved exact from the concrete stacked weights
-  (``_engine.weight_bound_groups`` at the widest input, |x| <= 255; worst-case groups otherwise), the GEMMs
-  chunk their reduction by the worst-case product of <= 8-bit types, as the value path does; every partial sum
-  is an integer below 2**24, so the int32 results are those of the definition exactly (``==``; the property
+  (``_engine.weight_bound_groups`` at the widest input, |x| <= 255; worst-case groups otherwise), the float32
+  GEMMs chunk their reduction by the worst-case product of <= 8-bit types, as the value path does; every partial
+  sum is an integer below 2**24; int8 GEMMs multiply int8 values exactly and add in int32 (exact modulo 2**32 in
+  any order), so the int32 results are those of the definition exactly (``==``; the property
   test ``tests/test_sweep_batched.py`` checks it against ``run_values`` per configuration).
 * Chunks: ``lax.map`` over chunks of about ``rows`` configuration x input pairs, ``vmap`` over the chunk's
   configurations inside (measured on MobileNetV1-0.25, process CPU time: 8 x 8, chunks of 16-32 pairs beat 8
@@ -94,6 +102,18 @@ class Plan:
                 worst = conv.worst_case_groups(execute.widest_acc_config(lay, flat.shape[0]))
                 groups = g if g is not None and len(g) < len(worst) else None
             self.weights[lay.name] = _Weights(kw, stack, groups)
+        # 1x1 convolutions that may run as int8 GEMMs: every weight variant and every type their input may take
+        # (each choice of its variable, else its fixed type) fit int8 after the type's offset
+        types = {i.name: [i.qtype] for i in net.inputs}
+        for lay in net.layers:
+            types[lay.output] = [lay.out_type]
+        for t, k in der.tensor_var.items():
+            types[t] = list(space.variables[k].choices)
+        self.int8 = {lay.name for lay in net.layers if lay.name in self.weights
+                     and int(self.weights[lay.name].w.min()) >= -128 and int(self.weights[lay.name].w.max()) <= 127
+                     and all(t.bits <= 8 for t in types[lay.inputs[0]])}
+        # KxK convolutions: every weight variant at once (stacked along the output channels)
+        self.stacked = {lay.name for lay in net.layers if _is_kxk_conv(lay)}
         # tensors equal for every configuration: every variable they depend on has a single choice
         single = {t for t, k in der.tensor_var.items() if n_choices[k] == 1}
         inp = net.input.name
@@ -132,8 +152,21 @@ def _select(acc, c):
     return out
 
 
-def _own_acc(lay, x, w):
-    """Accumulators (no bias) of a weighted layer with one weight tensor (batched GEMM / broadcast under vmap)."""
+def _pick(stack, c):
+    """``stack[c]`` of a host stack ``[C, ...]`` for a traced choice ``c``, as a one-hot weighted sum over the
+    ``C`` variants: XLA computes a reduction into its own small buffer, while a gather, a select chain or the
+    in-graph derivation (``Deriver.derive``'s float32 scale / round / clip) is fused into the consumer's loop and
+    recomputed for every output element (a depthwise layer on 64x64x8: 2.2 ms vs 9 ms select chain, 14 ms
+    derived; measured, XLA:CPU)."""
+    stack = jnp.asarray(stack)
+    hot = (jnp.arange(stack.shape[0]) == c).astype(stack.dtype)
+    return jnp.sum(hot.reshape((-1,) + (1,) * (stack.ndim - 1)) * stack, axis=0)
+
+
+def _own_acc(lay, x, w, x_off=None):
+    """Accumulators (no bias) of a weighted layer with one weight tensor (batched GEMM / broadcast under vmap).
+    ``x_off``: the int8 offset of x's type (``conv._int8_offset``) where the plan proved every type x may take and
+    every weight fits int8 (``Plan.int8``), else None."""
     k = kinds.of(lay)
     cfg = execute.widest_acc_config(lay)
     if k.flat:
@@ -142,17 +175,51 @@ def _own_acc(lay, x, w):
         return depthwise.accumulate(x, w, None, cfg)
     if tuple(lay.kernel) == (1, 1) and cfg.Ci <= _SMALL_K:
         return _small_pointwise(x, w, cfg)
+    if tuple(lay.kernel) == (1, 1) and x_off is not None:
+        return _int8_pointwise(x, w, cfg, x_off)
     return conv.accumulate(x, w, None, cfg)
 
 
-# 1x1 convolutions with at most this many input channels: a sum of Ci broadcast products, not a GEMM (XLA's
-# CPU dot on (batch * pixels, 8..16) @ (8..16, Co) ran 2-5x slower than the fused sum, measured on this machine)
-_SMALL_K = 16
+def _int8_pointwise(x, w, cfg: ConvConfig, x_off):
+    """Accumulators (batch, Ho, Wo, Co) of a 1x1 convolution as one int8 x int8 -> int32 GEMM over batch * pixels
+    (``int8_matmul``), x moved into int8 by ``x_off``. Measured (4 configurations x (8192 rows, K) @ (K, 32), ms,
+    loaded machine): K = 32 int8 0.57 vs float32 1.42; (512, 128) @ (128, 128): 0.52 vs 0.87; K = 16: a tie."""
+    t, b, left, r = cfg.pad
+    sy, sx = cfg.stride
+    if t or b or left or r:
+        x = jnp.pad(x, ((0, 0), (t, b), (left, r), (0, 0)))
+    x = x[:, :(cfg.Ho - 1) * sy + 1:sy, :(cfg.Wo - 1) * sx + 1:sx]
+    acc = int8_matmul(x.reshape(-1, cfg.Ci), w.reshape(cfg.Co, cfg.Ci), x_off)
+    return acc.reshape(x.shape[0], cfg.Ho, cfg.Wo, cfg.Co)
+
+
+def int8_matmul(x, w, x_off):
+    """int32 (rows, Co) = x (rows, K) @ w (Co, K).T, wrapped to int32 like the core, computed as
+    ``(x - x_off) @ w.T`` in int8 x int8 with int32 accumulation plus ``x_off * sum_k w[co, k]``.
+
+    Exact (== the int64 product wrapped to int32) whenever every ``x - x_off`` and every ``w`` is an int8 value:
+    int8 products are exact, int32 addition is exact modulo 2**32 in whatever order the GEMM sums, and
+    ``x @ w.T = (x - x_off) @ w.T + x_off * rowsum(w)`` modulo 2**32. ``x_off``: int or traced int32 scalar (128
+    for u8 values, 0 for narrower unsigned and signed ones: ``conv._int8_offset``). The weights' contracted axis
+    is their last one: XLA:CPU hands such int8 dots to YNNPACK's VNNI kernels (j11conv's measurement)."""
+    xs = (jnp.asarray(x, jnp.int32) - x_off).astype(jnp.int8)
+    w = jnp.asarray(w, jnp.int32)
+    acc = jax.lax.dot_general(xs, w.astype(jnp.int8), (((1,), (1,)), ((), ())), preferred_element_type=jnp.int32)
+    return acc + x_off * jnp.sum(w, axis=1, dtype=jnp.int32)
+
+
+# 1x1 convolutions with at most this many input channels: a sum of Ci broadcast products on a materialised
+# input, not a GEMM (4 configurations x (32768 rows, 8) @ (8, 16), MobileNetV1's pw1: 0.45 ms vs 2.2 int8 GEMM,
+# 1.6 float32 GEMM; at Ci = 16 the sum lost, 3.4 vs 1.3 ms; measured, loaded machine)
+_SMALL_K = 8
 
 
 def _small_pointwise(x, w, cfg: ConvConfig):
     """Accumulators (batch, Ho, Wo, Co) of a 1x1 convolution as ``sum_c x[..., c] * w[:, c]`` in float32: exact,
-    every partial sum is at most Ci * 255 * 128 < 2**24 for Ci <= 16."""
+    every partial sum is at most Ci * 255 * 128 < 2**24 for Ci <= 16. x is materialised first: otherwise XLA
+    fuses x's producer (a depthwise layer and its requantisation) into the sum and recomputes it for each of the
+    Co output channels (MobileNetV1's dw1 16 times)."""
+    x = _materialise(x)
     t, b, left, r = cfg.pad
     sy, sx = cfg.stride
     if t or b or left or r:
@@ -165,47 +232,79 @@ def _small_pointwise(x, w, cfg: ConvConfig):
     return acc.astype(jnp.int32)
 
 
-def _finish(lay, acc, p, out_t):
-    """Bias and requantisation of accumulators (the value path's, ``execute._weighted_values``)."""
+def _finish(lay, acc, p, bounds):
+    """Bias and requantisation of accumulators (the value path's, ``execute._weighted_values``); ``bounds`` the
+    output type's (lo, hi)."""
     if lay.bias:
         acc = acc + p["bias"]
     flat = kinds.of(lay).flat
     if not (flat and lay.out_type.bits == 32):
-        lo, hi = quant.type_bounds(out_t[0], out_t[1])
         acc = quant.requant(acc, relu=lay.relu, bn=lay.bn, kappa=p["kappa"], lam=p["lam"], out_mult=p["out_mult"],
-                            out_shift=p["out_shift"], lo=lo, hi=hi, bn_bits=lay.bn_bits)
+                            out_shift=p["out_shift"], lo=bounds[0], hi=bounds[1], bn_bits=lay.bn_bits)
     return acc.reshape((-1, 1, 1, acc.shape[-1])) if flat else acc
 
 
-def _input(plan: Plan, x, act_types, d_in):
+def _config_data(plan: Plan, config) -> dict:
+    """Everything a configuration ``[V]`` contributes to the forward besides the shared tensors: re-derived
+    parameters (``Deriver.derive``), weights of the layers that run with their own (picked from the host stack,
+    ``_pick``), tensor types, their clip bounds and int8 offsets, the input's scale exponent. (Putting each of
+    the other quantities in its own buffer too (``_materialise``), as the weights, made the forward slower: the
+    version without ran 1.25x faster at 8 x 8 and 1.18x at 32 x 64, same run, and compiled 5 s faster.)"""
+    net, der = plan.net, plan.der
+    params, act_types, _, d_in, _ = der.derive(net.params, config)
+    acts = _types(net, act_types)
+    for lay in net.layers:
+        if lay.name in plan.weights:
+            wv = plan.weights[lay.name]
+            params[lay.name] = {k: v for k, v in params[lay.name].items() if k != "w"}
+            if lay.name not in plan.stacked:
+                params[lay.name]["w"] = _pick(wv.w, config[wv.var])
+    return dict(params=params, acts={k: tuple(jnp.asarray(a, jnp.int32) for a in v) for k, v in acts.items()},
+                bounds={k: quant.type_bounds(*v) for k, v in acts.items()},
+                off={lay.inputs[0]: conv._int8_offset(acts[lay.inputs[0]]) for lay in net.layers
+                     if lay.name in plan.int8},
+                choice={name: config[wv.var] for name, wv in plan.weights.items()},
+                d_in=d_in)
+
+
+def _materialise(v):
+    """``v`` itself (int32), computed into its own buffer: the maximum over ``[v, INT32_MIN]``, a reduction, which
+    XLA:CPU does not fuse into the element loops that read ``v`` (it does fuse a chain of elementwise ops, and
+    then may recompute it for every element of the consumer). Other dtypes pass through."""
+    v = jnp.asarray(v)
+    if v.dtype != jnp.int32:
+        return v
+    return jnp.max(jnp.stack([v, jnp.full_like(v, jnp.iinfo(jnp.int32).min)]), axis=0)
+
+
+def _input(plan: Plan, x, cd):
     """The network input at a configuration's type (``make_metric_fn``'s rule)."""
     net = plan.net
     if net.input.name not in plan.der.tensor_var:
         return x
     from jaxpulp.sweep._metric import _requantise_values
 
-    lo, hi = quant.type_bounds(*act_types[net.input.name])
-    return _requantise_values(x, lo, hi, d_in)
+    lo, hi = cd["bounds"][net.input.name]
+    return _requantise_values(x, lo, hi, cd["d_in"])
 
 
-def _layer(plan: Plan, lay, env, pre, params, acts, choice, cluster):
+def _layer(plan: Plan, lay, env, pre, cd, cluster):
     """One layer of one configuration (under vmap: of all): env holds its inputs, ``pre`` the stacked
-    accumulators of weighted layers whose input is shared; ``choice`` the configuration ``[V]``."""
-    p = {k: jnp.asarray(v) for k, v in params[lay.name].items()} if lay.name in params else {}
+    accumulators of weighted layers whose input is shared; ``cd`` the configuration's ``_config_data``."""
+    p = cd["params"].get(lay.name, {})
     k = kinds.of(lay)
     if k.weighted:
-        wv = plan.weights[lay.name]
         if lay.name in pre:
-            acc = _select(pre[lay.name], choice[wv.var])
-        elif _is_kxk_conv(lay):
-            acc = _select(_stacked_acc(lay, env[lay.inputs[0]], wv), choice[wv.var])
+            acc = _select(pre[lay.name], cd["choice"][lay.name])
+        elif lay.name in plan.stacked:
+            acc = _select(_stacked_acc(lay, env[lay.inputs[0]], plan.weights[lay.name]), cd["choice"][lay.name])
         else:
-            # the configuration's own weights, derived in the graph (``Deriver.derive``): picking them out of the
-            # host-derived stack by a traced index ran 2-3x slower on CPU (measured)
-            acc = _own_acc(lay, env[lay.inputs[0]], p["w"])
-        return _finish(lay, acc, p, acts[lay.output])
+            x_off = cd["off"][lay.inputs[0]] if lay.name in plan.int8 else None
+            acc = _own_acc(lay, env[lay.inputs[0]], p["w"], x_off)
+        return _finish(lay, acc, p, cd["bounds"][lay.output])
     from jaxpulp.network import mapping
 
+    acts = cd["acts"]
     cfg = mapping.kernel_config(lay, "ideal", cluster)
     return k.hook("values")(lay, cfg, p, [env[i] for i in lay.inputs], [acts[i] for i in lay.inputs],
                             acts[lay.output], cluster)
@@ -219,19 +318,18 @@ def forward(plan: Plan, configs, x, *, rows: int = 32, cluster=None):
     from jaxpulp.cluster.config import GAP8
 
     cluster = cluster or GAP8
-    net, der = plan.net, plan.der
+    net = plan.net
     configs = jnp.asarray(configs, jnp.int32)
     B, N = configs.shape[0], x.shape[0]
     x = jnp.asarray(x, jnp.int32)
     # shared prefix: once, with the first configuration (every variable it depends on has a single choice)
-    p0, a0, _, d0, _ = der.derive(net.params, configs[0])
-    acts0 = _types(net, a0)
-    env0 = {net.input.name: _input(plan, x, acts0, d0)} if net.input.name in plan.shared else {}
+    cd0 = _config_data(plan, configs[0])
+    env0 = {net.input.name: _input(plan, x, cd0)} if net.input.name in plan.shared else {}
     pre = {}
     for lay in net.layers:
         if lay.output in plan.shared:
-            env0[lay.output] = _layer(plan, lay, env0, {}, p0, acts0, configs[0], cluster)
-        elif kinds.of(lay).weighted and _is_kxk_conv(lay) and lay.inputs[0] in plan.shared:
+            env0[lay.output] = _layer(plan, lay, env0, {}, cd0, cluster)
+        elif lay.name in plan.stacked and lay.inputs[0] in plan.shared:
             pre[lay.name] = _stacked_acc(lay, env0[lay.inputs[0]], plan.weights[lay.name])
         elif kinds.of(lay).weighted and lay.inputs[0] in plan.shared and not kinds.of(lay).channelwise:
             # 1x1 conv / linear on a shared input: the variants' GEMMs once, each configuration picks its slice
@@ -247,14 +345,14 @@ def forward(plan: Plan, configs, x, *, rows: int = 32, cluster=None):
     ni = max(d for d in range(1, min(N, max(rows, 1)) + 1) if N % d == 0) if per == 1 else N
 
     def one(config, xs, shared, pre_s):
-        params, act_types, _, d_in, _ = der.derive(net.params, config)
-        acts = _types(net, act_types)
+        cd = _config_data(plan, config)
         env = dict(shared)
         if net.input.name not in env:
-            env[net.input.name] = _input(plan, xs, acts, d_in)
+            env[net.input.name] = _input(plan, xs, cd)
         for lay in net.layers:
             if lay.output not in env:
-                env[lay.output] = _layer(plan, lay, env, pre_s, params, acts, config, cluster)
+                with jax.named_scope(lay.name):
+                    env[lay.output] = _layer(plan, lay, env, pre_s, cd, cluster)
         return env[out]
 
     if out in env0:
@@ -269,5 +367,5 @@ def forward(plan: Plan, configs, x, *, rows: int = 32, cluster=None):
         parts = (cut(x), {k: cut(v) for k, v in env0.items()}, {k: cut(v) for k, v in pre.items()})
         y = jax.lax.map(lambda c: jax.lax.map(lambda a: one(c, *a), parts), configs)
         y = y.reshape((B, N) + y.shape[3:])
-    s = jax.vmap(lambda c: der.derive(net.params, c)[4])(configs)
+    s = jax.vmap(lambda c: plan.der.derive(net.params, c)[4])(configs)
     return y, s
