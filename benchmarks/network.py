@@ -111,6 +111,18 @@ def float_forward(net):
     return jax.jit(f), _float_params(net)
 
 
+def float_stepped(ff, step: int):
+    """The jitted float32 forward ``ff`` over a batch in steps of ``step`` inputs, as ``execute.run`` steps."""
+    return jax.jit(lambda p, v: execute._in_steps(lambda d: {"y": ff(p, d["x"])}, {"x": v}, step)["y"])
+
+
+def run_function(net, x, path: str, step: int):
+    """(jitted function, positional arguments, static keywords) of what ``execute.run(net, x, path=path)``
+    calls, from its own cached ``_runner`` (so the benchmarks measure and profile that very function)."""
+    fn, prepared, _ = execute._runner(net, path, False, execute.GAP8, step)
+    return fn.func, (execute._check_inputs(net, x), *prepared), fn.keywords
+
+
 # ------------------------------------------------------------------------------------------- timing
 
 
@@ -153,7 +165,7 @@ def bench(net, x, reps: int, ref_batch: int, gemm: float, paths=("packed", "valu
     ff, fp = float_forward(net)
     xf = jnp.asarray(x, jnp.float32)
     step = execute.auto_step(net)
-    fc = jax.jit(lambda p, v: execute._in_steps(lambda d: {"y": ff(p, d["x"])}, {"x": v}, step)["y"])
+    fc = float_stepped(ff, step)
     cands = {"float32": lambda: _block(ff(fp, xf)), "float32_stepped": lambda: _block(fc(fp, xf))}
     for path in paths:
         cands[path] = (lambda p=path: run(net, x, path=p))
@@ -172,7 +184,8 @@ def bench(net, x, reps: int, ref_batch: int, gemm: float, paths=("packed", "valu
             times[name].append(time.perf_counter() - t0)
     mem = {"float32": _memory(ff, fp, xf), "float32_stepped": _memory(fc, fp, xf)}
     for path in paths:
-        mem[path] = _packed_memory(net, x, step) if path == "packed" else _values_memory(net, x, step)
+        fn, args, kw = run_function(net, x, path, step)
+        mem[path] = _memory(fn, *args, **kw)
     fresh = {name: fresh_first_call(key, name, len(x)) if key and name in ("float32",) + tuple(paths) else None
              for name in cands}
     rows = []
@@ -206,26 +219,6 @@ def _first_split(f: dict | None) -> str:
     if not f:
         return " (in process)"
     return f" (trace+lower {f['trace_s'] + f['lower_s']:4.2f}, XLA {f['compile_s']:4.2f}, rest {f['other_s']:4.2f})"
-
-
-def _values_memory(net, x, step):
-    """Memory of the compiled function ``execute.run`` calls on the value path."""
-    xs = execute._check_inputs(net, x)
-    acts = execute._types_of(net, None)
-    return _memory(execute._values_stepped, xs,
-                   execute._prepared_values(net), acts, layers=execute._prepared_value_layers(net),
-                   cfgs=execute._configs(net.layers, "ideal", execute.GAP8), want=net.outputs, cluster=execute.GAP8,
-                   groups=execute._prepared_groups(net), step=step)
-
-
-def _packed_memory(net, x, step):
-    """Memory of the compiled function ``execute.run`` calls on the packed path (values in, values out)."""
-    xs = execute._check_inputs(net, x)
-    return _memory(execute._packed_forward, xs,
-                   execute._prepared_packed(net, execute.GAP8), layers=net.layers,
-                   cfgs=execute._prepared_packed_configs(net, execute.GAP8), want=net.outputs,
-                   cluster=execute.GAP8, io=execute._packed_io(net, net.outputs),
-                   groups=execute._prepared_packed_groups(net, execute.GAP8), step=step)
 
 
 # ------------------------------------------------------------------------------------ first call

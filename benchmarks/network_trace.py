@@ -47,24 +47,14 @@ _CONTAINER = re.compile(r"^(while|conditional|call)(\.\d+)?$")  # their operatio
 
 def compiled_paths(net, x, step):
     """path -> (jitted call with its arguments bound, compiled HLO text). The same functions ``execute.run``
-    calls (and the float32 forward in the same steps)."""
-    xs = {net.input.name: jnp.asarray(x, jnp.int32)}
+    calls (``network.run_function``), and the float32 forward in the same steps."""
     ff, fp = nb.float_forward(net)
     xf = jnp.asarray(x, jnp.float32)
-    fstep = jax.jit(lambda p, v: execute._in_steps(lambda d: {"y": ff(p, d["x"])}, {"x": v}, step)["y"])
-    vkw = dict(layers=execute._prepared_value_layers(net), cfgs=execute._configs(net.layers, "ideal", execute.GAP8),
-               want=net.outputs,
-               cluster=execute.GAP8, groups=execute._prepared_groups(net), step=step)
-    pkw = dict(layers=net.layers, cfgs=execute._prepared_packed_configs(net, execute.GAP8), want=net.outputs,
-               cluster=execute.GAP8, io=execute._packed_io(net, net.outputs),
-               groups=execute._prepared_packed_groups(net, execute.GAP8), step=step)
-    vargs = (xs, execute._prepared_values(net), execute._types_of(net, None))
-    pargs = (xs, execute._prepared_packed(net, execute.GAP8))
-    out = {"float32": (lambda: fstep(fp, xf), fstep.lower(fp, xf).compile().as_text()),
-           "packed": (lambda: execute._packed_forward(*pargs, **pkw),
-                      execute._packed_forward.lower(*pargs, **pkw).compile().as_text()),
-           "values": (lambda: execute._values_stepped(*vargs, **vkw),
-                      execute._values_stepped.lower(*vargs, **vkw).compile().as_text())}
+    fstep = nb.float_stepped(ff, step)
+    out = {"float32": (lambda: fstep(fp, xf), fstep.lower(fp, xf).compile().as_text())}
+    for path in ("packed", "values"):
+        fn, args, kw = nb.run_function(net, x, path, step)
+        out[path] = (lambda fn=fn, args=args, kw=kw: fn(*args, **kw), fn.lower(*args, **kw).compile().as_text())
     return out
 
 
