@@ -581,13 +581,17 @@ def run_hwc(x_words, w_words, params, *, cfg: DepthwiseConfig, cluster: Cluster 
     return _packed_call(_fast_packed_hwc, x_words, w_words, params, cfg, cluster)
 
 
+def _weight_image(w_words, cfg: DepthwiseConfig):
+    """The checked byte-plane weight image (uint32 words, no batch axis), cut to its words."""
+    return _engine.packed_words(w_words, _engine.words_for(cfg.Kh * cfg.Kw * cfg.Co, cfg.w_type.bits), "w_words",
+                                batch=False, what=_PLANES)
+
+
 def unpacked_weights(w_words, cfg: DepthwiseConfig) -> np.ndarray:
     """int32 (C, Kh, Kw): the weights exactly as the kernel unpacks its byte-plane weight image ``w_words`` (the
     same function, run once): for ``run_lanes_hwc(..., unpacked=True)``, which a network's packed path uses so
     that the unpack is not recomputed inside the fused tap loops of every call."""
-    w = _engine.packed_words(w_words, _engine.words_for(cfg.Kh * cfg.Kw * cfg.Co, cfg.w_type.bits), "w_words",
-                             batch=False)
-    return np.asarray(_weights_jit(w, cfg))
+    return np.asarray(_weights_jit(_weight_image(w_words, cfg), cfg))
 
 
 def run_lanes_hwc(x, w_words, params, *, cfg: DepthwiseConfig, cluster: Cluster = GAP8, unpacked: bool = False):
@@ -604,8 +608,7 @@ def run_lanes_hwc(x, w_words, params, *, cfg: DepthwiseConfig, cluster: Cluster 
             raise JaxpulpError(f"w_words: unpacked weights of shape {w8.shape}, expected {(cfg.Co, cfg.Kh, cfg.Kw)} "
                                "(C, Kh, Kw)")
     else:
-        w8 = _weights(_engine.packed_words(w_words, _engine.words_for(cfg.Kh * cfg.Kw * cfg.Co, cfg.w_type.bits),
-                                           "w_words", batch=False), cfg)
+        w8 = _weights(_weight_image(w_words, cfg), cfg)
     return _fast_lanes_hwc(jnp.asarray(x, jnp.int32), w8, _as_params(params, cfg), cfg, cluster)
 
 
@@ -615,10 +618,9 @@ def _packed_call(fast, x_words, w_words, params, cfg: DepthwiseConfig, cluster: 
     p = _as_params(params, cfg)
     C = cfg.Co
     nx = _engine.words_for(cfg.H * cfg.W * C, cfg.in_type.bits)
-    nw = _engine.words_for(cfg.Kh * cfg.Kw * C, cfg.w_type.bits)
     no = _engine.words_for(cfg.Ho * cfg.Wo * C, cfg.out_type.bits)
     x = _engine.packed_words(x_words, nx, "x_words", what=_PLANES)
-    w = _engine.packed_words(w_words, nw, "w_words", batch=False, what=_PLANES)
+    w = _weight_image(w_words, cfg)
     batched = x.ndim == 2
     out = fast(x if batched else x[None], w, p, cfg, cluster)[:, :no]
     return out if batched else out[0]

@@ -4,9 +4,10 @@ included) and the packed ``run`` on memory images; and the packed network path (
 against the layer-by-layer kernels on packed images."""
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from jaxpulp import QType, UnsupportedConfig, packing
+from jaxpulp import JaxpulpError, QType, UnsupportedConfig, packing
 from jaxpulp.cluster.config import Cluster
 from jaxpulp.kernels import _engine, add, conv, depthwise, linear, pointwise, pool
 from jaxpulp.kernels.config import ConvConfig, DepthwiseConfig, LinearConfig, out_dim
@@ -259,3 +260,14 @@ def test_bounded_matmul_both_forms_equal_int64_at_the_extremes(cols, k, seed):
     got = _engine.exact_int_matmul_bounded(jnp.asarray(a, jnp.int32), jnp.asarray(b, jnp.int32), 255 * 128)
     want = (a.astype(np.int64) @ b.astype(np.int64)).astype(np.int32)  # |sum| < 2**31 here: no wrap
     np.testing.assert_array_equal(np.asarray(got), want)
+
+
+def test_depthwise_unpacked_weights_of_the_wrong_shape_or_image_are_refused_by_name():
+    cfg = DepthwiseConfig("u8", "u8", "i8", H=4, W=4, Ci=8, Co=8, Kh=3, Kw=3, stride=(1, 1), pad=(1, 1, 1, 1),
+                          Ho=4, Wo=4, relu=1, bn=1)
+    params = depthwise.Params(kappa=np.ones(8, np.int32), lam=np.zeros(8, np.int32))
+    x = np.zeros((1, 4 * 4 * 8), np.int32)
+    with pytest.raises(JaxpulpError, match=r"w_words: unpacked weights of shape \(8, 9\), expected \(8, 3, 3\)"):
+        depthwise.run_lanes_hwc(x, np.zeros((8, 9), np.int32), params, cfg=cfg, unpacked=True)
+    with pytest.raises(JaxpulpError, match="w_words: dtype int32, expected a uint32 byte-plane memory image"):
+        depthwise.unpacked_weights(np.zeros(18, np.int32), cfg)
