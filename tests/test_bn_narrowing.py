@@ -103,3 +103,6 @@ def test_only_bn_mode_64_bit_layers_are_narrowed():
                   dataclasses.replace(lay, relu=0)):
         assert quant.mode(other.relu, other.bn) != quant.MODE_BN or other.bn_bits == 32
         assert not execute._bn_fits_int32(other, net.params["l"], net.input.qtype)
+    for missing in ("kappa", "lam", "w"):  # nothing to prove from: keep the 64-bit tree
+        p = {k: v for k, v in net.params["l"].items() if k != missing}
+        assert not execute._bn_fits_int32(lay, p, net.input.qtype)

@@ -487,7 +487,7 @@ def _bn_fits_int32(lay: Layer, p: dict, in_type: QType) -> bool:
     arithmetic, int64 on the host); if every accumulator and every ``kappa * acc + lam`` at both ends lies in
     int32 and ``out_shift & 63 < 32``, the 32-bit products and sums never wrap and both trees shift the same
     exact value by the same amount."""
-    if lay.bn_bits != 64 or quant.mode(lay.relu, lay.bn) != quant.MODE_BN or "w" not in p:
+    if lay.bn_bits != 64 or quant.mode(lay.relu, lay.bn) != quant.MODE_BN or not {"w", "kappa", "lam"} <= set(p):
         return False
     if not 0 <= int(p.get("out_shift", 0)) & 63 < 32:
         return False
