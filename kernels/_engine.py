@@ -76,6 +76,17 @@ def exact_int_matmul_bounded(a, b, max_product: int):
     return acc
 
 
+def materialise(v):
+    """``v`` itself, computed into its own buffer: for int32, the maximum over ``[v, INT32_MIN]`` (a reduction,
+    which XLA:CPU does not fuse into the element loops that read ``v``; a chain of elementwise producers it does
+    fuse, and may then recompute for every reader, or for every element of a broadcasting reader). The same bits
+    (max with the smallest int32 is the identity). Other dtypes pass through."""
+    v = jnp.asarray(v)
+    if v.dtype != jnp.int32:
+        return v
+    return jnp.max(jnp.stack([v, jnp.full_like(v, jnp.iinfo(jnp.int32).min)]), axis=0)
+
+
 def weight_bound_groups(w, max_x: int, limit: int = 1 << 24) -> tuple[int, ...] | None:
     """Input-channel groups of a convolution proven exact in float32 from its concrete weights.
 
