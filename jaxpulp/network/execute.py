@@ -474,10 +474,13 @@ def _to_device(v, dtype=None):
     return jax.device_put(np.asarray(v, dtype))
 
 
-@functools.partial(jax.jit, static_argnames=("layers", "cfgs", "want", "cluster", "groups", "step"),
+@functools.partial(jax.jit, static_argnames=("layers", "cfgs", "want", "cluster", "groups", "step", "types"),
                    compiler_options=_STEP_COMPILER_OPTIONS)
-def _values_stepped(x, params, act_types, layers, cfgs, want, cluster, groups=None, step=None):
-    """``_values_forward`` in steps of ``step`` inputs (``_in_steps``; static, None: one step)."""
+def _values_stepped(x, params, act_types, layers, cfgs, want, cluster, groups=None, step=None, types=None):
+    """``_values_forward`` in steps of ``step`` inputs (``_in_steps``; static, None: one step). ``types`` (static):
+    ((tensor name, bits, signed), ...), every tensor's type as constants, in place of the traced ``act_types``."""
+    if types is not None:
+        act_types = {k: (b, s) for k, b, s in types}
     return _in_steps(lambda xs: _values_forward(xs, params, act_types, layers, cfgs, want, cluster, groups), x,
                       step)
 
@@ -642,19 +645,20 @@ def run(net: Network, x, *, path: str = "packed", keep: bool = False, cluster: C
 
 
 def _runner(net: Network, path: str, keep: bool, cluster: Cluster, step: int):
-    """``run``'s jitted forward with its static arguments bound, its prepared device arguments (weights; the value
-    path's own types as int32 device scalars, not Python ints converted on every call) and the wanted tensors'
-    output shapes ((-1, ...) per name), built once per network, path, ``keep``, cluster and step."""
+    """``run``'s jitted forward with its static arguments bound, its prepared device arguments (weights) and the
+    wanted tensors' output shapes ((-1, ...) per name), built once per network, path, ``keep``, cluster and step.
+    The value path's types are the network's own there, so they are compiled in as constants (static ``types``):
+    as traced scalars, their clip bounds and int8 offsets were recomputed inside every fused element loop."""
     def build():
         types = net.tensor_types()
         want = tuple(types) if keep else net.outputs
         shapes = {k: (-1,) + tuple(types[k][0]) for k in want}
-        if path == "values":
-            acts = {k: (_to_device(b, np.int32), _to_device(s, np.int32)) for k, (b, s) in _types_of(net, None).items()}
+        if path == "values":  # the network's own types, as constants of the compiled forward
+            own = tuple((k, int(b), int(s)) for k, (b, s) in _types_of(net, None).items())
             fn = functools.partial(_values_stepped, layers=_prepared_value_layers(net),
                                    cfgs=_configs(net.layers, "ideal", cluster), want=want, cluster=cluster,
-                                   groups=_prepared_groups(net), step=step)
-            return fn, (_prepared_values(net), acts), shapes
+                                   groups=_prepared_groups(net), step=step, types=own)
+            return fn, (_prepared_values(net), None), shapes
         fn = functools.partial(_packed_forward, layers=net.layers, cfgs=_prepared_packed_configs(net, cluster),
                                want=want, cluster=cluster, io=_packed_io(net, want),
                                groups=_prepared_packed_groups(net, cluster), step=step)
