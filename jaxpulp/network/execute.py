@@ -386,6 +386,8 @@ def _accumulate(lay: Layer, x, p, groups=None, in_t=None):
     k = kinds.of(lay)
     if type(cfg) is ConvConfig and in_t is not None:  # the conv kernel's int8 forms need x's type
         return conv.accumulate(x, p["w"], bias, cfg, groups, x_type=in_t)
+    if k.flat:
+        return linear.accumulate(x.reshape(x.shape[0], -1), p["w"], bias, cfg, x_type=in_t)
     args = (x.reshape(x.shape[0], -1) if k.flat else x, p["w"], bias, cfg)
     return k.kernel_module().accumulate(*args) if groups is None else k.kernel_module().accumulate(*args, groups)
 
@@ -558,15 +560,16 @@ def _prepared_packed_configs(net: Network, cluster: Cluster) -> tuple:
 
 def _prepared_values(net: Network):
     """The network's own parameters for the value path, converted and moved to the device once per network; a
-    conv's weights laid out for its accumulation form (``conv.prepare_weights``: HWIO int8 or float32), else the
-    transposition and conversion ran in every call (and every step: 0.25 of DroNet's 2.2 ms at batch 1)."""
+    conv's or linear layer's weights laid out for its accumulation form (``conv.prepare_weights``: HWIO int8 or
+    float32; ``linear.prepare_weights``), else the transposition and conversion ran in every call (and every
+    step: 0.25 of DroNet's 2.2 ms at batch 1)."""
     def build():
         out = []
         for lay, p in zip(net.layers, _value_params(net, None), strict=True):
             cfg = widest_acc_config(lay) if kinds.of(lay).weighted else None
-            if type(cfg) is ConvConfig and "w" in p:
-                w = conv.prepare_weights(np.asarray(net.params[lay.name]["w"]), cfg)
-                p = dict(p, w=jax.tree_util.tree_map(_to_device, w))
+            prep = {ConvConfig: conv.prepare_weights, LinearConfig: linear.prepare_weights}.get(type(cfg))
+            if prep is not None and "w" in p:
+                p = dict(p, w=jax.tree_util.tree_map(_to_device, prep(np.asarray(net.params[lay.name]["w"]), cfg)))
             out.append(p)
         return tuple(out)
     return _prepared(net, "values", build)
