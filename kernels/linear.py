@@ -325,12 +325,20 @@ def _fast_accumulate(x8, w8, p: Params, cfg: LinearConfig, lost, wrong):
     variants and neurons they affect (``lost`` / ``wrong`` static masks)."""
     N, M = cfg.N, cfg.M
     mp = _engine.max_abs_product(cfg.in_type.bits, cfg.in_type.signed, cfg.w_type.bits, True)
+    prepared = w8 if isinstance(w8, Weights) else None
+    w8 = jnp.asarray(prepared.w, jnp.int32) if prepared is not None else w8
 
     def dot(a, w):
         return _engine.exact_int_matmul_bounded(a, w.T, mp)
 
     vec_end = (N // 16) * 16
-    if wrong.any():  # elements 8..15 of every 16-element step apart: they use another row for some neurons
+    if not wrong.any() and int8_form():  # x lies within cfg.in_type (<= 8 bits): one exact int8 GEMM
+        from jaxpulp.kernels.conv import _int8_offset  # conv does not import linear
+
+        it = cfg.in_type
+        acc = _engine.int8_matmul(x8, w8 if prepared is None else prepared.w, _int8_offset((it.bits, it.signed)),
+                                  None if prepared is None else prepared.total)
+    elif wrong.any():  # elements 8..15 of every 16-element step apart: they use another row for some neurons
         B, steps = x8.shape[0], vec_end // 16
         xs = x8[:, :vec_end].reshape(B, steps, 2, 8)
         ws = w8[:, :vec_end].reshape(M, steps, 2, 8)
@@ -415,7 +423,10 @@ def _fast_lanes(x8, w_words, p: Params, cfg: LinearConfig, cluster: Cluster):
     output elements (batch, M) int32 (the int32 accumulators for ``i32`` outputs). The quirk masks of the
     bucketed path evaluated for the real split in numpy (no work for variants they cannot affect)."""
     wt = cfg.w_type
-    w8 = _engine.unpack_static(w_words, wt.bits, True, cfg.M * cfg.N).reshape(cfg.M, cfg.N)
+    if isinstance(w_words, Weights):  # unpacked once (``prepare_weights`` of the image's values)
+        w8 = w_words
+    else:
+        w8 = _engine.unpack_static(w_words, wt.bits, True, cfg.M * cfg.N).reshape(cfg.M, cfg.N)
     g = geometry(cfg, cluster)
     lost, wrong, row0 = _quirk_masks(g, *_static_roles(cfg, cluster))
     acc = _fast_accumulate(x8, w8, p, cfg, lost, wrong)
@@ -478,9 +489,19 @@ def run(x_words, w_words, params, *, cfg: LinearConfig, cluster: Cluster = GAP8)
 
 def run_lanes(x, w_words, params, *, cfg: LinearConfig, cluster: Cluster = GAP8):
     """``run`` on lanes (see ``conv.run_lanes``): x (batch, N) int32 -> (batch, M) int32, the output elements
-    (the int32 results themselves for ``i32`` outputs)."""
+    (the int32 results themselves for ``i32`` outputs). ``w_words``: the weight image, or ``prepare_weights``
+    of its values (``packing.unpack`` at ``cfg.w_type``, reshaped (M, N)): unpacked once, not on every call."""
     check(cfg, cluster)
-    w = _engine.packed_words(w_words, _engine.words_for(cfg.M * cfg.N, cfg.w_type.bits), "w_words", batch=False)
+    if isinstance(w_words, Weights):
+        dt = jnp.int8 if int8_form() else jnp.int32
+        if tuple(w_words.w.shape) != (cfg.M, cfg.N) or w_words.w.dtype != dt or tuple(w_words.total.shape) != (
+                cfg.M,):
+            raise JaxpulpError(f"w: prepared weights w {tuple(w_words.w.shape)} {w_words.w.dtype}, total "
+                               f"{tuple(w_words.total.shape)}; expected w ({cfg.M}, {cfg.N}) {jnp.dtype(dt)} and "
+                               f"total ({cfg.M},) (linear.prepare_weights for this configuration on this backend)")
+        w = w_words
+    else:
+        w = _engine.packed_words(w_words, _engine.words_for(cfg.M * cfg.N, cfg.w_type.bits), "w_words", batch=False)
     x = jnp.asarray(x, jnp.int32)
     return _fast_lanes(x.reshape(x.shape[0], -1), w, _as_params(params, cfg), cfg, cluster)
 
