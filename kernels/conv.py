@@ -27,11 +27,11 @@ from jaxpulp.cluster import run as cluster_run, split
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
 from jaxpulp.kernels import _conv_forms, _engine
+from jaxpulp.kernels._conv_forms import Weights
 from jaxpulp.kernels._engine import IntArrayLike, Scalar32
 from jaxpulp.kernels.config import ConvConfig, out_dim
 
 Config = ConvConfig
-Weights = _conv_forms.Weights
 
 
 class Params(NamedTuple):

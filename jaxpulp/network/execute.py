@@ -194,20 +194,28 @@ def words(img: Image):
 # (``_weight_groups``), None where not applicable.
 
 
+def _image_values(w, qtype: QType) -> np.ndarray:
+    """The weights as the kernel reads them: the values of their packed image (``packing.unpack`` of ``pack``)."""
+    return packing.unpack(packing.pack(w, qtype), qtype, w.size).reshape(w.shape)
+
+
 def weighted_args(lay: Layer, p: dict, cfg) -> tuple:
     """conv / depthwise / linear: (packed weights -- for depthwise, ``depthwise.unpacked_weights`` of them, for the
     conv and linear kernels ``prepare_weights`` of their values --, the kernel module's Params)."""
     k = kinds.of(lay)
     w = np.asarray(p["w"])
+    wt = lay.w_type
+    assert wt is not None  # a weighted layer has a weight type (Layer checks it)
+    w_words: object
     if k.channelwise:  # depthwise weights are byte planes, one per tap, kept as the kernel unpacks them: its
         # tap loops broadcast the weights, and XLA fused a per-call unpack into them (redone for every pixel)
         w_words = depthwise.unpacked_weights(packing.pack_planes(np.transpose(w, (1, 2, 0)), lay.w_type), cfg)
-    elif (type(cfg) is ConvConfig and cfg.family == "conv") or type(cfg) is LinearConfig:  # the conv and linear
-        # kernels' weights unpacked and laid out once (the values the image holds), not in every call and step
-        # (DroNet packed: 0.6 of 3.4 ms at batch 1)
-        image = packing.pack(w, lay.w_type)
-        prep = conv.prepare_weights if type(cfg) is ConvConfig else linear.prepare_weights
-        w_words = prep(packing.unpack(image, lay.w_type, w.size).reshape(w.shape), cfg)
+    elif type(cfg) is ConvConfig and cfg.family == "conv":  # the conv and linear kernels' weights unpacked and
+        # laid out once (the values the image holds), not in every call and step (DroNet packed: 0.6 of 3.4 ms
+        # at batch 1)
+        w_words = conv.prepare_weights(_image_values(w, wt), cfg)
+    elif type(cfg) is LinearConfig:
+        w_words = linear.prepare_weights(_image_values(w, wt), cfg)
     else:
         w_words = packing.pack(w, lay.w_type)
     bias = np.asarray(p["bias"], np.int32) if lay.bias else None
