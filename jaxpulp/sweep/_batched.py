@@ -434,11 +434,22 @@ def forward(plan: Plan, configs, x, *, rows: int = 32, cluster=None):
         y = jax.lax.map(jax.vmap(lambda c: one(c, x, env0, pre)), cfgs.reshape(n, per, -1))
         y = y.reshape((n * per,) + y.shape[2:])[:B]
     else:
+        # one loop over (configuration, input chunk) pairs, not a loop over input chunks inside a loop over
+        # configurations: XLA hoisted every configuration-only quantity out of the inner loop into its own small
+        # kernel (32 x 64 on MobileNetV1: 183 -> 75 kernels, XLA compile about 1.5 s shorter; measured)
+        m = N // ni
+
         def cut(v):
-            return v.reshape((N // ni, ni) + v.shape[1:])
+            return v.reshape((m, ni) + v.shape[1:])
 
         parts = (cut(x), {k: cut(v) for k, v in env0.items()}, {k: cut(v) for k, v in pre.items()})
-        y = jax.lax.map(lambda c: jax.lax.map(lambda a: one(c, *a), parts), configs)
-        y = y.reshape((B, N) + y.shape[3:])
+
+        def step(a):
+            config, j = a
+            xs, shared, pre_s = jax.tree.map(lambda v: jax.lax.dynamic_index_in_dim(v, j, keepdims=False), parts)
+            return one(config, xs, shared, pre_s)
+
+        y = jax.lax.map(step, (jnp.repeat(configs, m, axis=0), jnp.tile(jnp.arange(m, dtype=jnp.int32), B)))
+        y = y.reshape((B, N) + y.shape[2:])
     s = jax.vmap(plan.der.out_scale)(configs)
     return y, s
