@@ -120,7 +120,7 @@ def run_function(net, x, path: str, step: int):
     """(jitted function, positional arguments, static keywords) of what ``execute.run(net, x, path=path)``
     calls, from its own cached ``_runner`` (so the benchmarks measure and profile that very function)."""
     fn, prepared, _ = execute._runner(net, path, False, execute.GAP8, step)
-    return fn.func, (execute._check_inputs(net, x), *prepared), fn.keywords
+    return fn, (execute._check_inputs(net, x), *prepared), {}
 
 
 # ------------------------------------------------------------------------------------------- timing
@@ -357,12 +357,23 @@ def _inputs(net, batch, rng):
     return x.astype(execute.host_dtype(net.input.qtype))
 
 
+def _positive(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{v!r}: expected an int >= 1")
+    return n
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--batches", type=int, nargs="+", default=[1, 16, 128, 1024])
-    p.add_argument("--ref-batch", type=int, default=4, help="inputs the numpy baseline runs (its rate is per input)")
-    p.add_argument("--reps", type=int, default=5)
-    p.add_argument("--nets", nargs="+", default=["dronet", "mobilenet"])
+    p.add_argument("--batches", type=_positive, nargs="+", default=[1, 16, 128, 1024])
+    p.add_argument("--ref-batch", type=_positive, default=4, help="inputs the numpy baseline runs (its rate is per "
+                   "input)")
+    p.add_argument("--reps", type=_positive, default=5)
+    p.add_argument("--nets", nargs="+", default=["dronet", "mobilenet"], choices=sorted(_NETS))
     p.add_argument("--profile", action="store_true", help="per-layer breakdown at the first batch size instead")
     p.add_argument("--json", default=None, help="default benchmarks/results/network.json (network_profile.json)")
     p.add_argument("--no-fresh", action="store_true", help="measure the first call only in this process (after the "

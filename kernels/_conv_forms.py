@@ -20,6 +20,8 @@ the forms adds anything but products and zeros in float32 (the bias is added by 
 """
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import jax
 import jax.numpy as jnp
 
@@ -27,6 +29,16 @@ from jaxpulp.kernels.config import ConvConfig
 
 _HIGHEST = jax.lax.Precision.HIGHEST  # keeps GPUs from rounding the float32 GEMMs through TF32 / bf16
 FORMS = ("lax", "im2col", "s2d", "taps", "int8", "int8_im2col")
+
+
+class Weights(NamedTuple):
+    """A convolution's weights laid out once (per network, on the host: ``conv.prepare_weights``) as the form
+    ``conv._fast_accumulate`` chooses reads them, so no layout or conversion work is left in the compiled forward.
+    ``hwio``: (Kh, Kw, Ci, Co), int8 for the int8 form, float32 for the float32 forms (the same integers);
+    ``total``: int32 (Co,), each filter's sum of weights (the int8 form's offset share)."""
+
+    hwio: Any
+    total: Any
 
 
 def _spans(cfg: ConvConfig, starts: tuple[int, ...]):
@@ -66,7 +78,7 @@ def lax_conv(x, w, cfg: ConvConfig, starts: tuple[int, ...]):
     """XLA's direct convolution (NHWC / HWIO), one per input-channel group."""
     t, b, left, r = cfg.pad
     xf = x.astype(jnp.float32)
-    wf = jnp.transpose(w, (1, 2, 3, 0)).astype(jnp.float32)  # HWIO
+    wf = w.hwio if isinstance(w, Weights) else jnp.transpose(w, (1, 2, 3, 0)).astype(jnp.float32)  # HWIO
     parts = []
     for c0, c1 in _spans(cfg, starts):
         part = jax.lax.conv_general_dilated(
@@ -152,6 +164,8 @@ def _hwio(w):
 def _offset_share(w, x_off):
     """int32 (Co,): ``x_off`` times the sum of all of a filter's weights -- what the offset contributes to every
     output pixel once padded pixels hold ``0 - x_off`` too (so every tap of every window sees ``x - x_off``)."""
+    if isinstance(w, Weights):
+        return x_off * w.total
     return x_off * jnp.sum(w.astype(jnp.int32), axis=(1, 2, 3), dtype=jnp.int32)
 
 
@@ -168,9 +182,11 @@ def int8_conv(x, w, cfg: ConvConfig, x_off):
     int32, and int32 addition is exact modulo 2**32 whatever the order (no float32 anywhere, so no input-channel
     groups are needed). The input is zero-padded before the offset is subtracted, so every tap of every window
     holds ``x_p - x_off`` and the offset's share is the same ``x_off * sum(w)`` for every pixel. ``x_off``:
-    Python int (0: no correction) or traced int32 scalar (128 for u8 inputs, see ``conv._int8_offset``)."""
+    Python int (0: no correction) or traced int32 scalar (128 for u8 inputs, see ``conv._int8_offset``). ``w``:
+    (Co, Kh, Kw, Ci) ints, or ``Weights`` with int8 ``hwio``."""
+    hwio = w.hwio if isinstance(w, Weights) else _hwio(w.astype(jnp.int8))
     acc = jax.lax.conv_general_dilated(
-        _shifted_padded(x, cfg, x_off), _hwio(w.astype(jnp.int8)), window_strides=cfg.stride, padding="VALID",
+        _shifted_padded(x, cfg, x_off), hwio, window_strides=cfg.stride, padding="VALID",
         dimension_numbers=("NHWC", "HWIO", "NHWC"), preferred_element_type=jnp.int32)
     if isinstance(x_off, int) and x_off == 0:
         return acc

@@ -76,6 +76,37 @@ def exact_int_matmul_bounded(a, b, max_product: int):
     return acc
 
 
+def int8_matmul(x, w, x_off, total=None):
+    """int32 (rows, M) = x (rows, K) @ w (M, K).T, wrapped to int32 like the core, as ``(x - x_off) @ w.T`` in
+    int8 x int8 with int32 accumulation plus ``x_off * sum_k w[m, k]`` (``total``: those sums, int32 (M,), when
+    prepared; else computed from w).
+
+    Exact (== the int64 product wrapped to int32) whenever every ``x - x_off`` and every ``w`` is an int8 value:
+    int8 products are exact, int32 addition is exact modulo 2**32 in whatever order the GEMM sums, and
+    ``x @ w.T = (x - x_off) @ w.T + x_off * rowsum(w)`` modulo 2**32. ``x_off``: int or traced int32 scalar (128
+    for u8 values, 0 for narrower unsigned and signed ones). The weights' contracted axis is their last one:
+    XLA:CPU hands such int8 dots to YNNPACK's VNNI kernels."""
+    xs = (jnp.asarray(x, jnp.int32) - x_off).astype(jnp.int8)
+    acc = jax.lax.dot_general(xs, jnp.asarray(w).astype(jnp.int8), (((1,), (1,)), ((), ())),
+                              preferred_element_type=jnp.int32)
+    if isinstance(x_off, int) and x_off == 0:
+        return acc
+    if total is None:
+        total = jnp.sum(jnp.asarray(w, jnp.int32), axis=1, dtype=jnp.int32)
+    return acc + x_off * total
+
+
+def materialise(v):
+    """``v`` itself, computed into its own buffer: for int32, the maximum over ``[v, INT32_MIN]`` (a reduction,
+    which XLA:CPU does not fuse into the element loops that read ``v``; a chain of elementwise producers it does
+    fuse, and may then recompute for every reader, or for every element of a broadcasting reader). The same bits
+    (max with the smallest int32 is the identity). Other dtypes pass through."""
+    v = jnp.asarray(v)
+    if v.dtype != jnp.int32:
+        return v
+    return jnp.max(jnp.stack([v, jnp.full_like(v, jnp.iinfo(jnp.int32).min)]), axis=0)
+
+
 def weight_bound_groups(w, max_x: int, limit: int = 1 << 24) -> tuple[int, ...] | None:
     """Input-channel groups of a convolution proven exact in float32 from its concrete weights.
 

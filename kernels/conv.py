@@ -31,6 +31,7 @@ from jaxpulp.kernels._engine import IntArrayLike, Scalar32
 from jaxpulp.kernels.config import ConvConfig, out_dim
 
 Config = ConvConfig
+Weights = _conv_forms.Weights
 
 
 class Params(NamedTuple):
@@ -270,13 +271,35 @@ def accumulate(x, w, bias, cfg: ConvConfig, groups: tuple[int, ...] | None = Non
     is data, anywhere in [-255, 255] with ``cfg.in_type`` the widest type (e.g. u8 x i8): float32 convolutions
     whose partial sums the types bound (see ``_fast_accumulate``). ``groups`` (static): the input-channel group
     starts ``_engine.weight_bound_groups`` proved exact for these very weights (then only x's range must hold);
-    None: groups sized by the worst case of the types (float32 forms only; int8 needs none)."""
-    x, w = jnp.asarray(x, jnp.int32), jnp.asarray(w, jnp.int32)
+    None: groups sized by the worst case of the types (float32 forms only; int8 needs none). ``w`` may also be
+    ``prepare_weights(w, cfg)`` (laid out once per network)."""
+    x = jnp.asarray(x, jnp.int32)
+    w = w if isinstance(w, Weights) else jnp.asarray(w, jnp.int32)
     b = None if bias is None else jnp.asarray(bias, jnp.int32)
     if x_type is None:
+        if isinstance(w, Weights) and w.hwio.dtype != jnp.float32:  # prepared for the int8 form: float32 here
+            w = Weights(w.hwio.astype(jnp.float32), w.total)
         acc = _float_accumulate(x, w, cfg, groups)
         return acc if b is None else acc + b
     return _fast_accumulate(x, w, b, cfg, groups, x_off=_int8_offset(x_type))
+
+
+def prepare_weights(w, cfg: ConvConfig) -> Weights:
+    """The weights ``w`` (Co, Kh, Kw, Ci) ints (host, numpy) laid out once for the form ``_fast_accumulate``
+    takes for ``cfg`` on the current backend (``int8_form``): HWIO int8 for the int8 convolution, HWIO float32
+    otherwise, plus each filter's weight sum. Pass the result wherever ``accumulate`` / ``run_lanes`` take the
+    weights (the same bits; a network prepares its weights once instead of on every call and step). Raises for a
+    wrong shape, or for weights outside int8 (every PULP-NN weight type has at most 8 bits)."""
+    w = np.asarray(w)
+    want = (cfg.Co, cfg.Kh, cfg.Kw, cfg.Ci)
+    if w.shape != want or w.dtype.kind not in "iu":
+        raise JaxpulpError(f"w: shape {w.shape} dtype {w.dtype}, expected ints of shape {want} (Co, Kh, Kw, Ci)")
+    w = w.astype(np.int64)
+    if w.size and (w.min() < -128 or w.max() > 127):
+        raise JaxpulpError(f"w: values span [{w.min()}, {w.max()}], expected int8 weights [-128, 127]")
+    hwio = np.ascontiguousarray(np.transpose(w, (1, 2, 3, 0)))
+    hwio = hwio.astype(np.int8 if int8_form(cfg) == "conv" else np.float32)
+    return Weights(hwio, w.sum(axis=(1, 2, 3)).astype(np.int32))
 
 
 def worst_case_groups(cfg: ConvConfig) -> tuple[int, ...]:
@@ -342,12 +365,24 @@ def _fast_accumulate(x8, w8, bias, cfg: ConvConfig, groups: tuple[int, ...] | No
       max|x| * sum|w| <= 2**24 (``groups`` proved from the weights, else the types' worst case): exact.
 
     The bias is added in int32 at the end (never inside a float32 sum)."""
+    if isinstance(w8, Weights):
+        _check_prepared(w8, cfg)
     if int8_form(cfg) == "conv":
         off = _int8_offset((cfg.in_type.bits, cfg.in_type.signed)) if x_off is None else x_off
         acc = _conv_forms.int8_conv(x8, w8, cfg, off)
     else:
         acc = _float_accumulate(x8, w8, cfg, groups)
     return acc if bias is None else acc + bias
+
+
+def _check_prepared(w: Weights, cfg: ConvConfig) -> None:
+    """``prepare_weights``' layout for this very configuration and backend (static shapes and dtypes)."""
+    dt = jnp.int8 if int8_form(cfg) == "conv" else jnp.float32
+    want = (cfg.Kh, cfg.Kw, cfg.Ci, cfg.Co)
+    if tuple(w.hwio.shape) != want or w.hwio.dtype != dt or tuple(w.total.shape) != (cfg.Co,):
+        raise JaxpulpError(f"w: prepared weights hwio {tuple(w.hwio.shape)} {w.hwio.dtype}, total "
+                           f"{tuple(w.total.shape)}; expected hwio {want} {jnp.dtype(dt)} and total ({cfg.Co},) "
+                           "(conv.prepare_weights for this configuration on this backend)")
 
 
 def _float_accumulate(x8, w8, cfg: ConvConfig, groups: tuple[int, ...] | None = None):
@@ -368,8 +403,8 @@ def _pointwise_accumulate(x8, w8, bias, cfg: ConvConfig, per_tap: int):
         x8 = jnp.pad(x8, ((0, 0), (t, b), (left, r), (0, 0)))
     x8 = x8[:, :(cfg.Ho - 1) * sy + 1:sy, :(cfg.Wo - 1) * sx + 1:sx]
     B = x8.shape[0]
-    acc = _engine.exact_int_matmul_bounded(x8.reshape(B * cfg.Ho * cfg.Wo, cfg.Ci), w8.reshape(cfg.Co, cfg.Ci).T,
-                                           per_tap)
+    wm = w8.hwio.reshape(cfg.Ci, cfg.Co) if isinstance(w8, Weights) else w8.reshape(cfg.Co, cfg.Ci).T
+    acc = _engine.exact_int_matmul_bounded(x8.reshape(B * cfg.Ho * cfg.Wo, cfg.Ci), wm, per_tap)
     acc = acc.reshape(B, cfg.Ho, cfg.Wo, cfg.Co)
     return acc if bias is None else acc + bias
 
@@ -409,7 +444,10 @@ def _fast_lanes(x, w_words, p: Params, cfg: ConvConfig, cluster: Cluster, groups
     vectorisation (measured 2x on DroNet's 1x1 layer); consumers reshape on their input side for free."""
     wt = cfg.w_type
     x8 = x.reshape(-1, cfg.H, cfg.W, cfg.Ci)
-    w8 = _engine.unpack_static(w_words, wt.bits, True, cfg.Co * cfg.K).reshape(cfg.Co, cfg.Kh, cfg.Kw, cfg.Ci)
+    if isinstance(w_words, Weights):  # unpacked and laid out once (``prepare_weights`` of the image's values)
+        w8 = w_words
+    else:
+        w8 = _engine.unpack_static(w_words, wt.bits, True, cfg.Co * cfg.K).reshape(cfg.Co, cfg.Kh, cfg.Kw, cfg.Ci)
     acc = _fast_accumulate(x8, w8, p.bias, cfg, groups)
     return requantise_static(acc, p, cfg, cluster)
 
@@ -473,11 +511,15 @@ def run_lanes(x, w_words, params, *, cfg: ConvConfig, cluster: Cluster = GAP8,
     """``run`` on lanes: ``x`` (batch, H*W*Ci) int32, the input image's elements as the kernel reads them (the
     values ``packing.unpack`` gives at ``cfg.in_type``) -> (batch, Ho, Wo, Co) int32, the elements of the output
     image ``run`` returns (the same bits once packed at ``cfg.out_type``). For chaining kernels without packing
-    between them (whole networks); traceable."""
+    between them (whole networks); traceable. ``w_words``: the weight image, or ``prepare_weights`` of its
+    values (``packing.unpack`` at ``cfg.w_type``, reshaped (Co, Kh, Kw, Ci)): unpacked once, not on every call."""
     check(cfg, cluster)
-    return _fast_lanes(jnp.asarray(x, jnp.int32), _engine.packed_words(
-        w_words, _engine.words_for(cfg.Co * cfg.K, cfg.w_type.bits), "w_words", batch=False),
-        _as_params(params, cfg), cfg, cluster, groups)
+    if isinstance(w_words, Weights):
+        _check_prepared(w_words, cfg)
+        w = w_words
+    else:
+        w = _engine.packed_words(w_words, _engine.words_for(cfg.Co * cfg.K, cfg.w_type.bits), "w_words", batch=False)
+    return _fast_lanes(jnp.asarray(x, jnp.int32), w, _as_params(params, cfg), cfg, cluster, groups)
 
 
 def run_values(x, w, params, *, cfg: ConvConfig, cluster: Cluster = GAP8):

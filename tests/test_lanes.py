@@ -193,13 +193,17 @@ def _layer_by_layer(net, x, cluster=execute.GAP8):
     for lay, cfg, a in zip(net.layers, cfgs, args, strict=True):
         ins = [env[i] for i in lay.inputs]
         fam = cfg.family
-        if fam in ("conv", "pointwise"):
+        if fam == "conv":  # its weight image from the parameters (the network keeps them laid out for its form)
+            w_words = packing.pack(np.asarray(net.params[lay.name]["w"]), lay.w_type)
+            out = conv.run(ins[0], w_words, a[1], cfg=cfg, cluster=cluster)
+        elif fam == "pointwise":
             out = mapping.kernel_module(cfg).run(ins[0], a[0], a[1], cfg=cfg, cluster=cluster)
         elif fam == "depthwise":  # its weight image from the parameters (the network keeps them unpacked)
             w_words = packing.pack_planes(np.transpose(np.asarray(net.params[lay.name]["w"]), (1, 2, 0)), lay.w_type)
             out = depthwise.run_hwc(ins[0], w_words, a[1], cfg=cfg, cluster=cluster)
-        elif fam == "linear":
-            out = linear.run(ins[0][:, :_engine.words_for(cfg.N, cfg.in_type.bits)], a[0], a[1], cfg=cfg,
+        elif fam == "linear":  # its weight image from the parameters, as for conv
+            w_words = packing.pack(np.asarray(net.params[lay.name]["w"]), lay.w_type)
+            out = linear.run(ins[0][:, :_engine.words_for(cfg.N, cfg.in_type.bits)], w_words, a[1], cfg=cfg,
                              cluster=cluster)
         elif fam == "maxpool":
             out = pool.run(ins[0], None, cfg=cfg, cluster=cluster).out

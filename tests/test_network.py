@@ -46,10 +46,11 @@ def test_batch_equals_loop_and_one_compile_per_batch_size(tiny):
 
     x = _inputs(tiny, 4, seed=1)
     batched = run(tiny, x).outputs["fc"]
-    before = run_mod._packed_forward._cache_size()
+    fn = run_mod._runner(tiny, "packed", False, run_mod.GAP8, run_mod.auto_step(tiny))[0]
+    before = fn._cache_size()
     looped = np.concatenate([run(tiny, x[i:i + 1]).outputs["fc"] for i in range(4)])
     np.testing.assert_array_equal(batched, looped)
-    assert run_mod._packed_forward._cache_size() == before + 1  # batch 1: one new compile for four calls
+    assert fn._cache_size() == before + 1  # batch 1: one new compile for four calls
 
 
 def _conv0_at_bits(net, b):

@@ -1,6 +1,7 @@
 """``run``'s input handling: inputs move to the device in ``execute.host_dtype`` of their type (uint8 for u8) and
 are widened there; whatever integer dtype a caller passes, the outputs are the numpy interpreter's, and values
 outside the input type are still refused (also when the dtype is narrow)."""
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -55,3 +56,22 @@ def test_values_outside_the_input_type_are_refused_in_a_narrow_dtype(tiny):
         run(u4, x)
     with pytest.raises(JaxpulpError, match="x: dtype float32"):
         run(tiny, x.astype(np.float32))
+
+
+@pytest.mark.parametrize("path", ["packed", "values"])
+def test_weights_as_constants_or_as_arguments_give_the_same_bits(monkeypatch, path):
+    # a small network's prepared weights are compiled into run's forward (no arguments); above CONST_BYTES they
+    # are passed as arguments: both are the numpy interpreter's outputs, for every tensor
+    net = zoo.mobilenet_v1(alpha=0.25, resolution=96, seed=7)  # a network object of its own (fresh caches)
+    x = np.random.default_rng(4).integers(0, 256, (2,) + net.input.shape)
+    want = reference.forward(net, x, keep=True)
+    fn, args, _ = execute._runner(net, path, True, execute.GAP8, 1)
+    assert args == ()
+    got = run(net, x, path=path, keep=True, step=1).tensors
+    monkeypatch.setattr(execute, "CONST_BYTES", 0)
+    fn, args, _ = execute._runner(net, path, True, execute.GAP8, 2)  # another step: a runner built anew
+    assert len(args) >= 1 and len(jax.tree_util.tree_leaves(args)) > 10
+    got_args = run(net, x, path=path, keep=True, step=2).tensors
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=f"{name} (constants)")
+        np.testing.assert_array_equal(got_args[name], want[name], err_msg=f"{name} (arguments)")

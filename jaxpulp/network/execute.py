@@ -195,13 +195,19 @@ def words(img: Image):
 
 
 def weighted_args(lay: Layer, p: dict, cfg) -> tuple:
-    """conv / depthwise / linear: (packed weights -- for depthwise, ``depthwise.unpacked_weights`` of them --, the
-    kernel module's Params)."""
+    """conv / depthwise / linear: (packed weights -- for depthwise, ``depthwise.unpacked_weights`` of them, for the
+    conv and linear kernels ``prepare_weights`` of their values --, the kernel module's Params)."""
     k = kinds.of(lay)
     w = np.asarray(p["w"])
     if k.channelwise:  # depthwise weights are byte planes, one per tap, kept as the kernel unpacks them: its
         # tap loops broadcast the weights, and XLA fused a per-call unpack into them (redone for every pixel)
         w_words = depthwise.unpacked_weights(packing.pack_planes(np.transpose(w, (1, 2, 0)), lay.w_type), cfg)
+    elif (type(cfg) is ConvConfig and cfg.family == "conv") or type(cfg) is LinearConfig:  # the conv and linear
+        # kernels' weights unpacked and laid out once (the values the image holds), not in every call and step
+        # (DroNet packed: 0.6 of 3.4 ms at batch 1)
+        image = packing.pack(w, lay.w_type)
+        prep = conv.prepare_weights if type(cfg) is ConvConfig else linear.prepare_weights
+        w_words = prep(packing.unpack(image, lay.w_type, w.size).reshape(w.shape), cfg)
     else:
         w_words = packing.pack(w, lay.w_type)
     bias = np.asarray(p["bias"], np.int32) if lay.bias else None
@@ -259,14 +265,30 @@ def packed_add(cfg, args, ins, cluster: Cluster, groups=None):
                          cluster=cluster)
 
 
+def _shared_tensors(layers) -> frozenset:
+    """The tensors more than one of ``layers`` reads. Both paths compute them into their own buffer
+    (``_engine.materialise``): else XLA fuses a producer's requantisation (and a pooling after it) into each
+    reader's input loop and computes it once per reader (DroNet: Conv_0's requantisation and max pool twice, in
+    both Conv_8's and Conv_15's input, 3.6 of 22 ms at batch 16; paired runs, 2-core EPYC: value path 0.94 ->
+    1.12x, packed 0.98 -> 0.99x of the float32 forward at batch 16, 0.79 -> 0.91x and 0.70 -> 0.88x at batch 1;
+    materialising every tensor instead lost 15%)."""
+    counts: dict = {}
+    for lay in layers:
+        for i in set(lay.inputs):
+            counts[i] = counts.get(i, 0) + 1
+    return frozenset(k for k, n in counts.items() if n > 1)
+
+
 def _packed_images(images, args, layers, cfgs, want, cluster, groups=None):
     """The layers on packed images: {input name: Image} -> {wanted name: Image}. Each layer's output is kept
     as lanes at its ``cfg.out_type`` (``Image``), packed only where a reader needs the words."""
     env = dict(images)
     groups = (None,) * len(layers) if groups is None else groups
+    shared = _shared_tensors(layers)
     for lay, cfg, a, g in zip(layers, cfgs, args, groups, strict=True):
         with jax.named_scope(scope_name(lay)):
             lanes = _run_layer_packed(lay, cfg, a, [env[i] for i in lay.inputs], cluster, g)
+            lanes = _engine.materialise(lanes) if lay.output in shared else lanes
         env[lay.output] = Image(None, lanes, cfg.out_type)
     return {k: env[k] for k in want}
 
@@ -366,6 +388,8 @@ def _accumulate(lay: Layer, x, p, groups=None, in_t=None):
     k = kinds.of(lay)
     if type(cfg) is ConvConfig and in_t is not None:  # the conv kernel's int8 forms need x's type
         return conv.accumulate(x, p["w"], bias, cfg, groups, x_type=in_t)
+    if k.flat:
+        return linear.accumulate(x.reshape(x.shape[0], -1), p["w"], bias, cfg, x_type=in_t)
     args = (x.reshape(x.shape[0], -1) if k.flat else x, p["w"], bias, cfg)
     return k.kernel_module().accumulate(*args) if groups is None else k.kernel_module().accumulate(*args, groups)
 
@@ -412,12 +436,13 @@ def _values_forward(x, params, act_types, layers, cfgs, want, cluster, groups=No
     input-channel groups proved from the concrete weights ``params`` holds (``_weight_groups``), or None."""
     env = {k: v.astype(jnp.int32) for k, v in x.items()}
     groups = (None,) * len(layers) if groups is None else groups
+    shared = _shared_tensors(layers)
     for lay, cfg, p, g in zip(layers, cfgs, params, groups, strict=True):
         ins = [env[i] for i in lay.inputs]
         in_types = [act_types[i] for i in lay.inputs]
         with jax.named_scope(scope_name(lay)):
-            env[lay.output] = kinds.of(lay).hook("values")(lay, cfg, p, ins, in_types, act_types[lay.output],
-                                                           cluster, g)
+            out = kinds.of(lay).hook("values")(lay, cfg, p, ins, in_types, act_types[lay.output], cluster, g)
+            env[lay.output] = _engine.materialise(out) if lay.output in shared else out
     return {k: env[k] for k in want}
 
 
@@ -453,10 +478,13 @@ def _to_device(v, dtype=None):
     return jax.device_put(np.asarray(v, dtype))
 
 
-@functools.partial(jax.jit, static_argnames=("layers", "cfgs", "want", "cluster", "groups", "step"),
+@functools.partial(jax.jit, static_argnames=("layers", "cfgs", "want", "cluster", "groups", "step", "types"),
                    compiler_options=_STEP_COMPILER_OPTIONS)
-def _values_stepped(x, params, act_types, layers, cfgs, want, cluster, groups=None, step=None):
-    """``_values_forward`` in steps of ``step`` inputs (``_in_steps``; static, None: one step)."""
+def _values_stepped(x, params, act_types, layers, cfgs, want, cluster, groups=None, step=None, types=None):
+    """``_values_forward`` in steps of ``step`` inputs (``_in_steps``; static, None: one step). ``types`` (static):
+    ((tensor name, bits, signed), ...), every tensor's type as constants, in place of the traced ``act_types``."""
+    if types is not None:
+        act_types = {k: (b, s) for k, b, s in types}
     return _in_steps(lambda xs: _values_forward(xs, params, act_types, layers, cfgs, want, cluster, groups), x,
                       step)
 
@@ -533,8 +561,20 @@ def _prepared_packed_configs(net: Network, cluster: Cluster) -> tuple:
 
 
 def _prepared_values(net: Network):
-    """The network's own parameters for the value path, converted and moved to the device once per network."""
-    return _prepared(net, "values", lambda: _value_params(net, None))
+    """The network's own parameters for the value path, converted and moved to the device once per network; a
+    conv's or linear layer's weights laid out for its accumulation form (``conv.prepare_weights``: HWIO int8 or
+    float32; ``linear.prepare_weights``), else the transposition and conversion ran in every call (and every
+    step: 0.25 of DroNet's 2.2 ms at batch 1)."""
+    def build():
+        out = []
+        for lay, p in zip(net.layers, _value_params(net, None), strict=True):
+            cfg = widest_acc_config(lay) if kinds.of(lay).weighted else None
+            prep = {ConvConfig: conv.prepare_weights, LinearConfig: linear.prepare_weights}.get(type(cfg))
+            if prep is not None and "w" in p:
+                p = dict(p, w=jax.tree_util.tree_map(_to_device, prep(np.asarray(net.params[lay.name]["w"]), cfg)))
+            out.append(p)
+        return tuple(out)
+    return _prepared(net, "values", build)
 
 
 def _prepared_groups(net: Network) -> tuple:
@@ -609,22 +649,43 @@ def run(net: Network, x, *, path: str = "packed", keep: bool = False, cluster: C
     return RunResult(outputs, res if keep else {})
 
 
+# Prepared parameters up to this size (bytes) are compiled into ``run``'s forward as constants rather than passed as
+# arguments: no per-call dispatch of ~100 argument buffers, and XLA folds what depends on the weights alone.
+# Measured (DroNet, batch 1, 2-core EPYC, same process): packed 2.27 -> 1.89 ms, values 2.56 -> 2.08 ms a call,
+# compile 0.5-0.65 s. Larger networks keep arguments (large constants slow lowering and compiling down).
+CONST_BYTES = 8 << 20
+
+
+def _tree_bytes(tree) -> int:
+    return sum(int(np.asarray(v).nbytes) for v in jax.tree_util.tree_leaves(tree))
+
+
+def _bind(jitted, prepared: tuple, kw: dict):
+    """(jitted forward ``f(x, *args)``, args): ``jitted``'s function with its static keywords bound and, when
+    ``prepared`` fits ``CONST_BYTES``, the prepared parameters as constants of the compiled forward (no args)."""
+    impl = jitted.__wrapped__
+    if _tree_bytes(prepared) <= CONST_BYTES:
+        consts = jax.tree_util.tree_map(np.asarray, prepared)
+        return jax.jit(lambda x: impl(x, *consts, **kw), compiler_options=_STEP_COMPILER_OPTIONS), ()
+    return jax.jit(lambda x, *args: impl(x, *args, **kw), compiler_options=_STEP_COMPILER_OPTIONS), prepared
+
+
 def _runner(net: Network, path: str, keep: bool, cluster: Cluster, step: int):
-    """``run``'s jitted forward with its static arguments bound, its prepared device arguments (weights; the value
-    path's own types as int32 device scalars, not Python ints converted on every call) and the wanted tensors'
-    output shapes ((-1, ...) per name), built once per network, path, ``keep``, cluster and step."""
+    """``run``'s jitted forward ``fn(x, *args)``, its device arguments ``args`` (the prepared weights, or nothing
+    when they are compiled in as constants: ``_bind``) and the wanted tensors' output shapes ((-1, ...) per
+    name), built once per network, path, ``keep``, cluster and step. The value path's types are the network's
+    own there, so they are compiled in as constants too (static ``types``): as traced scalars, their clip bounds
+    and int8 offsets were recomputed inside every fused element loop."""
     def build():
         types = net.tensor_types()
         want = tuple(types) if keep else net.outputs
         shapes = {k: (-1,) + tuple(types[k][0]) for k in want}
         if path == "values":
-            acts = {k: (_to_device(b, np.int32), _to_device(s, np.int32)) for k, (b, s) in _types_of(net, None).items()}
-            fn = functools.partial(_values_stepped, layers=_prepared_value_layers(net),
-                                   cfgs=_configs(net.layers, "ideal", cluster), want=want, cluster=cluster,
-                                   groups=_prepared_groups(net), step=step)
-            return fn, (_prepared_values(net), acts), shapes
-        fn = functools.partial(_packed_forward, layers=net.layers, cfgs=_prepared_packed_configs(net, cluster),
-                               want=want, cluster=cluster, io=_packed_io(net, want),
-                               groups=_prepared_packed_groups(net, cluster), step=step)
-        return fn, (_prepared_packed(net, cluster),), shapes
+            own = tuple((k, int(b), int(s)) for k, (b, s) in _types_of(net, None).items())
+            kw = dict(layers=_prepared_value_layers(net), cfgs=_configs(net.layers, "ideal", cluster), want=want,
+                      cluster=cluster, groups=_prepared_groups(net), step=step, types=own)
+            return (*_bind(_values_stepped, (_prepared_values(net), None), kw), shapes)
+        kw = dict(layers=net.layers, cfgs=_prepared_packed_configs(net, cluster), want=want, cluster=cluster,
+                  io=_packed_io(net, want), groups=_prepared_packed_groups(net, cluster), step=step)
+        return (*_bind(_packed_forward, (_prepared_packed(net, cluster),), kw), shapes)
     return _prepared(net, ("run", path, keep, cluster, step), build)

@@ -1,0 +1,95 @@
+"""``conv.prepare_weights``: a conv's weights laid out once for its accumulation form give the bits of the raw
+weights, on the value path's ``accumulate`` (every form the rule picks, traced types) and the packed path's
+``run_lanes`` (== the reference twin); wrong weights are refused by name."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
+
+from jaxpulp import JaxpulpError, QType, UnsupportedConfig, packing
+from jaxpulp.cluster.config import Cluster
+from jaxpulp.kernels import conv
+
+PROPERTY = settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+
+# (Ci, Co, K): Ci = 1 and small 1x1 layers take the float32 forms, the others the int8 convolution (on the CPU)
+SHAPES = [(1, 8, 3), (8, 8, 1), (16, 32, 1), (8, 24, 3), (24, 8, 3)]
+
+
+def _extreme(rng, lo, hi, shape):
+    """Random values with a good share of both ends of [lo, hi] (where the int8 offset and the float32 bounds bite)."""
+    v = rng.integers(lo, hi + 1, shape)
+    ends = rng.random(shape)
+    return np.where(ends < 0.3, lo, np.where(ends > 0.7, hi, v))
+
+
+@PROPERTY
+@given(shape=st.sampled_from(SHAPES), it=st.sampled_from(["u8", "i8", "u4", "i2"]), wt=st.sampled_from(["i8", "i4"]),
+       stride=st.integers(1, 2), bias=st.booleans(), seed=st.integers(0, 2**31))
+def test_prepared_weights_give_the_raw_weights_bits_on_the_value_path(shape, it, wt, stride, bias, seed):
+    ci, co, k = shape
+    cfg = conv.Config("u8", "u8", "i8", H=6, W=5, Ci=ci, Co=co, Kh=k, Kw=k, stride=(stride, stride),
+                      pad=(k // 2,) * 4)
+    rng = np.random.default_rng(seed)
+    in_t, w_t = QType.parse(it), QType.parse(wt)
+    x = _extreme(rng, in_t.lo, in_t.hi, (2, cfg.H, cfg.W, ci))
+    w = _extreme(rng, w_t.lo, w_t.hi, (co, k, k, ci))
+    b = rng.integers(-2**20, 2**20, co).astype(np.int32) if bias else None
+    prep = conv.prepare_weights(w, cfg)
+    assert prep.hwio.dtype == (np.int8 if conv.int8_form(cfg) == "conv" else np.float32)
+    x_type = (jnp.int32(in_t.bits), jnp.int32(in_t.signed))  # traced, as the value path passes them
+    f = jax.jit(lambda x, w, t: conv.accumulate(x, w, b, cfg, x_type=t))
+    got = np.asarray(f(jnp.asarray(x), jax.tree_util.tree_map(jnp.asarray, prep), x_type))
+    raw = np.asarray(f(jnp.asarray(x), jnp.asarray(w), x_type))
+    np.testing.assert_array_equal(got, raw)
+    # and both are the int64 correlation (so a layout error common to both would show too)
+    xp = np.pad(x, ((0, 0), (k // 2, k // 2), (k // 2, k // 2), (0, 0))).astype(np.int64)
+    want = np.zeros((2, cfg.Ho, cfg.Wo, co), np.int64)
+    for ky in range(k):
+        for kx in range(k):
+            win = xp[:, ky:ky + (cfg.Ho - 1) * stride + 1:stride, kx:kx + (cfg.Wo - 1) * stride + 1:stride]
+            want += win @ w[:, ky, kx, :].T.astype(np.int64)
+    np.testing.assert_array_equal(got, want + (0 if b is None else b))
+    # without a type (x within the widest type): the float32 forms, from int8-prepared weights too
+    np.testing.assert_array_equal(np.asarray(conv.accumulate(x, prep, b, cfg)), got)
+
+
+@PROPERTY
+@given(shape=st.sampled_from(SHAPES), types=st.sampled_from([("u8", "u8", "i8"), ("i8", "i4", "i8"),
+                                                              ("u4", "u2", "i4"), ("i2", "i8", "i2")]),
+       seed=st.integers(0, 2**31))
+def test_prepared_weights_give_the_image_bits_on_the_packed_path(shape, types, seed):
+    ci, co, k = shape
+    cfg = conv.Config(*types, H=4, W=4, Ci=ci, Co=co, Kh=k, Kw=k, pad=(k // 2,) * 4, relu=1, bn=1)
+    try:
+        conv.check(cfg, Cluster())
+    except UnsupportedConfig:
+        assume(False)  # a layout the library cannot address (sub-byte pixels of one channel)
+    rng = np.random.default_rng(seed)
+    x = _extreme(rng, cfg.in_type.lo, cfg.in_type.hi, (2, cfg.H, cfg.W, ci))
+    w = _extreme(rng, cfg.w_type.lo, cfg.w_type.hi, (co, k, k, ci))
+    params = conv.Params(kappa=rng.integers(-50, 50, co).astype(np.int32),
+                         lam=rng.integers(-2000, 2000, co).astype(np.int32), out_mult=3, out_shift=9, bias=None)
+    image = packing.pack(w, cfg.w_type)
+    prep = conv.prepare_weights(packing.unpack(image, cfg.w_type, w.size).reshape(w.shape), cfg)
+    lanes = x.reshape(2, -1)
+    got = np.asarray(conv.run_lanes(lanes, prep, params, cfg=cfg))
+    np.testing.assert_array_equal(got, np.asarray(conv.run_lanes(lanes, image, params, cfg=cfg)))
+    twin = np.stack([conv.reference(xi, w, params, cfg, Cluster()) for xi in x])
+    np.testing.assert_array_equal(got, twin.reshape(got.shape))
+
+
+def test_bad_weights_are_refused_by_name():
+    cfg = conv.Config("u8", "u8", "i8", H=4, W=4, Ci=8, Co=8, Kh=3, Kw=3, pad=(1, 1, 1, 1))
+    with pytest.raises(JaxpulpError, match=r"w: shape \(8, 3, 3, 4\).*expected ints of shape \(8, 3, 3, 8\)"):
+        conv.prepare_weights(np.zeros((8, 3, 3, 4), np.int32), cfg)
+    with pytest.raises(JaxpulpError, match=r"w: values span \[128, 128\], expected int8"):
+        conv.prepare_weights(np.full((8, 3, 3, 8), 128), cfg)
+    with pytest.raises(JaxpulpError, match="expected ints"):
+        conv.prepare_weights(np.zeros((8, 3, 3, 8), np.float32), cfg)
+    other = conv.Config("u8", "u8", "i8", H=4, W=4, Ci=8, Co=16, Kh=3, Kw=3, pad=(1, 1, 1, 1))
+    prep = conv.prepare_weights(np.zeros((16, 3, 3, 8), np.int32), other)
+    with pytest.raises(JaxpulpError, match=r"prepared weights hwio \(3, 3, 8, 16\)"):
+        conv.run_lanes(np.zeros((1, 4 * 4 * 8), np.int32), prep,
+                       conv.Params(np.zeros(8, np.int32), np.zeros(8, np.int32), 0, 0, None), cfg=cfg)
