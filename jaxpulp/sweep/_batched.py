@@ -5,13 +5,13 @@ definition; this module computes the same int32 outputs for a batch of configura
 ``[N, ...]`` with fewer and larger GEMMs. What the profile of the per-configuration loop showed and what this
 does about it (MobileNetV1-0.25-128, numbers in ``benchmarks/sweep.py``):
 
-* A configuration's weights are not free data: layer ``l``'s weights are one of ``C_w`` (<= 3) concrete
-  tensors, ``clip(round(w / 2**d))`` of its weight choice; ``Plan`` derives them once on the host. A
-  configuration picks its tensor by a one-hot reduction over the ``C_w`` (``_pick``), which XLA computes into
-  its own small buffer: derived in the graph (``Deriver.derive``'s float32 scale / round / clip), or picked by a
-  gather or select chain, the weights were fused into the depthwise layers' element loops and recomputed for
-  every output element (MobileNetV1's dw1: 14 ms derived in the loop vs 2.2 ms picked, 4 configurations x 8
-  inputs; the whole 8 x 8 metric about 1.8x faster with the next point, same run).
+* A configuration's weights are not free data: layer ``l``'s weights are one of ``C_w`` (<= 3) concrete tensors,
+  ``clip(round(w / 2**d))`` of its weight choice; ``Plan`` derives them once on the host. A configuration picks its
+  tensors by a one-hot reduction over the ``C_w`` (``_pick_weights``, all layers in one reduction per dtype), which XLA
+  computes into its own buffer: derived in the graph (``Deriver.derive``'s float32 scale / round / clip), or picked by a
+  gather or select chain, the weights were fused into the depthwise layers' element loops and recomputed for every
+  output element (MobileNetV1's dw1: 14 ms derived in the loop vs 2.2 ms picked, 4 configurations x 8 inputs; the whole
+  8 x 8 metric about 1.8x faster with the next point, same run).
 * 1x1 convolutions with more than 8 input channels run as exact int8 x int8 -> int32 GEMMs (``int8_matmul``:
   u8 inputs shifted by -128, ``128 * sum(w)`` added back; where the plan proves every type the input may take
   and every weight variant fit int8, ``Plan.int8``), handed by XLA:CPU to YNNPACK's VNNI kernels; those with at
