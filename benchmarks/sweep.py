@@ -11,6 +11,8 @@ Measured in one run on this machine:
     configurations and a Python loop calling one jitted configuration, at 8 x 8 and 32 configs x 64 inputs;
   * surrogate: value+grad time of the expected network cost after jit, against the value alone and against
     a central finite-difference gradient (2 x logits evaluations of the same jitted value).
+The batched metric's first call is also measured in a fresh process (``--first-call``; JSON
+``batched_first_call_fresh``: trace / lower / XLA compile / rest from JAX's compile events).
 Prints ratios and writes JSON (default benchmarks/results/sweep.json).
 
     python benchmarks/sweep.py                 # full
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -146,6 +149,50 @@ def bench_metric(net, space, shapes, reps: int) -> list:
     return out
 
 
+_COMPILE_EVENTS = {"/jax/core/compile/jaxpr_trace_duration": "trace_s",
+                   "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower_s",
+                   "/jax/core/compile/backend_compile_duration": "compile_s"}
+
+
+def metric_first_call(n_cfg: int, n_in: int) -> dict:
+    """The batched metric's first call as a user sees it, in this (fresh) process: ``make_metric_fn`` and the
+    first call, split with JAX's compile events into ``trace_s`` (the outermost trace), ``lower_s``,
+    ``compile_s`` (XLA) and ``other_s`` (the plan, transfers and the first execution); ``second_s`` is one
+    steady call. The network, its space, inputs and reference outputs are prepared before the clock starts."""
+    import jax.monitoring
+
+    from jaxpulp.sweep import _metric
+
+    net = zoo.mobilenet_v1(alpha=0.25, resolution=128)
+    space = costtable.config_space(costtable.build_table(net))
+    x = jnp.asarray(_metric.random_inputs(net, n_in, 0))
+    y = jnp.asarray(_metric.reference_outputs(net, x))
+    cfgs = costtable.decode_sampled(space.arrays, jnp.arange(n_cfg), 0).block_until_ready()
+    ev: dict = {v: [] for v in _COMPILE_EVENTS.values()}
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, secs, **kw: ev[_COMPILE_EVENTS[event]].append(secs) if event in _COMPILE_EVENTS else None)
+    t0 = time.perf_counter()
+    f = _metric.make_metric_fn(net, space)
+    jax.block_until_ready(f(cfgs, x, y, None))
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    jax.block_until_ready(f(cfgs, x, y, None))
+    out = dict(configs=n_cfg, inputs=n_in, first_call_s=first, second_s=time.perf_counter() - t0,
+               trace_s=max(ev["trace_s"], default=0.0), lower_s=sum(ev["lower_s"]), compile_s=sum(ev["compile_s"]))
+    out["other_s"] = first - out["trace_s"] - out["lower_s"] - out["compile_s"]
+    return out
+
+
+def fresh_metric_first_call(n_cfg: int, n_in: int) -> dict | None:
+    """``metric_first_call`` in a new Python process (no warm jit / XLA caches of this one); None if it fails."""
+    r = subprocess.run([sys.executable, os.path.abspath(__file__), "--first-call", str(n_cfg), str(n_in)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"first-call subprocess failed: {r.stderr[-500:]}", file=sys.stderr)
+        return None
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
 def bench_surrogate(space, reps: int) -> dict:
     st = surrogate.surrogate_tables(space)
     logits = jax.random.normal(jax.random.PRNGKey(0), st.valid.shape)
@@ -166,7 +213,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small batches (smoke run)")
     p.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results", "sweep.json"))
+    p.add_argument("--first-call", nargs=2, type=int, metavar=("CONFIGS", "INPUTS"),
+                   help="only the batched metric's first call in this process, as one JSON line (used in a fresh "
+                        "process by the full run)")
     args = p.parse_args(argv)
+    if args.first_call:
+        print(json.dumps(metric_first_call(*args.first_call)))
+        return 0
     q = args.quick
     print(f"jaxpulp {__version__}, jax {jax.__version__}, {jax.default_backend()}, {os.cpu_count()} CPUs, "
           f"devices {jax.devices()}", flush=True)
@@ -192,8 +245,11 @@ def main(argv=None) -> int:
     shapes = [(4, 4)] if q else [(8, 8), (32, 64)]
     res["metric"] = ms = bench_metric(net, space, shapes, 2 if q else 3)
     for m in ms:
+        m["batched_first_call_fresh"] = fr = fresh_metric_first_call(m["configs"], m["inputs"])
+        split = ("" if fr is None else f"; fresh process {fr['first_call_s']:.1f} s = trace {fr['trace_s']:.2f} "
+                 f"+ lower {fr['lower_s']:.2f} + XLA {fr['compile_s']:.2f} + rest {fr['other_s']:.2f}")
         print(f"metric {m['configs']} configs x {m['inputs']} inputs: batched {m['batched_pairs_per_s']:,.1f} pairs/s "
-              f"({m['batched_pairs_per_cpu_s']:,.1f} per CPU-s; first call {m['batched_first_call_s']:.1f} s), "
+              f"({m['batched_pairs_per_cpu_s']:,.1f} per CPU-s; first call {m['batched_first_call_s']:.1f} s{split}), "
               f"lax.map loop {m['loop_pairs_per_s']:,.1f} ({m['loop_pairs_per_cpu_s']:,.1f}), Python loop "
               f"{m['python_loop_pairs_per_s']:,.1f}; plain value path {m['plain_values_pairs_per_s']:,.1f} inputs/s at "
               f"batch {m['inputs']} -> batched/loop {m['ratio_batched_vs_loop']:.2f}x wall, "

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings, strategies as st
 
-from jaxpulp import costtable
+from jaxpulp import costtable, quant
 from jaxpulp.errors import JaxpulpError
 from jaxpulp.kernels import conv
 from jaxpulp.sweep import _batched, _metric
@@ -152,11 +152,64 @@ def test_pointwise_forms_under_vmap_equal_the_float_path(seed, ci, co, n_cfg, st
 
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 2**16), n=st.integers(1, 4), shape=st.sampled_from([(), (3,), (2, 5)]))
-def test_pick_and_materialise_are_identities(seed, n, shape):
+def test_materialise_is_the_identity(seed, n, shape):
     rng = np.random.default_rng(seed)
-    stack = rng.integers(-2**31, 2**31, (n,) + shape, dtype=np.int64).astype(np.int32)
-    stack.flat[0] = np.iinfo(np.int32).min
-    for c in range(n):
-        got = jax.jit(_batched._pick)(jnp.asarray(stack), jnp.int32(c))
-        np.testing.assert_array_equal(np.asarray(got), stack[c])
-        np.testing.assert_array_equal(np.asarray(jax.jit(_batched._materialise)(jnp.asarray(stack[c]))), stack[c])
+    v = rng.integers(-2**31, 2**31, (n,) + shape, dtype=np.int64).astype(np.int32)
+    v.flat[0] = np.iinfo(np.int32).min
+    np.testing.assert_array_equal(np.asarray(jax.jit(_batched._materialise)(jnp.asarray(v))), v)
+
+
+@settings(max_examples=10, deadline=None)
+@given(name=st.sampled_from(sorted(SPACES)), net_seed=st.integers(0, 1), cfg_seed=st.integers(0, 2**16))
+def test_pick_weights_gives_each_layer_its_chosen_variant(name, net_seed, cfg_seed):
+    """One pick for all layers (``_pick_weights``): every layer's slot is the host variant of its own weight
+    variable's choice (int8 GEMM layers: as int8 ``(Co, Ci)`` with its per-channel sums), for every
+    configuration of a vmapped batch; stacked (KxK) layers take none."""
+    net, space, _, plan, _ = _setup(name, net_seed)
+    configs = np.array(costtable.decode_sampled(space.arrays, jnp.arange(4), cfg_seed))
+    configs[0] = 0  # every variable at its first choice
+    configs[1] = [len(v.choices) - 1 for v in space.variables]  # every variable at its last choice
+    got = jax.jit(jax.vmap(lambda c: _batched._pick_weights(plan, c)))(jnp.asarray(configs))
+    want_keys = set()
+    for lay_name, wv in plan.weights.items():
+        if lay_name in plan.stacked:
+            continue
+        want_keys.add(lay_name)
+        for j, cfg in enumerate(configs):
+            w = wv.w[cfg[wv.var]]
+            if got[lay_name].dtype == jnp.int8:
+                want_keys.add(lay_name + "/sum")
+                np.testing.assert_array_equal(np.asarray(got[lay_name][j]), w.reshape(w.shape[0], -1))
+                np.testing.assert_array_equal(np.asarray(got[lay_name + "/sum"][j]), w.reshape(w.shape[0], -1).sum(1))
+            else:
+                np.testing.assert_array_equal(np.asarray(got[lay_name][j]), w)
+    assert set(got) == want_keys
+    assert any(got[k].dtype == jnp.int8 for k in got)  # the toy net's 1x1 conv (Ci = 16) is an int8 GEMM
+
+
+def test_host_type_bounds_equal_quant_type_bounds():
+    for bits in range(1, 33):
+        for signed in (0, 1):
+            lo, hi = quant.type_bounds(bits, signed)
+            assert _batched._bounds_np(bits, signed) == (int(lo), int(hi)), (bits, signed)
+
+
+@settings(max_examples=10, deadline=None)
+@given(name=st.sampled_from(sorted(SPACES)), net_seed=st.integers(0, 1), cfg_seed=st.integers(0, 2**16))
+def test_derive_without_weights_or_for_some_layers_is_the_same_derivation(name, net_seed, cfg_seed):
+    """``Deriver.derive(weights=False, layers=...)`` and ``Deriver.out_scale`` (what the batched forward traces)
+    give the full derivation's values."""
+    net, space, der, _, _ = _setup(name, net_seed)
+    cfg = jnp.asarray(costtable.decode_sampled(space.arrays, jnp.arange(1), cfg_seed)[0])
+    full = der.derive(net.params, cfg)
+    some = {lay.name for lay in net.layers[::2]}
+    for kw in (dict(weights=False), dict(weights=False, layers=some), dict(layers=some)):
+        part = der.derive(net.params, cfg, **kw)
+        assert set(part[0]) == (some if "layers" in kw else set(full[0]))
+        for lay_name, p in part[0].items():
+            want = {k: v for k, v in full[0][lay_name].items() if kw.get("weights", True) or k != "w"}
+            assert set(p) == set(want), lay_name
+            for k in p:
+                np.testing.assert_array_equal(np.asarray(p[k]), np.asarray(want[k]))
+        assert int(part[3]) == int(full[3]) and int(part[4]) == int(full[4])
+    assert int(der.out_scale(cfg)) == int(full[4])

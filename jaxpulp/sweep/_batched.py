@@ -5,13 +5,13 @@ definition; this module computes the same int32 outputs for a batch of configura
 ``[N, ...]`` with fewer and larger GEMMs. What the profile of the per-configuration loop showed and what this
 does about it (MobileNetV1-0.25-128, numbers in ``benchmarks/sweep.py``):
 
-* A configuration's weights are not free data: layer ``l``'s weights are one of ``C_w`` (<= 3) concrete
-  tensors, ``clip(round(w / 2**d))`` of its weight choice; ``Plan`` derives them once on the host. A
-  configuration picks its tensor by a one-hot reduction over the ``C_w`` (``_pick``), which XLA computes into
-  its own small buffer: derived in the graph (``Deriver.derive``'s float32 scale / round / clip), or picked by a
-  gather or select chain, the weights were fused into the depthwise layers' element loops and recomputed for
-  every output element (MobileNetV1's dw1: 14 ms derived in the loop vs 2.2 ms picked, 4 configurations x 8
-  inputs; the whole 8 x 8 metric about 1.8x faster with the next point, same run).
+* A configuration's weights are not free data: layer ``l``'s weights are one of ``C_w`` (<= 3) concrete tensors,
+  ``clip(round(w / 2**d))`` of its weight choice; ``Plan`` derives them once on the host. A configuration picks its
+  tensors by a one-hot reduction over the ``C_w`` (``_pick_weights``, all layers in one reduction per dtype), which XLA
+  computes into its own buffer: derived in the graph (``Deriver.derive``'s float32 scale / round / clip), or picked by a
+  gather or select chain, the weights were fused into the depthwise layers' element loops and recomputed for every
+  output element (MobileNetV1's dw1: 14 ms derived in the loop vs 2.2 ms picked, 4 configurations x 8 inputs; the whole
+  8 x 8 metric about 1.8x faster with the next point, same run).
 * 1x1 convolutions with more than 8 input channels run as exact int8 x int8 -> int32 GEMMs (``int8_matmul``:
   u8 inputs shifted by -128, ``128 * sum(w)`` added back; where the plan proves every type the input may take
   and every weight variant fit int8, ``Plan.int8``), handed by XLA:CPU to YNNPACK's VNNI kernels; those with at
@@ -70,6 +70,51 @@ def _is_kxk_conv(lay) -> bool:
     return k.weighted and not k.flat and not k.channelwise and tuple(lay.kernel) != (1, 1)
 
 
+def _is_int8_gemm(lay) -> bool:
+    """Whether ``_own_acc`` runs the layer as an int8 GEMM when the plan allows it (``Plan.int8``): a 1x1
+    convolution with more than ``_SMALL_K`` input channels."""
+    k = kinds.of(lay)
+    return (k.weighted and not k.flat and not k.channelwise and tuple(lay.kernel) == (1, 1)
+            and execute.widest_acc_config(lay).Ci > _SMALL_K)
+
+
+def _bounds_np(bits: int, signed: int) -> tuple[int, int]:
+    """``quant.type_bounds`` of a concrete type on the host (the same int32 wrap-around: u32 gives (0, -1))."""
+    half = quant.wrap32(1 << (bits - 1))
+    if signed:
+        return quant.wrap32(-half), quant.wrap32(half - 1)
+    return 0, quant.wrap32((1 << bits) - 1)
+
+
+def _pick_tables(weights: dict, gemm8: set, stacked: set):
+    """Host buffers of every weight variant a configuration picks (``_pick_weights``): ``pick`` dtype ->
+    (stack ``[C, T]``, variable index ``[T]`` of each column), ``slots`` key -> (dtype, offset, shape). Keys: a
+    layer's name (its weights: int8 for the layers in ``gemm8``, the int8 GEMMs, else int32) and ``name +
+    "/sum"`` (an int8 layer's per-output-channel weight sums, int32). Stacked (KxK) layers take no slot."""
+    C = max((wv.w.shape[0] for wv in weights.values()), default=1)
+    cols: dict = {np.dtype(np.int32): [], np.dtype(np.int8): []}
+    slots = {}
+
+    def put(key, var, stack, dtype):
+        flat = stack.reshape(stack.shape[0], -1)
+        flat = np.concatenate([flat, np.zeros((C - flat.shape[0], flat.shape[1]), flat.dtype)])
+        dt = np.dtype(dtype)
+        slots[key] = (dt, sum(c.shape[1] for c, _ in cols[dt]), stack.shape[1:])
+        cols[dt].append((flat.astype(dt), np.full(flat.shape[1], var, np.int32)))
+
+    for name, wv in weights.items():
+        if name in stacked:
+            continue
+        if name in gemm8:
+            put(name, wv.var, wv.w.reshape(wv.w.shape[0], wv.w.shape[1], -1), np.int8)
+            put(name + "/sum", wv.var, wv.w.reshape(wv.w.shape[0], wv.w.shape[1], -1).sum(-1), np.int32)
+        else:
+            put(name, wv.var, wv.w, np.int32)
+    pick = {dt: (np.concatenate([c for c, _ in v], axis=1), np.concatenate([i for _, i in v]))
+            for dt, v in cols.items() if v}
+    return pick, slots
+
+
 @dataclasses.dataclass(frozen=True)
 class _Weights:
     """One weighted layer's weight variants: ``var`` the weight variable, ``w`` int32 ``[C, *w.shape]`` (one
@@ -114,6 +159,15 @@ class Plan:
                      and all(t.bits <= 8 for t in types[lay.inputs[0]])}
         # KxK convolutions: every weight variant at once (stacked along the output channels)
         self.stacked = {lay.name for lay in net.layers if _is_kxk_conv(lay)}
+        # the layers that run as int8 GEMMs (``_own_acc``): their weights are picked as int8, with their sums
+        gemm8 = {lay.name for lay in net.layers if lay.name in self.int8 and _is_int8_gemm(lay)}
+        self.pick, self.slots = _pick_tables(self.weights, gemm8, self.stacked)
+        # per variable and choice: the type's clip bounds (lo, hi), as ``quant.type_bounds`` computes them
+        C = max(n_choices)
+        self.bounds = np.zeros((len(n_choices), C, 2), np.int32)
+        for k, v in enumerate(space.variables):
+            for c, t in enumerate(v.choices):
+                self.bounds[k, c] = _bounds_np(t.bits, int(t.signed))
         # tensors equal for every configuration: every variable they depend on has a single choice
         single = {t for t, k in der.tensor_var.items() if n_choices[k] == 1}
         inp = net.input.name
@@ -152,21 +206,31 @@ def _select(acc, c):
     return out
 
 
-def _pick(stack, c):
-    """``stack[c]`` of a host stack ``[C, ...]`` for a traced choice ``c``, as a one-hot weighted sum over the
-    ``C`` variants: XLA computes a reduction into its own small buffer, while a gather, a select chain or the
-    in-graph derivation (``Deriver.derive``'s float32 scale / round / clip) is fused into the consumer's loop and
-    recomputed for every output element (a depthwise layer on 64x64x8: 2.2 ms vs 9 ms select chain, 14 ms
-    derived; measured, XLA:CPU)."""
-    stack = jnp.asarray(stack)
-    hot = (jnp.arange(stack.shape[0]) == c).astype(stack.dtype)
-    return jnp.sum(hot.reshape((-1,) + (1,) * (stack.ndim - 1)) * stack, axis=0)
+def _pick_weights(plan: Plan, config) -> dict:
+    """Every weight tensor a configuration ``[V]`` picks from the host variants (``Plan.pick``): key (a layer's
+    name, or ``name + "/sum"``, see ``_pick_tables``) -> its array. One reduction per dtype over the ``C``
+    variants of all layers at once, ``sum_c where(config[var] == c, stack[c], 0)``: XLA computes a reduction into
+    its own buffer, while a gather, a select chain or the in-graph derivation (``Deriver.derive``'s float32 scale
+    / round / clip) is fused into the consumer's loop and recomputed for every output element (a depthwise layer
+    on 64x64x8: 2.2 ms vs 9 ms select chain, 14 ms derived; measured, XLA:CPU); one reduction for all layers
+    instead of one per layer: about 60 fewer kernels to compile on MobileNetV1 (``benchmarks/sweep.py``)."""
+    config = jnp.asarray(config, jnp.int32)
+    bufs = {}
+    for dt, (stack, var) in plan.pick.items():
+        c = config[jnp.asarray(var)]
+        hot = c[None, :] == jnp.arange(stack.shape[0], dtype=jnp.int32)[:, None]
+        bufs[dt] = jnp.sum(jnp.where(hot, jnp.asarray(stack), jnp.zeros((), stack.dtype)), axis=0, dtype=stack.dtype)
+    out = {}
+    for key, (dt, off, shape) in plan.slots.items():
+        out[key] = bufs[dt][off:off + int(np.prod(shape))].reshape(shape)
+    return out
 
 
-def _own_acc(lay, x, w, x_off=None):
+def _own_acc(lay, x, w, x_off=None, w_sum=None):
     """Accumulators (no bias) of a weighted layer with one weight tensor (batched GEMM / broadcast under vmap).
     ``x_off``: the int8 offset of x's type (``conv._int8_offset``) where the plan proved every type x may take and
-    every weight fits int8 (``Plan.int8``), else None."""
+    every weight fits int8 (``Plan.int8``), else None; ``w_sum``: then optionally the weights' per-output-channel
+    sums (``int8_matmul``)."""
     k = kinds.of(lay)
     cfg = execute.widest_acc_config(lay)
     if k.flat:
@@ -175,12 +239,12 @@ def _own_acc(lay, x, w, x_off=None):
         return depthwise.accumulate(x, w, None, cfg)
     if tuple(lay.kernel) == (1, 1) and cfg.Ci <= _SMALL_K:
         return _small_pointwise(x, w, cfg)
-    if tuple(lay.kernel) == (1, 1) and x_off is not None:
-        return _int8_pointwise(x, w, cfg, x_off)
+    if x_off is not None and _is_int8_gemm(lay):
+        return _int8_pointwise(x, w, cfg, x_off, w_sum)
     return conv.accumulate(x, w, None, cfg)
 
 
-def _int8_pointwise(x, w, cfg: ConvConfig, x_off):
+def _int8_pointwise(x, w, cfg: ConvConfig, x_off, w_sum=None):
     """Accumulators (batch, Ho, Wo, Co) of a 1x1 convolution as one int8 x int8 -> int32 GEMM over batch * pixels
     (``int8_matmul``), x moved into int8 by ``x_off``. Measured (4 configurations x (8192 rows, K) @ (K, 32), ms,
     loaded machine): K = 32 int8 0.57 vs float32 1.42; (512, 128) @ (128, 128): 0.52 vs 0.87; K = 16: a tie."""
@@ -189,11 +253,11 @@ def _int8_pointwise(x, w, cfg: ConvConfig, x_off):
     if t or b or left or r:
         x = jnp.pad(x, ((0, 0), (t, b), (left, r), (0, 0)))
     x = x[:, :(cfg.Ho - 1) * sy + 1:sy, :(cfg.Wo - 1) * sx + 1:sx]
-    acc = int8_matmul(x.reshape(-1, cfg.Ci), w.reshape(cfg.Co, cfg.Ci), x_off)
+    acc = int8_matmul(x.reshape(-1, cfg.Ci), w.reshape(cfg.Co, cfg.Ci), x_off, w_sum)
     return acc.reshape(x.shape[0], cfg.Ho, cfg.Wo, cfg.Co)
 
 
-def int8_matmul(x, w, x_off):
+def int8_matmul(x, w, x_off, w_sum=None):
     """int32 (rows, Co) = x (rows, K) @ w (Co, K).T, wrapped to int32 like the core, computed as
     ``(x - x_off) @ w.T`` in int8 x int8 with int32 accumulation plus ``x_off * sum_k w[co, k]``.
 
@@ -201,11 +265,15 @@ def int8_matmul(x, w, x_off):
     int8 products are exact, int32 addition is exact modulo 2**32 in whatever order the GEMM sums, and
     ``x @ w.T = (x - x_off) @ w.T + x_off * rowsum(w)`` modulo 2**32. ``x_off``: int or traced int32 scalar (128
     for u8 values, 0 for narrower unsigned and signed ones: ``conv._int8_offset``). The weights' contracted axis
-    is their last one: XLA:CPU hands such int8 dots to YNNPACK's VNNI kernels (j11conv's measurement)."""
+    is their last one: XLA:CPU hands such int8 dots to YNNPACK's VNNI kernels (j11conv's measurement).
+    ``w_sum``: ``sum_k w[co, k]`` (int32 ``[Co]``) when the caller has it (``Plan`` computes it on the host);
+    then w may be int8 already."""
     xs = (jnp.asarray(x, jnp.int32) - x_off).astype(jnp.int8)
-    w = jnp.asarray(w, jnp.int32)
-    acc = jax.lax.dot_general(xs, w.astype(jnp.int8), (((1,), (1,)), ((), ())), preferred_element_type=jnp.int32)
-    return acc + x_off * jnp.sum(w, axis=1, dtype=jnp.int32)
+    if w_sum is None:
+        w_sum = jnp.sum(jnp.asarray(w, jnp.int32), axis=1, dtype=jnp.int32)
+    w8 = w if w.dtype == jnp.int8 else jnp.asarray(w, jnp.int32).astype(jnp.int8)
+    acc = jax.lax.dot_general(xs, w8, (((1,), (1,)), ((), ())), preferred_element_type=jnp.int32)
+    return acc + x_off * w_sum
 
 
 # 1x1 convolutions with at most this many input channels: a sum of Ci broadcast products on a materialised
@@ -244,23 +312,28 @@ def _finish(lay, acc, p, bounds):
     return acc.reshape((-1, 1, 1, acc.shape[-1])) if flat else acc
 
 
-def _config_data(plan: Plan, config) -> dict:
+def _config_data(plan: Plan, config, layers=None) -> dict:
     """Everything a configuration ``[V]`` contributes to the forward besides the shared tensors: re-derived
-    parameters (``Deriver.derive``), weights of the layers that run with their own (picked from the host stack,
-    ``_pick``), tensor types, their clip bounds and int8 offsets, the input's scale exponent. (Putting each of
-    the other quantities in its own buffer too (``_materialise``), as the weights, made the forward slower: the
-    version without ran 1.25x faster at 8 x 8 and 1.18x at 32 x 64, same run, and compiled 5 s faster.)"""
+    parameters (``Deriver.derive``, without the weights), the weights of the layers that run with their own
+    (``_pick_weights``), tensor types, their clip bounds (``Plan.bounds``, one gather) and int8 offsets, the
+    input's scale exponent. ``layers``: the layers to derive parameters for (default all). (Putting each derived
+    quantity in its own buffer too (``_materialise``), as the weights, made the forward slower: the version
+    without ran 1.25x faster at 8 x 8 and 1.18x at 32 x 64, same run, and compiled 5 s faster.)"""
     net, der = plan.net, plan.der
-    params, act_types, _, d_in, _ = der.derive(net.params, config)
+    config = jnp.asarray(config, jnp.int32)
+    params, act_types, _, d_in, _ = der.derive(net.params, config, weights=False, layers=layers)
     acts = _types(net, act_types)
-    for lay in net.layers:
-        if lay.name in plan.weights:
-            wv = plan.weights[lay.name]
-            params[lay.name] = {k: v for k, v in params[lay.name].items() if k != "w"}
-            if lay.name not in plan.stacked:
-                params[lay.name]["w"] = _pick(wv.w, config[wv.var])
+    bounds = {i.name: (i.qtype.lo, i.qtype.hi) for i in net.inputs}
+    bounds.update({lay.output: _bounds_np(lay.out_type.bits, int(lay.out_type.signed)) for lay in net.layers})
+    if der.tensor_var:
+        lohi = jnp.asarray(plan.bounds)[jnp.arange(plan.bounds.shape[0]), config]  # [V, 2]
+        bounds.update({t: (lohi[k, 0], lohi[k, 1]) for t, k in der.tensor_var.items()})
+    picked = _pick_weights(plan, config)
+    for name, w in picked.items():
+        if "/" not in name and name in params:
+            params[name]["w"] = w
     return dict(params=params, acts={k: tuple(jnp.asarray(a, jnp.int32) for a in v) for k, v in acts.items()},
-                bounds={k: quant.type_bounds(*v) for k, v in acts.items()},
+                bounds=bounds, sums={k[:-4]: v for k, v in picked.items() if k.endswith("/sum")},
                 off={lay.inputs[0]: conv._int8_offset(acts[lay.inputs[0]]) for lay in net.layers
                      if lay.name in plan.int8},
                 choice={name: config[wv.var] for name, wv in plan.weights.items()},
@@ -300,7 +373,7 @@ def _layer(plan: Plan, lay, env, pre, cd, cluster):
             acc = _select(_stacked_acc(lay, env[lay.inputs[0]], plan.weights[lay.name]), cd["choice"][lay.name])
         else:
             x_off = cd["off"][lay.inputs[0]] if lay.name in plan.int8 else None
-            acc = _own_acc(lay, env[lay.inputs[0]], p["w"], x_off)
+            acc = _own_acc(lay, env[lay.inputs[0]], p["w"], x_off, cd["sums"].get(lay.name))
         return _finish(lay, acc, p, cd["bounds"][lay.output])
     from jaxpulp.network import mapping
 
@@ -323,7 +396,7 @@ def forward(plan: Plan, configs, x, *, rows: int = 32, cluster=None):
     B, N = configs.shape[0], x.shape[0]
     x = jnp.asarray(x, jnp.int32)
     # shared prefix: once, with the first configuration (every variable it depends on has a single choice)
-    cd0 = _config_data(plan, configs[0])
+    cd0 = _config_data(plan, configs[0], layers={lay.name for lay in net.layers if lay.output in plan.shared})
     env0 = {net.input.name: _input(plan, x, cd0)} if net.input.name in plan.shared else {}
     pre = {}
     for lay in net.layers:
@@ -361,11 +434,22 @@ def forward(plan: Plan, configs, x, *, rows: int = 32, cluster=None):
         y = jax.lax.map(jax.vmap(lambda c: one(c, x, env0, pre)), cfgs.reshape(n, per, -1))
         y = y.reshape((n * per,) + y.shape[2:])[:B]
     else:
+        # one loop over (configuration, input chunk) pairs, not a loop over input chunks inside a loop over
+        # configurations: XLA hoisted every configuration-only quantity out of the inner loop into its own small
+        # kernel (32 x 64 on MobileNetV1: 183 -> 75 kernels, XLA compile about 1.5 s shorter; measured)
+        m = N // ni
+
         def cut(v):
-            return v.reshape((N // ni, ni) + v.shape[1:])
+            return v.reshape((m, ni) + v.shape[1:])
 
         parts = (cut(x), {k: cut(v) for k, v in env0.items()}, {k: cut(v) for k, v in pre.items()})
-        y = jax.lax.map(lambda c: jax.lax.map(lambda a: one(c, *a), parts), configs)
-        y = y.reshape((B, N) + y.shape[3:])
-    s = jax.vmap(lambda c: plan.der.derive(net.params, c)[4])(configs)
+
+        def step(a):
+            config, j = a
+            xs, shared, pre_s = jax.tree.map(lambda v: jax.lax.dynamic_index_in_dim(v, j, keepdims=False), parts)
+            return one(config, xs, shared, pre_s)
+
+        y = jax.lax.map(step, (jnp.repeat(configs, m, axis=0), jnp.tile(jnp.arange(m, dtype=jnp.int32), B)))
+        y = y.reshape((B, N) + y.shape[2:])
+    s = jax.vmap(plan.der.out_scale)(configs)
     return y, s

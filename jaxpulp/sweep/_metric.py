@@ -87,10 +87,12 @@ class Deriver:
                 self.bits[k, c], self.signed[k, c] = t.bits, int(t.signed)
                 self.d[k, c] = 0 if t.bits == 32 else _mag(ref) - _mag(t)
 
-    def derive(self, params, config):
+    def derive(self, params, config, *, weights: bool = True, layers=None):
         """(params', act_types, w_types, input d, output scale exponent) of one configuration ``[V]``; ``w_types``
         (layer -> bits) describes the configuration, the value path sees the weight types through the
-        re-derived weight values."""
+        re-derived weight values. ``weights=False``: the weights are left out of params' (a caller that has them
+        from elsewhere, ``_batched.Plan``, saves tracing them); ``layers``: the names of the layers whose
+        parameters to derive (default all)."""
         V = len(self.space.variables)
         pick = lambda a: jnp.asarray(a)[jnp.arange(V), config]  # noqa: E731
         bits, signed, d = pick(self.bits), pick(self.signed), pick(self.d)
@@ -100,13 +102,16 @@ class Deriver:
         out, scale = {}, {}
         table = self.space.table
         for lay in table.layers:
-            p = {k: jnp.asarray(v) for k, v in params.get(lay.name, {}).items()}
+            if layers is not None and lay.name not in layers:
+                continue
+            p = {k: jnp.asarray(v) for k, v in params.get(lay.name, {}).items() if weights or k != "w"}
             d_in, d_out = d[tv[lay.inputs[0]]], d[tv[lay.output]]
             if lay.kind in WEIGHTED:
                 kw = self.weight_var[lay.name]
                 d_w = d[kw]
-                lo, hi = quant.type_bounds(bits[kw], 1)
-                p["w"] = _requantise_values(p["w"], lo, hi, d_w)
+                if weights:
+                    lo, hi = quant.type_bounds(bits[kw], 1)
+                    p["w"] = _requantise_values(p["w"], lo, hi, d_w)
                 e = d_in + d_w
                 if lay.bias:
                     p["bias"] = _pow2_shift(p["bias"], e)
@@ -132,8 +137,19 @@ class Deriver:
             elif lay.kind == "avgpool" and lay.requant:
                 p["lam"], p["out_add"], p["out_shift"] = _fold(p["lam"], p["out_add"], p["out_shift"], d_in, d_out)
             out[lay.name] = p
-        s = scale.get(self.output, d[tv[self.output]])
+        s = scale.get(self.output, d[tv[self.output]]) if layers is None else self.out_scale(config)
         return out, act_types, w_types, d[tv[table.input_name]], s
+
+    def out_scale(self, config):
+        """The output scale exponent of a configuration ``[V]`` (``derive``'s last result, alone): d of the output
+        tensor, or ``d_in + d_w`` of a weighted layer with a 32-bit output."""
+        V = len(self.space.variables)
+        d = jnp.asarray(self.d)[jnp.arange(V), config]
+        tv = self.tensor_var
+        for lay in self.space.table.layers:
+            if lay.output == self.output and lay.kind in WEIGHTED and lay.out_type.bits == 32:
+                return d[tv[lay.inputs[0]]] + d[self.weight_var[lay.name]]
+        return d[tv[self.output]]
 
 
 def _metrics(y, s, y_ref, labels):
