@@ -257,23 +257,9 @@ def _int8_pointwise(x, w, cfg: ConvConfig, x_off, w_sum=None):
     return acc.reshape(x.shape[0], cfg.Ho, cfg.Wo, cfg.Co)
 
 
-def int8_matmul(x, w, x_off, w_sum=None):
-    """int32 (rows, Co) = x (rows, K) @ w (Co, K).T, wrapped to int32 like the core, computed as
-    ``(x - x_off) @ w.T`` in int8 x int8 with int32 accumulation plus ``x_off * sum_k w[co, k]``.
-
-    Exact (== the int64 product wrapped to int32) whenever every ``x - x_off`` and every ``w`` is an int8 value:
-    int8 products are exact, int32 addition is exact modulo 2**32 in whatever order the GEMM sums, and
-    ``x @ w.T = (x - x_off) @ w.T + x_off * rowsum(w)`` modulo 2**32. ``x_off``: int or traced int32 scalar (128
-    for u8 values, 0 for narrower unsigned and signed ones: ``conv._int8_offset``). The weights' contracted axis
-    is their last one: XLA:CPU hands such int8 dots to YNNPACK's VNNI kernels (j11conv's measurement).
-    ``w_sum``: ``sum_k w[co, k]`` (int32 ``[Co]``) when the caller has it (``Plan`` computes it on the host);
-    then w may be int8 already."""
-    xs = (jnp.asarray(x, jnp.int32) - x_off).astype(jnp.int8)
-    if w_sum is None:
-        w_sum = jnp.sum(jnp.asarray(w, jnp.int32), axis=1, dtype=jnp.int32)
-    w8 = w if w.dtype == jnp.int8 else jnp.asarray(w, jnp.int32).astype(jnp.int8)
-    acc = jax.lax.dot_general(xs, w8, (((1,), (1,)), ((), ())), preferred_element_type=jnp.int32)
-    return acc + x_off * w_sum
+# int32 (rows, Co) = x (rows, K) @ w (Co, K).T as one exact int8 x int8 -> int32 GEMM plus the offset's share
+# (YNNPACK's VNNI kernels on the CPU); ``w_sum`` (the host-computed sum of each row of w) may be passed.
+int8_matmul = _engine.int8_matmul
 
 
 # 1x1 convolutions with at most this many input channels: a sum of Ci broadcast products on a materialised
@@ -340,14 +326,7 @@ def _config_data(plan: Plan, config, layers=None) -> dict:
                 d_in=d_in)
 
 
-def _materialise(v):
-    """``v`` itself (int32), computed into its own buffer: the maximum over ``[v, INT32_MIN]``, a reduction, which
-    XLA:CPU does not fuse into the element loops that read ``v`` (it does fuse a chain of elementwise ops, and
-    then may recompute it for every element of the consumer). Other dtypes pass through."""
-    v = jnp.asarray(v)
-    if v.dtype != jnp.int32:
-        return v
-    return jnp.max(jnp.stack([v, jnp.full_like(v, jnp.iinfo(jnp.int32).min)]), axis=0)
+_materialise = _engine.materialise  # v itself, in its own buffer (a reduction XLA does not fuse into readers)
 
 
 def _input(plan: Plan, x, cd):
