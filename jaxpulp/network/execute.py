@@ -277,9 +277,9 @@ def _shared_tensors(layers) -> frozenset:
     """The tensors more than one of ``layers`` reads. Both paths compute them into their own buffer
     (``_engine.materialise``): else XLA fuses a producer's requantisation (and a pooling after it) into each
     reader's input loop and computes it once per reader (DroNet: Conv_0's requantisation and max pool twice, in
-    both Conv_8's and Conv_15's input, 3.6 of 22 ms at batch 16; paired runs, 2-core EPYC: value path 0.94 ->
-    1.12x, packed 0.98 -> 0.99x of the float32 forward at batch 16, 0.79 -> 0.91x and 0.70 -> 0.88x at batch 1;
-    materialising every tensor instead lost 15%)."""
+    both Conv_8's and Conv_15's input, 3.6 of 22 ms at batch 16; paired runs on the shared 2-core EPYC, two
+    rounds: value path 0.94 -> 1.12x / 1.01 -> 1.03x of the float32 forward at batch 16, 0.79 -> 0.91x / 0.72 ->
+    0.80x at batch 1, packed path +1-25%; materialising every tensor instead lost 15%)."""
     counts: dict = {}
     for lay in layers:
         for i in set(lay.inputs):
