@@ -182,7 +182,7 @@ def int8_conv(x, w, cfg: ConvConfig, x_off):
     int32, and int32 addition is exact modulo 2**32 whatever the order (no float32 anywhere, so no input-channel
     groups are needed). The input is zero-padded before the offset is subtracted, so every tap of every window
     holds ``x_p - x_off`` and the offset's share is the same ``x_off * sum(w)`` for every pixel. ``x_off``:
-    Python int (0: no correction) or traced int32 scalar (128 for u8 inputs, see ``conv._int8_offset``). ``w``:
+    Python int (0: no correction) or traced int32 scalar (128 for u8 inputs, see ``_engine.int8_offset``). ``w``:
     (Co, Kh, Kw, Ci) ints, or ``Weights`` with int8 ``hwio``."""
     hwio = w.hwio if isinstance(w, Weights) else _hwio(w.astype(jnp.int8))
     acc = jax.lax.conv_general_dilated(

@@ -76,6 +76,31 @@ def exact_int_matmul_bounded(a, b, max_product: int):
     return acc
 
 
+def int8_offset(x_type):
+    """The offset that moves every value of a <= 8-bit type into int8: 128 for u8 ([0, 255] - 128 = [-128, 127]),
+    0 for narrower unsigned types (at most 127) and signed ones. Static int for static types, traced int32 for
+    traced ones."""
+    bits, signed = x_type
+    if isinstance(signed, (bool, int, np.integer)) and isinstance(bits, (int, np.integer)):
+        if bits > 8:
+            raise JaxpulpError(f"x_type={x_type}: expected an activation type of at most 8 bits")
+        return 0 if signed or bits < 8 else 128
+    unsigned8 = (jnp.asarray(signed, jnp.int32) == 0) & (jnp.asarray(bits, jnp.int32) >= 8)
+    return jnp.where(unsigned8, 128, 0).astype(jnp.int32)
+
+
+def int8_weights(w, shape: tuple, axes: str) -> np.ndarray:
+    """Host weights ``w`` checked for a kernel's prepared int8 forms: integers of exactly ``shape`` (``axes`` names
+    them, e.g. "(M, N)") within int8 (every PULP-NN weight type has at most 8 bits); returned as int64."""
+    w = np.asarray(w)
+    if w.shape != tuple(shape) or w.dtype.kind not in "iu":
+        raise JaxpulpError(f"w: shape {w.shape} dtype {w.dtype}, expected ints of shape {tuple(shape)} {axes}")
+    w = w.astype(np.int64)
+    if w.size and (w.min() < -128 or w.max() > 127):
+        raise JaxpulpError(f"w: values span [{w.min()}, {w.max()}], expected int8 weights [-128, 127]")
+    return w
+
+
 def int8_matmul(x, w, x_off, total=None):
     """int32 (rows, M) = x (rows, K) @ w (M, K).T, wrapped to int32 like the core, as ``(x - x_off) @ w.T`` in
     int8 x int8 with int32 accumulation plus ``x_off * sum_k w[m, k]`` (``total``: those sums, int32 (M,), when

@@ -267,7 +267,7 @@ def accumulate(x, w, bias, cfg: ConvConfig, groups: tuple[int, ...] | None = Non
 
     ``x_type``: the (bits, signed) pair (ints or traced int32 scalars) of the type x's values lie in, when the
     precision is data (the value path); then the accumulators may come from an int8 convolution (``x`` moved into
-    int8 by a traced offset, see ``_int8_offset``). None: x lies within ``cfg.in_type`` -- or, when the precision
+    int8 by a traced offset, see ``_engine.int8_offset``). None: x lies within ``cfg.in_type`` -- or, when the precision
     is data, anywhere in [-255, 255] with ``cfg.in_type`` the widest type (e.g. u8 x i8): float32 convolutions
     whose partial sums the types bound (see ``_fast_accumulate``). ``groups`` (static): the input-channel group
     starts ``_engine.weight_bound_groups`` proved exact for these very weights (then only x's range must hold);
@@ -281,7 +281,7 @@ def accumulate(x, w, bias, cfg: ConvConfig, groups: tuple[int, ...] | None = Non
             w = Weights(w.hwio.astype(jnp.float32), w.total)
         acc = _float_accumulate(x, w, cfg, groups)
         return acc if b is None else acc + b
-    return _fast_accumulate(x, w, b, cfg, groups, x_off=_int8_offset(x_type))
+    return _fast_accumulate(x, w, b, cfg, groups, x_off=_engine.int8_offset(x_type))
 
 
 def prepare_weights(w, cfg: ConvConfig) -> Weights:
@@ -290,13 +290,7 @@ def prepare_weights(w, cfg: ConvConfig) -> Weights:
     otherwise, plus each filter's weight sum. Pass the result wherever ``accumulate`` / ``run_lanes`` take the
     weights (the same bits; a network prepares its weights once instead of on every call and step). Raises for a
     wrong shape, or for weights outside int8 (every PULP-NN weight type has at most 8 bits)."""
-    w = np.asarray(w)
-    want = (cfg.Co, cfg.Kh, cfg.Kw, cfg.Ci)
-    if w.shape != want or w.dtype.kind not in "iu":
-        raise JaxpulpError(f"w: shape {w.shape} dtype {w.dtype}, expected ints of shape {want} (Co, Kh, Kw, Ci)")
-    w = w.astype(np.int64)
-    if w.size and (w.min() < -128 or w.max() > 127):
-        raise JaxpulpError(f"w: values span [{w.min()}, {w.max()}], expected int8 weights [-128, 127]")
+    w = _engine.int8_weights(w, (cfg.Co, cfg.Kh, cfg.Kw, cfg.Ci), "(Co, Kh, Kw, Ci)")
     hwio = np.ascontiguousarray(np.transpose(w, (1, 2, 3, 0)))
     hwio = hwio.astype(np.int8 if int8_form(cfg) == "conv" else np.float32)
     return Weights(hwio, w.sum(axis=(1, 2, 3)).astype(np.int32))
@@ -307,19 +301,6 @@ def worst_case_groups(cfg: ConvConfig) -> tuple[int, ...]:
     per_tap = _engine.max_abs_product(cfg.in_type.bits, cfg.in_type.signed, cfg.w_type.bits, True)
     group = max(1, ((1 << 24) - 1) // (per_tap * cfg.Kh * cfg.Kw))
     return tuple(range(0, cfg.Ci, group))
-
-
-def _int8_offset(x_type):
-    """The offset that moves every value of a <= 8-bit type into int8: 128 for u8 ([0, 255] - 128 = [-128, 127]),
-    0 for narrower unsigned types (at most 127) and signed ones. Static int for static types, traced int32 for
-    traced ones."""
-    bits, signed = x_type
-    if isinstance(signed, (bool, int, np.integer)) and isinstance(bits, (int, np.integer)):
-        if bits > 8:
-            raise JaxpulpError(f"x_type={x_type}: expected an activation type of at most 8 bits")
-        return 0 if signed or bits < 8 else 128
-    unsigned8 = (jnp.asarray(signed, jnp.int32) == 0) & (jnp.asarray(bits, jnp.int32) >= 8)
-    return jnp.where(unsigned8, 128, 0).astype(jnp.int32)
 
 
 def int8_form(cfg: ConvConfig) -> str | None:
@@ -359,7 +340,7 @@ def _fast_accumulate(x8, w8, bias, cfg: ConvConfig, groups: tuple[int, ...] | No
       products in int32, and int32 addition is exact modulo 2**32 in any order (no float, no groups); the
       offset's share ``x_off * (correlation of the valid-pixel mask with w)`` is added in int32.
       ``x_off``: None -> from the static ``cfg.in_type`` (x must lie within it: the packed path); else the
-      (possibly traced) offset of x's actual type (``_int8_offset``).
+      (possibly traced) offset of x's actual type (``_engine.int8_offset``).
     * float32 (``_float_accumulate``): convolutions / GEMMs over input-channel groups whose every partial sum,
       in whatever order XLA sums, is a subset sum of the group's products x*w and therefore bounded by
       max|x| * sum|w| <= 2**24 (``groups`` proved from the weights, else the types' worst case): exact.
@@ -368,7 +349,7 @@ def _fast_accumulate(x8, w8, bias, cfg: ConvConfig, groups: tuple[int, ...] | No
     if isinstance(w8, Weights):
         _check_prepared(w8, cfg)
     if int8_form(cfg) == "conv":
-        off = _int8_offset((cfg.in_type.bits, cfg.in_type.signed)) if x_off is None else x_off
+        off = _engine.int8_offset((cfg.in_type.bits, cfg.in_type.signed)) if x_off is None else x_off
         acc = _conv_forms.int8_conv(x8, w8, cfg, off)
     else:
         acc = _float_accumulate(x8, w8, cfg, groups)
@@ -395,13 +376,19 @@ def _float_accumulate(x8, w8, cfg: ConvConfig, groups: tuple[int, ...] | None = 
     return _conv_forms.lax_conv(x8, w8, cfg, worst_case_groups(cfg) if groups is None else groups)
 
 
-def _pointwise_accumulate(x8, w8, bias, cfg: ConvConfig, per_tap: int):
-    """1x1 kernel: zero-pad, take every stride-th pixel, one exact GEMM (batch * Ho * Wo, Ci) @ (Ci, Co)."""
+def pointwise_pixels(x, cfg: ConvConfig):
+    """The input pixels a 1x1 kernel reads, (batch, Ho, Wo, Ci): ``x`` (batch, H, W, Ci) zero-padded by
+    ``cfg.pad``, every stride-th pixel."""
     t, b, left, r = cfg.pad
     sy, sx = cfg.stride
     if t or b or left or r:
-        x8 = jnp.pad(x8, ((0, 0), (t, b), (left, r), (0, 0)))
-    x8 = x8[:, :(cfg.Ho - 1) * sy + 1:sy, :(cfg.Wo - 1) * sx + 1:sx]
+        x = jnp.pad(x, ((0, 0), (t, b), (left, r), (0, 0)))
+    return x[:, :(cfg.Ho - 1) * sy + 1:sy, :(cfg.Wo - 1) * sx + 1:sx]
+
+
+def _pointwise_accumulate(x8, w8, bias, cfg: ConvConfig, per_tap: int):
+    """1x1 kernel: zero-pad, take every stride-th pixel, one exact GEMM (batch * Ho * Wo, Ci) @ (Ci, Co)."""
+    x8 = pointwise_pixels(x8, cfg)
     B = x8.shape[0]
     wm = w8.hwio.reshape(cfg.Ci, cfg.Co) if isinstance(w8, Weights) else w8.reshape(cfg.Co, cfg.Ci).T
     acc = _engine.exact_int_matmul_bounded(x8.reshape(B * cfg.Ho * cfg.Wo, cfg.Ci), wm, per_tap)

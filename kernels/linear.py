@@ -333,10 +333,8 @@ def _fast_accumulate(x8, w8, p: Params, cfg: LinearConfig, lost, wrong):
 
     vec_end = (N // 16) * 16
     if not wrong.any() and int8_form():  # x lies within cfg.in_type (<= 8 bits): one exact int8 GEMM
-        from jaxpulp.kernels.conv import _int8_offset  # conv does not import linear
-
         it = cfg.in_type
-        acc = _engine.int8_matmul(x8, w8 if prepared is None else prepared.w, _int8_offset((it.bits, it.signed)),
+        acc = _engine.int8_matmul(x8, w8 if prepared is None else prepared.w, _engine.int8_offset((it.bits, it.signed)),
                                   None if prepared is None else prepared.total)
     elif wrong.any():  # elements 8..15 of every 16-element step apart: they use another row for some neurons
         B, steps = x8.shape[0], vec_end // 16
@@ -376,12 +374,7 @@ def int8_form() -> bool:
 def prepare_weights(w, cfg: LinearConfig) -> Weights:
     """The weights ``w`` (M, N) ints (host, numpy) prepared once for ``accumulate``: int8 where ``int8_form``,
     else int32, plus each neuron's weight sum. Raises for a wrong shape or weights outside int8."""
-    w = np.asarray(w)
-    if w.shape != (cfg.M, cfg.N) or w.dtype.kind not in "iu":
-        raise JaxpulpError(f"w: shape {w.shape} dtype {w.dtype}, expected ints of shape ({cfg.M}, {cfg.N}) (M, N)")
-    w = w.astype(np.int64)
-    if w.size and (w.min() < -128 or w.max() > 127):
-        raise JaxpulpError(f"w: values span [{w.min()}, {w.max()}], expected int8 weights [-128, 127]")
+    w = _engine.int8_weights(w, (cfg.M, cfg.N), "(M, N)")
     return Weights(w.astype(np.int8 if int8_form() else np.int32), w.sum(axis=1).astype(np.int32))
 
 
@@ -390,16 +383,14 @@ def accumulate(x, w, bias, cfg: LinearConfig, x_type=None):
     wrap-around int32 (the ideal arithmetic, no library quirks). Traceable (``jit`` / ``vmap``).
 
     ``x_type``: the (bits, signed) pair (ints or traced int32 scalars) of the <= 8-bit type x's values lie in
-    (the value path): then, where ``int8_form``, one int8 GEMM of ``x - offset`` (``conv._int8_offset``: 128 for
+    (the value path): then, where ``int8_form``, one int8 GEMM of ``x - offset`` (``_engine.int8_offset``: 128 for
     u8, else 0) plus the offset's share. None (or off the CPU): one exact float32 GEMM per reduction chunk sized
     by the product bound of ``cfg.in_type`` x ``cfg.w_type`` (pass the widest types the values may take).
     ``w`` may also be ``prepare_weights(w, cfg)``."""
     x = jnp.asarray(x, jnp.int32)
     if x_type is not None and int8_form():
-        from jaxpulp.kernels.conv import _int8_offset  # conv does not import linear
-
         w8, total = (w.w, w.total) if isinstance(w, Weights) else (jnp.asarray(w, jnp.int32), None)
-        acc = _engine.int8_matmul(x, w8, _int8_offset(x_type), total)
+        acc = _engine.int8_matmul(x, w8, _engine.int8_offset(x_type), total)
     else:
         wi = w.w if isinstance(w, Weights) else w
         mp = _engine.max_abs_product(cfg.in_type.bits, cfg.in_type.signed, cfg.w_type.bits, True)

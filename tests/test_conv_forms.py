@@ -114,10 +114,10 @@ def test_value_path_with_traced_types_equals_the_correlation_for_each_type(seed,
 
 
 def test_int8_offset_refuses_wide_types_and_follows_the_sign():
-    assert conv._int8_offset((8, 0)) == 128 and conv._int8_offset((4, 0)) == 0 and conv._int8_offset((8, 1)) == 0
-    assert int(jax.jit(lambda b, s: conv._int8_offset((b, s)))(8, 0)) == 128
+    assert _engine.int8_offset((8, 0)) == 128 and _engine.int8_offset((4, 0)) == 0 and _engine.int8_offset((8, 1)) == 0
+    assert int(jax.jit(lambda b, s: _engine.int8_offset((b, s)))(8, 0)) == 128
     with pytest.raises(JaxpulpError, match="x_type"):
-        conv._int8_offset((16, 1))
+        _engine.int8_offset((16, 1))
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])

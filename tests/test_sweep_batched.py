@@ -10,7 +10,7 @@ from hypothesis import example, given, settings, strategies as st
 
 from jaxpulp import costtable, quant
 from jaxpulp.errors import JaxpulpError
-from jaxpulp.kernels import conv
+from jaxpulp.kernels import _engine
 from jaxpulp.sweep import _batched, _metric
 from jaxpulp.sweep._nets import toy_net
 
@@ -118,7 +118,7 @@ def test_int8_matmul_is_the_exact_product_at_the_type_bounds(seed, x_t, w_bits, 
     off = jnp.int32(128 if x_t == (8, 0) else 0)  # traced offset, as in the forward
     got = jax.jit(_batched.int8_matmul)(jnp.asarray(x, jnp.int32), jnp.asarray(w, jnp.int32), off)
     np.testing.assert_array_equal(np.asarray(got), want)
-    assert int(jax.jit(lambda t: conv._int8_offset(t))((jnp.int32(x_t[0]), jnp.int32(x_t[1])))) == int(off)
+    assert int(jax.jit(lambda t: _engine.int8_offset(t))((jnp.int32(x_t[0]), jnp.int32(x_t[1])))) == int(off)
 
 
 @settings(max_examples=20, deadline=None)
@@ -142,7 +142,7 @@ def test_pointwise_forms_under_vmap_equal_the_float_path(seed, ci, co, n_cfg, st
     tb = jnp.asarray([t[0] for t in types], jnp.int32), jnp.asarray([t[1] for t in types], jnp.int32)
     xp = np.pad(xs, ((0, 0), (0, 0), (pad, pad), (pad, pad), (0, 0)))[:, :, ::stride, ::stride][:, :, :Ho, :Ho]
     want = np.stack([_np_pointwise(xp[j], ws[j]) for j in range(n_cfg)])
-    i8 = jax.jit(jax.vmap(lambda x, w, b, s: _batched._int8_pointwise(x, w, cfg, conv._int8_offset((b, s)))))
+    i8 = jax.jit(jax.vmap(lambda x, w, b, s: _batched._int8_pointwise(x, w, cfg, _engine.int8_offset((b, s)))))
     np.testing.assert_array_equal(np.asarray(i8(jnp.asarray(xs, jnp.int32), jnp.asarray(ws, jnp.int32), *tb)), want)
     if ci <= 16:  # the float32 broadcast sum is exact up to 16 channels (16 * 255 * 128 < 2**24)
         small = jax.jit(jax.vmap(lambda x, w: _batched._small_pointwise(x, w, cfg)))

@@ -209,7 +209,7 @@ def weighted_args(lay: Layer, p: dict, cfg) -> tuple:
     w_words: object
     if k.channelwise:  # depthwise weights are byte planes, one per tap, kept as the kernel unpacks them: its
         # tap loops broadcast the weights, and XLA fused a per-call unpack into them (redone for every pixel)
-        w_words = depthwise.unpacked_weights(packing.pack_planes(np.transpose(w, (1, 2, 0)), lay.w_type), cfg)
+        w_words = depthwise.unpacked_weights(packing.pack_planes(np.transpose(w, (1, 2, 0)), wt), cfg)
     elif type(cfg) is ConvConfig and cfg.family == "conv":  # the conv and linear kernels' weights unpacked and
         # laid out once (the values the image holds), not in every call and step (DroNet packed: 0.6 of 3.4 ms
         # at batch 1)
@@ -217,7 +217,7 @@ def weighted_args(lay: Layer, p: dict, cfg) -> tuple:
     elif type(cfg) is LinearConfig:
         w_words = linear.prepare_weights(_image_values(w, wt), cfg)
     else:
-        w_words = packing.pack(w, lay.w_type)
+        w_words = packing.pack(w, wt)
     bias = np.asarray(p["bias"], np.int32) if lay.bias else None
     Co = lay.out_shape[2]
     kappa = np.asarray(p.get("kappa", np.zeros(Co)), np.int32)
@@ -398,7 +398,7 @@ def _accumulate(lay: Layer, x, p, groups=None, in_t=None):
         return conv.accumulate(x, p["w"], bias, cfg, groups, x_type=in_t)
     if k.flat:
         return linear.accumulate(x.reshape(x.shape[0], -1), p["w"], bias, cfg, x_type=in_t)
-    args = (x.reshape(x.shape[0], -1) if k.flat else x, p["w"], bias, cfg)
+    args = (x, p["w"], bias, cfg)
     return k.kernel_module().accumulate(*args) if groups is None else k.kernel_module().accumulate(*args, groups)
 
 
@@ -664,16 +664,12 @@ def run(net: Network, x, *, path: str = "packed", keep: bool = False, cluster: C
 CONST_BYTES = 8 << 20
 
 
-def _tree_bytes(tree) -> int:
-    return sum(int(np.asarray(v).nbytes) for v in jax.tree_util.tree_leaves(tree))
-
-
 def _bind(jitted, prepared: tuple, kw: dict):
     """(jitted forward ``f(x, *args)``, args): ``jitted``'s function with its static keywords bound and, when
     ``prepared`` fits ``CONST_BYTES``, the prepared parameters as constants of the compiled forward (no args)."""
     impl = jitted.__wrapped__
-    if _tree_bytes(prepared) <= CONST_BYTES:
-        consts = jax.tree_util.tree_map(np.asarray, prepared)
+    if sum(int(np.prod(v.shape)) * v.dtype.itemsize for v in jax.tree_util.tree_leaves(prepared)) <= CONST_BYTES:
+        consts = jax.tree_util.tree_map(np.asarray, prepared)  # one copy to the host, only when it is used
         return jax.jit(lambda x: impl(x, *consts, **kw), compiler_options=_STEP_COMPILER_OPTIONS), ()
     return jax.jit(lambda x, *args: impl(x, *args, **kw), compiler_options=_STEP_COMPILER_OPTIONS), prepared
 

@@ -228,7 +228,7 @@ def _pick_weights(plan: Plan, config) -> dict:
 
 def _own_acc(lay, x, w, x_off=None, w_sum=None):
     """Accumulators (no bias) of a weighted layer with one weight tensor (batched GEMM / broadcast under vmap).
-    ``x_off``: the int8 offset of x's type (``conv._int8_offset``) where the plan proved every type x may take and
+    ``x_off``: the int8 offset of x's type (``_engine.int8_offset``) where the plan proved every type x may take and
     every weight fits int8 (``Plan.int8``), else None; ``w_sum``: then optionally the weights' per-output-channel
     sums (``int8_matmul``)."""
     k = kinds.of(lay)
@@ -248,11 +248,7 @@ def _int8_pointwise(x, w, cfg: ConvConfig, x_off, w_sum=None):
     """Accumulators (batch, Ho, Wo, Co) of a 1x1 convolution as one int8 x int8 -> int32 GEMM over batch * pixels
     (``int8_matmul``), x moved into int8 by ``x_off``. Measured (4 configurations x (8192 rows, K) @ (K, 32), ms,
     loaded machine): K = 32 int8 0.57 vs float32 1.42; (512, 128) @ (128, 128): 0.52 vs 0.87; K = 16: a tie."""
-    t, b, left, r = cfg.pad
-    sy, sx = cfg.stride
-    if t or b or left or r:
-        x = jnp.pad(x, ((0, 0), (t, b), (left, r), (0, 0)))
-    x = x[:, :(cfg.Ho - 1) * sy + 1:sy, :(cfg.Wo - 1) * sx + 1:sx]
+    x = conv.pointwise_pixels(x, cfg)
     acc = int8_matmul(x.reshape(-1, cfg.Ci), w.reshape(cfg.Co, cfg.Ci), x_off, w_sum)
     return acc.reshape(x.shape[0], cfg.Ho, cfg.Wo, cfg.Co)
 
@@ -273,12 +269,7 @@ def _small_pointwise(x, w, cfg: ConvConfig):
     every partial sum is at most Ci * 255 * 128 < 2**24 for Ci <= 16. x is materialised first: otherwise XLA
     fuses x's producer (a depthwise layer and its requantisation) into the sum and recomputes it for each of the
     Co output channels (MobileNetV1's dw1 16 times)."""
-    x = _materialise(x)
-    t, b, left, r = cfg.pad
-    sy, sx = cfg.stride
-    if t or b or left or r:
-        x = jnp.pad(x, ((0, 0), (t, b), (left, r), (0, 0)))
-    x = x[:, :(cfg.Ho - 1) * sy + 1:sy, :(cfg.Wo - 1) * sx + 1:sx].astype(jnp.float32)
+    x = conv.pointwise_pixels(_materialise(x), cfg).astype(jnp.float32)
     wf = jnp.asarray(w, jnp.float32).reshape(cfg.Co, cfg.Ci)
     acc = x[..., 0:1] * wf[:, 0]
     for c in range(1, cfg.Ci):
@@ -320,7 +311,7 @@ def _config_data(plan: Plan, config, layers=None) -> dict:
             params[name]["w"] = w
     return dict(params=params, acts={k: tuple(jnp.asarray(a, jnp.int32) for a in v) for k, v in acts.items()},
                 bounds=bounds, sums={k[:-4]: v for k, v in picked.items() if k.endswith("/sum")},
-                off={lay.inputs[0]: conv._int8_offset(acts[lay.inputs[0]]) for lay in net.layers
+                off={lay.inputs[0]: _engine.int8_offset(acts[lay.inputs[0]]) for lay in net.layers
                      if lay.name in plan.int8},
                 choice={name: config[wv.var] for name, wv in plan.weights.items()},
                 d_in=d_in)
