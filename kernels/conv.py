@@ -318,6 +318,12 @@ def int8_form(cfg: ConvConfig) -> str | None:
     (128x128x3, 3x3 s2, 8 channels: 0.78 vs 5.70 ms; the whole MobileNetV1-0.25 value path 1.68x faster, paired
     runs), while a 1x1 one is slower (pw1, 8 -> 16 channels: 1.61 vs 1.08 ms) and stays float32.
     Not taken:
+    * 1x1 kernels (any channel count): one float32 GEMM over batch * pixels (``_pointwise_accumulate``, the packed
+      pointwise kernel's form). Alone the int8 convolution is as fast or faster, but in a network XLA fuses
+      the producer's requantisation into its int8 input conversion: MobileNetV1-0.25's value path, paired runs
+      in one process (2-core EPYC, shared): batch 128 77.4 -> 49.7 ms (1.56x), batch 16 1.09-1.22x, batch 1
+      0.92-0.97x (one int8 GEMM per layer is a few microseconds faster there); DroNet (three small 1x1 shortcut
+      convs) 0.99-1.03x at batch 1 / 16 / 128;
     * Ci == 1 (DroNet's first layer): the int8 convolution of one channel is slower (19.9 vs 15.0 ms, loaded).
       The int8 im2col GEMM (``_conv_forms.int8_im2col``, K padded to 32) is faster alone (6.3 vs 9.4 ms in a
       quieter run) but not in the network: paired whole-network runs tie at batch 16 (1.00x, IQR 0.85-1.20) and
@@ -325,11 +331,9 @@ def int8_form(cfg: ConvConfig) -> str | None:
     * explicit im2col for Ci > 1: faster per shape, slower in the network (XLA fuses the producer of its input
       into each of the Kh*Kw slices; DroNet 0.87x vs 1.02x of the float forward);
     * off the CPU backend: GPUs keep float32 with ``Precision.HIGHEST``."""
-    if jax.default_backend() != "cpu" or cfg.Ci == 1:
+    if jax.default_backend() != "cpu" or cfg.Ci == 1 or (cfg.Kh, cfg.Kw) == (1, 1):
         return None
-    if max(cfg.Ci, cfg.Co) > 16 or (cfg.Kh, cfg.Kw) != (1, 1):
-        return "conv"
-    return None
+    return "conv"
 
 
 def _fast_accumulate(x8, w8, bias, cfg: ConvConfig, groups: tuple[int, ...] | None = None, x_off=None):
