@@ -13,7 +13,9 @@ the ``cuda`` extra):
     python benchmarks/network.py --profile                     # per-layer time breakdown (batch 32)
 
 Rows: network, path (float32 = baseline; packed = bit-exact PULP-NN kernels on memory images; values =
-intended arithmetic, precision as data), batch, inputs/s (median), ratio to the float32 forward, GMAC/s and its
+intended arithmetic, precision as data), batch, inputs/s (median), ratio to the float32 forward (of the medians,
+and paired: the median and quartiles of the per-repetition ratios; the values row adds values / packed, paired,
+> 1 when the value path is faster; JSON ``paired_ratio_to_float32``, ``paired_values_over_packed``), GMAC/s and its
 share of the same-run float32 GEMM rate, the compiled function's memory (arguments + outputs + temporaries, from
 XLA's memory analysis), the first call's time, equality with the numpy interpreter. The first call is measured
 in a fresh Python process per network, path and batch (what a user sees: network built, inputs made, then the
@@ -189,6 +191,13 @@ def bench(net, x, reps: int, ref_batch: int, gemm: float, paths=("packed", "valu
     fresh = {name: fresh_first_call(key, name, len(x)) if key and name in ("float32",) + tuple(paths) else None
              for name in cands}
     rows = []
+
+    def paired(a: str, b: str) -> list[float]:
+        """Quartiles of the per-repetition ratio time[b] / time[a] (the candidates run back to back in every
+        repetition, so drifting load on a shared machine cancels far better than in a ratio of medians)."""
+        r = [tb / ta for ta, tb in zip(times[a], times[b], strict=True)]
+        return statistics.quantiles(r, n=4) if len(r) > 1 else r * 3
+
     f_rate = len(x) / statistics.median(times["float32"])
     fs_rate = len(x) / statistics.median(times["float32_stepped"])
     for name in cands:
@@ -200,11 +209,18 @@ def bench(net, x, reps: int, ref_batch: int, gemm: float, paths=("packed", "valu
                          memory_bytes=mem.get(name), first_call_in_process_s=first[name],
                          first_call_s=fresh[name]["first_call_s"] if fresh[name] else first[name],
                          first_call_fresh=fresh[name], reps=reps,
+                         paired_ratio_to_float32=paired(name, "float32"),
+                         paired_values_over_packed=paired("values", "packed") if name == "values" and
+                         "packed" in cands else None,
                          times_s=times[name], numpy_inputs_per_s=ref_rate, ratio_to_numpy=rate / ref_rate,
                          equal_to_numpy=same.get(name)))
         r = rows[-1]
         m = r["memory_bytes"]
+        q = r["paired_ratio_to_float32"]
+        vp = r["paired_values_over_packed"]
+        vp_text = f"  values/packed x{vp[1]:.2f} ({vp[0]:.2f}-{vp[2]:.2f})" if vp else ""
         print(f"{net.name:<22} {name:<15} batch {len(x):>4}: {rate:9.1f} inputs/s  x{r['ratio_to_float32']:5.2f} f32  "
+              f"(paired x{q[1]:.2f}, IQR {q[0]:.2f}-{q[2]:.2f}){vp_text}  "
               f"x{r['ratio_to_float32_stepped']:5.2f} f32 in steps of {step}  "
               f"{gmacs / 1e9:6.2f} GMAC/s ({100 * r['share_of_f32_gemm']:4.1f}% GEMM)  "
               f"mem {'?' if m is None else f'{m / 2**20:7.1f} MiB'}  first {r['first_call_s']:5.2f} s"
