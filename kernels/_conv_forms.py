@@ -34,11 +34,14 @@ FORMS = ("lax", "im2col", "s2d", "taps", "int8", "int8_im2col")
 class Weights(NamedTuple):
     """A convolution's weights laid out once (per network, on the host: ``conv.prepare_weights``) as the form
     ``conv._fast_accumulate`` chooses reads them, so no layout or conversion work is left in the compiled forward.
-    ``hwio``: (Kh, Kw, Ci, Co), int8 for the int8 form, float32 for the float32 forms (the same integers);
-    ``total``: int32 (Co,), each filter's sum of weights (the int8 form's offset share)."""
+    ``hwio``: (Kh, Kw, Ci, Co), int8 for the int8 convolution, float32 for the float32 forms (the same integers),
+    None for the 1x1 int8 GEMM; ``total``: int32 (Co,), each filter's sum of weights (the int8 forms' offset
+    share); ``gemm``: the 1x1 int8 GEMM's (Co, Ci) int8 operand (its contracted axis last: XLA:CPU hands only such
+    int8 dots to YNNPACK, a transposed one ran 3.7x slower), else None."""
 
     hwio: Any
     total: Any
+    gemm: Any = None
 
 
 def _spans(cfg: ConvConfig, starts: tuple[int, ...]):

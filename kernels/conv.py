@@ -277,7 +277,9 @@ def accumulate(x, w, bias, cfg: ConvConfig, groups: tuple[int, ...] | None = Non
     w = w if isinstance(w, Weights) else jnp.asarray(w, jnp.int32)
     b = None if bias is None else jnp.asarray(bias, jnp.int32)
     if x_type is None:
-        if isinstance(w, Weights) and w.hwio.dtype != jnp.float32:  # prepared for the int8 form: float32 here
+        if isinstance(w, Weights) and w.gemm is not None:  # prepared for the 1x1 int8 GEMM: float32 HWIO here
+            w = Weights(w.gemm.T.reshape(1, 1, cfg.Ci, cfg.Co).astype(jnp.float32), w.total)
+        elif isinstance(w, Weights) and w.hwio.dtype != jnp.float32:  # prepared for the int8 conv: float32 here
             w = Weights(w.hwio.astype(jnp.float32), w.total)
         acc = _float_accumulate(x, w, cfg, groups)
         return acc if b is None else acc + b
@@ -286,14 +288,18 @@ def accumulate(x, w, bias, cfg: ConvConfig, groups: tuple[int, ...] | None = Non
 
 def prepare_weights(w, cfg: ConvConfig) -> Weights:
     """The weights ``w`` (Co, Kh, Kw, Ci) ints (host, numpy) laid out once for the form ``_fast_accumulate``
-    takes for ``cfg`` on the current backend (``int8_form``): HWIO int8 for the int8 convolution, HWIO float32
-    otherwise, plus each filter's weight sum. Pass the result wherever ``accumulate`` / ``run_lanes`` take the
-    weights (the same bits; a network prepares its weights once instead of on every call and step). Raises for a
-    wrong shape, or for weights outside int8 (every PULP-NN weight type has at most 8 bits)."""
+    takes for ``cfg`` on the current backend (``int8_form``): HWIO int8 for the int8 convolution, (Co, Ci) int8
+    for the 1x1 int8 GEMM, HWIO float32 otherwise, plus each filter's weight sum. Pass the result wherever
+    ``accumulate`` / ``run_lanes`` take the weights (the same bits; a network prepares its weights once instead of
+    on every call and step). Raises for a wrong shape, or for weights outside int8 (every PULP-NN weight type has
+    at most 8 bits)."""
     w = _engine.int8_weights(w, (cfg.Co, cfg.Kh, cfg.Kw, cfg.Ci), "(Co, Kh, Kw, Ci)")
+    total = w.sum(axis=(1, 2, 3)).astype(np.int32)
+    form = int8_form(cfg)
+    if form == "gemm":
+        return Weights(None, total, np.ascontiguousarray(w.reshape(cfg.Co, cfg.Ci)).astype(np.int8))
     hwio = np.ascontiguousarray(np.transpose(w, (1, 2, 3, 0)))
-    hwio = hwio.astype(np.int8 if int8_form(cfg) == "conv" else np.float32)
-    return Weights(hwio, w.sum(axis=(1, 2, 3)).astype(np.int32))
+    return Weights(hwio.astype(np.int8 if form == "conv" else np.float32), total)
 
 
 def worst_case_groups(cfg: ConvConfig) -> tuple[int, ...]:
@@ -304,8 +310,8 @@ def worst_case_groups(cfg: ConvConfig) -> tuple[int, ...]:
 
 
 def int8_form(cfg: ConvConfig) -> str | None:
-    """The static formulation rule of ``_fast_accumulate``: "conv" (``_conv_forms.int8_conv``) or None (float32,
-    ``_float_accumulate``).
+    """The static formulation rule of ``_fast_accumulate``: "conv" (``_conv_forms.int8_conv``), "gemm" (a 1x1
+    kernel as one int8 GEMM, ``int8_pointwise``) or None (float32, ``_float_accumulate``).
 
     Chosen with ``benchmarks/conv_forms.py`` (per shape, against ``lax.conv`` float32 of the same shape in the
     same run) and checked on the whole network (DroNet, paired runs of the value path with and without the rule),
@@ -317,13 +323,13 @@ def int8_form(cfg: ConvConfig) -> str | None:
     XLA's generic int32 loop, which still beats its float32 convolution by far on MobileNetV1's first layer
     (128x128x3, 3x3 s2, 8 channels: 0.78 vs 5.70 ms; the whole MobileNetV1-0.25 value path 1.68x faster, paired
     runs), while a 1x1 one is slower (pw1, 8 -> 16 channels: 1.61 vs 1.08 ms) and stays float32.
+    1x1 kernels with more than 8 channels (in or out) are one int8 x int8 -> int32 GEMM over batch * pixels
+    (``int8_pointwise``, YNNPACK's VNNI GEMM), not the int8 convolution: MobileNetV1-0.25's value path, paired
+    runs in one process (2-core EPYC, shared), int8 convolution -> float32 GEMM -> int8 GEMM: batch 128 77.4 ->
+    49.7 -> 39.7 ms (1.95x in all), batch 16 7.3 -> 5.9 -> 5.0 ms, batch 1 1.09 -> 1.17 -> 1.00 ms; DroNet (three
+    small 1x1 shortcut convs) 1.01-1.03x at batch 1 / 16. Alone the int8 convolution of such a layer is as fast as
+    the GEMMs; in the network it is not (XLA fuses the producer's requantisation into its input conversion).
     Not taken:
-    * 1x1 kernels (any channel count): one float32 GEMM over batch * pixels (``_pointwise_accumulate``, the packed
-      pointwise kernel's form). Alone the int8 convolution is as fast or faster, but in a network XLA fuses
-      the producer's requantisation into its int8 input conversion: MobileNetV1-0.25's value path, paired runs
-      in one process (2-core EPYC, shared): batch 128 77.4 -> 49.7 ms (1.56x), batch 16 1.09-1.22x, batch 1
-      0.92-0.97x (one int8 GEMM per layer is a few microseconds faster there); DroNet (three small 1x1 shortcut
-      convs) 0.99-1.03x at batch 1 / 16 / 128;
     * Ci == 1 (DroNet's first layer): the int8 convolution of one channel is slower (19.9 vs 15.0 ms, loaded).
       The int8 im2col GEMM (``_conv_forms.int8_im2col``, K padded to 32) is faster alone (6.3 vs 9.4 ms in a
       quieter run) but not in the network: paired whole-network runs tie at batch 16 (1.00x, IQR 0.85-1.20) and
@@ -331,8 +337,10 @@ def int8_form(cfg: ConvConfig) -> str | None:
     * explicit im2col for Ci > 1: faster per shape, slower in the network (XLA fuses the producer of its input
       into each of the Kh*Kw slices; DroNet 0.87x vs 1.02x of the float forward);
     * off the CPU backend: GPUs keep float32 with ``Precision.HIGHEST``."""
-    if jax.default_backend() != "cpu" or cfg.Ci == 1 or (cfg.Kh, cfg.Kw) == (1, 1):
+    if jax.default_backend() != "cpu" or cfg.Ci == 1:
         return None
+    if (cfg.Kh, cfg.Kw) == (1, 1):
+        return "gemm" if max(cfg.Ci, cfg.Co) > 8 else None
     return "conv"
 
 
@@ -352,21 +360,40 @@ def _fast_accumulate(x8, w8, bias, cfg: ConvConfig, groups: tuple[int, ...] | No
     The bias is added in int32 at the end (never inside a float32 sum)."""
     if isinstance(w8, Weights):
         _check_prepared(w8, cfg)
-    if int8_form(cfg) == "conv":
+    form = int8_form(cfg)
+    if form is not None:
         off = _engine.int8_offset((cfg.in_type.bits, cfg.in_type.signed)) if x_off is None else x_off
-        acc = _conv_forms.int8_conv(x8, w8, cfg, off)
+        acc = (_conv_forms.int8_conv if form == "conv" else int8_pointwise)(x8, w8, cfg, off)
     else:
         acc = _float_accumulate(x8, w8, cfg, groups)
     return acc if bias is None else acc + bias
 
 
+def int8_pointwise(x, w, cfg: ConvConfig, x_off, total=None):
+    """int32 accumulators (batch, Ho, Wo, Co) of a 1x1 kernel, without bias, as one int8 x int8 -> int32 GEMM of
+    the pixels it reads (``pointwise_pixels``) over batch * pixels (``_engine.int8_matmul``: exact modulo 2**32
+    whenever every ``x - x_off`` and every weight is an int8 value). ``w``: (Co, [1, 1,] Ci) ints, or ``Weights``
+    prepared for this form (then its ``total`` is used); ``total``: the filters' weight sums, int32 (Co,), or
+    None (computed)."""
+    px = pointwise_pixels(x, cfg)
+    if isinstance(w, Weights):
+        w, total = w.gemm, w.total
+    acc = _engine.int8_matmul(px.reshape(-1, cfg.Ci), jnp.reshape(w, (cfg.Co, cfg.Ci)), x_off, total)
+    return acc.reshape(px.shape[0], cfg.Ho, cfg.Wo, cfg.Co)
+
+
 def _check_prepared(w: Weights, cfg: ConvConfig) -> None:
     """``prepare_weights``' layout for this very configuration and backend (static shapes and dtypes)."""
-    dt = jnp.int8 if int8_form(cfg) == "conv" else jnp.float32
-    want = (cfg.Kh, cfg.Kw, cfg.Ci, cfg.Co)
-    if tuple(w.hwio.shape) != want or w.hwio.dtype != dt or tuple(w.total.shape) != (cfg.Co,):
-        raise JaxpulpError(f"w: prepared weights hwio {tuple(w.hwio.shape)} {w.hwio.dtype}, total "
-                           f"{tuple(w.total.shape)}; expected hwio {want} {jnp.dtype(dt)} and total ({cfg.Co},) "
+    form = int8_form(cfg)
+    got = (None if w.hwio is None else (tuple(w.hwio.shape), jnp.dtype(w.hwio.dtype)),
+           None if w.gemm is None else (tuple(w.gemm.shape), jnp.dtype(w.gemm.dtype)), tuple(w.total.shape))
+    if form == "gemm":
+        want = (None, ((cfg.Co, cfg.Ci), jnp.dtype(jnp.int8)), (cfg.Co,))
+    else:
+        want = (((cfg.Kh, cfg.Kw, cfg.Ci, cfg.Co), jnp.dtype(jnp.int8 if form == "conv" else jnp.float32)), None,
+                (cfg.Co,))
+    if got != want:
+        raise JaxpulpError(f"w: prepared weights (hwio, gemm, total) {got}; expected {want} "
                            "(conv.prepare_weights for this configuration on this backend)")
 
 

@@ -13,8 +13,9 @@ from jaxpulp.kernels import conv
 
 PROPERTY = settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
-# (Ci, Co, K): Ci = 1 and small 1x1 layers take the float32 forms, the others the int8 convolution (on the CPU)
-SHAPES = [(1, 8, 3), (8, 8, 1), (16, 32, 1), (8, 24, 3), (24, 8, 3)]
+# (Ci, Co, K): Ci = 1 and small 1x1 layers take the float32 forms, larger 1x1 ones the int8 GEMM, the others the
+# int8 convolution (on the CPU)
+SHAPES = [(1, 8, 3), (8, 8, 1), (16, 32, 1), (24, 8, 1), (8, 24, 3), (24, 8, 3)]
 
 
 def _extreme(rng, lo, hi, shape):
@@ -37,7 +38,11 @@ def test_prepared_weights_give_the_raw_weights_bits_on_the_value_path(shape, it,
     w = _extreme(rng, w_t.lo, w_t.hi, (co, k, k, ci))
     b = rng.integers(-2**20, 2**20, co).astype(np.int32) if bias else None
     prep = conv.prepare_weights(w, cfg)
-    assert prep.hwio.dtype == (np.int8 if conv.int8_form(cfg) == "conv" else np.float32)
+    form = conv.int8_form(cfg)
+    if form == "gemm":  # 1x1, more than 8 channels: (Co, Ci) int8, the GEMM's contracted axis last
+        assert prep.hwio is None and prep.gemm.dtype == np.int8 and prep.gemm.shape == (co, ci)
+    else:
+        assert prep.gemm is None and prep.hwio.dtype == (np.int8 if form == "conv" else np.float32)
     x_type = (jnp.int32(in_t.bits), jnp.int32(in_t.signed))  # traced, as the value path passes them
     f = jax.jit(lambda x, w, t: conv.accumulate(x, w, b, cfg, x_type=t))
     got = np.asarray(f(jnp.asarray(x), jax.tree_util.tree_map(jnp.asarray, prep), x_type))
@@ -90,6 +95,13 @@ def test_bad_weights_are_refused_by_name():
         conv.prepare_weights(np.zeros((8, 3, 3, 8), np.float32), cfg)
     other = conv.Config("u8", "u8", "i8", H=4, W=4, Ci=8, Co=16, Kh=3, Kw=3, pad=(1, 1, 1, 1))
     prep = conv.prepare_weights(np.zeros((16, 3, 3, 8), np.int32), other)
-    with pytest.raises(JaxpulpError, match=r"prepared weights hwio \(3, 3, 8, 16\)"):
-        conv.run_lanes(np.zeros((1, 4 * 4 * 8), np.int32), prep,
-                       conv.Params(np.zeros(8, np.int32), np.zeros(8, np.int32), 0, 0, None), cfg=cfg)
+    params = conv.Params(np.zeros(8, np.int32), np.zeros(8, np.int32), 0, 0, None)
+    with pytest.raises(JaxpulpError, match=r"prepared weights \(hwio, gemm, total\) \(\(\(3, 3, 8, 16\)"):
+        conv.run_lanes(np.zeros((1, 4 * 4 * 8), np.int32), prep, params, cfg=cfg)
+    # a 1x1 layout (the int8 GEMM's (Co, Ci) on the CPU) is refused by a 3x3 configuration, and the reverse
+    one = conv.Config("u8", "u8", "i8", H=4, W=4, Ci=8, Co=16, Kh=1, Kw=1)
+    with pytest.raises(JaxpulpError, match="conv.prepare_weights for this configuration"):
+        conv.run_lanes(np.zeros((1, 4 * 4 * 8), np.int32), conv.prepare_weights(np.zeros((16, 1, 1, 8), int), one),
+                       params, cfg=other)
+    with pytest.raises(JaxpulpError, match="conv.prepare_weights for this configuration"):
+        conv.run_lanes(np.zeros((1, 4 * 4 * 8), np.int32), prep, params, cfg=one)

@@ -244,13 +244,11 @@ def _own_acc(lay, x, w, x_off=None, w_sum=None):
     return conv.accumulate(x, w, None, cfg)
 
 
-def _int8_pointwise(x, w, cfg: ConvConfig, x_off, w_sum=None):
-    """Accumulators (batch, Ho, Wo, Co) of a 1x1 convolution as one int8 x int8 -> int32 GEMM over batch * pixels
-    (``int8_matmul``), x moved into int8 by ``x_off``. Measured (4 configurations x (8192 rows, K) @ (K, 32), ms,
-    loaded machine): K = 32 int8 0.57 vs float32 1.42; (512, 128) @ (128, 128): 0.52 vs 0.87; K = 16: a tie."""
-    x = conv.pointwise_pixels(x, cfg)
-    acc = int8_matmul(x.reshape(-1, cfg.Ci), w.reshape(cfg.Co, cfg.Ci), x_off, w_sum)
-    return acc.reshape(x.shape[0], cfg.Ho, cfg.Wo, cfg.Co)
+# Accumulators (batch, Ho, Wo, Co) of a 1x1 convolution as one int8 x int8 -> int32 GEMM over batch * pixels, x
+# moved into int8 by ``x_off`` (the value path's form for such layers too). Measured (4 configurations x (8192 rows,
+# K) @ (K, 32), ms, loaded machine): K = 32 int8 0.57 vs float32 1.42; (512, 128) @ (128, 128): 0.52 vs 0.87; K = 16:
+# a tie.
+_int8_pointwise = conv.int8_pointwise
 
 
 # int32 (rows, Co) = x (rows, K) @ w (Co, K).T as one exact int8 x int8 -> int32 GEMM plus the offset's share
