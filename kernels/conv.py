@@ -387,6 +387,7 @@ def _check_prepared(w: Weights, cfg: ConvConfig) -> None:
     form = int8_form(cfg)
     got = (None if w.hwio is None else (tuple(w.hwio.shape), jnp.dtype(w.hwio.dtype)),
            None if w.gemm is None else (tuple(w.gemm.shape), jnp.dtype(w.gemm.dtype)), tuple(w.total.shape))
+    want: tuple
     if form == "gemm":
         want = (None, ((cfg.Co, cfg.Ci), jnp.dtype(jnp.int8)), (cfg.Co,))
     else:
