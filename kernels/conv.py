@@ -322,13 +322,15 @@ def int8_form(cfg: ConvConfig) -> str | None:
     Small channel counts (max(Ci, Co) <= 16) XLA keeps away from YNNPACK; a KxK int8 convolution then runs as
     XLA's generic int32 loop, which still beats its float32 convolution by far on MobileNetV1's first layer
     (128x128x3, 3x3 s2, 8 channels: 0.78 vs 5.70 ms; the whole MobileNetV1-0.25 value path 1.68x faster, paired
-    runs), while a 1x1 one is slower (pw1, 8 -> 16 channels: 1.61 vs 1.08 ms) and stays float32.
+    runs), while a 1x1 int8 convolution is slower (pw1, 8 -> 16 channels: 1.61 vs 1.08 ms float32).
     1x1 kernels with more than 8 channels (in or out) are one int8 x int8 -> int32 GEMM over batch * pixels
     (``int8_pointwise``, YNNPACK's VNNI GEMM), not the int8 convolution: MobileNetV1-0.25's value path, paired
     runs in one process (2-core EPYC, shared), int8 convolution -> float32 GEMM -> int8 GEMM: batch 128 77.4 ->
     49.7 -> 39.7 ms (1.95x in all), batch 16 7.3 -> 5.9 -> 5.0 ms, batch 1 1.09 -> 1.17 -> 1.00 ms; DroNet (three
     small 1x1 shortcut convs) 1.01-1.03x at batch 1 / 16. Alone the int8 convolution of such a layer is as fast as
-    the GEMMs; in the network it is not (XLA fuses the producer's requantisation into its input conversion).
+    the GEMMs; in the network it is not (XLA fuses the producer's requantisation into its input conversion). The
+    threshold: pw1 (8 -> 16) on the int8 GEMM or on float32 ties (batch 16, paired); at most 8 channels both ways
+    (not in the bundled networks) stays float32, unmeasured.
     Not taken:
     * Ci == 1 (DroNet's first layer): the int8 convolution of one channel is slower (19.9 vs 15.0 ms, loaded).
       The int8 im2col GEMM (``_conv_forms.int8_im2col``, K padded to 32) is faster alone (6.3 vs 9.4 ms in a
