@@ -342,8 +342,14 @@ def int8_form(cfg: ConvConfig) -> str | None:
     if jax.default_backend() != "cpu" or cfg.Ci == 1:
         return None
     if (cfg.Kh, cfg.Kw) == (1, 1):
-        return "gemm" if max(cfg.Ci, cfg.Co) > 8 else None
+        return "gemm" if int8_gemm_1x1(cfg.Ci, cfg.Co) else None
     return "conv"
+
+
+def int8_gemm_1x1(ci: int, co: int) -> bool:
+    """Whether a 1x1 kernel of ``ci`` -> ``co`` channels runs as one int8 GEMM on the current backend (the CPU, more
+    than 8 channels in or out: see ``int8_form``); the pointwise kernel's main block follows the same rule."""
+    return jax.default_backend() == "cpu" and ci > 1 and max(ci, co) > 8
 
 
 def _fast_accumulate(x8, w8, bias, cfg: ConvConfig, groups: tuple[int, ...] | None = None, x_off=None):

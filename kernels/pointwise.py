@@ -326,7 +326,11 @@ def _fast_lanes(x, w_words, p: Params, cfg: PointwiseConfig, cluster: Cluster, x
     w8 = _engine.unpack_static(w_words, wt.bits, True, co * ci).reshape(co, ci)
     idx = _pixel_index(cfg)
     pix = x8[:, :idx.size] if np.array_equal(idx, np.arange(idx.size)) else x8[:, idx]
-    acc = _engine.exact_int_matmul(pix, w8.T)  # (batch, Ho*Wo, Co)
+    if conv.int8_gemm_1x1(ci, co):  # the lanes lie within cfg.in_type (<= 8 bits): one exact int8 GEMM
+        off = _engine.int8_offset((it.bits, it.signed))
+        acc = _engine.int8_matmul(pix.reshape(-1, ci), w8, off).reshape(batch, idx.size, co)
+    else:
+        acc = _engine.exact_int_matmul(pix, w8.T)  # (batch, Ho*Wo, Co)
     if p.bias is not None:
         acc = acc + p.bias
     lefts = _leftovers(cfg, cluster) if cfg.semantics == "library" else []
