@@ -323,13 +323,17 @@ def _fast_lanes(x, w_words, p: Params, cfg: PointwiseConfig, cluster: Cluster, x
     x = x.reshape(batch, -1)
     x8 = x.reshape(batch, -1, ci)
     x8 = jnp.concatenate([x8, jnp.zeros((batch, 1, ci), jnp.int32)], axis=1)  # pixel H*W: padding
-    w8 = _engine.unpack_static(w_words, wt.bits, True, co * ci).reshape(co, ci)
+    if isinstance(w_words, conv.Weights):  # unpacked once (``prepare_weights``), not in every call and step
+        w8, total = w_words.gemm, w_words.total
+    else:
+        w8, total = _engine.unpack_static(w_words, wt.bits, True, co * ci).reshape(co, ci), None
     idx = _pixel_index(cfg)
     pix = x8[:, :idx.size] if np.array_equal(idx, np.arange(idx.size)) else x8[:, idx]
     if conv.int8_gemm_1x1(ci, co):  # the lanes lie within cfg.in_type (<= 8 bits): one exact int8 GEMM
         off = _engine.int8_offset((it.bits, it.signed))
-        acc = _engine.int8_matmul(pix.reshape(-1, ci), w8, off).reshape(batch, idx.size, co)
+        acc = _engine.int8_matmul(pix.reshape(-1, ci), w8, off, total).reshape(batch, idx.size, co)
     else:
+        w8 = jnp.asarray(w8, jnp.int32)
         acc = _engine.exact_int_matmul(pix, w8.T)  # (batch, Ho*Wo, Co)
     if p.bias is not None:
         acc = acc + p.bias
@@ -346,7 +350,7 @@ def _fast_lanes(x, w_words, p: Params, cfg: PointwiseConfig, cluster: Cluster, x
         if it.signed:
             tail = np.arange(ci) >= (ci // step) * step
             byte = jnp.where(tail & (byte >= 128), byte - 256, byte)
-        acc_left = _engine.exact_int_matmul(byte, w8.T)
+        acc_left = _engine.exact_int_matmul(byte, jnp.asarray(w8, jnp.int32).T)
         if p.bias is not None:
             bidx = j[:, None] * co + np.arange(co)
             word = jax.lax.bitcast_convert_type(p.bias, jnp.uint32)[bidx >> 2]
@@ -396,17 +400,41 @@ def run(x_words, w_words, params, *, cfg: PointwiseConfig, cluster: Cluster = GA
     return _engine.costed(out, cfg, cluster, return_cost)
 
 
+def prepare_weights(w, cfg: PointwiseConfig) -> conv.Weights:
+    """The weights ``w`` (Co, 1, 1, Ci) ints (host, numpy: the values of the weight image) unpacked once, for
+    ``run_lanes``: ``conv.Weights`` with ``gemm`` the (Co, Ci) int8 values and ``total`` each filter's sum (the int8
+    GEMM's offset share). The same bits as the image; a network prepares them once instead of unpacking the image
+    in every call and step. Raises for a wrong shape or values outside int8."""
+    w = _engine.int8_weights(w, (cfg.Co, 1, 1, cfg.Ci), "(Co, 1, 1, Ci)").reshape(cfg.Co, cfg.Ci)
+    return conv.Weights(None, w.sum(axis=1).astype(np.int32), np.ascontiguousarray(w).astype(np.int8))
+
+
+def _check_prepared(w: conv.Weights, cfg: PointwiseConfig) -> None:
+    got = (w.hwio is None, tuple(np.shape(w.gemm)), jnp.dtype(getattr(w.gemm, "dtype", None)), tuple(np.shape(w.total)))
+    if got != (True, (cfg.Co, cfg.Ci), jnp.dtype(jnp.int8), (cfg.Co,)):
+        raise JaxpulpError(f"w_words: prepared weights (hwio is None, gemm shape, gemm dtype, total shape) {got}; "
+                           f"expected (True, ({cfg.Co}, {cfg.Ci}), int8, ({cfg.Co},)) (pointwise.prepare_weights "
+                           "for this configuration)")
+
+
 def run_lanes(x, w_words, params, *, cfg: PointwiseConfig, cluster: Cluster = GAP8):
-    """``run`` on lanes (see ``conv.run_lanes``): x (batch, H*W*Ci) int32 -> (batch, Ho, Wo, Co) int32."""
+    """``run`` on lanes (see ``conv.run_lanes``): x (batch, H*W*Ci) int32 -> (batch, Ho, Wo, Co) int32.
+    ``w_words``: the weight image, or ``prepare_weights`` of its values."""
     _check_config(cfg, cluster)
     p = _host_params(params, cfg) or conv._as_params(params, cfg)
-    w = _engine.packed_words(w_words, _engine.words_for(cfg.Co * cfg.Ci, cfg.w_type.bits), "w_words", batch=False)
+    if isinstance(w_words, conv.Weights):
+        _check_prepared(w_words, cfg)
+        w = w_words
+    else:
+        w = _engine.packed_words(w_words, _engine.words_for(cfg.Co * cfg.Ci, cfg.w_type.bits), "w_words",
+                                 batch=False)
     x = jnp.asarray(x, jnp.int32) if not isinstance(x, jax.core.Tracer) else x
     if _overread_leftovers(cfg, cluster):  # the only data-dependent rule
         if any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves((x, w, p))):
             check(cfg, cluster)  # under jit / vmap the inputs are not known: the conservative rule
         else:
-            check_inputs(cfg, _engine.pack_static(x, cfg.in_type.bits), w, p, cluster)
+            image = packing.pack(np.asarray(w.gemm), cfg.w_type) if isinstance(w, conv.Weights) else w
+            check_inputs(cfg, _engine.pack_static(x, cfg.in_type.bits), image, p, cluster)
     return _fast_lanes(x, w, p, cfg, cluster)
 
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from jaxpulp import JaxpulpError, QType, UnsupportedConfig, packing
 from jaxpulp.cluster.config import Cluster
-from jaxpulp.kernels import conv
+from jaxpulp.kernels import conv, pointwise
 
 PROPERTY = settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
@@ -105,3 +105,45 @@ def test_bad_weights_are_refused_by_name():
                        params, cfg=other)
     with pytest.raises(JaxpulpError, match="conv.prepare_weights for this configuration"):
         conv.run_lanes(np.zeros((1, 4 * 4 * 8), np.int32), prep, params, cfg=one)
+
+
+# ------------------------------------------------------------------------------- the pointwise kernel's weights
+
+
+@PROPERTY
+@given(co_ci=st.sampled_from([(4, 8), (16, 8), (12, 16), (32, 24)]),
+       types=st.sampled_from([("u8", "u8", "i8"), ("i8", "i4", "i8"), ("u4", "u8", "i4"), ("i2", "i8", "i2")]),
+       bias=st.booleans(), cores=st.sampled_from([1, 8]), seed=st.integers(0, 2**31))
+def test_pointwise_prepared_weights_give_the_image_bits(co_ci, types, bias, cores, seed):
+    """``pointwise.prepare_weights`` (the int8 GEMM's (Co, Ci) values, unpacked once) == the weight image on
+    ``run_lanes`` == the reference twin, library semantics with leftover pixels (odd widths) and bias bytes."""
+    co, ci = co_ci
+    cfg = pointwise.Config(*types, H=3, W=5, Ci=ci, Co=co, relu=1, bn=1, bias=bias)
+    cluster = Cluster(num_cores=cores)
+    try:
+        pointwise.check(cfg, cluster)
+    except UnsupportedConfig:
+        assume(False)
+    rng = np.random.default_rng(seed)
+    x = _extreme(rng, cfg.in_type.lo, cfg.in_type.hi, (2, cfg.H, cfg.W, ci))
+    w = _extreme(rng, cfg.w_type.lo, cfg.w_type.hi, (co, 1, 1, ci))
+    params = conv.Params(kappa=rng.integers(-50, 50, co).astype(np.int32),
+                         lam=rng.integers(-2000, 2000, co).astype(np.int32), out_mult=3, out_shift=9,
+                         bias=rng.integers(-3000, 3000, co).astype(np.int32) if bias else None)
+    image = packing.pack(w, cfg.w_type)
+    prep = pointwise.prepare_weights(packing.unpack(image, cfg.w_type, w.size).reshape(w.shape), cfg)
+    lanes = x.reshape(2, -1)
+    got = np.asarray(jax.jit(lambda a, p: pointwise.run_lanes(a, p, params, cfg=cfg, cluster=cluster))(lanes, prep))
+    np.testing.assert_array_equal(got, np.asarray(pointwise.run_lanes(lanes, image, params, cfg=cfg, cluster=cluster)))
+    twin = np.stack([pointwise.reference(xi, w, params, cfg, cluster) for xi in x])
+    np.testing.assert_array_equal(got, twin.reshape(got.shape))
+
+
+def test_pointwise_bad_prepared_weights_are_refused_by_name():
+    cfg = pointwise.Config("u8", "u8", "i8", H=2, W=2, Ci=16, Co=8)
+    with pytest.raises(JaxpulpError, match=r"w: values span \[-129, -129\], expected int8"):
+        pointwise.prepare_weights(np.full((8, 1, 1, 16), -129), cfg)
+    other = pointwise.prepare_weights(np.zeros((8, 1, 1, 8), int), cfg.replace(Ci=8))
+    params = conv.Params(np.zeros(8, np.int32), np.zeros(8, np.int32), 0, 0, None)
+    with pytest.raises(JaxpulpError, match=r"w_words: prepared weights .*pointwise.prepare_weights"):
+        pointwise.run_lanes(np.zeros((1, 2 * 2 * 16), np.int32), other, params, cfg=cfg)

@@ -196,8 +196,9 @@ def _layer_by_layer(net, x, cluster=execute.GAP8):
         if fam == "conv":  # its weight image from the parameters (the network keeps them laid out for its form)
             w_words = packing.pack(np.asarray(net.params[lay.name]["w"]), lay.w_type)
             out = conv.run(ins[0], w_words, a[1], cfg=cfg, cluster=cluster)
-        elif fam == "pointwise":
-            out = mapping.kernel_module(cfg).run(ins[0], a[0], a[1], cfg=cfg, cluster=cluster)
+        elif fam == "pointwise":  # its weight image from the parameters, as for conv
+            w_words = packing.pack(np.asarray(net.params[lay.name]["w"]), lay.w_type)
+            out = mapping.kernel_module(cfg).run(ins[0], w_words, a[1], cfg=cfg, cluster=cluster)
         elif fam == "depthwise":  # its weight image from the parameters (the network keeps them unpacked)
             w_words = packing.pack_planes(np.transpose(np.asarray(net.params[lay.name]["w"]), (1, 2, 0)), lay.w_type)
             out = depthwise.run_hwc(ins[0], w_words, a[1], cfg=cfg, cluster=cluster)

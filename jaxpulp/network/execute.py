@@ -23,8 +23,8 @@ import numpy as np
 from jaxpulp import packing, quant
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError
-from jaxpulp.kernels import _engine, add, conv, depthwise, linear, pool
-from jaxpulp.kernels.config import ConvConfig, DepthwiseConfig, LinearConfig
+from jaxpulp.kernels import _engine, add, conv, depthwise, linear, pointwise, pool
+from jaxpulp.kernels.config import ConvConfig, DepthwiseConfig, LinearConfig, PointwiseConfig
 from jaxpulp.network import kinds, mapping
 from jaxpulp.network.graph import Layer, Network
 from jaxpulp.qtypes import QType
@@ -216,6 +216,9 @@ def weighted_args(lay: Layer, p: dict, cfg) -> tuple:
         w_words = conv.prepare_weights(_image_values(w, wt), cfg)
     elif type(cfg) is LinearConfig:
         w_words = linear.prepare_weights(_image_values(w, wt), cfg)
+    elif type(cfg) is PointwiseConfig:  # unpacked once too (only its check of the over-read rule reads the image,
+        # on concrete inputs, never in a network's traced forward)
+        w_words = pointwise.prepare_weights(_image_values(w, wt), cfg)
     else:
         w_words = packing.pack(w, wt)
     bias = np.asarray(p["bias"], np.int32) if lay.bias else None
