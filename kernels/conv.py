@@ -294,12 +294,18 @@ def prepare_weights(w, cfg: ConvConfig) -> Weights:
     on every call and step). Raises for a wrong shape, or for weights outside int8 (every PULP-NN weight type has
     at most 8 bits)."""
     w = _engine.int8_weights(w, (cfg.Co, cfg.Kh, cfg.Kw, cfg.Ci), "(Co, Kh, Kw, Ci)")
-    total = w.sum(axis=(1, 2, 3)).astype(np.int32)
     form = int8_form(cfg)
     if form == "gemm":
-        return Weights(None, total, np.ascontiguousarray(w.reshape(cfg.Co, cfg.Ci)).astype(np.int8))
+        return gemm_weights(w.reshape(cfg.Co, cfg.Ci))
     hwio = np.ascontiguousarray(np.transpose(w, (1, 2, 3, 0)))
-    return Weights(hwio.astype(np.int8 if form == "conv" else np.float32), total)
+    return Weights(hwio.astype(np.int8 if form == "conv" else np.float32), w.sum(axis=(1, 2, 3)).astype(np.int32))
+
+
+def gemm_weights(w: np.ndarray) -> Weights:
+    """A 1x1 kernel's checked host weights (Co, Ci) (``_engine.int8_weights``) as the int8 GEMM reads them:
+    ``Weights(None, total, gemm)`` with ``gemm`` the (Co, Ci) int8 values and ``total`` each filter's sum. The
+    conv kernel's "gemm" form and the pointwise kernel (``pointwise.prepare_weights``) share this layout."""
+    return Weights(None, w.sum(axis=1).astype(np.int32), np.ascontiguousarray(w).astype(np.int8))
 
 
 def worst_case_groups(cfg: ConvConfig) -> tuple[int, ...]:
@@ -393,17 +399,26 @@ def int8_pointwise(x, w, cfg: ConvConfig, x_off, total=None):
 def _check_prepared(w: Weights, cfg: ConvConfig) -> None:
     """``prepare_weights``' layout for this very configuration and backend (static shapes and dtypes)."""
     form = int8_form(cfg)
-    got = (None if w.hwio is None else (tuple(w.hwio.shape), jnp.dtype(w.hwio.dtype)),
-           None if w.gemm is None else (tuple(w.gemm.shape), jnp.dtype(w.gemm.dtype)), tuple(w.total.shape))
-    want: tuple
     if form == "gemm":
-        want = (None, ((cfg.Co, cfg.Ci), jnp.dtype(jnp.int8)), (cfg.Co,))
+        want = gemm_layout(cfg.Co, cfg.Ci)
     else:
         want = (((cfg.Kh, cfg.Kw, cfg.Ci, cfg.Co), jnp.dtype(jnp.int8 if form == "conv" else jnp.float32)), None,
                 (cfg.Co,))
+    require_layout(w, want, "w", "conv.prepare_weights for this configuration on this backend")
+
+
+def gemm_layout(co: int, ci: int) -> tuple:
+    """``gemm_weights``' layout of a (co, ci) 1x1 kernel, as ``require_layout`` compares it."""
+    return None, ((co, ci), jnp.dtype(jnp.int8)), (co,)
+
+
+def require_layout(w: Weights, want: tuple, arg: str, made_by: str) -> None:
+    """Raise unless prepared weights ``w`` have the static layout ``want``: ((hwio shape, dtype) or None, (gemm
+    shape, dtype) or None, total shape). ``arg``: the argument's name; ``made_by``: what prepares the right one."""
+    got = (None if w.hwio is None else (tuple(w.hwio.shape), jnp.dtype(w.hwio.dtype)),
+           None if w.gemm is None else (tuple(w.gemm.shape), jnp.dtype(w.gemm.dtype)), tuple(np.shape(w.total)))
     if got != want:
-        raise JaxpulpError(f"w: prepared weights (hwio, gemm, total) {got}; expected {want} "
-                           "(conv.prepare_weights for this configuration on this backend)")
+        raise JaxpulpError(f"{arg}: prepared weights (hwio, gemm, total) {got}; expected {want} ({made_by})")
 
 
 def _float_accumulate(x8, w8, cfg: ConvConfig, groups: tuple[int, ...] | None = None):

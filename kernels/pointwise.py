@@ -405,16 +405,7 @@ def prepare_weights(w, cfg: PointwiseConfig) -> conv.Weights:
     ``run_lanes``: ``conv.Weights`` with ``gemm`` the (Co, Ci) int8 values and ``total`` each filter's sum (the int8
     GEMM's offset share). The same bits as the image; a network prepares them once instead of unpacking the image
     in every call and step. Raises for a wrong shape or values outside int8."""
-    w = _engine.int8_weights(w, (cfg.Co, 1, 1, cfg.Ci), "(Co, 1, 1, Ci)").reshape(cfg.Co, cfg.Ci)
-    return conv.Weights(None, w.sum(axis=1).astype(np.int32), np.ascontiguousarray(w).astype(np.int8))
-
-
-def _check_prepared(w: conv.Weights, cfg: PointwiseConfig) -> None:
-    got = (w.hwio is None, tuple(np.shape(w.gemm)), jnp.dtype(getattr(w.gemm, "dtype", None)), tuple(np.shape(w.total)))
-    if got != (True, (cfg.Co, cfg.Ci), jnp.dtype(jnp.int8), (cfg.Co,)):
-        raise JaxpulpError(f"w_words: prepared weights (hwio is None, gemm shape, gemm dtype, total shape) {got}; "
-                           f"expected (True, ({cfg.Co}, {cfg.Ci}), int8, ({cfg.Co},)) (pointwise.prepare_weights "
-                           "for this configuration)")
+    return conv.gemm_weights(_engine.int8_weights(w, (cfg.Co, 1, 1, cfg.Ci), "(Co, 1, 1, Ci)").reshape(cfg.Co, cfg.Ci))
 
 
 def run_lanes(x, w_words, params, *, cfg: PointwiseConfig, cluster: Cluster = GAP8):
@@ -423,7 +414,8 @@ def run_lanes(x, w_words, params, *, cfg: PointwiseConfig, cluster: Cluster = GA
     _check_config(cfg, cluster)
     p = _host_params(params, cfg) or conv._as_params(params, cfg)
     if isinstance(w_words, conv.Weights):
-        _check_prepared(w_words, cfg)
+        conv.require_layout(w_words, conv.gemm_layout(cfg.Co, cfg.Ci), "w_words",
+                            "pointwise.prepare_weights for this configuration")
         w = w_words
     else:
         w = _engine.packed_words(w_words, _engine.words_for(cfg.Co * cfg.Ci, cfg.w_type.bits), "w_words",
