@@ -37,6 +37,9 @@ from jaxpulp.network import kinds
 from jaxpulp.qtypes import QType
 
 ADDITIVE = ("cycles", "energy_pj", "weight_bytes")
+# full float32 contractions: a GPU's default (TF32, 10-bit mantissa) put the expected cycles ~1e-3 off the exact
+# cost and broke the one-hot == exact-cost and gradient == finite-difference checks on an H200
+_HIGHEST = jax.lax.Precision.HIGHEST
 
 
 @jax.tree_util.register_dataclass
@@ -113,19 +116,19 @@ def layer_weights(st: SurrogateTables, probs):
     pa, pb, pc = (uni[sv[:, s]] for s in range(3))  # [L, N] each
     eye = jnp.eye(N, dtype=uni.dtype)
     e01, e02, e12 = sv[:, 0] == sv[:, 1], sv[:, 0] == sv[:, 2], sv[:, 1] == sv[:, 2]
-    w = jnp.einsum("la,lb,lc->labc", pa, pb, pc)
-    w = jnp.where(e02[:, None, None, None], jnp.einsum("la,lb,ac->labc", pa, pb, eye), w)
-    w = jnp.where(e01[:, None, None, None], jnp.einsum("la,ab,lc->labc", pa, eye, pc), w)
-    w = jnp.where(e12[:, None, None, None], jnp.einsum("la,lb,bc->labc", pa, pb, eye), w)
+    w = jnp.einsum("la,lb,lc->labc", pa, pb, pc, precision=_HIGHEST)
+    w = jnp.where(e02[:, None, None, None], jnp.einsum("la,lb,ac->labc", pa, pb, eye, precision=_HIGHEST), w)
+    w = jnp.where(e01[:, None, None, None], jnp.einsum("la,ab,lc->labc", pa, eye, pc, precision=_HIGHEST), w)
+    w = jnp.where(e12[:, None, None, None], jnp.einsum("la,lb,bc->labc", pa, pb, eye, precision=_HIGHEST), w)
     all3 = (e01 & e02)[:, None, None, None]
-    return jnp.where(all3, jnp.einsum("la,ab,bc->labc", pa, eye, eye), w)
+    return jnp.where(all3, jnp.einsum("la,ab,bc->labc", pa, eye, eye, precision=_HIGHEST), w)
 
 
 def layer_expectations(st: SurrogateTables, probs):
     """Expected cost of every layer: ``[5, L]`` (cycles, energy_pj, weight_bytes, act_bytes, unsupported)."""
     w = layer_weights(st, probs)
     tabs = jnp.concatenate([st.cost, st.unsupported[None]], axis=0).astype(w.dtype)
-    return jnp.einsum("labc,flabc->fl", w, tabs)
+    return jnp.einsum("labc,flabc->fl", w, tabs, precision=_HIGHEST)
 
 
 def expected_cost(st: SurrogateTables, probs, peak_temperature: float = 1024.0) -> dict:
@@ -320,7 +323,7 @@ def smooth_layer_cost(family: str, g: dict, num_cores: int = 8):
     type triple (``jnp``, differentiable in ``g``'s values); zero where the fit has no such kernel."""
     th, gidx = _coeff_arrays(family)
     feats = jnp.stack([features(family, g, num_cores, G) for G in (1, 2, 4)])  # [3, F]
-    return jnp.einsum("xabcf,abcf->xabc", th, feats[gidx])
+    return jnp.einsum("xabcf,abcf->xabc", th, feats[gidx], precision=_HIGHEST)
 
 
 def smooth_table(net, target="gap8") -> costtable.CostTable:

@@ -16,6 +16,14 @@ every integer of magnitude <= 2**24 is a float32, so no rounding ever happens. T
 converted to int32 exactly, and groups are added in int32 (wrap-around like the core's accumulator). None of
 the forms adds anything but products and zeros in float32 (the bias is added by the caller in int32).
 
+The argument needs the backend to compute what the form asks for as sums of products. A GEMM does (CPU and GPU,
+``Precision.HIGHEST``: no TF32). A convolution does on XLA:CPU; on a GPU, cuDNN may pick a Winograd or FFT
+algorithm, which multiplies *transformed* operands (fractions) and rounds. Seen on an H200 (jax 0.11.2, cuDNN's
+choice not inspected): DroNet's value and packed paths differed from the reference at batch 128 and 1024 with
+``lax_conv`` (batch 1 and 16 equal), and were equal at both with ``im2col``. So the forms built on
+``conv_general_dilated`` (``lax_conv``, ``s2d``) count as exact on the CPU only (``sums_products``), and
+``conv._float_accumulate`` takes ``im2col`` (one GEMM per group) elsewhere.
+
 ``int8_conv`` needs no groups: int8 operands, int32 accumulation, exact modulo 2**32 in any order (its docstring).
 """
 from __future__ import annotations
@@ -29,6 +37,13 @@ from jaxpulp.kernels.config import ConvConfig
 
 _HIGHEST = jax.lax.Precision.HIGHEST  # keeps GPUs from rounding the float32 GEMMs through TF32 / bf16
 FORMS = ("lax", "im2col", "s2d", "taps", "int8", "int8_im2col")
+CONV_FORMS = ("lax", "s2d")  # built on XLA's convolution: exact only where it sums products (the CPU backend)
+
+
+def sums_products(backend: str | None = None) -> bool:
+    """Whether ``backend``'s (default: JAX's default) float32 convolution is a sum of products (the forms in
+    ``CONV_FORMS`` exact): the CPU backend's is; a GPU's cuDNN Winograd / FFT algorithms are not."""
+    return (backend or jax.default_backend()) == "cpu"
 
 
 class Weights(NamedTuple):
@@ -93,15 +108,16 @@ def lax_conv(x, w, cfg: ConvConfig, starts: tuple[int, ...]):
 
 def im2col(x, w, cfg: ConvConfig, starts: tuple[int, ...]):
     """Explicit im2col: the Kh*Kw strided tap slices concatenated along channels, then one float32 GEMM
-    (B*Ho*Wo, Kh*Kw*c) @ (Kh*Kw*c, Co) per input-channel group (the batch folded into the GEMM rows)."""
+    (B*Ho*Wo, Kh*Kw*c) @ (Kh*Kw*c, Co) per input-channel group (the batch folded into the GEMM rows). ``w``:
+    (Co, Kh, Kw, Ci) ints or float32 ``Weights`` (``conv.prepare_weights``)."""
     xp = _full_padded(x.astype(jnp.float32), cfg)
-    wf = w.astype(jnp.float32)
+    wf = w.hwio if isinstance(w, Weights) else jnp.transpose(w, (1, 2, 3, 0)).astype(jnp.float32)  # HWIO
     rows = x.shape[0] * cfg.Ho * cfg.Wo
     parts = []
     for c0, c1 in _spans(cfg, starts):
         taps = _tap_slices(xp[..., c0:c1], cfg)
         cols = (jnp.concatenate(taps, axis=-1) if len(taps) > 1 else taps[0]).reshape(rows, -1)
-        wg = wf[..., c0:c1].reshape(cfg.Co, -1).T  # (Kh*Kw*c, Co), (ky, kx, c) order like the columns
+        wg = wf[:, :, c0:c1].reshape(-1, cfg.Co)  # (Kh*Kw*c, Co), (ky, kx, c) order like the columns
         parts.append(jnp.matmul(cols, wg, precision=_HIGHEST))
     return _int_sum(parts).reshape(x.shape[0], cfg.Ho, cfg.Wo, cfg.Co)
 

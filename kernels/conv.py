@@ -344,7 +344,7 @@ def int8_form(cfg: ConvConfig) -> str | None:
       lose at 128 (its 41 MiB of patches leave the cache), and it compiles slower;
     * explicit im2col for Ci > 1: faster per shape, slower in the network (XLA fuses the producer of its input
       into each of the Kh*Kw slices; DroNet 0.87x vs 1.02x of the float forward);
-    * off the CPU backend: GPUs keep float32 with ``Precision.HIGHEST``."""
+    * off the CPU backend: GPUs keep float32 with ``Precision.HIGHEST``, as GEMMs (``_float_accumulate``)."""
     if jax.default_backend() != "cpu" or cfg.Ci == 1:
         return None
     if (cfg.Kh, cfg.Kw) == (1, 1):
@@ -423,12 +423,14 @@ def require_layout(w: Weights, want: tuple, arg: str, made_by: str) -> None:
 
 def _float_accumulate(x8, w8, cfg: ConvConfig, groups: tuple[int, ...] | None = None):
     """Float32 accumulators without bias: XLA's direct convolution over input-channel groups (beats an explicit
-    im2col + GEMM here, ``benchmarks/conv_forms.py``); 1x1 kernels are one (strided) slice and an exact GEMM over
-    batch * pixels."""
+    im2col + GEMM on the CPU, ``benchmarks/conv_forms.py``) where it is exact (``_conv_forms.sums_products``: the
+    CPU backend), else ``_conv_forms.im2col`` (GPUs: cuDNN's Winograd / FFT convolutions round); 1x1 kernels are
+    one (strided) slice and an exact GEMM over batch * pixels."""
     if cfg.Kh == 1 and cfg.Kw == 1:
         per_tap = _engine.max_abs_product(cfg.in_type.bits, cfg.in_type.signed, cfg.w_type.bits, True)
         return _pointwise_accumulate(x8, w8, None, cfg, per_tap)
-    return _conv_forms.lax_conv(x8, w8, cfg, worst_case_groups(cfg) if groups is None else groups)
+    form = _conv_forms.lax_conv if _conv_forms.sums_products() else _conv_forms.im2col
+    return form(x8, w8, cfg, worst_case_groups(cfg) if groups is None else groups)
 
 
 def pointwise_pixels(x, cfg: ConvConfig):

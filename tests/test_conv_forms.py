@@ -77,10 +77,14 @@ def test_every_form_equals_the_int64_correlation_at_the_type_extremes(case):
     worst, proved = _float_groups(cfg, w)
     off = 0 if q.signed else 128
 
+    # the forms built on XLA's convolution are exact only where it sums products (not cuDNN's Winograd / FFT)
+    exact = tuple(f for f in ("lax", "im2col", "s2d", "taps")
+                  if f not in _conv_forms.CONV_FORMS or _conv_forms.sums_products())
+
     def all_forms(a, k, off_traced):
-        out = {f"{f}/worst": _conv_forms.form(f)(a, k, cfg, worst) for f in ("lax", "im2col", "s2d", "taps")}
+        out = {f"{f}/worst": _conv_forms.form(f)(a, k, cfg, worst) for f in exact}
         if proved is not None:
-            out.update({f"{f}/proved": _conv_forms.form(f)(a, k, cfg, proved) for f in ("lax", "im2col", "s2d")})
+            out.update({f"{f}/proved": _conv_forms.form(f)(a, k, cfg, proved) for f in exact if f != "taps"})
         out["int8_conv"] = _conv_forms.int8_conv(a, k, cfg, off)
         out["int8_conv/traced offset"] = _conv_forms.int8_conv(a, k, cfg, off_traced)
         out["int8_im2col"] = _conv_forms.int8_im2col(a, k, cfg, off)

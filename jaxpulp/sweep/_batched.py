@@ -72,10 +72,13 @@ def _is_kxk_conv(lay) -> bool:
 
 def _is_int8_gemm(lay) -> bool:
     """Whether ``_own_acc`` runs the layer as an int8 GEMM when the plan allows it (``Plan.int8``): a 1x1
-    convolution with more than ``_SMALL_K`` input channels."""
+    convolution with more than ``_SMALL_K`` input channels, on a backend whose value path takes the int8 GEMM
+    (``conv.int8_gemm_1x1``: the CPU; off it the float32 GEMM, as the value path)."""
     k = kinds.of(lay)
-    return (k.weighted and not k.flat and not k.channelwise and tuple(lay.kernel) == (1, 1)
-            and execute.widest_acc_config(lay).Ci > _SMALL_K)
+    if not (k.weighted and not k.flat and not k.channelwise and tuple(lay.kernel) == (1, 1)):
+        return False
+    cfg = execute.widest_acc_config(lay)
+    return cfg.Ci > _SMALL_K and conv.int8_gemm_1x1(cfg.Ci, cfg.Co)  # and the backend's rule (the CPU)
 
 
 def _bounds_np(bits: int, signed: int) -> tuple[int, int]:
