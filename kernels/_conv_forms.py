@@ -202,7 +202,9 @@ def int8_conv(x, w, cfg: ConvConfig, x_off):
     groups are needed). The input is zero-padded before the offset is subtracted, so every tap of every window
     holds ``x_p - x_off`` and the offset's share is the same ``x_off * sum(w)`` for every pixel. ``x_off``:
     Python int (0: no correction) or traced int32 scalar (128 for u8 inputs, see ``_engine.int8_offset``). ``w``:
-    (Co, Kh, Kw, Ci) ints, or ``Weights`` with int8 ``hwio``."""
+    (Co, Kh, Kw, Ci) ints, or ``Weights`` with int8 ``hwio``. The CPU backend only: XLA:GPU hands convolutions
+    to cuDNN, which takes integer ones only in one int8x4 pattern (jax-ml/jax#7637, open), and
+    ``conv.int8_form`` never picks this form off the CPU."""
     hwio = w.hwio if isinstance(w, Weights) else _hwio(w.astype(jnp.int8))
     acc = jax.lax.conv_general_dilated(
         _shifted_padded(x, cfg, x_off), hwio, window_strides=cfg.stride, padding="VALID",
