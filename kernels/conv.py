@@ -277,9 +277,9 @@ def accumulate(x, w, bias, cfg: ConvConfig, groups: tuple[int, ...] | None = Non
     w = w if isinstance(w, Weights) else jnp.asarray(w, jnp.int32)
     b = None if bias is None else jnp.asarray(bias, jnp.int32)
     if x_type is None:
-        if isinstance(w, Weights) and w.gemm is not None:  # prepared for the 1x1 int8 GEMM: float32 HWIO here
+        if isinstance(w, Weights) and w.hwio is None:  # prepared for the 1x1 int8 GEMM: float32 HWIO here
             w = Weights(w.gemm.T.reshape(1, 1, cfg.Ci, cfg.Co).astype(jnp.float32), w.total)
-        elif isinstance(w, Weights) and w.hwio.dtype != jnp.float32:  # prepared for the int8 conv: float32 here
+        elif isinstance(w, Weights) and w.hwio.dtype != jnp.float32:  # for an int8 form: float32 HWIO here
             w = Weights(w.hwio.astype(jnp.float32), w.total)
         acc = _float_accumulate(x, w, cfg, groups)
         return acc if b is None else acc + b
@@ -298,7 +298,10 @@ def prepare_weights(w, cfg: ConvConfig) -> Weights:
     if form == "gemm":
         return gemm_weights(w.reshape(cfg.Co, cfg.Ci))
     hwio = np.ascontiguousarray(np.transpose(w, (1, 2, 3, 0)))
-    return Weights(hwio.astype(np.int8 if form == "conv" else np.float32), w.sum(axis=(1, 2, 3)).astype(np.int32))
+    total = w.sum(axis=(1, 2, 3)).astype(np.int32)
+    if form == "band":  # the banded GEMM's matrix, and the int8 HWIO for the value path's float32 forms
+        return Weights(hwio.astype(np.int8), total, _conv_forms.band_weights(w, cfg, np))
+    return Weights(hwio.astype(np.int8 if form == "conv" else np.float32), total)
 
 
 def gemm_weights(w: np.ndarray) -> Weights:
@@ -317,7 +320,8 @@ def worst_case_groups(cfg: ConvConfig) -> tuple[int, ...]:
 
 def int8_form(cfg: ConvConfig) -> str | None:
     """The static formulation rule of ``_fast_accumulate``: "conv" (``_conv_forms.int8_conv``), "gemm" (a 1x1
-    kernel as one int8 GEMM, ``int8_pointwise``) or None (float32, ``_float_accumulate``).
+    kernel as one int8 GEMM, ``int8_pointwise``), "band" (one input channel, a KxK kernel: row blocks times banded
+    weights as one int8 GEMM, ``_conv_forms.int8_band``) or None (float32, ``_float_accumulate``).
 
     Chosen with ``benchmarks/conv_forms.py`` (per shape, against ``lax.conv`` float32 of the same shape in the
     same run) and checked on the whole network (DroNet, paired runs of the value path with and without the rule),
@@ -337,16 +341,24 @@ def int8_form(cfg: ConvConfig) -> str | None:
     the GEMMs; in the network it is not (XLA fuses the producer's requantisation into its input conversion). The
     threshold: pw1 (8 -> 16) on the int8 GEMM or on float32 ties (batch 16, paired); at most 8 channels both ways
     (not in the bundled networks) stays float32, unmeasured.
+    Ci == 1 with a KxK kernel (DroNet's first layer, 5x5 s2, 30% of its time) is the banded int8 GEMM: measured
+    on a 2-core Intel Xeon with AMX (XLA:CPU's int8 GEMM 1,479 GMAC/s there, float32 148), per shape at batch 1 /
+    16 / 128 0.29 / 2.87 / 96 ms vs 0.37 / 4.26 / 118 for the float32 form (``benchmarks/conv_forms.py``); the
+    whole DroNet, paired in one process, values 1.07 / 1.18 / 1.20x and packed 1.00 / 1.16 / 1.18x faster at batch
+    1 / 16 / 128. Not measured on the EPYC (int8 GEMM 108 GMAC/s there: the band's 2.2x multiplies for Conv_0
+    weigh more).
     Not taken:
-    * Ci == 1 (DroNet's first layer): the int8 convolution of one channel is slower (19.9 vs 15.0 ms, loaded).
-      The int8 im2col GEMM (``_conv_forms.int8_im2col``, K padded to 32) is faster alone (6.3 vs 9.4 ms in a
-      quieter run) but not in the network: paired whole-network runs tie at batch 16 (1.00x, IQR 0.85-1.20) and
-      lose at 128 (its 41 MiB of patches leave the cache), and it compiles slower;
+    * Ci == 1: the int8 convolution of one channel is slower (19.9 vs 15.0 ms, loaded, EPYC). The int8 im2col
+      GEMM (``_conv_forms.int8_im2col``, K padded to 32) is faster alone (6.3 vs 9.4 ms in a quieter run) but not
+      in the network: paired whole-network runs tie at batch 16 (1.00x, IQR 0.85-1.20) and lose at 128 (its 41
+      MiB of patches leave the cache), and it compiles slower (EPYC; the band reads 2.3x fewer patch bytes);
     * explicit im2col for Ci > 1: faster per shape, slower in the network (XLA fuses the producer of its input
       into each of the Kh*Kw slices; DroNet 0.87x vs 1.02x of the float forward);
     * off the CPU backend: GPUs keep float32 with ``Precision.HIGHEST``, as GEMMs (``_float_accumulate``)."""
-    if jax.default_backend() != "cpu" or cfg.Ci == 1:
+    if jax.default_backend() != "cpu":
         return None
+    if cfg.Ci == 1:
+        return "band" if (cfg.Kh, cfg.Kw) != (1, 1) else None
     if (cfg.Kh, cfg.Kw) == (1, 1):
         return "gemm" if int8_gemm_1x1(cfg.Ci, cfg.Co) else None
     return "conv"
@@ -377,7 +389,8 @@ def _fast_accumulate(x8, w8, bias, cfg: ConvConfig, groups: tuple[int, ...] | No
     form = int8_form(cfg)
     if form is not None:
         off = _engine.int8_offset((cfg.in_type.bits, cfg.in_type.signed)) if x_off is None else x_off
-        acc = (_conv_forms.int8_conv if form == "conv" else int8_pointwise)(x8, w8, cfg, off)
+        acc = {"conv": _conv_forms.int8_conv, "gemm": int8_pointwise, "band": _conv_forms.int8_band}[form](
+            x8, w8, cfg, off)
     else:
         acc = _float_accumulate(x8, w8, cfg, groups)
     return acc if bias is None else acc + bias
@@ -401,6 +414,10 @@ def _check_prepared(w: Weights, cfg: ConvConfig) -> None:
     form = int8_form(cfg)
     if form == "gemm":
         want = gemm_layout(cfg.Co, cfg.Ci)
+    elif form == "band":
+        bw, _, span = _conv_forms.band_geometry(cfg)
+        want = (((cfg.Kh, cfg.Kw, cfg.Ci, cfg.Co), jnp.dtype(jnp.int8)),
+                ((bw * cfg.Co, cfg.Kh * span * cfg.Ci), jnp.dtype(jnp.int8)), (cfg.Co,))
     else:
         want = (((cfg.Kh, cfg.Kw, cfg.Ci, cfg.Co), jnp.dtype(jnp.int8 if form == "conv" else jnp.float32)), None,
                 (cfg.Co,))

@@ -88,6 +88,8 @@ def test_every_form_equals_the_int64_correlation_at_the_type_extremes(case):
         if jax.default_backend() == "cpu":  # XLA:GPU has no general integer convolution (int8_conv's docstring)
             out["int8_conv"] = _conv_forms.int8_conv(a, k, cfg, off)
             out["int8_conv/traced offset"] = _conv_forms.int8_conv(a, k, cfg, off_traced)
+        out["int8_band"] = _conv_forms.int8_band(a, k, cfg, off)
+        out["int8_band/traced offset"] = _conv_forms.int8_band(a, k, cfg, off_traced)
         out["int8_im2col"] = _conv_forms.int8_im2col(a, k, cfg, off)
         out["int8_im2col/traced offset"] = _conv_forms.int8_im2col(a, k, cfg, off_traced)
         return out

@@ -13,8 +13,8 @@ from jaxpulp.kernels import conv, pointwise
 
 PROPERTY = settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
-# (Ci, Co, K): Ci = 1 and small 1x1 layers take the float32 forms, larger 1x1 ones the int8 GEMM, the others the
-# int8 convolution (on the CPU)
+# (Ci, Co, K): Ci = 1 takes the banded int8 GEMM, small 1x1 layers the float32 forms, larger 1x1 ones the int8
+# GEMM, the others the int8 convolution (on the CPU)
 SHAPES = [(1, 8, 3), (8, 8, 1), (16, 32, 1), (24, 8, 1), (8, 24, 3), (24, 8, 3)]
 
 
@@ -41,6 +41,8 @@ def test_prepared_weights_give_the_raw_weights_bits_on_the_value_path(shape, it,
     form = conv.int8_form(cfg)
     if form == "gemm":  # 1x1, more than 8 channels: (Co, Ci) int8, the GEMM's contracted axis last
         assert prep.hwio is None and prep.gemm.dtype == np.int8 and prep.gemm.shape == (co, ci)
+    elif form == "band":  # one input channel: the banded GEMM's matrix, and int8 HWIO for the float32 forms
+        assert prep.hwio.dtype == np.int8 and prep.gemm.dtype == np.int8 and prep.gemm.shape[0] % co == 0
     else:
         assert prep.gemm is None and prep.hwio.dtype == (np.int8 if form == "conv" else np.float32)
     x_type = (jnp.int32(in_t.bits), jnp.int32(in_t.signed))  # traced, as the value path passes them
