@@ -53,7 +53,8 @@ class Weights(NamedTuple):
     ``hwio``: (Kh, Kw, Ci, Co), int8 for the int8 convolution, float32 for the float32 forms (the same integers),
     None for the 1x1 int8 GEMM; ``total``: int32 (Co,), each filter's sum of weights (the int8 forms' offset
     share); ``gemm``: the 1x1 int8 GEMM's (Co, Ci) int8 operand (its contracted axis last: XLA:CPU hands only such
-    int8 dots to YNNPACK, a transposed one ran 3.7x slower), else None."""
+    int8 dots to YNNPACK, a transposed one ran 3.7x slower) or ``int8_band``'s banded matrix (``band_weights``;
+    ``hwio`` then holds the int8 HWIO for the float32 forms), else None."""
 
     hwio: Any
     total: Any
