@@ -5,6 +5,7 @@
 # time limit (0 skips it), so a slow one cannot starve the rest; everything goes to ${OUT:-benchmarks/results/gpu}.
 #     OUT=/tmp/gpu bash benchmarks/device_check.sh
 #     NETS=dronet NET_BATCHES="128 1024" SWEEP_S=0 FIRST_S=0 bash benchmarks/device_check.sh   # a short run
+#     NET_ARGS="--float-precision highest" ...   # the float32 baseline at full float32, like the exact paths
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-benchmarks/results/gpu}
@@ -22,7 +23,7 @@ step() { local s=$1; shift; [ "$s" = 0 ] && return; echo "== $(date -u +%T) $* (
 } > "$out/env.txt" 2>&1
 cat "$out/env.txt"
 step "${NET_S:-200}" $py benchmarks/network.py --no-fresh --nets ${NETS:-dronet mobilenet} \
-  --batches ${NET_BATCHES:-1 16 128 1024} --reps "${NET_REPS:-5}" --json "$out/network.json" 2>&1 \
+  --batches ${NET_BATCHES:-1 16 128 1024} --reps "${NET_REPS:-5}" ${NET_ARGS:-} --json "$out/network.json" 2>&1 \
   | grep -v "cuda_timer.cc" | tee "$out/network.txt"
 xdist=(); [ "${TEST_WORKERS:-14}" != 0 ] && xdist=(-n "${TEST_WORKERS:-14}")  # pytest-xdist processes
 step "${TEST_S:-240}" $py -m pytest -v -p no:cacheprovider -W ignore::DeprecationWarning "${xdist[@]}" \

@@ -75,6 +75,11 @@ def _float_params(net):
     return out
 
 
+# Precision of the float32 baseline's convolutions and GEMMs (--float-precision): None = JAX's default, which on a
+# GPU is TF32 (the jaxpulp paths' exact float32 GEMMs run at HIGHEST); the CPU computes both the same way.
+_PRECISION: str | None = None
+
+
 def _float_layer(lay, p, env):
     """One layer of the float32 forward on float32 tensors (``env``: tensor name -> value)."""
     a = env[lay.inputs[0]]
@@ -82,9 +87,10 @@ def _float_layer(lay, p, env):
     if lay.kind in ("conv", "depthwise"):
         y = jax.lax.conv_general_dilated(a, p["w"], lay.stride, ((t, b), (left, r)),
                                          dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                         feature_group_count=a.shape[-1] if lay.kind == "depthwise" else 1)
+                                         feature_group_count=a.shape[-1] if lay.kind == "depthwise" else 1,
+                                         precision=_PRECISION)
     elif lay.kind == "linear":
-        y = (a.reshape(a.shape[0], -1) @ p["w"]).reshape((-1, 1, 1, lay.out_shape[2]))
+        y = jnp.matmul(a.reshape(a.shape[0], -1), p["w"], precision=_PRECISION).reshape((-1, 1, 1, lay.out_shape[2]))
     elif lay.kind == "maxpool":
         y = jax.lax.reduce_window(a, -jnp.inf, jax.lax.max, (1,) + lay.kernel + (1,), (1,) + lay.stride + (1,),
                                   ((0, 0), (t, b), (left, r), (0, 0)))
@@ -135,7 +141,7 @@ def _block(v):
 def _gemm_rate(reps: int = 5, n: int = 1024) -> float:
     """Same-run float32 GEMM rate (MAC/s) of this backend: median of ``reps`` n x n x n products."""
     a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)), jnp.float32)
-    mm = jax.jit(lambda u, v: u @ v)
+    mm = jax.jit(lambda u, v: jnp.matmul(u, v, precision=_PRECISION))
     _block(mm(a, a))
     ts = []
     for _ in range(reps):
@@ -284,8 +290,8 @@ def fresh_first_call(name: str, path: str, batch: int) -> dict | None:
     """``first_call`` in a new Python process (no warm caches of this one: prepared weights, jit caches, XLA's
     in-memory compilation cache); adds ``process_s`` (the whole subprocess, imports included). None if it fails."""
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, os.path.abspath(__file__), "--first-call", name, path, str(batch)],
-                       capture_output=True, text=True)
+    r = subprocess.run([sys.executable, os.path.abspath(__file__), "--first-call", name, path, str(batch),
+                        "--float-precision", _PRECISION or "default"], capture_output=True, text=True)
     if r.returncode != 0:
         print(f"first-call subprocess failed: {r.stderr[-500:]}", file=sys.stderr)
         return None
@@ -394,8 +400,13 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None, help="default benchmarks/results/network.json (network_profile.json)")
     p.add_argument("--no-fresh", action="store_true", help="measure the first call only in this process (after the "
                    "earlier batches warmed its caches), not in a fresh one per network, path and batch")
+    p.add_argument("--float-precision", choices=["default", "highest"], default="default",
+                   help="precision of the float32 baseline's convolutions and GEMMs (the GEMM rate's too): default "
+                        "= JAX's (TF32 on a GPU), highest = full float32 like the exact paths")
     p.add_argument("--first-call", nargs=3, metavar=("NET", "PATH", "BATCH"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    global _PRECISION
+    _PRECISION = None if args.float_precision == "default" else args.float_precision
     if args.first_call:  # the fresh process of fresh_first_call: one JSON line
         net_name, path, batch = args.first_call
         print(json.dumps(first_call(net_name, path, int(batch))))
@@ -404,7 +415,7 @@ def main(argv=None) -> int:
           f"{os.cpu_count()} CPUs")
     rng = np.random.default_rng(0)
     gemm = _gemm_rate()
-    print(f"float32 GEMM (1024^3, same run): {gemm / 1e9:.1f} GMAC/s")
+    print(f"float32 GEMM (1024^3, same run, precision {args.float_precision}): {gemm / 1e9:.1f} GMAC/s")
     rows = []
     for name in args.nets:
         net = _NETS[name]()
@@ -420,7 +431,7 @@ def main(argv=None) -> int:
     with open(path, "w") as f:
         json.dump(dict(jaxpulp=__version__, jax=jax.__version__, backend=jax.default_backend(),
                        device=str(jax.devices()[0]), machine=platform.machine(), cpus=os.cpu_count(),
-                       f32_gemm_macs_per_s=gemm, rows=rows), f, indent=1)
+                       f32_gemm_macs_per_s=gemm, float_precision=args.float_precision, rows=rows), f, indent=1)
     print(f"wrote {path}")
     return 0
 
