@@ -357,11 +357,9 @@ def int8_form(cfg: ConvConfig) -> str | None:
     * off the CPU backend: GPUs keep float32 with ``Precision.HIGHEST``, as GEMMs (``_float_accumulate``)."""
     if jax.default_backend() != "cpu":
         return None
-    if cfg.Ci == 1:
-        return "band" if (cfg.Kh, cfg.Kw) != (1, 1) else None
     if (cfg.Kh, cfg.Kw) == (1, 1):
-        return "gemm" if int8_gemm_1x1(cfg.Ci, cfg.Co) else None
-    return "conv"
+        return "gemm" if int8_gemm_1x1(cfg.Ci, cfg.Co) else None  # never for one channel
+    return "band" if cfg.Ci == 1 else "conv"
 
 
 def int8_gemm_1x1(ci: int, co: int) -> bool:

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conv_util import correlation
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from jaxpulp import packing
@@ -15,19 +16,6 @@ from jaxpulp.kernels.config import ConvConfig, out_dim
 from jaxpulp.qtypes import QType
 
 _IN = ["u8", "i8", "u4", "i4", "u2", "i2"]
-
-
-def _reference(x, w, cfg):
-    """int64 zero-padded strided correlation (B, Ho, Wo, Co), wrapped to int32 like the core's accumulator."""
-    t, b, left, r = cfg.pad
-    sy, sx = cfg.stride
-    xp = np.pad(np.asarray(x, np.int64), ((0, 0), (t, b), (left, r), (0, 0)))
-    out = np.zeros((x.shape[0], cfg.Ho, cfg.Wo, cfg.Co), np.int64)
-    for ky in range(cfg.Kh):
-        for kx in range(cfg.Kw):
-            view = xp[:, ky:ky + (cfg.Ho - 1) * sy + 1:sy, kx:kx + (cfg.Wo - 1) * sx + 1:sx]
-            out += np.einsum("bhwc,oc->bhwo", view, np.asarray(w, np.int64)[:, ky, kx])
-    return ((out + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
 
 
 def _adversarial(rng, q: QType, shape_x, shape_w, extreme: float):
@@ -73,7 +61,7 @@ def test_every_form_equals_the_int64_correlation_at_the_type_extremes(case):
     rng = np.random.default_rng(seed)
     q = cfg.in_type
     x, w = _adversarial(rng, q, (2, cfg.H, cfg.W, cfg.Ci), (cfg.Co, cfg.Kh, cfg.Kw, cfg.Ci), extreme)
-    want = _reference(x, w, cfg)
+    want = correlation(x, w, cfg)
     worst, proved = _float_groups(cfg, w)
     off = 0 if q.signed else 128
 
@@ -115,7 +103,7 @@ def test_value_path_with_traced_types_equals_the_correlation_for_each_type(seed,
     got = jax.jit(jax.vmap(lambda a, w, b, sg: conv.accumulate(a, w, bias, cfg, x_type=(b, sg))))(
         jnp.asarray(np.stack(xs)), jnp.asarray(np.stack(ws)), bits, signed)
     for i, q in enumerate(types):
-        want = _reference(xs[i], ws[i], cfg).astype(np.int64) + bias
+        want = correlation(xs[i], ws[i], cfg).astype(np.int64) + bias
         want = ((want + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
         np.testing.assert_array_equal(np.asarray(got[i]), want, err_msg=f"x_type {q}, {cfg}")
 

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conv_util import correlation
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from jaxpulp import JaxpulpError, QType, UnsupportedConfig, packing
@@ -51,13 +52,7 @@ def test_prepared_weights_give_the_raw_weights_bits_on_the_value_path(shape, it,
     raw = np.asarray(f(jnp.asarray(x), jnp.asarray(w), x_type))
     np.testing.assert_array_equal(got, raw)
     # and both are the int64 correlation (so a layout error common to both would show too)
-    xp = np.pad(x, ((0, 0), (k // 2, k // 2), (k // 2, k // 2), (0, 0))).astype(np.int64)
-    want = np.zeros((2, cfg.Ho, cfg.Wo, co), np.int64)
-    for ky in range(k):
-        for kx in range(k):
-            win = xp[:, ky:ky + (cfg.Ho - 1) * stride + 1:stride, kx:kx + (cfg.Wo - 1) * stride + 1:stride]
-            want += win @ w[:, ky, kx, :].T.astype(np.int64)
-    np.testing.assert_array_equal(got, want + (0 if b is None else b))
+    np.testing.assert_array_equal(got, correlation(x, w, cfg) + (0 if b is None else b))
     # without a type (x within the widest type): the float32 forms, from int8-prepared weights too
     np.testing.assert_array_equal(np.asarray(conv.accumulate(x, prep, b, cfg)), got)
 
@@ -107,6 +102,18 @@ def test_bad_weights_are_refused_by_name():
                        params, cfg=other)
     with pytest.raises(JaxpulpError, match="conv.prepare_weights for this configuration"):
         conv.run_lanes(np.zeros((1, 4 * 4 * 8), np.int32), prep, params, cfg=one)
+    # one input channel (the banded GEMM on the CPU): a band of 4-pixel blocks for a 2-pixel-wide output, or the
+    # int8 HWIO alone, is refused
+    narrow = conv.Config("u8", "u8", "i8", H=4, W=2, Ci=1, Co=8, Kh=3, Kw=3, pad=(1, 1, 1, 1))
+    wide = conv.Config("u8", "u8", "i8", H=4, W=16, Ci=1, Co=8, Kh=3, Kw=3, pad=(1, 1, 1, 1))
+    band_wide = conv.prepare_weights(np.zeros((8, 3, 3, 1), np.int32), wide)
+    lanes = np.zeros((1, 4 * 2), np.int32)
+    assert conv.int8_form(narrow) == ("band" if jax.default_backend() == "cpu" else None)
+    if conv.int8_form(narrow) == "band":  # elsewhere both layouts are the same float32 HWIO
+        with pytest.raises(JaxpulpError, match="conv.prepare_weights for this configuration"):
+            conv.run_lanes(lanes, band_wide, params, cfg=narrow)
+        with pytest.raises(JaxpulpError, match="conv.prepare_weights for this configuration"):
+            conv.run_lanes(lanes, conv.Weights(band_wide.hwio, band_wide.total), params, cfg=narrow)
 
 
 # ------------------------------------------------------------------------------- the pointwise kernel's weights
