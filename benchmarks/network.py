@@ -367,15 +367,43 @@ def profile(net, x, reps: int):
 # --------------------------------------------------------------------------------------------- main
 
 
-_NETS = {"dronet": zoo.dronet, "mobilenet": lambda: zoo.mobilenet_v1(0.25, 128)}
+_EXT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "data", "external")
+# The integer networks bundled with the tests (tests/data/external, unchanged copies of public exports): name ->
+# (ONNX file under _EXT, load_onnx keywords). The onnx package (extra ``onnx``) imports them.
+_EXTERNAL = {
+    "quantlab_dronet": ("dory_examples/quantlab_dronet_8bit/DRONETV3_ql_integerized.onnx", {}),
+    "nemo_residual": ("dory_examples/nemo_residual_test_1/model_int.onnx", {}),
+    "nemo_frontnet": ("dory_examples/nemo_nas_frontnet/Frontnet.onnx", {}),
+    "nemo_eegnet": ("dory_examples/nemo_eegnet_1d_1xW/eegnet_id_8b.onnx", {}),
+    "nemo_dscnn": ("dory_examples/nemo_dscnn_test/model_int.onnx", {}),
+    "deeploy_minimobilenet": ("deeploy/DeeployTest/Tests/Models/miniMobileNet/network.onnx", {"input_type": "u8"}),
+    "deeploy_minimobilenetv2": ("deeploy/DeeployTest/Tests/Models/miniMobileNetv2/network.onnx", {"input_type": "u8"}),
+    "deeploy_mlperf_ic": ("deeploy/DeeployTest/Tests/Models/MLPerf/ImageClassification/network.onnx",
+                          {"input_type": "u8"}),
+    "deeploy_mlperf_kws": ("deeploy/DeeployTest/Tests/Models/MLPerf/KeywordSpotting/network.onnx",
+                           {"input_type": "u8"}),
+}
+
+
+def _external(name: str):
+    from jaxpulp.network.onnx_import import load_onnx
+
+    rel, kw = _EXTERNAL[name]
+    return load_onnx(os.path.join(_EXT, rel), name=name, **kw)
+
+
+_NETS = {"dronet": zoo.dronet, "mobilenet": lambda: zoo.mobilenet_v1(0.25, 128),
+         **{k: functools.partial(_external, k) for k in _EXTERNAL}}
 
 
 def _inputs(net, batch, rng):
-    """A batch of inputs in the narrowest integer dtype of the input type (uint8 images, as a user holds them)."""
+    """A batch of inputs in the narrowest integer dtype of the input type (uint8 images, as a user holds them):
+    DroNet's example image plus noise, else uniform over the input type."""
     if net.name.lower().startswith("dronet"):
         x = np.clip(zoo.dronet_input()[None] + rng.integers(-8, 9, (batch,) + net.input.shape), 0, 255)
     else:
-        x = rng.integers(0, 256, (batch,) + net.input.shape)
+        qt = net.input.qtype
+        x = rng.integers(qt.lo, qt.hi + 1, (batch,) + net.input.shape)
     return x.astype(execute.host_dtype(net.input.qtype))
 
 
@@ -395,7 +423,9 @@ def main(argv=None) -> int:
     p.add_argument("--ref-batch", type=_positive, default=4, help="inputs the numpy baseline runs (its rate is per "
                    "input)")
     p.add_argument("--reps", type=_positive, default=5)
-    p.add_argument("--nets", nargs="+", default=["dronet", "mobilenet"], choices=sorted(_NETS))
+    p.add_argument("--nets", nargs="+", default=["dronet", "mobilenet"], choices=sorted(_NETS) + ["all"],
+                   help="networks: the zoo's dronet / mobilenet (default), the integer networks bundled with the "
+                        "tests (tests/data/external: " + ", ".join(_EXTERNAL) + "; needs the onnx extra), or all")
     p.add_argument("--profile", action="store_true", help="per-layer breakdown at the first batch size instead")
     p.add_argument("--json", default=None, help="default benchmarks/results/network.json (network_profile.json)")
     p.add_argument("--no-fresh", action="store_true", help="measure the first call only in this process (after the "
@@ -417,7 +447,7 @@ def main(argv=None) -> int:
     gemm = _gemm_rate()
     print(f"float32 GEMM (1024^3, same run, precision {args.float_precision}): {gemm / 1e9:.1f} GMAC/s")
     rows = []
-    for name in args.nets:
+    for name in (sorted(_NETS, key=list(_NETS).index) if "all" in args.nets else args.nets):
         net = _NETS[name]()
         for b in (args.batches[:1] if args.profile else args.batches):
             x = _inputs(net, b, rng)

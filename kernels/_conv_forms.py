@@ -37,7 +37,7 @@ import numpy as np
 from jaxpulp.kernels.config import ConvConfig
 
 _HIGHEST = jax.lax.Precision.HIGHEST  # keeps GPUs from rounding the float32 GEMMs through TF32 / bf16
-FORMS = ("lax", "im2col", "s2d", "taps", "int8", "int8_im2col", "int8_band")
+FORMS = ("lax", "im2col", "s2d", "taps", "int8", "int8_wide", "int8_im2col", "int8_band")
 CONV_FORMS = ("lax", "s2d")  # built on XLA's convolution: exact only where it sums products (the CPU backend)
 
 
@@ -50,7 +50,8 @@ def sums_products(backend: str | None = None) -> bool:
 class Weights(NamedTuple):
     """A convolution's weights laid out once (per network, on the host: ``conv.prepare_weights``) as the form
     ``conv._fast_accumulate`` chooses reads them, so no layout or conversion work is left in the compiled forward.
-    ``hwio``: (Kh, Kw, Ci, Co), int8 for the int8 convolution, float32 for the float32 forms (the same integers),
+    ``hwio``: (Kh, Kw, Ci, Co), int8 for the int8 convolution (``wide_hwio`` for ``int8_conv_wide``: Co padded
+    with zero filters), float32 for the float32 forms (the same integers),
     None for the 1x1 int8 GEMM; ``total``: int32 (Co,), each filter's sum of weights (the int8 forms' offset
     share); ``gemm``: the 1x1 int8 GEMM's (Co, Ci) int8 operand (its contracted axis last: XLA:CPU hands only such
     int8 dots to YNNPACK, a transposed one ran 3.7x slower) or ``int8_band``'s banded matrix (``band_weights``;
@@ -166,6 +167,8 @@ def form(name: str):
     """The form function by name (one of ``FORMS``)."""
     if name == "int8":
         return lambda x, w, cfg, starts: int8_conv(x, w, cfg, 128)  # u8 inputs
+    if name == "int8_wide":
+        return lambda x, w, cfg, starts: int8_conv_wide(x, w, cfg, 128)
     if name == "int8_im2col":
         return lambda x, w, cfg, starts: int8_im2col(x, w, cfg, 128)
     if name == "int8_band":
@@ -213,9 +216,36 @@ def int8_conv(x, w, cfg: ConvConfig, x_off):
     acc = jax.lax.conv_general_dilated(
         _shifted_padded(x, cfg, x_off), hwio, window_strides=cfg.stride, padding="VALID",
         dimension_numbers=("NHWC", "HWIO", "NHWC"), preferred_element_type=jnp.int32)
+    if hwio.shape[-1] > cfg.Co:  # zero filters added by ``int8_conv_wide``
+        acc = acc[..., :cfg.Co]
     if isinstance(x_off, int) and x_off == 0:
         return acc
     return acc + _offset_share(w, x_off)
+
+
+# XLA:CPU hands an int8 convolution to YNNPACK only when max(Ci, Co) > 16 (xla/backends/cpu/ynn_support.cc, "our
+# overhead is probably too significant"); below that it runs as a generic int32 loop, fast for a few input channels
+# but 5-8x slower than the float32 convolution from about 12 of them (measured, ``conv.int8_form``).
+YNN_MIN_CHANNELS = 17
+WIDE_CO = 24  # output channels ``int8_conv_wide`` pads to (17, 24 and 32 measured alike; 24: a multiple of 8)
+
+
+def wide_hwio(w, xp=jnp):
+    """int8 HWIO (Kh, Kw, Ci, max(Co, WIDE_CO)) of ``w`` (Co, Kh, Kw, Ci) ints: ``int8_conv_wide``'s filters, the
+    added ones all zero. ``xp``: ``numpy`` on the host (prepared once), ``jnp`` in the graph."""
+    co, kh, kw, ci = w.shape
+    hwio = xp.asarray(w).astype(xp.int8).reshape(co, -1).T.reshape(kh, kw, ci, co)  # one 2-D transpose: ``_hwio``
+    return xp.pad(hwio, ((0, 0), (0, 0), (0, 0), (0, max(co, WIDE_CO) - co)))
+
+
+def int8_conv_wide(x, w, cfg: ConvConfig, x_off):
+    """``int8_conv`` with the filters padded by zero filters to ``WIDE_CO`` output channels, so that XLA:CPU hands
+    a convolution of at most 16 channels in and out to YNNPACK, and the padding's outputs dropped. Exact as
+    ``int8_conv`` (the real filters' products and sums are the same; the zero filters' outputs are never read).
+    ``w``: (Co, Kh, Kw, Ci) ints, or ``Weights`` whose ``hwio`` is ``wide_hwio``."""
+    if not isinstance(w, Weights):
+        w = Weights(wide_hwio(w), jnp.sum(w.astype(jnp.int32), axis=(1, 2, 3), dtype=jnp.int32))
+    return int8_conv(x, w, cfg, x_off)
 
 
 def int8_im2col(x, w, cfg: ConvConfig, x_off, k_multiple: int = 32):

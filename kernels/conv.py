@@ -280,7 +280,7 @@ def accumulate(x, w, bias, cfg: ConvConfig, groups: tuple[int, ...] | None = Non
         if isinstance(w, Weights) and w.hwio is None:  # prepared for the 1x1 int8 GEMM: float32 HWIO here
             w = Weights(w.gemm.T.reshape(1, 1, cfg.Ci, cfg.Co).astype(jnp.float32), w.total)
         elif isinstance(w, Weights) and w.hwio.dtype != jnp.float32:  # for an int8 form: float32 HWIO here
-            w = Weights(w.hwio.astype(jnp.float32), w.total)
+            w = Weights(w.hwio[..., :cfg.Co].astype(jnp.float32), w.total)  # without "wide"'s zero filters
         acc = _float_accumulate(x, w, cfg, groups)
         return acc if b is None else acc + b
     return _fast_accumulate(x, w, b, cfg, groups, x_off=_engine.int8_offset(x_type))
@@ -288,8 +288,9 @@ def accumulate(x, w, bias, cfg: ConvConfig, groups: tuple[int, ...] | None = Non
 
 def prepare_weights(w, cfg: ConvConfig) -> Weights:
     """The weights ``w`` (Co, Kh, Kw, Ci) ints (host, numpy) laid out once for the form ``_fast_accumulate``
-    takes for ``cfg`` on the current backend (``int8_form``): HWIO int8 for the int8 convolution, (Co, Ci) int8
-    for the 1x1 int8 GEMM, HWIO float32 otherwise, plus each filter's weight sum. Pass the result wherever
+    takes for ``cfg`` on the current backend (``int8_form``): HWIO int8 for the int8 convolution (with zero filters
+    up to ``_conv_forms.WIDE_CO`` for "wide"), (Co, Ci) int8 for the 1x1 int8 GEMM, the banded matrix and HWIO
+    int8 for "band", HWIO float32 otherwise, plus each filter's weight sum. Pass the result wherever
     ``accumulate`` / ``run_lanes`` take the weights (the same bits; a network prepares its weights once instead of
     on every call and step). Raises for a wrong shape, or for weights outside int8 (every PULP-NN weight type has
     at most 8 bits)."""
@@ -301,6 +302,8 @@ def prepare_weights(w, cfg: ConvConfig) -> Weights:
     total = w.sum(axis=(1, 2, 3)).astype(np.int32)
     if form == "band":  # the banded GEMM's matrix, and the int8 HWIO for the value path's float32 forms
         return Weights(hwio.astype(np.int8), total, _conv_forms.band_weights(w, cfg, np))
+    if form == "wide":
+        return Weights(np.ascontiguousarray(_conv_forms.wide_hwio(w, np)), total)
     return Weights(hwio.astype(np.int8 if form == "conv" else np.float32), total)
 
 
@@ -319,7 +322,8 @@ def worst_case_groups(cfg: ConvConfig) -> tuple[int, ...]:
 
 
 def int8_form(cfg: ConvConfig) -> str | None:
-    """The static formulation rule of ``_fast_accumulate``: "conv" (``_conv_forms.int8_conv``), "gemm" (a 1x1
+    """The static formulation rule of ``_fast_accumulate``: "conv" (``_conv_forms.int8_conv``), "wide" (the same
+    with zero filters up to 24 output channels, ``_conv_forms.int8_conv_wide``), "gemm" (a 1x1
     kernel as one int8 GEMM, ``int8_pointwise``), "band" (one input channel, a KxK kernel: row blocks times banded
     weights as one int8 GEMM, ``_conv_forms.int8_band``) or None (float32, ``_float_accumulate``).
 
@@ -333,6 +337,12 @@ def int8_form(cfg: ConvConfig) -> str | None:
     XLA's generic int32 loop, which still beats its float32 convolution by far on MobileNetV1's first layer
     (128x128x3, 3x3 s2, 8 channels: 0.78 vs 5.70 ms; the whole MobileNetV1-0.25 value path 1.68x faster, paired
     runs), while a 1x1 int8 convolution is slower (pw1, 8 -> 16 channels: 1.61 vs 1.08 ms float32).
+    That generic loop is fast for up to 8 input channels and 5-8x slower than the float32 convolution from 12 (2-core
+    Intel Xeon with AMX, 3x3 s1 32x32, batch 16, best of 7, ms, int8 / float32: Ci 4 -> 8 0.33 / 0.62, 8 -> 8 0.37
+    / 0.64, 8 -> 16 0.66 / 0.55, 12 -> 16 4.41 / 1.00, 16 -> 16 5.99 / 0.80; the bundled MLPerf-Tiny ResNet's and
+    NEMO residual net's 16 -> 16 layers made them 0.35x of the float forward). More input channels than 8 with at
+    most 16 both ways are therefore "wide": filters padded with zero filters to 24 output channels, which XLA
+    hands to YNNPACK (17, 24 and 32 tie: 0.82 / 0.79 / 0.79 ms for 16 -> 16, 2.20 / 1.96 / 1.99 for 100x100 s2).
     1x1 kernels with more than 8 channels (in or out) are one int8 x int8 -> int32 GEMM over batch * pixels
     (``int8_pointwise``, YNNPACK's VNNI GEMM), not the int8 convolution: MobileNetV1-0.25's value path, paired
     runs in one process (2-core EPYC, shared), int8 convolution -> float32 GEMM -> int8 GEMM: batch 128 77.4 ->
@@ -359,7 +369,11 @@ def int8_form(cfg: ConvConfig) -> str | None:
         return None
     if (cfg.Kh, cfg.Kw) == (1, 1):
         return "gemm" if int8_gemm_1x1(cfg.Ci, cfg.Co) else None  # never for one channel
-    return "band" if cfg.Ci == 1 else "conv"
+    if cfg.Ci == 1:
+        return "band"
+    if cfg.Ci > 8 and max(cfg.Ci, cfg.Co) < _conv_forms.YNN_MIN_CHANNELS:
+        return "wide"
+    return "conv"
 
 
 def int8_gemm_1x1(ci: int, co: int) -> bool:
@@ -387,7 +401,8 @@ def _fast_accumulate(x8, w8, bias, cfg: ConvConfig, groups: tuple[int, ...] | No
     form = int8_form(cfg)
     if form is not None:
         off = _engine.int8_offset((cfg.in_type.bits, cfg.in_type.signed)) if x_off is None else x_off
-        acc = {"conv": _conv_forms.int8_conv, "gemm": int8_pointwise, "band": _conv_forms.int8_band}[form](
+        acc = {"conv": _conv_forms.int8_conv, "wide": _conv_forms.int8_conv_wide, "gemm": int8_pointwise,
+               "band": _conv_forms.int8_band}[form](
             x8, w8, cfg, off)
     else:
         acc = _float_accumulate(x8, w8, cfg, groups)
@@ -417,8 +432,8 @@ def _check_prepared(w: Weights, cfg: ConvConfig) -> None:
         want = (((cfg.Kh, cfg.Kw, cfg.Ci, cfg.Co), jnp.dtype(jnp.int8)),
                 ((bw * cfg.Co, cfg.Kh * span * cfg.Ci), jnp.dtype(jnp.int8)), (cfg.Co,))
     else:
-        want = (((cfg.Kh, cfg.Kw, cfg.Ci, cfg.Co), jnp.dtype(jnp.int8 if form == "conv" else jnp.float32)), None,
-                (cfg.Co,))
+        co = max(cfg.Co, _conv_forms.WIDE_CO) if form == "wide" else cfg.Co
+        want = (((cfg.Kh, cfg.Kw, cfg.Ci, co), jnp.dtype(jnp.float32 if form is None else jnp.int8)), None, (cfg.Co,))
     require_layout(w, want, "w", "conv.prepare_weights for this configuration on this backend")
 
 

@@ -40,7 +40,7 @@ def _case(draw):
            draw(st.integers(0, kw - 1)))
     H, W = draw(st.integers(kh, 8)), draw(st.integers(kw, 8))
     assume(out_dim(H, pad[0], pad[1], kh, stride[0]) >= 1 and out_dim(W, pad[2], pad[3], kw, stride[1]) >= 1)
-    ci = draw(st.sampled_from([1, 2, 3, 8, 32, 64, 150]))  # 150 x 5 x 5 u8 x i8: several worst-case groups
+    ci = draw(st.sampled_from([1, 2, 3, 8, 12, 16, 32, 64, 150]))  # 150 x 5 x 5 u8 x i8: several worst-case groups
     co = draw(st.sampled_from([1, 8, 17, 32]))  # > 16 channels: XLA hands the int8 forms to YNNPACK
     in_t = draw(st.sampled_from(_IN))
     cfg = ConvConfig(in_t, "u8", "i8", H=H, W=W, Ci=ci, Co=co, Kh=kh, Kw=kw, stride=stride, pad=pad,
@@ -76,6 +76,8 @@ def test_every_form_equals_the_int64_correlation_at_the_type_extremes(case):
         if jax.default_backend() == "cpu":  # XLA:GPU has no general integer convolution (int8_conv's docstring)
             out["int8_conv"] = _conv_forms.int8_conv(a, k, cfg, off)
             out["int8_conv/traced offset"] = _conv_forms.int8_conv(a, k, cfg, off_traced)
+            out["int8_conv_wide"] = _conv_forms.int8_conv_wide(a, k, cfg, off)
+            out["int8_conv_wide/traced offset"] = _conv_forms.int8_conv_wide(a, k, cfg, off_traced)
         out["int8_band"] = _conv_forms.int8_band(a, k, cfg, off)
         out["int8_band/traced offset"] = _conv_forms.int8_band(a, k, cfg, off_traced)
         out["int8_im2col"] = _conv_forms.int8_im2col(a, k, cfg, off)
@@ -116,23 +118,25 @@ def test_int8_offset_refuses_wide_types_and_follows_the_sign():
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), in_t=st.sampled_from(["u8", "i8", "u4"]), ci=st.sampled_from([1, 4, 32]),
-       k=st.sampled_from([3, 5]), s=st.integers(1, 2), relu=st.integers(0, 1), bn=st.integers(0, 1))
-def test_packed_run_equals_the_reference_twin_at_the_extremes(seed, in_t, ci, k, s, relu, bn):
+@given(seed=st.integers(0, 2**32 - 1), in_t=st.sampled_from(["u8", "i8", "u4"]),
+       ci_co=st.sampled_from([(1, 32), (4, 32), (32, 32), (16, 16), (12, 8)]), k=st.sampled_from([3, 5]),
+       s=st.integers(1, 2), relu=st.integers(0, 1), bn=st.integers(0, 1))
+def test_packed_run_equals_the_reference_twin_at_the_extremes(seed, in_t, ci_co, k, s, relu, bn):
     """``conv.run`` (packed path: the int8 forms where ``int8_form`` says so) == ``conv.reference`` (numpy loops
     following the spec core by core) on adversarial data, library semantics, quirks included."""
     q = QType.parse(in_t)
+    ci, co = ci_co
     p = k // 2
-    cfg = ConvConfig(in_t, "u8", "i8", H=6, W=6, Ci=ci, Co=32, Kh=k, Kw=k, stride=(s, s), pad=(p, p, p, p),
+    cfg = ConvConfig(in_t, "u8", "i8", H=6, W=6, Ci=ci, Co=co, Kh=k, Kw=k, stride=(s, s), pad=(p, p, p, p),
                      relu=relu, bn=bn)
     try:
         conv.check(cfg)
     except UnsupportedConfig:
         assume(False)
     rng = np.random.default_rng(seed)
-    x, w = _adversarial(rng, q, (2, 6, 6, ci), (32, k, k, ci), 0.9)
-    params = conv.Params(kappa=rng.integers(-40, 40, 32).astype(np.int32),
-                         lam=rng.integers(-3000, 3000, 32).astype(np.int32), out_mult=int(rng.integers(0, 1 << 16)),
+    x, w = _adversarial(rng, q, (2, 6, 6, ci), (co, k, k, ci), 0.9)
+    params = conv.Params(kappa=rng.integers(-40, 40, co).astype(np.int32),
+                         lam=rng.integers(-3000, 3000, co).astype(np.int32), out_mult=int(rng.integers(0, 1 << 16)),
                          out_shift=int(rng.integers(8, 20)), bias=None)
     out = np.asarray(conv.run(np.stack([packing.pack_hwc(v, q) for v in x]), packing.pack(w, cfg.w_type), params,
                               cfg=cfg))

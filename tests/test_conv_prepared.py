@@ -10,13 +10,14 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from jaxpulp import JaxpulpError, QType, UnsupportedConfig, packing
 from jaxpulp.cluster.config import Cluster
-from jaxpulp.kernels import conv, pointwise
+from jaxpulp.kernels import _conv_forms, conv, pointwise
 
 PROPERTY = settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 # (Ci, Co, K): Ci = 1 takes the banded int8 GEMM, small 1x1 layers the float32 forms, larger 1x1 ones the int8
-# GEMM, the others the int8 convolution (on the CPU)
-SHAPES = [(1, 8, 3), (8, 8, 1), (16, 32, 1), (24, 8, 1), (8, 24, 3), (24, 8, 3)]
+# GEMM, 9-16 channels in and at most 16 out the int8 convolution with zero filters ("wide"), the others the int8
+# convolution (on the CPU)
+SHAPES = [(1, 8, 3), (8, 8, 1), (16, 32, 1), (24, 8, 1), (8, 24, 3), (24, 8, 3), (16, 16, 3), (12, 8, 3)]
 
 
 def _extreme(rng, lo, hi, shape):
@@ -44,6 +45,9 @@ def test_prepared_weights_give_the_raw_weights_bits_on_the_value_path(shape, it,
         assert prep.hwio is None and prep.gemm.dtype == np.int8 and prep.gemm.shape == (co, ci)
     elif form == "band":  # one input channel: the banded GEMM's matrix, and int8 HWIO for the float32 forms
         assert prep.hwio.dtype == np.int8 and prep.gemm.dtype == np.int8 and prep.gemm.shape[0] % co == 0
+    elif form == "wide":  # int8 HWIO with zero filters up to WIDE_CO output channels
+        assert prep.gemm is None and prep.hwio.dtype == np.int8 and prep.hwio.shape[-1] == _conv_forms.WIDE_CO
+        assert not prep.hwio[..., co:].any()
     else:
         assert prep.gemm is None and prep.hwio.dtype == (np.int8 if form == "conv" else np.float32)
     x_type = (jnp.int32(in_t.bits), jnp.int32(in_t.signed))  # traced, as the value path passes them
@@ -82,6 +86,17 @@ def test_prepared_weights_give_the_image_bits_on_the_packed_path(shape, types, s
     np.testing.assert_array_equal(got, twin.reshape(got.shape))
 
 
+@pytest.mark.parametrize("ci, co, k, want", [(1, 8, 3, "band"), (8, 16, 3, "conv"), (9, 16, 3, "wide"),
+                                             (16, 16, 3, "wide"), (12, 8, 5, "wide"), (16, 17, 3, "conv"),
+                                             (16, 16, 1, "gemm"), (8, 8, 1, None)])
+def test_the_form_rule_on_the_cpu(ci, co, k, want):
+    """``int8_form`` on the CPU: a KxK kernel with 9-16 input and at most 16 output channels is "wide" (XLA:CPU
+    would run its int8 convolution as a generic loop, 5-8x slower), fewer input channels the plain int8
+    convolution, more than 16 channels either way YNNPACK's; off the CPU always None (float32 GEMMs)."""
+    cfg = conv.Config("u8", "u8", "i8", H=6, W=6, Ci=ci, Co=co, Kh=k, Kw=k, pad=(k // 2,) * 4)
+    assert conv.int8_form(cfg) == (want if jax.default_backend() == "cpu" else None)
+
+
 def test_bad_weights_are_refused_by_name():
     cfg = conv.Config("u8", "u8", "i8", H=4, W=4, Ci=8, Co=8, Kh=3, Kw=3, pad=(1, 1, 1, 1))
     with pytest.raises(JaxpulpError, match=r"w: shape \(8, 3, 3, 4\).*expected ints of shape \(8, 3, 3, 8\)"):
@@ -102,6 +117,13 @@ def test_bad_weights_are_refused_by_name():
                        params, cfg=other)
     with pytest.raises(JaxpulpError, match="conv.prepare_weights for this configuration"):
         conv.run_lanes(np.zeros((1, 4 * 4 * 8), np.int32), prep, params, cfg=one)
+    # "wide" int8 HWIO (zero filters up to WIDE_CO) and the plain int8 HWIO are not each other's layout
+    w16 = conv.Config("u8", "u8", "i8", H=4, W=4, Ci=16, Co=16, Kh=3, Kw=3, pad=(1, 1, 1, 1))
+    if conv.int8_form(w16) == "wide":
+        plain = conv.Weights(np.zeros((3, 3, 16, 16), np.int8), np.zeros(16, np.int32))
+        params16 = conv.Params(np.zeros(16, np.int32), np.zeros(16, np.int32), 0, 0, None)
+        with pytest.raises(JaxpulpError, match=r"expected \(\(\(3, 3, 16, 24\)"):
+            conv.run_lanes(np.zeros((1, 4 * 4 * 16), np.int32), plain, params16, cfg=w16)
     # one input channel (the banded GEMM on the CPU): a band of 4-pixel blocks for a 2-pixel-wide output, or the
     # int8 HWIO alone, is refused
     narrow = conv.Config("u8", "u8", "i8", H=4, W=2, Ci=1, Co=8, Kh=3, Kw=3, pad=(1, 1, 1, 1))
