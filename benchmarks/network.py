@@ -364,6 +364,35 @@ def profile(net, x, reps: int):
     return rows
 
 
+# ------------------------------------------------------------------------------------------ summary
+
+
+GOALS = {"packed": 1.0, "values": 1.5}  # issue 11: at least this many times the float32 forward (paired median)
+
+
+def summary(rows) -> list[dict]:
+    """One line per network and batch: the paired median ratios of packed and values to the float32 forward and of
+    values / packed, against the goals (``GOALS``; values never slower than packed); printed and returned."""
+    by = {}
+    for r in rows:
+        if "paired_ratio_to_float32" in r:
+            by.setdefault((r["network"], r["batch"]), {})[r["path"]] = r
+    out = []
+    print("\nsummary (paired medians; goals: packed >= 1.0x, values >= 1.5x the float32 forward, values >= packed)")
+    for (name, batch), paths in by.items():
+        if not {"packed", "values"} <= set(paths):
+            continue
+        p = paths["packed"]["paired_ratio_to_float32"][1]
+        v = paths["values"]["paired_ratio_to_float32"][1]
+        vp = paths["values"]["paired_values_over_packed"][1]
+        missed = [k for k, ok in (("packed", p >= GOALS["packed"]), ("values", v >= GOALS["values"]),
+                                  ("values/packed", vp >= 1.0)) if not ok]
+        out.append(dict(network=name, batch=batch, packed=p, values=v, values_over_packed=vp, missed=missed))
+        print(f"{name:<24} batch {batch:>4}: packed x{p:5.2f}  values x{v:5.2f}  values/packed x{vp:4.2f}  "
+              + ("all goals met" if not missed else "below: " + ", ".join(missed)))
+    return out
+
+
 # --------------------------------------------------------------------------------------------- main
 
 
@@ -455,13 +484,15 @@ def main(argv=None) -> int:
                 rows += profile(net, x, args.reps)
             else:
                 rows += bench(net, x, args.reps, min(args.ref_batch, b), gemm, key=None if args.no_fresh else name)
+    summ = [] if args.profile else summary(rows)
     path = args.json or os.path.join(os.path.dirname(__file__), "results",
                                      "network_profile.json" if args.profile else "network.json")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         json.dump(dict(jaxpulp=__version__, jax=jax.__version__, backend=jax.default_backend(),
                        device=str(jax.devices()[0]), machine=platform.machine(), cpus=os.cpu_count(),
-                       f32_gemm_macs_per_s=gemm, float_precision=args.float_precision, rows=rows), f, indent=1)
+                       f32_gemm_macs_per_s=gemm, float_precision=args.float_precision, rows=rows, summary=summ), f,
+                  indent=1)
     print(f"wrote {path}")
     return 0
 

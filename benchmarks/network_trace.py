@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import network as nb  # noqa: E402  (float baseline, inputs)
 
 from jaxpulp import __version__  # noqa: E402
-from jaxpulp.network import execute, zoo  # noqa: E402
+from jaxpulp.network import execute  # noqa: E402
 
 _OP = re.compile(r'^\s*(?:ROOT )?%?([\w.\-]+) = .*?op_name="([^"]*)"', re.M)
 _PATHS = ("float32", "packed", "values")
@@ -132,13 +132,14 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--reps", type=int, default=10)
     p.add_argument("--top", type=int, default=6, help="most expensive XLA operations listed per path")
-    p.add_argument("--nets", nargs="+", default=["dronet", "mobilenet"], choices=["dronet", "mobilenet"])
+    p.add_argument("--nets", nargs="+", default=["dronet", "mobilenet"], choices=sorted(nb._NETS),
+                   help="as benchmarks/network.py --nets")
     p.add_argument("--json", default=os.path.join(os.path.dirname(__file__), "results", "network_trace.json"))
     args = p.parse_args(argv)
     if args.batch < 1 or args.reps < 1:
         p.error(f"--batch {args.batch} / --reps {args.reps}: expected >= 1")
     print(f"jaxpulp {__version__}, jax {jax.__version__}, backend {jax.default_backend()}, {os.cpu_count()} CPUs")
-    nets = {"dronet": zoo.dronet, "mobilenet": lambda: zoo.mobilenet_v1(0.25, 128)}
+    nets = nb._NETS
     out = {}
     for name in args.nets:
         net = nets[name]()
