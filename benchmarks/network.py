@@ -3,7 +3,8 @@ the ``cuda`` extra):
 
 * the **float32 forward of the same topology** (``lax`` convolutions / ``reduce_window`` / ``dot``, a per-channel
   scale and a float clip between layers: what a user would otherwise run as a fake-quantised model), timed
-  interleaved with jaxpulp's paths (each repetition runs every candidate once, the median is reported); and the
+  interleaved with jaxpulp's paths (each repetition runs every candidate once, in an order rotated from one
+  repetition to the next; the median is reported); and the
   same float32 forward run in steps of ``execute.auto_step(net)`` inputs as ``execute.run`` runs a large batch
   ("float32_stepped": what the steps alone are worth, so the paths' own share of the ratio can be read off);
 * the plain numpy int64 interpreter of the same graph (``jaxpulp.network.reference``), on a few inputs.
@@ -185,10 +186,11 @@ def bench(net, x, reps: int, ref_batch: int, gemm: float, paths=("packed", "valu
         if not name.startswith("float32"):
             same[name] = all(np.array_equal(out.outputs[k][:ref_batch], want[k]) for k in net.outputs)
     times = {k: [] for k in cands}
-    for _ in range(reps):
-        for name, fn in cands.items():
+    order = list(cands)
+    for rep in range(reps):  # the order rotates, so that no candidate always runs after the same other one
+        for name in order[rep % len(order):] + order[:rep % len(order)]:
             t0 = time.perf_counter()
-            fn()
+            cands[name]()
             times[name].append(time.perf_counter() - t0)
     mem = {"float32": _memory(ff, fp, xf), "float32_stepped": _memory(fc, fp, xf)}
     for path in paths:
