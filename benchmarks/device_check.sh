@@ -6,6 +6,7 @@
 #     OUT=/tmp/gpu bash benchmarks/device_check.sh
 #     NETS=dronet NET_BATCHES="128 1024" SWEEP_S=0 FIRST_S=0 bash benchmarks/device_check.sh   # a short run
 #     NET_ARGS="--float-precision highest" ...   # the float32 baseline at full float32, like the exact paths
+#     NETS=all NET_S=500 ...   # every bundled network (the zoo's two and tests/data/external's eight; needs onnx)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-benchmarks/results/gpu}
