@@ -478,7 +478,7 @@ def main(argv=None) -> int:
     gemm = _gemm_rate()
     print(f"float32 GEMM (1024^3, same run, precision {args.float_precision}): {gemm / 1e9:.1f} GMAC/s")
     rows = []
-    for name in (sorted(_NETS, key=list(_NETS).index) if "all" in args.nets else args.nets):
+    for name in (list(_NETS) if "all" in args.nets else args.nets):
         net = _NETS[name]()
         for b in (args.batches[:1] if args.profile else args.batches):
             x = _inputs(net, b, rng)
