@@ -225,7 +225,8 @@ def int8_conv(x, w, cfg: ConvConfig, x_off):
 
 # XLA:CPU hands an int8 convolution to YNNPACK only when max(Ci, Co) > 16 (xla/backends/cpu/ynn_support.cc, "our
 # overhead is probably too significant"); below that it runs as a generic int32 loop, fast for a few input channels
-# but 5-8x slower than the float32 convolution from about 12 of them (measured, ``conv.int8_form``).
+# but 5-8x slower than the float32 convolution from about 12 of them (measured, ``conv.int8_form``, which takes
+# ``int8_conv_wide`` there for small batches and the float32 form for large ones).
 YNN_MIN_CHANNELS = 17
 WIDE_CO = 24  # output channels ``int8_conv_wide`` pads to (17, 24 and 32 measured alike; 24: a multiple of 8)
 

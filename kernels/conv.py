@@ -280,7 +280,7 @@ def accumulate(x, w, bias, cfg: ConvConfig, groups: tuple[int, ...] | None = Non
         if isinstance(w, Weights) and w.hwio is None:  # prepared for the 1x1 int8 GEMM: float32 HWIO here
             w = Weights(w.gemm.T.reshape(1, 1, cfg.Ci, cfg.Co).astype(jnp.float32), w.total)
         elif isinstance(w, Weights) and w.hwio.dtype != jnp.float32:  # for an int8 form: float32 HWIO here
-            w = Weights(w.hwio[..., :cfg.Co].astype(jnp.float32), w.total)  # without "wide"'s zero filters
+            w = _float_hwio(w, cfg)
         acc = _float_accumulate(x, w, cfg, groups)
         return acc if b is None else acc + b
     return _fast_accumulate(x, w, b, cfg, groups, x_off=_engine.int8_offset(x_type))
@@ -288,14 +288,15 @@ def accumulate(x, w, bias, cfg: ConvConfig, groups: tuple[int, ...] | None = Non
 
 def prepare_weights(w, cfg: ConvConfig) -> Weights:
     """The weights ``w`` (Co, Kh, Kw, Ci) ints (host, numpy) laid out once for the form ``_fast_accumulate``
-    takes for ``cfg`` on the current backend (``int8_form``): HWIO int8 for the int8 convolution (with zero filters
-    up to ``_conv_forms.WIDE_CO`` for "wide"), (Co, Ci) int8 for the 1x1 int8 GEMM, the banded matrix and HWIO
-    int8 for "band", HWIO float32 otherwise, plus each filter's weight sum. Pass the result wherever
+    takes for ``cfg`` on the current backend (``int8_form`` at batch 1, the form most batch sizes share): HWIO int8
+    for the int8 convolution (with zero filters up to ``_conv_forms.WIDE_CO`` outputs for "wide", which larger
+    batches read as float32), (Co, Ci) int8 for the 1x1 int8 GEMM, the banded matrix and HWIO int8 for "band", HWIO
+    float32 otherwise, plus each filter's weight sum. Pass the result wherever
     ``accumulate`` / ``run_lanes`` take the weights (the same bits; a network prepares its weights once instead of
     on every call and step). Raises for a wrong shape, or for weights outside int8 (every PULP-NN weight type has
     at most 8 bits)."""
     w = _engine.int8_weights(w, (cfg.Co, cfg.Kh, cfg.Kw, cfg.Ci), "(Co, Kh, Kw, Ci)")
-    form = int8_form(cfg)
+    form = int8_form(cfg, batch=1)
     if form == "gemm":
         return gemm_weights(w.reshape(cfg.Co, cfg.Ci))
     hwio = np.ascontiguousarray(np.transpose(w, (1, 2, 3, 0)))
@@ -321,9 +322,15 @@ def worst_case_groups(cfg: ConvConfig) -> tuple[int, ...]:
     return tuple(range(0, cfg.Ci, group))
 
 
-def int8_form(cfg: ConvConfig) -> str | None:
-    """The static formulation rule of ``_fast_accumulate``: "conv" (``_conv_forms.int8_conv``), "wide" (the same
-    with zero filters up to 24 output channels, ``_conv_forms.int8_conv_wide``), "gemm" (a 1x1
+# Output pixels (batch * Ho * Wo) up to which a few-channel KxK conv (9-16 in, at most 16 out) is "wide" (see
+# ``int8_form``): measured wins at 1,024-2,500, losses from 16,384 on.
+WIDE_MAX_PIXELS = 8192
+
+
+def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
+    """The static formulation rule of ``_fast_accumulate`` for ``batch`` inputs (None: unknown, taken as large):
+    "conv" (``_conv_forms.int8_conv``), "wide" (the same with zero filters up to 24 outputs,
+    ``_conv_forms.int8_conv_wide``), "gemm" (a 1x1
     kernel as one int8 GEMM, ``int8_pointwise``), "band" (one input channel, a KxK kernel: row blocks times banded
     weights as one int8 GEMM, ``_conv_forms.int8_band``) or None (float32, ``_float_accumulate``).
 
@@ -341,8 +348,13 @@ def int8_form(cfg: ConvConfig) -> str | None:
     Intel Xeon with AMX, 3x3 s1 32x32, batch 16, best of 7, ms, int8 / float32: Ci 4 -> 8 0.33 / 0.62, 8 -> 8 0.37
     / 0.64, 8 -> 16 0.66 / 0.55, 12 -> 16 4.41 / 1.00, 16 -> 16 5.99 / 0.80; the bundled MLPerf-Tiny ResNet's and
     NEMO residual net's 16 -> 16 layers made them 0.35x of the float forward). More input channels than 8 with at
-    most 16 both ways are therefore "wide": filters padded with zero filters to 24 output channels, which XLA
-    hands to YNNPACK (17, 24 and 32 tie: 0.82 / 0.79 / 0.79 ms for 16 -> 16, 2.20 / 1.96 / 1.99 for 100x100 s2).
+    most 16 both ways therefore are "wide" (zero filters up to 24 outputs, which XLA hands to YNNPACK) up to
+    ``WIDE_MAX_PIXELS`` output pixels in the call, float32 above: alone, wide ties the float32 convolution at
+    batch 8-16 (0.79 vs 0.80 ms for 16 -> 16, 32x32) and loses at 32 (2.12 vs 1.61); whole networks, value path,
+    paired in one process (Xeon): float32 1.06 / 1.12x faster than wide on the MLPerf-Tiny ResNet at batch 16 /
+    128 (16,384 pixels a layer at 16), a tie on the NEMO residual net (40,000); at batch 1 wide is the faster
+    (ratio to the float forward, two runs each: ResNet 1.13 / 1.15 vs 0.99 / 1.02, residual 1.40 / 1.47 vs 1.32
+    / 1.39).
     1x1 kernels with more than 8 channels (in or out) are one int8 x int8 -> int32 GEMM over batch * pixels
     (``int8_pointwise``, YNNPACK's VNNI GEMM), not the int8 convolution: MobileNetV1-0.25's value path, paired
     runs in one process (2-core EPYC, shared), int8 convolution -> float32 GEMM -> int8 GEMM: batch 128 77.4 ->
@@ -371,8 +383,8 @@ def int8_form(cfg: ConvConfig) -> str | None:
         return "gemm" if int8_gemm_1x1(cfg.Ci, cfg.Co) else None  # never for one channel
     if cfg.Ci == 1:
         return "band"
-    if cfg.Ci > 8 and max(cfg.Ci, cfg.Co) < _conv_forms.YNN_MIN_CHANNELS:
-        return "wide"
+    if cfg.Ci > 8 and max(cfg.Ci, cfg.Co) < _conv_forms.YNN_MIN_CHANNELS:  # XLA's generic int8 loop: slow here
+        return "wide" if batch is not None and batch * cfg.Ho * cfg.Wo <= WIDE_MAX_PIXELS else None
     return "conv"
 
 
@@ -398,7 +410,9 @@ def _fast_accumulate(x8, w8, bias, cfg: ConvConfig, groups: tuple[int, ...] | No
     The bias is added in int32 at the end (never inside a float32 sum)."""
     if isinstance(w8, Weights):
         _check_prepared(w8, cfg)
-    form = int8_form(cfg)
+    form = int8_form(cfg, batch=x8.shape[0])
+    if form is None and isinstance(w8, Weights) and w8.hwio is not None and w8.hwio.dtype != jnp.float32:
+        w8 = _float_hwio(w8, cfg)  # "wide" weights at a batch too large for that form
     if form is not None:
         off = _engine.int8_offset((cfg.in_type.bits, cfg.in_type.signed)) if x_off is None else x_off
         acc = {"conv": _conv_forms.int8_conv, "wide": _conv_forms.int8_conv_wide, "gemm": int8_pointwise,
@@ -424,7 +438,7 @@ def int8_pointwise(x, w, cfg: ConvConfig, x_off, total=None):
 
 def _check_prepared(w: Weights, cfg: ConvConfig) -> None:
     """``prepare_weights``' layout for this very configuration and backend (static shapes and dtypes)."""
-    form = int8_form(cfg)
+    form = int8_form(cfg, batch=1)
     if form == "gemm":
         want = gemm_layout(cfg.Co, cfg.Ci)
     elif form == "band":
@@ -435,6 +449,11 @@ def _check_prepared(w: Weights, cfg: ConvConfig) -> None:
         co = max(cfg.Co, _conv_forms.WIDE_CO) if form == "wide" else cfg.Co
         want = (((cfg.Kh, cfg.Kw, cfg.Ci, co), jnp.dtype(jnp.float32 if form is None else jnp.int8)), None, (cfg.Co,))
     require_layout(w, want, "w", "conv.prepare_weights for this configuration on this backend")
+
+
+def _float_hwio(w: Weights, cfg: ConvConfig) -> Weights:
+    """Prepared int8 HWIO (the int8 convolution's, or "wide"'s with its zero filters) as the float32 forms read it."""
+    return Weights(w.hwio[..., :cfg.Co].astype(jnp.float32), w.total)
 
 
 def gemm_layout(co: int, ci: int) -> tuple:

@@ -15,8 +15,8 @@ from jaxpulp.kernels import _conv_forms, conv, pointwise
 PROPERTY = settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 # (Ci, Co, K): Ci = 1 takes the banded int8 GEMM, small 1x1 layers the float32 forms, larger 1x1 ones the int8
-# GEMM, 9-16 channels in and at most 16 out the int8 convolution with zero filters ("wide"), the others the int8
-# convolution (on the CPU)
+# GEMM, KxK ones with 9-16 channels in and at most 16 out the int8 convolution with zero filters ("wide", at these
+# small batches), the others the int8 convolution (on the CPU)
 SHAPES = [(1, 8, 3), (8, 8, 1), (16, 32, 1), (24, 8, 1), (8, 24, 3), (24, 8, 3), (16, 16, 3), (12, 8, 3)]
 
 
@@ -40,7 +40,7 @@ def test_prepared_weights_give_the_raw_weights_bits_on_the_value_path(shape, it,
     w = _extreme(rng, w_t.lo, w_t.hi, (co, k, k, ci))
     b = rng.integers(-2**20, 2**20, co).astype(np.int32) if bias else None
     prep = conv.prepare_weights(w, cfg)
-    form = conv.int8_form(cfg)
+    form = conv.int8_form(cfg, batch=1)  # the layout prepare_weights makes
     if form == "gemm":  # 1x1, more than 8 channels: (Co, Ci) int8, the GEMM's contracted axis last
         assert prep.hwio is None and prep.gemm.dtype == np.int8 and prep.gemm.shape == (co, ci)
     elif form == "band":  # one input channel: the banded GEMM's matrix, and int8 HWIO for the float32 forms
@@ -86,15 +86,35 @@ def test_prepared_weights_give_the_image_bits_on_the_packed_path(shape, types, s
     np.testing.assert_array_equal(got, twin.reshape(got.shape))
 
 
-@pytest.mark.parametrize("ci, co, k, want", [(1, 8, 3, "band"), (8, 16, 3, "conv"), (9, 16, 3, "wide"),
-                                             (16, 16, 3, "wide"), (12, 8, 5, "wide"), (16, 17, 3, "conv"),
-                                             (16, 16, 1, "gemm"), (8, 8, 1, None)])
-def test_the_form_rule_on_the_cpu(ci, co, k, want):
-    """``int8_form`` on the CPU: a KxK kernel with 9-16 input and at most 16 output channels is "wide" (XLA:CPU
-    would run its int8 convolution as a generic loop, 5-8x slower), fewer input channels the plain int8
-    convolution, more than 16 channels either way YNNPACK's; off the CPU always None (float32 GEMMs)."""
-    cfg = conv.Config("u8", "u8", "i8", H=6, W=6, Ci=ci, Co=co, Kh=k, Kw=k, pad=(k // 2,) * 4)
-    assert conv.int8_form(cfg) == (want if jax.default_backend() == "cpu" else None)
+@pytest.mark.parametrize("ci, co, k, small, large", [(1, 8, 3, "band", "band"), (8, 16, 3, "conv", "conv"),
+                                                     (9, 16, 3, "wide", None), (16, 16, 3, "wide", None),
+                                                     (12, 8, 5, "wide", None), (16, 17, 3, "conv", "conv"),
+                                                     (16, 16, 1, "gemm", "gemm"), (8, 8, 1, None, None)])
+def test_the_form_rule_on_the_cpu(ci, co, k, small, large):
+    """``int8_form`` on the CPU: a KxK kernel with 9-16 input and at most 16 output channels is "wide" up to
+    ``WIDE_MAX_PIXELS`` output pixels in the call and float32 above (XLA:CPU would run its int8 convolution as a
+    generic loop, 5-8x slower), fewer input channels the int8 convolution (that loop is fast there), more than 16
+    channels either way YNNPACK's; off the CPU always None."""
+    cfg = conv.Config("u8", "u8", "i8", H=32, W=32, Ci=ci, Co=co, Kh=k, Kw=k, pad=(k // 2,) * 4)
+    cpu = jax.default_backend() == "cpu"
+    last = conv.WIDE_MAX_PIXELS // (cfg.Ho * cfg.Wo)  # the largest batch still "small"
+    assert conv.int8_form(cfg, batch=last) == (small if cpu else None)
+    assert conv.int8_form(cfg, batch=last + 1) == (large if cpu else None)
+    assert conv.int8_form(cfg) == (large if cpu else None)  # batch unknown: taken as large
+
+
+@pytest.mark.parametrize("batch_over_limit", [0, 1])
+def test_wide_weights_serve_both_forms(batch_over_limit):
+    """Weights prepared once as "wide" (int8, zero filters) give the int64 correlation at the largest "wide"
+    batch and, read as float32 without the zero filters, at the next batch up (the float32 form)."""
+    cfg = conv.Config("u8", "u8", "i8", H=32, W=32, Ci=16, Co=16, Kh=3, Kw=3, pad=(1, 1, 1, 1), semantics="ideal")
+    rng = np.random.default_rng(batch_over_limit)
+    B = conv.WIDE_MAX_PIXELS // (cfg.Ho * cfg.Wo) + batch_over_limit
+    x = _extreme(rng, 0, 255, (B, 32, 32, 16))
+    w = _extreme(rng, -128, 127, (16, 3, 3, 16))
+    prep = conv.prepare_weights(w, cfg)
+    got = np.asarray(jax.jit(lambda a, p: conv.accumulate(a, p, None, cfg, x_type=(8, 0)))(jnp.asarray(x), prep))
+    np.testing.assert_array_equal(got, correlation(x, w, cfg))
 
 
 def test_bad_weights_are_refused_by_name():
@@ -119,7 +139,7 @@ def test_bad_weights_are_refused_by_name():
         conv.run_lanes(np.zeros((1, 4 * 4 * 8), np.int32), prep, params, cfg=one)
     # "wide" int8 HWIO (zero filters up to WIDE_CO) and the plain int8 HWIO are not each other's layout
     w16 = conv.Config("u8", "u8", "i8", H=4, W=4, Ci=16, Co=16, Kh=3, Kw=3, pad=(1, 1, 1, 1))
-    if conv.int8_form(w16) == "wide":
+    if conv.int8_form(w16, batch=1) == "wide":
         plain = conv.Weights(np.zeros((3, 3, 16, 16), np.int8), np.zeros(16, np.int32))
         params16 = conv.Params(np.zeros(16, np.int32), np.zeros(16, np.int32), 0, 0, None)
         with pytest.raises(JaxpulpError, match=r"expected \(\(\(3, 3, 16, 24\)"):
