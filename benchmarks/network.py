@@ -164,7 +164,9 @@ def _memory(fn, *args, **kw) -> int | None:
 
 
 def bench(net, x, reps: int, ref_batch: int, gemm: float, paths=("packed", "values"), key: str | None = None):
-    """Rows for one network and batch: float32, packed, values, interleaved ``reps`` times, medians. ``key``: the
+    """Rows for one network and batch: float32, packed, values, interleaved ``reps`` times (``16 // batch`` times as
+    many below batch 16: a call of a small network at batch 1 takes well under a millisecond, and the paired
+    ratios of a few such calls scatter by 20%), medians. ``key``: the
     network's name in ``_NETS``; with it the first call is also measured in a fresh process (``fresh_first_call``),
     else only in this one (after whatever ran before in it)."""
     want = reference.forward(net, x[:ref_batch])
@@ -187,6 +189,7 @@ def bench(net, x, reps: int, ref_batch: int, gemm: float, paths=("packed", "valu
             same[name] = all(np.array_equal(out.outputs[k][:ref_batch], want[k]) for k in net.outputs)
     times = {k: [] for k in cands}
     order = list(cands)
+    reps = reps * max(1, 16 // len(x))
     for rep in range(reps):  # the order rotates, so that no candidate always runs after the same other one
         for name in order[rep % len(order):] + order[:rep % len(order)]:
             t0 = time.perf_counter()
