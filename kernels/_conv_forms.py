@@ -231,12 +231,10 @@ YNN_MIN_CHANNELS = 17
 WIDE_CO = 24  # output channels ``int8_conv_wide`` pads to (17, 24 and 32 measured alike; 24: a multiple of 8)
 
 
-def wide_hwio(w, xp=jnp):
-    """int8 HWIO (Kh, Kw, Ci, max(Co, WIDE_CO)) of ``w`` (Co, Kh, Kw, Ci) ints: ``int8_conv_wide``'s filters, the
-    added ones all zero. ``xp``: ``numpy`` on the host (prepared once), ``jnp`` in the graph."""
-    co, kh, kw, ci = w.shape
-    hwio = xp.asarray(w).astype(xp.int8).reshape(co, -1).T.reshape(kh, kw, ci, co)  # one 2-D transpose: ``_hwio``
-    return xp.pad(hwio, ((0, 0), (0, 0), (0, 0), (0, max(co, WIDE_CO) - co)))
+def wide_hwio(hwio, xp=jnp):
+    """int8 HWIO (Kh, Kw, Ci, Co) -> (Kh, Kw, Ci, max(Co, WIDE_CO)), the added filters all zero: ``int8_conv_wide``'s
+    filters. ``xp``: ``numpy`` on the host (prepared once), ``jnp`` in the graph."""
+    return xp.pad(hwio, ((0, 0), (0, 0), (0, 0), (0, max(hwio.shape[-1], WIDE_CO) - hwio.shape[-1])))
 
 
 def int8_conv_wide(x, w, cfg: ConvConfig, x_off):
@@ -245,7 +243,8 @@ def int8_conv_wide(x, w, cfg: ConvConfig, x_off):
     ``int8_conv`` (the real filters' products and sums are the same; the zero filters' outputs are never read).
     ``w``: (Co, Kh, Kw, Ci) ints, or ``Weights`` whose ``hwio`` is ``wide_hwio``."""
     if not isinstance(w, Weights):
-        w = Weights(wide_hwio(w), jnp.sum(w.astype(jnp.int32), axis=(1, 2, 3), dtype=jnp.int32))
+        total = jnp.sum(w.astype(jnp.int32), axis=(1, 2, 3), dtype=jnp.int32)
+        w = Weights(wide_hwio(_hwio(w.astype(jnp.int8))), total)
     return int8_conv(x, w, cfg, x_off)
 
 

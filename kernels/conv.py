@@ -304,7 +304,7 @@ def prepare_weights(w, cfg: ConvConfig) -> Weights:
     if form == "band":  # the banded GEMM's matrix, and the int8 HWIO for the value path's float32 forms
         return Weights(hwio.astype(np.int8), total, _conv_forms.band_weights(w, cfg, np))
     if form == "wide":
-        return Weights(np.ascontiguousarray(_conv_forms.wide_hwio(w, np)), total)
+        return Weights(_conv_forms.wide_hwio(hwio.astype(np.int8), np), total)
     return Weights(hwio.astype(np.int8 if form == "conv" else np.float32), total)
 
 
