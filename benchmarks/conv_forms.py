@@ -27,11 +27,11 @@ from jaxpulp.kernels import _conv_forms, conv
 from jaxpulp.kernels.config import ConvConfig
 from jaxpulp.qtypes import QType
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from network import _NETS  # noqa: E402  (benchmarks/network.py's networks: the zoo's two and the bundled ones)
+
 
 def _shapes(names):
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from network import _NETS  # the networks of benchmarks/network.py: the zoo's two and the bundled ones
-
     seen, out = set(), []
     for n in names:
         net = _NETS[n]()
@@ -93,7 +93,8 @@ def bench_shape(name, key, batch, reps, rng, forms=_conv_forms.FORMS):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batches", type=int, nargs="+", default=[16, 128])
-    p.add_argument("--nets", nargs="+", default=["dronet", "mobilenet"], help="as benchmarks/network.py --nets")
+    p.add_argument("--nets", nargs="+", default=["dronet", "mobilenet"], choices=sorted(_NETS),
+                   help="as benchmarks/network.py --nets")
     p.add_argument("--reps", type=int, default=7)
     p.add_argument("--forms", nargs="*", default=None, help="forms to time (default all)")
     p.add_argument("--only", nargs="*", default=None, help="layer names to keep (e.g. Conv_0 pw1)")
