@@ -54,8 +54,29 @@ def test_values_outside_the_input_type_are_refused_in_a_narrow_dtype(tiny):
     x[0, 1, 2, 0] = 16
     with pytest.raises(JaxpulpError, match=r"x: values span \[0, 16\], outside u4"):
         run(u4, x)
+    with pytest.raises(JaxpulpError, match=r"x: values span \[0, 16\], outside u4"):  # checked on the device
+        run(u4, jnp.asarray(x))
+    with pytest.raises(JaxpulpError, match=r"x: values span \[-1, 0\], outside u8"):
+        run(tiny, -jnp.asarray(x, jnp.int32) // 16)
     with pytest.raises(JaxpulpError, match="x: dtype float32"):
         run(tiny, x.astype(np.float32))
+
+
+def test_a_device_array_is_not_copied_through_the_host(tiny, monkeypatch):
+    # a jax.Array input keeps to its device: its dtype is converted there (np.asarray is never called on it)
+    x = np.random.default_rng(3).integers(0, 256, (2,) + tiny.input.shape)
+    want = reference.forward(tiny, x)["fc"]
+    xd = jnp.asarray(x, jnp.int32)
+    real = np.asarray
+
+    def guarded(a, *args, **kw):
+        assert a is not xd, "run pulled its device input to the host"
+        return real(a, *args, **kw)
+    monkeypatch.setattr(execute.np, "asarray", guarded)
+    checked = execute._check_inputs(tiny, xd)[tiny.input.name]
+    assert isinstance(checked, jax.Array) and checked.dtype == np.uint8
+    monkeypatch.undo()
+    np.testing.assert_array_equal(run(tiny, xd, path="values").outputs["fc"], want)
 
 
 @pytest.mark.parametrize("path", ["packed", "values"])

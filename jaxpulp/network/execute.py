@@ -87,6 +87,7 @@ class RunResult(NamedTuple):
 # ------------------------------------------------------------------------------------------------ inputs
 
 
+@functools.cache
 def host_dtype(qt: QType) -> np.dtype:
     """The narrowest numpy integer dtype that holds every value of ``qt`` (uint8 for u8, int8 for i4, ...): the
     dtype ``run`` moves its inputs to the device in (a quarter of int32's bytes for 8-bit images; the jitted
@@ -98,22 +99,38 @@ def host_dtype(qt: QType) -> np.dtype:
     return np.dtype(np.int64)
 
 
-def _check_one(spec, x, name: str) -> np.ndarray:
-    """``x`` checked against the input ``spec`` and converted to ``host_dtype`` of its type (batch axis added)."""
-    x = np.asarray(x)
+@functools.cache
+def _dtype_within(dtype: np.dtype, qt: QType) -> bool:
+    """Whether every value of the integer ``dtype`` lies in ``qt`` (then no input of it needs a range check)."""
+    info = np.iinfo(dtype)
+    return qt.lo <= info.min and info.max <= qt.hi
+
+
+def _check_one(spec, x, name: str):
+    """``x`` checked against the input ``spec`` and converted to ``host_dtype`` of its type (batch axis added).
+    A ``jax.Array`` stays on its device (no round trip through the host): its dtype is converted there, and its
+    values are range-checked there too when its dtype can hold values outside the type."""
+    on_device = isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer)
+    if not on_device:
+        x = np.asarray(x)
     shape, qt = spec.shape, spec.qtype
-    if x.dtype.kind not in "iu":
-        raise JaxpulpError(f"{name}: dtype {x.dtype}, expected integers of type {qt} (network input {spec.name!r})")
+    dtype = np.dtype(x.dtype)
+    if dtype.kind not in "iu":
+        raise JaxpulpError(f"{name}: dtype {dtype}, expected integers of type {qt} (network input {spec.name!r})")
     if x.shape == shape:
         x = x[None]
     if x.ndim != 4 or x.shape[1:] != shape:
         raise JaxpulpError(f"{name}: shape {x.shape}, expected (batch, {', '.join(map(str, shape))}) HWC "
                            f"(network input {spec.name!r})")
-    info = np.iinfo(x.dtype)
-    if x.size and (info.min < qt.lo or info.max > qt.hi) and (x.min() < qt.lo or x.max() > qt.hi):
-        raise JaxpulpError(f"{name}: values span [{x.min()}, {x.max()}], outside {qt} [{qt.lo}, {qt.hi}] (network "
-                           f"input {spec.name!r})")
-    return x.astype(host_dtype(qt), copy=False)
+    if x.size and not _dtype_within(dtype, qt):
+        lo, hi = (int(v) for v in ((jnp.min(x), jnp.max(x)) if on_device else (x.min(), x.max())))
+        if lo < qt.lo or hi > qt.hi:
+            raise JaxpulpError(f"{name}: values span [{lo}, {hi}], outside {qt} [{qt.lo}, {qt.hi}] (network "
+                               f"input {spec.name!r})")
+    want = host_dtype(qt)
+    if dtype == want:
+        return x
+    return x.astype(want) if on_device else x.astype(want, copy=False)
 
 
 def _check_inputs(net: Network, x) -> dict:
@@ -640,7 +657,8 @@ def run_values(net: Network, x, *, params=None, act_types=None, keep: bool = Fal
 def run(net: Network, x, *, path: str = "packed", keep: bool = False, cluster: Cluster = GAP8,
         step: int | None = None) -> RunResult:
     """Run a batch of inputs ``x`` (int, (batch, H, W, C) or one (H, W, C) image; a dict by input name or a
-    sequence for networks with several inputs) through ``net``.
+    sequence for networks with several inputs; numpy arrays, or ``jax.Array``s, which stay on their device)
+    through ``net``.
 
     path="packed": each layer's PULP-NN kernel on packed memory images (bit-exact to the library);
     path="values": the value path (ideal semantics). ``step``: inputs per compiled step (a large batch runs as
