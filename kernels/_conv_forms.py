@@ -54,8 +54,9 @@ class Weights(NamedTuple):
     with zero filters), float32 for the float32 forms (the same integers),
     None for the 1x1 int8 GEMM; ``total``: int32 (Co,), each filter's sum of weights (the int8 forms' offset
     share); ``gemm``: the 1x1 int8 GEMM's (Co, Ci) int8 operand (its contracted axis last: XLA:CPU hands only such
-    int8 dots to YNNPACK, a transposed one ran 3.7x slower) or ``int8_band``'s banded matrix (``band_weights``;
-    ``hwio`` then holds the int8 HWIO for the float32 forms), else None."""
+    int8 dots to YNNPACK, a transposed one ran 3.7x slower), ``int8_band``'s banded matrix (``band_weights``) or
+    ``int8_im2col``'s (``im2col_weights``; for these two ``hwio`` holds the int8 HWIO for the float32 forms), else
+    None."""
 
     hwio: Any
     total: Any
@@ -248,23 +249,35 @@ def int8_conv_wide(x, w, cfg: ConvConfig, x_off):
     return int8_conv(x, w, cfg, x_off)
 
 
-def int8_im2col(x, w, cfg: ConvConfig, x_off, k_multiple: int = 32):
+IM2COL_K_MULTIPLE = 32  # int8_im2col's patch columns are zero-padded to a multiple of this
+
+
+def im2col_weights(w, cfg: ConvConfig, k_multiple: int = IM2COL_K_MULTIPLE, xp=jnp):
+    """``int8_im2col``'s weight matrix, int8 (Co, Kp): each filter's (ky, kx, c) values, zero-padded to ``Kp``, the
+    next multiple of ``k_multiple`` (its contracted axis last, as XLA:CPU hands int8 dots to YNNPACK). ``w``:
+    (Co, Kh, Kw, Ci) ints; ``xp``: ``numpy`` on the host (prepared once), ``jnp`` in the graph."""
+    k = cfg.Kh * cfg.Kw * cfg.Ci
+    kp = -(-k // k_multiple) * k_multiple
+    return xp.pad(xp.asarray(w).reshape(cfg.Co, k), ((0, 0), (0, kp - k))).astype(xp.int8)
+
+
+def int8_im2col(x, w, cfg: ConvConfig, x_off, k_multiple: int = IM2COL_K_MULTIPLE):
     """``int8_conv`` as an explicit im2col and one int8 GEMM: the patches (B*Ho*Wo, Kh*Kw*Ci) of the padded
     ``x - x_off`` are built in two passes (the Kw column-strided slices side by side, then the Kh row-strided
     slices of that), zero-padded to a multiple of ``k_multiple`` columns (zero weights: exact zeros), and
     multiplied by the weights (Co, K) in int8 with int32 accumulation. Exact under the same conditions as
-    ``int8_conv`` (the same products, the same offset share)."""
+    ``int8_conv`` (the same products, the same offset share). ``w``: (Co, Kh, Kw, Ci) ints, or ``Weights`` whose
+    ``gemm`` is ``im2col_weights`` (its padded width then sets the patches')."""
+    wk = w.gemm if isinstance(w, Weights) else im2col_weights(w, cfg, k_multiple)
     sy, sx = cfg.stride
     xs = _shifted_padded(x, cfg, x_off)
     cols = [xs[:, :, kx:kx + (cfg.Wo - 1) * sx + 1:sx] for kx in range(cfg.Kw)]
     h = jnp.concatenate(cols, axis=-1) if len(cols) > 1 else cols[0]  # (B, Hp, Wo, Kw*Ci)
     rows = [h[:, ky:ky + (cfg.Ho - 1) * sy + 1:sy] for ky in range(cfg.Kh)]
-    k = cfg.Kh * cfg.Kw * cfg.Ci
-    kp = -(-k // k_multiple) * k_multiple
+    k, kp = cfg.Kh * cfg.Kw * cfg.Ci, wk.shape[1]
     if kp > k:
         rows.append(jnp.zeros(rows[0].shape[:-1] + (kp - k,), jnp.int8))
     patches = (jnp.concatenate(rows, axis=-1) if len(rows) > 1 else rows[0]).reshape(-1, kp)
-    wk = jnp.pad(w.reshape(cfg.Co, k), ((0, 0), (0, kp - k))).astype(jnp.int8)  # (Co, Kp), (ky, kx, c) order
     # contracting the weights' last axis keeps XLA from inserting an int8 transpose that YNNPACK would refuse
     acc = jax.lax.dot_general(patches, wk, (((1,), (1,)), ((), ())), preferred_element_type=jnp.int32)
     acc = acc.reshape(x.shape[0], cfg.Ho, cfg.Wo, cfg.Co)
@@ -302,8 +315,8 @@ def int8_band(x, w, cfg: ConvConfig, x_off):
     (Kh * span * Ci values of the padded ``x - x_off``) times the banded weights (``band_weights``: a filter
     placed once per output pixel of the block, zeros elsewhere) gives all ``bw * Co`` accumulators of the block.
     Fewer bytes of patches than im2col (``span`` columns per block instead of ``bw * Kw``) for a few multiplies by
-    zero (exact zeros); meant for one input channel (DroNet's first layer), where the convolution libraries are
-    slow. Exact under ``int8_conv``'s conditions: every product is of int8 values, accumulated in int32 (modulo
+    zero (exact zeros); meant for one or a few input channels (DroNet's first layer, RGB stems at stride 1), where
+    the convolution libraries are slow. Exact under ``int8_conv``'s conditions: every product is of int8 values, accumulated in int32 (modulo
     2**32 in any order), plus the same offset share. ``w``: (Co, Kh, Kw, Ci) ints, or ``Weights`` whose ``gemm``
     is ``band_weights``."""
     bw, nb, span = band_geometry(cfg)

@@ -305,6 +305,8 @@ def prepare_weights(w, cfg: ConvConfig) -> Weights:
         return Weights(hwio.astype(np.int8), total, _conv_forms.band_weights(w, cfg, np))
     if form == "wide":
         return Weights(_conv_forms.wide_hwio(hwio.astype(np.int8), np), total)
+    if form == "im2col":  # the im2col GEMM's matrix, and the int8 HWIO for the value path's float32 forms
+        return Weights(hwio.astype(np.int8), total, _conv_forms.im2col_weights(w, cfg, xp=np))
     return Weights(hwio.astype(np.int8 if form == "conv" else np.float32), total)
 
 
@@ -322,6 +324,12 @@ def worst_case_groups(cfg: ConvConfig) -> tuple[int, ...]:
     return tuple(range(0, cfg.Ci, group))
 
 
+# A KxK kernel over a few input channels (an RGB stem) is an int8 GEMM over explicit patches (see ``int8_form``):
+# "band" for up to BAND_MAX_CHANNELS at stride 1, "im2col" for up to IM2COL_MAX_CHANNELS where XLA would hand the
+# int8 convolution to YNNPACK (Co >= 17), which is slow there.
+BAND_MAX_CHANNELS = 3
+IM2COL_MAX_CHANNELS = 8
+
 # Output pixels (batch * Ho * Wo) up to which a few-channel KxK conv (9-16 in, at most 16 out) is "wide" (see
 # ``int8_form``): measured wins at 1,024-2,500, losses from 16,384 on.
 WIDE_MAX_PIXELS = 8192
@@ -331,8 +339,10 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
     """The static formulation rule of ``_fast_accumulate`` for ``batch`` inputs (None: unknown, taken as large):
     "conv" (``_conv_forms.int8_conv``), "wide" (the same with zero filters up to 24 outputs,
     ``_conv_forms.int8_conv_wide``), "gemm" (a 1x1
-    kernel as one int8 GEMM, ``int8_pointwise``), "band" (one input channel, a KxK kernel: row blocks times banded
-    weights as one int8 GEMM, ``_conv_forms.int8_band``) or None (float32, ``_float_accumulate``).
+    kernel as one int8 GEMM, ``int8_pointwise``), "band" (one input channel, or up to ``BAND_MAX_CHANNELS`` at
+    stride 1, a KxK kernel: row blocks times banded weights as one int8 GEMM, ``_conv_forms.int8_band``), "im2col"
+    (2 to ``IM2COL_MAX_CHANNELS`` input channels and at least 17 outputs: explicit patches times the weights as one
+    int8 GEMM, ``_conv_forms.int8_im2col``) or None (float32, ``_float_accumulate``).
 
     Chosen with ``benchmarks/conv_forms.py`` (per shape, against ``lax.conv`` float32 of the same shape in the
     same run) and checked on the whole network (DroNet, paired runs of the value path with and without the rule),
@@ -369,6 +379,18 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
     whole DroNet, paired in one process, values 1.07 / 1.18 / 1.20x and packed 1.00 / 1.16 / 1.18x faster at batch
     1 / 16 / 128. Not measured on the EPYC (int8 GEMM 108 GMAC/s there: the band's 2.2x multiplies for Conv_0
     weigh more).
+    A few input channels (an RGB stem) with at least 17 outputs, where XLA hands the int8 convolution to YNNPACK:
+    that convolution is slow there (per shape, 2-core Xeon with AMX, ms at batch 16, int8 convolution / im2col /
+    band / this module's float32 form: 32x32x3 -> 24 3x3 s1 3.43 / 0.57 / 0.46 / 3.55, -> 32 s1 3.32 / 0.49 / 0.49
+    / 1.68, -> 32 s2 0.88 / 0.24 / 0.38 / 0.48, -> 64 s1 2.29 / 0.90 / 0.91 / 0.89; 96x96x3 -> 32 s1 31.4 / 5.44 /
+    4.48 / 14.6; 32x32 -> 32 s1 from 2 / 4 / 6 / 8 channels 3.47 / 0.52 / 0.38, 0.86 / 0.66 / 1.10, 2.02 / 0.77 /
+    1.29, 0.95 / 0.60 / 1.09): explicit patches ("im2col") from 2 to 8 channels, the banded GEMM for up to 3 at
+    stride 1, where it was the fastest (also at 16 outputs: the MLPerf-Tiny ResNet's 32x32x3 -> 16 stem 0.35 vs
+    0.52 ms for XLA's generic int8 loop at batch 16, 0.04 vs 0.16 at batch 1). Whole networks, paired in one
+    process, ratio to the float forward before -> after (packed / values): Deeploy miniMobileNet (8x8x3 -> 32 s2
+    stem) 1.60 / 1.57 -> 3.01 / 3.06 at batch 16, 1.58 / 1.61 -> 4.66 / 4.38 at 128, 1.24 / 1.32 -> 1.39 / 1.38
+    at 1; MLPerf-Tiny ResNet 1.21 / 1.25 -> 1.54 / 1.63 at batch 1, 1.53 / 1.47 -> 1.53 / 1.58 at 16. At most 16
+    outputs and stride 2 (MobileNetV1's 3 -> 8 stem) XLA's generic loop stays: it was the fastest there.
     Not taken:
     * Ci == 1: the int8 convolution of one channel is slower (19.9 vs 15.0 ms, loaded, EPYC). The int8 im2col
       GEMM (``_conv_forms.int8_im2col``, K padded to 32) is faster alone (6.3 vs 9.4 ms in a quieter run) but not
@@ -381,8 +403,10 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
         return None
     if (cfg.Kh, cfg.Kw) == (1, 1):
         return "gemm" if int8_gemm_1x1(cfg.Ci, cfg.Co) else None  # never for one channel
-    if cfg.Ci == 1:
+    if cfg.Ci == 1 or (cfg.Ci <= BAND_MAX_CHANNELS and cfg.stride == (1, 1)):
         return "band"
+    if cfg.Ci <= IM2COL_MAX_CHANNELS and cfg.Co >= _conv_forms.YNN_MIN_CHANNELS:
+        return "im2col"
     if cfg.Ci > 8 and max(cfg.Ci, cfg.Co) < _conv_forms.YNN_MIN_CHANNELS:  # XLA's generic int8 loop: slow here
         return "wide" if batch is not None and batch * cfg.Ho * cfg.Wo <= WIDE_MAX_PIXELS else None
     return "conv"
@@ -416,7 +440,7 @@ def _fast_accumulate(x8, w8, bias, cfg: ConvConfig, groups: tuple[int, ...] | No
     if form is not None:
         off = _engine.int8_offset((cfg.in_type.bits, cfg.in_type.signed)) if x_off is None else x_off
         acc = {"conv": _conv_forms.int8_conv, "wide": _conv_forms.int8_conv_wide, "gemm": int8_pointwise,
-               "band": _conv_forms.int8_band}[form](
+               "band": _conv_forms.int8_band, "im2col": _conv_forms.int8_im2col}[form](
             x8, w8, cfg, off)
     else:
         acc = _float_accumulate(x8, w8, cfg, groups)
@@ -445,6 +469,10 @@ def _check_prepared(w: Weights, cfg: ConvConfig) -> None:
         bw, _, span = _conv_forms.band_geometry(cfg)
         want = (((cfg.Kh, cfg.Kw, cfg.Ci, cfg.Co), jnp.dtype(jnp.int8)),
                 ((bw * cfg.Co, cfg.Kh * span * cfg.Ci), jnp.dtype(jnp.int8)), (cfg.Co,))
+    elif form == "im2col":
+        k, m = cfg.Kh * cfg.Kw * cfg.Ci, _conv_forms.IM2COL_K_MULTIPLE
+        want = (((cfg.Kh, cfg.Kw, cfg.Ci, cfg.Co), jnp.dtype(jnp.int8)),
+                ((cfg.Co, -(-k // m) * m), jnp.dtype(jnp.int8)), (cfg.Co,))
     else:
         co = max(cfg.Co, _conv_forms.WIDE_CO) if form == "wide" else cfg.Co
         want = (((cfg.Kh, cfg.Kw, cfg.Ci, co), jnp.dtype(jnp.float32 if form is None else jnp.int8)), None, (cfg.Co,))

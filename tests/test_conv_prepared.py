@@ -14,10 +14,12 @@ from jaxpulp.kernels import _conv_forms, conv, pointwise
 
 PROPERTY = settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
-# (Ci, Co, K): Ci = 1 takes the banded int8 GEMM, small 1x1 layers the float32 forms, larger 1x1 ones the int8
-# GEMM, KxK ones with 9-16 channels in and at most 16 out the int8 convolution with zero filters ("wide", at these
-# small batches), the others the int8 convolution (on the CPU)
-SHAPES = [(1, 8, 3), (8, 8, 1), (16, 32, 1), (24, 8, 1), (8, 24, 3), (24, 8, 3), (16, 16, 3), (12, 8, 3)]
+# (Ci, Co, K): Ci = 1 (and up to 3 at stride 1) takes the banded int8 GEMM, small 1x1 layers the float32 forms,
+# larger 1x1 ones the int8 GEMM, KxK ones with 2-8 channels in and at least 17 out the im2col int8 GEMM (at stride
+# 2 for 2-3 channels), with 9-16 channels in and at most 16 out the int8 convolution with zero filters ("wide", at
+# these small batches), the others the int8 convolution (on the CPU)
+SHAPES = [(1, 8, 3), (8, 8, 1), (16, 32, 1), (24, 8, 1), (8, 24, 3), (24, 8, 3), (16, 16, 3), (12, 8, 3), (3, 8, 3),
+          (3, 32, 3)]
 
 
 def _extreme(rng, lo, hi, shape):
@@ -43,8 +45,11 @@ def test_prepared_weights_give_the_raw_weights_bits_on_the_value_path(shape, it,
     form = conv.int8_form(cfg, batch=1)  # the layout prepare_weights makes
     if form == "gemm":  # 1x1, more than 8 channels: (Co, Ci) int8, the GEMM's contracted axis last
         assert prep.hwio is None and prep.gemm.dtype == np.int8 and prep.gemm.shape == (co, ci)
-    elif form == "band":  # one input channel: the banded GEMM's matrix, and int8 HWIO for the float32 forms
+    elif form == "band":  # few input channels: the banded GEMM's matrix, and int8 HWIO for the float32 forms
         assert prep.hwio.dtype == np.int8 and prep.gemm.dtype == np.int8 and prep.gemm.shape[0] % co == 0
+    elif form == "im2col":  # (Co, K padded to a multiple of 32) int8, and int8 HWIO for the float32 forms
+        assert prep.hwio.dtype == np.int8 and prep.gemm.dtype == np.int8
+        assert prep.gemm.shape == (co, -(-k * k * ci // 32) * 32) and not prep.gemm[:, k * k * ci:].any()
     elif form == "wide":  # int8 HWIO with zero filters up to WIDE_CO output channels
         assert prep.gemm is None and prep.hwio.dtype == np.int8 and prep.hwio.shape[-1] == _conv_forms.WIDE_CO
         assert not prep.hwio[..., co:].any()
@@ -87,6 +92,9 @@ def test_prepared_weights_give_the_image_bits_on_the_packed_path(shape, types, s
 
 
 @pytest.mark.parametrize("ci, co, k, small, large", [(1, 8, 3, "band", "band"), (8, 16, 3, "conv", "conv"),
+                                                     (3, 8, 3, "band", "band"), (3, 32, 5, "band", "band"),
+                                                     (4, 32, 3, "im2col", "im2col"), (8, 17, 3, "im2col", "im2col"),
+                                                     (4, 16, 3, "conv", "conv"),
                                                      (9, 16, 3, "wide", None), (16, 16, 3, "wide", None),
                                                      (12, 8, 5, "wide", None), (16, 17, 3, "conv", "conv"),
                                                      (16, 16, 1, "gemm", "gemm"), (8, 8, 1, None, None)])
@@ -94,7 +102,8 @@ def test_the_form_rule_on_the_cpu(ci, co, k, small, large):
     """``int8_form`` on the CPU: a KxK kernel with 9-16 input and at most 16 output channels is "wide" up to
     ``WIDE_MAX_PIXELS`` output pixels in the call and float32 above (XLA:CPU would run its int8 convolution as a
     generic loop, 5-8x slower), fewer input channels the int8 convolution (that loop is fast there), more than 16
-    channels either way YNNPACK's; off the CPU always None."""
+    channels either way YNNPACK's, except over 2-8 input channels (an RGB stem: explicit patches, "im2col", or
+    for up to 3 at stride 1 "band"); off the CPU always None."""
     cfg = conv.Config("u8", "u8", "i8", H=32, W=32, Ci=ci, Co=co, Kh=k, Kw=k, pad=(k // 2,) * 4)
     cpu = jax.default_backend() == "cpu"
     last = conv.WIDE_MAX_PIXELS // (cfg.Ho * cfg.Wo)  # the largest batch still "small"
@@ -115,6 +124,14 @@ def test_wide_weights_serve_both_forms(batch_over_limit):
     prep = conv.prepare_weights(w, cfg)
     got = np.asarray(jax.jit(lambda a, p: conv.accumulate(a, p, None, cfg, x_type=(8, 0)))(jnp.asarray(x), prep))
     np.testing.assert_array_equal(got, correlation(x, w, cfg))
+
+
+@pytest.mark.parametrize("ci, co, form", [(3, 32, "im2col"), (2, 24, "im2col"), (3, 8, "conv"), (8, 17, "im2col")])
+def test_the_form_rule_at_stride_two(ci, co, form):
+    """At stride 2 the banded GEMM (stride 1 only, up to 3 channels) gives way: explicit patches where XLA would
+    take YNNPACK's int8 convolution (at least 17 outputs), its generic loop (fast for few channels) below."""
+    cfg = conv.Config("u8", "u8", "i8", H=32, W=32, Ci=ci, Co=co, Kh=3, Kw=3, stride=(2, 2), pad=(1, 1, 1, 1))
+    assert conv.int8_form(cfg, batch=1) == (form if jax.default_backend() == "cpu" else None)
 
 
 def test_bad_weights_are_refused_by_name():
@@ -144,6 +161,13 @@ def test_bad_weights_are_refused_by_name():
         params16 = conv.Params(np.zeros(16, np.int32), np.zeros(16, np.int32), 0, 0, None)
         with pytest.raises(JaxpulpError, match=r"expected \(\(\(3, 3, 16, 24\)"):
             conv.run_lanes(np.zeros((1, 4 * 4 * 16), np.int32), plain, params16, cfg=w16)
+    # the im2col GEMM's layout: the int8 HWIO alone is refused
+    stem = conv.Config("u8", "u8", "i8", H=4, W=4, Ci=4, Co=24, Kh=3, Kw=3, pad=(1, 1, 1, 1))
+    if conv.int8_form(stem, batch=1) == "im2col":
+        params24 = conv.Params(np.zeros(24, np.int32), np.zeros(24, np.int32), 0, 0, None)
+        hwio_only = conv.Weights(np.zeros((3, 3, 4, 24), np.int8), np.zeros(24, np.int32))
+        with pytest.raises(JaxpulpError, match=r"expected \(\(\(3, 3, 4, 24\).*\(\(24, 64\)"):
+            conv.run_lanes(np.zeros((1, 4 * 4 * 4), np.int32), hwio_only, params24, cfg=stem)
     # one input channel (the banded GEMM on the CPU): a band of 4-pixel blocks for a 2-pixel-wide output, or the
     # int8 HWIO alone, is refused
     narrow = conv.Config("u8", "u8", "i8", H=4, W=2, Ci=1, Co=8, Kh=3, Kw=3, pad=(1, 1, 1, 1))
