@@ -123,18 +123,69 @@ def _bn64(kappa, acc, lam, out_shift):
     return _i32(jnp.where(s >= 32, high, low))
 
 
-def requant(acc, *, relu, bn, kappa, lam, out_mult, out_shift, lo, hi, bn_bits: int = 32):
+BN64_SPLIT_MAX = 20  # the widest low piece ``bn64_split`` tries (bits)
+
+
+def bn64_split(kappa, lam, out_shift: int, acc_lo=None, acc_hi=None) -> int | None:
+    """Static proof that the 64-bit BN value ``asr64(kappa*acc + lam, s)`` (s = ``out_shift & 63``) of every
+    accumulator in [``acc_lo``, ``acc_hi``] (per channel, int64 bounds of the exact sum: where they leave int32
+    the accumulator wraps and any int32 value is taken; default the whole int32 range) is computed exactly in
+    int32 arithmetic from two pieces of ``acc``: with ``acc = hi * 2**r + lo`` (``hi = acc >> r``, ``lo = acc &
+    (2**r - 1)``), ``floor((kappa*acc + lam) / 2**r) = kappa*hi + ((kappa*lo + lam) >> r)`` =: M, and the value is
+    ``M >> (s - r)`` (nested floor divisions by powers of two; ``>> 31`` where s - r > 31, M then being in int32).
+    Returns the widest such r (1 <= r <= min(s, ``BN64_SPLIT_MAX``)) for which every intermediate of every channel
+    lies in int32 (interval arithmetic on Python ints: no wrap anywhere, and the value, |v| <= |M| < 2**31, is its
+    own low 32 bits), else None. ``kappa`` / ``lam``: concrete ints per channel (or scalars)."""
+    s = int(out_shift) & 63
+    k = np.atleast_1d(np.asarray(kappa, np.int64)).astype(object)
+    lam_ = np.broadcast_to(np.atleast_1d(np.asarray(lam, np.int64)), k.shape).astype(object)
+    lo = np.broadcast_to(np.atleast_1d(np.asarray(-(1 << 31) if acc_lo is None else acc_lo, np.int64)), k.shape)
+    hi = np.broadcast_to(np.atleast_1d(np.asarray((1 << 31) - 1 if acc_hi is None else acc_hi, np.int64)), k.shape)
+    wraps = (lo < -(1 << 31)) | (hi >= (1 << 31))  # an int32 accumulator that may wrap may hold any int32 value
+    lo = np.where(wraps, -(1 << 31), lo).astype(object)
+    hi = np.where(wraps, (1 << 31) - 1, hi).astype(object)
+
+    def fits(*vs):
+        return all(-(1 << 31) <= int(v) < (1 << 31) for arr in vs for v in np.ravel(arr))
+
+    for r in range(min(s, BN64_SPLIT_MAX), 0, -1):
+        m = (1 << r) - 1
+        p1 = np.stack([k * 0, k * m])  # kappa * lo over lo in [0, m]
+        t_lo, t_hi = p1.min(axis=0) + lam_, p1.max(axis=0) + lam_
+        h = np.stack([k * (lo >> r), k * (hi >> r)])  # kappa * hi over hi in [lo >> r, hi >> r]: ends
+        m_lo = h.min(axis=0) + (t_lo >> r)
+        m_hi = h.max(axis=0) + (t_hi >> r)
+        if fits(p1, t_lo, t_hi, h, m_lo, m_hi):
+            return r
+    return None
+
+
+def _bn64_split(kappa, acc, lam, out_shift, r: int):
+    """``bn64_split``'s two-piece int32 form (r proved for these parameters): the BN value, int32."""
+    k = jnp.asarray(kappa, jnp.int32)
+    low = k * (acc & ((1 << r) - 1)) + jnp.asarray(lam, jnp.int32)
+    m = k * jnp.right_shift(acc, r) + jnp.right_shift(low, r)
+    s = jnp.asarray(out_shift, jnp.int32) & 63
+    return jnp.right_shift(m, jnp.minimum(s - r, 31))
+
+
+def requant(acc, *, relu, bn, kappa, lam, out_mult, out_shift, lo, hi, bn_bits: int = 32,
+            bn_split: int | None = None):
     """Vectorised requantisation of int32 accumulators (wrap-around int32 arithmetic, as on the core).
 
     ``kappa`` / ``lam`` broadcast against ``acc`` (per output channel: the last axis); ``relu``, ``bn``,
     ``out_mult`` (uint16 argument), ``out_shift`` and the clip bounds ``lo``/``hi`` may be traced scalars.
-    ``bn_bits`` (static, 32 or 64): the library tree of the BN mode (see the module docstring).
+    ``bn_bits`` (static, 32 or 64): the library tree of the BN mode (see the module docstring). ``bn_split``
+    (static): for ``bn_bits=64``, a split ``bn64_split`` proved for these very parameters and accumulators (the
+    same bits in a quarter of the operations), else None (16-bit limbs, any values).
     """
     acc = jnp.asarray(acc, jnp.int32)
     s = jnp.bitwise_and(jnp.asarray(out_shift, jnp.int32), 31)
 
     def bn_v():
         if bn_bits == 64:
+            if bn_split is not None:
+                return _bn64_split(kappa, acc, lam, out_shift, bn_split)
             return _bn64(kappa, acc, lam, out_shift)
         return jnp.right_shift(jnp.asarray(kappa, jnp.int32) * acc + jnp.asarray(lam, jnp.int32), s)
 

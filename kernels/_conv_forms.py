@@ -316,9 +316,9 @@ def int8_band(x, w, cfg: ConvConfig, x_off):
     placed once per output pixel of the block, zeros elsewhere) gives all ``bw * Co`` accumulators of the block.
     Fewer bytes of patches than im2col (``span`` columns per block instead of ``bw * Kw``) for a few multiplies by
     zero (exact zeros); meant for one or a few input channels (DroNet's first layer, RGB stems at stride 1), where
-    the convolution libraries are slow. Exact under ``int8_conv``'s conditions: every product is of int8 values, accumulated in int32 (modulo
-    2**32 in any order), plus the same offset share. ``w``: (Co, Kh, Kw, Ci) ints, or ``Weights`` whose ``gemm``
-    is ``band_weights``."""
+    the convolution libraries are slow. Exact under ``int8_conv``'s conditions: every product is of int8 values,
+    accumulated in int32 (modulo 2**32 in any order), plus the same offset share. ``w``: (Co, Kh, Kw, Ci) ints, or
+    ``Weights`` whose ``gemm`` is ``band_weights``."""
     bw, nb, span = band_geometry(cfg)
     sy, sx = cfg.stride
     step = sx * bw

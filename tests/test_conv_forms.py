@@ -90,7 +90,8 @@ def test_every_form_equals_the_int64_correlation_at_the_type_extremes(case):
 
 
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), k=st.sampled_from([1, 3, 5]), s=st.integers(1, 2), ci=st.sampled_from([1, 3, 32]))
+@given(seed=st.integers(0, 2**32 - 1), k=st.sampled_from([1, 3, 5]), s=st.integers(1, 2),
+       ci=st.sampled_from([1, 3, 32]))
 def test_value_path_with_traced_types_equals_the_correlation_for_each_type(seed, k, s, ci):
     """``accumulate`` with the input type as data (vmapped over u8 / i8 / u4 / i2 batches, each holding values of
     its own type at the extremes): the int8 offset is traced, the result == the int64 correlation plus bias."""

@@ -1,6 +1,6 @@
 """Requantisation rules: the vectorised and the Python-int implementations agree, and the spec's examples."""
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 from jaxpulp import quant
 
@@ -94,3 +94,43 @@ def test_static_flags_trace_only_the_selected_mode_and_equal_traced_flags(seed, 
     static = quant.requant(acc, relu=relu, bn=bn, **kw)
     traced = quant.requant(acc, relu=jnp.int32(relu), bn=jnp.int32(bn), **kw)
     np.testing.assert_array_equal(np.asarray(static), np.asarray(traced))
+
+
+@settings(max_examples=200, deadline=None)
+@given(kappa_bits=st.integers(0, 31), lam_bits=st.integers(0, 31), acc_bits=st.integers(1, 33),
+       shift=st.integers(0, 70), seed=st.integers(0, 2**32 - 1))
+def test_bn64_split_where_proved_equals_the_64_bit_tree(kappa_bits, lam_bits, acc_bits, shift, seed):
+    """``bn64_split``: where it proves a split r for the channels' parameters and accumulator ranges, the two-piece
+    int32 form gives the 64-bit tree's bits at the range ends, at the piece boundaries and at random accumulators
+    (accumulator ranges beyond int32 mean a wrapping accumulator: the whole int32 range)."""
+    rng = np.random.default_rng(seed)
+    co = 3
+    k = rng.integers(-(1 << kappa_bits), 1 << kappa_bits, co)
+    lam = rng.integers(-(1 << lam_bits), 1 << lam_bits, co) if lam_bits < 31 else rng.integers(-(2**31), 2**31, co)
+    hi = rng.integers(0, 1 << acc_bits, co)
+    lo = -rng.integers(0, 1 << acc_bits, co)
+    r = quant.bn64_split(k, lam, shift, lo, hi)
+    assume(r is not None)  # test_bn64_split_refuses_what_would_wrap shows the other side
+    assert 1 <= r <= min(shift & 63, quant.BN64_SPLIT_MAX)
+    wraps = (lo < -(2**31)) | (hi >= 2**31)
+    lo32, hi32 = np.where(wraps, -(2**31), lo), np.where(wraps, 2**31 - 1, hi)
+    base = lo32 + ((hi32 - lo32) >> 1)  # around the middle: the piece boundaries of its neighbourhood
+    cut = base - base % (1 << r)
+    edges = [lo32, hi32, np.clip(cut, lo32, hi32), np.clip(cut - 1, lo32, hi32)]
+    acc = np.stack(edges + [rng.integers(lo32, hi32 + 1) for _ in range(40)]).astype(np.int32)
+    kw = dict(relu=1, bn=1, kappa=k.astype(np.int32), lam=lam.astype(np.int32), out_mult=0, out_shift=shift,
+              lo=-(2**31), hi=2**31 - 1, bn_bits=64)
+    got = np.asarray(quant.requant(acc, bn_split=r, **kw))
+    want = np.asarray(quant.requant(acc, **kw))  # 16-bit limbs: equal to Python ints (test above)
+    bad = np.argwhere(got != want)
+    assert bad.size == 0, (f"split {r}: acc {acc[tuple(bad[0])]} kappa {k[bad[0][1]]} lam {lam[bad[0][1]]} shift "
+                           f"{shift}: {got[tuple(bad[0])]} != {want[tuple(bad[0])]}")
+
+
+def test_bn64_split_refuses_what_would_wrap():
+    # kappa 55,796 over the whole int32 range: kappa * (acc >> r) or kappa * (acc & (2**r - 1)) leaves int32 for
+    # every r; over a 22-bit accumulator range (a NEMO EEGNet layer's) r = 15 fits, r = 16 would not (the low piece)
+    assert quant.bn64_split([55796], [0], 20) is None
+    assert quant.bn64_split([55796], [0], 20, [-(2**22)], [2**22]) == 15
+    assert quant.bn64_split([3], [7], 0) is None  # no shift: nothing to split
+    assert quant.bn64_split([3], [7], 40) == quant.BN64_SPLIT_MAX
