@@ -124,18 +124,21 @@ def _bn64(kappa, acc, lam, out_shift):
 
 
 BN64_SPLIT_MAX = 20  # the widest low piece ``bn64_split`` tries (bits)
+BN64_SPLIT_PIECES = 3  # the most low pieces it tries
 
 
-def bn64_split(kappa, lam, out_shift: int, acc_lo=None, acc_hi=None) -> int | None:
+def bn64_split(kappa, lam, out_shift: int, acc_lo=None, acc_hi=None) -> tuple[int, int] | None:
     """Static proof that the 64-bit BN value ``asr64(kappa*acc + lam, s)`` (s = ``out_shift & 63``) of every
     accumulator in [``acc_lo``, ``acc_hi``] (per channel, int64 bounds of the exact sum: where they leave int32
     the accumulator wraps and any int32 value is taken; default the whole int32 range) is computed exactly in
-    int32 arithmetic from two pieces of ``acc``: with ``acc = hi * 2**r + lo`` (``hi = acc >> r``, ``lo = acc &
-    (2**r - 1)``), ``floor((kappa*acc + lam) / 2**r) = kappa*hi + ((kappa*lo + lam) >> r)`` =: M, and the value is
-    ``M >> (s - r)`` (nested floor divisions by powers of two; ``>> 31`` where s - r > 31, M then being in int32).
-    Returns the widest such r (1 <= r <= min(s, ``BN64_SPLIT_MAX``)) for which every intermediate of every channel
-    lies in int32 (interval arithmetic on Python ints: no wrap anywhere, and the value, |v| <= |M| < 2**31, is its
-    own low 32 bits), else None. ``kappa`` / ``lam``: concrete ints per channel (or scalars)."""
+    int32 arithmetic from pieces of ``acc``: n low pieces of r bits, ``a_i = (acc >> i*r) & (2**r - 1)``, and the
+    top ``acc >> n*r``. With ``U_0 = lam``, ``U_{i+1} = (kappa*a_i + U_i) >> r``, ``M = kappa*top + U_n`` equals
+    ``floor((kappa*acc + lam) / 2**(n*r))`` (each step one floor division by ``2**r`` of an exact sum), and the
+    value is ``M >> (s - n*r)`` (``>> 31`` where that exceeds 31, M being in int32). Returns (r, n), the fewest
+    pieces (n <= ``BN64_SPLIT_PIECES``), widest first (n*r <= s, r <= ``BN64_SPLIT_MAX``), for which every
+    intermediate of every channel lies in int32 (interval arithmetic on Python ints: no wrap anywhere, and the
+    value, |v| <= |M| < 2**31, is its own low 32 bits), else None. ``kappa`` / ``lam``: concrete ints per channel
+    (or scalars)."""
     s = int(out_shift) & 63
     k = np.atleast_1d(np.asarray(kappa, np.int64)).astype(object)
     lam_ = np.broadcast_to(np.atleast_1d(np.asarray(lam, np.int64)), k.shape).astype(object)
@@ -148,36 +151,41 @@ def bn64_split(kappa, lam, out_shift: int, acc_lo=None, acc_hi=None) -> int | No
     def fits(*vs):
         return all(-(1 << 31) <= int(v) < (1 << 31) for arr in vs for v in np.ravel(arr))
 
-    for r in range(min(s, BN64_SPLIT_MAX), 0, -1):
-        m = (1 << r) - 1
-        p1 = np.stack([k * 0, k * m])  # kappa * lo over lo in [0, m]
-        t_lo, t_hi = p1.min(axis=0) + lam_, p1.max(axis=0) + lam_
-        h = np.stack([k * (lo >> r), k * (hi >> r)])  # kappa * hi over hi in [lo >> r, hi >> r]: ends
-        m_lo = h.min(axis=0) + (t_lo >> r)
-        m_hi = h.max(axis=0) + (t_hi >> r)
-        if fits(p1, t_lo, t_hi, h, m_lo, m_hi):
-            return r
+    for n in range(1, BN64_SPLIT_PIECES + 1):
+        for r in range(min(s // n, BN64_SPLIT_MAX), 0, -1):
+            prod = np.stack([k * 0, k * ((1 << r) - 1)])  # kappa * a_i over a_i in [0, 2**r - 1]
+            u_lo, u_hi, ok = lam_, lam_, fits(prod)
+            for _ in range(n):
+                t_lo, t_hi = prod.min(axis=0) + u_lo, prod.max(axis=0) + u_hi
+                ok = ok and fits(t_lo, t_hi)
+                u_lo, u_hi = t_lo >> r, t_hi >> r
+            top = np.stack([k * (lo >> (n * r)), k * (hi >> (n * r))])  # kappa * top: at the ends of its range
+            if ok and fits(top, top.min(axis=0) + u_lo, top.max(axis=0) + u_hi):
+                return r, n
     return None
 
 
-def _bn64_split(kappa, acc, lam, out_shift, r: int):
-    """``bn64_split``'s two-piece int32 form (r proved for these parameters): the BN value, int32."""
+def _bn64_split(kappa, acc, lam, out_shift, split: tuple[int, int]):
+    """``bn64_split``'s int32 form (``split`` = (r, n) proved for these parameters): the BN value, int32."""
+    r, n = split
     k = jnp.asarray(kappa, jnp.int32)
-    low = k * (acc & ((1 << r) - 1)) + jnp.asarray(lam, jnp.int32)
-    m = k * jnp.right_shift(acc, r) + jnp.right_shift(low, r)
+    u = jnp.asarray(lam, jnp.int32)
+    for i in range(n):
+        u = jnp.right_shift(k * (jnp.right_shift(acc, i * r) & ((1 << r) - 1)) + u, r)
+    m = k * jnp.right_shift(acc, n * r) + u
     s = jnp.asarray(out_shift, jnp.int32) & 63
-    return jnp.right_shift(m, jnp.minimum(s - r, 31))
+    return jnp.right_shift(m, jnp.minimum(s - n * r, 31))
 
 
 def requant(acc, *, relu, bn, kappa, lam, out_mult, out_shift, lo, hi, bn_bits: int = 32,
-            bn_split: int | None = None):
+            bn_split: tuple[int, int] | None = None):
     """Vectorised requantisation of int32 accumulators (wrap-around int32 arithmetic, as on the core).
 
     ``kappa`` / ``lam`` broadcast against ``acc`` (per output channel: the last axis); ``relu``, ``bn``,
     ``out_mult`` (uint16 argument), ``out_shift`` and the clip bounds ``lo``/``hi`` may be traced scalars.
     ``bn_bits`` (static, 32 or 64): the library tree of the BN mode (see the module docstring). ``bn_split``
-    (static): for ``bn_bits=64``, a split ``bn64_split`` proved for these very parameters and accumulators (the
-    same bits in a quarter of the operations), else None (16-bit limbs, any values).
+    (static): for ``bn_bits=64``, a split (r, n) ``bn64_split`` proved for these very parameters and accumulators
+    (the same bits in a third to a quarter of the operations), else None (16-bit limbs, any values).
     """
     acc = jnp.asarray(acc, jnp.int32)
     s = jnp.bitwise_and(jnp.asarray(out_shift, jnp.int32), 31)

@@ -51,6 +51,13 @@ def _bn_bits(obj):
     if obj.bn_bits not in (32, 64):
         raise JaxpulpError(f"bn_bits={obj.bn_bits!r}: expected 32 or 64 (the library's 32bit/ or 64bit/ tree: width "
                            "of kappa, lambda and the batch-norm requantisation arithmetic)")
+    v = obj.bn_split
+    if v is None:
+        return
+    if (obj.bn_bits != 64 or not isinstance(v, tuple) or len(v) != 2
+            or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 1 for t in v)):
+        raise JaxpulpError(f"bn_split={v!r}: expected None, or with bn_bits=64 a (piece bits, pieces) pair of ints "
+                           ">= 1 that quant.bn64_split proved for the parameters the kernel will run with")
 
 
 def _flags(obj):
@@ -92,6 +99,7 @@ class ConvConfig:
     Wo: int = None  # type: ignore[assignment]  # (as Ho)
     semantics: str = "library"
     bn_bits: int = 32
+    bn_split: tuple[int, int] | None = None  # see LinearConfig
 
     family = "conv"
 
@@ -171,6 +179,9 @@ class LinearConfig:
     bias: bool = False
     semantics: str = "library"
     bn_bits: int = 32
+    # bn_bits=64 in the int32 pieces of quant.bn64_split: a (piece bits, pieces) split proved for the kappa, lambda
+    # and out_shift of every call (jaxpulp.network sets it from a network's own parameters); None: 16-bit limbs
+    bn_split: tuple[int, int] | None = None
 
     family = "linear"
 

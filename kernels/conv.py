@@ -548,7 +548,7 @@ def requantise_static(acc, p: Params, cfg: ConvConfig, cluster: Cluster = GAP8):
     kernels' packed fast paths."""
     ot = cfg.out_type
     out = quant.requant(acc, relu=cfg.relu, bn=cfg.bn, kappa=p.kappa, lam=p.lam, out_mult=p.out_mult,
-                        out_shift=p.out_shift, lo=ot.lo, hi=ot.hi, bn_bits=cfg.bn_bits)
+                        out_shift=p.out_shift, lo=ot.lo, hi=ot.hi, bn_bits=cfg.bn_bits, bn_split=cfg.bn_split)
     if cfg.semantics != "library" or not ot.signed or quant.mode(cfg.relu, cfg.bn) != quant.MODE_SHIFT:
         return out
     quirk = pair_mask(cfg, cluster)[:, :, None] & (np.arange(cfg.Co) < (cfg.Co // 4) * 4)

@@ -328,10 +328,10 @@ def _accumulate_values(g: Geometry, x, w, bk: Bucket):
     return acc
 
 
-def _finish(g: Geometry, acc, p: Params, C: int, bn_bits: int = 32):
+def _finish(g: Geometry, acc, p: Params, C: int, bn_bits: int = 32, bn_split=None):
     """Bias and requantisation of accumulators (..., C) -> output values. Library bias: channel t of group gi
     adds ``bias[gi + t]`` (§8.5); ideal: ``bias[c]``. Requant §4.1 with the correct signed clip; ``bn_bits``
-    (static): the library tree (32bit/ or 64bit/, §4.3)."""
+    (static): the library tree (32bit/ or 64bit/, §4.3); ``bn_split``: ``DepthwiseConfig.bn_split``."""
     if p.bias is not None:
         c = jnp.arange(C, dtype=jnp.int32)
         G = _group_traced(g)
@@ -339,7 +339,7 @@ def _finish(g: Geometry, acc, p: Params, C: int, bn_bits: int = 32):
         acc = acc + jnp.asarray(p.bias, jnp.int32)[jnp.clip(bidx, 0, C - 1)]
     lo, hi = quant.type_bounds(g.bo, g.so)
     return quant.requant(acc, relu=g.relu, bn=g.bn, kappa=p.kappa, lam=p.lam, out_mult=p.out_mult,
-                         out_shift=p.out_shift, lo=lo, hi=hi, bn_bits=bn_bits)
+                         out_shift=p.out_shift, lo=lo, hi=hi, bn_bits=bn_bits, bn_split=bn_split)
 
 
 def _pack_output(g: Geometry, vals, bk: Bucket):
@@ -473,9 +473,9 @@ def _fast_lanes_hwc(x, w8, p: Params, cfg: DepthwiseConfig, cluster: Cluster):
     them, flattened, is the output image)."""
     if _reads_like_ideal(cfg):  # the taps of the channels-last image, no transpose to planes and back
         acc = accumulate(x.reshape(-1, cfg.H, cfg.W, cfg.Co), w8, None, cfg)
-        return _finish(geometry(cfg, cluster), acc, p, cfg.Co, cfg.bn_bits)
+        return _finish(geometry(cfg, cluster), acc, p, cfg.Co, cfg.bn_bits, cfg.bn_split)
     V = jnp.transpose(x.reshape(-1, cfg.H * cfg.W, cfg.Co), (0, 2, 1))
-    return _finish(geometry(cfg, cluster), _fast_accumulate(V, w8, cfg), p, cfg.Co, cfg.bn_bits)
+    return _finish(geometry(cfg, cluster), _fast_accumulate(V, w8, cfg), p, cfg.Co, cfg.bn_bits, cfg.bn_split)
 
 
 def _reads_like_ideal(cfg: DepthwiseConfig) -> bool:

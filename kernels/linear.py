@@ -247,13 +247,14 @@ def _quirk_masks(g: Geometry, leftover, quad_pos):
     return lost, wrong, library & quantized & leftover
 
 
-def _requant_neurons(g: Geometry, acc, p: Params, kidx, bn_bits: int):
-    """Quantised outputs of the int32 accumulators ``acc`` (..., M) with the kappa / lambda rows ``kidx``."""
+def _requant_neurons(g: Geometry, acc, p: Params, kidx, bn_bits: int, bn_split=None):
+    """Quantised outputs of the int32 accumulators ``acc`` (..., M) with the kappa / lambda rows ``kidx``
+    (``bn_split``: ``LinearConfig.bn_split``)."""
     bits = jnp.where(g.bo != 32, g.bo, 8)
     lo_b, hi_b = quant.type_bounds(bits, g.so)
     kappa, lam = (p.kappa, p.lam) if kidx is None else (jnp.asarray(p.kappa)[kidx], jnp.asarray(p.lam)[kidx])
     return quant.requant(acc, relu=g.relu, bn=g.bn, kappa=kappa, lam=lam, out_mult=p.out_mult,
-                         out_shift=p.out_shift, lo=lo_b, hi=hi_b, bn_bits=bn_bits)
+                         out_shift=p.out_shift, lo=lo_b, hi=hi_b, bn_bits=bn_bits, bn_split=bn_split)
 
 
 def _values(g: Geometry, x8, w8, p: Params, bk: Bucket, bn_bits: int = 32):
@@ -424,7 +425,7 @@ def _fast_lanes(x8, w_words, p: Params, cfg: LinearConfig, cluster: Cluster):
     if cfg.out_type.bits == 32:
         return acc
     kidx = np.where(row0, 0, np.arange(cfg.M)) if row0.any() else None
-    return _requant_neurons(g, acc, p, kidx, cfg.bn_bits)
+    return _requant_neurons(g, acc, p, kidx, cfg.bn_bits, cfg.bn_split)
 
 
 # -------------------------------------------------------------------------------------- public API

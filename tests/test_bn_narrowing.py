@@ -4,8 +4,10 @@ the two-piece int32 form where ``quant.bn64_split`` proves it: checked against t
 interpreter (int64, 64-bit tree) at the inputs that reach the ends of every channel's accumulator range, and the
 proof shown to be needed (where it fails, the 32-bit tree really differs at those inputs)."""
 import dataclasses
+from unittest import mock
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from jaxpulp import QType, quant
@@ -71,10 +73,20 @@ def test_the_narrowed_value_path_equals_the_64_bit_interpreter(kind, it, scale, 
     assert getattr(prepared, "bn_split", None) == (None if narrowed else split)
     if shift & 63 >= 32:
         assert not narrowed
+    if kind == "depthwise" and bias:  # the depthwise kernel reads one signed byte of bias per channel
+        return
+    cfg = execute._prepared_packed_configs(net, execute.GAP8)[0]
+    packed = execute.run(net, x).outputs["out"]
     if kind == "conv":  # the packed path narrows the conv kernel alike (no accumulation quirk reaches it), but
-        cfg = execute._prepared_packed_configs(net, execute.GAP8)[0]  # not where it reads a bias pointer
-        assert (cfg.family, cfg.bn_bits == 32) == ("conv", narrowed and not bias)
-        np.testing.assert_array_equal(execute.run(net, x).outputs["out"], want)
+        assert (cfg.family, cfg.bn_bits == 32) == ("conv", narrowed and not bias)  # not where it reads a bias
+        np.testing.assert_array_equal(packed, want)
+    if cfg.bn_bits == 64:  # elsewhere the int32 pieces proved for any int32 accumulator (whatever the kernel's
+        p = net.params["l"]  # quirks make of it), else 16-bit limbs: the same bits as the limbs
+        assert cfg.bn_split == quant.bn64_split(p["kappa"], p["lam"], p["out_shift"])
+        limbs = _net(kind, QType.parse(it), np.random.default_rng(seed), scale, shift, bias)  # fresh caches
+        with mock.patch.object(quant, "bn64_split", lambda *a, **k: None):
+            assert execute._prepared_packed_configs(limbs, execute.GAP8)[0].bn_split is None
+            np.testing.assert_array_equal(packed, execute.run(limbs, x).outputs["out"])
 
 
 def _trees_differ(net, x):
@@ -97,6 +109,20 @@ def test_the_proof_is_needed_where_it_fails_and_holds_where_it_passes():
         elif _trees_differ(net, x):
             failed += 1
     assert passed >= 5 and failed >= 5  # both sides of the proof were exercised, and failures really differ
+
+
+def test_a_kernel_config_takes_a_split_only_with_the_64_bit_tree():
+    from jaxpulp import JaxpulpError
+    from jaxpulp.kernels.config import ConvConfig, LinearConfig
+
+    geo = dict(H=4, W=4, Ci=8, Co=8)
+    assert ConvConfig("u8", "u8", "i8", bn_bits=64, bn_split=(12, 2), **geo).bn_split == (12, 2)
+    for bad in (dict(bn_bits=32, bn_split=(12, 2)), dict(bn_bits=64, bn_split=(0, 1)),
+                dict(bn_bits=64, bn_split=12), dict(bn_bits=64, bn_split=(12, True))):
+        with pytest.raises(JaxpulpError, match="bn_split="):
+            ConvConfig("u8", "u8", "i8", **geo, **bad)
+    with pytest.raises(JaxpulpError, match="bn_split="):
+        LinearConfig("u8", "u8", "i8", N=8, M=4, bn_split=(16, 1))
 
 
 def test_only_bn_mode_64_bit_layers_are_narrowed():

@@ -111,12 +111,13 @@ def test_bn64_split_where_proved_equals_the_64_bit_tree(kappa_bits, lam_bits, ac
     lo = -rng.integers(0, 1 << acc_bits, co)
     r = quant.bn64_split(k, lam, shift, lo, hi)
     assume(r is not None)  # test_bn64_split_refuses_what_would_wrap shows the other side
-    assert 1 <= r <= min(shift & 63, quant.BN64_SPLIT_MAX)
+    width, n = r
+    assert 1 <= width <= quant.BN64_SPLIT_MAX and 1 <= n <= quant.BN64_SPLIT_PIECES and width * n <= shift & 63
     wraps = (lo < -(2**31)) | (hi >= 2**31)
     lo32, hi32 = np.where(wraps, -(2**31), lo), np.where(wraps, 2**31 - 1, hi)
     base = lo32 + ((hi32 - lo32) >> 1)  # around the middle: the piece boundaries of its neighbourhood
-    cut = base - base % (1 << r)
-    edges = [lo32, hi32, np.clip(cut, lo32, hi32), np.clip(cut - 1, lo32, hi32)]
+    cuts = [base - base % (1 << (width * (i + 1))) for i in range(n)]
+    edges = [lo32, hi32] + [np.clip(c + d, lo32, hi32) for c in cuts for d in (0, -1)]
     acc = np.stack(edges + [rng.integers(lo32, hi32 + 1) for _ in range(40)]).astype(np.int32)
     kw = dict(relu=1, bn=1, kappa=k.astype(np.int32), lam=lam.astype(np.int32), out_mult=0, out_shift=shift,
               lo=-(2**31), hi=2**31 - 1, bn_bits=64)
@@ -127,10 +128,12 @@ def test_bn64_split_where_proved_equals_the_64_bit_tree(kappa_bits, lam_bits, ac
                            f"{shift}: {got[tuple(bad[0])]} != {want[tuple(bad[0])]}")
 
 
-def test_bn64_split_refuses_what_would_wrap():
-    # kappa 55,796 over the whole int32 range: kappa * (acc >> r) or kappa * (acc & (2**r - 1)) leaves int32 for
-    # every r; over a 22-bit accumulator range (a NEMO EEGNet layer's) r = 15 fits, r = 16 would not (the low piece)
-    assert quant.bn64_split([55796], [0], 20) is None
-    assert quant.bn64_split([55796], [0], 20, [-(2**22)], [2**22]) == 15
+def test_bn64_split_takes_the_fewest_pieces_that_keep_int32():
+    # kappa 55,796 over the whole int32 range: with one low piece, kappa * (acc >> r) or kappa * (acc & (2**r - 1))
+    # leaves int32 for every r; two pieces of 10 bits fit. Over a 22-bit accumulator range (a NEMO EEGNet layer's)
+    # one low piece of 15 bits fits, 16 would not (kappa * 65,535 > 2**31)
+    assert quant.bn64_split([55796], [0], 20) == (10, 2)
+    assert quant.bn64_split([55796], [0], 20, [-(2**22)], [2**22]) == (15, 1)
     assert quant.bn64_split([3], [7], 0) is None  # no shift: nothing to split
-    assert quant.bn64_split([3], [7], 40) == quant.BN64_SPLIT_MAX
+    assert quant.bn64_split([3], [7], 40) == (quant.BN64_SPLIT_MAX, 1)
+    assert quant.bn64_split([2**31 - 1], [0], 3) is None  # kappa * a piece of 1 bit already fills int32

@@ -389,9 +389,9 @@ def _requant(acc, p, lay: Layer, out_t):
 @dataclasses.dataclass(frozen=True)
 class _SplitBNLayer(Layer):
     """A ``bn_bits=64`` layer whose 64-bit BN value ``quant.bn64_split`` proved, from the layer's own parameters
-    and input type (``_bn_split``), to be computed exactly by the two-piece int32 form with this split (bits)."""
+    and input type (``_bn_split``), to be computed exactly by the int32 form of this split (piece bits, pieces)."""
 
-    bn_split: int = 16
+    bn_split: tuple[int, int] = (16, 1)
 
 
 # The value path's types are data (a sweep vmaps over them), so the accumulators are sized for the widest
@@ -555,7 +555,7 @@ def _acc_bounds(lay: Layer, p: dict, in_type: QType):
             np.maximum(w * in_type.lo, w * in_type.hi).sum(axis=1) + bias)
 
 
-def _bn_split(lay: Layer, p: dict, in_type: QType) -> int | None:
+def _bn_split(lay: Layer, p: dict, in_type: QType) -> tuple[int, int] | None:
     """``quant.bn64_split`` of a ``bn_bits=64`` BN-mode layer's own parameters over its accumulators' range, or
     None (not such a layer, nothing to prove from, or no split keeps every intermediate in int32)."""
     if lay.bn_bits != 64 or quant.mode(lay.relu, lay.bn) != quant.MODE_BN or not {"w", "kappa", "lam"} <= set(p):
@@ -609,14 +609,21 @@ def _prepared_packed_configs(net: Network, cluster: Cluster) -> tuple:
     32-bit BN tree for a layer on the conv kernel (im2col + matmul) without a bias pointer whose 64-bit tree
     provably gives the same bits (``_bn_fits_int32``): that kernel's accumulators are the plain correlation of
     the input image's values with the channel's own weights (none of library_defects.md's accumulation quirks --
-    pointwise raw bytes, depthwise extra products, linear unpack / kappa[0], bias pointers -- reaches it)."""
+    pointwise raw bytes, depthwise extra products, linear unpack / kappa[0], bias pointers -- reaches it). Every
+    other ``bn_bits=64`` BN layer takes the int32 pieces of ``quant.bn64_split`` (``bn_split``) where they are
+    proved over the whole int32 range of the accumulator (so whatever a kernel's quirks make of it), its own
+    kappa / lambda pairs (the linear kernel's kappa[0] rows read lambda[0] too) and shift."""
     def build():
         types = net.tensor_types()
         out = []
         for lay, cfg in zip(net.layers, _configs(net.layers, "library", cluster), strict=True):
+            p = net.params.get(lay.name, {})
             if (type(cfg) is ConvConfig and cfg.family == "conv" and not cfg.bias and cfg.bn_bits == 64
-                    and _bn_fits_int32(lay, net.params.get(lay.name, {}), types[lay.inputs[0]][1])):
+                    and _bn_fits_int32(lay, p, types[lay.inputs[0]][1])):
                 cfg = cfg.replace(bn_bits=32)
+            elif (getattr(cfg, "bn_bits", 32) == 64 and quant.mode(lay.relu, lay.bn) == quant.MODE_BN
+                  and {"kappa", "lam"} <= set(p)):  # any int32 accumulator (no quirk can leave that range)
+                cfg = cfg.replace(bn_split=quant.bn64_split(p["kappa"], p["lam"], int(p.get("out_shift", 0))))
             out.append(cfg)
         return tuple(out)
     return _prepared(net, ("packed-configs", cluster), build)
