@@ -295,6 +295,14 @@ def band_geometry(cfg: ConvConfig) -> tuple[int, int, int]:
     return bw, -(-cfg.Wo // bw), cfg.stride[1] * (bw - 1) + cfg.Kw
 
 
+def band_overhead(cfg: ConvConfig) -> float:
+    """``int8_band``'s multiplies per useful one: blocks of ``bw`` pixels over ``span`` input columns where the
+    filter reads Kw, and the last block of a row padded to ``bw`` pixels (DroNet's 5x5 s2 first layer 2.2; a
+    10x4 s2 kernel over 5 output columns 4.0)."""
+    bw, nb, span = band_geometry(cfg)
+    return nb * bw * span / (cfg.Wo * cfg.Kw)
+
+
 def band_weights(w, cfg: ConvConfig, xp=jnp):
     """The banded weight matrix of ``int8_band``, int8 (bw * Co, Kh * span * Ci): row (j, o) holds filter o at
     input column ``sx * j + kx`` of the block (zeros elsewhere), its contracted axis last (as XLA:CPU hands int8

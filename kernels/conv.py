@@ -290,8 +290,9 @@ def prepare_weights(w, cfg: ConvConfig) -> Weights:
     """The weights ``w`` (Co, Kh, Kw, Ci) ints (host, numpy) laid out once for the form ``_fast_accumulate``
     takes for ``cfg`` on the current backend (``int8_form`` at batch 1, the form most batch sizes share): HWIO int8
     for the int8 convolution (with zero filters up to ``_conv_forms.WIDE_CO`` outputs for "wide", which larger
-    batches read as float32), (Co, Ci) int8 for the 1x1 int8 GEMM, the banded matrix and HWIO int8 for "band", HWIO
-    float32 otherwise, plus each filter's weight sum. Pass the result wherever
+    batches read as float32), (Co, Ci) int8 for the 1x1 int8 GEMM, the banded matrix and HWIO int8 for "band", the
+    (Co, K padded to 32) patch matrix and HWIO int8 for "im2col", HWIO float32 otherwise, plus each filter's weight
+    sum. Pass the result wherever
     ``accumulate`` / ``run_lanes`` take the weights (the same bits; a network prepares its weights once instead of
     on every call and step). Raises for a wrong shape, or for weights outside int8 (every PULP-NN weight type has
     at most 8 bits)."""
@@ -328,6 +329,7 @@ def worst_case_groups(cfg: ConvConfig) -> tuple[int, ...]:
 # "band" for up to BAND_MAX_CHANNELS at stride 1, "im2col" for up to IM2COL_MAX_CHANNELS where XLA would hand the
 # int8 convolution to YNNPACK (Co >= 17), which is slow there.
 BAND_MAX_CHANNELS = 3
+BAND_MAX_OVERHEAD = 3.0  # the banded GEMM's multiplies per useful one (``_conv_forms.band_overhead``) at most
 IM2COL_MAX_CHANNELS = 8
 
 # Output pixels (batch * Ho * Wo) up to which a few-channel KxK conv (9-16 in, at most 16 out) is "wide" (see
@@ -340,7 +342,8 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
     "conv" (``_conv_forms.int8_conv``), "wide" (the same with zero filters up to 24 outputs,
     ``_conv_forms.int8_conv_wide``), "gemm" (a 1x1
     kernel as one int8 GEMM, ``int8_pointwise``), "band" (one input channel, or up to ``BAND_MAX_CHANNELS`` at
-    stride 1, a KxK kernel: row blocks times banded weights as one int8 GEMM, ``_conv_forms.int8_band``), "im2col"
+    stride 1, a KxK kernel with few wasted products: row blocks times banded weights as one int8 GEMM,
+    ``_conv_forms.int8_band``), "im2col"
     (2 to ``IM2COL_MAX_CHANNELS`` input channels and at least 17 outputs: explicit patches times the weights as one
     int8 GEMM, ``_conv_forms.int8_im2col``) or None (float32, ``_float_accumulate``).
 
@@ -391,6 +394,12 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
     stem) 1.60 / 1.57 -> 3.01 / 3.06 at batch 16, 1.58 / 1.61 -> 4.66 / 4.38 at 128, 1.24 / 1.32 -> 1.39 / 1.38
     at 1; MLPerf-Tiny ResNet 1.21 / 1.25 -> 1.54 / 1.63 at batch 1, 1.53 / 1.47 -> 1.53 / 1.58 at 16. At most 16
     outputs and stride 2 (MobileNetV1's 3 -> 8 stem) XLA's generic loop stays: it was the fastest there.
+    The banded GEMM only where it multiplies at most ``BAND_MAX_OVERHEAD`` times the useful products
+    (``_conv_forms.band_overhead``: 2.2 for 5x5 s2 over wide images, 2.0 for 3x3 s1): the NEMO DS-CNN's and
+    MLPerf-Tiny KWS DS-CNN's 10x4 s2 first layer over 5 output columns (4.0) took 0.39 ms in it at batch 16 vs
+    0.22 as float32 (0.13 vs 0.02 at batch 1); whole networks, paired, ratio to the float forward band -> float32
+    (packed / values): DS-CNN 3.38 / 3.32 -> 3.57 / 3.86 at batch 1, 9.13 / 10.59 -> 11.12 / 11.70 at 16, 15.1 /
+    16.2 -> 18.9 / 21.2 at 128; KWS 3.02 / 3.15 -> 4.11 / 4.30 at 1, 16.2 / 18.4 -> 20.5 / 20.5 at 128.
     Not taken:
     * Ci == 1: the int8 convolution of one channel is slower (19.9 vs 15.0 ms, loaded, EPYC). The int8 im2col
       GEMM (``_conv_forms.int8_im2col``, K padded to 32) is faster alone (6.3 vs 9.4 ms in a quieter run) but not
@@ -403,8 +412,11 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
         return None
     if (cfg.Kh, cfg.Kw) == (1, 1):
         return "gemm" if int8_gemm_1x1(cfg.Ci, cfg.Co) else None  # never for one channel
-    if cfg.Ci == 1 or (cfg.Ci <= BAND_MAX_CHANNELS and cfg.stride == (1, 1)):
+    if ((cfg.Ci == 1 or (cfg.Ci <= BAND_MAX_CHANNELS and cfg.stride == (1, 1)))
+            and _conv_forms.band_overhead(cfg) <= BAND_MAX_OVERHEAD):
         return "band"
+    if cfg.Ci == 1:
+        return None
     if cfg.Ci <= IM2COL_MAX_CHANNELS and cfg.Co >= _conv_forms.YNN_MIN_CHANNELS:
         return "im2col"
     if cfg.Ci > 8 and max(cfg.Ci, cfg.Co) < _conv_forms.YNN_MIN_CHANNELS:  # XLA's generic int8 loop: slow here

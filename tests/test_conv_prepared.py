@@ -126,6 +126,22 @@ def test_wide_weights_serve_both_forms(batch_over_limit):
     np.testing.assert_array_equal(got, correlation(x, w, cfg))
 
 
+def test_the_banded_gemm_only_where_it_wastes_few_products():
+    """A one-channel KxK layer is the banded GEMM where it multiplies at most ``BAND_MAX_OVERHEAD`` times the
+    useful products (DroNet's 5x5 s2 first layer: 2.2), else float32 (a DS-CNN's 10x4 s2 first layer over 5 output
+    columns: 4.0); up to 3 channels at stride 1 likewise, else the next rule (im2col for >= 17 outputs)."""
+    cpu = jax.default_backend() == "cpu"
+    dronet = conv.Config("u8", "u8", "i8", H=200, W=200, Ci=1, Co=32, Kh=5, Kw=5, stride=(2, 2), pad=(2, 2, 2, 2))
+    dscnn = conv.Config("u8", "u8", "i8", H=49, W=10, Ci=1, Co=64, Kh=10, Kw=4, stride=(2, 2), pad=(5, 4, 1, 1))
+    narrow_rgb = conv.Config("u8", "u8", "i8", H=8, W=5, Ci=3, Co=32, Kh=3, Kw=3, pad=(1, 1, 1, 1))  # 3.2
+    assert _conv_forms.band_overhead(dronet) == pytest.approx(2.2)
+    assert _conv_forms.band_overhead(dscnn) > conv.BAND_MAX_OVERHEAD >= _conv_forms.band_overhead(dronet)
+    assert _conv_forms.band_overhead(narrow_rgb) > conv.BAND_MAX_OVERHEAD
+    assert conv.int8_form(dronet, batch=1) == ("band" if cpu else None)
+    assert conv.int8_form(dscnn, batch=1) is None
+    assert conv.int8_form(narrow_rgb, batch=1) == ("im2col" if cpu else None)
+
+
 @pytest.mark.parametrize("ci, co, form", [(3, 32, "im2col"), (2, 24, "im2col"), (3, 8, "conv"), (8, 17, "im2col")])
 def test_the_form_rule_at_stride_two(ci, co, form):
     """At stride 2 the banded GEMM (stride 1 only, up to 3 channels) gives way: explicit patches where XLA would

@@ -586,8 +586,9 @@ def _prepared_value_layers(net: Network) -> tuple:
     """The layers ``run(path="values")`` compiles: a layer whose 64-bit BN tree provably gives the 32-bit tree's
     bits for the network's own parameters and input types (``_bn_fits_int32``) takes the cheaper 32-bit tree
     (the 64-bit one is emulated in 16-bit pieces: DroNet's value path 20-25% faster with it, loaded machine);
-    elsewhere, where ``quant.bn64_split`` proves the two-piece int32 form over the accumulators' range
-    (``_bn_split``), that form (``_SplitBNLayer``; paired, ratio to the float forward before -> after: NEMO
+    elsewhere, where ``quant.bn64_split`` proves an int32 form in pieces over the accumulators' range
+    (``_bn_split``; one low piece for every bundled network), that form (``_SplitBNLayer``; paired, ratio to the
+    float forward before -> after: NEMO
     Frontnet 0.94 -> 1.13 / 1.61 -> 1.97 / 3.08 -> 3.68 at batch 1 / 16 / 128, EEGNet 0.83 -> 0.91 / 1.56 -> 1.66
     / 3.77 -> 4.16)."""
     def one(lay, p, in_type):
