@@ -384,16 +384,17 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
     weigh more).
     A few input channels (an RGB stem) with at least 17 outputs, where XLA hands the int8 convolution to YNNPACK:
     that convolution is slow there (per shape, 2-core Xeon with AMX, ms at batch 16, int8 convolution / im2col /
-    band / this module's float32 form: 32x32x3 -> 24 3x3 s1 3.43 / 0.57 / 0.46 / 3.55, -> 32 s1 3.32 / 0.49 / 0.49
-    / 1.68, -> 32 s2 0.88 / 0.24 / 0.38 / 0.48, -> 64 s1 2.29 / 0.90 / 0.91 / 0.89; 96x96x3 -> 32 s1 31.4 / 5.44 /
-    4.48 / 14.6; 32x32 -> 32 s1 from 2 / 4 / 6 / 8 channels 3.47 / 0.52 / 0.38, 0.86 / 0.66 / 1.10, 2.02 / 0.77 /
-    1.29, 0.95 / 0.60 / 1.09): explicit patches ("im2col") from 2 to 8 channels, the banded GEMM for up to 3 at
-    stride 1, where it was the fastest (also at 16 outputs: the MLPerf-Tiny ResNet's 32x32x3 -> 16 stem 0.35 vs
-    0.52 ms for XLA's generic int8 loop at batch 16, 0.04 vs 0.16 at batch 1). Whole networks, paired in one
-    process, ratio to the float forward before -> after (packed / values): Deeploy miniMobileNet (8x8x3 -> 32 s2
-    stem) 1.60 / 1.57 -> 3.01 / 3.06 at batch 16, 1.58 / 1.61 -> 4.66 / 4.38 at 128, 1.24 / 1.32 -> 1.39 / 1.38
-    at 1; MLPerf-Tiny ResNet 1.21 / 1.25 -> 1.54 / 1.63 at batch 1, 1.53 / 1.47 -> 1.53 / 1.58 at 16. At most 16
-    outputs and stride 2 (MobileNetV1's 3 -> 8 stem) XLA's generic loop stays: it was the fastest there.
+    band / this module's float32 form: 32x32x3 -> 24 3x3 s1 3.43 / 0.57 / 0.46 / 3.55, -> 32 s1 3.32 / 0.49 / 0.49 /
+    1.68, -> 32 s2 0.88 / 0.24 / 0.38 / 0.48, -> 64 s1 2.29 / 0.90 / 0.91 / 0.89; 96x96x3 -> 32 s1 31.4 / 5.44 /
+    4.48 / 14.6; 32x32 -> 32 s1 from 2 / 4 / 6 / 8 channels, without the float32 form: 3.47 / 0.52 / 0.38, 0.86 /
+    0.66 / 1.10, 2.02 / 0.77 / 1.29, 0.95 / 0.60 / 1.09): explicit patches ("im2col") from 2 to 8 channels, the
+    banded GEMM for up to 3 at stride 1, where it was the fastest (also at 16 outputs: the MLPerf-Tiny ResNet's
+    32x32x3 -> 16 stem 0.35 vs 0.52 ms for XLA's generic int8 loop at batch 16, 0.04 vs 0.16 at batch 1). Whole
+    networks, paired in one process, ratio to the float forward before -> after (packed / values): Deeploy
+    miniMobileNet (8x8x3 -> 32 s2 stem) 1.60 / 1.57 -> 3.01 / 3.06 at batch 16, 1.58 / 1.61 -> 4.66 / 4.38 at 128,
+    1.24 / 1.32 -> 1.39 / 1.38 at 1; MLPerf-Tiny ResNet 1.21 / 1.25 -> 1.54 / 1.63 at batch 1, 1.53 / 1.47 -> 1.53 /
+    1.58 at 16. At most 16 outputs and stride 2 (MobileNetV1's 3 -> 8 stem) XLA's generic loop stays: it was the
+    fastest there.
     The banded GEMM only where it multiplies at most ``BAND_MAX_OVERHEAD`` times the useful products
     (``_conv_forms.band_overhead``: 2.2 for 5x5 s2 over wide images, 2.0 for 3x3 s1): the NEMO DS-CNN's and
     MLPerf-Tiny KWS DS-CNN's 10x4 s2 first layer over 5 output columns (4.0) took 0.39 ms in it at batch 16 vs
