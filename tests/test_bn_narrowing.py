@@ -1,8 +1,9 @@
 """The value path (and the packed path, on the conv kernel) runs a ``bn_bits=64`` layer with the 32-bit BN tree
-only where its own parameters prove both trees equal (``execute._bn_fits_int32``), the value path elsewhere with
-the two-piece int32 form where ``quant.bn64_split`` proves it: checked against the numpy
-interpreter (int64, 64-bit tree) at the inputs that reach the ends of every channel's accumulator range, and the
-proof shown to be needed (where it fails, the 32-bit tree really differs at those inputs)."""
+only where its own parameters prove both trees equal (``execute._bn_fits_int32``), elsewhere with int32 pieces
+where ``quant.bn64_split`` proves them (the packed path over any accumulator): checked against the numpy
+interpreter (int64, 64-bit tree) at the inputs that reach the ends of every channel's accumulator range (the
+packed path against its own 16-bit-limb tree), and the proof shown to be needed (where it fails, the 32-bit tree
+really differs at those inputs)."""
 import dataclasses
 from unittest import mock
 
@@ -68,7 +69,7 @@ def test_the_narrowed_value_path_equals_the_64_bit_interpreter(kind, it, scale, 
     prepared = execute._prepared_value_layers(net)[0]
     narrowed = prepared.bn_bits == 32
     assert narrowed == execute._bn_fits_int32(net.layers[0], net.params["l"], net.input.qtype)
-    # not narrowed: the 64-bit tree in two int32 pieces where quant.bn64_split proves it, else in 16-bit limbs
+    # not narrowed: the 64-bit tree in int32 pieces where quant.bn64_split proves them, else in 16-bit limbs
     split = execute._bn_split(net.layers[0], net.params["l"], net.input.qtype)
     assert getattr(prepared, "bn_split", None) == (None if narrowed else split)
     if shift & 63 >= 32:

@@ -100,8 +100,8 @@ def test_static_flags_trace_only_the_selected_mode_and_equal_traced_flags(seed, 
 @given(kappa_bits=st.integers(0, 31), lam_bits=st.integers(0, 31), acc_bits=st.integers(1, 33),
        shift=st.integers(0, 70), seed=st.integers(0, 2**32 - 1))
 def test_bn64_split_where_proved_equals_the_64_bit_tree(kappa_bits, lam_bits, acc_bits, shift, seed):
-    """``bn64_split``: where it proves a split r for the channels' parameters and accumulator ranges, the two-piece
-    int32 form gives the 64-bit tree's bits at the range ends, at the piece boundaries and at random accumulators
+    """``bn64_split``: where it proves a split (r, n) for the channels' parameters and accumulator ranges, the int32
+    pieces give the 64-bit tree's bits at the range ends, at the piece boundaries and at random accumulators
     (accumulator ranges beyond int32 mean a wrapping accumulator: the whole int32 range)."""
     rng = np.random.default_rng(seed)
     co = 3
@@ -110,7 +110,7 @@ def test_bn64_split_where_proved_equals_the_64_bit_tree(kappa_bits, lam_bits, ac
     hi = rng.integers(0, 1 << acc_bits, co)
     lo = -rng.integers(0, 1 << acc_bits, co)
     r = quant.bn64_split(k, lam, shift, lo, hi)
-    assume(r is not None)  # test_bn64_split_refuses_what_would_wrap shows the other side
+    assume(r is not None)  # test_bn64_split_takes_the_fewest_pieces_that_keep_int32 shows the other side
     width, n = r
     assert 1 <= width <= quant.BN64_SPLIT_MAX and 1 <= n <= quant.BN64_SPLIT_PIECES and width * n <= shift & 63
     wraps = (lo < -(2**31)) | (hi >= 2**31)
