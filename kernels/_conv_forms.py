@@ -252,12 +252,16 @@ def int8_conv_wide(x, w, cfg: ConvConfig, x_off):
 IM2COL_K_MULTIPLE = 32  # int8_im2col's patch columns are zero-padded to a multiple of this
 
 
+def im2col_width(cfg: ConvConfig, k_multiple: int = IM2COL_K_MULTIPLE) -> int:
+    """``int8_im2col``'s patch width Kp: Kh*Kw*Ci rounded up to a multiple of ``k_multiple``."""
+    return -(-cfg.Kh * cfg.Kw * cfg.Ci // k_multiple) * k_multiple
+
+
 def im2col_weights(w, cfg: ConvConfig, k_multiple: int = IM2COL_K_MULTIPLE, xp=jnp):
-    """``int8_im2col``'s weight matrix, int8 (Co, Kp): each filter's (ky, kx, c) values, zero-padded to ``Kp``, the
-    next multiple of ``k_multiple`` (its contracted axis last, as XLA:CPU hands int8 dots to YNNPACK). ``w``:
-    (Co, Kh, Kw, Ci) ints; ``xp``: ``numpy`` on the host (prepared once), ``jnp`` in the graph."""
-    k = cfg.Kh * cfg.Kw * cfg.Ci
-    kp = -(-k // k_multiple) * k_multiple
+    """``int8_im2col``'s weight matrix, int8 (Co, Kp): each filter's (ky, kx, c) values, zero-padded to ``Kp``
+    (``im2col_width``; its contracted axis last, as XLA:CPU hands int8 dots to YNNPACK). ``w``: (Co, Kh, Kw, Ci)
+    ints; ``xp``: ``numpy`` on the host (prepared once), ``jnp`` in the graph."""
+    k, kp = cfg.Kh * cfg.Kw * cfg.Ci, im2col_width(cfg, k_multiple)
     return xp.pad(xp.asarray(w).reshape(cfg.Co, k), ((0, 0), (0, kp - k))).astype(xp.int8)
 
 

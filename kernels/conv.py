@@ -483,9 +483,8 @@ def _check_prepared(w: Weights, cfg: ConvConfig) -> None:
         want = (((cfg.Kh, cfg.Kw, cfg.Ci, cfg.Co), jnp.dtype(jnp.int8)),
                 ((bw * cfg.Co, cfg.Kh * span * cfg.Ci), jnp.dtype(jnp.int8)), (cfg.Co,))
     elif form == "im2col":
-        k, m = cfg.Kh * cfg.Kw * cfg.Ci, _conv_forms.IM2COL_K_MULTIPLE
         want = (((cfg.Kh, cfg.Kw, cfg.Ci, cfg.Co), jnp.dtype(jnp.int8)),
-                ((cfg.Co, -(-k // m) * m), jnp.dtype(jnp.int8)), (cfg.Co,))
+                ((cfg.Co, _conv_forms.im2col_width(cfg)), jnp.dtype(jnp.int8)), (cfg.Co,))
     else:
         co = max(cfg.Co, _conv_forms.WIDE_CO) if form == "wide" else cfg.Co
         want = (((cfg.Kh, cfg.Kw, cfg.Ci, co), jnp.dtype(jnp.float32 if form is None else jnp.int8)), None, (cfg.Co,))

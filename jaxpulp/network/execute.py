@@ -555,10 +555,16 @@ def _acc_bounds(lay: Layer, p: dict, in_type: QType):
             np.maximum(w * in_type.lo, w * in_type.hi).sum(axis=1) + bias)
 
 
+def _bn64_layer(lay: Layer, p: dict, need=("w", "kappa", "lam")) -> bool:
+    """Whether ``lay`` requantises in the 64-bit BN tree (``bn_bits=64``, BN mode) and ``p`` holds ``need`` (what
+    a proof about that tree reads)."""
+    return lay.bn_bits == 64 and quant.mode(lay.relu, lay.bn) == quant.MODE_BN and set(need) <= set(p)
+
+
 def _bn_split(lay: Layer, p: dict, in_type: QType) -> tuple[int, int] | None:
     """``quant.bn64_split`` of a ``bn_bits=64`` BN-mode layer's own parameters over its accumulators' range, or
     None (not such a layer, nothing to prove from, or no split keeps every intermediate in int32)."""
-    if lay.bn_bits != 64 or quant.mode(lay.relu, lay.bn) != quant.MODE_BN or not {"w", "kappa", "lam"} <= set(p):
+    if not _bn64_layer(lay, p):
         return None
     lo, hi = _acc_bounds(lay, p, in_type)
     return quant.bn64_split(p["kappa"], p["lam"], int(p.get("out_shift", 0)), lo, hi)
@@ -571,7 +577,7 @@ def _bn_fits_int32(lay: Layer, p: dict, in_type: QType) -> bool:
     arithmetic, int64 on the host); if every accumulator and every ``kappa * acc + lam`` at both ends lies in
     int32 and ``out_shift & 63 < 32``, the 32-bit products and sums never wrap and both trees shift the same
     exact value by the same amount."""
-    if lay.bn_bits != 64 or quant.mode(lay.relu, lay.bn) != quant.MODE_BN or not {"w", "kappa", "lam"} <= set(p):
+    if not _bn64_layer(lay, p):
         return False
     if not 0 <= int(p.get("out_shift", 0)) & 63 < 32:
         return False
@@ -622,8 +628,8 @@ def _prepared_packed_configs(net: Network, cluster: Cluster) -> tuple:
             if (type(cfg) is ConvConfig and cfg.family == "conv" and not cfg.bias and cfg.bn_bits == 64
                     and _bn_fits_int32(lay, p, types[lay.inputs[0]][1])):
                 cfg = cfg.replace(bn_bits=32)
-            elif (getattr(cfg, "bn_bits", 32) == 64 and quant.mode(lay.relu, lay.bn) == quant.MODE_BN
-                  and {"kappa", "lam"} <= set(p)):  # any int32 accumulator (no quirk can leave that range)
+            elif getattr(cfg, "bn_bits", 32) == 64 and _bn64_layer(lay, p, ("kappa", "lam")):
+                # over any int32 accumulator: no weights needed, and no kernel quirk can leave that range
                 cfg = cfg.replace(bn_split=quant.bn64_split(p["kappa"], p["lam"], int(p.get("out_shift", 0))))
             out.append(cfg)
         return tuple(out)
