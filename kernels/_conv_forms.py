@@ -293,15 +293,31 @@ def int8_im2col(x, w, cfg: ConvConfig, x_off, k_multiple: int = IM2COL_K_MULTIPL
 BAND_WIDTH = 4  # output pixels per row block of ``int8_band`` (measured: 4 beat 2, 6 and 8 on DroNet's Conv_0)
 
 
+# One input channel: int8_band's GEMM depth Kh * span is made a multiple of this (a few more input columns per
+# block, against zero weights). YNNPACK's int8 GEMM runs a depth of 55 (5x5 s2, 11 columns) 1.3-1.5x slower than 56
+# (2-core Xeon with AMX, 960-20,000 rows x 64 / 128 outputs; 64 no faster than 56). Whole networks, value path,
+# paired in one process, ratio to the float forward before -> after at batch 1 / 16 / 128: DroNet 1.69 / 2.58 /
+# 4.36 -> 1.97 / 2.81 / 4.84, Frontnet 1.07 / 1.93 / 3.47 -> 1.25 / 2.14 / 3.96, NEMO residual 1.65 / 1.56 / 1.71
+# -> 1.85 / 1.68 / 1.84 (packed likewise). Not for several channels: the RGB stem's 54 padded to 56 or 72 (zero
+# columns, or more input columns) made its patches 2.7x slower to build (32x32x3, batch 16) and the layer slower.
+BAND_K_MULTIPLE = 4
+
+
 def band_geometry(cfg: ConvConfig) -> tuple[int, int, int]:
-    """``int8_band``'s (pixels per block, blocks per output row, input columns per block)."""
+    """``int8_band``'s (pixels per block, blocks per output row, input columns per block). A block's window spans
+    ``sx * (bw - 1) + Kw`` columns; for one input channel it reads a few more (zero weights there), so that the
+    GEMM depth Kh * span is a multiple of ``BAND_K_MULTIPLE``."""
     bw = min(BAND_WIDTH, cfg.Wo)
-    return bw, -(-cfg.Wo // bw), cfg.stride[1] * (bw - 1) + cfg.Kw
+    span = cfg.stride[1] * (bw - 1) + cfg.Kw
+    if cfg.Ci == 1:
+        while (cfg.Kh * span) % BAND_K_MULTIPLE:
+            span += 1
+    return bw, -(-cfg.Wo // bw), span
 
 
 def band_overhead(cfg: ConvConfig) -> float:
     """``int8_band``'s multiplies per useful one: blocks of ``bw`` pixels over ``span`` input columns where the
-    filter reads Kw, and the last block of a row padded to ``bw`` pixels (DroNet's 5x5 s2 first layer 2.2; a
+    filter reads Kw, and the last block of a row padded to ``bw`` pixels (DroNet's 5x5 s2 first layer 2.4; a
     10x4 s2 kernel over 5 output columns 4.0)."""
     bw, nb, span = band_geometry(cfg)
     return nb * bw * span / (cfg.Wo * cfg.Kw)
