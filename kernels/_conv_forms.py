@@ -214,14 +214,42 @@ def int8_conv(x, w, cfg: ConvConfig, x_off):
     to cuDNN, which takes integer ones only in one int8x4 pattern (jax-ml/jax#7637, open), and
     ``conv.int8_form`` never picks this form off the CPU."""
     hwio = w.hwio if isinstance(w, Weights) else _hwio(w.astype(jnp.int8))
+    xs = _shifted_padded(x, cfg, x_off)
+    hwio = conv_hwio(hwio, cfg)  # prepared weights have their zero channels already
+    if hwio.shape[2] > cfg.Ci:  # zero input channels against zero weights (exact zeros): a depth YNNPACK runs faster
+        xs = jnp.pad(xs, ((0, 0), (0, 0), (0, 0), (0, hwio.shape[2] - cfg.Ci)))
     acc = jax.lax.conv_general_dilated(
-        _shifted_padded(x, cfg, x_off), hwio, window_strides=cfg.stride, padding="VALID",
+        xs, hwio, window_strides=cfg.stride, padding="VALID",
         dimension_numbers=("NHWC", "HWIO", "NHWC"), preferred_element_type=jnp.int32)
     if hwio.shape[-1] > cfg.Co:  # zero filters added by ``int8_conv_wide``
         acc = acc[..., :cfg.Co]
     if isinstance(x_off, int) and x_off == 0:
         return acc
     return acc + _offset_share(w, x_off)
+
+
+# int8_conv's input channels are zero-padded to a multiple of this where YNNPACK runs it: its int8 convolution is
+# 1.4-3.8x slower for a channel count that is not a multiple of 4 (2-core Xeon with AMX, batch 16, ms: 6x10x13 ->
+# 102 3x3 s2 0.153 vs 0.111 with 16 channels, 3x5x102 -> 39 0.211 vs 0.097 with 104, 12x20x13 -> 32 0.473 vs 0.141,
+# 24x40x30 -> 32 1.73 vs 0.45). Whole network (NEMO Frontnet: 13 and 102 channels), paired in one process, ratio
+# to the float forward before -> after at batch 1 / 16 / 128, values: 1.04 / 2.12 / 3.67 -> 1.23 / 2.41 / 4.23;
+# packed: 1.14 / 2.15 / 3.78 -> 1.24 / 2.41 / 4.20. (Padding the output channels instead measured no faster.)
+CONV_CI_MULTIPLE = 4
+
+
+def conv_channels(cfg: ConvConfig, co: int) -> int:
+    """Input channels of ``int8_conv``'s convolution of ``co`` filters: ``cfg.Ci``, rounded up to a multiple of
+    ``CONV_CI_MULTIPLE`` where XLA:CPU hands it to YNNPACK (more than 16 channels in or out)."""
+    if max(cfg.Ci, co) < YNN_MIN_CHANNELS:
+        return cfg.Ci
+    return -(-cfg.Ci // CONV_CI_MULTIPLE) * CONV_CI_MULTIPLE
+
+
+def conv_hwio(hwio, cfg: ConvConfig, xp=jnp):
+    """int8 HWIO (Kh, Kw, Ci, Co) with zero input channels up to ``conv_channels`` (as is when it has them):
+    ``int8_conv``'s filters. ``xp``: ``numpy`` on the host (prepared once), ``jnp`` in the graph."""
+    extra = conv_channels(cfg, hwio.shape[-1]) - hwio.shape[2]
+    return xp.pad(hwio, ((0, 0), (0, 0), (0, extra), (0, 0))) if extra > 0 else hwio
 
 
 # XLA:CPU hands an int8 convolution to YNNPACK only when max(Ci, Co) > 16 (xla/backends/cpu/ynn_support.cc, "our

@@ -304,11 +304,13 @@ def prepare_weights(w, cfg: ConvConfig) -> Weights:
     total = w.sum(axis=(1, 2, 3)).astype(np.int32)
     if form == "band":  # the banded GEMM's matrix, and the int8 HWIO for the value path's float32 forms
         return Weights(hwio.astype(np.int8), total, _conv_forms.band_weights(w, cfg, np))
-    if form == "wide":
-        return Weights(_conv_forms.wide_hwio(hwio.astype(np.int8), np), total)
     if form == "im2col":  # the im2col GEMM's matrix, and the int8 HWIO for the value path's float32 forms
         return Weights(hwio.astype(np.int8), total, _conv_forms.im2col_weights(w, cfg, xp=np))
-    return Weights(hwio.astype(np.int8 if form == "conv" else np.float32), total)
+    if form in ("conv", "wide"):  # int8 HWIO with its zero filters ("wide") and zero input channels
+        hwio = hwio.astype(np.int8)
+        return Weights(_conv_forms.conv_hwio(_conv_forms.wide_hwio(hwio, np) if form == "wide" else hwio, cfg, np),
+                       total)
+    return Weights(hwio.astype(np.float32), total)
 
 
 def gemm_weights(w: np.ndarray) -> Weights:
@@ -487,13 +489,15 @@ def _check_prepared(w: Weights, cfg: ConvConfig) -> None:
                 ((cfg.Co, _conv_forms.im2col_width(cfg)), jnp.dtype(jnp.int8)), (cfg.Co,))
     else:
         co = max(cfg.Co, _conv_forms.WIDE_CO) if form == "wide" else cfg.Co
-        want = (((cfg.Kh, cfg.Kw, cfg.Ci, co), jnp.dtype(jnp.float32 if form is None else jnp.int8)), None, (cfg.Co,))
+        ci = cfg.Ci if form is None else _conv_forms.conv_channels(cfg, co)
+        want = (((cfg.Kh, cfg.Kw, ci, co), jnp.dtype(jnp.float32 if form is None else jnp.int8)), None, (cfg.Co,))
     require_layout(w, want, "w", "conv.prepare_weights for this configuration on this backend")
 
 
 def _float_hwio(w: Weights, cfg: ConvConfig) -> Weights:
-    """Prepared int8 HWIO (the int8 convolution's, or "wide"'s with its zero filters) as the float32 forms read it."""
-    return Weights(w.hwio[..., :cfg.Co].astype(jnp.float32), w.total)
+    """Prepared int8 HWIO (the int8 convolution's, or "wide"'s, with their zero filters and input channels) as the
+    float32 forms read it."""
+    return Weights(w.hwio[:, :, :cfg.Ci, :cfg.Co].astype(jnp.float32), w.total)
 
 
 def gemm_layout(co: int, ci: int) -> tuple:

@@ -19,7 +19,7 @@ PROPERTY = settings(max_examples=25, deadline=None, derandomize=True, suppress_h
 # 2 for 2-3 channels), with 9-16 channels in and at most 16 out the int8 convolution with zero filters ("wide", at
 # these small batches), the others the int8 convolution (on the CPU)
 SHAPES = [(1, 8, 3), (8, 8, 1), (16, 32, 1), (24, 8, 1), (8, 24, 3), (24, 8, 3), (16, 16, 3), (12, 8, 3), (3, 8, 3),
-          (3, 32, 3)]
+          (3, 32, 3), (13, 24, 3), (10, 8, 3)]  # the last two: zero input channels up to a multiple of 4
 
 
 def _extreme(rng, lo, hi, shape):
@@ -55,6 +55,9 @@ def test_prepared_weights_give_the_raw_weights_bits_on_the_value_path(shape, it,
         assert not prep.hwio[..., co:].any()
     else:
         assert prep.gemm is None and prep.hwio.dtype == (np.int8 if form == "conv" else np.float32)
+    if form in ("conv", "wide"):  # YNNPACK's (> 16 channels in or out): zero input channels up to a multiple of 4
+        ynn = max(ci, prep.hwio.shape[-1]) >= _conv_forms.YNN_MIN_CHANNELS
+        assert prep.hwio.shape[2] == (-(-ci // 4) * 4 if ynn else ci) and not prep.hwio[:, :, ci:].any()
     x_type = (jnp.int32(in_t.bits), jnp.int32(in_t.signed))  # traced, as the value path passes them
     f = jax.jit(lambda x, w, t: conv.accumulate(x, w, b, cfg, x_type=t))
     got = np.asarray(f(jnp.asarray(x), jax.tree_util.tree_map(jnp.asarray, prep), x_type))
