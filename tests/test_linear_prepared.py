@@ -51,6 +51,16 @@ def test_int8_matmul_takes_the_prepared_sums():
     assert not np.array_equal(np.asarray(_engine.int8_matmul(x, w, 128, total + 1)), want)
 
 
+def test_short_gemm_depths_are_padded_to_a_multiple_of_four():
+    """``int8_matmul`` pads a contracted axis of up to ``GEMM_PAD_MAX_K`` with zero columns to a multiple of 4 (the
+    exactness at every K is the property tests' business); a longer one is left as is."""
+    assert [_engine.gemm_depth(k) for k in (1, 13, 16, 30, 102, 255, 256)] == [4, 16, 16, 32, 104, 256, 256]
+    assert _engine.gemm_depth(257) == 257 and _engine.gemm_depth(585) == 585
+    x = jnp.zeros((2, 13), jnp.int32)
+    text = jax.jit(lambda a: _engine.int8_matmul(a, jnp.ones((3, 13), jnp.int8), 128)).lower(x).as_text()
+    assert "tensor<2x16xi8>" in text and "tensor<3x16xi8>" in text
+
+
 def test_bad_linear_weights_are_refused_by_name():
     cfg = LinearConfig("u8", "u8", "i8", N=16, M=4)
     with pytest.raises(JaxpulpError, match=r"w: shape \(4, 15\).*expected ints of shape \(4, 16\)"):
