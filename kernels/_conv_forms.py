@@ -321,48 +321,52 @@ def int8_im2col(x, w, cfg: ConvConfig, x_off, k_multiple: int = IM2COL_K_MULTIPL
 BAND_WIDTH = 4  # output pixels per row block of ``int8_band`` (measured: 4 beat 2, 6 and 8 on DroNet's Conv_0)
 
 
-# One input channel: int8_band's GEMM depth Kh * span is made a multiple of this (a few more input columns per
-# block, against zero weights). YNNPACK's int8 GEMM runs a depth of 55 (5x5 s2, 11 columns) 1.3-1.5x slower than 56
-# (2-core Xeon with AMX, 960-20,000 rows x 64 / 128 outputs; 64 no faster than 56). Whole networks, value path,
-# paired in one process, ratio to the float forward before -> after at batch 1 / 16 / 128: DroNet 1.69 / 2.58 /
-# 4.36 -> 1.97 / 2.81 / 4.84, Frontnet 1.07 / 1.93 / 3.47 -> 1.25 / 2.14 / 3.96, NEMO residual 1.65 / 1.56 / 1.71
-# -> 1.85 / 1.68 / 1.84 (packed likewise). Not for several channels: the RGB stem's 54 padded to 56 or 72 (zero
-# columns, or more input columns) made its patches 2.7x slower to build (32x32x3, batch 16) and the layer slower.
+# int8_band's GEMM depth Kh * span * Ci is zero-padded to a multiple of this (zero columns on both sides, exact
+# zeros): YNNPACK's int8 GEMM runs a depth of 55 (5x5 s2, 11 columns) 1.3-1.5x slower than 56 and 54 (3x3 s1 over 3
+# channels, 6 columns) 1.4-1.6x slower than 56 (2-core Xeon with AMX, 960-20,000 rows x 64 / 128 outputs). Whole
+# networks, paired in one process, ratio to the float forward before -> after at batch 1 / 16 / 128, value path:
+# DroNet 1.69 / 2.58 / 4.36 -> 1.97 / 2.81 / 4.84, NEMO Frontnet 1.07 / 1.93 / 3.47 -> 1.25 / 2.14 / 3.96, NEMO
+# residual 1.65 / 1.56 / 1.71 -> 1.85 / 1.68 / 1.84 (one channel: first measured with a 12-column span, depth 60,
+# which the zero columns tie per layer); MLPerf-Tiny ResNet (3 channels) 1.38 / 1.53 / 1.64 -> 1.49 / 1.58 / 1.70.
+# Packed likewise. The patches are one concatenation of per-row pieces in the band's column order, zero piece
+# last: padding the transposed patches of a 3-channel stem instead made them 2.7x slower to build.
 BAND_K_MULTIPLE = 4
 
 
 def band_geometry(cfg: ConvConfig) -> tuple[int, int, int]:
-    """``int8_band``'s (pixels per block, blocks per output row, input columns per block). A block's window spans
-    ``sx * (bw - 1) + Kw`` columns; for one input channel it reads a few more (zero weights there), so that the
-    GEMM depth Kh * span is a multiple of ``BAND_K_MULTIPLE``."""
+    """``int8_band``'s (pixels per block, blocks per output row, input columns per block)."""
     bw = min(BAND_WIDTH, cfg.Wo)
-    span = cfg.stride[1] * (bw - 1) + cfg.Kw
-    if cfg.Ci == 1:
-        while (cfg.Kh * span) % BAND_K_MULTIPLE:
-            span += 1
-    return bw, -(-cfg.Wo // bw), span
+    return bw, -(-cfg.Wo // bw), cfg.stride[1] * (bw - 1) + cfg.Kw
 
 
 def band_overhead(cfg: ConvConfig) -> float:
     """``int8_band``'s multiplies per useful one: blocks of ``bw`` pixels over ``span`` input columns where the
-    filter reads Kw, and the last block of a row padded to ``bw`` pixels (DroNet's 5x5 s2 first layer 2.4; a
+    filter reads Kw, and the last block of a row padded to ``bw`` pixels (DroNet's 5x5 s2 first layer 2.2; a
     10x4 s2 kernel over 5 output columns 4.0)."""
     bw, nb, span = band_geometry(cfg)
     return nb * bw * span / (cfg.Wo * cfg.Kw)
 
 
+def band_depth(cfg: ConvConfig) -> int:
+    """``int8_band``'s GEMM depth: Kh * span * Ci (``band_geometry``) rounded up to a multiple of
+    ``BAND_K_MULTIPLE`` (zero columns on both sides)."""
+    _, _, span = band_geometry(cfg)
+    return -(-cfg.Kh * span * cfg.Ci // BAND_K_MULTIPLE) * BAND_K_MULTIPLE
+
+
 def band_weights(w, cfg: ConvConfig, xp=jnp):
-    """The banded weight matrix of ``int8_band``, int8 (bw * Co, Kh * span * Ci): row (j, o) holds filter o at
-    input column ``sx * j + kx`` of the block (zeros elsewhere), its contracted axis last (as XLA:CPU hands int8
-    dots to YNNPACK). ``w``: (Co, Kh, Kw, Ci) ints; ``xp``: ``numpy`` on the host (prepared once), ``jnp`` in the
-    graph."""
+    """The banded weight matrix of ``int8_band``, int8 (bw * Co, ``band_depth``): row (j, o) holds filter o at
+    input column ``sx * j + kx`` of the block (zeros elsewhere, and in the padding columns), its contracted axis
+    last (as XLA:CPU hands int8 dots to YNNPACK). ``w``: (Co, Kh, Kw, Ci) ints; ``xp``: ``numpy`` on the host
+    (prepared once), ``jnp`` in the graph."""
     bw, _, span = band_geometry(cfg)
     sx = cfg.stride[1]
     place = np.zeros((cfg.Kw, span, bw), np.int32)  # place[kx, sx*j + kx, j] = 1
     for j in range(bw):
         place[np.arange(cfg.Kw), sx * j + np.arange(cfg.Kw), j] = 1
     band = xp.einsum("oykc,kpj->joypc", xp.asarray(w).astype(xp.int32), place)  # one nonzero term per entry
-    return band.reshape(bw * cfg.Co, cfg.Kh * span * cfg.Ci).astype(xp.int8)
+    k = cfg.Kh * span * cfg.Ci
+    return xp.pad(band.reshape(bw * cfg.Co, k), ((0, 0), (0, band_depth(cfg) - k))).astype(xp.int8)
 
 
 def int8_band(x, w, cfg: ConvConfig, x_off):
@@ -381,13 +385,17 @@ def int8_band(x, w, cfg: ConvConfig, x_off):
     chunks = -(-span // step)  # a block's span in whole steps: chunk m of block j is step j + m
     xs = (_padded(x.astype(jnp.int32), cfg, (cfg.Ho - 1) * sy + cfg.Kh, step * (nb + chunks - 1)) - x_off)
     xs = xs.astype(jnp.int8)
-    B = x.shape[0]
-    rows = jnp.stack([xs[:, ky:ky + (cfg.Ho - 1) * sy + 1:sy] for ky in range(cfg.Kh)], axis=2)  # (B,Ho,Kh,Wp,Ci)
-    parts = [rows[:, :, :, step * m:step * (m + nb)].reshape(B, cfg.Ho, cfg.Kh, nb, step, cfg.Ci)
-             for m in range(chunks)]
-    blocks = (jnp.concatenate(parts, axis=4) if chunks > 1 else parts[0])[:, :, :, :, :span]
-    patches = jnp.moveaxis(blocks, 3, 2).reshape(B * cfg.Ho * nb, cfg.Kh * span * cfg.Ci)
+    B, C = x.shape[0], cfg.Ci
     band = w.gemm if isinstance(w, Weights) else band_weights(w, cfg)
+    pieces = []  # (B, Ho, nb, columns * C) each, in the band's (ky, column, c) order: one concatenation
+    for ky in range(cfg.Kh):
+        row = xs[:, ky:ky + (cfg.Ho - 1) * sy + 1:sy]  # (B, Ho, Wp, C)
+        for m in range(chunks):
+            cols = min(step, span - m * step)
+            pieces.append(row[:, :, step * m:step * (m + nb)].reshape(B, cfg.Ho, nb, step * C)[..., :cols * C])
+    if band.shape[1] > cfg.Kh * span * C:  # zero columns against the band's (``band_depth``)
+        pieces.append(jnp.zeros((B, cfg.Ho, nb, band.shape[1] - cfg.Kh * span * C), jnp.int8))
+    patches = jnp.concatenate(pieces, axis=-1).reshape(B * cfg.Ho * nb, band.shape[1])
     acc = jax.lax.dot_general(patches, band, (((1,), (1,)), ((), ())), preferred_element_type=jnp.int32)
     acc = acc.reshape(B, cfg.Ho, nb * bw, cfg.Co)[:, :, :cfg.Wo]
     if isinstance(x_off, int) and x_off == 0:

@@ -398,7 +398,7 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
     1.58 at 16. At most 16 outputs and stride 2 (MobileNetV1's 3 -> 8 stem) XLA's generic loop stays: it was the
     fastest there.
     The banded GEMM only where it multiplies at most ``BAND_MAX_OVERHEAD`` times the useful products
-    (``_conv_forms.band_overhead``: 2.4 for 5x5 s2 over wide images, 2.0 for 3x3 s1): the NEMO DS-CNN's and
+    (``_conv_forms.band_overhead``: 2.2 for 5x5 s2 over wide images, 2.0 for 3x3 s1): the NEMO DS-CNN's and
     MLPerf-Tiny KWS DS-CNN's 10x4 s2 first layer over 5 output columns (4.0) took 0.39 ms in it at batch 16 vs
     0.22 as float32 (0.13 vs 0.02 at batch 1); whole networks, paired, ratio to the float forward band -> float32
     (packed / values): DS-CNN 3.38 / 3.32 -> 3.57 / 3.86 at batch 1, 9.13 / 10.59 -> 11.12 / 11.70 at 16, 15.1 /
@@ -481,9 +481,9 @@ def _check_prepared(w: Weights, cfg: ConvConfig) -> None:
     if form == "gemm":
         want = gemm_layout(cfg.Co, cfg.Ci)
     elif form == "band":
-        bw, _, span = _conv_forms.band_geometry(cfg)
+        bw, _, _ = _conv_forms.band_geometry(cfg)
         want = (((cfg.Kh, cfg.Kw, cfg.Ci, cfg.Co), jnp.dtype(jnp.int8)),
-                ((bw * cfg.Co, cfg.Kh * span * cfg.Ci), jnp.dtype(jnp.int8)), (cfg.Co,))
+                ((bw * cfg.Co, _conv_forms.band_depth(cfg)), jnp.dtype(jnp.int8)), (cfg.Co,))
     elif form == "im2col":
         want = (((cfg.Kh, cfg.Kw, cfg.Ci, cfg.Co), jnp.dtype(jnp.int8)),
                 ((cfg.Co, _conv_forms.im2col_width(cfg)), jnp.dtype(jnp.int8)), (cfg.Co,))

@@ -130,36 +130,33 @@ def test_wide_weights_serve_both_forms(batch_over_limit):
 
 
 @pytest.mark.parametrize("k, s, ci", [(5, 2, 1), (3, 1, 1), (3, 2, 1), (4, 1, 1), (3, 1, 3), (5, 1, 2)])
-def test_one_channel_bands_read_whole_multiples_of_the_gemm_depth(k, s, ci):
-    """With one input channel a block reads a few input columns past its window (zero weights there) so that the
-    GEMM depth Kh * span is a multiple of ``BAND_K_MULTIPLE``; with several, exactly its window. The band stays
-    exact where those columns lie past the input's right edge (7 columns, blocks of 4 pixels)."""
+def test_band_gemm_depths_are_padded_to_a_multiple_of_four(k, s, ci):
+    """The banded GEMM's depth Kh * span * Ci is zero-padded to a multiple of ``BAND_K_MULTIPLE`` (zero columns of
+    the band, zero pieces of the patches); the band stays exact, also where a block's columns lie past the input's
+    right edge (7 columns, blocks of 4 pixels)."""
     cfg = conv.Config("u8", "u8", "i8", H=7, W=7, Ci=ci, Co=8, Kh=k, Kw=k, stride=(s, s), pad=(k // 2,) * 4,
                       semantics="ideal")
     bw, nb, span = _conv_forms.band_geometry(cfg)
-    window = s * (bw - 1) + k
-    if ci == 1:
-        assert (k * span) % _conv_forms.BAND_K_MULTIPLE == 0 and window <= span < window + _conv_forms.BAND_K_MULTIPLE
-    else:
-        assert span == window
+    depth = _conv_forms.band_depth(cfg)
+    assert depth % _conv_forms.BAND_K_MULTIPLE == 0 and k * span * ci <= depth < k * span * ci + 4
     rng = np.random.default_rng(k * 10 + s)
     x = rng.integers(0, 256, (2, 7, 7, ci)).astype(np.int32)
     w = rng.integers(-128, 128, (8, k, k, ci)).astype(np.int32)
-    band = _conv_forms.band_weights(jnp.asarray(w), cfg)
-    assert band.shape == (bw * 8, k * span * ci)
+    band = np.asarray(_conv_forms.band_weights(jnp.asarray(w), cfg))
+    assert band.shape == (bw * 8, depth) and not band[:, k * span * ci:].any()
     got = jax.jit(lambda a: _conv_forms.int8_band(a, jnp.asarray(w), cfg, 128))(jnp.asarray(x))
     np.testing.assert_array_equal(np.asarray(got), correlation(x, w, cfg))
 
 
 def test_the_banded_gemm_only_where_it_wastes_few_products():
     """A one-channel KxK layer is the banded GEMM where it multiplies at most ``BAND_MAX_OVERHEAD`` times the
-    useful products (DroNet's 5x5 s2 first layer: 2.4), else float32 (a DS-CNN's 10x4 s2 first layer over 5 output
+    useful products (DroNet's 5x5 s2 first layer: 2.2), else float32 (a DS-CNN's 10x4 s2 first layer over 5 output
     columns: 4.0); up to 3 channels at stride 1 likewise, else the next rule (im2col for >= 17 outputs)."""
     cpu = jax.default_backend() == "cpu"
     dronet = conv.Config("u8", "u8", "i8", H=200, W=200, Ci=1, Co=32, Kh=5, Kw=5, stride=(2, 2), pad=(2, 2, 2, 2))
     dscnn = conv.Config("u8", "u8", "i8", H=49, W=10, Ci=1, Co=64, Kh=10, Kw=4, stride=(2, 2), pad=(5, 4, 1, 1))
     narrow_rgb = conv.Config("u8", "u8", "i8", H=8, W=5, Ci=3, Co=32, Kh=3, Kw=3, pad=(1, 1, 1, 1))  # 3.2
-    assert _conv_forms.band_overhead(dronet) == pytest.approx(2.4)  # 12 columns per 4 pixels, not 11: depth 60
+    assert _conv_forms.band_overhead(dronet) == pytest.approx(2.2)
     assert _conv_forms.band_overhead(dscnn) > conv.BAND_MAX_OVERHEAD >= _conv_forms.band_overhead(dronet)
     assert _conv_forms.band_overhead(narrow_rgb) > conv.BAND_MAX_OVERHEAD
     assert conv.int8_form(dronet, batch=1) == ("band" if cpu else None)
