@@ -50,8 +50,9 @@ def sums_products(backend: str | None = None) -> bool:
 class Weights(NamedTuple):
     """A convolution's weights laid out once (per network, on the host: ``conv.prepare_weights``) as the form
     ``conv._fast_accumulate`` chooses reads them, so no layout or conversion work is left in the compiled forward.
-    ``hwio``: (Kh, Kw, Ci, Co), int8 for the int8 convolution (``wide_hwio`` for ``int8_conv_wide``: Co padded
-    with zero filters), float32 for the float32 forms (the same integers),
+    ``hwio``: (Kh, Kw, Ci, Co), int8 for the int8 convolution (``conv_hwio``: Ci padded with zero channels where
+    YNNPACK runs it; ``wide_hwio`` for ``int8_conv_wide``: Co padded with zero filters), float32 for the float32
+    forms (the same integers),
     None for the 1x1 int8 GEMM; ``total``: int32 (Co,), each filter's sum of weights (the int8 forms' offset
     share); ``gemm``: the 1x1 int8 GEMM's (Co, Ci) int8 operand (its contracted axis last: XLA:CPU hands only such
     int8 dots to YNNPACK, a transposed one ran 3.7x slower), ``int8_band``'s banded matrix (``band_weights``) or
@@ -212,7 +213,8 @@ def int8_conv(x, w, cfg: ConvConfig, x_off):
     Python int (0: no correction) or traced int32 scalar (128 for u8 inputs, see ``_engine.int8_offset``). ``w``:
     (Co, Kh, Kw, Ci) ints, or ``Weights`` with int8 ``hwio``. The CPU backend only: XLA:GPU hands convolutions
     to cuDNN, which takes integer ones only in one int8x4 pattern (jax-ml/jax#7637, open), and
-    ``conv.int8_form`` never picks this form off the CPU."""
+    ``conv.int8_form`` never picks this form off the CPU. Where YNNPACK runs it, x and the filters get zero input
+    channels up to a multiple of ``CONV_CI_MULTIPLE`` (``conv_channels``: zero products, the same sums)."""
     hwio = w.hwio if isinstance(w, Weights) else _hwio(w.astype(jnp.int8))
     xs = _shifted_padded(x, cfg, x_off)
     hwio = conv_hwio(hwio, cfg)  # prepared weights have their zero channels already
@@ -377,8 +379,9 @@ def int8_band(x, w, cfg: ConvConfig, x_off):
     Fewer bytes of patches than im2col (``span`` columns per block instead of ``bw * Kw``) for a few multiplies by
     zero (exact zeros); meant for one or a few input channels (DroNet's first layer, RGB stems at stride 1), where
     the convolution libraries are slow. Exact under ``int8_conv``'s conditions: every product is of int8 values,
-    accumulated in int32 (modulo 2**32 in any order), plus the same offset share. ``w``: (Co, Kh, Kw, Ci) ints, or
-    ``Weights`` whose ``gemm`` is ``band_weights``."""
+    accumulated in int32 (modulo 2**32 in any order), plus the same offset share; the GEMM depth is zero-padded to
+    ``band_depth`` (zero columns of patches and band). ``w``: (Co, Kh, Kw, Ci) ints, or ``Weights`` whose ``gemm``
+    is ``band_weights``."""
     bw, nb, span = band_geometry(cfg)
     sy, sx = cfg.stride
     step = sx * bw

@@ -290,12 +290,12 @@ def prepare_weights(w, cfg: ConvConfig) -> Weights:
     """The weights ``w`` (Co, Kh, Kw, Ci) ints (host, numpy) laid out once for the form ``_fast_accumulate``
     takes for ``cfg`` on the current backend (``int8_form`` at batch 1, the form most batch sizes share): HWIO int8
     for the int8 convolution (with zero filters up to ``_conv_forms.WIDE_CO`` outputs for "wide", which larger
-    batches read as float32), (Co, Ci) int8 for the 1x1 int8 GEMM, the banded matrix and HWIO int8 for "band", the
+    batches read as float32, and zero input channels where YNNPACK runs it, ``_conv_forms.conv_hwio``), (Co, Ci)
+    int8 for the 1x1 int8 GEMM, the banded matrix (depth padded to a multiple of 4) and HWIO int8 for "band", the
     (Co, K padded to 32) patch matrix and HWIO int8 for "im2col", HWIO float32 otherwise, plus each filter's weight
-    sum. Pass the result wherever
-    ``accumulate`` / ``run_lanes`` take the weights (the same bits; a network prepares its weights once instead of
-    on every call and step). Raises for a wrong shape, or for weights outside int8 (every PULP-NN weight type has
-    at most 8 bits)."""
+    sum. Pass the result wherever ``accumulate`` / ``run_lanes`` take the weights (the same bits; a network
+    prepares its weights once instead of on every call and step). Raises for a wrong shape, or for weights outside
+    int8 (every PULP-NN weight type has at most 8 bits)."""
     w = _engine.int8_weights(w, (cfg.Co, cfg.Kh, cfg.Kw, cfg.Ci), "(Co, Kh, Kw, Ci)")
     form = int8_form(cfg, batch=1)
     if form == "gemm":
