@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpulp.kernels import _engine
 from jaxpulp.kernels.config import ConvConfig
 
 _HIGHEST = jax.lax.Precision.HIGHEST  # keeps GPUs from rounding the float32 GEMMs through TF32 / bf16
@@ -198,9 +199,12 @@ def _offset_share(w, x_off):
     return x_off * jnp.sum(w.astype(jnp.int32), axis=(1, 2, 3), dtype=jnp.int32)
 
 
-def _shifted(x, x_off):
-    """int8 ``x - x_off`` (x's values lie within a <= 8-bit type, ``x_off`` its ``_engine.int8_offset``)."""
-    return (x.astype(jnp.int32) - x_off).astype(jnp.int8)
+def _shifted_int8_padded(x, cfg: ConvConfig, x_off, rows: int, cols: int):
+    """int8 ``x - x_off`` padded as ``_padded`` to ``rows`` x ``cols`` with ``-x_off`` (the same values as
+    ``_shifted_padded``'s): XLA then materialises the padded input that several slices share in int8, not int32.
+    Only for an input that slices read (``int8_band``, ``int8_im2col``), never one fed to the convolution itself
+    (see ``_shifted_padded``)."""
+    return _padded((x.astype(jnp.int32) - x_off).astype(jnp.int8), cfg, rows, cols, -x_off)
 
 
 def _shifted_padded(x, cfg: ConvConfig, x_off):
@@ -253,7 +257,7 @@ def conv_channels(cfg: ConvConfig, co: int) -> int:
     ``CONV_CI_MULTIPLE`` where XLA:CPU hands it to YNNPACK (more than 16 channels in or out)."""
     if max(cfg.Ci, co) < YNN_MIN_CHANNELS:
         return cfg.Ci
-    return -(-cfg.Ci // CONV_CI_MULTIPLE) * CONV_CI_MULTIPLE
+    return _engine.round_up(cfg.Ci, multiple=CONV_CI_MULTIPLE)
 
 
 def conv_hwio(hwio, cfg: ConvConfig, xp=jnp):
@@ -293,7 +297,7 @@ IM2COL_K_MULTIPLE = 32  # int8_im2col's patch columns are zero-padded to a multi
 
 def im2col_width(cfg: ConvConfig, k_multiple: int = IM2COL_K_MULTIPLE) -> int:
     """``int8_im2col``'s patch width Kp: Kh*Kw*Ci rounded up to a multiple of ``k_multiple``."""
-    return -(-cfg.Kh * cfg.Kw * cfg.Ci // k_multiple) * k_multiple
+    return _engine.round_up(cfg.Kh * cfg.Kw * cfg.Ci, multiple=k_multiple)
 
 
 def im2col_weights(w, cfg: ConvConfig, k_multiple: int = IM2COL_K_MULTIPLE, xp=jnp):
@@ -313,8 +317,8 @@ def int8_im2col(x, w, cfg: ConvConfig, x_off, k_multiple: int = IM2COL_K_MULTIPL
     ``gemm`` is ``im2col_weights`` (its padded width then sets the patches')."""
     wk = w.gemm if isinstance(w, Weights) else im2col_weights(w, cfg, k_multiple)
     sy, sx = cfg.stride
-    # padded in int8 (as ``int8_band``: only slices read it; Deeploy miniMobileNet 4-11% faster, paired)
-    xs = _padded(_shifted(x, x_off), cfg, (cfg.Ho - 1) * sy + cfg.Kh, (cfg.Wo - 1) * sx + cfg.Kw, -x_off)
+    # padded in int8 (Deeploy miniMobileNet 4-11% faster, paired)
+    xs = _shifted_int8_padded(x, cfg, x_off, (cfg.Ho - 1) * sy + cfg.Kh, (cfg.Wo - 1) * sx + cfg.Kw)
     cols = [xs[:, :, kx:kx + (cfg.Wo - 1) * sx + 1:sx] for kx in range(cfg.Kw)]
     h = jnp.concatenate(cols, axis=-1) if len(cols) > 1 else cols[0]  # (B, Hp, Wo, Kw*Ci)
     rows = [h[:, ky:ky + (cfg.Ho - 1) * sy + 1:sy] for ky in range(cfg.Kh)]
@@ -363,7 +367,7 @@ def band_depth(cfg: ConvConfig) -> int:
     """``int8_band``'s GEMM depth: Kh * span * Ci (``band_geometry``) rounded up to a multiple of
     ``BAND_K_MULTIPLE`` (zero columns on both sides)."""
     _, _, span = band_geometry(cfg)
-    return -(-cfg.Kh * span * cfg.Ci // BAND_K_MULTIPLE) * BAND_K_MULTIPLE
+    return _engine.round_up(cfg.Kh * span * cfg.Ci, multiple=BAND_K_MULTIPLE)
 
 
 def band_weights(w, cfg: ConvConfig, xp=jnp):
@@ -396,11 +400,9 @@ def int8_band(x, w, cfg: ConvConfig, x_off):
     sy, sx = cfg.stride
     step = sx * bw
     chunks = -(-span // step)  # a block's span in whole steps: chunk m of block j is step j + m
-    # shifted to int8 first, padded with -x_off (the same values): XLA then materialises the padded input that the
-    # pieces below share in int8, not int32 (NEMO residual / DroNet / Frontnet 3-20% faster, paired); only slices
-    # read it, never the GEMM itself (see ``_shifted_padded``)
-    xs = _padded(_shifted(x, x_off), cfg, (cfg.Ho - 1) * sy + cfg.Kh, step * (nb + chunks - 1), -x_off)
-    B, C = x.shape[0], cfg.Ci
+    # padded in int8 (NEMO residual / DroNet / Frontnet 3-20% faster, paired)
+    xs = _shifted_int8_padded(x, cfg, x_off, (cfg.Ho - 1) * sy + cfg.Kh, step * (nb + chunks - 1))
+    B, C, k = x.shape[0], cfg.Ci, cfg.Kh * span * cfg.Ci
     band = w.gemm if isinstance(w, Weights) else band_weights(w, cfg)
     pieces = []  # (B, Ho, nb, columns * C) each, in the band's (ky, column, c) order: one concatenation
     for ky in range(cfg.Kh):
@@ -408,8 +410,8 @@ def int8_band(x, w, cfg: ConvConfig, x_off):
         for m in range(chunks):
             cols = min(step, span - m * step)
             pieces.append(row[:, :, step * m:step * (m + nb)].reshape(B, cfg.Ho, nb, step * C)[..., :cols * C])
-    if band.shape[1] > cfg.Kh * span * C:  # zero columns against the band's (``band_depth``)
-        pieces.append(jnp.zeros((B, cfg.Ho, nb, band.shape[1] - cfg.Kh * span * C), jnp.int8))
+    if band.shape[1] > k:  # zero columns against the band's (``band_depth``)
+        pieces.append(jnp.zeros((B, cfg.Ho, nb, band.shape[1] - k), jnp.int8))
     patches = jnp.concatenate(pieces, axis=-1).reshape(B * cfg.Ho * nb, band.shape[1])
     acc = jax.lax.dot_general(patches, band, (((1,), (1,)), ((), ())), preferred_element_type=jnp.int32)
     acc = acc.reshape(B, cfg.Ho, nb * bw, cfg.Co)[:, :, :cfg.Wo]

@@ -114,7 +114,7 @@ GEMM_PAD_MAX_K = 256
 def gemm_depth(k: int) -> int:
     """``int8_matmul``'s contracted length for K = ``k``: rounded up to a multiple of ``GEMM_K_MULTIPLE`` up to
     ``GEMM_PAD_MAX_K``, else ``k``."""
-    return -(-k // GEMM_K_MULTIPLE) * GEMM_K_MULTIPLE if k <= GEMM_PAD_MAX_K else k
+    return round_up(k, multiple=GEMM_K_MULTIPLE) if k <= GEMM_PAD_MAX_K else k
 
 
 def int8_matmul(x, w, x_off, total=None):
@@ -129,10 +129,10 @@ def int8_matmul(x, w, x_off, total=None):
     XLA:CPU hands such int8 dots to YNNPACK's VNNI kernels; a short K is zero-padded (``gemm_depth``)."""
     xs = (jnp.asarray(x, jnp.int32) - x_off).astype(jnp.int8)
     w8 = jnp.asarray(w).astype(jnp.int8)
-    k = xs.shape[-1]
-    if gemm_depth(k) > k:
-        xs = jnp.pad(xs, ((0, 0), (0, gemm_depth(k) - k)))
-        w8 = jnp.pad(w8, ((0, 0), (0, gemm_depth(k) - k)))
+    extra = gemm_depth(xs.shape[-1]) - xs.shape[-1]
+    if extra:
+        xs = jnp.pad(xs, ((0, 0), (0, extra)))
+        w8 = jnp.pad(w8, ((0, 0), (0, extra)))
     acc = jax.lax.dot_general(xs, w8, (((1,), (1,)), ((), ())), preferred_element_type=jnp.int32)
     if isinstance(x_off, int) and x_off == 0:
         return acc
