@@ -1,8 +1,8 @@
 """Paired A/B of the conv formulation rule on a whole network's value path: the same jitted forward built with
 ``conv.int8_form`` as shipped ("after") and with every conv on the float32 forms ("before"), timed against the
-float32 forward of the same topology (``benchmarks/network.py``'s baseline) in one process, the candidates in a
-rotating order each repetition; reports the median and quartiles of the per-repetition ratios, which survive a
-shared machine's drifting load far better than separate medians.
+float32 forward of the same topology (``benchmarks/network.py``'s baseline) in one process, the candidates in an
+order shuffled afresh each repetition (``network.shuffled``); reports the median and quartiles of the
+per-repetition ratios, which survive a shared machine's drifting load far better than separate medians.
 
     python benchmarks/conv_rule_ab.py --net dronet --batch 16 --reps 60
     python benchmarks/conv_rule_ab.py --net mobilenet --batch 16 --reps 30
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     names = list(fns)
     ts: dict[str, list[float]] = {k: [] for k in names}
     for r in range(args.reps):
-        for k in names[r % 3:] + names[:r % 3]:
+        for k in nb.shuffled(names, r):
             t0 = time.perf_counter()
             fns[k]()
             ts[k].append(time.perf_counter() - t0)

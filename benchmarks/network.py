@@ -3,8 +3,8 @@ the ``cuda`` extra):
 
 * the **float32 forward of the same topology** (``lax`` convolutions / ``reduce_window`` / ``dot``, a per-channel
   scale and a float clip between layers: what a user would otherwise run as a fake-quantised model), timed
-  interleaved with jaxpulp's paths (each repetition runs every candidate once, in an order rotated from one
-  repetition to the next; the median is reported); and the
+  interleaved with jaxpulp's paths (each repetition runs every candidate once, in an order shuffled afresh
+  every repetition: ``shuffled``; the median is reported); and the
   same float32 forward run in steps of ``execute.auto_step(net)`` inputs as ``execute.run`` runs a large batch
   ("float32_stepped": what the steps alone are worth, so the paths' own share of the ratio can be read off);
   and the same float32 forward end to end as ``run`` is timed ("float32_host": the uint8 numpy inputs in,
@@ -144,6 +144,14 @@ def run_function(net, x, path: str, step: int):
 # ------------------------------------------------------------------------------------------- timing
 
 
+def shuffled(names: list[str], rep: int) -> list[str]:
+    """The candidates' order in repetition ``rep``: a permutation drawn afresh (seeded by ``rep``), so that no
+    candidate runs after the same other one every time. A rotated order keeps every neighbour but one, and it
+    biases: at batch 1 a call right after the float32 forward ran 8-13% slower (Frontnet, two identical value-path
+    programs, paired, 2-core Xeon), which a rotation charges to the same candidate every repetition."""
+    return [names[i] for i in np.random.default_rng(rep).permutation(len(names))]
+
+
 def _block(v):
     return jax.tree_util.tree_map(lambda a: a.block_until_ready() if hasattr(a, "block_until_ready") else a, v)
 
@@ -201,8 +209,8 @@ def bench(net, x, reps: int, ref_batch: int, gemm: float, paths=("packed", "valu
     times = {k: [] for k in cands}
     order = list(cands)
     reps = reps * max(1, 16 // len(x))
-    for rep in range(reps):  # the order rotates, so that no candidate always runs after the same other one
-        for name in order[rep % len(order):] + order[:rep % len(order)]:
+    for rep in range(reps):
+        for name in shuffled(order, rep):
             t0 = time.perf_counter()
             cands[name]()
             times[name].append(time.perf_counter() - t0)
