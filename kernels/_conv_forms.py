@@ -56,9 +56,9 @@ class Weights(NamedTuple):
     forms (the same integers),
     None for the 1x1 int8 GEMM; ``total``: int32 (Co,), each filter's sum of weights (the int8 forms' offset
     share); ``gemm``: the 1x1 int8 GEMM's (Co, Ci) int8 operand (its contracted axis last: XLA:CPU hands only such
-    int8 dots to YNNPACK, a transposed one ran 3.7x slower), ``int8_band``'s banded matrix (``band_weights``) or
-    ``int8_im2col``'s (``im2col_weights``; for these two ``hwio`` holds the int8 HWIO for the float32 forms), else
-    None."""
+    int8 dots to YNNPACK, a transposed one ran 3.7x slower), ``int8_band``'s banded matrix (``band_weights``; with
+    a "band" or a "wide" ``hwio``, for batches above ``conv.WIDE_MAX_PIXELS``) or ``int8_im2col``'s
+    (``im2col_weights``; for "band" and "im2col" ``hwio`` holds the int8 HWIO for the float32 forms), else None."""
 
     hwio: Any
     total: Any

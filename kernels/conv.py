@@ -289,13 +289,14 @@ def accumulate(x, w, bias, cfg: ConvConfig, groups: tuple[int, ...] | None = Non
 def prepare_weights(w, cfg: ConvConfig) -> Weights:
     """The weights ``w`` (Co, Kh, Kw, Ci) ints (host, numpy) laid out once for the form ``_fast_accumulate``
     takes for ``cfg`` on the current backend (``int8_form`` at batch 1, the form most batch sizes share): HWIO int8
-    for the int8 convolution (with zero filters up to ``_conv_forms.WIDE_CO`` outputs for "wide", which larger
-    batches read as float32, and zero input channels where YNNPACK runs it, ``_conv_forms.conv_hwio``), (Co, Ci)
-    int8 for the 1x1 int8 GEMM, the banded matrix (depth padded to a multiple of 4) and HWIO int8 for "band", the
-    (Co, K padded to 32) patch matrix and HWIO int8 for "im2col", HWIO float32 otherwise, plus each filter's weight
-    sum. Pass the result wherever ``accumulate`` / ``run_lanes`` take the weights (the same bits; a network
-    prepares its weights once instead of on every call and step). Raises for a wrong shape, or for weights outside
-    int8 (every PULP-NN weight type has at most 8 bits)."""
+    for the int8 convolution (with zero filters up to ``_conv_forms.WIDE_CO`` outputs for "wide", and then, where
+    larger batches take the band, its banded matrix too: ``_wide_band``; larger batches at stride 2 read the HWIO
+    as float32), with zero input channels where YNNPACK runs it (``_conv_forms.conv_hwio``); (Co, Ci) int8 for the
+    1x1 int8 GEMM; the banded matrix (depth padded to a multiple of 4) and HWIO int8 for "band"; the (Co, K padded
+    to 32) patch matrix and HWIO int8 for "im2col"; HWIO float32 otherwise; plus each filter's weight sum. Pass
+    the result wherever ``accumulate`` / ``run_lanes`` take the weights (the same bits; a network prepares its
+    weights once instead of on every call and step). Raises for a wrong shape, or for weights outside int8 (every
+    PULP-NN weight type has at most 8 bits)."""
     w = _engine.int8_weights(w, (cfg.Co, cfg.Kh, cfg.Kw, cfg.Ci), "(Co, Kh, Kw, Ci)")
     form = int8_form(cfg, batch=1)
     if form == "gemm":
@@ -308,9 +309,16 @@ def prepare_weights(w, cfg: ConvConfig) -> Weights:
         return Weights(hwio.astype(np.int8), total, _conv_forms.im2col_weights(w, cfg, xp=np))
     if form in ("conv", "wide"):  # int8 HWIO with its zero filters ("wide") and zero input channels
         hwio = hwio.astype(np.int8)
+        band = _conv_forms.band_weights(w, cfg, np) if _wide_band(cfg, form) else None  # larger batches' form
         return Weights(_conv_forms.conv_hwio(_conv_forms.wide_hwio(hwio, np) if form == "wide" else hwio, cfg, np),
-                       total)
+                       total, band)
     return Weights(hwio.astype(np.float32), total)
+
+
+def _wide_band(cfg: ConvConfig, form: str | None) -> bool:
+    """Whether "wide" weights (``form``: ``int8_form`` at batch 1) also carry the banded matrix: the form of the
+    batches above ``WIDE_MAX_PIXELS`` output pixels is "band"."""
+    return form == "wide" and int8_form(cfg) == "band"
 
 
 def gemm_weights(w: np.ndarray) -> Weights:
@@ -335,7 +343,7 @@ BAND_MAX_OVERHEAD = 3.0  # the banded GEMM's multiplies per useful one (``_conv_
 IM2COL_MAX_CHANNELS = 8
 
 # Output pixels (batch * Ho * Wo) up to which a few-channel KxK conv (9-16 in, at most 16 out) is "wide" (see
-# ``int8_form``): measured wins at 1,024-2,500, losses from 16,384 on.
+# ``int8_form``): measured wins at 1,024-2,500, losses from 16,384 on (above: "band" at stride 1, else float32).
 WIDE_MAX_PIXELS = 8192
 
 
@@ -364,12 +372,18 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
     / 0.64, 8 -> 16 0.66 / 0.55, 12 -> 16 4.41 / 1.00, 16 -> 16 5.99 / 0.80; the bundled MLPerf-Tiny ResNet's and
     NEMO residual net's 16 -> 16 layers made them 0.35x of the float forward). More input channels than 8 with at
     most 16 both ways therefore are "wide" (zero filters up to 24 outputs, which XLA hands to YNNPACK) up to
-    ``WIDE_MAX_PIXELS`` output pixels in the call, float32 above: alone, wide ties the float32 convolution at
-    batch 8-16 (0.79 vs 0.80 ms for 16 -> 16, 32x32) and loses at 32 (2.12 vs 1.61); whole networks, value path,
-    paired in one process (Xeon): float32 1.06 / 1.12x faster than wide on the MLPerf-Tiny ResNet at batch 16 /
-    128 (16,384 pixels a layer at 16), a tie on the NEMO residual net (40,000); at batch 1 wide is the faster
-    (ratio to the float forward, two runs each: ResNet 1.13 / 1.15 vs 0.99 / 1.02, residual 1.40 / 1.47 vs 1.32
-    / 1.39).
+    ``WIDE_MAX_PIXELS`` output pixels in the call, above it the banded int8 GEMM at stride 1 (where its overhead
+    is at most ``BAND_MAX_OVERHEAD``: 2.0 for 3x3 over 32 columns) and float32 otherwise: alone, wide ties the
+    float32 convolution at batch 8-16 (0.79 vs 0.80 ms for 16 -> 16, 32x32) and loses at 32 (2.12 vs 1.61); whole
+    networks, value path, paired in one process (Xeon): float32 1.06 / 1.12x faster than wide on the MLPerf-Tiny
+    ResNet at batch 16 / 128 (16,384 pixels a layer at 16), a tie on the NEMO residual net (40,000); at batch 1
+    wide is the faster (ratio to the float forward, two runs each: ResNet 1.13 / 1.15 vs 0.99 / 1.02, residual
+    1.40 / 1.47 vs 1.32 / 1.39; rechecked with the order shuffled: 1.50 vs 1.23, 1.78 vs 1.62). The band above
+    the limit, against float32 (Xeon with AMX, paired, candidates shuffled): per shape, 16 -> 16 3x3 s1 32x32,
+    0.62 vs 0.70 ms at batch 16, 0.98 vs 1.23 at 32 (at 128 alone 5.59 vs 4.46); in the network MLPerf-Tiny
+    ResNet (steps of 32) 1.58 -> 1.93x the float forward at batch 16, 1.72 -> 2.26x at 128, still 1.21x faster
+    in steps of 128 and a tie in steps of 256; NEMO residual net (25x25 layers) in steps of 16 / 32 1.07 /
+    1.05-1.09x faster. Stride 2 (16 -> 16 over 100x100 / 50x50) ties or loses as a band: float32 there.
     1x1 kernels with more than 8 channels (in or out) are one int8 x int8 -> int32 GEMM over batch * pixels
     (``int8_pointwise``, YNNPACK's VNNI GEMM), not the int8 convolution: MobileNetV1-0.25's value path, paired
     runs in one process (2-core EPYC, shared), int8 convolution -> float32 GEMM -> int8 GEMM: batch 128 77.4 ->
@@ -423,7 +437,9 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
     if cfg.Ci <= IM2COL_MAX_CHANNELS and cfg.Co >= _conv_forms.YNN_MIN_CHANNELS:
         return "im2col"
     if cfg.Ci > 8 and max(cfg.Ci, cfg.Co) < _conv_forms.YNN_MIN_CHANNELS:  # XLA's generic int8 loop: slow here
-        return "wide" if batch is not None and batch * cfg.Ho * cfg.Wo <= WIDE_MAX_PIXELS else None
+        if batch is not None and batch * cfg.Ho * cfg.Wo <= WIDE_MAX_PIXELS:
+            return "wide"
+        return "band" if cfg.stride == (1, 1) and _conv_forms.band_overhead(cfg) <= BAND_MAX_OVERHEAD else None
     return "conv"
 
 
@@ -490,7 +506,9 @@ def _check_prepared(w: Weights, cfg: ConvConfig) -> None:
     else:
         co = max(cfg.Co, _conv_forms.WIDE_CO) if form == "wide" else cfg.Co
         ci = cfg.Ci if form is None else _conv_forms.conv_channels(cfg, co)
-        want = (((cfg.Kh, cfg.Kw, ci, co), jnp.dtype(jnp.float32 if form is None else jnp.int8)), None, (cfg.Co,))
+        bw, _, _ = _conv_forms.band_geometry(cfg)
+        band = ((bw * cfg.Co, _conv_forms.band_depth(cfg)), jnp.dtype(jnp.int8)) if _wide_band(cfg, form) else None
+        want = (((cfg.Kh, cfg.Kw, ci, co), jnp.dtype(jnp.float32 if form is None else jnp.int8)), band, (cfg.Co,))
     require_layout(w, want, "w", "conv.prepare_weights for this configuration on this backend")
 
 

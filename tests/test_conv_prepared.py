@@ -50,9 +50,10 @@ def test_prepared_weights_give_the_raw_weights_bits_on_the_value_path(shape, it,
     elif form == "im2col":  # (Co, K padded to a multiple of 32) int8, and int8 HWIO for the float32 forms
         assert prep.hwio.dtype == np.int8 and prep.gemm.dtype == np.int8
         assert prep.gemm.shape == (co, -(-k * k * ci // 32) * 32) and not prep.gemm[:, k * k * ci:].any()
-    elif form == "wide":  # int8 HWIO with zero filters up to WIDE_CO output channels
-        assert prep.gemm is None and prep.hwio.dtype == np.int8 and prep.hwio.shape[-1] == _conv_forms.WIDE_CO
+    elif form == "wide":  # int8 HWIO with zero filters up to WIDE_CO outputs (+ the band where larger batches use it)
+        assert prep.hwio.dtype == np.int8 and prep.hwio.shape[-1] == _conv_forms.WIDE_CO
         assert not prep.hwio[..., co:].any()
+        assert (prep.gemm is None) == (conv.int8_form(cfg) != "band")
     else:
         assert prep.gemm is None and prep.hwio.dtype == (np.int8 if form == "conv" else np.float32)
     if form in ("conv", "wide"):  # YNNPACK's (> 16 channels in or out): zero input channels up to a multiple of 4
@@ -98,33 +99,40 @@ def test_prepared_weights_give_the_image_bits_on_the_packed_path(shape, types, s
                                                      (3, 8, 3, "band", "band"), (3, 32, 5, "band", "band"),
                                                      (4, 32, 3, "im2col", "im2col"), (8, 17, 3, "im2col", "im2col"),
                                                      (4, 16, 3, "conv", "conv"),
-                                                     (9, 16, 3, "wide", None), (16, 16, 3, "wide", None),
-                                                     (12, 8, 5, "wide", None), (16, 17, 3, "conv", "conv"),
+                                                     (9, 16, 3, "wide", "band"), (16, 16, 3, "wide", "band"),
+                                                     (12, 8, 5, "wide", "band"), (16, 17, 3, "conv", "conv"),
                                                      (16, 16, 1, "gemm", "gemm"), (8, 8, 1, None, None)])
 def test_the_form_rule_on_the_cpu(ci, co, k, small, large):
     """``int8_form`` on the CPU: a KxK kernel with 9-16 input and at most 16 output channels is "wide" up to
-    ``WIDE_MAX_PIXELS`` output pixels in the call and float32 above (XLA:CPU would run its int8 convolution as a
-    generic loop, 5-8x slower), fewer input channels the int8 convolution (that loop is fast there), more than 16
-    channels either way YNNPACK's, except over 2-8 input channels (an RGB stem: explicit patches, "im2col", or
-    for up to 3 at stride 1 "band"); off the CPU always None."""
+    ``WIDE_MAX_PIXELS`` output pixels in the call and above the banded GEMM at stride 1, float32 at stride 2
+    (XLA:CPU would run its int8 convolution as a generic loop, 5-8x slower), fewer input channels the int8
+    convolution (that loop is fast there), more than 16 channels either way YNNPACK's, except over 2-8 input
+    channels (an RGB stem: explicit patches, "im2col", or for up to 3 at stride 1 "band"); off the CPU always None."""
     cfg = conv.Config("u8", "u8", "i8", H=32, W=32, Ci=ci, Co=co, Kh=k, Kw=k, pad=(k // 2,) * 4)
     cpu = jax.default_backend() == "cpu"
     last = conv.WIDE_MAX_PIXELS // (cfg.Ho * cfg.Wo)  # the largest batch still "small"
     assert conv.int8_form(cfg, batch=last) == (small if cpu else None)
     assert conv.int8_form(cfg, batch=last + 1) == (large if cpu else None)
     assert conv.int8_form(cfg) == (large if cpu else None)  # batch unknown: taken as large
+    if small == "wide" and cpu:  # the band ties or loses at stride 2: float32 above the limit there
+        s2 = cfg.replace(stride=(2, 2))
+        assert conv.int8_form(s2, batch=conv.WIDE_MAX_PIXELS // (s2.Ho * s2.Wo) + 1) is None
 
 
-@pytest.mark.parametrize("batch_over_limit", [0, 1])
-def test_wide_weights_serve_both_forms(batch_over_limit):
-    """Weights prepared once as "wide" (int8, zero filters) give the int64 correlation at the largest "wide"
-    batch and, read as float32 without the zero filters, at the next batch up (the float32 form)."""
-    cfg = conv.Config("u8", "u8", "i8", H=32, W=32, Ci=16, Co=16, Kh=3, Kw=3, pad=(1, 1, 1, 1), semantics="ideal")
+@pytest.mark.parametrize("stride, batch_over_limit", [(1, 0), (1, 1), (2, 1)])
+def test_wide_weights_serve_every_form(stride, batch_over_limit):
+    """Weights prepared once as "wide" (int8, zero filters; at stride 1 with the banded matrix) give the int64
+    correlation at the largest "wide" batch and at the next batch up: the band at stride 1, at stride 2 the float32
+    form (the HWIO read as float32 without the zero filters)."""
+    cfg = conv.Config("u8", "u8", "i8", H=32, W=32, Ci=16, Co=16, Kh=3, Kw=3, pad=(1, 1, 1, 1),
+                      stride=(stride, stride), semantics="ideal")
     rng = np.random.default_rng(batch_over_limit)
     B = conv.WIDE_MAX_PIXELS // (cfg.Ho * cfg.Wo) + batch_over_limit
+    assert conv.int8_form(cfg, batch=B) == ("wide" if not batch_over_limit else "band" if stride == 1 else None)
     x = _extreme(rng, 0, 255, (B, 32, 32, 16))
     w = _extreme(rng, -128, 127, (16, 3, 3, 16))
     prep = conv.prepare_weights(w, cfg)
+    assert (prep.gemm is not None) == (stride == 1)
     got = np.asarray(jax.jit(lambda a, p: conv.accumulate(a, p, None, cfg, x_type=(8, 0)))(jnp.asarray(x), prep))
     np.testing.assert_array_equal(got, correlation(x, w, cfg))
 
