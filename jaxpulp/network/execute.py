@@ -518,12 +518,20 @@ def _to_device(v, dtype=None):
 @functools.partial(jax.jit, static_argnames=("layers", "cfgs", "want", "cluster", "groups", "step", "types"),
                    compiler_options=_STEP_COMPILER_OPTIONS)
 def _values_stepped(x, params, act_types, layers, cfgs, want, cluster, groups=None, step=None, types=None):
-    """``_values_forward`` in steps of ``step`` inputs (``_in_steps``; static, None: one step). ``types`` (static):
-    ((tensor name, bits, signed), ...), every tensor's type as constants, in place of the traced ``act_types``."""
+    """``_values_forward`` in steps of ``step`` inputs (``_in_steps``; static, None: one step), each wanted tensor
+    flat, (batch, elements), as the packed path returns it (``run`` reshapes both on the host; a (batch, H, W, C)
+    output cost XLA a layout copy; a network whose layers have no library quirk, like Deeploy's miniMobileNetv2,
+    now compiles to the packed path's very program).
+    ``types`` (static): ((tensor name, bits, signed), ...), every tensor's type as constants, in place of the
+    traced ``act_types``."""
     if types is not None:
         act_types = {k: (b, s) for k, b, s in types}
-    return _in_steps(lambda xs: _values_forward(xs, params, act_types, layers, cfgs, want, cluster, groups), x,
-                      step)
+
+    def one(xs):
+        out = _values_forward(xs, params, act_types, layers, cfgs, want, cluster, groups)
+        return {k: v.reshape(v.shape[0], -1) for k, v in out.items()}
+
+    return _in_steps(one, x, step)
 
 
 def _value_params(net: Network, params):
