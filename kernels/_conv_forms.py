@@ -58,7 +58,8 @@ class Weights(NamedTuple):
     share); ``gemm``: the 1x1 int8 GEMM's (Co, Ci) int8 operand (its contracted axis last: XLA:CPU hands only such
     int8 dots to YNNPACK, a transposed one ran 3.7x slower), ``int8_band``'s banded matrix (``band_weights``; with
     a "band" or a "wide" ``hwio``, for batches above ``conv.WIDE_MAX_PIXELS``) or ``int8_im2col``'s
-    (``im2col_weights``; for "band" and "im2col" ``hwio`` holds the int8 HWIO for the float32 forms), else None."""
+    (``im2col_weights``; for "band" and "im2col" ``hwio`` holds the int8 HWIO for the float32 forms, and for the
+    int8 convolution of the batches above ``conv.BAND_SMALL_MAX_PIXELS``), else None."""
 
     hwio: Any
     total: Any

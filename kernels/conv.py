@@ -303,7 +303,7 @@ def prepare_weights(w, cfg: ConvConfig) -> Weights:
         return gemm_weights(w.reshape(cfg.Co, cfg.Ci))
     hwio = np.ascontiguousarray(np.transpose(w, (1, 2, 3, 0)))
     total = w.sum(axis=(1, 2, 3)).astype(np.int32)
-    if form == "band":  # the banded GEMM's matrix, and the int8 HWIO for the value path's float32 forms
+    if form == "band":  # the banded GEMM's matrix, and the int8 HWIO (float32 forms; "conv" for larger batches)
         return Weights(hwio.astype(np.int8), total, _conv_forms.band_weights(w, cfg, np))
     if form == "im2col":  # the im2col GEMM's matrix, and the int8 HWIO for the value path's float32 forms
         return Weights(hwio.astype(np.int8), total, _conv_forms.im2col_weights(w, cfg, xp=np))
@@ -341,6 +341,10 @@ def worst_case_groups(cfg: ConvConfig) -> tuple[int, ...]:
 BAND_MAX_CHANNELS = 3
 BAND_MAX_OVERHEAD = 3.0  # the banded GEMM's multiplies per useful one (``_conv_forms.band_overhead``) at most
 IM2COL_MAX_CHANNELS = 8
+
+# Output pixels (batch * Ho * Wo) up to which a stride-1 KxK conv of 4-8 input and at most 16 output channels is
+# "band" rather than XLA's generic int8 loop (see ``int8_form``): no loss measured up to here, losses from 8,192 on.
+BAND_SMALL_MAX_PIXELS = 4096
 
 # Output pixels (batch * Ho * Wo) up to which a few-channel KxK conv (9-16 in, at most 16 out) is "wide" (see
 # ``int8_form``): measured wins at 1,024-2,500, losses from 16,384 on (above: "band" at stride 1, else float32).
@@ -384,6 +388,14 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
     ResNet (steps of 32) 1.58 -> 1.93x the float forward at batch 16, 1.72 -> 2.26x at 128, still 1.21x faster
     in steps of 128 and a tie in steps of 256; NEMO residual net (25x25 layers) in steps of 16 / 32 1.07 /
     1.05-1.09x faster. Stride 2 (16 -> 16 over 100x100 / 50x50) ties or loses as a band: float32 there.
+    XLA's generic loop (4-8 input channels, at most 16 outputs) splits a call over threads, and on a 2-core VM the
+    hand-off weighs most in small calls: at stride 1 up to ``BAND_SMALL_MAX_PIXELS`` output pixels the banded GEMM
+    takes them. Per shape (Xeon with AMX, order shuffled, us, generic loop / band, at 1 / 4 / 16 inputs): 4 -> 4
+    1x3 over 512 columns 93 / 80, 114 / 101, 123 / 102; 4 -> 8 3x3 16x16 125 / 93, 87 / 54, 172 / 133; 8 -> 8
+    16x16 130 / 50, 112 / 99, 228 / 157; 4 -> 16 32x32 248 / 99, 264 / 163, 426 / 419; 8 -> 16 32x32 269 / 73,
+    258 / 179, 770 / 450; 6 -> 12 24x24 205 / 92, 228 / 120, 605 / 287; 8 -> 8 8x8 90 / 94, 121 / 98, 107 / 94.
+    In the network (EEGNet's 1x3 layers over 4 channels, the only bundled ones, paired): the band 1.13-1.19x faster
+    at batch 1 (512 pixels), a tie at 2 / 4 / 8, 8% slower at 16 and 12% at 128 (8,192 / 16,384 pixels a layer).
     1x1 kernels with more than 8 channels (in or out) are one int8 x int8 -> int32 GEMM over batch * pixels
     (``int8_pointwise``, YNNPACK's VNNI GEMM), not the int8 convolution: MobileNetV1-0.25's value path, paired
     runs in one process (2-core EPYC, shared), int8 convolution -> float32 GEMM -> int8 GEMM: batch 128 77.4 ->
@@ -440,6 +452,10 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
         if batch is not None and batch * cfg.Ho * cfg.Wo <= WIDE_MAX_PIXELS:
             return "wide"
         return "band" if cfg.stride == (1, 1) and _conv_forms.band_overhead(cfg) <= BAND_MAX_OVERHEAD else None
+    small = batch is not None and batch * cfg.Ho * cfg.Wo <= BAND_SMALL_MAX_PIXELS
+    if max(cfg.Ci, cfg.Co) < _conv_forms.YNN_MIN_CHANNELS and small and cfg.stride == (1, 1) \
+            and _conv_forms.band_overhead(cfg) <= BAND_MAX_OVERHEAD:
+        return "band"  # 4-8 channels in, at most 16 out, few pixels: the band beats XLA's generic int8 loop
     return "conv"
 
 

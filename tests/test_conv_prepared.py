@@ -106,8 +106,9 @@ def test_the_form_rule_on_the_cpu(ci, co, k, small, large):
     """``int8_form`` on the CPU: a KxK kernel with 9-16 input and at most 16 output channels is "wide" up to
     ``WIDE_MAX_PIXELS`` output pixels in the call and above the banded GEMM at stride 1, float32 at stride 2
     (XLA:CPU would run its int8 convolution as a generic loop, 5-8x slower), fewer input channels the int8
-    convolution (that loop is fast there), more than 16 channels either way YNNPACK's, except over 2-8 input
-    channels (an RGB stem: explicit patches, "im2col", or for up to 3 at stride 1 "band"); off the CPU always None."""
+    convolution (that loop is fast there; in small calls at stride 1 the band: the next test), more than 16
+    channels either way YNNPACK's, except over 2-8 input channels (an RGB stem: explicit patches, "im2col", or for
+    up to 3 at stride 1 "band"); off the CPU always None."""
     cfg = conv.Config("u8", "u8", "i8", H=32, W=32, Ci=ci, Co=co, Kh=k, Kw=k, pad=(k // 2,) * 4)
     cpu = jax.default_backend() == "cpu"
     last = conv.WIDE_MAX_PIXELS // (cfg.Ho * cfg.Wo)  # the largest batch still "small"
@@ -117,6 +118,30 @@ def test_the_form_rule_on_the_cpu(ci, co, k, small, large):
     if small == "wide" and cpu:  # the band ties or loses at stride 2: float32 above the limit there
         s2 = cfg.replace(stride=(2, 2))
         assert conv.int8_form(s2, batch=conv.WIDE_MAX_PIXELS // (s2.Ho * s2.Wo) + 1) is None
+
+
+@pytest.mark.parametrize("ci, co, kh, kw, stride, band", [(4, 4, 1, 3, 1, True), (8, 16, 3, 3, 1, True),
+                                                      (8, 16, 3, 3, 2, False), (8, 17, 3, 3, 1, False),
+                                                      (9, 16, 3, 3, 1, False)])
+def test_few_channels_take_the_band_in_small_calls_only(ci, co, kh, kw, stride, band):
+    """4-8 input and at most 16 output channels at stride 1: the banded GEMM up to ``BAND_SMALL_MAX_PIXELS``
+    output pixels in the call, XLA's generic int8 loop ("conv") above; weights prepared once (as "band") give the
+    int64 correlation on both sides of the limit. Other channel counts or strides keep their forms."""
+    cfg = conv.Config("u8", "u8", "i8", H=16, W=32, Ci=ci, Co=co, Kh=kh, Kw=kw, stride=(stride, stride),
+                      pad=(kh // 2, kh // 2, kw // 2, kw // 2), semantics="ideal")
+    last = conv.BAND_SMALL_MAX_PIXELS // (cfg.Ho * cfg.Wo)  # the largest batch still "small"
+    forms = [conv.int8_form(cfg, batch=b) for b in (1, last, last + 1)]
+    if not band:
+        assert "band" not in forms
+        return
+    assert forms == ["band", "band", "conv"] and conv.int8_form(cfg) == "conv"
+    rng = np.random.default_rng(ci)
+    w = _extreme(rng, -128, 127, (co, kh, kw, ci))
+    prep = conv.prepare_weights(w, cfg)
+    f = jax.jit(lambda a, p: conv.accumulate(a, p, None, cfg, x_type=(8, 0)))
+    for b in (last, last + 1):
+        x = _extreme(rng, 0, 255, (b, cfg.H, cfg.W, ci))
+        np.testing.assert_array_equal(np.asarray(f(jnp.asarray(x), prep)), correlation(x, w, cfg))
 
 
 @pytest.mark.parametrize("stride, batch_over_limit", [(1, 0), (1, 1), (2, 1)])
