@@ -342,8 +342,8 @@ BAND_MAX_CHANNELS = 3
 BAND_MAX_OVERHEAD = 3.0  # the banded GEMM's multiplies per useful one (``_conv_forms.band_overhead``) at most
 IM2COL_MAX_CHANNELS = 8
 
-# Output pixels (batch * Ho * Wo) up to which a stride-1 KxK conv of 4-8 input and at most 16 output channels is
-# "band" rather than XLA's generic int8 loop (see ``int8_form``): no loss measured up to here, losses from 8,192 on.
+# Output pixels (batch * Ho * Wo) up to which a KxK conv of 2-8 input and at most 16 output channels is "band"
+# rather than XLA's generic int8 loop (see ``int8_form``): no loss measured up to here, losses from 8,192 on.
 BAND_SMALL_MAX_PIXELS = 4096
 
 # Output pixels (batch * Ho * Wo) up to which a few-channel KxK conv (9-16 in, at most 16 out) is "wide" (see
@@ -389,13 +389,18 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
     in steps of 128 and a tie in steps of 256; NEMO residual net (25x25 layers) in steps of 16 / 32 1.07 /
     1.05-1.09x faster. Stride 2 (16 -> 16 over 100x100 / 50x50) ties or loses as a band: float32 there.
     XLA's generic loop (4-8 input channels, at most 16 outputs) splits a call over threads, and on a 2-core VM the
-    hand-off weighs most in small calls: at stride 1 up to ``BAND_SMALL_MAX_PIXELS`` output pixels the banded GEMM
-    takes them. Per shape (Xeon with AMX, order shuffled, us, generic loop / band, at 1 / 4 / 16 inputs): 4 -> 4
+    hand-off weighs most in small calls: up to ``BAND_SMALL_MAX_PIXELS`` output pixels the banded GEMM takes them
+    (any stride, where it wastes at most ``BAND_MAX_OVERHEAD``). Per shape (Xeon with AMX, order shuffled, us,
+    generic loop / band, stride 1, at 1 / 4 / 16 inputs): 4 -> 4
     1x3 over 512 columns 93 / 80, 114 / 101, 123 / 102; 4 -> 8 3x3 16x16 125 / 93, 87 / 54, 172 / 133; 8 -> 8
     16x16 130 / 50, 112 / 99, 228 / 157; 4 -> 16 32x32 248 / 99, 264 / 163, 426 / 419; 8 -> 16 32x32 269 / 73,
     258 / 179, 770 / 450; 6 -> 12 24x24 205 / 92, 228 / 120, 605 / 287; 8 -> 8 8x8 90 / 94, 121 / 98, 107 / 94.
-    In the network (EEGNet's 1x3 layers over 4 channels, the only bundled ones, paired): the band 1.13-1.19x faster
-    at batch 1 (512 pixels), a tie at 2 / 4 / 8, 8% slower at 16 and 12% at 128 (8,192 / 16,384 pixels a layer).
+    Stride 2, at 1 / 4 inputs: 3 -> 8 3x3 128x128 246 / 123, 329 / 299; 32x32 70 / 47, 79 / 52; 4 -> 8 32x32 112 /
+    75, 107 / 94; 8 -> 16 32x32 175 / 26, 152 / 54; 3 -> 16 16x16 67 / 78, 90 / 72; 8 -> 8 5x5 40x40 224 / 83, 542 /
+    172. In the network, paired: EEGNet's 1x3 layers over 4 channels 1.13-1.19x faster at batch 1 (512 pixels), a
+    tie at 2 / 4 / 8, 8% slower at 16 and 12% at 128 (8,192 / 16,384 pixels a layer: the generic loop stays
+    there); MobileNetV1-0.25's 3 -> 8 s2 stem (4,096 pixels) 6.66 -> 8.35x the float forward at batch 1;
+    miniMobileNetv2's 3 -> 16 s2 stem over 8x8 a tie.
     1x1 kernels with more than 8 channels (in or out) are one int8 x int8 -> int32 GEMM over batch * pixels
     (``int8_pointwise``, YNNPACK's VNNI GEMM), not the int8 convolution: MobileNetV1-0.25's value path, paired
     runs in one process (2-core EPYC, shared), int8 convolution -> float32 GEMM -> int8 GEMM: batch 128 77.4 ->
@@ -421,8 +426,8 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
     networks, paired in one process, ratio to the float forward before -> after (packed / values): Deeploy
     miniMobileNet (8x8x3 -> 32 s2 stem) 1.60 / 1.57 -> 3.01 / 3.06 at batch 16, 1.58 / 1.61 -> 4.66 / 4.38 at 128,
     1.24 / 1.32 -> 1.39 / 1.38 at 1; MLPerf-Tiny ResNet 1.21 / 1.25 -> 1.54 / 1.63 at batch 1, 1.53 / 1.47 -> 1.53 /
-    1.58 at 16. At most 16 outputs and stride 2 (MobileNetV1's 3 -> 8 stem) XLA's generic loop stays: it was the
-    fastest there.
+    1.58 at 16. At most 16 outputs and stride 2 (MobileNetV1's 3 -> 8 stem) XLA's generic loop stays in large
+    calls: it was the fastest there (small calls: the band, below).
     The banded GEMM only where it multiplies at most ``BAND_MAX_OVERHEAD`` times the useful products
     (``_conv_forms.band_overhead``: 2.2 for 5x5 s2 over wide images, 2.0 for 3x3 s1): the NEMO DS-CNN's and
     MLPerf-Tiny KWS DS-CNN's 10x4 s2 first layer over 5 output columns (4.0) took 0.39 ms in it at batch 16 vs
@@ -453,9 +458,9 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
             return "wide"
         return "band" if cfg.stride == (1, 1) and _conv_forms.band_overhead(cfg) <= BAND_MAX_OVERHEAD else None
     small = batch is not None and batch * cfg.Ho * cfg.Wo <= BAND_SMALL_MAX_PIXELS
-    if max(cfg.Ci, cfg.Co) < _conv_forms.YNN_MIN_CHANNELS and small and cfg.stride == (1, 1) \
+    if small and max(cfg.Ci, cfg.Co) < _conv_forms.YNN_MIN_CHANNELS \
             and _conv_forms.band_overhead(cfg) <= BAND_MAX_OVERHEAD:
-        return "band"  # 4-8 channels in, at most 16 out, few pixels: the band beats XLA's generic int8 loop
+        return "band"  # 2-8 channels in, at most 16 out, few pixels: the band beats XLA's generic int8 loop
     return "conv"
 
 

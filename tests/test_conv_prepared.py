@@ -121,12 +121,12 @@ def test_the_form_rule_on_the_cpu(ci, co, k, small, large):
 
 
 @pytest.mark.parametrize("ci, co, kh, kw, stride, band", [(4, 4, 1, 3, 1, True), (8, 16, 3, 3, 1, True),
-                                                      (8, 16, 3, 3, 2, False), (8, 17, 3, 3, 1, False),
-                                                      (9, 16, 3, 3, 1, False)])
+                                                      (3, 8, 3, 3, 2, True), (8, 16, 5, 5, 2, True),
+                                                      (8, 17, 3, 3, 1, False), (9, 16, 3, 3, 1, False)])
 def test_few_channels_take_the_band_in_small_calls_only(ci, co, kh, kw, stride, band):
-    """4-8 input and at most 16 output channels at stride 1: the banded GEMM up to ``BAND_SMALL_MAX_PIXELS``
-    output pixels in the call, XLA's generic int8 loop ("conv") above; weights prepared once (as "band") give the
-    int64 correlation on both sides of the limit. Other channel counts or strides keep their forms."""
+    """2-8 input and at most 16 output channels (not already a band: 2-3 at stride 1): the banded GEMM up to
+    ``BAND_SMALL_MAX_PIXELS`` output pixels in the call, XLA's generic int8 loop ("conv") above; weights prepared
+    once (as "band") give the int64 correlation on both sides of the limit. More channels keep their forms."""
     cfg = conv.Config("u8", "u8", "i8", H=16, W=32, Ci=ci, Co=co, Kh=kh, Kw=kw, stride=(stride, stride),
                       pad=(kh // 2, kh // 2, kw // 2, kw // 2), semantics="ideal")
     last = conv.BAND_SMALL_MAX_PIXELS // (cfg.Ho * cfg.Wo)  # the largest batch still "small"
@@ -197,12 +197,15 @@ def test_the_banded_gemm_only_where_it_wastes_few_products():
     assert conv.int8_form(narrow_rgb, batch=1) == ("im2col" if cpu else None)
 
 
-@pytest.mark.parametrize("ci, co, form", [(3, 32, "im2col"), (2, 24, "im2col"), (3, 8, "conv"), (8, 17, "im2col")])
-def test_the_form_rule_at_stride_two(ci, co, form):
-    """At stride 2 the banded GEMM (stride 1 only, up to 3 channels) gives way: explicit patches where XLA would
-    take YNNPACK's int8 convolution (at least 17 outputs), its generic loop (fast for few channels) below."""
+@pytest.mark.parametrize("ci, co, small, large", [(3, 32, "im2col", "im2col"), (2, 24, "im2col", "im2col"),
+                                                 (3, 8, "band", "conv"), (8, 17, "im2col", "im2col")])
+def test_the_form_rule_at_stride_two(ci, co, small, large):
+    """At stride 2 the banded GEMM of up to 3 channels gives way: explicit patches where XLA would take YNNPACK's
+    int8 convolution (at least 17 outputs), its generic loop below, except in small calls (the band)."""
     cfg = conv.Config("u8", "u8", "i8", H=32, W=32, Ci=ci, Co=co, Kh=3, Kw=3, stride=(2, 2), pad=(1, 1, 1, 1))
-    assert conv.int8_form(cfg, batch=1) == (form if jax.default_backend() == "cpu" else None)
+    cpu = jax.default_backend() == "cpu"
+    assert conv.int8_form(cfg, batch=1) == (small if cpu else None)
+    assert conv.int8_form(cfg) == (large if cpu else None)
 
 
 def test_bad_weights_are_refused_by_name():
