@@ -388,7 +388,7 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
     ResNet (steps of 32) 1.58 -> 1.93x the float forward at batch 16, 1.72 -> 2.26x at 128, still 1.21x faster
     in steps of 128 and a tie in steps of 256; NEMO residual net (25x25 layers) in steps of 16 / 32 1.07 /
     1.05-1.09x faster. Stride 2 (16 -> 16 over 100x100 / 50x50) ties or loses as a band: float32 there.
-    XLA's generic loop (4-8 input channels, at most 16 outputs) splits a call over threads, and on a 2-core VM the
+    XLA's generic loop (2-8 input channels, at most 16 outputs) splits a call over threads, and on a 2-core VM the
     hand-off weighs most in small calls: up to ``BAND_SMALL_MAX_PIXELS`` output pixels the banded GEMM takes them
     (any stride, where it wastes at most ``BAND_MAX_OVERHEAD``). Per shape (Xeon with AMX, order shuffled, us,
     generic loop / band, stride 1, at 1 / 4 / 16 inputs): 4 -> 4
