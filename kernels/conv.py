@@ -446,21 +446,21 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
         return None
     if (cfg.Kh, cfg.Kw) == (1, 1):
         return "gemm" if int8_gemm_1x1(cfg.Ci, cfg.Co) else None  # never for one channel
-    if ((cfg.Ci == 1 or (cfg.Ci <= BAND_MAX_CHANNELS and cfg.stride == (1, 1)))
-            and _conv_forms.band_overhead(cfg) <= BAND_MAX_OVERHEAD):
+    banded = _conv_forms.band_overhead(cfg) <= BAND_MAX_OVERHEAD  # the band would waste few products
+    pixels = float("inf") if batch is None else batch * cfg.Ho * cfg.Wo  # output pixels of the call
+    generic = max(cfg.Ci, cfg.Co) < _conv_forms.YNN_MIN_CHANNELS  # XLA would run the int8 conv as its generic loop
+    if (cfg.Ci == 1 or (cfg.Ci <= BAND_MAX_CHANNELS and cfg.stride == (1, 1))) and banded:
         return "band"
     if cfg.Ci == 1:
         return None
     if cfg.Ci <= IM2COL_MAX_CHANNELS and cfg.Co >= _conv_forms.YNN_MIN_CHANNELS:
         return "im2col"
-    if cfg.Ci > 8 and max(cfg.Ci, cfg.Co) < _conv_forms.YNN_MIN_CHANNELS:  # XLA's generic int8 loop: slow here
-        if batch is not None and batch * cfg.Ho * cfg.Wo <= WIDE_MAX_PIXELS:
+    if cfg.Ci > 8 and generic:  # the generic loop is slow here
+        if pixels <= WIDE_MAX_PIXELS:
             return "wide"
-        return "band" if cfg.stride == (1, 1) and _conv_forms.band_overhead(cfg) <= BAND_MAX_OVERHEAD else None
-    small = batch is not None and batch * cfg.Ho * cfg.Wo <= BAND_SMALL_MAX_PIXELS
-    if small and max(cfg.Ci, cfg.Co) < _conv_forms.YNN_MIN_CHANNELS \
-            and _conv_forms.band_overhead(cfg) <= BAND_MAX_OVERHEAD:
-        return "band"  # 2-8 channels in, at most 16 out, few pixels: the band beats XLA's generic int8 loop
+        return "band" if cfg.stride == (1, 1) and banded else None
+    if generic and pixels <= BAND_SMALL_MAX_PIXELS and banded:
+        return "band"  # 2-8 channels in, at most 16 out, few pixels: the band beats the generic loop's hand-off
     return "conv"
 
 
@@ -518,19 +518,22 @@ def _check_prepared(w: Weights, cfg: ConvConfig) -> None:
     if form == "gemm":
         want = gemm_layout(cfg.Co, cfg.Ci)
     elif form == "band":
-        bw, _, _ = _conv_forms.band_geometry(cfg)
-        want = (((cfg.Kh, cfg.Kw, cfg.Ci, cfg.Co), jnp.dtype(jnp.int8)),
-                ((bw * cfg.Co, _conv_forms.band_depth(cfg)), jnp.dtype(jnp.int8)), (cfg.Co,))
+        want = (((cfg.Kh, cfg.Kw, cfg.Ci, cfg.Co), jnp.dtype(jnp.int8)), _band_layout(cfg), (cfg.Co,))
     elif form == "im2col":
         want = (((cfg.Kh, cfg.Kw, cfg.Ci, cfg.Co), jnp.dtype(jnp.int8)),
                 ((cfg.Co, _conv_forms.im2col_width(cfg)), jnp.dtype(jnp.int8)), (cfg.Co,))
     else:
         co = max(cfg.Co, _conv_forms.WIDE_CO) if form == "wide" else cfg.Co
         ci = cfg.Ci if form is None else _conv_forms.conv_channels(cfg, co)
-        bw, _, _ = _conv_forms.band_geometry(cfg)
-        band = ((bw * cfg.Co, _conv_forms.band_depth(cfg)), jnp.dtype(jnp.int8)) if _wide_band(cfg, form) else None
+        band = _band_layout(cfg) if _wide_band(cfg, form) else None
         want = (((cfg.Kh, cfg.Kw, ci, co), jnp.dtype(jnp.float32 if form is None else jnp.int8)), band, (cfg.Co,))
     require_layout(w, want, "w", "conv.prepare_weights for this configuration on this backend")
+
+
+def _band_layout(cfg: ConvConfig) -> tuple:
+    """``_conv_forms.band_weights``' (shape, dtype) for ``cfg``, as ``require_layout`` compares it."""
+    bw, _, _ = _conv_forms.band_geometry(cfg)
+    return (bw * cfg.Co, _conv_forms.band_depth(cfg)), jnp.dtype(jnp.int8)
 
 
 def _float_hwio(w: Weights, cfg: ConvConfig) -> Weights:
