@@ -96,3 +96,30 @@ def test_weights_as_constants_or_as_arguments_give_the_same_bits(monkeypatch, pa
     for name in want:
         np.testing.assert_array_equal(got[name], want[name], err_msg=f"{name} (constants)")
         np.testing.assert_array_equal(got_args[name], want[name], err_msg=f"{name} (arguments)")
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(t=st.sampled_from(["u8", "u4", "u2", "i8", "i4", "i2", "u32", "i32"]),
+       dtype=st.sampled_from(["uint8", "int8", "uint16", "int16", "int32", "int64", "float32"]),
+       lead=st.sampled_from([(), (1,), (3,), (1, 1)]), seed=st.integers(0, 2**31))
+def test_the_common_calls_shortcut_checks_as_the_general_rule(t, dtype, lead, seed):
+    # _check_inputs decides a single numpy input in a few comparisons; whatever it returns or raises must be what
+    # the general per-input check (_check_one) returns or raises
+    from jaxpulp.network.graph import Network
+    spec = TensorSpec("x0", (2, 3, 1), QType.parse(t))
+    net = object.__new__(Network)
+    object.__setattr__(net, "inputs", (spec,))
+    x = np.random.default_rng(seed).integers(-20, 20, lead + spec.shape).astype(dtype)
+
+    def outcome(f):
+        try:
+            return f()
+        except JaxpulpError as e:
+            return str(e)
+    got = outcome(lambda: execute._check_inputs(net, x))
+    want = outcome(lambda: {"x0": execute._check_one(spec, x, "x")})
+    if isinstance(want, str):
+        assert got == want
+    else:
+        assert isinstance(got, dict) and got["x0"].dtype == want["x0"].dtype
+        np.testing.assert_array_equal(got["x0"], want["x0"])

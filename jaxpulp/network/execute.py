@@ -136,6 +136,11 @@ def _check_one(spec, x, name: str):
 def _check_inputs(net: Network, x) -> dict:
     """{input name: (batch, H, W, C) int array}; ``x`` is an array (one input), a sequence or a dict by name."""
     specs = net.inputs
+    if len(specs) == 1 and type(x) is np.ndarray:  # the common call, decided in a few comparisons (batch 1: us)
+        spec = specs[0]
+        if x.ndim == 4 and x.shape[1:] == spec.shape and x.dtype == host_dtype(spec.qtype) and _dtype_within(
+                x.dtype, spec.qtype):
+            return {spec.name: x}  # what _check_one returns for it: in shape, in range by its dtype, in host dtype
     if isinstance(x, dict):
         missing = [s.name for s in specs if s.name not in x]
         extra = sorted(set(x) - {s.name for s in specs})
@@ -725,9 +730,8 @@ def run(net: Network, x, *, path: str = "packed", keep: bool = False, cluster: C
         raise JaxpulpError(f"path={path!r}: expected one of {PATHS}")
     if step is not None and (isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1):
         raise JaxpulpError(f"step={step!r}: expected None or an int >= 1 (inputs per compiled step)")
-    step = _prepared(net, "auto-step", lambda: auto_step(net)) if step is None else int(step)
     xs = _check_inputs(net, x)
-    fn, prepared, shapes = _runner(net, path, keep, cluster, step)
+    fn, prepared, shapes = _runner(net, path, keep, cluster, None if step is None else int(step))
     out = fn(xs, *prepared)  # host inputs in their narrow dtype: one transfer, widened on the device
     res = {k: np.asarray(v).reshape(shapes[k]) for k, v in out.items()}
     outputs = {k: res[k] for k in net.outputs}
@@ -751,12 +755,17 @@ def _bind(jitted, prepared: tuple, kw: dict):
     return jax.jit(lambda x, *args: impl(x, *args, **kw), compiler_options=_STEP_COMPILER_OPTIONS), prepared
 
 
-def _runner(net: Network, path: str, keep: bool, cluster: Cluster, step: int):
+def _runner(net: Network, path: str, keep: bool, cluster: Cluster, step: int | None):
     """``run``'s jitted forward ``fn(x, *args)``, its device arguments ``args`` (the prepared weights, or nothing
     when they are compiled in as constants: ``_bind``) and the wanted tensors' output shapes ((-1, ...) per
     name), built once per network, path, ``keep``, cluster and step. The value path's types are the network's
     own there, so they are compiled in as constants too (static ``types``): as traced scalars, their clip bounds
-    and int8 offsets were recomputed inside every fused element loop."""
+    and int8 offsets were recomputed inside every fused element loop. ``step=None``: ``auto_step(net)``'s entry
+    (one cache lookup a call)."""
+    if step is None:
+        return _prepared(net, ("run", path, keep, cluster, None), lambda: _runner(net, path, keep, cluster,
+                                                                                  auto_step(net)))
+
     def build():
         types = net.tensor_types()
         want = tuple(types) if keep else net.outputs
