@@ -3,8 +3,9 @@ the ``cuda`` extra):
 
 * the **float32 forward of the same topology** (``lax`` convolutions / ``reduce_window`` / ``dot``, a per-channel
   scale and a float clip between layers: what a user would otherwise run as a fake-quantised model), timed
-  interleaved with jaxpulp's paths (each repetition runs every candidate once, in an order shuffled afresh
-  every repetition: ``shuffled``; the median is reported); and the
+  interleaved with jaxpulp's paths (each repetition runs every candidate once, below batch 16 as a block of calls
+  in a row after an untimed one, in an order shuffled afresh every repetition: ``shuffled``, ``bench``; the median
+  is reported); and the
   same float32 forward run in steps of ``execute.auto_step(net)`` inputs as ``execute.run`` runs a large batch
   ("float32_stepped": what the steps alone are worth, so the paths' own share of the ratio can be read off);
   and the same float32 forward end to end as ``run`` is timed ("float32_host": the uint8 numpy inputs in,
@@ -185,12 +186,22 @@ def _memory(fn, *args, **kw) -> int | None:
 
 
 
-def bench(net, x, reps: int, ref_batch: int, gemm: float, paths=("packed", "values"), key: str | None = None):
-    """Rows for one network and batch: float32, packed, values, interleaved ``reps`` times (``16 // batch`` times as
-    many below batch 16: a call of a small network at batch 1 takes well under a millisecond, and the paired
-    ratios of a few such calls scatter by 20%), medians. ``key``: the
-    network's name in ``_NETS``; with it the first call is also measured in a fresh process (``fresh_first_call``),
-    else only in this one (after whatever ran before in it)."""
+def block_size(batch: int) -> int:
+    """Timed calls of one candidate in a row per repetition (``bench``'s default): 16 // batch below batch 16."""
+    return max(1, 16 // batch)
+
+
+def bench(net, x, reps: int, ref_batch: int, gemm: float, paths=("packed", "values"), key: str | None = None,
+          block: int | None = None):
+    """Rows for one network and batch: float32, packed, values, interleaved ``reps`` times (``4 // batch`` times as
+    many below batch 4: the paired ratios of a few sub-millisecond calls scatter by 20%), medians. In every
+    repetition each candidate runs ``block`` calls in a row (default ``block_size``), timed as their mean, after one
+    untimed call when ``block`` > 1: the first call of a program after another program ran is the slow one (caches
+    and predictors hold the other's), by up to 25% at batch 1 (Frontnet, pinned: 1.56x the float forward timed
+    per call, 1.80x in blocks of 8, 1.86x in a plain loop), which a user's loop of one network never pays; so
+    below batch 16 inputs/s is the steady state of such a loop. ``block=1``: every call timed cold, as before.
+    ``key``: the network's name in ``_NETS``; with it the first call is also measured in a fresh process
+    (``fresh_first_call``), else only in this one (after whatever ran before in it)."""
     want = reference.forward(net, x[:ref_batch])
     t0 = time.perf_counter()
     reference.forward(net, x[:ref_batch])
@@ -213,12 +224,17 @@ def bench(net, x, reps: int, ref_batch: int, gemm: float, paths=("packed", "valu
             same[name] = all(np.array_equal(out.outputs[k][:ref_batch], want[k]) for k in net.outputs)
     times = {k: [] for k in cands}
     order = list(cands)
-    reps = reps * max(1, 16 // len(x))
+    reps = reps * max(1, 4 // len(x))
+    block = block_size(len(x)) if block is None else block
     for rep in range(reps):
         for name in shuffled(order, rep):
+            fn = cands[name]
+            if block > 1:
+                fn()  # the switch-over from the previous candidate's program: untimed
             t0 = time.perf_counter()
-            cands[name]()
-            times[name].append(time.perf_counter() - t0)
+            for _ in range(block):
+                fn()
+            times[name].append((time.perf_counter() - t0) / block)
     mem = {"float32": _memory(ff, fp, xf), "float32_stepped": _memory(fc, fp, xf), "float32_host": _memory(fh, fp, x)}
     for path in paths:
         fn, args, kw = run_function(net, x, path, step)
@@ -243,7 +259,7 @@ def bench(net, x, reps: int, ref_batch: int, gemm: float, paths=("packed", "valu
                          emulated_macs_per_s=gmacs, share_of_f32_gemm=gmacs / gemm,
                          memory_bytes=mem.get(name), first_call_in_process_s=first[name],
                          first_call_s=fresh[name]["first_call_s"] if fresh[name] else first[name],
-                         first_call_fresh=fresh[name], reps=reps,
+                         first_call_fresh=fresh[name], reps=reps, calls_per_block=block,
                          paired_ratio_to_float32=paired(name, "float32"),
                          paired_ratio_to_float32_host=paired(name, "float32_host"),
                          paired_values_over_packed=paired("values", "packed") if name == "values" and
@@ -536,6 +552,9 @@ def main(argv=None) -> int:
                         "= JAX's (TF32 on a GPU), highest = full float32 like the exact paths")
     p.add_argument("--sync-dispatch", action="store_true", help="JAX's CPU client without asynchronous dispatch "
                    "(every candidate's program runs in the calling thread; see above)")
+    p.add_argument("--block", type=_positive, default=None, help="timed calls of a candidate in a row per "
+                   "repetition, after an untimed one (default 16 // batch below batch 16, else 1; 1 = every call "
+                   "timed right after another candidate's, i.e. cold)")
     p.add_argument("--cpus", type=_positive, default=None, help="pin the process to its first N CPUs before JAX "
                    "starts (see above); default: all of its CPUs")
     p.add_argument("--first-call", nargs=3, metavar=("NET", "PATH", "BATCH"), help=argparse.SUPPRESS)
@@ -567,7 +586,8 @@ def main(argv=None) -> int:
             if args.profile:
                 rows += profile(net, x, args.reps)
             else:
-                rows += bench(net, x, args.reps, min(args.ref_batch, b), gemm, key=None if args.no_fresh else name)
+                rows += bench(net, x, args.reps, min(args.ref_batch, b), gemm, key=None if args.no_fresh else name,
+                              block=args.block)
     summ = [] if args.profile else summary(rows)
     path = args.json or os.path.join(os.path.dirname(__file__), "results",
                                      "network_profile.json" if args.profile else "network.json")
