@@ -3,10 +3,12 @@
 Two copies of the same network are built; copy "A" is compiled with ``module.NAME`` patched to the given value,
 copy "B" with the shipped one (``execute.run`` caches each copy's compiled program, so the patch is only in
 place while A compiles: a patch around every call would charge its own ~10 us to A). Each repetition then runs
-A, B and the float32 forward of ``benchmarks/network.py`` once each, in an order shuffled afresh
-(``network.shuffled``: a rotated order keeps neighbours, and the call right after the float32 forward runs
-slower). Both copies' outputs are compared ``==`` before any timing. Prints, per path, the median and quartiles
-of the per-repetition ratios B / A (> 1: the shipped value is faster) and to the float forward; writes JSON.
+A, B and the float32 forward of ``benchmarks/network.py`` once each (below batch 16 as a block of calls in a row
+after an untimed one, as ``network.bench``: ``--block``), in an order shuffled afresh (``network.shuffled``: a
+rotated order keeps neighbours, and the call right after the float32 forward runs slower). ``--cpus N`` pins the
+process as ``network.py --cpus`` does. Both copies' outputs are compared ``==`` before any timing. Prints, per
+path, the median and quartiles of the per-repetition ratios B / A (> 1: the shipped value is faster) and to the
+float forward; writes JSON.
 
     python benchmarks/network_ab.py --set jaxpulp.kernels.conv.BAND_SMALL_MAX_PIXELS=0 --nets nemo_eegnet --batch 1
     python benchmarks/network_ab.py --set jaxpulp.kernels.conv.WIDE_MAX_PIXELS=0 --nets deeploy_mlperf_ic --batch 16
@@ -54,8 +56,10 @@ def _setting(text: str) -> tuple[object, str, object]:
     return module, attr, parsed
 
 
-def ab(name: str, batch: int, reps: int, setting, paths=("values", "packed")) -> dict:
-    """Paired timings of one network and batch: per path, B / A and both against the float32 forward."""
+def ab(name: str, batch: int, reps: int, setting, paths=("values", "packed"), block: int = 1) -> dict:
+    """Paired timings of one network and batch: per path, B / A and both against the float32 forward; each
+    candidate timed over ``block`` calls in a row after an untimed one when ``block`` > 1 (as
+    ``network.bench``)."""
     module, attr, value = setting
     x = nb._inputs(nb._NETS[name](), batch, np.random.default_rng(0))
     ff, fp = nb.float_forward(nb._NETS[name]())
@@ -76,14 +80,18 @@ def ab(name: str, batch: int, reps: int, setting, paths=("values", "packed")) ->
     times: dict[str, list[float]] = {k: [] for k in fns}
     for rep in range(reps):
         for k in nb.shuffled(list(fns), rep):
+            if block > 1:
+                fns[k]()  # the switch-over from the previous candidate's program: untimed
             t0 = time.perf_counter()
-            fns[k]()
-            times[k].append(time.perf_counter() - t0)
+            for _ in range(block):
+                fns[k]()
+            times[k].append((time.perf_counter() - t0) / block)
 
     def quartiles(num: str, den: str) -> list[float]:
         return statistics.quantiles([n / d for n, d in zip(times[num], times[den], strict=True)], n=4)
 
-    out = {"network": name, "batch": batch, "reps": reps, "set": f"{module.__name__}.{attr}={value!r}",
+    out = {"network": name, "batch": batch, "reps": reps, "calls_per_block": block,
+           "set": f"{module.__name__}.{attr}={value!r}",
            "float32_ms": 1e3 * statistics.median(times["float32"])}
     for path in paths:
         out[path] = {"b_over_a": quartiles(f"{path} A", f"{path} B"),
@@ -104,17 +112,31 @@ def main(argv=None) -> int:
     p.add_argument("--set", dest="setting", type=_setting, required=True, help="module.NAME=value (A's value)")
     p.add_argument("--nets", nargs="+", default=["dronet"], choices=sorted(nb._NETS), help="as network.py --nets")
     p.add_argument("--batch", type=nb._positive, nargs="+", default=[1])
-    p.add_argument("--reps", type=nb._positive, default=None, help="repetitions (default: 300 at batch 1, fewer "
-                   "for larger batches)")
+    p.add_argument("--reps", type=nb._positive, default=None, help="repetitions (default: about 300 calls at "
+                   "batch 1, fewer for larger batches)")
+    p.add_argument("--block", type=nb._positive, default=None, help="timed calls in a row per candidate and "
+                   "repetition (default: as benchmarks/network.py, 16 // batch below 16; 1 = every call cold)")
+    p.add_argument("--cpus", type=nb._positive, default=None, help="pin the process to its first N CPUs before JAX "
+                   "starts (as benchmarks/network.py --cpus)")
     p.add_argument("--json", default=None, help="default benchmarks/results/network_ab.json")
     args = p.parse_args(argv)
-    print(f"jax {jax.__version__}, backend {jax.default_backend()}, {os.cpu_count()} CPUs")
-    rows = [ab(n, b, args.reps or max(15, 300 // b), args.setting) for n in args.nets for b in args.batch]
+    if args.cpus is not None:  # before anything touches a backend
+        try:
+            nb.pin_cpus(args.cpus)
+        except ValueError as e:
+            p.error(str(e))
+    print(f"jax {jax.__version__}, backend {jax.default_backend()}, {os.cpu_count()} CPUs, "
+          f"{nb._usable_cpus()} usable")
+    rows = []
+    for n in args.nets:
+        for b in args.batch:
+            block = args.block or nb.block_size(b)
+            rows.append(ab(n, b, args.reps or max(15, 300 // (b * block)), args.setting, block=block))
     path = args.json or os.path.join(os.path.dirname(__file__), "results", "network_ab.json")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
-        json.dump(dict(jax=jax.__version__, backend=jax.default_backend(), cpus=os.cpu_count(), rows=rows), f,
-                  indent=1)
+        json.dump(dict(jax=jax.__version__, backend=jax.default_backend(), cpus=os.cpu_count(),
+                       cpus_usable=nb._usable_cpus(), rows=rows), f, indent=1)
     print(f"wrote {path}")
     return 0
 
