@@ -60,12 +60,7 @@ def main(argv=None) -> int:
         conv.int8_form = rule
     print(f"outputs equal: {np.array_equal(outs['before'], outs['after'])}")
     names = list(fns)
-    ts: dict[str, list[float]] = {k: [] for k in names}
-    for r in range(args.reps):
-        for k in nb.shuffled(names, r):
-            t0 = time.perf_counter()
-            fns[k]()
-            ts[k].append(time.perf_counter() - t0)
+    ts = nb.interleaved(fns, args.reps)
 
     def q(v):
         a, m, b = statistics.quantiles(v, n=4)

@@ -159,6 +159,23 @@ def shuffled(names: list[str], rep: int) -> list[str]:
     return [names[i] for i in np.random.default_rng(rep).permutation(len(names))]
 
 
+def interleaved(fns: dict, reps: int, block: int = 1) -> dict[str, list[float]]:
+    """Seconds per call of each function in ``fns`` over ``reps`` repetitions; every repetition runs each once, in
+    an order shuffled afresh (``shuffled``), as the mean of ``block`` calls in a row after one untimed call when
+    ``block`` > 1 (the first call of a program after another program ran is the slow one: ``bench``)."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for rep in range(reps):
+        for name in shuffled(list(fns), rep):
+            fn = fns[name]
+            if block > 1:
+                fn()  # the switch-over from the previous candidate's program: untimed
+            t0 = time.perf_counter()
+            for _ in range(block):
+                fn()
+            times[name].append((time.perf_counter() - t0) / block)
+    return times
+
+
 def _block(v):
     return jax.tree_util.tree_map(lambda a: a.block_until_ready() if hasattr(a, "block_until_ready") else a, v)
 
@@ -176,23 +193,21 @@ def _gemm_rate(reps: int = 5, n: int = 1024) -> float:
     return n ** 3 / statistics.median(ts)
 
 
-def _memory(fn, *args, **kw) -> int | None:
-    """Bytes of a jitted function's arguments + outputs + temporaries (XLA memory analysis), None if unknown."""
-    return _compiled(fn, *args, **kw)[0]
+def _compile(fn, *args, **kw):
+    """The compiled jitted function for these arguments, None if it cannot be had (the timing has run it)."""
+    try:
+        return fn.lower(*args, **kw).compile()
+    except Exception:  # noqa: BLE001 - reported as unknown
+        return None
 
 
-def _compiled(fn, *args, **kw) -> tuple[int | None, str | None]:
-    """(``_memory``, ``program_text``) of one compile of a jitted function; None where the backend does not say."""
+def _memory(compiled) -> int | None:
+    """Bytes of a compiled function's arguments + outputs + temporaries (XLA memory analysis), None if unknown."""
     try:
-        c = fn.lower(*args, **kw).compile()
-    except Exception:  # noqa: BLE001 - reported as unknown, the timing itself has run the function
-        return None, None
-    try:
-        m = c.memory_analysis()
-        mem = int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes)
-    except Exception:  # noqa: BLE001 - not every backend reports it
-        mem = None
-    return mem, program_text(c)
+        m = compiled.memory_analysis()
+        return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes)
+    except Exception:  # noqa: BLE001 - not every backend reports it (or nothing was compiled)
+        return None
 
 
 def program_text(compiled) -> str | None:
@@ -250,24 +265,16 @@ def bench(net, x, reps: int, ref_batch: int, gemm: float, paths=("packed", "valu
         first[name] = time.perf_counter() - t0
         if not name.startswith("float32"):
             same[name] = all(np.array_equal(out.outputs[k][:ref_batch], want[k]) for k in net.outputs)
-    times = {k: [] for k in cands}
-    order = list(cands)
     reps = reps * max(1, 4 // len(x))
     block = block_size(len(x)) if block is None else block
-    for rep in range(reps):
-        for name in shuffled(order, rep):
-            fn = cands[name]
-            if block > 1:
-                fn()  # the switch-over from the previous candidate's program: untimed
-            t0 = time.perf_counter()
-            for _ in range(block):
-                fn()
-            times[name].append((time.perf_counter() - t0) / block)
-    mem = {"float32": _memory(ff, fp, xf), "float32_stepped": _memory(fc, fp, xf), "float32_host": _memory(fh, fp, x)}
+    times = interleaved(cands, reps, block)
+    mem = {"float32": _memory(_compile(ff, fp, xf)), "float32_stepped": _memory(_compile(fc, fp, xf)),
+           "float32_host": _memory(_compile(fh, fp, x))}
     programs = {}
     for path in paths:
         fn, args, kw = run_function(net, x, path, step)
-        mem[path], programs[path] = _compiled(fn, *args, **kw)
+        compiled = _compile(fn, *args, **kw)
+        mem[path], programs[path] = _memory(compiled), program_text(compiled)
     known = {"packed", "values"} <= set(programs) and None not in (programs["packed"], programs["values"])
     one_program = programs["packed"] == programs["values"] if known else None
     fresh = {name: fresh_first_call(key, name, len(x)) if key and name in ("float32",) + tuple(paths) else None

@@ -24,7 +24,6 @@ import json
 import os
 import statistics
 import sys
-import time
 from unittest import mock
 
 import jax
@@ -77,15 +76,7 @@ def ab(name: str, batch: int, reps: int, setting, paths=("values", "packed"), bl
     for fn in fns.values():
         for _ in range(3):
             fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for rep in range(reps):
-        for k in nb.shuffled(list(fns), rep):
-            if block > 1:
-                fns[k]()  # the switch-over from the previous candidate's program: untimed
-            t0 = time.perf_counter()
-            for _ in range(block):
-                fns[k]()
-            times[k].append((time.perf_counter() - t0) / block)
+    times = nb.interleaved(fns, reps, block)
 
     def quartiles(num: str, den: str) -> list[float]:
         return statistics.quantiles([n / d for n, d in zip(times[num], times[den], strict=True)], n=4)
