@@ -164,6 +164,32 @@ def test_malformed_input_is_one_line_exit_2(argv, bad_dir, capsys, monkeypatch):
     assert _files(bad_dir) == before, "a file was left behind"
 
 
+# Numbers argparse accepts (any float, any literal after "key=") that the command must refuse, naming the value:
+# an infinite budget once ended in "OverflowError ... (unexpected)", a NaN memory weight and an infinite M7 clock
+# ran to the end with meaningless results, "toy:size=abc" ended in "invalid literal for int()" naming nothing.
+NAMED = [
+    ("search-budget-inf", "search --budget-kb inf --out {d}/srch", "--budget-kb inf"),
+    ("search-budget-below-a-byte", "search --budget-kb 1e-4 --out {d}/srch", "--budget-kb 0.0001"),
+    ("search-lambda-mem-nan", "search --lambda-mem nan --out {d}/srch", "--lambda-mem nan"),
+    ("search-lambda-mem-negative", "search --lambda-mem -1 --out {d}/srch", "--lambda-mem -1.0"),
+    ("compare-m7-freq-inf", "compare-m7 --m7-freq-mhz inf", "m7_freq_mhz=inf"),
+    ("compare-m7-power-nan", "compare-m7 --m7-power-mw nan", "m7_power_mw=nan"),
+    ("sweep-toy-size-text", "sweep --net toy:size=abc --out {d}/s.jsonl", "size='abc'"),
+    ("sweep-toy-size-one", "sweep --net toy:size=1 --out {d}/s.jsonl", "size=1"),
+    ("sweep-toy-seed-negative", "cost-lut --net toy:seed=-1 --out {d}/lut.json", "seed=-1"),
+]
+
+
+@pytest.mark.parametrize("argv,named", [c[1:] for c in NAMED], ids=[c[0] for c in NAMED])
+def test_out_of_range_numbers_are_refused_by_name(argv, named, bad_dir, capsys, monkeypatch):
+    monkeypatch.delenv("JAXPULP_TRACEBACK", raising=False)
+    before = _files(bad_dir)
+    rc = cli.main(argv.format(d=bad_dir).split())
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert rc == 2 and err.startswith("error: ") and named in err and "unexpected" not in err, (rc, err)
+    assert _files(bad_dir) == before, "a file was left behind"
+
+
 def test_every_command_is_covered():
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")

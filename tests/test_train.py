@@ -295,6 +295,9 @@ def test_hard_budget_repair_lowers_largest_layers():
         S.repair(sp, c8, 10, "weights")
     with pytest.raises(JaxpulpError, match="budget_on='flash'"):
         S.SearchConfig(budget_on="flash")
+    for bad in (float("nan"), float("inf"), -1.0):  # a NaN weight made every loss NaN without a word
+        with pytest.raises(JaxpulpError, match=f"lambda_mem={bad!r}"):
+            S.SearchConfig(lambda_mem=bad)
 
 
 def test_finetune_keeps_best_validation_epoch(ds):

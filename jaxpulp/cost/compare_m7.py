@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import math
 
 from jaxpulp.cost.model import kernel_cost, resolve_target
 from jaxpulp.cost.report import BITS, _describe, _layer_config
@@ -176,12 +177,12 @@ def compare_m7(layer=None, *, gap8="gap8", m7="cortex-m7", m7_power_mw: float | 
     if tg.isa != "xpulpv2":
         raise JaxpulpError(f"gap8={tg.name!r}: expected an xpulpv2 target such as 'gap8' or 'gap8-1v0'")
     if m7_freq_mhz is not None:
-        if not m7_freq_mhz > 0:
-            raise JaxpulpError(f"m7_freq_mhz={m7_freq_mhz!r}: expected a positive clock in MHz")
+        if not 0 < m7_freq_mhz < math.inf:
+            raise JaxpulpError(f"m7_freq_mhz={m7_freq_mhz!r}: expected a positive, finite clock in MHz")
         tm = dataclasses.replace(tm, freq_hz=m7_freq_mhz * 1e6)
     if m7_power_mw is not None:
-        if not m7_power_mw > 0:
-            raise JaxpulpError(f"m7_power_mw={m7_power_mw!r}: expected a positive power in mW")
+        if not 0 < m7_power_mw < math.inf:
+            raise JaxpulpError(f"m7_power_mw={m7_power_mw!r}: expected a positive, finite power in mW")
         tm = dataclasses.replace(tm, pj_base_per_cycle=m7_power_mw * 1e-3 / tm.freq_hz * 1e12, pj_per_core_cycle=0.0)
     rows, desc = [], ""
     for bi, bo, bw in itertools.product(BITS, BITS, BITS):

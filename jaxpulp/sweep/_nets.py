@@ -24,6 +24,9 @@ def _requant(K: int, Co: int, in_t: QType, w_t: QType, out_t: QType):
 def toy_net(seed: int = 0, size: int = 16) -> Network:
     """input u8 [size, size, 8] -> conv 3x3 (16) -> depthwise 3x3 -> pointwise 1x1 -> add (residual with the
     conv output) -> max-pool 2x2 -> global average pool -> linear (10, int32 output). Synthetic weights."""
+    for k, v, lo in (("seed", seed, 0), ("size", size, 2)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise JaxpulpError(f"{k}={v!r}: expected an int >= {lo}")
     rng = np.random.default_rng(seed)
     u8, i8 = QType(8, False), QType(8, True)
     S, C = size, 16
@@ -96,7 +99,7 @@ def load_network(spec: str) -> Network:
 
         if name in _zoo_names():
             return zoo.BUILTIN[name](**kw)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:  # a keyword the function lacks, a value it refuses (JaxpulpError too)
         raise JaxpulpError(f"net={spec!r}: {e}") from None
     raise JaxpulpError(f"net={spec!r}: expected one of {('toy',) + _zoo_names()} (with optional :key=value,...) "
                        "or an .onnx path")

@@ -12,6 +12,7 @@ matplotlib). Lambdas already in results.jsonl are skipped.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -85,8 +86,10 @@ def cmd_search(args) -> int:
     from jaxpulp.train import data, model as M, search as S
 
     lambdas = _lambdas(args.lambdas)
-    if not args.budget_kb > 0:
-        raise JaxpulpError(f"--budget-kb {args.budget_kb!r}: expected a number > 0")
+    if not 1 <= args.budget_kb * 1024 < math.inf:
+        raise JaxpulpError(f"--budget-kb {args.budget_kb!r}: expected a finite number of KiB, at least 1/1024 (1 B)")
+    if not 0 <= args.lambda_mem < math.inf:
+        raise JaxpulpError(f"--lambda-mem {args.lambda_mem!r}: expected a finite number >= 0")
     if args.net not in M.NETS:
         raise JaxpulpError(f"--net {args.net!r}: no such model; expected one of {sorted(M.NETS)}")
     if args.data != "digits" and not (args.data.endswith(".npz") and os.path.exists(args.data)):

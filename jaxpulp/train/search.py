@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import time
 
 import jax
@@ -75,6 +76,8 @@ class SearchConfig:
             raise JaxpulpError(f"batch={self.batch!r}: expected an int >= 1")
         if not self.budget_bytes > 0:
             raise JaxpulpError(f"budget_bytes={self.budget_bytes!r}: expected > 0")
+        if not 0 <= self.lambda_mem < math.inf:
+            raise JaxpulpError(f"lambda_mem={self.lambda_mem!r}: expected a finite number >= 0")
         if self.budget_on not in BUDGET_ON:
             raise JaxpulpError(f"budget_on={self.budget_on!r}: expected one of {BUDGET_ON}")
         if not (self.t_start > 0 and self.t_end > 0):
