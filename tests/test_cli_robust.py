@@ -13,6 +13,7 @@ from jaxpulp import cli
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXT = os.path.join(ROOT, "tests", "data", "external")
 DRONET = os.path.join(EXT, "dory_examples", "quantlab_dronet_8bit")
+RESIDUAL = os.path.join(EXT, "dory_examples", "nemo_residual_test_1", "model_int.onnx")  # input u8 (200, 200, 1)
 DEEPLOY_ADD = os.path.join(EXT, "deeploy", "DeeployTest", "Tests", "Kernels", "Integer", "Add", "Regular_RQ")
 
 
@@ -32,6 +33,8 @@ def _make_inputs(d):
     np.save(os.path.join(d, "float.npy"), np.full((1, 200, 200, 1), 0.5))
     np.save(os.path.join(d, "zero.npy"), np.zeros((0, 200, 200, 1), np.int64))
     np.save(os.path.join(d, "good.npy"), np.zeros((1, 200, 200, 1), np.int64))
+    np.save(os.path.join(d, "negative.npy"), np.full((1, 200, 200, 1), -1, np.int64))
+    np.save(os.path.join(d, "nine_bits.npy"), np.full((1, 200, 200, 1), 300, np.int64))
     with open(os.path.join(d, "good.npy"), "rb") as f:
         w("truncated.npy", f.read()[:300])
     w("truncated.npz", b"PK\x03\x04" + b"\0" * 40)
@@ -164,7 +167,7 @@ def test_malformed_input_is_one_line_exit_2(argv, bad_dir, capsys, monkeypatch):
     assert _files(bad_dir) == before, "a file was left behind"
 
 
-# Numbers argparse accepts (any float, any literal after "key=") that the command must refuse, naming the value:
+# Values argparse accepts (any float, any literal after "key=", any option) that the command must refuse by name:
 # an infinite budget once ended in "OverflowError ... (unexpected)", a NaN memory weight and an infinite M7 clock
 # ran to the end with meaningless results, "toy:size=abc" ended in "invalid literal for int()" naming nothing.
 NAMED = [
@@ -177,11 +180,25 @@ NAMED = [
     ("sweep-toy-size-text", "sweep --net toy:size=abc --out {d}/s.jsonl", "size='abc'"),
     ("sweep-toy-size-one", "sweep --net toy:size=1 --out {d}/s.jsonl", "size=1"),
     ("sweep-toy-seed-negative", "cost-lut --net toy:seed=-1 --out {d}/lut.json", "seed=-1"),
+    # ONNX import options given for a model that is not imported: they were silently ignored
+    ("run-builtin-input-type", "run dronet --input-type i8", "--input-type 'i8'"),
+    ("run-builtin-dialect", "run --dialect nemo", "--dialect 'nemo'"),
+    ("report-builtin-bn-bits", "report mobilenet_v1 --bn-bits 64", "--bn-bits '64'"),
+    ("run-onnx-input-type-u9", f"run {RESIDUAL} --input-type u9", "--input-type 'u9'"),
+    ("run-input-nine-bits", "run dronet --input {d}/nine_bits.npy", "no activation type holds them"),
 ]
 
 
+@pytest.mark.parametrize("model,hint", [("dronet", False), (RESIDUAL, True)], ids=["builtin", "onnx"])
+def test_out_of_range_input_suggests_an_input_type_only_where_the_option_exists(model, hint, bad_dir, capsys):
+    assert cli.main(["run", model, "--input", os.path.join(bad_dir, "negative.npy")]) == 2
+    err = capsys.readouterr().err
+    assert "values span [-1, -1], outside the network input type u8" in err, err
+    assert ("Hint: pass --input-type i2" in err) == hint and ("--input-type" in err) == hint, err
+
+
 @pytest.mark.parametrize("argv,named", [c[1:] for c in NAMED], ids=[c[0] for c in NAMED])
-def test_out_of_range_numbers_are_refused_by_name(argv, named, bad_dir, capsys, monkeypatch):
+def test_unusable_option_values_are_refused_by_name(argv, named, bad_dir, capsys, monkeypatch):
     monkeypatch.delenv("JAXPULP_TRACEBACK", raising=False)
     before = _files(bad_dir)
     rc = cli.main(argv.format(d=bad_dir).split())

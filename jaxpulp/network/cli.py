@@ -18,6 +18,7 @@ import numpy as np
 
 from jaxpulp._io import atomic_path, int_arg, write_text
 from jaxpulp.errors import JaxpulpError
+from jaxpulp.qtypes import QType
 
 # host memory one call may use for activations (bytes); larger batches run in chunks of this size
 CHUNK_BYTES = 1 << 30
@@ -27,6 +28,8 @@ def load_model(model: str | None, args=None):
     """A ``Network`` from a path or a built-in name (default: DroNet)."""
     from jaxpulp.network import store, zoo
 
+    if args is not None and not is_onnx(model):
+        _refuse_import_options(model, args)
     if model is None:
         return zoo.dronet()
     if os.path.exists(model):
@@ -44,11 +47,30 @@ def load_model(model: str | None, args=None):
     return zoo.builtin(model)
 
 
+def is_onnx(model: str | None) -> bool:
+    """Whether ``load_model`` imports ``model`` from ONNX (an existing file that is not a saved .npz)."""
+    return model is not None and os.path.exists(model) and not model.endswith(".npz")
+
+
+def _refuse_import_options(model: str | None, args) -> None:
+    """--dialect / --input-type / --bn-bits set for a model that is not imported from ONNX (a built-in network or
+    a saved .npz carries its own types and BN tree): refused, not ignored."""
+    given = [f"--{k.replace('_', '-')} {getattr(args, k)!r}" for k, default in
+             (("dialect", "auto"), ("input_type", None), ("bn_bits", "auto")) if getattr(args, k, default) != default]
+    if given:
+        raise JaxpulpError(f"{', '.join(given)}: options of the ONNX import; model {model or 'dronet'!r} is not an "
+                           ".onnx file (a built-in or saved network has its own input type and BN tree)")
+
+
 def _input_type(model: str, args) -> str:
     """--input-type, else the DORY config's input_bits / input_signed (next to the model or in --golden), else u8."""
     from jaxpulp.network import goldens
 
     if getattr(args, "input_type", None) is not None:
+        try:
+            QType.parse(args.input_type)
+        except JaxpulpError as e:
+            raise JaxpulpError(f"--input-type {args.input_type!r}: {e}") from None
         return args.input_type
     for d in (os.path.dirname(os.path.abspath(model)), getattr(args, "golden", None)):
         t = goldens.dory_input_type(d) if d and os.path.isdir(d) else None
@@ -58,11 +80,12 @@ def _input_type(model: str, args) -> str:
     return "u8"
 
 
-def read_input(path: str, net) -> dict:
+def read_input(path: str, net, hint: bool = True) -> dict:
     """Inputs by name, (batch, H, W, C), from ``.npy`` (one input), ``.npz`` (by input name, or in order; extra
     arrays ignored) or a DORY ``.txt`` dump (one HWC image). Arrays whose trailing axes are (H, W, C) are HWC; else
     (C, H, W) / (C, L) arrays are NCHW, as Deeploy's ``inputs.npz`` stores them (and every array of a Deeploy
-    network's npz is read as NCHW, as ``jaxpulp check`` does)."""
+    network's npz is read as NCHW, as ``jaxpulp check`` does). ``hint``: values outside the input type suggest an
+    ``--input-type`` (only for networks imported from ONNX, where that option exists)."""
     from jaxpulp.network import goldens
 
 
@@ -90,7 +113,7 @@ def read_input(path: str, net) -> dict:
         raise JaxpulpError(f"--input {path!r}: expected a .npy, .npz or DORY .txt file")
     for s in net.inputs:
         goldens.check_range(out[s.name], s.qtype, f"--input {path!r}" + (f" ({s.name!r})" if len(net.inputs) > 1
-                                                                          else ""))
+                                                                          else ""), hint)
     return out
 
 
@@ -169,7 +192,7 @@ def _cmd_run(args) -> int:
     net = load_model(args.model, args)
     cl = _cluster(args)
     if args.input:
-        xs = read_input(args.input, net)
+        xs = read_input(args.input, net, hint=is_onnx(args.model))
     elif args.model in (None, "dronet"):
         xs = {net.input.name: zoo.dronet_input()[None]}
     else:

@@ -145,14 +145,18 @@ def to_hwc(a: np.ndarray, shape_hwc: tuple, layout: str, what: str) -> np.ndarra
     return a.reshape((-1, H, W, C))
 
 
-def check_range(x: np.ndarray, qtype, what: str) -> None:
-    """Raise when the input values leave the network input's type, suggesting the type that holds them."""
+def check_range(x: np.ndarray, qtype, what: str, hint: bool = True) -> None:
+    """Raise when the input values leave the network input's type, suggesting (``hint``: for a network imported
+    from ONNX, whose input type is an import option) the type that holds them."""
     x = np.asarray(x)
     if x.size and (x.min() < qtype.lo or x.max() > qtype.hi):
         lo, hi = int(x.min()), int(x.max())
+        t = type_hint(lo, hi)
+        why = ("no activation type holds them (PULP-NN inputs are integers of at most 8 bits)" if t is None else
+                f"Hint: pass --input-type {t} (load_onnx(..., input_type={t!r}))"
+                + ("; Deeploy test inputs are often signed" if lo < 0 else ""))
         raise JaxpulpError(f"{what}: values span [{lo}, {hi}], outside the network input type {qtype} [{qtype.lo}, "
-                           f"{qtype.hi}]. Hint: pass --input-type {type_hint(lo, hi)} (load_onnx(..., "
-                           f"input_type={type_hint(lo, hi)!r})); Deeploy test inputs are often signed")
+                           f"{qtype.hi}]" + (f"; {why}" if hint or t is None else ""))
 
 
 def dory_layout(directory: str) -> list:
@@ -212,11 +216,12 @@ def dory_input_type(directory: str) -> str | None:
     return f"{'i' if signed else 'u'}{bits}"
 
 
-def type_hint(lo: int, hi: int) -> str:
-    """The narrowest PULP-NN activation type holding [lo, hi], e.g. "i8" (for an input-type hint)."""
+def type_hint(lo: int, hi: int) -> str | None:
+    """The narrowest PULP-NN activation type holding [lo, hi], e.g. "i8" (for an input-type hint); None when no
+    type of at most 8 bits does."""
     for t in ("u2", "i2", "u4", "i4", "u8", "i8"):
         b, signed = int(t[1]), t[0] == "i"
         tlo, thi = (-(1 << (b - 1)), (1 << (b - 1)) - 1) if signed else (0, (1 << b) - 1)
         if tlo <= lo and hi <= thi:
             return t
-    return "none of u8 / i8"
+    return None
