@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
@@ -84,6 +85,61 @@ def test_requantshift_without_levels_names_the_node():
                 helper.make_node("RequantShift", ["c", "m", "a"], ["y"], name="rq", div=1024.0, signed=0.0)],
                {"w": np.ones((4, 4, 1, 1)), "m": np.ones(4), "a": np.zeros(4)}, [("x", (1, 4, 4, 4))])
     with pytest.raises(JaxpulpError, match="'rq'.*n_levels_out"):
+        load_onnx(m)
+
+
+def _conv_rq(conv_inputs=("x", "w"), order=(0, 1), extra=(), out="y", **conv_attrs):
+    """Conv 3x3 (4 -> 8) + RequantShift, malformed as asked (inputs, node order, extra nodes, graph output)."""
+    attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], **conv_attrs}
+    nodes = [helper.make_node("Conv", list(conv_inputs), ["c"], name="conv", **attrs), _rqs("rq", "c", "y")]
+    return _model([nodes[i] for i in order] + list(extra), {"w": np.ones((8, 4, 3, 3)), "rq.mul": np.ones(8),
+                                                            "rq.add": np.zeros(8)}, [("x", (1, 4, 6, 6))], out)
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({}, None),  # the well-formed graph imports
+    (dict(conv_inputs=("nope", "w")), "'conv' \\(Conv\\): input 'nope' is produced by no node"),
+    (dict(order=(1, 0)), "'rq' \\(RequantShift\\): input 'c' is produced only by node 'conv' \\(Conv\\), which "
+                         "is not before it"),
+    (dict(extra=(helper.make_node("Identity", ["x"], ["c"], name="dup"),)), "output 'c' is also produced by"),
+    (dict(out="z"), "graph outputs \\['z'\\]: produced by no node"),
+    (dict(strides=[0, 0]), "'conv' \\(Conv\\): strides=\\[0, 0\\], expected values >= 1"),
+    (dict(dilations=[1, 0]), "dilations=\\[1, 0\\], expected values >= 1"),
+    (dict(kernel_shape=[5, 5]), "kernel_shape=\\[5, 5\\], but the weight 'w' has shape \\(3, 3\\)"),
+], ids=["well-formed", "dangling-input", "out-of-order", "two-producers", "missing-output", "stride-0",
+        "dilation-0", "kernel-shape-mismatch"])
+def test_malformed_graphs_are_refused_naming_node_and_tensor(kw, match):
+    """A dangling or backward edge once surfaced as a requantisation-pattern error about another node, a zero
+    stride as ZeroDivisionError, and a kernel_shape contradicting the weight was silently ignored."""
+    m = _conv_rq(**kw)
+    if match is None:
+        assert load_onnx(m).layers[0].kernel == (3, 3)
+        return
+    with pytest.raises(JaxpulpError, match=match):
+        load_onnx(m)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.permutations(range(3)))
+def test_any_node_order_imports_the_same_network_or_is_refused_as_out_of_order(order):
+    """Conv -> RequantShift -> MaxPool in any node order: the one topological order imports; every other is
+    refused naming a node whose input a later node produces (ONNX requires topological order)."""
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             _rqs("rq", "c", "r"),
+             helper.make_node("MaxPool", ["r"], ["y"], name="pool", kernel_shape=[2, 2], strides=[2, 2])]
+    m = _model([nodes[i] for i in order], {"w": np.ones((8, 4, 3, 3)), "rq.mul": np.ones(8), "rq.add": np.zeros(8)},
+               [("x", (1, 4, 6, 6))])
+    if list(order) == [0, 1, 2]:
+        net = load_onnx(m)
+        assert [lay.kind for lay in net.layers] == ["conv", "maxpool"] and net.layers[-1].out_shape == (3, 3, 8)
+        return
+    placed: list[int] = []  # the first node, in file order, whose producer (the chain's previous node) comes later
+    for bad in order:
+        if bad > 0 and bad - 1 not in placed:
+            break
+        placed.append(bad)
+    name = ["conv", "rq", "pool"][bad]
+    with pytest.raises(JaxpulpError, match=f"node '{name}' .*which is not before it"):
         load_onnx(m)
 
 

@@ -76,6 +76,7 @@ class _Graph:
         self.producer = {o: n for n in self.nodes for o in n.output}
         self.inputs = [i for i in g.input if i.name not in self.consts]
         self.outputs = [o.name for o in g.output]
+        _check_structure(g, self.nodes)
 
     def attrs(self, node) -> dict:
         out = {}
@@ -97,6 +98,32 @@ class _Graph:
             raise JaxpulpError(f"node {node.name or node.op_type!r} ({node.op_type}): {what} {name!r} must be a "
                                "constant (initializer or Constant node)")
         return np.asarray(self.consts[name])
+
+
+def _check_structure(g, nodes) -> None:
+    """The graph is well formed as ONNX requires: every tensor produced once, every node input a graph input, an
+    initializer or the output of an earlier node (topological order, hence no cycle), every graph output
+    produced. Raises naming the node and tensor (a dangling or looping edge otherwise surfaces as a pattern error
+    about some other node)."""
+    seen = {i.name for i in g.input} | {i.name for i in g.initializer} | {""}
+    later: dict = {}  # tensor -> its producing node
+    for n in nodes:
+        for o in n.output:
+            if o and o in later:
+                raise JaxpulpError(f"node {_node_id(n)}: output {o!r} is also produced by node {_node_id(later[o])}; "
+                                   "expected every tensor produced once")
+            later[o] = n
+    for n in nodes:
+        for i in n.input:
+            if i not in seen:
+                where = (f"produced only by node {_node_id(later[i])}, which is not before it (ONNX nodes are in "
+                         "topological order; a cycle cannot be)" if i in later else
+                         "produced by no node, initializer or graph input")
+                raise JaxpulpError(f"node {_node_id(n)}: input {i!r} is {where}")
+        seen.update(n.output)
+    missing = [o.name for o in g.output if o.name not in seen]
+    if missing:
+        raise JaxpulpError(f"graph outputs {missing}: produced by no node, initializer or graph input")
 
 
 def _node_id(n) -> str:
@@ -303,6 +330,8 @@ def _spatial(a: dict, node, key: str, default: int, nd: int) -> tuple:
     v = [int(p) for p in a.get(key, [default] * nd)]
     if len(v) != nd:
         raise JaxpulpError(f"node {_node_id(node)}: {key}={v}, expected {nd} values for a {nd}-D node")
+    if min(v) < 1:  # strides, dilations, kernel_shape
+        raise JaxpulpError(f"node {_node_id(node)}: {key}={v}, expected values >= 1")
     return (v[0], v[1]) if nd == 2 else (default, v[0])
 
 
@@ -373,6 +402,10 @@ class _Importer:
         if nd == 1:  # Conv1d: (Co, Ci/group, K) on (N, C, L) = a 1 x K kernel on a 1 x L image, exactly
             w = w[:, :, None, :]
         Co, Cig, Kh, Kw = w.shape
+        if "kernel_shape" in a and _spatial(a, n, "kernel_shape", 1, nd) != (Kh, Kw):
+            raise JaxpulpError(f"node {_node_id(n)}: kernel_shape={list(a['kernel_shape'])}, but the weight "
+                               f"{n.input[1]!r} has shape {tuple(int(s) for s in w.shape[2 if nd == 2 else 3:])} "
+                               "over the spatial axes")
         group = int(a.get("group", 1))
         if a.get("auto_pad", "NOTSET") not in ("NOTSET", ""):
             raise JaxpulpError(f"node {_node_id(n)}: auto_pad={a['auto_pad']!r} is not supported; expected explicit "
