@@ -106,12 +106,23 @@ def _conv_rq(conv_inputs=("x", "w"), order=(0, 1), extra=(), out="y", **conv_att
     (dict(strides=[0, 0]), "'conv' \\(Conv\\): strides=\\[0, 0\\], expected values >= 1"),
     (dict(dilations=[1, 0]), "dilations=\\[1, 0\\], expected values >= 1"),
     (dict(kernel_shape=[5, 5]), "kernel_shape=\\[5, 5\\], but the weight 'w' has shape \\(3, 3\\)"),
+    (dict(input_dim=(0, "batch")), None),  # a symbolic batch axis is fine
+    (dict(input_dim=(2, "H")), "graph input 'x': axis 2 is 'H'; expected fixed sizes"),
+    (dict(input_dim=(1, 0)), "graph input 'x': axis 1 is 0; expected fixed sizes"),
 ], ids=["well-formed", "dangling-input", "out-of-order", "two-producers", "missing-output", "stride-0",
-        "dilation-0", "kernel-shape-mismatch"])
+        "dilation-0", "kernel-shape-mismatch", "symbolic-batch", "symbolic-height", "zero-channels"])
 def test_malformed_graphs_are_refused_naming_node_and_tensor(kw, match):
     """A dangling or backward edge once surfaced as a requantisation-pattern error about another node, a zero
     stride as ZeroDivisionError, and a kernel_shape contradicting the weight was silently ignored."""
-    m = _conv_rq(**kw)
+    m = _conv_rq(**{k: v for k, v in kw.items() if k != "input_dim"})
+    if "input_dim" in kw:  # (axis, symbolic name or size) of the graph input
+        axis, v = kw["input_dim"]
+        d = m.graph.input[0].type.tensor_type.shape.dim[axis]
+        d.ClearField("dim_value")
+        if isinstance(v, str):
+            d.dim_param = v
+        else:
+            d.dim_value = v
     if match is None:
         assert load_onnx(m).layers[0].kernel == (3, 3)
         return

@@ -354,6 +354,11 @@ class _Importer:
             raise JaxpulpError("the model has no graph input")
         self.input_names = [i.name for i in g.inputs]
         for inp in g.inputs:
+            bad = [(k, d.dim_param or d.dim_value) for k, d in enumerate(inp.type.tensor_type.shape.dim)
+                   if k > 0 and d.dim_value < 1]  # the batch axis (0) may be symbolic; the others fix the layers
+            if bad:
+                raise JaxpulpError(f"graph input {inp.name!r}: axis {bad[0][0]} is {bad[0][1]!r}; expected fixed "
+                                   "sizes >= 1 on every axis but the batch (export with a concrete input shape)")
             dims = [d.dim_value for d in inp.type.tensor_type.shape.dim]
             self.tensors[inp.name] = (_nchw(dims), input_types[inp.name])
 
