@@ -180,6 +180,8 @@ NAMED = [
     ("sweep-toy-size-text", "sweep --net toy:size=abc --out {d}/s.jsonl", "size='abc'"),
     ("sweep-toy-size-one", "sweep --net toy:size=1 --out {d}/s.jsonl", "size=1"),
     ("sweep-toy-seed-negative", "cost-lut --net toy:seed=-1 --out {d}/lut.json", "seed=-1"),
+    ("sweep-act-types-u9", "sweep --net toy --act-types u8,u9 --out {d}/s.jsonl", "--act-types 'u8,u9': 'u9'"),
+    ("sweep-weight-types-x", "sweep --net toy --weight-types i8,x --out {d}/s.jsonl", "--weight-types 'i8,x': 'x'"),
     # ONNX import options given for a model that is not imported: they were silently ignored
     ("run-builtin-input-type", "run dronet --input-type i8", "--input-type 'i8'"),
     ("run-builtin-dialect", "run --dialect nemo", "--dialect 'nemo'"),

@@ -7,6 +7,7 @@ import sys
 
 from jaxpulp._io import atomic_path, int_arg, write_text
 from jaxpulp.errors import JaxpulpError
+from jaxpulp.qtypes import QType
 
 
 def _types(s, arg="--act-types"):
@@ -15,6 +16,11 @@ def _types(s, arg="--act-types"):
     out = tuple(t.strip() for t in s.split(",") if t.strip())
     if not out:
         raise JaxpulpError(f"{arg} {s!r}: expected a comma-separated list of types, e.g. u8,u4,u2")
+    for t in out:
+        try:
+            QType.parse(t)
+        except JaxpulpError as e:
+            raise JaxpulpError(f"{arg} {s!r}: {t!r} is not a type ({e})") from None
     return out
 
 
