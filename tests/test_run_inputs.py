@@ -62,6 +62,14 @@ def test_values_outside_the_input_type_are_refused_in_a_narrow_dtype(tiny):
         run(tiny, x.astype(np.float32))
 
 
+@pytest.mark.parametrize("device", [False, True])
+def test_an_empty_batch_is_refused_by_name(tiny, device):
+    # it ended in ZeroDivisionError in the step arithmetic
+    x = np.zeros((0,) + tiny.input.shape, np.uint8)
+    with pytest.raises(JaxpulpError, match=r"x: shape \(0, 96, 96, 3\), expected \(batch, 96, 96, 3\) HWC, batch >= 1"):
+        run(tiny, jnp.asarray(x) if device else x)
+
+
 def test_a_device_array_is_not_copied_through_the_host(tiny, monkeypatch):
     # a jax.Array input keeps to its device: its dtype is converted there (np.asarray is never called on it)
     x = np.random.default_rng(3).integers(0, 256, (2,) + tiny.input.shape)
@@ -101,7 +109,7 @@ def test_weights_as_constants_or_as_arguments_give_the_same_bits(monkeypatch, pa
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(t=st.sampled_from(["u8", "u4", "u2", "i8", "i4", "i2", "u32", "i32"]),
        dtype=st.sampled_from(["uint8", "int8", "uint16", "int16", "int32", "int64", "float32"]),
-       lead=st.sampled_from([(), (1,), (3,), (1, 1)]), seed=st.integers(0, 2**31))
+       lead=st.sampled_from([(), (1,), (3,), (0,), (1, 1)]), seed=st.integers(0, 2**31))
 def test_the_common_calls_shortcut_checks_as_the_general_rule(t, dtype, lead, seed):
     # _check_inputs decides a single numpy input in a few comparisons; whatever it returns or raises must be what
     # the general per-input check (_check_one) returns or raises

@@ -119,8 +119,8 @@ def _check_one(spec, x, name: str):
         raise JaxpulpError(f"{name}: dtype {dtype}, expected integers of type {qt} (network input {spec.name!r})")
     if x.shape == shape:
         x = x[None]
-    if x.ndim != 4 or x.shape[1:] != shape:
-        raise JaxpulpError(f"{name}: shape {x.shape}, expected (batch, {', '.join(map(str, shape))}) HWC "
+    if x.ndim != 4 or x.shape[1:] != shape or not x.shape[0]:
+        raise JaxpulpError(f"{name}: shape {x.shape}, expected (batch, {', '.join(map(str, shape))}) HWC, batch >= 1 "
                            f"(network input {spec.name!r})")
     if x.size and not _dtype_within(dtype, qt):
         lo, hi = (int(v) for v in ((jnp.min(x), jnp.max(x)) if on_device else (x.min(), x.max())))
@@ -138,8 +138,8 @@ def _check_inputs(net: Network, x) -> dict:
     specs = net.inputs
     if len(specs) == 1 and type(x) is np.ndarray:  # the common call, decided in a few comparisons (batch 1: us)
         spec = specs[0]
-        if x.ndim == 4 and x.shape[1:] == spec.shape and x.dtype == host_dtype(spec.qtype) and _dtype_within(
-                x.dtype, spec.qtype):
+        if x.ndim == 4 and x.shape[0] and x.shape[1:] == spec.shape and x.dtype == host_dtype(spec.qtype) and \
+                _dtype_within(x.dtype, spec.qtype):
             return {spec.name: x}  # what _check_one returns for it: in shape, in range by its dtype, in host dtype
     if isinstance(x, dict):
         missing = [s.name for s in specs if s.name not in x]
