@@ -189,6 +189,31 @@ def host_int32(v):
     return np.asarray(v).astype(np.int32)
 
 
+INT32_RANGE = (-(1 << 31), (1 << 31) - 1)
+
+
+def check_int32_values(v, name: str) -> None:
+    """Raise when a host (numpy / Python) integer argument holds a value outside int32, which converting it to
+    the kernels' int32 would wrap silently (kappa, lambda and bias are int32 arrays in the 32-bit tree; the 64-bit
+    tree's int64 kappa / lambda beyond int32 are not emulated). Jax arrays and tracers are int32 already (or the
+    caller's responsibility under x64)."""
+    if isinstance(v, (jax.Array, jax.core.Tracer)) or v is None:
+        return
+    a = np.asarray(v)
+    if a.size and a.dtype.kind in "iu" and a.dtype.itemsize >= 4:
+        lo, hi = int(a.min()), int(a.max())
+        if lo < INT32_RANGE[0] or hi > INT32_RANGE[1]:
+            raise JaxpulpError(f"params.{name}: value {lo if lo < INT32_RANGE[0] else hi} outside int32 "
+                               f"[{INT32_RANGE[0]}, {INT32_RANGE[1]}]; the kernels read int32 {name} (64-bit-tree "
+                               "values beyond int32 are not emulated)")
+
+
+def check_int32_params(params) -> None:
+    """``check_int32_values`` for a Params' kappa, lam and bias (the numpy twins read them as int64)."""
+    for name in ("kappa", "lam", "bias"):
+        check_int32_values(getattr(params, name, None), name)
+
+
 def scatter_pack(values, index, valid, bits, n_words: int):
     """Pack ``values`` (int32, already in range) as a ``bits``-bit stream into ``n_words`` uint32 words.
 

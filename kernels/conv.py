@@ -655,6 +655,7 @@ def _as_params(params, cfg: ConvConfig) -> Params:
             if required:
                 raise JaxpulpError(f"params.{name}=None: expected an int32 array of shape ({co},)")
             return None
+        _engine.check_int32_values(v, name)
         a = jnp.asarray(v)
         if a.shape != (co,) or not jnp.issubdtype(a.dtype, jnp.integer):
             raise JaxpulpError(f"params.{name}: shape {a.shape} dtype {a.dtype}, expected int32 of shape ({co},)")

@@ -532,6 +532,7 @@ def _as_params(params, cfg: DepthwiseConfig) -> Params:
     def vec(name, v, what):
         if v is None:
             raise JaxpulpError(f"params.{name}=None: expected {what} of shape ({C},)")
+        _engine.check_int32_values(v, name)
         a = v if _is_tracer(v) else jnp.asarray(v)
         if a.shape != (C,) or not jnp.issubdtype(a.dtype, jnp.integer):
             raise JaxpulpError(f"params.{name}: shape {a.shape} dtype {a.dtype}, expected {what} of shape ({C},)")
@@ -670,6 +671,7 @@ def reference(x, w, params, cfg: DepthwiseConfig, cluster: Cluster = GAP8) -> np
     (§4). With ``semantics="ideal"`` the straightforward zero-padded model, channel by channel.
     ``x`` (H, W, C), ``w`` (C, Kh, Kw) int arrays; returns int32 (Ho, Wo, C)."""
     check(cfg, cluster)
+    _engine.check_int32_params(params)
     x = np.asarray(x, np.int64)
     w = np.asarray(w, np.int64)
     C, H, W, Kh, Kw, Ho, Wo = cfg.Co, cfg.H, cfg.W, cfg.Kh, cfg.Kw, cfg.Ho, cfg.Wo

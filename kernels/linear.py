@@ -440,6 +440,7 @@ def _as_params(params, cfg: LinearConfig) -> Params:
         a = v if isinstance(v, jax.Array) else np.asarray(v)
         if a.shape != (m,) or not jnp.issubdtype(a.dtype, jnp.integer):
             raise JaxpulpError(f"params.{name}: shape {a.shape} dtype {a.dtype}, expected int32 of shape ({m},)")
+        _engine.check_int32_values(a, name)
         return _engine.host_int32(a)
 
     zeros = np.zeros((m,), np.int32)
@@ -532,6 +533,7 @@ def reference(x, w, params, cfg: LinearConfig, cluster: Cluster = GAP8) -> np.nd
     of 32/min(bi, bw) elements then the scalar tail, requant (§4). ``x`` (N,), ``w`` (M, N) int arrays;
     returns int32 (M,)."""
     check(cfg, cluster)
+    _engine.check_int32_params(params)
     x = np.asarray(x, np.int64)
     w = np.asarray(w, np.int64).reshape(cfg.M, cfg.N)
     N, M = cfg.N, cfg.M

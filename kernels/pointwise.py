@@ -371,8 +371,8 @@ def _host_params(params, cfg: PointwiseConfig):
         return None
     vecs = [params.kappa, params.lam] + ([params.bias] if cfg.bias else [])
     if not all(isinstance(v, np.ndarray) and v.shape == (cfg.Co,) and np.issubdtype(v.dtype, np.integer)
-               for v in vecs):
-        return None
+               and (v.dtype.itemsize < 4 or (v.size and -(1 << 31) <= v.min() and v.max() < 1 << 31)) for v in vecs):
+        return None  # conv._as_params raises for values outside int32
     if not all(isinstance(v, (int, np.integer)) for v in (params.out_mult, params.out_shift)):
         return None
     kappa, lam, bias = (v if isinstance(v, np.ndarray) else None for v in (params.kappa, params.lam, params.bias))
@@ -458,6 +458,7 @@ def reference(x, w, params, cfg: PointwiseConfig, cluster: Cluster = GAP8, guard
     _check_config(cfg, cluster)
     if cfg.semantics == "ideal":
         return conv.reference(x, w, params, cfg, cluster)
+    _engine.check_int32_params(params)
     x = np.asarray(x, np.int64)
     w = np.asarray(w, np.int64).reshape(cfg.Co, cfg.Ci)
     ci, co = cfg.Ci, cfg.Co

@@ -122,6 +122,37 @@ def test_bad_inputs_name_the_argument():
         conv.Config("u4", "u4", "i4", H=4, W=4, Ci=4, Co=4, pad=(1, 1))
 
 
+@pytest.mark.parametrize("family", ["conv", "pointwise", "depthwise", "linear"])
+@pytest.mark.parametrize("field, value", [("kappa", 1 << 31), ("lam", -(1 << 31) - 1), ("lam", 1 << 40)])
+def test_parameters_outside_int32_are_refused_not_wrapped(family, field, value):
+    """kappa / lambda are int32 arrays to the kernels: an int64 value beyond int32 was wrapped to int32 without a
+    word (a different layer); the packed and value paths and the numpy twin refuse it, naming field and value."""
+    from jaxpulp.kernels import depthwise, linear, pointwise
+
+    rng = np.random.default_rng(0)
+    if family == "linear":
+        cfg = linear.Config("u8", "u8", "i8", N=16, M=4)
+        x, w = rng.integers(0, 256, 16), rng.integers(-128, 128, (4, 16))
+        mod, xw, ww, params = linear, packing.pack(x, cfg.in_type), packing.pack(w, cfg.w_type), linear.Params
+    else:
+        mod = {"conv": conv, "pointwise": pointwise, "depthwise": depthwise}[family]
+        k = 1 if family == "pointwise" else 3
+        cfg = mod.Config("u8", "u8", "i8", H=4, W=4, Ci=4, Co=4, Kh=k, Kw=k)
+        x = rng.integers(0, 256, (4, 4, 4))
+        w = rng.integers(-128, 128, (4, k, k) if family == "depthwise" else (4, k, k, 4))
+        xw = packing.pack_hwc(x, cfg.in_type)
+        ww = packing.pack_planes(w, cfg.w_type) if family == "depthwise" else packing.pack(w, cfg.w_type)
+        params = depthwise.Params if family == "depthwise" else conv.Params
+    good = dict(kappa=np.ones(4, np.int64), lam=np.zeros(4, np.int64), out_shift=8)
+    ok = params(**good)
+    mod.run(xw, ww, ok, cfg=cfg)  # the same call in range runs
+    bad = params(**{**good, field: np.full(4, value, np.int64)})
+    for call in (lambda: mod.run(xw, ww, bad, cfg=cfg), lambda: mod.run_values(x, w, bad, cfg=cfg),
+                 lambda: mod.reference(x, w, bad, cfg)):
+        with pytest.raises(JaxpulpError, match=f"params.{field}: value {value} outside int32"):
+            call()
+
+
 @pytest.mark.parametrize("kw, rule", [
     (dict(Ci=3), "input-channel-multiple"),
     (dict(Ci=2, w_type="i2", Kh=1, Kw=1), "weight-row-multiple"),
