@@ -153,6 +153,12 @@ def test_bad_arguments_named():
         layer_latency(kc.PointwiseConfig("u8", "u8", "i8", H=4, W=4, Ci=8, Co=8), flavour="x")
     with pytest.raises(JaxpulpError, match="dma_bytes_per_cycle=0"):
         BOARD.replace(dma_bytes_per_cycle=0)
+    cfg = kc.PointwiseConfig("u8", "u8", "i8", H=4, W=4, Ci=8, Co=8)
+    for kw, match in ((dict(l1_budget=-5), "l1_budget=-5"), (dict(l1_budget=1.5), "l1_budget=1.5"),
+                      (dict(double_buffering=3), "double_buffering=3"), (dict(ncores=0), "ncores=0")):
+        for fn in (tile, pareto_tilings):  # they returned a tiling for any of these
+            with pytest.raises(JaxpulpError, match=match):
+                fn(cfg, **kw)
 
 
 def test_report_adds_deployed_columns():

@@ -32,6 +32,9 @@ import dataclasses
 import functools
 import math
 
+import numpy as np
+
+from jaxpulp.errors import JaxpulpError
 from jaxpulp.kernels.config import out_dim
 
 # kernel families whose output channel c reads input channel c only: a tile of output channels needs only the same
@@ -156,6 +159,11 @@ def _dory_score(fam: str, g: dict, co_t: int, ho_t: int, total: int) -> int:
 
 def _candidates(cfg, l1_budget: int, double_buffering: int, ncores: int):
     """(geometry, whole-layer Tiling or None, feasible [(co_t, ho_t, total, x, y, w, c, im)], smallest tile)."""
+    for k, v, ok, want in (("l1_budget", l1_budget, lambda v: v >= 0, "an int >= 0 (bytes)"),
+                           ("double_buffering", double_buffering, lambda v: v in (1, 2), "1 or 2 (L1 buffers)"),
+                           ("ncores", ncores, lambda v: v >= 1, "an int >= 1")):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not ok(v):
+            raise JaxpulpError(f"{k}={v!r}: expected {want}")
     fam = cfg.family
     g = geometry(cfg)
     Co, Ho = g["Co"], g["Ho"]
