@@ -329,7 +329,10 @@ def config_space(table: CostTable, *, act_types=None, weight_types=None, free_in
     64 kB / 512 kB).
     """
     fixed = {k: QType.parse(v) for k, v in (fixed or {}).items()}
-    w_choices = tuple(QType.parse(t) for t in (weight_types or W_AXIS))
+    for name, given in (("act_types", act_types), ("weight_types", weight_types)):
+        if given is not None and not len(given):  # an empty list meant "all" (weights) or an IndexError (acts)
+            raise JaxpulpError(f"{name}={given!r}: expected at least one type, or None for the default")
+    w_choices = tuple(QType.parse(t) for t in (W_AXIS if weight_types is None else weight_types))
     for t in w_choices:
         if t not in W_AXIS:
             raise JaxpulpError(f"weight_types: {t} is not a weight type; expected a subset of "

@@ -91,6 +91,8 @@ def surrogate_tables(space, penalty: float = 2.0) -> SurrogateTables:
 
 def softmax_probs(st: SurrogateTables, logits, temperature=1.0):
     """Per-variable softmax ``[V, C]`` of ``logits / temperature`` over each variable's valid choices."""
+    if isinstance(temperature, (int, float, np.number)) and not 0 < temperature < np.inf:  # traced: the caller's
+        raise JaxpulpError(f"temperature={temperature!r}: expected a finite number > 0 (0 gives NaN probabilities)")
     z = jnp.where(st.valid, jnp.asarray(logits) / temperature, -jnp.inf)
     return jax.nn.softmax(z, axis=-1)
 

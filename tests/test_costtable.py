@@ -116,6 +116,9 @@ def test_bad_arguments_name_the_argument():
         costtable.config_space(table, act_types=("u8", "i32"))
     with pytest.raises(JaxpulpError, match="weight_types"):
         costtable.config_space(table, weight_types=("u8",))
+    for name in ("act_types", "weight_types"):  # [] meant "all" (weights) or ended in an IndexError (acts)
+        with pytest.raises(JaxpulpError, match=f"{name}=\\[\\]: expected at least one type"):
+            costtable.config_space(table, **{name: []})
     with pytest.raises(JaxpulpError, match="fixed"):
         costtable.config_space(table, fixed={"nope": "u8"})
     with pytest.raises(JaxpulpError, match="configs"):

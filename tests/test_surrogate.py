@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxpulp import costtable, surrogate
+from jaxpulp import JaxpulpError, costtable, surrogate
 from jaxpulp.sweep import toy_net
 
 
@@ -82,6 +82,9 @@ def test_softmax_masks_invalid_choices_and_low_temperature_is_argmax():
     cold = surrogate.expected_cost_from_logits(st, logits, temperature=1e-2)
     exact = costtable.evaluate(space, arg[None])
     assert float(cold["cycles"]) == pytest.approx(int(exact["cycles"][0]), rel=1e-5)
+    for t in (0, -1.0, float("inf"), float("nan")):  # temperature 0 returned NaN probabilities without a word
+        with pytest.raises(JaxpulpError, match=f"temperature={t!r}"):
+            surrogate.softmax_probs(st, logits, temperature=t)
 
 
 def test_unsupported_entries_are_penalised():

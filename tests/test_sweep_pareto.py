@@ -35,6 +35,17 @@ def test_objectives_directions_and_errors():
         _pareto.parse_objectives("cycles:up")
     with pytest.raises(JaxpulpError, match="latency"):
         _pareto.front_rows(rows, [("latency", 1)])
+    with pytest.raises(JaxpulpError, match="'cycles' given twice"):
+        _pareto.parse_objectives("cycles,memory_bytes,cycles:max")
+
+
+def test_a_nan_objective_is_comparable_with_nothing_and_left_out():
+    # a NaN row used to be on every front (no comparison with NaN is true, so nothing dominated it)
+    rows = [dict(index=0, cycles=float("nan"), memory_bytes=1), dict(index=1, cycles=1, memory_bytes=2),
+            dict(index=2, cycles=2, memory_bytes=3), dict(index=3, cycles=3, memory_bytes=1, error=float("nan"))]
+    assert [r["index"] for r in _pareto.front_rows(rows, _pareto.parse_objectives("cycles,memory_bytes"))] == [1, 3]
+    front = _pareto.front_rows(rows, _pareto.parse_objectives("cycles,memory_bytes,error"))
+    assert front == []  # only row 3 has an error, and it is NaN
 
 
 def test_front_rows_skip_unsupported_and_maximise():

@@ -100,7 +100,7 @@ def _cmd_pareto(args) -> int:
     names = [n for n, _ in objectives]
     if not front:
         raise JaxpulpError(f"results: none of the {len(rows):,} rows is supported with every objective "
-                           f"({', '.join(names)}) present; no front")
+                           f"({', '.join(names)}) present and not NaN; no front")
     if sw.total:
         pct = 100 * len(rows) / sw.total
         print(f"complete: {len(rows):,} of the sweep's {sw.total:,} configurations ({pct:.1f}%)" +

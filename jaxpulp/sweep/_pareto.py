@@ -50,7 +50,7 @@ def parse_objectives(spec, rows=None) -> list:
                     names.append(m)
                     break
         spec = ",".join(names)
-    out = []
+    out: list[tuple[str, int]] = []
     for item in (s.strip() for s in spec.split(",")):
         if not item:
             continue
@@ -58,6 +58,8 @@ def parse_objectives(spec, rows=None) -> list:
         if d not in ("", "min", "max"):
             raise JaxpulpError(f"objectives: {item!r}: expected NAME, NAME:min or NAME:max")
         sign = -1 if d == "max" or (not d and name in MAXIMISE) else 1
+        if name in (n for n, _ in out):
+            raise JaxpulpError(f"objectives={spec!r}: column {name!r} given twice")
         out.append((name, sign))
     if not out:
         raise JaxpulpError(f"objectives={spec!r}: expected at least one column name")
@@ -65,7 +67,8 @@ def parse_objectives(spec, rows=None) -> list:
 
 
 def objective_matrix(rows, objectives) -> tuple:
-    """(points [N, k] to minimise, indices of the rows used): supported rows with every objective present."""
+    """(points [N, k] to minimise, indices of the rows used): supported rows with every objective present and
+    not NaN (a NaN is comparable with nothing: such a row was on every front)."""
     keep, pts = [], []
     for i, r in enumerate(rows):
         if not r.get("supported", True):
@@ -77,6 +80,8 @@ def objective_matrix(rows, objectives) -> tuple:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise JaxpulpError(f"objectives: column {name!r} of row {r.get('index', i)} is {v!r}, expected a "
                                    "number")
+        if any(v != v for v in vals):  # NaN
+            continue
         keep.append(i)
         pts.append([s * float(v) for v, (_, s) in zip(vals, objectives, strict=True)])
     if rows and not keep:
