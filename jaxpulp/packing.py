@@ -90,8 +90,10 @@ def unpack(words, qtype, count: int) -> np.ndarray:
     """The first ``count`` elements of the stream in ``words`` (last axis), sign- or zero-extended -> int64."""
     q = _qtype(qtype)
     w = _words(words, "words")
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+        raise JaxpulpError(f"count={count!r}: expected an int >= 0 (elements to unpack)")
     need = n_words(count, q.bits)
-    if count < 0 or w.ndim == 0 or w.shape[-1] < need:
+    if w.ndim == 0 or w.shape[-1] < need:
         raise JaxpulpError(f"words: shape {w.shape} holds fewer than count={count} {q} elements "
                            f"(expected >= {need} words on the last axis)")
     return _unpack_stream(w, q.bits, q.signed, count)

@@ -103,6 +103,8 @@ def test_extract_elements_equals_unpack_with_traced_width(name, seed):
     (lambda: packing.pack_hwc(np.zeros((2, 3), int), "u8"), "expected ([batch, ...,] H, W, C)"),
     (lambda: packing.pack_planes(np.zeros((2, 2, 2), int), "i2"), "multiple of 4"),
     (lambda: packing.unpack(np.zeros(1, np.uint32), "u8", 5), "fewer than count=5"),
+    (lambda: packing.unpack(np.zeros(1, np.uint32), "u8", -1), "count=-1: expected an int >= 0"),
+    (lambda: packing.unpack(np.zeros(1, np.uint32), "u8", 1.5), "count=1.5: expected an int >= 0"),
     (lambda: packing.unpack(np.zeros(1, np.int32), "u8", 1), "dtype int32, expected a uint32"),
     (lambda: packing.unpack_hwc(np.zeros(4, np.uint32), (2, 2), "u8"), "expected (H, W, C)"),
     (lambda: packing.bytes_to_words(np.zeros(3, np.int8)), "expected uint8"),
