@@ -102,6 +102,7 @@ def _conv_rq(conv_inputs=("x", "w"), order=(0, 1), extra=(), out="y", **conv_att
     (dict(order=(1, 0)), "'rq' \\(RequantShift\\): input 'c' is produced only by node 'conv' \\(Conv\\), which "
                          "is not before it"),
     (dict(extra=(helper.make_node("Identity", ["x"], ["c"], name="dup"),)), "output 'c' is also produced by"),
+    (dict(extra=(helper.make_node("Identity", ["x"], [], name="mute"),)), "node 'mute' \\(Identity\\): no output"),
     (dict(out="z"), "graph outputs \\['z'\\]: produced by no node"),
     (dict(strides=[0, 0]), "'conv' \\(Conv\\): strides=\\[0, 0\\], expected values >= 1"),
     (dict(dilations=[1, 0]), "dilations=\\[1, 0\\], expected values >= 1"),
@@ -109,7 +110,7 @@ def _conv_rq(conv_inputs=("x", "w"), order=(0, 1), extra=(), out="y", **conv_att
     (dict(input_dim=(0, "batch")), None),  # a symbolic batch axis is fine
     (dict(input_dim=(2, "H")), "graph input 'x': axis 2 is 'H'; expected fixed sizes"),
     (dict(input_dim=(1, 0)), "graph input 'x': axis 1 is 0; expected fixed sizes"),
-], ids=["well-formed", "dangling-input", "out-of-order", "two-producers", "missing-output", "stride-0",
+], ids=["well-formed", "dangling-input", "out-of-order", "two-producers", "no-output", "missing-output", "stride-0",
         "dilation-0", "kernel-shape-mismatch", "symbolic-batch", "symbolic-height", "zero-channels"])
 def test_malformed_graphs_are_refused_naming_node_and_tensor(kw, match):
     """A dangling or backward edge once surfaced as a requantisation-pattern error about another node, a zero

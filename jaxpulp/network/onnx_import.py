@@ -61,6 +61,7 @@ class _Graph:
         self.onnx = onnx
         g = model.graph
         self.nodes = list(g.node)
+        _check_structure(g, self.nodes)
         self.consts = {i.name: nh.to_array(i) for i in g.initializer}
         for n in self.nodes:
             if n.op_type == "Constant":
@@ -76,7 +77,6 @@ class _Graph:
         self.producer = {o: n for n in self.nodes for o in n.output}
         self.inputs = [i for i in g.input if i.name not in self.consts]
         self.outputs = [o.name for o in g.output]
-        _check_structure(g, self.nodes)
 
     def attrs(self, node) -> dict:
         out = {}
@@ -108,6 +108,8 @@ def _check_structure(g, nodes) -> None:
     seen = {i.name for i in g.input} | {i.name for i in g.initializer} | {""}
     later: dict = {}  # tensor -> its producing node
     for n in nodes:
+        if not any(n.output):
+            raise JaxpulpError(f"node {_node_id(n)}: no output; expected at least one")
         for o in n.output:
             if o and o in later:
                 raise JaxpulpError(f"node {_node_id(n)}: output {o!r} is also produced by node {_node_id(later[o])}; "
@@ -127,7 +129,7 @@ def _check_structure(g, nodes) -> None:
 
 
 def _node_id(n) -> str:
-    return f"{n.name or n.output[0]!r} ({n.op_type})"
+    return f"{n.name or (n.output[0] if n.output else '')!r} ({n.op_type})"
 
 
 def _int_array(a, node, what: str) -> np.ndarray:
