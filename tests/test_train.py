@@ -163,6 +163,36 @@ def test_cli_search_resumable_exact_cost(tmp_path, capsys):
     assert len(open(out / "results.jsonl").read().splitlines()) == 1
     assert main(argv[:-2] + ["--batch", "64"]) == 2  # other settings in the same folder: refused
     assert main(["search", "--lambdas", "-1", "--out", str(tmp_path / "x")]) == 2
+    whole = open(out / "results.jsonl").read()
+    with open(out / "results.jsonl", "w") as f:  # the row's write was interrupted: that lambda is searched again
+        f.write(whole[:-30])
+    capsys.readouterr()
+    assert main(argv) == 0 and "lambda=0.0001" in capsys.readouterr().out
+    again = [json.loads(line) for line in open(out / "results.jsonl")]
+    assert len(again) == 1 and again[0]["config"] == row["config"]  # seeded: the same search
+    (out / "run.json").write_text("{half")  # unreadable settings: refused by name, nothing else touched
+    before = sorted(p.name for p in out.iterdir())
+    assert main(argv) == 2 and "run.json holds this run's settings but is not readable" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_results_rows_tolerate_only_an_interrupted_last_write(tmp_path):
+    from jaxpulp.train.cli import read_rows
+
+    p = tmp_path / "results.jsonl"
+    p.write_text('{"lambda_cycles": 0}\n{"lambda_cycles": 1e-5, "cyc')  # the last write cut short
+    assert [r["lambda_cycles"] for r in read_rows(str(p))] == [0] and p.read_text().endswith("cyc")
+    assert [r["lambda_cycles"] for r in read_rows(str(p), repair=True)] == [0]
+    assert p.read_text() == '{"lambda_cycles": 0}\n'  # cut back to the last whole row
+    p.write_text('{"lambda_cycles": 0}')  # a whole row without its newline: kept, newline added on repair
+    assert len(read_rows(str(p), repair=True)) == 1 and p.read_text() == '{"lambda_cycles": 0}\n'
+    for bad, match in (('{"lambda_cycles": 0\n{"lambda_cycles": 1}\n', ":1: not a JSON row"),
+                       ('{"lambda_cycles": 0}\n[1, 2]\n', ":2: expected a result row"),
+                       ('{"lambda_cycles": true}\n', ":1: expected a result row")):
+        p.write_text(bad)
+        with pytest.raises(JaxpulpError, match=match):
+            read_rows(str(p), repair=True)
+        assert p.read_text() == bad  # never cut
 
 
 def test_data_splits_seeded(ds):

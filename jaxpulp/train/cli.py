@@ -20,7 +20,7 @@ import time
 import jax
 import numpy as np
 
-from jaxpulp._io import int_arg
+from jaxpulp._io import int_arg, write_text
 from jaxpulp.errors import JaxpulpError
 
 _SETTINGS = ("data", "net", "seed", "budget_kb", "float_epochs", "search_epochs", "finetune_epochs", "batch",
@@ -52,11 +52,39 @@ def _load_tree(path, like):
     return jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(a) for a in got])
 
 
-def read_rows(path: str) -> list:
+def read_rows(path: str, repair: bool = False) -> list:
+    """The rows of a results.jsonl (one JSON object with a number ``lambda_cycles`` per line). A last line without
+    its newline that does not parse is a row whose write was interrupted: dropped (``repair``: cut from the file,
+    so that the next row is appended after the last whole one; its lambda is then searched again). Any other bad
+    line raises, naming file and line."""
     if not os.path.exists(path):
         return []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        text = f.read()
+    lines = text.split("\n")
+    rows, partial = [], False
+    for k, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            if k == len(lines):  # no newline after it: the interrupted last write
+                partial = True
+                if repair:
+                    with open(path, "r+") as f:
+                        f.truncate(len(text[:len(text) - len(line)].encode()))
+                break
+            raise JaxpulpError(f"{path}:{k}: not a JSON row ({e}); fix or remove that line to resume") from None
+        if not isinstance(row, dict) or isinstance(row.get("lambda_cycles"), bool) or not isinstance(
+                row.get("lambda_cycles"), (int, float)):
+            raise JaxpulpError(f"{path}:{k}: expected a result row with a number 'lambda_cycles'; fix or remove that "
+                               "line to resume")
+        rows.append(row)
+    if repair and text.strip() and not text.endswith("\n") and not partial:
+        with open(path, "a") as f:  # a whole last row without its newline: the next row goes on its own line
+            f.write("\n")
+    return rows
 
 
 def plot_pareto(rows: list, path: str) -> str | None:
@@ -102,18 +130,23 @@ def cmd_search(args) -> int:
     settings = {k: getattr(args, k) for k in _SETTINGS}
     run_json = os.path.join(args.out, "run.json")
     if os.path.exists(run_json):
-        with open(run_json) as f:
-            old = json.load(f)
+        try:
+            with open(run_json) as f:
+                old = json.load(f)
+            if not isinstance(old, dict):
+                raise ValueError(f"a JSON {type(old).__name__}, expected an object")
+        except ValueError as e:  # JSONDecodeError too
+            raise JaxpulpError(f"--out {args.out!r}: {run_json} holds this run's settings but is not readable ({e}); "
+                               "fix it (the other files are kept) or use another --out") from None
         diff = {k: (old.get(k, _DEFAULTS.get(k)), v) for k, v in settings.items()
                 if old.get(k, _DEFAULTS.get(k)) != v}
         if diff:
             raise JaxpulpError(f"--out {args.out!r}: holds a run with other settings {diff} (saved, given); use "
                                "another --out to start a new run")
     else:
-        with open(run_json, "w") as f:
-            json.dump(settings, f, indent=1)
+        write_text(run_json, json.dumps(settings, indent=1))
     rows_path = os.path.join(args.out, "results.jsonl")
-    done = {r["lambda_cycles"] for r in read_rows(rows_path)}
+    done = {r["lambda_cycles"] for r in read_rows(rows_path, repair=True)}
     todo = [lam for lam in lambdas if lam not in done]
     if done & set(lambdas):
         log(f"resuming: {len(done & set(lambdas))} lambda(s) already in {rows_path}")
