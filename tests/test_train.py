@@ -170,6 +170,14 @@ def test_cli_search_resumable_exact_cost(tmp_path, capsys):
     assert main(argv) == 0 and "lambda=0.0001" in capsys.readouterr().out
     again = [json.loads(line) for line in open(out / "results.jsonl")]
     assert len(again) == 1 and again[0]["config"] == row["config"]  # seeded: the same search
+    fp = out / "float_params.npz"
+    saved = fp.read_bytes()
+    fp.write_bytes(saved[:100])  # damaged float parameters (with one lambda to redo): refused by name
+    with open(out / "results.jsonl", "w") as f:
+        f.write(whole[:-30])
+    assert main(argv) == 2 and "float_params.npz: saved float parameters are not readable" in capsys.readouterr().err
+    fp.write_bytes(saved)
+    assert main(argv) == 0
     (out / "run.json").write_text("{half")  # unreadable settings: refused by name, nothing else touched
     before = sorted(p.name for p in out.iterdir())
     assert main(argv) == 2 and "run.json holds this run's settings but is not readable" in capsys.readouterr().err

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxpulp._io import atomic_path
 from jaxpulp.errors import JaxpulpError
 from jaxpulp.network.graph import Layer, Network, TensorSpec
 
@@ -32,8 +33,10 @@ def save(net: Network, path: str) -> str:
     for lname, p in net.params.items():
         for k, v in p.items():
             arrays[f"{len(arrays):05d}|{lname}|{k}"] = np.asarray(v)
-    np.savez_compressed(path, **arrays)
-    return path if path.endswith(".npz") else path + ".npz"
+    path = path if path.endswith(".npz") else path + ".npz"  # where numpy would write it
+    with atomic_path(path) as tmp:  # never a half-written file, e.g. when interrupted
+        np.savez_compressed(tmp, **arrays)
+    return path
 
 
 def load(path: str) -> Network:

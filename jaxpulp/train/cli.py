@@ -20,7 +20,7 @@ import time
 import jax
 import numpy as np
 
-from jaxpulp._io import int_arg, write_text
+from jaxpulp._io import atomic_path, int_arg, write_text
 from jaxpulp.errors import JaxpulpError
 
 _SETTINGS = ("data", "net", "seed", "budget_kb", "float_epochs", "search_epochs", "finetune_epochs", "batch",
@@ -40,13 +40,18 @@ def _lambdas(s: str) -> list:
 
 def _save_tree(path, tree):
     leaves, _ = jax.tree_util.tree_flatten(tree)
-    np.savez(path, *[np.asarray(v) for v in leaves])
+    with atomic_path(path) as tmp:  # an interrupted run leaves no half-written parameters
+        np.savez(tmp, *[np.asarray(v) for v in leaves])
 
 
 def _load_tree(path, like):
     leaves, treedef = jax.tree_util.tree_flatten(like)
-    with np.load(path) as z:
-        got = [z[f"arr_{i}"] for i in range(len(z.files))]
+    try:
+        with np.load(path) as z:
+            got = [z[f"arr_{i}"] for i in range(len(z.files))]
+    except Exception as e:  # noqa: BLE001 - numpy raises several types for a damaged file
+        raise JaxpulpError(f"{path}: saved float parameters are not readable ({type(e).__name__}: {e}); delete it "
+                           "to train the float model again, or use another --out") from None
     if len(got) != len(leaves) or any(a.shape != np.shape(b) for a, b in zip(got, leaves, strict=True)):
         raise JaxpulpError(f"{path}: saved float parameters do not fit this model; delete it or use another --out")
     return jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(a) for a in got])
