@@ -677,6 +677,6 @@ def export_lut(table: CostTable) -> dict:
 
 def save_lut(table: CostTable, path: str) -> None:
     """Write ``export_lut(table)`` as JSON to ``path``."""
-    with open(path, "w") as f:
-        json.dump(export_lut(table), f, indent=1)
-        f.write("\n")
+    from jaxpulp._io import write_text
+
+    write_text(path, json.dumps(export_lut(table), indent=1) + "\n")  # atomically

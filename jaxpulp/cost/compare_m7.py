@@ -16,6 +16,7 @@ import itertools
 import json
 import math
 
+from jaxpulp._io import write_text
 from jaxpulp.cost.model import kernel_cost, resolve_target
 from jaxpulp.cost.report import BITS, _describe, _layer_config
 from jaxpulp.errors import JaxpulpError
@@ -277,8 +278,7 @@ def _cmd(args) -> int:
           "power figure [power-figures].")
     if args.json:
         try:
-            with open(args.json, "w") as f:
-                json.dump(comp.as_dict(), f, indent=1)
+            write_text(args.json, json.dumps(comp.as_dict(), indent=1))
         except OSError as e:
             raise JaxpulpError(f"--json {args.json!r}: cannot write ({e.strerror})") from None
         print(f"json: {args.json}")
