@@ -188,6 +188,11 @@ NAMED = [
     ("report-builtin-bn-bits", "report mobilenet_v1 --bn-bits 64", "--bn-bits '64'"),
     ("run-onnx-input-type-u9", f"run {RESIDUAL} --input-type u9", "--input-type 'u9'"),
     ("run-input-nine-bits", "run dronet --input {d}/nine_bits.npy", "no activation type holds them"),
+    # deployment options without a deployment: they were ignored
+    ("report-schedule-without-deploy", "report dronet --deploy none --schedule double",
+     "--schedule 'double' with --deploy none"),
+    ("report-flavour-without-deploy", "report dronet --deploy none --flavour pulp-nn-mixed",
+     "--flavour 'pulp-nn-mixed' with --deploy none"),
 ]
 
 

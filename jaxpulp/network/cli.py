@@ -244,6 +244,11 @@ def _cmd_run(args) -> int:
 def _cmd_report(args) -> int:
     from jaxpulp.network import report
 
+    given = [f"--{k} {getattr(args, k)!r}" for k in ("flavour", "schedule") if getattr(args, k) is not None]
+    if args.deploy == "none" and given:  # they were ignored
+        raise JaxpulpError(f"{', '.join(given)} with --deploy none: they choose how the network is deployed; drop "
+                           "them, or pass a deployment target (--deploy gap8-board / gap8-gvsoc)")
+    args.flavour = args.flavour or "dory-gap8"
     net = load_model(args.model, args)
     cl = _cluster(args)
     rows = report.layer_rows(net, cl)
@@ -306,7 +311,7 @@ def add_subcommands(sub) -> None:
     p.add_argument("--png", default=None, help="also write a per-layer cycles bar chart (needs matplotlib)")
     p.add_argument("--deploy", default="gap8-board", choices=("gap8-board", "gap8-gvsoc", "none"),
                    help="deployment target of the deployed columns (jaxpulp.deploy; default gap8-board)")
-    p.add_argument("--flavour", default="dory-gap8", choices=sorted(FLAVOURS),
+    p.add_argument("--flavour", default=None, choices=sorted(FLAVOURS),
                    help="deployment flavour (jaxpulp.deploy.FLAVOURS: which kernels and build; default dory-gap8; "
                    "dory-mixed-sw: DORY mixed-sw, sub-byte nets)")
     p.add_argument("--schedule", default=None, choices=("blocking", "double"), help="override the target's")
