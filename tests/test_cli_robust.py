@@ -188,7 +188,13 @@ NAMED = [
     ("report-builtin-bn-bits", "report mobilenet_v1 --bn-bits 64", "--bn-bits '64'"),
     ("run-onnx-input-type-u9", f"run {RESIDUAL} --input-type u9", "--input-type 'u9'"),
     ("run-input-nine-bits", "run dronet --input {d}/nine_bits.npy", "no activation type holds them"),
-    # deployment options without a deployment: they were ignored
+    # options without the mode they belong to: they were ignored
+    ("sweep-samples-with-enumerate", "sweep --net toy:size=4 --enumerate --samples 5 --out {d}/s.jsonl",
+     "--samples 5 with --enumerate"),
+    ("sweep-inputs-without-metric", "sweep --net toy:size=4 --inputs 4 --out {d}/s.jsonl",
+     "--inputs 4: inputs per configuration of the quality metric; only with --metric"),
+    ("run-seed-with-input", "run dronet --input {d}/good.npy --seed 3", "--seed 3: seeds the random input"),
+    ("run-seed-dronet", "run --seed 3", "dronet runs its bundled example image"),
     ("report-schedule-without-deploy", "report dronet --deploy none --schedule double",
      "--schedule 'double' with --deploy none"),
     ("report-flavour-without-deploy", "report dronet --deploy none --flavour pulp-nn-mixed",

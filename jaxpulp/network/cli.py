@@ -189,6 +189,9 @@ def _cmd_run(args) -> int:
     from jaxpulp.network import report, zoo
     from jaxpulp.network.execute import run
 
+    if args.seed is not None and (args.input or args.model in (None, "dronet")):  # it was ignored
+        raise JaxpulpError(f"--seed {args.seed}: seeds the random input of a network run without --input; "
+                           + ("--input gives the input" if args.input else "dronet runs its bundled example image"))
     net = load_model(args.model, args)
     cl = _cluster(args)
     if args.input:
@@ -196,9 +199,10 @@ def _cmd_run(args) -> int:
     elif args.model in (None, "dronet"):
         xs = {net.input.name: zoo.dronet_input()[None]}
     else:
-        rng = np.random.default_rng(args.seed)
+        seed = 0 if args.seed is None else args.seed
+        rng = np.random.default_rng(seed)
         xs = {s.name: rng.integers(s.qtype.lo, s.qtype.hi + 1, (1,) + s.shape) for s in net.inputs}
-        print(f"(no --input: random {', '.join(str(s.qtype) for s in net.inputs)} input, seed {args.seed})")
+        print(f"(no --input: random {', '.join(str(s.qtype) for s in net.inputs)} input, seed {seed})")
     xs = {k: np.asarray(v) if np.ndim(v) == 4 else np.asarray(v)[None] for k, v in xs.items()}
     if args.batch is not None:
         xs = {k: np.concatenate([v] * -(-args.batch // len(v)))[:args.batch] for k, v in xs.items()}
@@ -299,8 +303,9 @@ def add_subcommands(sub) -> None:
                    "(large batches run in chunks)")
     r.add_argument("--path", default="packed", choices=("packed", "values"), help="packed (default) or values")
     r.add_argument("--out", default=None, help="write every activation tensor to this .npz")
-    r.add_argument("--seed", type=int_arg(0, 2**32 - 1), default=0,
-                   help="seed of the random input when no --input is given")
+    r.add_argument("--seed", type=int_arg(0, 2**32 - 1), default=None,
+                   help="seed of the random input when no --input is given (default 0; not for dronet, which runs "
+                   "its bundled example image)")
     r.set_defaults(fn=_cmd_run, outputs=("out",))
     from jaxpulp.deploy.flavour import FLAVOURS  # a small module (no jax): the registered flavours
 

@@ -48,13 +48,21 @@ def _cmd_sweep(args) -> int:
     from jaxpulp.sweep._driver import SweepSpec, run_sweep
 
     enum = True if args.enumerate else (False if args.sample else None)
+    if args.enumerate and args.samples is not None:  # it was ignored
+        raise JaxpulpError(f"--samples {args.samples} with --enumerate: an enumeration evaluates every "
+                           "configuration; drop one of them")
+    if args.inputs is not None and not (args.metric or args.data):  # it was ignored
+        raise JaxpulpError(f"--inputs {args.inputs}: inputs per configuration of the quality metric; only with "
+                           "--metric (or --data)")
     if not args.distributed and (args.coordinator or args.num_processes is not None or args.process_id is not None):
         raise JaxpulpError("--coordinator / --num-processes / --process-id: only with --distributed")
     if args.coordinator and (args.num_processes is None or args.process_id is None):
         raise JaxpulpError(f"--coordinator {args.coordinator!r}: also needs --num-processes and --process-id")
-    spec = SweepSpec(net=args.net, target=args.target, samples=args.samples, enumerate=enum, seed=args.seed,
+    spec = SweepSpec(net=args.net, target=args.target, samples=10_000 if args.samples is None else args.samples,
+                     enumerate=enum, seed=args.seed,
                      act_types=_types(args.act_types), weight_types=_types(args.weight_types, "--weight-types"),
-                     free_input=args.free_input, metric=args.metric or bool(args.data), inputs=args.inputs,
+                     free_input=args.free_input, metric=args.metric or bool(args.data),
+                     inputs=16 if args.inputs is None else args.inputs,
                      data=args.data)
     k, n = _shard(args.shard)
     if args.distributed:
@@ -160,7 +168,7 @@ def add_subcommands(sub) -> None:
                    "an .onnx file")
     s.add_argument("--out", required=True, help="results JSONL file (appended to; its .meta.json identifies "
                    "the sweep)")
-    s.add_argument("--samples", type=int_arg(1, 2**31 - 1), default=10_000,
+    s.add_argument("--samples", type=int_arg(1, 2**31 - 1), default=None,
                    help="configurations to draw when the space is larger (a space of at most this many is "
                    "enumerated); default 10000")
     g = s.add_mutually_exclusive_group()
@@ -176,7 +184,7 @@ def add_subcommands(sub) -> None:
     s.add_argument("--free-input", action="store_true", help="let the network input's precision vary too")
     s.add_argument("--metric", action="store_true", help="also run the value path: output error and arg-max "
                    "agreement against the given network (accuracy with --data labels)")
-    s.add_argument("--inputs", type=int_arg(1), default=16, help="inputs per configuration for --metric (default 16)")
+    s.add_argument("--inputs", type=int_arg(1), default=None, help="inputs per configuration for --metric (default 16)")
     s.add_argument("--data", default=None, help=".npz with x [N,H,W,C] (and labels y [N]) for --metric")
     s.add_argument("--chunk", type=int_arg(1), default=None, help="configurations per device call")
     s.add_argument("--shard", default="0/1", help="K/N: this run evaluates configurations i with i %% N == K "
