@@ -195,6 +195,8 @@ NAMED = [
      "--inputs 4: inputs per configuration of the quality metric; only with --metric"),
     ("run-seed-with-input", "run dronet --input {d}/good.npy --seed 3", "--seed 3: seeds the random input"),
     ("run-seed-dronet", "run --seed 3", "dronet runs its bundled example image"),
+    ("check-order-deeploy", f"check {DEEPLOY_ADD}/network.onnx --golden {DEEPLOY_ADD} --order chw",
+     "--order chw: the element order of DORY text dumps"),
     ("report-schedule-without-deploy", "report dronet --deploy none --schedule double",
      "--schedule 'double' with --deploy none"),
     ("report-flavour-without-deploy", "report dronet --deploy none --flavour pulp-nn-mixed",

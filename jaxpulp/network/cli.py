@@ -278,6 +278,9 @@ def _cmd_report(args) -> int:
 def _cmd_check(args) -> int:
     from jaxpulp.network import conformance
 
+    if args.order != "auto" and os.path.isdir(args.golden) and conformance.golden_format(args.golden) == "deeploy":
+        raise JaxpulpError(f"--order {args.order}: the element order of DORY text dumps; {args.golden!r} is a Deeploy "
+                           "folder (NCHW .npz arrays): drop --order")  # it was ignored
     net = load_model(args.model, args)
     checks = conformance.check(net, args.golden, path=args.path, order=args.order)
     for c in checks:
