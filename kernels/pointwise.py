@@ -371,8 +371,9 @@ def _host_params(params, cfg: PointwiseConfig):
         return None
     vecs = [params.kappa, params.lam] + ([params.bias] if cfg.bias else [])
     if not all(isinstance(v, np.ndarray) and v.shape == (cfg.Co,) and np.issubdtype(v.dtype, np.integer)
-               and (v.dtype.itemsize < 4 or (v.size and -(1 << 31) <= v.min() and v.max() < 1 << 31)) for v in vecs):
-        return None  # conv._as_params raises for values outside int32
+               for v in vecs):
+        return None
+    _engine.check_int32_params(params)  # as conv._as_params: values outside int32 are refused, not wrapped
     if not all(isinstance(v, (int, np.integer)) for v in (params.out_mult, params.out_shift)):
         return None
     kappa, lam, bias = (v if isinstance(v, np.ndarray) else None for v in (params.kappa, params.lam, params.bias))

@@ -129,7 +129,7 @@ def _as_params(params, cfg: PoolConfig):
     if params is None:
         params = AvgPoolParams()
     params = _engine.as_params(params, AvgPoolParams)
-    i32 = (-(1 << 31), (1 << 31) - 1)
+    i32 = _engine.INT32_RANGE
     scalar = _engine.int_scalar
     return AvgPoolParams(scalar(params.lam, "lam", *i32, "int32 lambda argument"),
                          scalar(params.out_shift, "out_shift", 0, 0xFFFF, "uint16 out_shift argument, bits"),
