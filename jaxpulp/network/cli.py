@@ -252,17 +252,17 @@ def _cmd_report(args) -> int:
     if args.deploy == "none" and given:  # they were ignored
         raise JaxpulpError(f"{', '.join(given)} with --deploy none: they choose how the network is deployed; drop "
                            "them, or pass a deployment target (--deploy gap8-board / gap8-gvsoc)")
-    args.flavour = args.flavour or "dory-gap8"
+    flavour = args.flavour or "dory-gap8"
     net = load_model(args.model, args)
     cl = _cluster(args)
     rows = report.layer_rows(net, cl)
     if args.deploy != "none":
-        report.add_deployed(net, rows, args.deploy, args.flavour, schedule=args.schedule)
+        report.add_deployed(net, rows, args.deploy, flavour, schedule=args.schedule)
     print(report.as_table(net, rows, cl))
     if args.deploy != "none":
         from jaxpulp.deploy import get_flavour
 
-        fl = get_flavour(args.flavour)
+        fl = get_flavour(flavour)
         print(f"deployment: target {args.deploy}, flavour {fl.name} ({fl.description})")
     for path, fn in ((args.csv, lambda: report.as_csv(rows)), (args.json, lambda: report.as_json(net, rows, cl))):
         if path:

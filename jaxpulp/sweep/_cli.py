@@ -58,12 +58,10 @@ def _cmd_sweep(args) -> int:
         raise JaxpulpError("--coordinator / --num-processes / --process-id: only with --distributed")
     if args.coordinator and (args.num_processes is None or args.process_id is None):
         raise JaxpulpError(f"--coordinator {args.coordinator!r}: also needs --num-processes and --process-id")
-    spec = SweepSpec(net=args.net, target=args.target, samples=10_000 if args.samples is None else args.samples,
-                     enumerate=enum, seed=args.seed,
+    given = {k: getattr(args, k) for k in ("samples", "inputs") if getattr(args, k) is not None}  # else SweepSpec's
+    spec = SweepSpec(net=args.net, target=args.target, enumerate=enum, seed=args.seed,
                      act_types=_types(args.act_types), weight_types=_types(args.weight_types, "--weight-types"),
-                     free_input=args.free_input, metric=args.metric or bool(args.data),
-                     inputs=16 if args.inputs is None else args.inputs,
-                     data=args.data)
+                     free_input=args.free_input, metric=args.metric or bool(args.data), data=args.data, **given)
     k, n = _shard(args.shard)
     if args.distributed:
         import jax
