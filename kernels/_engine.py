@@ -200,7 +200,7 @@ def check_int32_values(v, name: str) -> None:
     if isinstance(v, (jax.Array, jax.core.Tracer)) or v is None:
         return
     a = np.asarray(v)
-    if a.size and a.dtype.kind in "iu" and a.dtype.itemsize >= 4:
+    if a.size and a.dtype.kind in "iu" and (a.dtype.itemsize > 4 or a.dtype == np.uint32):  # only these can leave
         lo, hi = int(a.min()), int(a.max())
         if lo < INT32_RANGE[0] or hi > INT32_RANGE[1]:
             raise JaxpulpError(f"params.{name}: value {lo if lo < INT32_RANGE[0] else hi} outside int32 "
