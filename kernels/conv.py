@@ -26,7 +26,7 @@ from jaxpulp import packing, quant
 from jaxpulp.cluster import run as cluster_run, split
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
-from jaxpulp.kernels import _conv_forms, _engine
+from jaxpulp.kernels import _conv_forms, _engine, _host
 from jaxpulp.kernels._conv_forms import Weights
 from jaxpulp.kernels._engine import IntArrayLike, Scalar32
 from jaxpulp.kernels.config import ConvConfig, out_dim
@@ -289,11 +289,12 @@ def accumulate(x, w, bias, cfg: ConvConfig, groups: tuple[int, ...] | None = Non
 def prepare_weights(w, cfg: ConvConfig) -> Weights:
     """The weights ``w`` (Co, Kh, Kw, Ci) ints (host, numpy) laid out once for the form ``_fast_accumulate``
     takes for ``cfg`` on the current backend (``int8_form`` at batch 1, the form most batch sizes share): HWIO int8
-    for the int8 convolution (with zero filters up to ``_conv_forms.WIDE_CO`` outputs for "wide", and then, where
-    larger batches take the band, its banded matrix too: ``_wide_band``; larger batches at stride 2 read the HWIO
-    as float32), with zero input channels where YNNPACK runs it (``_conv_forms.conv_hwio``); (Co, Ci) int8 for the
-    1x1 int8 GEMM; the banded matrix (depth padded to a multiple of 4) and HWIO int8 for "band"; the (Co, K padded
-    to 32) patch matrix and HWIO int8 for "im2col"; HWIO float32 otherwise; plus each filter's weight sum. Pass
+    for the int8 convolution (with zero filters up to ``_conv_forms.WIDE_CO`` outputs for "wide"; larger batches at
+    stride 2 read that HWIO as float32), with zero input channels where YNNPACK runs it (``_conv_forms.conv_hwio``),
+    and with the banded or im2col matrix where larger batches take that form (``_larger_batch_gemm``); (Co, Ci)
+    int8 for the 1x1 int8 GEMM; the banded matrix (depth padded to a multiple of 4) and HWIO int8 for "band"; the
+    (Co, K padded to 32) patch matrix and HWIO int8 for "im2col"; HWIO float32 otherwise; plus each filter's
+    weight sum. Pass
     the result wherever ``accumulate`` / ``run_lanes`` take the weights (the same bits; a network prepares its
     weights once instead of on every call and step). Raises for a wrong shape, or for weights outside int8 (every
     PULP-NN weight type has at most 8 bits)."""
@@ -309,16 +310,22 @@ def prepare_weights(w, cfg: ConvConfig) -> Weights:
         return Weights(hwio.astype(np.int8), total, _conv_forms.im2col_weights(w, cfg, xp=np))
     if form in ("conv", "wide"):  # int8 HWIO with its zero filters ("wide") and zero input channels
         hwio = hwio.astype(np.int8)
-        band = _conv_forms.band_weights(w, cfg, np) if _wide_band(cfg, form) else None  # larger batches' form
+        larger = _larger_batch_gemm(cfg, form)  # the GEMM matrix of the larger batches' form, if any
+        gemm = (None if larger is None else _conv_forms.band_weights(w, cfg, np) if larger == "band"
+                else _conv_forms.im2col_weights(w, cfg, xp=np))
         return Weights(_conv_forms.conv_hwio(_conv_forms.wide_hwio(hwio, np) if form == "wide" else hwio, cfg, np),
-                       total, band)
+                       total, gemm)
     return Weights(hwio.astype(np.float32), total)
 
 
-def _wide_band(cfg: ConvConfig, form: str | None) -> bool:
-    """Whether "wide" weights (``form``: ``int8_form`` at batch 1) also carry the banded matrix: the form of the
-    batches above ``WIDE_MAX_PIXELS`` output pixels is "band"."""
-    return form == "wide" and int8_form(cfg) == "band"
+def _larger_batch_gemm(cfg: ConvConfig, form: str | None) -> str | None:
+    """The GEMM form ("band" or "im2col") whose matrix int8 convolution weights (``form``: ``int8_form`` at batch 1,
+    "conv" or "wide") also carry, because larger batches take it: "band" above ``WIDE_MAX_PIXELS`` output pixels
+    for "wide", "im2col" from ``YNN_IM2COL_MIN_PIXELS`` for "conv"; else None."""
+    if form not in ("conv", "wide"):
+        return None
+    larger = int8_form(cfg)
+    return larger if (form, larger) in (("wide", "band"), ("conv", "im2col")) else None
 
 
 def gemm_weights(w: np.ndarray) -> Weights:
@@ -345,6 +352,12 @@ IM2COL_MAX_CHANNELS = 8
 # Output pixels (batch * Ho * Wo) up to which a KxK conv of 2-8 input and at most 16 output channels is "band"
 # rather than XLA's generic int8 loop (see ``int8_form``): no loss measured up to here, losses from 8,192 on.
 BAND_SMALL_MAX_PIXELS = 4096
+
+# Output pixels (batch * Ho * Wo) from which a KxK conv that XLA:CPU would hand to YNNPACK as an int8 convolution
+# (more than 16 channels in or out) is the im2col int8 GEMM instead, on an x86 CPU without int8 dot-product
+# instructions (``_host.int8_dot``; see ``int8_form``). On one with them, where the rest of the rule was measured,
+# never (None): the im2col GEMM was not measured there for more than 8 input channels.
+YNN_IM2COL_MIN_PIXELS: int | None = 512 if _host.int8_dot() is False else None
 
 # Output pixels (batch * Ho * Wo) up to which a few-channel KxK conv (9-16 in, at most 16 out) is "wide" (see
 # ``int8_form``): measured wins at 1,024-2,500, losses from 16,384 on (above: "band" at stride 1, else float32).
@@ -434,6 +447,14 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
     0.22 as float32 (0.13 vs 0.02 at batch 1); whole networks, paired, ratio to the float forward band -> float32
     (packed / values): DS-CNN 3.38 / 3.32 -> 3.57 / 3.86 at batch 1, 9.13 / 10.59 -> 11.12 / 11.70 at 16, 15.1 /
     16.2 -> 18.9 / 21.2 at 128; KWS 3.02 / 3.15 -> 4.11 / 4.30 at 1, 16.2 / 18.4 -> 20.5 / 20.5 at 128.
+    On an x86 CPU without int8 dot-product instructions (``_host.int8_dot``: no AVX-512 VNNI / AVX-VNNI / AMX;
+    XLA:CPU's int8 GEMM then runs at about its float32 rate) every convolution YNNPACK would run ("conv": more
+    than 16 channels in or out) is the im2col int8 GEMM from ``YNN_IM2COL_MIN_PIXELS`` output pixels in the call:
+    whole networks, paired in one process (``benchmarks/network_ab.py``, 2-core AMD EPYC with AVX2 only, shared),
+    im2col for all of them / the rule without it, per call, values / packed: DroNet 1.16 / 1.18x faster at batch 16,
+    1.19 / 1.17x at 128, 1.02 / 1.02x at 1 (625-pixel layers); NEMO Frontnet 1.13 / 1.13x at 16, 1.14 / 1.15x at
+    128, 0.97 / 0.94x at 1 (240 pixels and fewer: hence the threshold); MLPerf-Tiny ResNet 1.06 / 1.07x at 16,
+    1.22 / 1.21x at 128, 0.94 / 0.92x at 1 (256 pixels and fewer); networks without such layers tie.
     Not taken:
     * Ci == 1: the int8 convolution of one channel is slower (19.9 vs 15.0 ms, loaded, EPYC). The int8 im2col
       GEMM (``_conv_forms.int8_im2col``, K padded to 32) is faster alone (6.3 vs 9.4 ms in a quieter run) but not
@@ -461,6 +482,8 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
         return "band" if cfg.stride == (1, 1) and banded else None
     if generic and pixels <= BAND_SMALL_MAX_PIXELS and banded:
         return "band"  # 2-8 channels in, at most 16 out, few pixels: the band beats the generic loop's hand-off
+    if not generic and YNN_IM2COL_MIN_PIXELS is not None and pixels >= YNN_IM2COL_MIN_PIXELS:
+        return "im2col"  # YNNPACK's int8 convolution without int8 dot instructions: slower than its int8 GEMM
     return "conv"
 
 
@@ -525,8 +548,10 @@ def _check_prepared(w: Weights, cfg: ConvConfig) -> None:
     else:
         co = max(cfg.Co, _conv_forms.WIDE_CO) if form == "wide" else cfg.Co
         ci = cfg.Ci if form is None else _conv_forms.conv_channels(cfg, co)
-        band = _band_layout(cfg) if _wide_band(cfg, form) else None
-        want = (((cfg.Kh, cfg.Kw, ci, co), jnp.dtype(jnp.float32 if form is None else jnp.int8)), band, (cfg.Co,))
+        larger = _larger_batch_gemm(cfg, form)
+        gemm = (None if larger is None else _band_layout(cfg) if larger == "band"
+                else ((cfg.Co, _conv_forms.im2col_width(cfg)), jnp.dtype(jnp.int8)))
+        want = (((cfg.Kh, cfg.Kw, ci, co), jnp.dtype(jnp.float32 if form is None else jnp.int8)), gemm, (cfg.Co,))
     require_layout(w, want, "w", "conv.prepare_weights for this configuration on this backend")
 
 

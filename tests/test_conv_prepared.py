@@ -54,8 +54,10 @@ def test_prepared_weights_give_the_raw_weights_bits_on_the_value_path(shape, it,
         assert prep.hwio.dtype == np.int8 and prep.hwio.shape[-1] == _conv_forms.WIDE_CO
         assert not prep.hwio[..., co:].any()
         assert (prep.gemm is None) == (conv.int8_form(cfg) != "band")
+    elif form == "conv":  # int8 HWIO (+ the im2col matrix where larger batches take it: no int8 dot instructions)
+        assert prep.hwio.dtype == np.int8 and (prep.gemm is None) == (conv.int8_form(cfg) != "im2col")
     else:
-        assert prep.gemm is None and prep.hwio.dtype == (np.int8 if form == "conv" else np.float32)
+        assert prep.gemm is None and prep.hwio.dtype == np.float32
     if form in ("conv", "wide"):  # YNNPACK's (> 16 channels in or out): zero input channels up to a multiple of 4
         ynn = max(ci, prep.hwio.shape[-1]) >= _conv_forms.YNN_MIN_CHANNELS
         assert prep.hwio.shape[2] == (-(-ci // 4) * 4 if ynn else ci) and not prep.hwio[:, :, ci:].any()
@@ -102,13 +104,15 @@ def test_prepared_weights_give_the_image_bits_on_the_packed_path(shape, types, s
                                                      (9, 16, 3, "wide", "band"), (16, 16, 3, "wide", "band"),
                                                      (12, 8, 5, "wide", "band"), (16, 17, 3, "conv", "conv"),
                                                      (16, 16, 1, "gemm", "gemm"), (8, 8, 1, None, None)])
-def test_the_form_rule_on_the_cpu(ci, co, k, small, large):
-    """``int8_form`` on the CPU: a KxK kernel with 9-16 input and at most 16 output channels is "wide" up to
+def test_the_form_rule_on_the_cpu(ci, co, k, small, large, monkeypatch):
+    """``int8_form`` on the CPU (one with int8 dot instructions: ``YNN_IM2COL_MIN_PIXELS`` None; without them, the
+    test after next): a KxK kernel with 9-16 input and at most 16 output channels is "wide" up to
     ``WIDE_MAX_PIXELS`` output pixels in the call and above the banded GEMM at stride 1, float32 at stride 2
     (XLA:CPU would run its int8 convolution as a generic loop, 5-8x slower), fewer input channels the int8
     convolution (that loop is fast there; in small calls the band: the next test), more than 16
     channels either way YNNPACK's, except over 2-8 input channels (an RGB stem: explicit patches, "im2col", or for
     up to 3 at stride 1 "band"); off the CPU always None."""
+    monkeypatch.setattr(conv, "YNN_IM2COL_MIN_PIXELS", None)
     cfg = conv.Config("u8", "u8", "i8", H=32, W=32, Ci=ci, Co=co, Kh=k, Kw=k, pad=(k // 2,) * 4)
     cpu = jax.default_backend() == "cpu"
     last = conv.WIDE_MAX_PIXELS // (cfg.Ho * cfg.Wo)  # the largest batch still "small"
@@ -145,6 +149,41 @@ def test_few_channels_take_the_band_in_small_calls_only(ci, co, kh, kw, stride, 
     for b in (last, last + 1):
         x = _extreme(rng, 0, 255, (b, cfg.H, cfg.W, ci))
         np.testing.assert_array_equal(np.asarray(f(jnp.asarray(x), prep)), correlation(x, w, cfg))
+
+
+@pytest.mark.parametrize("ci, co, stride", [(16, 17, 1), (32, 32, 2), (17, 8, 1), (64, 128, 1)])
+def test_ynnpack_convs_take_im2col_from_a_pixel_count_without_int8_dot_instructions(ci, co, stride, monkeypatch):
+    """Without int8 dot instructions (``YNN_IM2COL_MIN_PIXELS`` set) a KxK conv that XLA:CPU would hand to
+    YNNPACK (more than 16 channels in or out) is the int8 convolution below the limit and the im2col int8 GEMM from
+    it; weights prepared once (the convolution's HWIO with the im2col matrix) give the int64 correlation on both
+    sides, on the value path (traced input type, and the float32 forms without one) and the packed path (== the
+    raw weights). Fewer channels keep their forms."""
+    cfg = conv.Config("u8", "u8", "i8", H=9, W=7, Ci=ci, Co=co, Kh=3, Kw=3, stride=(stride, stride),
+                      pad=(1, 1, 1, 1), semantics="ideal")
+    px = cfg.Ho * cfg.Wo
+    monkeypatch.setattr(conv, "YNN_IM2COL_MIN_PIXELS", 2 * px)  # batch 1 below the limit, batch 2 on it
+    forms = [conv.int8_form(cfg, batch=b) for b in (1, 2, 3, None)]
+    if jax.default_backend() != "cpu":
+        assert forms == [None] * 4
+        return
+    assert forms == ["conv", "im2col", "im2col", "im2col"]
+    assert conv.int8_form(cfg.replace(Ci=8, Co=16), batch=2) != "im2col"  # not YNNPACK's: its own rule
+    rng = np.random.default_rng(ci + co)
+    w = _extreme(rng, -128, 127, (co, 3, 3, ci))
+    prep = conv.prepare_weights(w, cfg)
+    assert prep.hwio.dtype == np.int8 and prep.gemm.shape == (co, _conv_forms.im2col_width(cfg))
+    f = jax.jit(lambda a, p: conv.accumulate(a, p, None, cfg, x_type=(jnp.int32(8), jnp.int32(0))))
+    for b in (1, 2, 3):
+        x = _extreme(rng, 0, 255, (b, cfg.H, cfg.W, ci))
+        want = correlation(x, w, cfg)
+        np.testing.assert_array_equal(np.asarray(f(jnp.asarray(x), prep)), want)
+        np.testing.assert_array_equal(np.asarray(conv.accumulate(x, prep, None, cfg)), want)
+        lanes = x.reshape(b, -1)
+        params = conv.Params(kappa=rng.integers(-50, 50, co).astype(np.int32),
+                             lam=rng.integers(-2000, 2000, co).astype(np.int32), out_mult=3, out_shift=9, bias=None)
+        packed = np.asarray(conv.run_lanes(lanes, prep, params, cfg=cfg))
+        np.testing.assert_array_equal(packed, np.asarray(conv.run_lanes(lanes, packing.pack(w, cfg.w_type), params,
+                                                                        cfg=cfg)))
 
 
 @pytest.mark.parametrize("stride, batch_over_limit", [(1, 0), (1, 1), (2, 1)])
