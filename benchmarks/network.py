@@ -58,6 +58,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpulp import __version__
+from jaxpulp.kernels import _host, conv
 from jaxpulp.network import execute, kinds, reference, zoo
 from jaxpulp.network.execute import run
 from jaxpulp.network.graph import TensorSpec
@@ -617,7 +618,8 @@ def main(argv=None) -> int:
         print(json.dumps(first_call(net_name, path, int(batch))))
         return 0
     print(f"jaxpulp {__version__}, jax {jax.__version__}, backend {jax.default_backend()}, devices {jax.devices()}, "
-          f"{os.cpu_count()} CPUs, {_usable_cpus()} usable, CPU async dispatch {'off' if args.sync_dispatch else 'on'}")
+          f"{os.cpu_count()} CPUs, {_usable_cpus()} usable, CPU async dispatch {'off' if args.sync_dispatch else 'on'},"
+          f" int8 dot instructions {_host.int8_dot()} (conv forms: {'without' if conv.NO_INT8_DOT else 'with'} them)")
     rng = np.random.default_rng(0)
     gemm = _gemm_rate()
     print(f"float32 GEMM (1024^3, same run, precision {args.float_precision}): {gemm / 1e9:.1f} GMAC/s")
@@ -640,7 +642,8 @@ def main(argv=None) -> int:
                        device=str(jax.devices()[0]), machine=platform.machine(), cpus=os.cpu_count(),
                        cpus_usable=_usable_cpus(),
                        f32_gemm_macs_per_s=gemm, float_precision=args.float_precision,
-                       cpu_async_dispatch=not args.sync_dispatch, rows=rows, summary=summ), f,
+                       cpu_async_dispatch=not args.sync_dispatch, int8_dot=_host.int8_dot(),
+                       conv_forms_without_int8_dot=conv.NO_INT8_DOT, rows=rows, summary=summ), f,
                   indent=1)
     print(f"wrote {path}")
     return 0

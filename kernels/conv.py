@@ -353,11 +353,15 @@ IM2COL_MAX_CHANNELS = 8
 # rather than XLA's generic int8 loop (see ``int8_form``): no loss measured up to here, losses from 8,192 on.
 BAND_SMALL_MAX_PIXELS = 4096
 
+# Whether the host is an x86 CPU without int8 dot-product instructions (``_host.int8_dot``): XLA:CPU's int8
+# convolutions and GEMMs then run at about its float32 rate, and ``int8_form`` takes explicit patches and one int8
+# GEMM (im2col) where it was measured faster there. On a CPU with them, and where unknown, the rule measured on a
+# CPU with them (VNNI / AMX) applies: the im2col GEMM was not measured there for more than 8 input channels.
+NO_INT8_DOT: bool = _host.int8_dot() is False
+
 # Output pixels (batch * Ho * Wo) from which a KxK conv that XLA:CPU would hand to YNNPACK as an int8 convolution
-# (more than 16 channels in or out) is the im2col int8 GEMM instead, on an x86 CPU without int8 dot-product
-# instructions (``_host.int8_dot``; see ``int8_form``). On one with them, where the rest of the rule was measured,
-# never (None): the im2col GEMM was not measured there for more than 8 input channels.
-YNN_IM2COL_MIN_PIXELS: int | None = 512 if _host.int8_dot() is False else None
+# (more than 16 channels in or out) is the im2col int8 GEMM instead where ``NO_INT8_DOT`` (see ``int8_form``).
+YNN_IM2COL_MIN_PIXELS = 512
 
 # Output pixels (batch * Ho * Wo) up to which a few-channel KxK conv (9-16 in, at most 16 out) is "wide" (see
 # ``int8_form``): measured wins at 1,024-2,500, losses from 16,384 on (above: "band" at stride 1, else float32).
@@ -447,14 +451,19 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
     0.22 as float32 (0.13 vs 0.02 at batch 1); whole networks, paired, ratio to the float forward band -> float32
     (packed / values): DS-CNN 3.38 / 3.32 -> 3.57 / 3.86 at batch 1, 9.13 / 10.59 -> 11.12 / 11.70 at 16, 15.1 /
     16.2 -> 18.9 / 21.2 at 128; KWS 3.02 / 3.15 -> 4.11 / 4.30 at 1, 16.2 / 18.4 -> 20.5 / 20.5 at 128.
-    On an x86 CPU without int8 dot-product instructions (``_host.int8_dot``: no AVX-512 VNNI / AVX-VNNI / AMX;
+    On an x86 CPU without int8 dot-product instructions (``NO_INT8_DOT``: no AVX-512 VNNI / AVX-VNNI / AMX;
     XLA:CPU's int8 GEMM then runs at about its float32 rate) every convolution YNNPACK would run ("conv": more
-    than 16 channels in or out) is the im2col int8 GEMM from ``YNN_IM2COL_MIN_PIXELS`` output pixels in the call:
-    whole networks, paired in one process (``benchmarks/network_ab.py``, 2-core AMD EPYC with AVX2 only, shared),
-    im2col for all of them / the rule without it, per call, values / packed: DroNet 1.16 / 1.18x faster at batch 16,
+    than 16 channels in or out) is the im2col int8 GEMM from ``YNN_IM2COL_MIN_PIXELS`` output pixels in the call,
+    and so is every 9-16 -> at most 16 channel one (instead of "wide" / "band" / float32). Whole networks, paired
+    in one process (``benchmarks/network_ab.py``, 2-core AMD EPYC with AVX2 only, shared), per call, values /
+    packed: YNNPACK's convolutions as im2col against the rule without it: DroNet 1.16 / 1.18x faster at batch 16,
     1.19 / 1.17x at 128, 1.02 / 1.02x at 1 (625-pixel layers); NEMO Frontnet 1.13 / 1.13x at 16, 1.14 / 1.15x at
     128, 0.97 / 0.94x at 1 (240 pixels and fewer: hence the threshold); MLPerf-Tiny ResNet 1.06 / 1.07x at 16,
-    1.22 / 1.21x at 128, 0.94 / 0.92x at 1 (256 pixels and fewer); networks without such layers tie.
+    1.22 / 1.21x at 128, 0.94 / 0.92x at 1 (256 pixels and fewer); networks without such layers tie. Then the
+    9-16 channel ones as im2col against wide / band / float32: NEMO residual net 1.30 / 1.32x at batch 1, 1.21 /
+    1.21x at 16, 1.20 / 1.31x at 128; MLPerf-Tiny ResNet 1.02 / 1.04x, 1.09 / 1.14x, 1.14 / 1.13x. Not taken
+    there: im2col for one input channel (DroNet 1.04-1.10x faster at batch 1 / 16, NEMO Frontnet 1.24 / 1.28x
+    slower at 1) nor for 2-8 in and at most 16 out (NEMO EEGNet 1.20-1.32x, MobileNetV1's stem 1.05-1.14x slower).
     Not taken:
     * Ci == 1: the int8 convolution of one channel is slower (19.9 vs 15.0 ms, loaded, EPYC). The int8 im2col
       GEMM (``_conv_forms.int8_im2col``, K padded to 32) is faster alone (6.3 vs 9.4 ms in a quieter run) but not
@@ -477,12 +486,14 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
     if cfg.Ci <= IM2COL_MAX_CHANNELS and cfg.Co >= _conv_forms.YNN_MIN_CHANNELS:
         return "im2col"
     if cfg.Ci > 8 and generic:  # the generic loop is slow here
+        if NO_INT8_DOT:
+            return "im2col"  # and "wide" / "band" lose to it there
         if pixels <= WIDE_MAX_PIXELS:
             return "wide"
         return "band" if cfg.stride == (1, 1) and banded else None
     if generic and pixels <= BAND_SMALL_MAX_PIXELS and banded:
         return "band"  # 2-8 channels in, at most 16 out, few pixels: the band beats the generic loop's hand-off
-    if not generic and YNN_IM2COL_MIN_PIXELS is not None and pixels >= YNN_IM2COL_MIN_PIXELS:
+    if not generic and NO_INT8_DOT and pixels >= YNN_IM2COL_MIN_PIXELS:
         return "im2col"  # YNNPACK's int8 convolution without int8 dot instructions: slower than its int8 GEMM
     return "conv"
 

@@ -105,14 +105,14 @@ def test_prepared_weights_give_the_image_bits_on_the_packed_path(shape, types, s
                                                      (12, 8, 5, "wide", "band"), (16, 17, 3, "conv", "conv"),
                                                      (16, 16, 1, "gemm", "gemm"), (8, 8, 1, None, None)])
 def test_the_form_rule_on_the_cpu(ci, co, k, small, large, monkeypatch):
-    """``int8_form`` on the CPU (one with int8 dot instructions: ``YNN_IM2COL_MIN_PIXELS`` None; without them, the
-    test after next): a KxK kernel with 9-16 input and at most 16 output channels is "wide" up to
+    """``int8_form`` on a CPU with int8 dot instructions (``NO_INT8_DOT`` False; without them, the test after
+    next): a KxK kernel with 9-16 input and at most 16 output channels is "wide" up to
     ``WIDE_MAX_PIXELS`` output pixels in the call and above the banded GEMM at stride 1, float32 at stride 2
     (XLA:CPU would run its int8 convolution as a generic loop, 5-8x slower), fewer input channels the int8
     convolution (that loop is fast there; in small calls the band: the next test), more than 16
     channels either way YNNPACK's, except over 2-8 input channels (an RGB stem: explicit patches, "im2col", or for
     up to 3 at stride 1 "band"); off the CPU always None."""
-    monkeypatch.setattr(conv, "YNN_IM2COL_MIN_PIXELS", None)
+    monkeypatch.setattr(conv, "NO_INT8_DOT", False)
     cfg = conv.Config("u8", "u8", "i8", H=32, W=32, Ci=ci, Co=co, Kh=k, Kw=k, pad=(k // 2,) * 4)
     cpu = jax.default_backend() == "cpu"
     last = conv.WIDE_MAX_PIXELS // (cfg.Ho * cfg.Wo)  # the largest batch still "small"
@@ -151,23 +151,27 @@ def test_few_channels_take_the_band_in_small_calls_only(ci, co, kh, kw, stride, 
         np.testing.assert_array_equal(np.asarray(f(jnp.asarray(x), prep)), correlation(x, w, cfg))
 
 
-@pytest.mark.parametrize("ci, co, stride", [(16, 17, 1), (32, 32, 2), (17, 8, 1), (64, 128, 1)])
-def test_ynnpack_convs_take_im2col_from_a_pixel_count_without_int8_dot_instructions(ci, co, stride, monkeypatch):
-    """Without int8 dot instructions (``YNN_IM2COL_MIN_PIXELS`` set) a KxK conv that XLA:CPU would hand to
-    YNNPACK (more than 16 channels in or out) is the int8 convolution below the limit and the im2col int8 GEMM from
-    it; weights prepared once (the convolution's HWIO with the im2col matrix) give the int64 correlation on both
-    sides, on the value path (traced input type, and the float32 forms without one) and the packed path (== the
-    raw weights). Fewer channels keep their forms."""
+@pytest.mark.parametrize("ci, co, stride, small", [(16, 17, 1, "conv"), (32, 32, 2, "conv"), (17, 8, 1, "conv"),
+                                                   (64, 128, 1, "conv"), (16, 16, 1, "im2col"), (9, 12, 2, "im2col")])
+def test_without_int8_dot_instructions_convs_take_im2col(ci, co, stride, small, monkeypatch):
+    """Without int8 dot instructions (``NO_INT8_DOT``) a KxK conv that XLA:CPU would hand to YNNPACK (more than 16
+    channels in or out) is the int8 convolution below ``YNN_IM2COL_MIN_PIXELS`` and the im2col int8 GEMM from it,
+    one of 9-16 input and at most 16 output channels im2col at any batch; weights prepared once (for "conv" its
+    HWIO with the im2col matrix) give the int64 correlation at every batch, on the value path (traced input type,
+    and the float32 forms without one) and the packed path (== the raw weights). Fewer channels keep their forms."""
     cfg = conv.Config("u8", "u8", "i8", H=9, W=7, Ci=ci, Co=co, Kh=3, Kw=3, stride=(stride, stride),
                       pad=(1, 1, 1, 1), semantics="ideal")
-    px = cfg.Ho * cfg.Wo
-    monkeypatch.setattr(conv, "YNN_IM2COL_MIN_PIXELS", 2 * px)  # batch 1 below the limit, batch 2 on it
+    monkeypatch.setattr(conv, "NO_INT8_DOT", True)
+    monkeypatch.setattr(conv, "YNN_IM2COL_MIN_PIXELS", 2 * cfg.Ho * cfg.Wo)  # batch 1 below the limit, 2 on it
     forms = [conv.int8_form(cfg, batch=b) for b in (1, 2, 3, None)]
     if jax.default_backend() != "cpu":
         assert forms == [None] * 4
         return
-    assert forms == ["conv", "im2col", "im2col", "im2col"]
-    assert conv.int8_form(cfg.replace(Ci=8, Co=16), batch=2) != "im2col"  # not YNNPACK's: its own rule
+    assert forms == [small, "im2col", "im2col", "im2col"]
+    assert conv.int8_form(cfg.replace(Ci=8, Co=16), batch=2) != "im2col"  # 2-8 channels in: their own rule
+    monkeypatch.setattr(conv, "NO_INT8_DOT", False)
+    assert "im2col" not in [conv.int8_form(cfg, batch=b) for b in (1, 2, 3, None)]
+    monkeypatch.setattr(conv, "NO_INT8_DOT", True)
     rng = np.random.default_rng(ci + co)
     w = _extreme(rng, -128, 127, (co, 3, 3, ci))
     prep = conv.prepare_weights(w, cfg)
@@ -187,10 +191,12 @@ def test_ynnpack_convs_take_im2col_from_a_pixel_count_without_int8_dot_instructi
 
 
 @pytest.mark.parametrize("stride, batch_over_limit", [(1, 0), (1, 1), (2, 1)])
-def test_wide_weights_serve_every_form(stride, batch_over_limit):
+def test_wide_weights_serve_every_form(stride, batch_over_limit, monkeypatch):
     """Weights prepared once as "wide" (int8, zero filters; at stride 1 with the banded matrix) give the int64
     correlation at the largest "wide" batch and at the next batch up: the band at stride 1, at stride 2 the float32
-    form (the HWIO read as float32 without the zero filters)."""
+    form (the HWIO read as float32 without the zero filters). (A CPU with int8 dot instructions: the forms'
+    rule there.)"""
+    monkeypatch.setattr(conv, "NO_INT8_DOT", False)
     cfg = conv.Config("u8", "u8", "i8", H=32, W=32, Ci=16, Co=16, Kh=3, Kw=3, pad=(1, 1, 1, 1),
                       stride=(stride, stride), semantics="ideal")
     rng = np.random.default_rng(batch_over_limit)
