@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxpulp.kernels import _engine
+from jaxpulp.kernels import _engine, _host
 from jaxpulp.kernels.config import ConvConfig
 
 _HIGHEST = jax.lax.Precision.HIGHEST  # keeps GPUs from rounding the float32 GEMMs through TF32 / bf16
@@ -335,7 +335,14 @@ def int8_im2col(x, w, cfg: ConvConfig, x_off, k_multiple: int = IM2COL_K_MULTIPL
     return acc + _offset_share(w, x_off)
 
 
-BAND_WIDTH = 4  # output pixels per row block of ``int8_band`` (measured: 4 beat 2, 6 and 8 on DroNet's Conv_0)
+# Output pixels per row block of ``int8_band``: wider blocks multiply more zeros (5x5 s2: 2.2x the useful products
+# at 4, 1.4x at 2) in a GEMM with more outputs per row. With int8 dot instructions 4 beat 2, 6 and 8 on DroNet's
+# Conv_0 (Xeon with AMX); without them (``_host.int8_dot`` False: int8 at the float32 rate, products cost more) 2
+# beat 4 in whole networks, paired (2-core AMD EPYC, AVX2 only; values / packed, batch 1 and 16): DroNet 1.04 /
+# 1.03x and 1.07 / 1.07x faster, Frontnet 1.05 / 1.06x and 1.08 / 1.08x, NEMO residual 1.02x and 1.01x, MLPerf-Tiny
+# ResNet 1.10 / 1.02x and 1.03 / 1.02x, the others ties; 1 and 3 lost to 2 there (Frontnet 3-7% slower than 4 at
+# batch 1 with either).
+BAND_WIDTH = 2 if _host.int8_dot() is False else 4
 
 
 # int8_band's GEMM depth Kh * span * Ci is zero-padded to a multiple of this (zero columns on both sides, exact
@@ -350,17 +357,18 @@ BAND_WIDTH = 4  # output pixels per row block of ``int8_band`` (measured: 4 beat
 BAND_K_MULTIPLE = 4
 
 
-def band_geometry(cfg: ConvConfig) -> tuple[int, int, int]:
-    """``int8_band``'s (pixels per block, blocks per output row, input columns per block)."""
-    bw = min(BAND_WIDTH, cfg.Wo)
+def band_geometry(cfg: ConvConfig, width: int | None = None) -> tuple[int, int, int]:
+    """``int8_band``'s (pixels per block, blocks per output row, input columns per block), in blocks of ``width``
+    pixels (default ``BAND_WIDTH``)."""
+    bw = min(BAND_WIDTH if width is None else width, cfg.Wo)
     return bw, -(-cfg.Wo // bw), cfg.stride[1] * (bw - 1) + cfg.Kw
 
 
-def band_overhead(cfg: ConvConfig) -> float:
-    """``int8_band``'s multiplies per useful one: blocks of ``bw`` pixels over ``span`` input columns where the
-    filter reads Kw, and the last block of a row padded to ``bw`` pixels (DroNet's 5x5 s2 first layer 2.2; a
-    10x4 s2 kernel over 5 output columns 4.0)."""
-    bw, nb, span = band_geometry(cfg)
+def band_overhead(cfg: ConvConfig, width: int | None = None) -> float:
+    """``int8_band``'s multiplies per useful one in blocks of ``width`` pixels (default ``BAND_WIDTH``): blocks of
+    ``bw`` pixels over ``span`` input columns where the filter reads Kw, and the last block of a row padded to
+    ``bw`` pixels (at width 4: DroNet's 5x5 s2 first layer 2.2; a 10x4 s2 kernel over 5 output columns 4.0)."""
+    bw, nb, span = band_geometry(cfg, width)
     return nb * bw * span / (cfg.Wo * cfg.Kw)
 
 

@@ -346,7 +346,8 @@ def worst_case_groups(cfg: ConvConfig) -> tuple[int, ...]:
 # "band" for up to BAND_MAX_CHANNELS at stride 1, "im2col" for up to IM2COL_MAX_CHANNELS where XLA would hand the
 # int8 convolution to YNNPACK (Co >= 17), which is slow there.
 BAND_MAX_CHANNELS = 3
-BAND_MAX_OVERHEAD = 3.0  # the banded GEMM's multiplies per useful one (``_conv_forms.band_overhead``) at most
+BAND_MAX_OVERHEAD = 3.0  # the banded GEMM's multiplies per useful one (``_conv_forms.band_overhead``) at most,
+BAND_RULE_WIDTH = 4  # in blocks of this many pixels (the limit's measurements: ``_conv_forms.BAND_WIDTH`` was 4)
 IM2COL_MAX_CHANNELS = 8
 
 # Output pixels (batch * Ho * Wo) up to which a KxK conv of 2-8 input and at most 16 output channels is "band"
@@ -445,8 +446,9 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
     1.24 / 1.32 -> 1.39 / 1.38 at 1; MLPerf-Tiny ResNet 1.21 / 1.25 -> 1.54 / 1.63 at batch 1, 1.53 / 1.47 -> 1.53 /
     1.58 at 16. At most 16 outputs and stride 2 (MobileNetV1's 3 -> 8 stem) XLA's generic loop stays in large
     calls: it was the fastest there (small calls: the band, below).
-    The banded GEMM only where it multiplies at most ``BAND_MAX_OVERHEAD`` times the useful products
-    (``_conv_forms.band_overhead``: 2.2 for 5x5 s2 over wide images, 2.0 for 3x3 s1): the NEMO DS-CNN's and
+    The banded GEMM only where it multiplies at most ``BAND_MAX_OVERHEAD`` times the useful products in blocks of
+    ``BAND_RULE_WIDTH`` = 4 pixels (``_conv_forms.band_overhead``: 2.2 for 5x5 s2 over wide images, 2.0 for 3x3 s1;
+    the limit was measured at that width, and keeps its layers where the blocks are narrower): the NEMO DS-CNN's and
     MLPerf-Tiny KWS DS-CNN's 10x4 s2 first layer over 5 output columns (4.0) took 0.39 ms in it at batch 16 vs
     0.22 as float32 (0.13 vs 0.02 at batch 1); whole networks, paired, ratio to the float forward band -> float32
     (packed / values): DS-CNN 3.38 / 3.32 -> 3.57 / 3.86 at batch 1, 9.13 / 10.59 -> 11.12 / 11.70 at 16, 15.1 /
@@ -476,7 +478,8 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
         return None
     if (cfg.Kh, cfg.Kw) == (1, 1):
         return "gemm" if int8_gemm_1x1(cfg.Ci, cfg.Co) else None  # never for one channel
-    banded = _conv_forms.band_overhead(cfg) <= BAND_MAX_OVERHEAD  # the band would waste few products
+    # the band would waste few products (judged in blocks of 4 pixels, as the limit was measured, whatever the width)
+    banded = _conv_forms.band_overhead(cfg, BAND_RULE_WIDTH) <= BAND_MAX_OVERHEAD
     pixels = float("inf") if batch is None else batch * cfg.Ho * cfg.Wo  # output pixels of the call
     generic = max(cfg.Ci, cfg.Co) < _conv_forms.YNN_MIN_CHANNELS  # XLA would run the int8 conv as its generic loop
     if (cfg.Ci == 1 or (cfg.Ci <= BAND_MAX_CHANNELS and cfg.stride == (1, 1))) and banded:

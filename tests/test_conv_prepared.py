@@ -239,9 +239,12 @@ def test_the_banded_gemm_only_where_it_wastes_few_products():
     dronet = conv.Config("u8", "u8", "i8", H=200, W=200, Ci=1, Co=32, Kh=5, Kw=5, stride=(2, 2), pad=(2, 2, 2, 2))
     dscnn = conv.Config("u8", "u8", "i8", H=49, W=10, Ci=1, Co=64, Kh=10, Kw=4, stride=(2, 2), pad=(5, 4, 1, 1))
     narrow_rgb = conv.Config("u8", "u8", "i8", H=8, W=5, Ci=3, Co=32, Kh=3, Kw=3, pad=(1, 1, 1, 1))  # 3.2
-    assert _conv_forms.band_overhead(dronet) == pytest.approx(2.2)
-    assert _conv_forms.band_overhead(dscnn) > conv.BAND_MAX_OVERHEAD >= _conv_forms.band_overhead(dronet)
-    assert _conv_forms.band_overhead(narrow_rgb) > conv.BAND_MAX_OVERHEAD
+    def overhead(cfg):
+        return _conv_forms.band_overhead(cfg, conv.BAND_RULE_WIDTH)
+
+    assert overhead(dronet) == pytest.approx(2.2) and _conv_forms.band_overhead(dronet, 2) == pytest.approx(1.4)
+    assert overhead(dscnn) > conv.BAND_MAX_OVERHEAD >= overhead(dronet)
+    assert overhead(narrow_rgb) > conv.BAND_MAX_OVERHEAD
     assert conv.int8_form(dronet, batch=1) == ("band" if cpu else None)
     assert conv.int8_form(dscnn, batch=1) is None
     assert conv.int8_form(narrow_rgb, batch=1) == ("im2col" if cpu else None)
@@ -292,12 +295,12 @@ def test_bad_weights_are_refused_by_name():
         hwio_only = conv.Weights(np.zeros((3, 3, 4, 24), np.int8), np.zeros(24, np.int32))
         with pytest.raises(JaxpulpError, match=r"expected \(\(\(3, 3, 4, 24\).*\(\(24, 64\)"):
             conv.run_lanes(np.zeros((1, 4 * 4 * 4), np.int32), hwio_only, params24, cfg=stem)
-    # one input channel (the banded GEMM on the CPU): a band of 4-pixel blocks for a 2-pixel-wide output, or the
-    # int8 HWIO alone, is refused
-    narrow = conv.Config("u8", "u8", "i8", H=4, W=2, Ci=1, Co=8, Kh=3, Kw=3, pad=(1, 1, 1, 1))
+    # one input channel (the banded GEMM on the CPU): a band of 2- or 4-pixel blocks (``BAND_WIDTH``) for a
+    # 1-pixel-wide output, or the int8 HWIO alone, is refused
+    narrow = conv.Config("u8", "u8", "i8", H=4, W=1, Ci=1, Co=8, Kh=3, Kw=3, pad=(1, 1, 1, 1))
     wide = conv.Config("u8", "u8", "i8", H=4, W=16, Ci=1, Co=8, Kh=3, Kw=3, pad=(1, 1, 1, 1))
     band_wide = conv.prepare_weights(np.zeros((8, 3, 3, 1), np.int32), wide)
-    lanes = np.zeros((1, 4 * 2), np.int32)
+    lanes = np.zeros((1, 4 * 1), np.int32)
     assert conv.int8_form(narrow) == ("band" if jax.default_backend() == "cpu" else None)
     if conv.int8_form(narrow) == "band":  # elsewhere both layouts are the same float32 HWIO
         with pytest.raises(JaxpulpError, match="conv.prepare_weights for this configuration"):
