@@ -456,14 +456,18 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
     On an x86 CPU without int8 dot-product instructions (``NO_INT8_DOT``: no AVX-512 VNNI / AVX-VNNI / AMX;
     XLA:CPU's int8 GEMM then runs at about its float32 rate) every convolution YNNPACK would run ("conv": more
     than 16 channels in or out) is the im2col int8 GEMM from ``YNN_IM2COL_MIN_PIXELS`` output pixels in the call,
-    and so is every 9-16 -> at most 16 channel one (instead of "wide" / "band" / float32). Whole networks, paired
+    and every 9-16 -> at most 16 channel one is float32 at every batch (not "wide" / "band"). Whole networks, paired
     in one process (``benchmarks/network_ab.py``, 2-core AMD EPYC with AVX2 only, shared), per call, values /
     packed: YNNPACK's convolutions as im2col against the rule without it: DroNet 1.16 / 1.18x faster at batch 16,
     1.19 / 1.17x at 128, 1.02 / 1.02x at 1 (625-pixel layers); NEMO Frontnet 1.13 / 1.13x at 16, 1.14 / 1.15x at
     128, 0.97 / 0.94x at 1 (240 pixels and fewer: hence the threshold); MLPerf-Tiny ResNet 1.06 / 1.07x at 16,
-    1.22 / 1.21x at 128, 0.94 / 0.92x at 1 (256 pixels and fewer); networks without such layers tie. Then the
-    9-16 channel ones as im2col against wide / band / float32: NEMO residual net 1.30 / 1.32x at batch 1, 1.21 /
-    1.21x at 16, 1.20 / 1.31x at 128; MLPerf-Tiny ResNet 1.02 / 1.04x, 1.09 / 1.14x, 1.14 / 1.13x. Not taken
+    1.22 / 1.21x at 128, 0.94 / 0.92x at 1 (256 pixels and fewer); networks without such layers tie; float32 for
+    them instead was 1.03-1.35x slower than im2col from batch 16 on (DroNet, Frontnet, MLPerf-Tiny ResNet), a tie
+    at 1. The 9-16 channel ones: im2col beat wide / band / float32 (NEMO residual net 1.30 / 1.32x at batch 1,
+    1.21 / 1.21x at 16, 1.20 / 1.31x at 128; MLPerf-Tiny ResNet 1.02-1.14x), and float32 at every batch beat
+    im2col in turn (NEMO residual 1.14 / 1.17x, 1.13 / 1.11x, 1.12 / 1.12x; MLPerf-Tiny ResNet 1.27 / 1.14x at
+    batch 1, 1.05 / 1.02x at 16, 1.04 / 1.03x at 128): XLA:CPU's float32 convolution of 16 channels is fast where
+    its int8 one is a generic loop (the earlier rule's float32 above 8,192 pixels at stride 2 included). Not taken
     there: im2col for one input channel (DroNet 1.04-1.10x faster at batch 1 / 16, NEMO Frontnet 1.24 / 1.28x
     slower at 1) nor for 2-8 in and at most 16 out (NEMO EEGNet 1.20-1.32x, MobileNetV1's stem 1.05-1.14x slower).
     Not taken:
@@ -490,7 +494,7 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
         return "im2col"
     if cfg.Ci > 8 and generic:  # the generic loop is slow here
         if NO_INT8_DOT:
-            return "im2col"  # and "wide" / "band" lose to it there
+            return None  # XLA's float32 convolution: "wide", "band" and "im2col" lose to it there
         if pixels <= WIDE_MAX_PIXELS:
             return "wide"
         return "band" if cfg.stride == (1, 1) and banded else None

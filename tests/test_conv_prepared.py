@@ -151,31 +151,39 @@ def test_few_channels_take_the_band_in_small_calls_only(ci, co, kh, kw, stride, 
         np.testing.assert_array_equal(np.asarray(f(jnp.asarray(x), prep)), correlation(x, w, cfg))
 
 
-@pytest.mark.parametrize("ci, co, stride, small", [(16, 17, 1, "conv"), (32, 32, 2, "conv"), (17, 8, 1, "conv"),
-                                                   (64, 128, 1, "conv"), (16, 16, 1, "im2col"), (9, 12, 2, "im2col")])
-def test_without_int8_dot_instructions_convs_take_im2col(ci, co, stride, small, monkeypatch):
+YNN = ["conv"] + ["im2col"] * 3  # batch 1 (below the limit), 2, 3, unknown
+
+
+@pytest.mark.parametrize("ci, co, stride, forms", [(16, 17, 1, YNN), (32, 32, 2, YNN), (17, 8, 1, YNN),
+                                                   (64, 128, 1, YNN), (16, 16, 1, [None] * 4), (9, 12, 2, [None] * 4)])
+def test_without_int8_dot_instructions_convs_take_im2col_or_float32(ci, co, stride, forms, monkeypatch):
     """Without int8 dot instructions (``NO_INT8_DOT``) a KxK conv that XLA:CPU would hand to YNNPACK (more than 16
     channels in or out) is the int8 convolution below ``YNN_IM2COL_MIN_PIXELS`` and the im2col int8 GEMM from it,
-    one of 9-16 input and at most 16 output channels im2col at any batch; weights prepared once (for "conv" its
-    HWIO with the im2col matrix) give the int64 correlation at every batch, on the value path (traced input type,
-    and the float32 forms without one) and the packed path (== the raw weights). Fewer channels keep their forms."""
+    one of 9-16 input and at most 16 output channels float32 at any batch; weights prepared once (for "conv" its
+    HWIO with the im2col matrix, else float32 HWIO) give the int64 correlation at every batch, on the value path
+    (traced input type, and the float32 forms without one) and the packed path (== the raw weights). Fewer
+    channels keep their forms; with int8 dot instructions none of these is "im2col"."""
     cfg = conv.Config("u8", "u8", "i8", H=9, W=7, Ci=ci, Co=co, Kh=3, Kw=3, stride=(stride, stride),
                       pad=(1, 1, 1, 1), semantics="ideal")
     monkeypatch.setattr(conv, "NO_INT8_DOT", True)
     monkeypatch.setattr(conv, "YNN_IM2COL_MIN_PIXELS", 2 * cfg.Ho * cfg.Wo)  # batch 1 below the limit, 2 on it
-    forms = [conv.int8_form(cfg, batch=b) for b in (1, 2, 3, None)]
+    got = [conv.int8_form(cfg, batch=b) for b in (1, 2, 3, None)]
     if jax.default_backend() != "cpu":
-        assert forms == [None] * 4
+        assert got == [None] * 4
         return
-    assert forms == [small, "im2col", "im2col", "im2col"]
+    assert got == forms
     assert conv.int8_form(cfg.replace(Ci=8, Co=16), batch=2) != "im2col"  # 2-8 channels in: their own rule
     monkeypatch.setattr(conv, "NO_INT8_DOT", False)
+    assert None not in [conv.int8_form(cfg, batch=b) for b in (1, 2)]
     assert "im2col" not in [conv.int8_form(cfg, batch=b) for b in (1, 2, 3, None)]
     monkeypatch.setattr(conv, "NO_INT8_DOT", True)
     rng = np.random.default_rng(ci + co)
     w = _extreme(rng, -128, 127, (co, 3, 3, ci))
     prep = conv.prepare_weights(w, cfg)
-    assert prep.hwio.dtype == np.int8 and prep.gemm.shape == (co, _conv_forms.im2col_width(cfg))
+    if forms[0] == "conv":
+        assert prep.hwio.dtype == np.int8 and prep.gemm.shape == (co, _conv_forms.im2col_width(cfg))
+    else:
+        assert prep.hwio.dtype == np.float32 and prep.gemm is None
     f = jax.jit(lambda a, p: conv.accumulate(a, p, None, cfg, x_type=(jnp.int32(8), jnp.int32(0))))
     for b in (1, 2, 3):
         x = _extreme(rng, 0, 255, (b, cfg.H, cfg.W, ci))
