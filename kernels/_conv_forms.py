@@ -337,12 +337,12 @@ def int8_im2col(x, w, cfg: ConvConfig, x_off, k_multiple: int = IM2COL_K_MULTIPL
 
 # Output pixels per row block of ``int8_band``: wider blocks multiply more zeros (5x5 s2: 2.2x the useful products
 # at 4, 1.4x at 2) in a GEMM with more outputs per row. With int8 dot instructions 4 beat 2, 6 and 8 on DroNet's
-# Conv_0 (Xeon with AMX); without them (``_host.int8_dot`` False: int8 at the float32 rate, products cost more) 2
+# Conv_0 (Xeon with AMX); without them (``_host.lacks_int8_dot``: int8 at the float32 rate, products cost more) 2
 # beat 4 in whole networks, paired (2-core AMD EPYC, AVX2 only; values / packed, batch 1 and 16): DroNet 1.04 /
 # 1.03x and 1.07 / 1.07x faster, Frontnet 1.05 / 1.06x and 1.08 / 1.08x, NEMO residual 1.02x and 1.01x, MLPerf-Tiny
 # ResNet 1.10 / 1.02x and 1.03 / 1.02x, the others ties; 1 and 3 lost to 2 there (Frontnet 3-7% slower than 4 at
 # batch 1 with either).
-BAND_WIDTH = 2 if _host.int8_dot() is False else 4
+BAND_WIDTH = 2 if _host.lacks_int8_dot() else 4
 
 
 # int8_band's GEMM depth Kh * span * Ci is zero-padded to a multiple of this (zero columns on both sides, exact

@@ -34,3 +34,9 @@ def int8_dot() -> bool | None:
     except OSError:
         return None
     return int8_dot_from_cpuinfo(text)
+
+
+def lacks_int8_dot() -> bool:
+    """Whether this host is known to be an x86 CPU without int8 dot-product instructions (``int8_dot`` False): the
+    switch of the value path's formulation rules; unknown hosts count as having them (the rules measured there)."""
+    return int8_dot() is False

@@ -354,11 +354,11 @@ IM2COL_MAX_CHANNELS = 8
 # rather than XLA's generic int8 loop (see ``int8_form``): no loss measured up to here, losses from 8,192 on.
 BAND_SMALL_MAX_PIXELS = 4096
 
-# Whether the host is an x86 CPU without int8 dot-product instructions (``_host.int8_dot``): XLA:CPU's int8
+# Whether the host is an x86 CPU without int8 dot-product instructions (``_host.lacks_int8_dot``): XLA:CPU's int8
 # convolutions and GEMMs then run at about its float32 rate, and ``int8_form`` takes explicit patches and one int8
 # GEMM (im2col) where it was measured faster there. On a CPU with them, and where unknown, the rule measured on a
 # CPU with them (VNNI / AMX) applies: the im2col GEMM was not measured there for more than 8 input channels.
-NO_INT8_DOT: bool = _host.int8_dot() is False
+NO_INT8_DOT: bool = _host.lacks_int8_dot()
 
 # Output pixels (batch * Ho * Wo) from which a KxK conv that XLA:CPU would hand to YNNPACK as an int8 convolution
 # (more than 16 channels in or out) is the im2col int8 GEMM instead where ``NO_INT8_DOT`` (see ``int8_form``).

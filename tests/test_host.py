@@ -25,3 +25,4 @@ def test_no_flags_line_is_unknown():
 
 def test_this_host_is_answered_once():
     assert _host.int8_dot() in (True, False, None) and _host.int8_dot() is _host.int8_dot()
+    assert _host.lacks_int8_dot() == (_host.int8_dot() is False)  # unknown counts as having them
