@@ -28,6 +28,7 @@ choice not inspected): DroNet's value and packed paths differed from the referen
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -309,24 +310,74 @@ def im2col_weights(w, cfg: ConvConfig, k_multiple: int = IM2COL_K_MULTIPLE, xp=j
     return xp.pad(xp.asarray(w).reshape(cfg.Co, k), ((0, 0), (0, kp - k))).astype(xp.int8)
 
 
+# Output pixels (batch * Ho * Wo) of an ``int8_im2col`` call, and input channels, from which its patches are built
+# from 32-bit words (``patch_words``: 4 channels of a pixel per element, ``_words``) rather than bytes: XLA:CPU
+# copies a concatenation element by element, so a quarter of the elements moves the same bytes faster. Per shape
+# (2-core AMD EPYC, AVX2 only, batch 16, a requantising producer fused in, patches and GEMM together, ms, bytes /
+# words): 32 -> 32 3x3 s1 16x16 0.93 / 0.71, 25x25 1.98 / 1.59, with a 2x2 max pool before 1.96 / 1.55; s2 50x50
+# 2.35 / 1.86; 64 -> 64 s2 16x16 with the pool 0.78 / 0.72, s1 8x8 0.58 / 0.66; 16 channels lost (16 -> 32 s1
+# 16x16 0.74 / 0.83, s2 32x32 0.71 / 1.20: 4 words a pixel), as did batch 1 (256 / 169 pixels: 0.10 / 0.13 ms, the
+# unpacking split over threads). Whole networks, paired in one process (``benchmarks/network_ab.py``, same EPYC,
+# values / packed, batch 1 / 16 / 128, words against bytes): DroNet 1.13 / 1.07x, 1.09 / 1.10x, 1.12 / 1.03x
+# faster; QuantLab DroNet 1.08 / 1.14x, 1.11 / 1.05x, 1.11 / 1.11x; NEMO Frontnet (16 / 128 only: 240-pixel layers
+# at 1) 1.16 / 1.17x, 1.16 / 1.13x; MLPerf-Tiny ResNet 1.05 / 1.07x and 1.03 / 1.03x at 16 / 128; the other
+# bundled networks have no such layer.
+WORD_PATCH_MIN_PIXELS = 512
+WORD_PATCH_MIN_CHANNELS = 32
+
+
+def patch_words(cfg: ConvConfig, batch: int) -> bool:
+    """Whether ``int8_im2col`` builds the patches of ``batch`` inputs from 32-bit words (4 channels each): a
+    multiple of 4 input channels and at least ``WORD_PATCH_MIN_PIXELS`` output pixels in the call."""
+    return cfg.Ci % 4 == 0 and cfg.Ci >= WORD_PATCH_MIN_CHANNELS and batch * cfg.Ho * cfg.Wo >= WORD_PATCH_MIN_PIXELS
+
+
+def _words(xs):
+    """int8 (..., C) -> uint32 (..., C / 4): word j holds channels j, j + C/4, j + C/2, j + 3C/4 in its bytes 0-3,
+    built from four contiguous quarters by shifts (elementwise, so XLA fuses the producer once per byte; the
+    equivalent ``bitcast_convert_type`` becomes a reduction over 4 bytes, and with a pooling producer fused in it
+    made NEMO Frontnet's value path 1.15x slower)."""
+    q = xs.shape[-1] // 4
+    u = xs.astype(jnp.uint8).astype(jnp.uint32)
+    return (u[..., :q] | (u[..., q:2 * q] << 8)) | ((u[..., 2 * q:3 * q] << 16) | (u[..., 3 * q:] << 24))
+
+
+@functools.cache
+def _word_columns(cfg: ConvConfig, kp: int) -> np.ndarray:
+    """The weight columns, in ``im2col_weights`` order, that the word-built patch columns hold: patch column
+    4 * w + b is byte b of word w (``bitcast_convert_type``'s order), i.e. tap w // (Ci/4), channel
+    b * Ci/4 + w % (Ci/4) (``_words``); the zero columns past Kh*Kw*Ci stay where they are."""
+    q, cols = cfg.Ci // 4, np.arange(kp)
+    w, b = np.divmod(np.arange(cfg.Kh * cfg.Kw * cfg.Ci), 4)
+    cols[:w.size] = (w // q) * cfg.Ci + b * q + w % q
+    return cols
+
+
 def int8_im2col(x, w, cfg: ConvConfig, x_off, k_multiple: int = IM2COL_K_MULTIPLE):
     """``int8_conv`` as an explicit im2col and one int8 GEMM: the patches (B*Ho*Wo, Kh*Kw*Ci) of the padded
     ``x - x_off`` are built in two passes (the Kw column-strided slices side by side, then the Kh row-strided
     slices of that), zero-padded to a multiple of ``k_multiple`` columns (zero weights: exact zeros), and
-    multiplied by the weights (Co, K) in int8 with int32 accumulation. Exact under the same conditions as
+    multiplied by the weights (Co, K) in int8 with int32 accumulation; from ``WORD_PATCH_MIN_PIXELS`` on, both
+    passes move 32-bit words of 4 channels (``patch_words``), the same bytes. Exact under the same conditions as
     ``int8_conv`` (the same products, the same offset share). ``w``: (Co, Kh, Kw, Ci) ints, or ``Weights`` whose
     ``gemm`` is ``im2col_weights`` (its padded width then sets the patches')."""
     wk = w.gemm if isinstance(w, Weights) else im2col_weights(w, cfg, k_multiple)
     sy, sx = cfg.stride
     # padded in int8 (Deeploy miniMobileNet 4-11% faster, paired)
     xs = _shifted_int8_padded(x, cfg, x_off, (cfg.Ho - 1) * sy + cfg.Kh, (cfg.Wo - 1) * sx + cfg.Kw)
-    cols = [xs[:, :, kx:kx + (cfg.Wo - 1) * sx + 1:sx] for kx in range(cfg.Kw)]
-    h = jnp.concatenate(cols, axis=-1) if len(cols) > 1 else cols[0]  # (B, Hp, Wo, Kw*Ci)
-    rows = [h[:, ky:ky + (cfg.Ho - 1) * sy + 1:sy] for ky in range(cfg.Kh)]
     k, kp = cfg.Kh * cfg.Kw * cfg.Ci, wk.shape[1]
+    words = patch_words(cfg, x.shape[0]) and (kp - k) % 4 == 0
+    if words:  # 4 channels of a pixel in each 32-bit word (``_words``): the same bytes in a quarter of the elements
+        xs, wk = _words(xs), wk[:, _word_columns(cfg, kp)]
+    cols = [xs[:, :, kx:kx + (cfg.Wo - 1) * sx + 1:sx] for kx in range(cfg.Kw)]
+    h = jnp.concatenate(cols, axis=-1) if len(cols) > 1 else cols[0]  # (B, Hp, Wo, Kw*Ci) bytes
+    rows = [h[:, ky:ky + (cfg.Ho - 1) * sy + 1:sy] for ky in range(cfg.Kh)]
     if kp > k:
-        rows.append(jnp.zeros(rows[0].shape[:-1] + (kp - k,), jnp.int8))
-    patches = (jnp.concatenate(rows, axis=-1) if len(rows) > 1 else rows[0]).reshape(-1, kp)
+        rows.append(jnp.zeros(rows[0].shape[:-1] + ((kp - k) // 4 if words else kp - k,), xs.dtype))
+    patches = jnp.concatenate(rows, axis=-1) if len(rows) > 1 else rows[0]
+    if words:
+        patches = jax.lax.bitcast_convert_type(patches, jnp.int8)  # (..., Kp / 4, 4): the bytes back, in order
+    patches = patches.reshape(-1, kp)
     # contracting the weights' last axis keeps XLA from inserting an int8 transpose that YNNPACK would refuse
     acc = jax.lax.dot_general(patches, wk, (((1,), (1,)), ((), ())), preferred_element_type=jnp.int32)
     acc = acc.reshape(x.shape[0], cfg.Ho, cfg.Wo, cfg.Co)

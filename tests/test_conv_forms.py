@@ -2,6 +2,8 @@
 type extremes, and the packed path that uses them (``conv.run``, whatever form ``int8_form`` picks) against the
 numpy ``reference`` twin. Adversarial data: inputs at the type's bounds, weights at -128 / 127 / -127, and one
 image aligned with output channel 0's weight signs so its float32 partial sums reach the group bound."""
+from unittest import mock
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -87,6 +89,56 @@ def test_every_form_equals_the_int64_correlation_at_the_type_extremes(case):
     got = jax.jit(all_forms)(jnp.asarray(x), jnp.asarray(w), jnp.int32(off))
     for name, acc in got.items():
         np.testing.assert_array_equal(np.asarray(acc), want, err_msg=f"{name} {cfg}")
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), ci=st.sampled_from([4, 8, 12, 32, 36]), co=st.integers(1, 20),
+       k=st.sampled_from([(1, 1), (3, 3), (5, 3), (2, 4)]), s=st.integers(1, 3), signed=st.booleans(),
+       k_multiple=st.sampled_from([4, 32, 128]))
+def test_patches_built_from_words_equal_the_correlation(seed, ci, co, k, s, signed, k_multiple):
+    """``int8_im2col`` with its patches built from 32-bit words (``patch_words``, forced on for every channel count
+    that is a multiple of 4 and every call): four channels per word, the weights' columns reordered to match
+    (``_word_columns``), == the int64 correlation at the type extremes, with the offset static and traced, from raw
+    weights and from the prepared int8 matrix, and == the byte-built patches."""
+    q = QType.parse("i8" if signed else "u8")
+    cfg = ConvConfig(q, "u8", "i8", H=7, W=9, Ci=ci, Co=co, Kh=k[0], Kw=k[1], stride=(s, s),
+                     pad=(k[0] // 2, (k[0] - 1) // 2, k[1] // 2, (k[1] - 1) // 2), semantics="ideal")
+    rng = np.random.default_rng(seed)
+    x, w = _adversarial(rng, q, (2, cfg.H, cfg.W, ci), (co, k[0], k[1], ci), 0.9)
+    off = 0 if signed else 128
+    mat = _conv_forms.Weights(None, np.sum(w, axis=(1, 2, 3), dtype=np.int32),
+                              _conv_forms.im2col_weights(w, cfg, k_multiple, xp=np))
+
+    def forms(a, kk, off_traced):
+        return {"raw": _conv_forms.int8_im2col(a, kk, cfg, off, k_multiple),
+                "raw/traced offset": _conv_forms.int8_im2col(a, kk, cfg, off_traced, k_multiple),
+                "prepared": _conv_forms.int8_im2col(a, mat, cfg, off)}
+
+    with mock.patch.object(_conv_forms, "WORD_PATCH_MIN_PIXELS", 0), \
+            mock.patch.object(_conv_forms, "WORD_PATCH_MIN_CHANNELS", 0):
+        assert _conv_forms.patch_words(cfg, 1)
+        got = jax.jit(forms)(jnp.asarray(x), jnp.asarray(w), jnp.int32(off))
+    want = correlation(x, w, cfg)
+    for name, acc in got.items():
+        np.testing.assert_array_equal(np.asarray(acc), want, err_msg=f"{name} {cfg}")
+    with mock.patch.object(_conv_forms, "WORD_PATCH_MIN_PIXELS", 10**9):
+        assert not _conv_forms.patch_words(cfg, 2)
+        np.testing.assert_array_equal(np.asarray(_conv_forms.int8_im2col(jnp.asarray(x), w, cfg, off, k_multiple)),
+                                      want)
+
+
+def test_patch_words_rule():
+    """Words from ``WORD_PATCH_MIN_CHANNELS`` input channels (a multiple of 4) and ``WORD_PATCH_MIN_PIXELS`` output
+    pixels in the call; the word columns are a permutation of the weight columns that keeps the zero padding."""
+    cfg = ConvConfig("u8", "u8", "i8", H=16, W=16, Ci=32, Co=32, pad=(1, 1, 1, 1))
+    per_input = cfg.Ho * cfg.Wo
+    need = -(-_conv_forms.WORD_PATCH_MIN_PIXELS // per_input)
+    assert _conv_forms.patch_words(cfg, need) and not _conv_forms.patch_words(cfg, need - 1)
+    assert not _conv_forms.patch_words(cfg.replace(Ci=_conv_forms.WORD_PATCH_MIN_CHANNELS + 2), 10**4)
+    assert not _conv_forms.patch_words(cfg.replace(Ci=_conv_forms.WORD_PATCH_MIN_CHANNELS - 4), 10**4)
+    cols = _conv_forms._word_columns(cfg.replace(Ci=12), 128)
+    assert sorted(cols) == list(range(128)) and list(cols[108:]) == list(range(108, 128))
+    assert list(cols[:8]) == [0, 3, 6, 9, 1, 4, 7, 10]  # word 0: channels 0, 3, 6, 9 of tap 0; word 1: 1, 4, 7, 10
 
 
 @pytest.mark.parametrize("form", ["int8_conv", "int8_conv_wide", "int8_band", "int8_im2col"])
