@@ -321,7 +321,7 @@ def prepare_weights(w, cfg: ConvConfig) -> Weights:
 def _larger_batch_gemm(cfg: ConvConfig, form: str | None) -> str | None:
     """The GEMM form ("band" or "im2col") whose matrix int8 convolution weights (``form``: ``int8_form`` at batch 1,
     "conv" or "wide") also carry, because larger batches take it: "band" above ``WIDE_MAX_PIXELS`` output pixels
-    for "wide", "im2col" from ``YNN_IM2COL_MIN_PIXELS`` for "conv"; else None."""
+    for "wide", "im2col" from ``YNN_IM2COL_MIN_PIXELS_BATCHED`` for "conv"; else None."""
     if form not in ("conv", "wide"):
         return None
     larger = int8_form(cfg)
@@ -361,8 +361,10 @@ BAND_SMALL_MAX_PIXELS = 4096
 NO_INT8_DOT: bool = _host.lacks_int8_dot()
 
 # Output pixels (batch * Ho * Wo) from which a KxK conv that XLA:CPU would hand to YNNPACK as an int8 convolution
-# (more than 16 channels in or out) is the im2col int8 GEMM instead where ``NO_INT8_DOT`` (see ``int8_form``).
+# (more than 16 channels in or out) is the im2col int8 GEMM instead where ``NO_INT8_DOT`` (see ``int8_form``): in a
+# call of one input, and of several (``YNN_IM2COL_MIN_PIXELS_BATCHED``).
 YNN_IM2COL_MIN_PIXELS = 512
+YNN_IM2COL_MIN_PIXELS_BATCHED = 128
 
 # Output pixels (batch * Ho * Wo) up to which a few-channel KxK conv (9-16 in, at most 16 out) is "wide" (see
 # ``int8_form``): measured wins at 1,024-2,500, losses from 16,384 on (above: "band" at stride 1, else float32).
@@ -455,15 +457,20 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
     16.2 -> 18.9 / 21.2 at 128; KWS 3.02 / 3.15 -> 4.11 / 4.30 at 1, 16.2 / 18.4 -> 20.5 / 20.5 at 128.
     On an x86 CPU without int8 dot-product instructions (``NO_INT8_DOT``: no AVX-512 VNNI / AVX-VNNI / AMX;
     XLA:CPU's int8 GEMM then runs at about its float32 rate) every convolution YNNPACK would run ("conv": more
-    than 16 channels in or out) is the im2col int8 GEMM from ``YNN_IM2COL_MIN_PIXELS`` output pixels in the call,
-    and every 9-16 -> at most 16 channel one is float32 at every batch (not "wide" / "band"). Whole networks, paired
+    than 16 channels in or out) is the im2col int8 GEMM from ``YNN_IM2COL_MIN_PIXELS`` output pixels in a call of
+    one input and from ``YNN_IM2COL_MIN_PIXELS_BATCHED`` in a call of several (a step of a larger batch), and every
+    9-16 -> at most 16 channel one is float32 at every batch (not "wide" / "band"). Whole networks, paired
     in one process (``benchmarks/network_ab.py``, 2-core AMD EPYC with AVX2 only, shared), per call, values /
     packed: YNNPACK's convolutions as im2col against the rule without it: DroNet 1.16 / 1.18x faster at batch 16,
     1.19 / 1.17x at 128, 1.02 / 1.02x at 1 (625-pixel layers); NEMO Frontnet 1.13 / 1.13x at 16, 1.14 / 1.15x at
     128, 0.97 / 0.94x at 1 (240 pixels and fewer: hence the threshold); MLPerf-Tiny ResNet 1.06 / 1.07x at 16,
     1.22 / 1.21x at 128, 0.94 / 0.92x at 1 (256 pixels and fewer); networks without such layers tie; float32 for
     them instead was 1.03-1.35x slower than im2col from batch 16 on (DroNet, Frontnet, MLPerf-Tiny ResNet), a tie
-    at 1. The 9-16 channel ones: im2col beat wide / band / float32 (NEMO residual net 1.30 / 1.32x at batch 1,
+    at 1. The lower limit in calls of several inputs (128 against 512; DroNet's steps of 4 inputs hold 196-pixel
+    layers, Frontnet's of 8 480-pixel ones): DroNet 1.15 / 1.17x faster at batch 16, 1.12 / 1.10x at 128, QuantLab
+    DroNet 1.15 / 1.21x and 1.12 / 1.12x, Frontnet 1.10 / 1.09x and 1.23 / 1.04x, MLPerf-Tiny ResNet a tie; 32
+    tied with 128; at batch 1 128 lost (Frontnet 1.08 / 1.05x slower: 240-pixel layers), hence two limits.
+    The 9-16 channel ones: im2col beat wide / band / float32 (NEMO residual net 1.30 / 1.32x at batch 1,
     1.21 / 1.21x at 16, 1.20 / 1.31x at 128; MLPerf-Tiny ResNet 1.02-1.14x), and float32 at every batch beat
     im2col in turn (NEMO residual 1.14 / 1.17x, 1.13 / 1.11x, 1.12 / 1.12x; MLPerf-Tiny ResNet 1.27 / 1.14x at
     batch 1, 1.05 / 1.02x at 16, 1.04 / 1.03x at 128): XLA:CPU's float32 convolution of 16 channels is fast where
@@ -500,7 +507,8 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
         return "band" if cfg.stride == (1, 1) and banded else None
     if generic and pixels <= BAND_SMALL_MAX_PIXELS and banded:
         return "band"  # 2-8 channels in, at most 16 out, few pixels: the band beats the generic loop's hand-off
-    if not generic and NO_INT8_DOT and pixels >= YNN_IM2COL_MIN_PIXELS:
+    if not generic and NO_INT8_DOT and pixels >= (YNN_IM2COL_MIN_PIXELS if batch == 1 else
+                                                  YNN_IM2COL_MIN_PIXELS_BATCHED):
         return "im2col"  # YNNPACK's int8 convolution without int8 dot instructions: slower than its int8 GEMM
     return "conv"
 

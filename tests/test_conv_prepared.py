@@ -158,7 +158,8 @@ YNN = ["conv"] + ["im2col"] * 3  # batch 1 (below the limit), 2, 3, unknown
                                                    (64, 128, 1, YNN), (16, 16, 1, [None] * 4), (9, 12, 2, [None] * 4)])
 def test_without_int8_dot_instructions_convs_take_im2col_or_float32(ci, co, stride, forms, monkeypatch):
     """Without int8 dot instructions (``NO_INT8_DOT``) a KxK conv that XLA:CPU would hand to YNNPACK (more than 16
-    channels in or out) is the int8 convolution below ``YNN_IM2COL_MIN_PIXELS`` and the im2col int8 GEMM from it,
+    channels in or out) is the int8 convolution below ``YNN_IM2COL_MIN_PIXELS`` output pixels in a call of one input
+    (``YNN_IM2COL_MIN_PIXELS_BATCHED`` in a call of several) and the im2col int8 GEMM from there,
     one of 9-16 input and at most 16 output channels float32 at any batch; weights prepared once (for "conv" its
     HWIO with the im2col matrix, else float32 HWIO) give the int64 correlation at every batch, on the value path
     (traced input type, and the float32 forms without one) and the packed path (== the raw weights). Fewer
@@ -166,12 +167,20 @@ def test_without_int8_dot_instructions_convs_take_im2col_or_float32(ci, co, stri
     cfg = conv.Config("u8", "u8", "i8", H=9, W=7, Ci=ci, Co=co, Kh=3, Kw=3, stride=(stride, stride),
                       pad=(1, 1, 1, 1), semantics="ideal")
     monkeypatch.setattr(conv, "NO_INT8_DOT", True)
-    monkeypatch.setattr(conv, "YNN_IM2COL_MIN_PIXELS", 2 * cfg.Ho * cfg.Wo)  # batch 1 below the limit, 2 on it
+    monkeypatch.setattr(conv, "YNN_IM2COL_MIN_PIXELS", cfg.Ho * cfg.Wo + 1)  # batch 1 below its limit
+    monkeypatch.setattr(conv, "YNN_IM2COL_MIN_PIXELS_BATCHED", 2 * cfg.Ho * cfg.Wo)  # batch 2 on the other
     got = [conv.int8_form(cfg, batch=b) for b in (1, 2, 3, None)]
     if jax.default_backend() != "cpu":
         assert got == [None] * 4
         return
     assert got == forms
+    if forms == YNN:  # each limit applies to its own calls: one input, several
+        monkeypatch.setattr(conv, "YNN_IM2COL_MIN_PIXELS_BATCHED", 2 * cfg.Ho * cfg.Wo + 1)
+        assert conv.int8_form(cfg, batch=2) == "conv" and conv.int8_form(cfg, batch=3) == "im2col"
+        monkeypatch.setattr(conv, "YNN_IM2COL_MIN_PIXELS", cfg.Ho * cfg.Wo)
+        assert conv.int8_form(cfg, batch=1) == "im2col" and conv.int8_form(cfg, batch=2) == "conv"
+        monkeypatch.setattr(conv, "YNN_IM2COL_MIN_PIXELS", cfg.Ho * cfg.Wo + 1)
+        monkeypatch.setattr(conv, "YNN_IM2COL_MIN_PIXELS_BATCHED", 2 * cfg.Ho * cfg.Wo)
     assert conv.int8_form(cfg.replace(Ci=8, Co=16), batch=2) != "im2col"  # 2-8 channels in: their own rule
     monkeypatch.setattr(conv, "NO_INT8_DOT", False)
     assert None not in [conv.int8_form(cfg, batch=b) for b in (1, 2)]
