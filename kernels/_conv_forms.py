@@ -328,7 +328,8 @@ WORD_PATCH_MIN_CHANNELS = 32
 
 def patch_words(cfg: ConvConfig, batch: int) -> bool:
     """Whether ``int8_im2col`` builds the patches of ``batch`` inputs from 32-bit words (4 channels each): a
-    multiple of 4 input channels and at least ``WORD_PATCH_MIN_PIXELS`` output pixels in the call."""
+    multiple of 4 input channels, at least ``WORD_PATCH_MIN_CHANNELS`` of them, and at least
+    ``WORD_PATCH_MIN_PIXELS`` output pixels in the call."""
     return cfg.Ci % 4 == 0 and cfg.Ci >= WORD_PATCH_MIN_CHANNELS and batch * cfg.Ho * cfg.Wo >= WORD_PATCH_MIN_PIXELS
 
 
@@ -370,7 +371,7 @@ def int8_im2col(x, w, cfg: ConvConfig, x_off, k_multiple: int = IM2COL_K_MULTIPL
     if words:  # 4 channels of a pixel in each 32-bit word (``_words``): the same bytes in a quarter of the elements
         xs, wk = _words(xs), wk[:, _word_columns(cfg, kp)]
     cols = [xs[:, :, kx:kx + (cfg.Wo - 1) * sx + 1:sx] for kx in range(cfg.Kw)]
-    h = jnp.concatenate(cols, axis=-1) if len(cols) > 1 else cols[0]  # (B, Hp, Wo, Kw*Ci) bytes
+    h = jnp.concatenate(cols, axis=-1) if len(cols) > 1 else cols[0]  # (B, Hp, Wo, Kw*Ci) bytes, as words or not
     rows = [h[:, ky:ky + (cfg.Ho - 1) * sy + 1:sy] for ky in range(cfg.Kh)]
     if kp > k:
         rows.append(jnp.zeros(rows[0].shape[:-1] + ((kp - k) // 4 if words else kp - k,), xs.dtype))
