@@ -36,7 +36,12 @@ PATHS = ("packed", "values")
 # runs): DroNet's value path 363 -> 670 inputs/s in steps of 4 (1.44 MB a widest layer per input), MobileNetV1-0.25
 # 833 -> 950-1,070 in steps of 8-32 (0.39 MB); a whole large batch in one step leaves the caches at every layer.
 # Other backends (GPUs want large batches; not measured, no GPU was lent): steps only bound the memory, 1 GiB.
-STEP_BYTES = 8 << 20
+# Without int8 dot instructions (``conv.NO_INT8_DOT``: convolutions as im2col GEMMs, which gain from more rows a
+# call) 16 MiB, measured paired against 8 (``benchmarks/network_ab.py``, 2-core AMD EPYC with AVX2 only, same
+# caches, values / packed, batch 16 / 128): NEMO Frontnet 1.11 / 1.12x and 1.10 / 1.10x faster (steps of 16 instead
+# of 8), QuantLab DroNet 1.02 / 1.08x and 1.04 / 1.06x, DroNet 1.03 / 1.01x and 1.02 / 1.04x (8 instead of 4),
+# the others ties (32 MiB: no better than 16). On CPUs with them unmeasured, so 8 MiB stays there.
+STEP_BYTES = 16 << 20 if conv.NO_INT8_DOT else 8 << 20
 STEP_BYTES_ACCELERATOR = 1 << 30
 
 
