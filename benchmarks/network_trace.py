@@ -8,7 +8,10 @@ run under its ``jax.named_scope``). A fusion is named after its root operation, 
 of one layer that XLA fuses into the next layer's input preparation counts for the next layer (and twice where
 XLA duplicates it into two readers); operations without a layer (input conversion, output copies) are "(other)",
 loops of steps are not counted (their operations are). The two CPU threads run independent operations
-concurrently, so a column's sum can exceed the wall time of one call, printed below it.
+concurrently, so a column's sum can exceed the wall time of one call, printed below it. XLA:CPU launches some
+operations asynchronously (its float32 convolutions outside YNNPACK run on Eigen's threads: their trace event
+covers the launch only, 0.04 ms of a 1 ms convolution); those are timed from the launch to their completion
+event, less what ran inside (``op_times``), and listed under "asynchronous".
 
     python benchmarks/network_trace.py --nets dronet --batch 16
     python benchmarks/network_trace.py --nets dronet mobilenet --batch 128 --top 8
@@ -70,8 +73,41 @@ def op_layers(hlo: str, scopes: dict) -> dict:
     return out
 
 
-def traced_ops(fn, reps: int) -> tuple[dict, float]:
-    """(XLA operation name -> total ms per call, median wall ms per call) over ``reps`` traced calls."""
+def op_times(events: list, known: set | None = None) -> tuple[dict, dict]:
+    """(operation name -> total ms, name -> ms of those runs that were asynchronous) from profiler trace events.
+    An operation's time is its event's duration, except where XLA:CPU launched it asynchronously (its
+    convolutions on Eigen's thread pool: the event covers the launch only, e.g. 0.04 of a 1 ms float32
+    convolution, and the wait shows up as ``ThunkExecutor::Execute (wait for completion)``): there, the span from
+    the launch to its ``end: NAME`` completion event, less the operations (of ``known``, default all) that
+    started and finished inside that span (the completion event can come after the operations that waited for
+    it ran; an independent operation on the other thread is subtracted too, so this errs low)."""
+    ops = sorted((e for e in events if e.get("ph") == "X" and "dur" in e), key=lambda e: e["ts"])
+    starts: dict = collections.defaultdict(list)
+    ends: dict = collections.defaultdict(list)
+    for e in ops:
+        if e["name"].startswith("end: "):
+            ends[e["name"][5:]].append(e["ts"])
+        elif known is None or e["name"] in known:
+            starts[e["name"]].append(e)
+    tot: collections.Counter = collections.Counter()
+    late: collections.Counter = collections.Counter()
+    for name, evs in starts.items():
+        done = ends.get(name, [])
+        for k, e in enumerate(evs):
+            t = e["dur"]
+            if k < len(done) and len(done) == len(evs) and done[k] - e["ts"] > 1.5 * e["dur"] + 20:
+                lo, hi = e["ts"], done[k]
+                inner = sum(o["dur"] for o in ops if not o["name"].startswith("end: ") and o is not e
+                            and (known is None or o["name"] in known) and lo < o["ts"] and o["ts"] + o["dur"] <= hi)
+                t = max(e["dur"], hi - lo - inner)
+                late[name] += t / 1e3
+            tot[name] += t / 1e3
+    return dict(tot), dict(late)
+
+
+def traced_ops(fn, reps: int, known: set | None = None) -> tuple[dict, float, dict]:
+    """(XLA operation name -> total ms per call, median wall ms per call, name -> ms per call of its asynchronous
+    runs) over ``reps`` traced calls (``op_times``)."""
     for _ in range(2):
         jax.block_until_ready(fn())
     walls = []
@@ -86,21 +122,20 @@ def traced_ops(fn, reps: int) -> tuple[dict, float]:
             raise SystemExit("the profiler wrote no trace (is this backend traced by jax.profiler?)")
         with gzip.open(files[0]) as f:
             events = json.load(f)["traceEvents"]
-    tot: collections.Counter = collections.Counter()
-    for e in events:
-        if e.get("ph") == "X" and "dur" in e:
-            tot[e["name"]] += e["dur"] / 1e3 / reps
-    return dict(tot), 1e3 * statistics.median(walls)
+    tot, late = op_times(events, known)
+    return ({k: v / reps for k, v in tot.items()}, 1e3 * statistics.median(walls),
+            {k: v / reps for k, v in late.items()})
 
 
 def trace(net, x, reps: int, top: int):
     step = execute.auto_step(net)
     scopes = {execute.scope_name(lay): lay.name for lay in net.layers}
-    res, tops, walls = {}, {}, {}
+    res, tops, walls, asyncs = {}, {}, {}, {}
     for path, (fn, hlo) in compiled_paths(net, x, step).items():
         names = op_layers(hlo, scopes)
         known = {n for n in re.findall(r'^\s*(?:ROOT )?%?([\w.\-]+) = ', hlo, re.M) if not _CONTAINER.match(n)}
-        ops, walls[path] = traced_ops(fn, reps)
+        ops, walls[path], late = traced_ops(fn, reps, known)
+        asyncs[path] = sorted(late.items(), key=lambda t: -t[1])
         per = collections.Counter()
         for op, ms in ops.items():
             if op in known:
@@ -124,7 +159,11 @@ def trace(net, x, reps: int, top: int):
           + "  ".join(f"{p} {walls[p]:7.2f}" for p in _PATHS))
     for p in _PATHS:
         print(f"  top {p}: " + ", ".join(f"{t['op']} [{t['layer']}] {t['ms']:.2f}" for t in tops[p]))
-    return dict(rows=rows, other=other, sums=sums, walls=walls, top=tops, batch=len(x), step=step)
+        if asyncs[p]:
+            print(f"  asynchronous in {p} (launch to completion, less what ran inside; included above): "
+                  + ", ".join(f"{op} {ms:.2f}" for op, ms in asyncs[p][:top]))
+    return dict(rows=rows, other=other, sums=sums, walls=walls, top=tops, batch=len(x), step=step,
+                asynchronous={p: dict(v) for p, v in asyncs.items()})
 
 
 def main(argv=None) -> int:
