@@ -433,8 +433,11 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
     on a 2-core Intel Xeon with AMX (XLA:CPU's int8 GEMM 1,479 GMAC/s there, float32 148), per shape at batch 1 /
     16 / 128 0.29 / 2.87 / 96 ms vs 0.37 / 4.26 / 118 for the float32 form (``benchmarks/conv_forms.py``); the
     whole DroNet, paired in one process, values 1.07 / 1.18 / 1.20x and packed 1.00 / 1.16 / 1.18x faster at batch
-    1 / 16 / 128. Not measured on the EPYC (int8 GEMM 108 GMAC/s there: the band's 2.2x multiplies for Conv_0
-    weigh more).
+    1 / 16 / 128. On the 2-core AMD EPYC with AVX2 only (``NO_INT8_DOT``: int8 GEMM at the float32 rate, so the
+    band's 2.2x multiplies weigh more) it still wins, whole networks paired against float32 for every Ci == 1
+    KxK layer (``benchmarks/network_ab.py``'s ``ab``, 25 reps, values / packed): DroNet 1.01 / 1.01x faster at
+    batch 1, 1.08 / 1.06x at 16; QuantLab DroNet 1.00 / 1.01x, 1.06 / 1.07x; NEMO Frontnet 1.04 / 1.06x, 1.11 /
+    1.14x.
     A few input channels (an RGB stem) with at least 17 outputs, where XLA hands the int8 convolution to YNNPACK:
     that convolution is slow there (per shape, 2-core Xeon with AMX, ms at batch 16, int8 convolution / im2col /
     band / this module's float32 form: 32x32x3 -> 24 3x3 s1 3.43 / 0.57 / 0.46 / 3.55, -> 32 s1 3.32 / 0.49 / 0.49 /
