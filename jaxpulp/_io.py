@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 
 from jaxpulp.errors import JaxpulpError
 
@@ -19,6 +20,22 @@ def check_output_path(path: str, arg: str) -> None:
         raise JaxpulpError(f"{arg} {path!r}: folder {folder!r} does not exist (create it first)")
     if not os.access(folder, os.W_OK):
         raise JaxpulpError(f"{arg} {path!r}: folder {folder!r} is not writable")
+    try:  # os.access says yes to root even where no file can be made (/proc, a read-only mount): try one
+        fd, probe = tempfile.mkstemp(prefix=".jaxpulp-probe-", dir=folder)
+    except OSError as e:
+        raise JaxpulpError(f"{arg} {path!r}: cannot create a file in folder {folder!r} ({e.strerror})") from None
+    os.close(fd)
+    os.remove(probe)
+
+
+# What ``--png`` may end in: the formats matplotlib's Agg, PDF, PS and SVG back ends write.
+IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".svgz", ".eps", ".ps", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+
+
+def check_suffix(path: str, arg: str, suffixes: tuple[str, ...]) -> None:
+    """Raise unless ``path`` ends in one of ``suffixes`` (case-insensitive)."""
+    if not path.lower().endswith(suffixes):
+        raise JaxpulpError(f"{arg} {path!r}: expected a file name ending in {' / '.join(suffixes)}")
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import sys
 import time
@@ -19,7 +20,7 @@ import time
 import numpy as np
 
 import jaxpulp
-from jaxpulp._io import check_output_path, int_arg
+from jaxpulp._io import IMAGE_SUFFIXES, check_output_path, check_suffix, int_arg
 from jaxpulp.qtypes import QType
 
 
@@ -142,8 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _one_line(e: BaseException) -> str:
-    """A one-line description of an exception raised while handling user input."""
+def _one_line(e: BaseException, args=None) -> str:
+    """A one-line description of an exception raised while handling user input (``args``: the command's, whose
+    size options an out-of-memory hint names)."""
     if isinstance(e, jaxpulp.JaxpulpError):
         return " ".join(str(e).split())
     if isinstance(e, OSError) and e.strerror:
@@ -152,7 +154,8 @@ def _one_line(e: BaseException) -> str:
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
     text = lines[0] if lines else repr(e)
     if "RESOURCE_EXHAUSTED" in str(e) or isinstance(e, MemoryError):
-        return f"out of memory ({text[:200]}); use a smaller --batch / --chunk"
+        sizes = [f"--{d}" for d in ("batch", "chunk", "inputs") if hasattr(args, d)]
+        return f"out of memory ({text[:200]}); use a smaller {' / '.join(sizes) if sizes else 'input'}"
     known = (OSError, ValueError, EOFError, KeyError, IndexError, MemoryError)
     import zipfile
 
@@ -161,13 +164,43 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text} (unexpected; JAXPULP_TRACEBACK=1 shows where)"
 
 
+def _named_files(args, skip) -> dict[str, str]:
+    """{real path: option} of every existing file the command's other arguments name (globs expanded): its
+    inputs, which no output may replace."""
+    found: dict[str, str] = {}
+    for dest, v in vars(args).items():
+        if dest in skip or dest in ("fn", "outputs", "output_suffixes", "on_interrupt", "command"):
+            continue
+        for item in v if isinstance(v, (list, tuple)) else (v,):
+            if not isinstance(item, str) or not item:
+                continue
+            for f in glob.glob(item) if glob.has_magic(item) else (item,):
+                if os.path.isfile(f):
+                    found.setdefault(os.path.realpath(f), dest)
+    return found
+
+
 def _check_outputs(args) -> None:
     """Every output path a command declares (``set_defaults(outputs=("out", "png"))``) must be creatable before
-    any work starts."""
-    for dest in getattr(args, "outputs", ()):
-        v = getattr(args, dest, None)
-        if v:
-            check_output_path(v, "--" + dest.replace("_", "-"))
+    any work starts, end in what it will hold (``--png``: an image format; ``output_suffixes``: {dest: suffixes}),
+    differ from the command's other outputs and be none of its input files (nothing is overwritten that the
+    command reads or writes elsewhere)."""
+    outputs = [d for d in getattr(args, "outputs", ()) if getattr(args, d, None)]
+    suffixes = dict(getattr(args, "output_suffixes", {}), png=IMAGE_SUFFIXES)
+    inputs = _named_files(args, set(outputs))
+    seen: dict[str, str] = {}
+    for dest in outputs:
+        v, opt = getattr(args, dest), "--" + dest.replace("_", "-")
+        check_output_path(v, opt)
+        if dest in suffixes:
+            check_suffix(v, opt, suffixes[dest])
+        real = os.path.realpath(v)
+        if real in seen:
+            raise jaxpulp.JaxpulpError(f"{opt} {v!r}: the same file as {seen[real]}; give each output its own path")
+        if real in inputs:
+            raise jaxpulp.JaxpulpError(f"{opt} {v!r}: is also an input of this command (argument "
+                                       f"{inputs[real]!r}); writing it would destroy it: choose another path")
+        seen[real] = opt
 
 
 def main(argv=None) -> int:
@@ -200,7 +233,7 @@ def main(argv=None) -> int:
     except Exception as e:  # noqa: BLE001 - the CLI never ends in a traceback
         if os.environ.get("JAXPULP_TRACEBACK"):
             raise
-        print(f"error: {_one_line(e)}", file=sys.stderr)
+        print(f"error: {_one_line(e, args)}", file=sys.stderr)
         return 2
 
 

@@ -103,12 +103,50 @@ def run_cases(metas: list[dict], arrays_by_case: dict) -> list[CaseResult]:
                 results[meta["id"]] = CaseResult(meta["id"], meta["kernel"], False,
                                                  message=f"shape {got.shape}, expected {want.shape}")
                 continue
+            if np.shape(defined) != want.shape:
+                results[meta["id"]] = CaseResult(meta["id"], meta["kernel"], False, message=(
+                    f"golden file inconsistent: defined mask of shape {np.shape(defined)}, output {want.shape}"))
+                continue
             bad = (got.astype(np.int64) != want.astype(np.int64)) & (defined != 0)
             msg = "" if not bad.any() else first_mismatches(got, want, defined)
+            undefined = int((defined == 0).sum())
+            if undefined and not case_should_be_refused(meta):  # all_defined, yet elements are not compared
+                msg = (msg + "\n" if msg else "") + (
+                    f"golden file inconsistent: the case says all_defined, but its mask leaves {undefined} of "
+                    f"{defined.size} elements uncompared")
             if case_should_be_refused(meta):
                 msg = (msg + "\n" if msg else "") + "ran a case the library leaves undefined (check() must refuse it)"
             results[meta["id"]] = CaseResult(meta["id"], meta["kernel"], not msg, None, msg)
     return [results[m["id"]] for m in metas]
+
+
+_CASE_FIELDS = ("id", "family", "kernel", "all_defined", "guard_written")
+
+
+def _check_records(cases, arrays: dict, where: str, file_family: str, declared=None) -> None:
+    """Raise ``JaxpulpError`` unless ``cases`` is a list of case records (``_CASE_FIELDS``) of a known family,
+    the file's own where its name is a family (``add.json`` holds add and add_legacy cases, not conv ones), each
+    with its ``out`` and ``defined`` arrays in the npz; ``declared``: the file's own ``family`` field."""
+    from jaxpulp.errors import JaxpulpError
+
+    if not isinstance(cases, list):
+        raise JaxpulpError(f"{where}: 'cases' is a {type(cases).__name__}, expected a list of case records")
+    own = _golden.ADAPTERS.get(file_family)
+    if own is not None and declared is not None and _golden.ADAPTERS.get(declared) is not own:
+        raise JaxpulpError(f"{where}: declares family {declared!r}, but the file is named for {file_family!r}")
+    for i, c in enumerate(cases):
+        missing = [k for k in _CASE_FIELDS if k not in c] if isinstance(c, dict) else list(_CASE_FIELDS)
+        if missing:
+            raise JaxpulpError(f"{where}: case {i} lacks {missing} (expected a record with {list(_CASE_FIELDS)})")
+        fam = c["family"]
+        if fam not in _golden.ADAPTERS or (own is not None and _golden.ADAPTERS[fam] is not own):
+            allowed = sorted(_golden.ADAPTERS) if own is None else sorted(k for k, v in _golden.ADAPTERS.items()
+                                                                          if v is own)
+            raise JaxpulpError(f"{where}: case {c['id']!r} has family {fam!r}; expected one of {allowed}")
+        lacking = [k for k in ("out", "defined") if k not in arrays.get(c["id"], {})]
+        if lacking:
+            names = " / ".join(f"{c['id']}/{k}" for k in lacking)
+            raise JaxpulpError(f"{where}: case {c['id']!r} has no {names} array in the npz")
 
 
 def check_golden_dir(directory: str, families: list[str] | None = None, progress=None) -> list[CaseResult]:
@@ -131,12 +169,13 @@ def check_golden_dir(directory: str, families: list[str] | None = None, progress
     for fam in names:
         if families and fam not in families:
             continue
+        where = f"{os.path.join(directory, fam)}.json/.npz"
         try:
             meta, arrays = load_family(directory, fam)
             cases = meta["cases"]
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as e:
-            raise JaxpulpError(f"{os.path.join(directory, fam)}.json/.npz: not a readable golden family "
-                               f"({type(e).__name__}: {e})") from None
+            raise JaxpulpError(f"{where}: not a readable golden family ({type(e).__name__}: {e})") from None
+        _check_records(cases, arrays, where, fam, meta.get("family"))
         if progress:
             progress(fam, len(cases))
         results.extend(run_cases(cases, arrays))

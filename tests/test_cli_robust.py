@@ -3,6 +3,7 @@ exits 2 with one line on stderr, and leaves no file behind; a closed pipe, Ctrl-
 one line too. The other regression tests of the issue are in test_cli_safety.py."""
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -40,10 +41,24 @@ def _make_inputs(d):
     w("truncated.npz", b"PK\x03\x04" + b"\0" * 40)
     np.savez(os.path.join(d, "data_empty.npz"), x=np.zeros((0, 4, 4, 8), np.int64))
     np.savez(os.path.join(d, "data_labels.npz"), x=np.zeros((3, 4, 4, 8), np.int64), y=np.zeros(5, np.int64))
+    np.savez(os.path.join(d, "data_label_range.npz"), x=np.zeros((3, 4, 4, 8), np.int64), y=np.array([0, 99, -3]))
+    np.savez(os.path.join(d, "data_three.npz"), x=np.zeros((3, 4, 4, 8), np.int64), y=np.array([0, 1, 2]))
+    w("empty.onnx", b"")
     os.makedirs(os.path.join(d, "emptydir"))
     os.makedirs(os.path.join(d, "gold_bad"))
     w("gold_bad/conv.json", b"{not json")
     w("gold_bad/conv.npz", b"garbage")
+    gold = os.path.join(ROOT, "tests", "golden")
+    with open(os.path.join(gold, "add.json")) as f:
+        add_meta = json.load(f)
+    for name, meta in (("gold_dict_cases", dict(add_meta, cases={})),
+                       ("gold_no_fields", dict(add_meta, cases=[{"id": "add_0000"}])),
+                       ("gold_no_arrays", add_meta),
+                       ("gold_other_family", dict(add_meta, family="conv"))):
+        os.makedirs(os.path.join(d, name))
+        with open(os.path.join(d, name, "add.json"), "w") as f:
+            json.dump(meta, f)
+        np.savez(os.path.join(d, name, "add.npz"), **{"unrelated/out": np.zeros(3)})
     os.makedirs(os.path.join(d, "dory_noout"))
     with open(os.path.join(DRONET, "input.txt"), "rb") as src:
         w("dory_noout/input.txt", src.read())
@@ -140,6 +155,25 @@ CASES = [
     ("search-net-bogus", "search --net bogus --out {d}/srch"),
     ("search-batch-zero", "search --batch 0 --out {d}/srch"),
     ("search-out-is-file", "search --out {d}/good.jsonl"),
+    # outputs checked before any work: creatable, of their kind, distinct, none of the command's inputs
+    ("pareto-out-is-its-input", "pareto {d}/good.jsonl --out {d}/good.jsonl"),
+    ("pareto-out-matches-input-glob", "pareto {d}/go*.jsonl --out {d}/good.jsonl"),
+    ("pareto-png-unknown-format", "pareto {d}/good.jsonl --png {d}/p.xyz"),
+    ("report-json-and-csv-one-file", "report --json {d}/r.json --csv {d}/r.json"),
+    ("compare-m7-png-unknown-format", "compare-m7 --json {d}/m.json --png {d}/m.xyz"),
+    ("run-out-not-npz", "run --out {d}/acts.json"),
+    ("run-out-is-its-input", "run --input {d}/truncated.npz --out {d}/truncated.npz"),
+    ("run-batch-beyond-memory", "run --batch 3000000000"),
+    ("run-model-empty-onnx", "run {d}/empty.onnx"),
+    ("check-golden-cases-not-a-list", "check-golden {d}/gold_dict_cases"),
+    ("check-golden-case-without-fields", "check-golden {d}/gold_no_fields"),
+    ("check-golden-case-without-arrays", "check-golden {d}/gold_no_arrays"),
+    ("check-golden-file-of-another-family", "check-golden {d}/gold_other_family"),
+    ("sweep-data-labels-out-of-range", "sweep --net toy:size=4 --out {d}/s.jsonl --data {d}/data_label_range.npz"),
+    ("sweep-inputs-beyond-data", "sweep --net toy:size=4 --out {d}/s.jsonl --data {d}/data_three.npz --inputs 4"),
+    ("sweep-act-types-i32", "sweep --net toy --out {d}/s.jsonl --act-types u8,i32"),
+    ("sweep-weight-types-unsigned", "sweep --net toy --out {d}/s.jsonl --weight-types u8"),
+    ("sweep-act-types-twice", "sweep --net toy --out {d}/s.jsonl --act-types u8,u4,u8"),
     ("unknown-command", "frobnicate"),
     ("unknown-flag", "run --frobnicate"),
 ]

@@ -129,18 +129,20 @@ def _check_int_arrays(path: str, arrays: dict) -> None:
 
 def run_chunk(net, batch: int, keep: bool = False, budget: int = CHUNK_BYTES) -> int:
     """Inputs per call so that one call's activations (int32 on the device, x4 for temporaries) stay within
-    ``budget`` bytes. With ``keep`` every activation of the whole batch is also held on the host (int64): raise
-    when that alone exceeds the machine's memory, saying how much is needed."""
+    ``budget`` bytes. The whole batch's inputs and outputs are held on the host (int64 at most), with ``keep``
+    every activation too: raise when that alone exceeds half the machine's memory, saying how much is needed."""
     per_input = sum(int(np.prod(s)) for s in [x.shape for x in net.inputs] + [lay.out_shape for lay in net.layers])
-    if keep:
-        need = per_input * 8 * batch
-        try:
-            avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
-            avail = None
-        if avail and need > avail // 2:
-            raise JaxpulpError(f"--batch {batch} with --out: keeping every activation needs {need / 2**30:.1f} GiB "
-                               f"of memory ({avail / 2**30:.1f} GiB here); use a smaller --batch")
+    types = net.tensor_types()
+    in_out = sum(int(np.prod(x.shape)) for x in net.inputs) + sum(int(np.prod(types[k][0])) for k in net.outputs)
+    need = (per_input if keep else in_out) * 8 * batch
+    try:
+        avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        avail = None
+    if avail and need > avail // 2:
+        what = "keeping every activation" if keep else "the batch's inputs and outputs on the host"
+        raise JaxpulpError(f"--batch {batch}{' with --out' if keep else ''}: {what} need {need / 2**30:.1f} GiB of "
+                           f"memory ({avail / 2**30:.1f} GiB here); use a smaller --batch")
     return max(1, min(batch, budget // (16 * per_input)))
 
 
@@ -204,10 +206,10 @@ def _cmd_run(args) -> int:
         xs = {s.name: rng.integers(s.qtype.lo, s.qtype.hi + 1, (1,) + s.shape) for s in net.inputs}
         print(f"(no --input: random {', '.join(str(s.qtype) for s in net.inputs)} input, seed {seed})")
     xs = {k: np.asarray(v) if np.ndim(v) == 4 else np.asarray(v)[None] for k, v in xs.items()}
+    batch = len(next(iter(xs.values()))) if args.batch is None else args.batch
+    chunk = run_chunk(net, batch, keep=bool(args.out))  # refuses a batch the host cannot hold, before making it
     if args.batch is not None:
         xs = {k: np.concatenate([v] * -(-args.batch // len(v)))[:args.batch] for k, v in xs.items()}
-    batch = len(next(iter(xs.values())))
-    chunk = run_chunk(net, batch, keep=bool(args.out))
     print(f"{net.name}: {len(net.layers)} layers, {net.macs:,} MACs/input, batch {batch}, {args.path} path, "
           f"{cl.num_cores} cores")
     rows = report.layer_rows(net, cl)  # memory checks before running
@@ -309,7 +311,7 @@ def add_subcommands(sub) -> None:
     r.add_argument("--seed", type=int_arg(0, 2**32 - 1), default=None,
                    help="seed of the random input when no --input is given (default 0; not for dronet, which runs "
                    "its bundled example image)")
-    r.set_defaults(fn=_cmd_run, outputs=("out",))
+    r.set_defaults(fn=_cmd_run, outputs=("out",), output_suffixes={"out": (".npz",)})
     from jaxpulp.deploy.flavour import FLAVOURS  # a small module (no jax): the registered flavours
 
     p = sub.add_parser("report", help="per-layer kernel, cycles, MAC/cycle, memory and L1/L2 fit")

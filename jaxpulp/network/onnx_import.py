@@ -353,7 +353,7 @@ class _Importer:
         self.alias: dict = {}
         self.pending_pad: dict = {}
         if len(g.inputs) < 1:
-            raise JaxpulpError("the model has no graph input")
+            raise JaxpulpError("the model has no graph input (an empty graph, or a protobuf that is not an ONNX model)")
         self.input_names = [i.name for i in g.inputs]
         for inp in g.inputs:
             bad = [(k, d.dim_param or d.dim_value) for k, d in enumerate(inp.type.tensor_type.shape.dim)
@@ -921,6 +921,8 @@ def load_onnx(model, *, dialect: str = "auto", input_type="u8", bn_bits="auto", 
         if not os.path.exists(model):
             raise JaxpulpError(f"model={str(model)!r}: no such file")
         src_name = os.path.splitext(os.path.basename(str(model)))[0]
+        if os.path.isfile(model) and os.path.getsize(model) == 0:
+            raise JaxpulpError(f"model={str(model)!r}: an empty file (0 bytes), expected an ONNX model")
         try:
             model = onnx.load(str(model))
         except Exception as e:  # noqa: BLE001 - onnx raises several types for corrupt files

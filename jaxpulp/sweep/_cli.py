@@ -11,16 +11,27 @@ from jaxpulp.qtypes import QType
 
 
 def _types(s, arg="--act-types"):
+    """The types of a comma-separated ``s`` (None: the default), each one an activation type (``--act-types``)
+    or a weight type (``--weight-types``) of the sweep's space, without repeats."""
     if s is None:
         return None
+    from jaxpulp.costtable import ALL_ACT_TYPES, W_AXIS
+
     out = tuple(t.strip() for t in s.split(",") if t.strip())
     if not out:
         raise JaxpulpError(f"{arg} {s!r}: expected a comma-separated list of types, e.g. u8,u4,u2")
+    allowed = W_AXIS if arg == "--weight-types" else ALL_ACT_TYPES
     for t in out:
         try:
-            QType.parse(t)
+            q = QType.parse(t)
         except JaxpulpError as e:
             raise JaxpulpError(f"{arg} {s!r}: {t!r} is not a type ({e})") from None
+        if q not in allowed:
+            kind = "weight" if arg == "--weight-types" else "activation"
+            raise JaxpulpError(f"{arg} {s!r}: {t!r} is not one of the sweep's {kind} types "
+                               f"{[str(x) for x in allowed]}")
+    if len({str(QType.parse(t)) for t in out}) < len(out):
+        raise JaxpulpError(f"{arg} {s!r}: a type is given twice")
     return out
 
 
@@ -146,8 +157,7 @@ def _cmd_lut(args) -> int:
 
     net = load_network(args.net)
     table = costtable.build_table(net, args.target, log=_log)
-    with atomic_path(args.out) as tmp:
-        costtable.save_lut(table, tmp)
+    costtable.save_lut(table, args.out)  # atomically
     n = int(table.supported.sum())
     print(f"wrote {args.out}: {len(table.layers)} layers, {n:,} supported precision triples ({table.target})")
     return 0

@@ -200,6 +200,13 @@ def _metric_data(net, spec: SweepSpec):
                                f"{len(x)} integer labels (one per input of x)")
         if x.size and (x.min() < t.lo or x.max() > t.hi):
             raise JaxpulpError(f"data={spec.data!r}: x spans [{x.min()}, {x.max()}], outside {t}")
+        classes = int(np.prod(net.tensor_types()[net.outputs[0]][0]))  # accuracy: arg-max over the output
+        if y is not None and len(y) and (y.min() < 0 or y.max() >= classes):
+            raise JaxpulpError(f"data={spec.data!r}: labels y span [{y.min()}, {y.max()}], expected classes in "
+                               f"[0, {classes - 1}] (the network's output {net.outputs[0]!r} has {classes} values)")
+        if spec.inputs > len(x):
+            raise JaxpulpError(f"inputs={spec.inputs} (--inputs; default 16): data={spec.data!r} holds only "
+                               f"{len(x)} inputs; ask for {len(x)} or fewer")
         x = x[: spec.inputs].astype(np.int32)
         y = None if y is None else y[: spec.inputs].astype(np.int32).reshape(-1)
         digest = hashlib.blake2b(x.tobytes() + (b"" if y is None else y.tobytes()), digest_size=8).hexdigest()

@@ -20,7 +20,7 @@ import time
 import jax
 import numpy as np
 
-from jaxpulp._io import atomic_path, int_arg, write_text
+from jaxpulp._io import atomic_path, check_output_path, int_arg, write_text
 from jaxpulp.errors import JaxpulpError
 
 _SETTINGS = ("data", "net", "seed", "budget_kb", "float_epochs", "search_epochs", "finetune_epochs", "batch",
@@ -131,7 +131,11 @@ def cmd_search(args) -> int:
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise JaxpulpError(f"--out {args.out!r}: exists and is not a folder")
     ds = data.load(args.data, seed=args.seed)  # bad data fails here, before anything is written
-    os.makedirs(args.out, exist_ok=True)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+        check_output_path(os.path.join(args.out, "run.json"), "--out")  # a folder no file can be made in (/proc)
+    except OSError as e:
+        raise JaxpulpError(f"--out {args.out!r}: cannot create this folder ({e.strerror})") from None
     settings = {k: getattr(args, k) for k in _SETTINGS}
     run_json = os.path.join(args.out, "run.json")
     if os.path.exists(run_json):
