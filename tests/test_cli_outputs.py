@@ -148,3 +148,23 @@ def test_out_of_memory_hint_names_the_commands_own_size_options():
     e = MemoryError("cannot allocate")
     assert cli._one_line(e, argparse.Namespace(batch=None)).endswith("use a smaller --batch")
     assert cli._one_line(e, argparse.Namespace(chunk=None, inputs=4)).endswith("use a smaller --chunk / --inputs")
+
+
+@pytest.mark.parametrize("body, want", [("1,\n-2,\n3\n", [1, -2, 3]), ("57.000,\\\n0.000,\\\n", [57, 0]),
+                                        ("4 5, 6\n", [4, 5, 6])])
+def test_dory_text_dumps_read_numbers_and_separators(tmp_path, body, want):
+    from jaxpulp.network.goldens import read_dory_txt
+
+    p = tmp_path / "out_layer0.txt"
+    p.write_text("# x (shape [3]),\n" + body)
+    assert read_dory_txt(str(p))[2].tolist() == want
+
+
+@pytest.mark.parametrize("line", ["0 garbage,", "2x5,", "1.2.3,", "nan,"])
+def test_dory_text_dumps_refuse_text_that_is_not_a_number(tmp_path, line):
+    from jaxpulp.network.goldens import read_dory_txt
+
+    p = tmp_path / "out_layer0.txt"
+    p.write_text(f"# x (shape [3]),\n1,\n{line}\n3\n")
+    with pytest.raises(JaxpulpError, match=r"out_layer0.txt:3: .*expected numbers separated by commas"):
+        read_dory_txt(str(p))

@@ -137,6 +137,7 @@ CASES = [
     ("pareto-objectives-config", "pareto {d}/good.jsonl --objectives config"),
     ("pareto-objectives-unknown", "pareto {d}/good.jsonl --objectives nope"),
     ("pareto-objectives-bad-direction", "pareto {d}/good.jsonl --objectives cycles:up"),
+    ("pareto-objectives-bookkeeping", "pareto {d}/good.jsonl --objectives cycles,index"),
     ("pareto-garbage-parquet", "pareto {d}/garbage.parquet"),
     ("pareto-folder", "pareto {d}/emptydir"),
     ("pareto-missing", "pareto {d}/nope.jsonl"),

@@ -23,11 +23,12 @@ from jaxpulp.errors import JaxpulpError
 
 _HEADER = re.compile(r"^\s*#?\s*(?P<name>[^()]*?)\s*\(shape\s*\[(?P<shape>[^\]]*)\]\)")
 _NUM = re.compile(r"-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
+_SEPARATORS = re.compile(r"[\s,\\]")  # between values: commas, spaces and NEMO's line-continuation backslashes
 
 
 def read_dory_txt(path: str) -> tuple[str, tuple, np.ndarray]:
     """(name, shape from the header, int64 values in file order) of a DORY text dump. Values that are not
-    integers (``12.5``) raise: goldens of integer graphs are integers."""
+    integers (``12.5``) and text that is not a number raise: goldens of integer graphs are integers."""
     if not os.path.exists(path):
         raise JaxpulpError(f"path={path!r}: no such golden file")
     with open(path) as f:
@@ -41,6 +42,10 @@ def read_dory_txt(path: str) -> tuple[str, tuple, np.ndarray]:
     shape = tuple(int(s) for s in m.group("shape").split(",") if s.strip())
     vals = []
     for k, line in enumerate(lines[1:], 2):
+        other = _SEPARATORS.sub("", _NUM.sub("", line))
+        if other:  # "0 garbage" read as 0 and "2x5" as two values: a corrupt dump, not a golden
+            raise JaxpulpError(f"{path}:{k}: {line.strip()[:60]!r} holds {other[:20]!r}, expected numbers separated "
+                               "by commas / spaces (a '\\' continuation at most)")
         for tok in _NUM.findall(line):
             v = float(tok)
             if v != int(v):

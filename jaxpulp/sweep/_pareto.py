@@ -39,6 +39,9 @@ def reference_from_spec(spec: dict) -> dict:
     return dict(out, error=0.0, config=types)
 
 
+BOOKKEEPING = ("index", "seed")  # result columns that number or reproduce a row, not measure it
+
+
 def parse_objectives(spec, rows=None) -> list:
     """``"cycles,memory_bytes,error:min"`` -> [(name, +1 minimise / -1 maximise)]. Default (None): cycles,
     memory_bytes and the first metric the rows carry (error, else accuracy)."""
@@ -60,6 +63,9 @@ def parse_objectives(spec, rows=None) -> list:
         sign = -1 if d == "max" or (not d and name in MAXIMISE) else 1
         if name in (n for n, _ in out):
             raise JaxpulpError(f"objectives={spec!r}: column {name!r} given twice")
+        if name in BOOKKEEPING:
+            raise JaxpulpError(f"objectives={spec!r}: {name!r} is the sweep's bookkeeping (row number / sampling "
+                               "seed), not a quantity to optimise; expected e.g. cycles, memory_bytes, error")
         out.append((name, sign))
     if not out:
         raise JaxpulpError(f"objectives={spec!r}: expected at least one column name")
