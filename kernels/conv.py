@@ -365,6 +365,10 @@ NO_INT8_DOT: bool = _host.lacks_int8_dot()
 # call of one input, and of several (``YNN_IM2COL_MIN_PIXELS_BATCHED``).
 YNN_IM2COL_MIN_PIXELS = 512
 YNN_IM2COL_MIN_PIXELS_BATCHED = 128
+# ... and below those, a deep input (at least ``YNN_IM2COL_DEEP_CHANNELS`` channels) over at most
+# ``YNN_IM2COL_DEEP_MAX_PIXELS`` output pixels in the call: YNNPACK's int8 convolution is slowest there.
+YNN_IM2COL_DEEP_CHANNELS = 64
+YNN_IM2COL_DEEP_MAX_PIXELS = 60
 
 # Output pixels (batch * Ho * Wo) up to which a few-channel KxK conv (9-16 in, at most 16 out) is "wide" (see
 # ``int8_form``): measured wins at 1,024-2,500, losses from 16,384 on (above: "band" at stride 1, else float32).
@@ -473,6 +477,15 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
     layers, Frontnet's of 8 480-pixel ones): DroNet 1.15 / 1.17x faster at batch 16, 1.12 / 1.10x at 128, QuantLab
     DroNet 1.15 / 1.21x and 1.12 / 1.12x, Frontnet 1.10 / 1.09x and 1.23 / 1.04x, MLPerf-Tiny ResNet a tie; 32
     tied with 128; at batch 1 128 lost (Frontnet 1.08 / 1.05x slower: 240-pixel layers), hence two limits.
+    Below them, a deep input over a few pixels (``YNN_IM2COL_DEEP_CHANNELS`` = 64 channels or more, at most
+    ``YNN_IM2COL_DEEP_MAX_PIXELS`` = 60 output pixels in the call) is im2col too: per shape at batch 1 (ms, best
+    of 60, YNNPACK's int8 convolution / im2col / float32 convolution) DroNet's 128 -> 128 over 7x7 0.36 / 0.22 /
+    0.24, 64 -> 128 s2 to 7x7 0.16 / 0.14 / 0.16, Frontnet's 64 -> 13 over 6x10 0.05 / 0.04 / 0.05, while more
+    pixels or fewer channels keep the convolution ahead (64 -> 64 over 13x13 0.17 / 0.20, 32 -> 32 over 12x20
+    0.09 / 0.11, MLPerf-Tiny ResNet's 64 -> 64 over 8x8 a tie at 0.10). Whole networks at batch 1, paired (41-61
+    reps, values / packed): DroNet 1.05 / 1.04x and 1.06 / 1.06x faster (two runs), QuantLab DroNet 1.06 / 1.06x,
+    Frontnet 1.01 / 1.03x; with the limit at 64 pixels the ResNet's 8x8 layer made it 1.02 / 1.02x slower, hence
+    60. Larger calls are im2col from the limits above anyway.
     The 9-16 channel ones: im2col beat wide / band / float32 (NEMO residual net 1.30 / 1.32x at batch 1,
     1.21 / 1.21x at 16, 1.20 / 1.31x at 128; MLPerf-Tiny ResNet 1.02-1.14x), and float32 at every batch beat
     im2col in turn (NEMO residual 1.14 / 1.17x, 1.13 / 1.11x, 1.12 / 1.12x; MLPerf-Tiny ResNet 1.27 / 1.14x at
@@ -513,6 +526,8 @@ def int8_form(cfg: ConvConfig, batch: int | None = None) -> str | None:
     if not generic and NO_INT8_DOT and pixels >= (YNN_IM2COL_MIN_PIXELS if batch == 1 else
                                                   YNN_IM2COL_MIN_PIXELS_BATCHED):
         return "im2col"  # YNNPACK's int8 convolution without int8 dot instructions: slower than its int8 GEMM
+    if not generic and NO_INT8_DOT and cfg.Ci >= YNN_IM2COL_DEEP_CHANNELS and pixels <= YNN_IM2COL_DEEP_MAX_PIXELS:
+        return "im2col"  # ... and a deep input over a few pixels, where that convolution is slowest
     return "conv"
 
 

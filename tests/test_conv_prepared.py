@@ -207,6 +207,43 @@ def test_without_int8_dot_instructions_convs_take_im2col_or_float32(ci, co, stri
                                                                         cfg=cfg)))
 
 
+@pytest.mark.parametrize("ci, co, H, W, stride", [(128, 128, 7, 7, 1), (102, 39, 3, 5, 1), (64, 13, 12, 20, 2)])
+def test_without_int8_dot_instructions_deep_inputs_over_few_pixels_take_im2col(ci, co, H, W, stride, monkeypatch):
+    """Without int8 dot instructions a deep input (``YNN_IM2COL_DEEP_CHANNELS`` or more) over at most
+    ``YNN_IM2COL_DEEP_MAX_PIXELS`` output pixels in the call is the im2col GEMM (DroNet's 7x7 layers at batch 1),
+    the int8 convolution again from there up to the batched limit: weights prepared for im2col (HWIO without the
+    zero input channels YNNPACK's convolution wants, which it pads in the graph) give the int64 correlation at
+    every batch, on the value path and the packed path. Fewer channels keep the convolution."""
+    cfg = conv.Config("u8", "u8", "i8", H=H, W=W, Ci=ci, Co=co, Kh=3, Kw=3, stride=(stride, stride),
+                      pad=(1, 1, 1, 1), semantics="ideal")
+    px = cfg.Ho * cfg.Wo
+    monkeypatch.setattr(conv, "NO_INT8_DOT", True)
+    monkeypatch.setattr(conv, "YNN_IM2COL_MIN_PIXELS", 10**6)
+    monkeypatch.setattr(conv, "YNN_IM2COL_MIN_PIXELS_BATCHED", 3 * px)
+    monkeypatch.setattr(conv, "YNN_IM2COL_DEEP_MAX_PIXELS", px)  # batch 1 within, 2 above, 3 batched
+    got = [conv.int8_form(cfg, batch=b) for b in (1, 2, 3)]
+    if jax.default_backend() != "cpu":
+        assert got == [None] * 3
+        return
+    assert got == ["im2col", "conv", "im2col"]
+    assert conv.int8_form(cfg.replace(Ci=32), batch=1) == "conv"  # not deep
+    rng = np.random.default_rng(ci)
+    w = _extreme(rng, -128, 127, (co, 3, 3, ci))
+    prep = conv.prepare_weights(w, cfg)
+    assert prep.hwio.shape == (3, 3, ci, co) and prep.gemm.shape == (co, _conv_forms.im2col_width(cfg))
+    f = jax.jit(lambda a, p: conv.accumulate(a, p, None, cfg, x_type=(jnp.int32(8), jnp.int32(0))))
+    params = conv.Params(kappa=rng.integers(-50, 50, co).astype(np.int32),
+                         lam=rng.integers(-2000, 2000, co).astype(np.int32), out_mult=3, out_shift=9, bias=None)
+    for b in (1, 2, 3):
+        x = _extreme(rng, 0, 255, (b, cfg.H, cfg.W, ci))
+        want = correlation(x, w, cfg)
+        np.testing.assert_array_equal(np.asarray(f(jnp.asarray(x), prep)), want)
+        np.testing.assert_array_equal(np.asarray(conv.accumulate(x, prep, None, cfg)), want)
+        lanes = x.reshape(b, -1)
+        np.testing.assert_array_equal(np.asarray(conv.run_lanes(lanes, prep, params, cfg=cfg)),
+                                      np.asarray(conv.run_lanes(lanes, packing.pack(w, cfg.w_type), params, cfg=cfg)))
+
+
 @pytest.mark.parametrize("stride, batch_over_limit", [(1, 0), (1, 1), (2, 1)])
 def test_wide_weights_serve_every_form(stride, batch_over_limit, monkeypatch):
     """Weights prepared once as "wide" (int8, zero filters; at stride 1 with the banded matrix) give the int64
