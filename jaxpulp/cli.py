@@ -165,7 +165,7 @@ def _one_line(e: BaseException, args=None) -> str:
 
 
 def _named_files(args, skip) -> dict[str, str]:
-    """{real path: option} of every existing file the command's other arguments name (globs expanded): its
+    """{real path: argument name} of every existing file the command's other arguments name (globs expanded): its
     inputs, which no output may replace."""
     found: dict[str, str] = {}
     for dest, v in vars(args).items():
