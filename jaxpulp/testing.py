@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from jaxpulp.errors import UnsupportedConfig
+from jaxpulp.errors import JaxpulpError, UnsupportedConfig
 from jaxpulp.kernels import _golden
 
 
@@ -127,8 +127,6 @@ def _check_records(cases, arrays: dict, where: str, file_family: str, declared=N
     """Raise ``JaxpulpError`` unless ``cases`` is a list of case records (``_CASE_FIELDS``) of a known family,
     the file's own where its name is a family (``add.json`` holds add and add_legacy cases, not conv ones), each
     with its ``out`` and ``defined`` arrays in the npz; ``declared``: the file's own ``family`` field."""
-    from jaxpulp.errors import JaxpulpError
-
     if not isinstance(cases, list):
         raise JaxpulpError(f"{where}: 'cases' is a {type(cases).__name__}, expected a list of case records")
     own = _golden.ADAPTERS.get(file_family)
@@ -154,8 +152,6 @@ def check_golden_dir(directory: str, families: list[str] | None = None, progress
     folder is missing, a requested family has no files there, a file is unreadable, or there is nothing to run
     (comparing nothing is not a pass)."""
     import zipfile
-
-    from jaxpulp.errors import JaxpulpError
 
     if not os.path.isdir(directory):
         raise JaxpulpError(f"dir={directory!r}: no such folder")

@@ -193,15 +193,22 @@ def test_without_int8_dot_instructions_convs_take_im2col_or_float32(ci, co, stri
         assert prep.hwio.dtype == np.int8 and prep.gemm.shape == (co, _conv_forms.im2col_width(cfg))
     else:
         assert prep.hwio.dtype == np.float32 and prep.gemm is None
+    _exact_at_batches(cfg, w, prep, rng, (1, 2, 3))
+
+
+def _exact_at_batches(cfg, w, prep, rng, batches):
+    """Prepared weights ``prep`` of ``w`` give the int64 correlation at each batch size on the value path (traced
+    u8 input type, and without one) and the packed path's bits of the raw packed weights."""
     f = jax.jit(lambda a, p: conv.accumulate(a, p, None, cfg, x_type=(jnp.int32(8), jnp.int32(0))))
-    for b in (1, 2, 3):
-        x = _extreme(rng, 0, 255, (b, cfg.H, cfg.W, ci))
+    for b in batches:
+        x = _extreme(rng, 0, 255, (b, cfg.H, cfg.W, cfg.Ci))
         want = correlation(x, w, cfg)
         np.testing.assert_array_equal(np.asarray(f(jnp.asarray(x), prep)), want)
         np.testing.assert_array_equal(np.asarray(conv.accumulate(x, prep, None, cfg)), want)
         lanes = x.reshape(b, -1)
-        params = conv.Params(kappa=rng.integers(-50, 50, co).astype(np.int32),
-                             lam=rng.integers(-2000, 2000, co).astype(np.int32), out_mult=3, out_shift=9, bias=None)
+        params = conv.Params(kappa=rng.integers(-50, 50, cfg.Co).astype(np.int32),
+                             lam=rng.integers(-2000, 2000, cfg.Co).astype(np.int32), out_mult=3, out_shift=9,
+                             bias=None)
         packed = np.asarray(conv.run_lanes(lanes, prep, params, cfg=cfg))
         np.testing.assert_array_equal(packed, np.asarray(conv.run_lanes(lanes, packing.pack(w, cfg.w_type), params,
                                                                         cfg=cfg)))
@@ -231,17 +238,7 @@ def test_without_int8_dot_instructions_deep_inputs_over_few_pixels_take_im2col(c
     w = _extreme(rng, -128, 127, (co, 3, 3, ci))
     prep = conv.prepare_weights(w, cfg)
     assert prep.hwio.shape == (3, 3, ci, co) and prep.gemm.shape == (co, _conv_forms.im2col_width(cfg))
-    f = jax.jit(lambda a, p: conv.accumulate(a, p, None, cfg, x_type=(jnp.int32(8), jnp.int32(0))))
-    params = conv.Params(kappa=rng.integers(-50, 50, co).astype(np.int32),
-                         lam=rng.integers(-2000, 2000, co).astype(np.int32), out_mult=3, out_shift=9, bias=None)
-    for b in (1, 2, 3):
-        x = _extreme(rng, 0, 255, (b, cfg.H, cfg.W, ci))
-        want = correlation(x, w, cfg)
-        np.testing.assert_array_equal(np.asarray(f(jnp.asarray(x), prep)), want)
-        np.testing.assert_array_equal(np.asarray(conv.accumulate(x, prep, None, cfg)), want)
-        lanes = x.reshape(b, -1)
-        np.testing.assert_array_equal(np.asarray(conv.run_lanes(lanes, prep, params, cfg=cfg)),
-                                      np.asarray(conv.run_lanes(lanes, packing.pack(w, cfg.w_type), params, cfg=cfg)))
+    _exact_at_batches(cfg, w, prep, rng, (1, 2, 3))
 
 
 @pytest.mark.parametrize("stride, batch_over_limit", [(1, 0), (1, 1), (2, 1)])

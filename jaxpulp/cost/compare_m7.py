@@ -267,12 +267,12 @@ def _cmd(args) -> int:
           f"(at {comp.m7_freq_mhz:g} MHz; this run: {comp.m7_pj_per_cycle:.0f} pJ/cycle):")
     for p, pj, lo, hi in energy_sensitivity(comp):
         print(f"  {p:5.0f} mW = {pj:5.0f} pJ/cycle -> {lo:5.1f}-{hi:5.1f}x")
-    w8 = comp.ranges()["speedup"]["w8"]
+    ranges = comp.ranges()
+    w8 = ranges["speedup"]["w8"]
     print(f"8-bit-weight speed-ups {w8[0]:.1f}-{w8[1]:.1f}x: an H7 {w8[1] / PAPER_SPEEDUP[1]:.3f}x faster "
           f"puts them all inside {PAPER_SPEEDUP[0]:g}-{PAPER_SPEEDUP[1]:g}x (lowest then "
           f"{w8[0] * PAPER_SPEEDUP[1] / w8[1]:.1f}x).")
-    sub = comp.ranges()["speedup"]["w4_w2"]
-    e_sub = comp.ranges()["energy_ratio"]["w4_w2"]
+    sub, e_sub = ranges["speedup"]["w4_w2"], ranges["energy_ratio"]["w4_w2"]
     inside = PAPER_ENERGY[0] <= round(e_sub[0], 1) and round(e_sub[1], 1) <= PAPER_ENERGY[1]
     print(f"4/2-bit-weight speed-ups {sub[0]:.1f}-{sub[1]:.1f}x: reaching {PAPER_SPEEDUP[0]:g}x needs the H7 "
           f"{PAPER_SPEEDUP[0] / sub[0]:.2f}x slower or GAP-8 that much faster on these rows [subbyte-unpack]; "

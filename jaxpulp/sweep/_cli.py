@@ -21,6 +21,7 @@ def _types(s, arg="--act-types"):
     if not out:
         raise JaxpulpError(f"{arg} {s!r}: expected a comma-separated list of types, e.g. u8,u4,u2")
     allowed = W_AXIS if arg == "--weight-types" else ALL_ACT_TYPES
+    seen = set()
     for t in out:
         try:
             q = QType.parse(t)
@@ -30,8 +31,9 @@ def _types(s, arg="--act-types"):
             kind = "weight" if arg == "--weight-types" else "activation"
             raise JaxpulpError(f"{arg} {s!r}: {t!r} is not one of the sweep's {kind} types "
                                f"{[str(x) for x in allowed]}")
-    if len({str(QType.parse(t)) for t in out}) < len(out):
-        raise JaxpulpError(f"{arg} {s!r}: a type is given twice")
+        if q in seen:
+            raise JaxpulpError(f"{arg} {s!r}: a type is given twice")
+        seen.add(q)
     return out
 
 
