@@ -145,7 +145,7 @@ def float_stepped(ff, step: int):
 def run_function(net, x, path: str, step: int):
     """(jitted function, positional arguments, static keywords) of what ``execute.run(net, x, path=path)``
     calls, from its own cached ``_runner`` (so the benchmarks measure and profile that very function)."""
-    fn, prepared, _ = execute._runner(net, path, False, execute.GAP8, step)
+    fn, prepared, _ = execute.call_runner(net, path, False, execute.GAP8, step, len(x))
     return fn, (execute._check_inputs(net, x), *prepared), {}
 
 

@@ -46,7 +46,7 @@ def test_batch_equals_loop_and_one_compile_per_batch_size(tiny):
 
     x = _inputs(tiny, 4, seed=1)
     batched = run(tiny, x).outputs["fc"]
-    fn = run_mod._runner(tiny, "packed", False, run_mod.GAP8, run_mod.auto_step(tiny))[0]
+    fn = run_mod.call_runner(tiny, "packed", False, run_mod.GAP8, None, 1)[0]  # the runner of a call of one input
     before = fn._cache_size()
     looped = np.concatenate([run(tiny, x[i:i + 1]).outputs["fc"] for i in range(4)])
     np.testing.assert_array_equal(batched, looped)

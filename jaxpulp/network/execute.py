@@ -736,7 +736,8 @@ def run(net: Network, x, *, path: str = "packed", keep: bool = False, cluster: C
     if step is not None and (isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1):
         raise JaxpulpError(f"step={step!r}: expected None or an int >= 1 (inputs per compiled step)")
     xs = _check_inputs(net, x)
-    fn, prepared, shapes = _runner(net, path, keep, cluster, None if step is None else int(step))
+    fn, prepared, shapes = call_runner(net, path, keep, cluster, None if step is None else int(step),
+                                       next(iter(xs.values())).shape[0])
     out = fn(xs, *prepared)  # host inputs in their narrow dtype: one transfer, widened on the device
     res = {k: np.asarray(v).reshape(shapes[k]) for k, v in out.items()}
     outputs = {k: res[k] for k in net.outputs}
@@ -750,26 +751,73 @@ def run(net: Network, x, *, path: str = "packed", keep: bool = False, cluster: C
 CONST_BYTES = 8 << 20
 
 
-def _bind(jitted, prepared: tuple, kw: dict):
+# XLA:CPU splits every elementwise fusion whose cost model says "over 100 us of work" (about 4,000 int32 elements
+# and up: it counts ten cycles a byte) over its threads, and a split costs a hand-off between threads, tens of us on
+# a 2-core VM: where a call's layers are all small the hand-offs outweigh the halved loops. ``serial_call`` then
+# compiles ``run``'s call without that split (XLA's pass "cpu-parallel-task-assigner"; library GEMMs and
+# convolutions keep their own threads): where no layer has more than ``SERIAL_MAX_ELEMENTS`` elements (inputs +
+# output, times the inputs in the call). Measured on whole networks, paired (``benchmarks/network_ab.py``, 2-core
+# AMD EPYC with AVX2 only, values / packed, a call without the split against with it; largest layer in brackets):
+# faster: NEMO DS-CNN 1.77 / 1.70x at batch 1 (16 k), 1.53 / 1.44x at 2, 1.46 / 1.37x at 4 (64 k); MLPerf-Tiny
+# KWS 1.38 / 1.40x at 1 (13 k), 1.41 / 1.28x at 4 (51 k); MobileNetV1-0.25 1.08-1.22x at 1 (98 k); NEMO EEGNet
+# 1.29 / 1.24x at 1 (53 k), 1.70 / 1.66x at 2 (106 k); MLPerf-Tiny ResNet 1.08-1.12x at 1 (49 k), a tie at 2 (98 k);
+# Deeploy miniMobileNetv2 1.41 / 1.46x at 8 (25 k), 1.19 / 1.16x at 32 (98 k); miniMobileNet 1.52 / 1.44x at 64
+# (98 k), ties at 4 / 16. Slower: MobileNetV1-0.25 at 2 1.07 / 1.07x (197 k), NEMO residual net at 1 1.07 / 1.08x
+# (200 k), DroNet at 1 1.03 / 1.04x (400 k), QuantLab DroNet 1.09 / 1.07x, MLPerf-Tiny ResNet at 4 1.04 / 1.03x
+# (197 k), NEMO Frontnet at 4 1.19 / 1.16x (614 k), EEGNet at 16 1.09 / 1.08x (852 k); Frontnet at 1 (154 k) ties.
+# The limit sits in the gap between 98 k (won or tied) and 197 k (lost). Left split though faster without: EEGNet
+# at 4 / 8 (213 k / 426 k, 1.2x: its largest layer is the uint8 input's conversion, a byte an element). Only which
+# thread runs a loop changes, never what it computes. Other backends: never; CPUs with more cores: unmeasured (the
+# hand-off and the split's gain both differ there).
+SERIAL_MAX_ELEMENTS = 1 << 17
+_SERIAL_COMPILER_OPTIONS = {"xla_disable_hlo_passes": _STEP_COMPILER_OPTIONS["xla_disable_hlo_passes"]
+                            + ",cpu-parallel-task-assigner"}
+
+
+def layer_elements(net: Network) -> int:
+    """The most elements (inputs + output) of one layer of ``net`` for one input."""
+    size = {k: int(np.prod(v[0])) for k, v in net.tensor_types().items()}
+    return max(sum(size[i] for i in lay.inputs) + size[lay.output] for lay in net.layers)
+
+
+def serial_call(net: Network, inputs: int, backend: str | None = None) -> bool:
+    """Whether ``run`` compiles a call of ``inputs`` inputs (a step of a larger batch: ``min(batch, step)``)
+    without XLA:CPU's split of elementwise loops over threads (see ``SERIAL_MAX_ELEMENTS``): on the CPU backend
+    (``backend``: default ``jax.default_backend()``), where no layer of the call has more than
+    ``SERIAL_MAX_ELEMENTS`` elements."""
+    return (backend or jax.default_backend()) == "cpu" and inputs * layer_elements(net) <= SERIAL_MAX_ELEMENTS
+
+
+def call_runner(net: Network, path: str, keep: bool, cluster: Cluster, step: int | None, batch: int):
+    """``_runner`` of ``run``'s call of ``batch`` inputs: serial or not (``serial_call``) by the inputs of one
+    compiled step of it (one cache lookup a call)."""
+    serial = _prepared(net, ("serial", step, batch),
+                       lambda: serial_call(net, min(batch, auto_step(net) if step is None else step)))
+    return _runner(net, path, keep, cluster, step, serial)
+
+
+def _bind(jitted, prepared: tuple, kw: dict, serial: bool = False):
     """(jitted forward ``f(x, *args)``, args): ``jitted``'s function with its static keywords bound and, when
-    ``prepared`` fits ``CONST_BYTES``, the prepared parameters as constants of the compiled forward (no args)."""
+    ``prepared`` fits ``CONST_BYTES``, the prepared parameters as constants of the compiled forward (no args);
+    ``serial``: compiled without XLA's split of loops over threads (``serial_call``)."""
     impl = jitted.__wrapped__
+    opts = _SERIAL_COMPILER_OPTIONS if serial else _STEP_COMPILER_OPTIONS
     if sum(int(np.prod(v.shape)) * v.dtype.itemsize for v in jax.tree_util.tree_leaves(prepared)) <= CONST_BYTES:
         consts = jax.tree_util.tree_map(np.asarray, prepared)  # one copy to the host, only when it is used
-        return jax.jit(lambda x: impl(x, *consts, **kw), compiler_options=_STEP_COMPILER_OPTIONS), ()
-    return jax.jit(lambda x, *args: impl(x, *args, **kw), compiler_options=_STEP_COMPILER_OPTIONS), prepared
+        return jax.jit(lambda x: impl(x, *consts, **kw), compiler_options=opts), ()
+    return jax.jit(lambda x, *args: impl(x, *args, **kw), compiler_options=opts), prepared
 
 
-def _runner(net: Network, path: str, keep: bool, cluster: Cluster, step: int | None):
+def _runner(net: Network, path: str, keep: bool, cluster: Cluster, step: int | None, serial: bool = False):
     """``run``'s jitted forward ``fn(x, *args)``, its device arguments ``args`` (the prepared weights, or nothing
     when they are compiled in as constants: ``_bind``) and the wanted tensors' output shapes ((-1, ...) per
     name), built once per network, path, ``keep``, cluster and step. The value path's types are the network's
     own there, so they are compiled in as constants too (static ``types``): as traced scalars, their clip bounds
     and int8 offsets were recomputed inside every fused element loop. ``step=None``: ``auto_step(net)``'s entry
-    (one cache lookup a call)."""
+    (one cache lookup a call). ``serial``: compiled without XLA's split of loops over threads (``serial_call``)."""
     if step is None:
-        return _prepared(net, ("run", path, keep, cluster, None), lambda: _runner(net, path, keep, cluster,
-                                                                                  auto_step(net)))
+        return _prepared(net, ("run", path, keep, cluster, None, serial),
+                         lambda: _runner(net, path, keep, cluster, auto_step(net), serial))
 
     def build():
         types = net.tensor_types()
@@ -779,8 +827,8 @@ def _runner(net: Network, path: str, keep: bool, cluster: Cluster, step: int | N
             own = tuple((k, int(b), int(s)) for k, (b, s) in _types_of(net, None).items())
             kw = dict(layers=_prepared_value_layers(net), cfgs=_configs(net.layers, "ideal", cluster), want=want,
                       cluster=cluster, groups=_prepared_groups(net), step=step, types=own)
-            return (*_bind(_values_stepped, (_prepared_values(net), None), kw), shapes)
+            return (*_bind(_values_stepped, (_prepared_values(net), None), kw, serial), shapes)
         kw = dict(layers=net.layers, cfgs=_prepared_packed_configs(net, cluster), want=want, cluster=cluster,
                   io=_packed_io(net, want), groups=_prepared_packed_groups(net, cluster), step=step)
-        return (*_bind(_packed_forward, (_prepared_packed(net, cluster),), kw), shapes)
-    return _prepared(net, ("run", path, keep, cluster, step), build)
+        return (*_bind(_packed_forward, (_prepared_packed(net, cluster),), kw, serial), shapes)
+    return _prepared(net, ("run", path, keep, cluster, step, serial), build)
