@@ -16,11 +16,14 @@ def _net(seed: int = 0):
 
 
 def _largest_layer(net) -> int:
-    """Elements (inputs + output) of the largest layer for one input, from the interpreter's own tensors."""
+    """Bytes (inputs + output) of the largest layer for one input, from the interpreter's own tensors: int32
+    values, the network input in the dtype ``run`` moves it in."""
     x = np.zeros((1,) + net.input.shape, np.int64)
     t = reference.forward(net, x, keep=True)
-    t[net.input.name] = x
-    return max(sum(t[i].size for i in lay.inputs) + t[lay.output].size for lay in net.layers)
+    width = {name: 4 for name in t}
+    t[net.input.name], width[net.input.name] = x, execute.host_dtype(net.input.qtype).itemsize
+    return max(sum(t[i].size * width[i] for i in lay.inputs) + t[lay.output].size * width[lay.output]
+               for lay in net.layers)
 
 
 def _split_loops(text: str) -> list[str]:
@@ -32,8 +35,8 @@ def _split_loops(text: str) -> list[str]:
 def test_a_call_is_serial_up_to_the_limit_of_its_largest_layer():
     net = _net()
     largest = _largest_layer(net)
-    assert execute.layer_elements(net) == largest
-    most = execute.SERIAL_MAX_ELEMENTS // largest
+    assert execute.layer_bytes(net) == largest
+    most = execute.SERIAL_MAX_BYTES // largest
     assert most >= 1, "the test network's largest layer must fit the limit at batch 1"
     assert all(execute.serial_call(net, n, backend="cpu") for n in range(1, most + 1))
     assert not any(execute.serial_call(net, n, backend="cpu") for n in (most + 1, 2 * most + 1, 1024))
@@ -51,7 +54,7 @@ def test_a_serial_call_compiles_without_split_loops_and_gives_the_same_bits(monk
     fn, args, _ = execute.call_runner(net, path, True, execute.GAP8, None, 1)
     serial = fn.lower(execute._check_inputs(net, x), *args).compile().as_text()
     got = run(net, x, path=path, keep=True).tensors
-    monkeypatch.setattr(execute, "SERIAL_MAX_ELEMENTS", 0)  # the same call, split as XLA would split it
+    monkeypatch.setattr(execute, "SERIAL_MAX_BYTES", 0)  # the same call, split as XLA would split it
     other = _net(seed=3)
     assert not execute.serial_call(other, 1)
     fn, args, _ = execute.call_runner(other, path, True, execute.GAP8, None, 1)

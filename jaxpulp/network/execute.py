@@ -755,37 +755,45 @@ CONST_BYTES = 8 << 20
 # and up: it counts ten cycles a byte) over its threads, and a split costs a hand-off between threads, tens of us on
 # a 2-core VM: where a call's layers are all small the hand-offs outweigh the halved loops. ``serial_call`` then
 # compiles ``run``'s call without that split (XLA's pass "cpu-parallel-task-assigner"; library GEMMs and
-# convolutions keep their own threads): where no layer has more than ``SERIAL_MAX_ELEMENTS`` elements (inputs +
-# output, times the inputs in the call). Measured on whole networks, paired (``benchmarks/network_ab.py``, 2-core
-# AMD EPYC with AVX2 only, values / packed, a call without the split against with it; largest layer in brackets):
-# faster: NEMO DS-CNN 1.77 / 1.70x at batch 1 (16 k), 1.53 / 1.44x at 2, 1.46 / 1.37x at 4 (64 k); MLPerf-Tiny
-# KWS 1.38 / 1.40x at 1 (13 k), 1.41 / 1.28x at 4 (51 k); MobileNetV1-0.25 1.08-1.22x at 1 (98 k); NEMO EEGNet
-# 1.29 / 1.24x at 1 (53 k), 1.70 / 1.66x at 2 (106 k); MLPerf-Tiny ResNet 1.08-1.12x at 1 (49 k), a tie at 2 (98 k);
-# Deeploy miniMobileNetv2 1.41 / 1.46x at 8 (25 k), 1.19 / 1.16x at 32 (98 k); miniMobileNet 1.52 / 1.44x at 64
-# (98 k), ties at 4 / 16. Slower: MobileNetV1-0.25 at 2 1.07 / 1.07x (197 k), NEMO residual net at 1 1.07 / 1.08x
-# (200 k), DroNet at 1 1.03 / 1.04x (400 k), QuantLab DroNet 1.09 / 1.07x, MLPerf-Tiny ResNet at 4 1.04 / 1.03x
-# (197 k), NEMO Frontnet at 4 1.19 / 1.16x (614 k), EEGNet at 16 1.09 / 1.08x (852 k); Frontnet at 1 (154 k) ties.
-# The limit sits in the gap between 98 k (won or tied) and 197 k (lost). Left split though faster without: EEGNet
-# at 4 / 8 (213 k / 426 k, 1.2x: its largest layer is the uint8 input's conversion, a byte an element). Only which
-# thread runs a loop changes, never what it computes. Other backends: never; CPUs with more cores: unmeasured (the
-# hand-off and the split's gain both differ there).
-SERIAL_MAX_ELEMENTS = 1 << 17
+# convolutions keep their own threads): where no layer holds more than ``SERIAL_MAX_BYTES`` (``layer_bytes``: its
+# inputs and output as int32, a network input in the dtype ``run`` moves it in, times the inputs in the call).
+# Measured on whole networks, paired (``benchmarks/network_ab.py``, 2-core AMD EPYC with AVX2 only, values /
+# packed, a call without the split against with it; its largest layer in brackets): faster: NEMO DS-CNN 1.77 /
+# 1.70x at batch 1 (64 kB), 1.53 / 1.44x at 2, 1.46 / 1.37x at 4, 1.12 / 1.29x at 8 (512 kB); MLPerf-Tiny KWS 1.38
+# / 1.40x at 1 (51 kB), 1.41 / 1.28x at 4, 1.26 / 1.19x at 8 (410 kB); MobileNetV1-0.25 1.08-1.22x at 1 (393 kB);
+# NEMO EEGNet 1.24-1.30x at 1 (59 kB, of which its uint8 input 51 kB), 1.70 / 1.66x at 2, 1.20-1.35x at 4,
+# 1.13-1.23x at 8 (475 kB); MLPerf-Tiny ResNet 1.08-1.12x at 1 (197 kB), a tie at 2; Deeploy miniMobileNetv2 1.29 /
+# 1.34x at 4, 1.41 / 1.46x at 8, 1.20 / 1.22x at 16, 1.16-1.19x at 32 (393 kB); miniMobileNet 1.52 / 1.44x at 64
+# (393 kB), ties at 4-32. Slower: MobileNetV1-0.25 at 2 1.07 / 1.07x (786 kB), NEMO residual net at 1 1.07 / 1.08x
+# (800 kB), DroNet at 1 1.03 / 1.04x (1.6 MB), QuantLab DroNet 1.09 / 1.07x, MLPerf-Tiny ResNet at 4 1.04 / 1.03x
+# (786 kB), NEMO Frontnet at 4 1.19 / 1.16x (2.5 MB), EEGNet at 16 1.09 / 1.08x (950 kB); Frontnet at 1 (614 kB)
+# ties. The limit sits in the gap between 512 kB (won) and 614 kB (tied) / 786 kB (lost). Only which thread runs a
+# loop changes, never what it computes. Other backends: never. On the 2-core Intel Xeon with AMX of 2026-12-05 the
+# same option was neutral (EEGNet, Frontnet, DroNet, MLPerf-Tiny ResNet at batch 1, within 1%); CPUs with more
+# cores: unmeasured (the hand-off and the split's gain both differ there).
+SERIAL_MAX_BYTES = 512 << 10
 _SERIAL_COMPILER_OPTIONS = {"xla_disable_hlo_passes": _STEP_COMPILER_OPTIONS["xla_disable_hlo_passes"]
                             + ",cpu-parallel-task-assigner"}
 
 
-def layer_elements(net: Network) -> int:
-    """The most elements (inputs + output) of one layer of ``net`` for one input."""
-    size = {k: int(np.prod(v[0])) for k, v in net.tensor_types().items()}
-    return max(sum(size[i] for i in lay.inputs) + size[lay.output] for lay in net.layers)
+def layer_bytes(net: Network) -> int:
+    """The most bytes of one layer of ``net`` for one input: its inputs and output as int32 values, a network
+    input in ``host_dtype`` (what ``run`` moves to the device and the first layer reads)."""
+    types = net.tensor_types()
+    inputs = {s.name for s in net.inputs}
+
+    def size(t: str) -> int:
+        width = host_dtype(types[t][1]).itemsize if t in inputs else 4
+        return int(np.prod(types[t][0])) * width
+    return max(sum(size(i) for i in lay.inputs) + size(lay.output) for lay in net.layers)
 
 
 def serial_call(net: Network, inputs: int, backend: str | None = None) -> bool:
     """Whether ``run`` compiles a call of ``inputs`` inputs (a step of a larger batch: ``min(batch, step)``)
-    without XLA:CPU's split of elementwise loops over threads (see ``SERIAL_MAX_ELEMENTS``): on the CPU backend
-    (``backend``: default ``jax.default_backend()``), where no layer of the call has more than
-    ``SERIAL_MAX_ELEMENTS`` elements."""
-    return (backend or jax.default_backend()) == "cpu" and inputs * layer_elements(net) <= SERIAL_MAX_ELEMENTS
+    without XLA:CPU's split of elementwise loops over threads (see ``SERIAL_MAX_BYTES``): on the CPU backend
+    (``backend``: default ``jax.default_backend()``), where no layer of the call holds more than
+    ``SERIAL_MAX_BYTES``."""
+    return (backend or jax.default_backend()) == "cpu" and inputs * layer_bytes(net) <= SERIAL_MAX_BYTES
 
 
 def call_runner(net: Network, path: str, keep: bool, cluster: Cluster, step: int | None, batch: int):
