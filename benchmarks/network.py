@@ -37,7 +37,9 @@ XLA's memory analysis), the first call's time, equality with the numpy interpret
 in a fresh Python process per network, path and batch (what a user sees: network built, inputs made, then the
 call; split into jaxpr trace + lowering, XLA compile and the rest, i.e. host preparation and the first execution
 itself, from JAX's compile events; JSON ``first_call_fresh``), and in this process (``first_call_in_process_s``,
-after the earlier batches warmed its caches). Inputs are uint8 numpy images, as a user holds them.
+after the earlier batches warmed its caches). Inputs are uint8 numpy images, as a user holds them. JSON
+``serial_call``: whether ``run`` compiled the row's call without XLA:CPU's split of loops over threads
+(``execute.serial_call``; the header's ``serial_max_bytes`` is its limit).
 Timings on a shared machine are noisy: compare ratios within one run.
 """
 from __future__ import annotations
@@ -304,6 +306,7 @@ def bench(net, x, reps: int, ref_batch: int, gemm: float, paths=("packed", "valu
                          paired_values_over_packed=paired("values", "packed") if name == "values" and
                          "packed" in cands else None,
                          same_program_as_packed=one_program if name == "values" else None,
+                         serial_call=execute.serial_call(net, min(len(x), step)) if name in paths else None,
                          times_s=times[name], numpy_inputs_per_s=ref_rate, ratio_to_numpy=rate / ref_rate,
                          equal_to_numpy=same.get(name)))
         r = rows[-1]
@@ -619,7 +622,8 @@ def main(argv=None) -> int:
         return 0
     print(f"jaxpulp {__version__}, jax {jax.__version__}, backend {jax.default_backend()}, devices {jax.devices()}, "
           f"{os.cpu_count()} CPUs, {_usable_cpus()} usable, CPU async dispatch {'off' if args.sync_dispatch else 'on'},"
-          f" int8 dot instructions {_host.int8_dot()} (conv forms: {'without' if conv.NO_INT8_DOT else 'with'} them)")
+          f" int8 dot instructions {_host.int8_dot()} (conv forms: {'without' if conv.NO_INT8_DOT else 'with'} them),"
+          f" serial calls up to {execute.SERIAL_MAX_BYTES >> 10} KiB a layer")
     rng = np.random.default_rng(0)
     gemm = _gemm_rate()
     print(f"float32 GEMM (1024^3, same run, precision {args.float_precision}): {gemm / 1e9:.1f} GMAC/s")
@@ -643,7 +647,8 @@ def main(argv=None) -> int:
                        cpus_usable=_usable_cpus(),
                        f32_gemm_macs_per_s=gemm, float_precision=args.float_precision,
                        cpu_async_dispatch=not args.sync_dispatch, int8_dot=_host.int8_dot(),
-                       conv_forms_without_int8_dot=conv.NO_INT8_DOT, rows=rows, summary=summ), f,
+                       conv_forms_without_int8_dot=conv.NO_INT8_DOT, serial_max_bytes=execute.SERIAL_MAX_BYTES,
+                       rows=rows, summary=summ), f,
                   indent=1)
     print(f"wrote {path}")
     return 0
