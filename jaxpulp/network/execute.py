@@ -49,12 +49,23 @@ def auto_step(net: Network, backend: str | None = None) -> int:
     """Inputs per compiled step of ``run``: the largest power of two whose widest layer (int32 input and output
     values, bytes) fits ``STEP_BYTES`` on the CPU backend (``STEP_BYTES_ACCELERATOR`` on others; ``backend``:
     default ``jax.default_backend()``), at least 1."""
-    types = net.tensor_types()
-    size = {k: int(np.prod(v[0])) for k, v in types.items()}
-    per_input = max(4 * (sum(size[i] for i in lay.inputs) + size[lay.output]) for lay in net.layers)
+    per_input = layer_bytes(net, host_inputs=False)
     budget = STEP_BYTES if (backend or jax.default_backend()) == "cpu" else STEP_BYTES_ACCELERATOR
     n = max(1, budget // per_input)
     return 1 << (n.bit_length() - 1)
+
+
+def layer_bytes(net: Network, host_inputs: bool = True) -> int:
+    """The most bytes of one layer of ``net`` for one input: its inputs and output as int32 values; with
+    ``host_inputs`` a network input in ``host_dtype`` (what ``run`` moves to the device and the first layer
+    reads), else as int32 too."""
+    types = net.tensor_types()
+    inputs = {s.name for s in net.inputs} if host_inputs else set()
+
+    def size(t: str) -> int:
+        width = host_dtype(types[t][1]).itemsize if t in inputs else 4
+        return int(np.prod(types[t][0])) * width
+    return max(sum(size(i) for i in lay.inputs) + size(lay.output) for lay in net.layers)
 
 
 def scope_name(lay: Layer) -> str:
@@ -774,18 +785,6 @@ CONST_BYTES = 8 << 20
 SERIAL_MAX_BYTES = 512 << 10
 _SERIAL_COMPILER_OPTIONS = {"xla_disable_hlo_passes": _STEP_COMPILER_OPTIONS["xla_disable_hlo_passes"]
                             + ",cpu-parallel-task-assigner"}
-
-
-def layer_bytes(net: Network) -> int:
-    """The most bytes of one layer of ``net`` for one input: its inputs and output as int32 values, a network
-    input in ``host_dtype`` (what ``run`` moves to the device and the first layer reads)."""
-    types = net.tensor_types()
-    inputs = {s.name for s in net.inputs}
-
-    def size(t: str) -> int:
-        width = host_dtype(types[t][1]).itemsize if t in inputs else 4
-        return int(np.prod(types[t][0])) * width
-    return max(sum(size(i) for i in lay.inputs) + size(lay.output) for lay in net.layers)
 
 
 def serial_call(net: Network, inputs: int, backend: str | None = None) -> bool:
