@@ -212,6 +212,12 @@ NAMED = [
     ("search-lambda-mem-negative", "search --lambda-mem -1 --out {d}/srch", "--lambda-mem -1.0"),
     ("compare-m7-freq-inf", "compare-m7 --m7-freq-mhz inf", "m7_freq_mhz=inf"),
     ("compare-m7-power-nan", "compare-m7 --m7-power-mw nan", "m7_power_mw=nan"),
+    # unit slips: a clock in Hz, a power in uW ran to the end (0 pJ a cycle, energy ratios of 1e10)
+    ("compare-m7-freq-in-hz", "compare-m7 --m7-freq-mhz 4e8", "m7_freq_mhz=400000000.0: expected a clock in MHz"),
+    ("compare-m7-power-in-uw", "compare-m7 --m7-power-mw 390000", "m7_power_mw=390000.0: expected an average power"),
+    # a dialect that contradicts the model was recorded as given (and laid out its goldens as that dialect's)
+    ("run-onnx-dialect-contradicts", f"run {RESIDUAL} --dialect deeploy",
+     "dialect='deeploy': the model is in the nemo dialect"),
     ("sweep-toy-size-text", "sweep --net toy:size=abc --out {d}/s.jsonl", "size='abc'"),
     ("sweep-toy-size-one", "sweep --net toy:size=1 --out {d}/s.jsonl", "size=1"),
     ("sweep-toy-seed-negative", "cost-lut --net toy:seed=-1 --out {d}/lut.json", "seed=-1"),

@@ -245,6 +245,21 @@ def test_onnx_missing_file_and_bad_options():
         load_onnx(_conv_chain(), dialect="tflite")
 
 
+def test_onnx_named_dialect_must_match_what_the_graph_shows():
+    assert load_onnx(_conv_chain()).dialect == "nemo"  # Mul / Div requantisation, no bit-width attributes
+    assert load_onnx(_conv_chain(), dialect="nemo").dialect == "nemo"
+    for wrong in ("deeploy", "dory", "integer"):  # the label decides golden layouts: a slip must not pass
+        with pytest.raises(JaxpulpError, match=rf"dialect='{wrong}': the model is in the nemo dialect \(it requant"):
+            load_onnx(_conv_chain(), dialect=wrong)
+    dory = _conv_chain()
+    dory.graph.node[0].attribute.append(helper.make_attribute("weight_bits", 8))
+    with pytest.raises(JaxpulpError, match="the model is in the dory dialect .node 'conv' .Conv. has the bit-width"):
+        load_onnx(dory, dialect="nemo")
+    pool = _model([helper.make_node("MaxPool", ["x"], ["y"], name="pool", kernel_shape=[2, 2], strides=[2, 2])], {})
+    assert load_onnx(pool).dialect == "integer"
+    assert load_onnx(pool, dialect="deeploy").dialect == "deeploy"  # nothing in it contradicts the name
+
+
 # ------------------------------------------------------------------------------------------- golden file I/O
 
 

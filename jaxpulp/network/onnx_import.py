@@ -294,15 +294,28 @@ def _match_requant(g: _Graph, tensor: str, C: int, notes: list | None = None, ne
     return _Requant(kappa, lam, shift, qt, nxt.output[0], nodes)
 
 
-def _detect_dialect(g: _Graph) -> str:
+def _detect_dialect(g: _Graph) -> tuple[str, str]:
+    """(dialect, the evidence for it) of a graph: "integer" where nothing tells the dialects apart."""
     ops = {n.op_type for n in g.nodes}
     if "RequantShift" in ops:
-        return "deeploy"
+        return "deeploy", "it has RequantShift nodes"
     for n in g.nodes:
-        a = {x.name for x in n.attribute}
-        if {"weight_bits", "out_bits", "mult_bits", "in1_mul"} & a:
-            return "dory"
-    return "nemo" if ops & {"Mul", "Div"} else "integer"
+        a = {"weight_bits", "out_bits", "mult_bits", "in1_mul"} & {x.name for x in n.attribute}
+        if a:
+            return "dory", f"node {_node_id(n)} has the bit-width attribute {sorted(a)[0]}"
+    if ops & {"Mul", "Div"}:
+        return "nemo", "it requantises with Mul / Div nodes and has neither RequantShift nodes nor bit-width attributes"
+    return "integer", "it has no requantisation"
+
+
+def _check_dialect(dialect: str, g: _Graph) -> str:
+    """The dialect of the imported network: the detected one for "auto"; a named one where the graph does not
+    show another (a graph without requantisation, "integer", takes any name: e.g. a Deeploy pooling test)."""
+    found, why = _detect_dialect(g)
+    if dialect in ("auto", found) or found == "integer":
+        return found if dialect == "auto" else dialect
+    raise JaxpulpError(f"dialect={dialect!r}: the model is in the {found} dialect ({why}); pass dialect='auto' "
+                       f"or {found!r} (the dialect decides how goldens are laid out and what reports say)")
 
 
 def _nchw(shape) -> tuple:
@@ -905,7 +918,8 @@ def load_onnx(model, *, dialect: str = "auto", input_type="u8", bn_bits="auto", 
 
     dialect: "auto" (detected: RequantShift -> deeploy, bit-width attributes -> dory, Mul/Div requantisation
     -> nemo, none -> integer, e.g. a bare MaxPool), or one of those names (recorded; the patterns accepted are
-    the same). input_type: the network input's type, or a dict by graph input name (DORY configs
+    the same; a name that contradicts what the graph shows is refused, any name is taken for a graph without
+    requantisation). input_type: the network input's type, or a dict by graph input name (DORY configs
     give it as input_bits / input_signed; Deeploy test inputs are often signed, "i8"). bn_bits: 32 or 64, the PULP-NN
     library tree
     (DORY's ``BNRelu_bits``), or "auto": 64 when some layer's worst-case batch-norm value leaves int32.
@@ -933,7 +947,7 @@ def load_onnx(model, *, dialect: str = "auto", input_type="u8", bn_bits="auto", 
     else:
         src_name = getattr(model.graph, "name", "model") or "model"
     g = _Graph(model)
-    d = _detect_dialect(g) if dialect == "auto" else dialect
+    d = _check_dialect(dialect, g)
     names = [i.name for i in g.inputs]
     if isinstance(input_type, dict):
         if set(input_type) != set(names):
