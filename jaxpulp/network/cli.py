@@ -172,7 +172,9 @@ def _add_model_options(p, model_required=False):
     else:
         p.add_argument("model", nargs="?", default=None,
                        help="an .onnx file, a jaxpulp network .npz, or a built-in name (default: dronet)")
-    p.add_argument("--dialect", default="auto", help="ONNX dialect: auto, dory, nemo, deeploy (default auto)")
+    p.add_argument("--dialect", default="auto",
+                   help="ONNX dialect: auto (default: detected), dory, nemo, deeploy or integer; a name the graph "
+                        "contradicts is refused")
     p.add_argument("--input-type", default=None,
                    help="type of the network input, e.g. i8 (default: the DORY config's input_bits / input_signed "
                         "next to the model, else u8)")
