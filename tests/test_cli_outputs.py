@@ -87,9 +87,11 @@ def test_a_bad_png_is_refused_before_any_output_is_written(argv, tmp_path, monke
 
 
 def test_two_outputs_on_one_file_are_refused(tmp_path, capsys):
-    assert cli.main(["report", "--json", str(tmp_path / "r"), "--csv", str(tmp_path / "r")]) == 2
+    # each output must end in its own format's suffix, so only a link can make two of them one file
+    os.symlink(tmp_path / "r.json", tmp_path / "r.csv")
+    assert cli.main(["report", "--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv")]) == 2
     assert "the same file as" in capsys.readouterr().err
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(tmp_path) == ["r.csv"] and not os.path.exists(tmp_path / "r.json")
 
 
 def test_run_out_must_be_an_npz_and_not_its_input(tmp_path, capsys):

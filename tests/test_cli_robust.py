@@ -242,6 +242,13 @@ NAMED = [
      "--schedule 'double' with --deploy none"),
     ("report-flavour-without-deploy", "report dronet --deploy none --flavour pulp-nn-mixed",
      "--flavour 'pulp-nn-mixed' with --deploy none"),
+    # outputs named for another format: "sweep --out p.parquet" had its Parquet copy (stem + .parquet) replace its
+    # results; "a.json" shared "a.parquet" with "a.jsonl"; the others wrote JSON under any name
+    ("sweep-out-parquet", "sweep --net toy:size=4 --out {d}/p.parquet", "expected a file name ending in .jsonl"),
+    ("sweep-out-json", "sweep --net toy:size=4 --out {d}/p.json", "expected a file name ending in .jsonl"),
+    ("cost-lut-out-txt", "cost-lut --net toy:size=4 --out {d}/lut.txt", "expected a file name ending in .json"),
+    ("compare-m7-json-png", "compare-m7 --json {d}/m.png", "expected a file name ending in .json"),
+    ("report-csv-json", "report dronet --csv {d}/r.json", "expected a file name ending in .csv"),
 ]
 
 

@@ -118,6 +118,12 @@ def test_scan_rejects_foreign_and_duplicate_rows(tmp_path):
     p.write_text('[1, 2]\n')
     with pytest.raises(JaxpulpError, match="not a results row"):
         _results.scan_done(str(p), lambda i: i, 5)
+    # a file that is no results file is refused untouched (its unterminated tail was cut before it was judged)
+    for foreign in (b"PAR1\x15\x04\n\x00\x01binary tail", b"PAR1 no newline at all", b'{"index": 0}\nPAR1 tail'):
+        p.write_bytes(foreign)
+        with pytest.raises(JaxpulpError, match="not a results row"):
+            _results.scan_done(str(p), lambda i: i, 5)
+        assert p.read_bytes() == foreign
     with pytest.raises(JaxpulpError, match="no such file"):
         _results.read_rows(str(tmp_path / "none.jsonl"))
 

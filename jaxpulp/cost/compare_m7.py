@@ -315,4 +315,4 @@ def add_subcommand(sub) -> None:
     p.add_argument("--m7-power-mw", type=float, default=None,
                    help="H7 average power in mW (default: the cortex-m7 target's 976 pJ/cycle)")
     p.add_argument("--m7-freq-mhz", type=float, default=None, help="H7 clock in MHz (default 400; rev V: 480)")
-    p.set_defaults(fn=_cmd, outputs=("png", "json"))
+    p.set_defaults(fn=_cmd, outputs=("png", "json"), output_suffixes={"json": (".json",)})

@@ -327,7 +327,8 @@ def add_subcommands(sub) -> None:
                    help="deployment flavour (jaxpulp.deploy.FLAVOURS: which kernels and build; default dory-gap8; "
                    "dory-mixed-sw: DORY mixed-sw, sub-byte nets)")
     p.add_argument("--schedule", default=None, choices=("blocking", "double"), help="override the target's")
-    p.set_defaults(fn=_cmd_report, outputs=("csv", "json", "png"))
+    p.set_defaults(fn=_cmd_report, outputs=("csv", "json", "png"),
+                   output_suffixes={"csv": (".csv",), "json": (".json",)})
     c = sub.add_parser("check", help="compare every layer with golden activations (DORY txt or Deeploy npz folder)")
     _add_model_options(c, model_required=True)
     c.add_argument("--golden", required=True, help="folder with input.txt + out_layerN.txt, or inputs/outputs.npz")
@@ -335,7 +336,7 @@ def add_subcommands(sub) -> None:
     c.add_argument("--order", default="auto", choices=("hwc", "chw", "auto"),
                    help="element order of DORY dumps (default auto: HWC, else CHW per file, reported)")
     c.add_argument("--json", default=None, help="also write the comparisons as JSON")
-    c.set_defaults(fn=_cmd_check, outputs=("json",))
+    c.set_defaults(fn=_cmd_check, outputs=("json",), output_suffixes={"json": (".json",)})
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -213,7 +213,9 @@ def add_subcommands(sub) -> None:
     q.add_argument("--parquet", action="store_true", help="require the Parquet copy (needs pyarrow)")
     q.add_argument("--no-parquet", action="store_true", help="no Parquet copy (default: one when pyarrow is "
                    "installed)")
-    s.set_defaults(fn=_cmd_sweep, outputs=("out",), on_interrupt=_resume_hint)
+    # .jsonl only: the Parquet copy is named after the stem (a.parquet), which "--out a.parquet" would be, and
+    # "a.json" would share with "a.jsonl"
+    s.set_defaults(fn=_cmd_sweep, outputs=("out",), output_suffixes={"out": (".jsonl",)}, on_interrupt=_resume_hint)
 
     r = sub.add_parser("pareto", help="Pareto front of sweep results (and a PNG plot)",
                        description="Extract the non-dominated configurations of sweep results. Example: jaxpulp "
@@ -225,11 +227,11 @@ def add_subcommands(sub) -> None:
     r.add_argument("--png", default=None, help="write a plot of the first two objectives here (matplotlib)")
     r.add_argument("--out", default=None, help="write the front's rows as JSONL here")
     r.add_argument("--show", type=int_arg(0), default=10, help="front rows to print (default 10)")
-    r.set_defaults(fn=_cmd_pareto, outputs=("png", "out"))
+    r.set_defaults(fn=_cmd_pareto, outputs=("png", "out"), output_suffixes={"out": (".jsonl",)})
 
     c = sub.add_parser("cost-lut", help="per-layer cost look-up tables of every precision triple (PLiNIO-style "
                        "JSON)")
     c.add_argument("--net", required=True, help="as for sweep")
     c.add_argument("--target", default="gap8", help="cost target (default gap8)")
     c.add_argument("--out", required=True, help="JSON file to write")
-    c.set_defaults(fn=_cmd_lut, outputs=("out",))
+    c.set_defaults(fn=_cmd_lut, outputs=("out",), output_suffixes={"out": (".json",)})

@@ -261,6 +261,9 @@ def run_sweep(spec: SweepSpec, out: str, *, shard=(0, 1), chunk: int | None = No
         raise JaxpulpError(f"shard={shard!r}: expected (k, n) with 0 <= k < n")
     if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
         raise JaxpulpError(f"chunk={chunk!r}: expected an int >= 1")
+    if str(out).lower().endswith(".parquet"):  # its Parquet copy (the stem + .parquet) would replace the results
+        raise JaxpulpError(f"out={out!r}: expected a JSONL results path (e.g. runs/x.jsonl); the Parquet copy is "
+                           "written next to it")
     path = _results.shard_path(out, k, n)
     if os.path.isdir(path):
         raise JaxpulpError(f"out={path!r}: is a folder, expected a results file path")

@@ -53,15 +53,18 @@ def expand_paths(paths) -> list:
 
 def scan_done(path: str, index_to_pos, n_local: int) -> tuple:
     """(done [n_local] bool, rows) of an existing results file. A last line without its newline (a sweep killed
-    while writing) is cut off the file, so the restarted sweep rewrites that row exactly once."""
+    while writing) is cut off the file, so the restarted sweep rewrites that row exactly once; only after every
+    complete line proved a row of this sweep (a file that is no results file is refused untouched)."""
     done = np.zeros(n_local, bool)
     if not os.path.exists(path):
         return done, 0
-    with open(path, "rb+") as f:
+    with open(path, "rb") as f:
         data = f.read()
-        end = data.rfind(b"\n") + 1
-        if end != len(data):
-            f.truncate(end)
+    end = data.rfind(b"\n") + 1
+    frag, head = data[end:].lstrip(), b'{"index"'
+    if frag and not (frag.startswith(head) or head.startswith(frag)):  # not even the beginning of a row
+        line = data[:end].count(b"\n") + 1
+        raise JaxpulpError(f"{path}:{line}: not a results row (expected a JSON object with an 'index')")
     rows = 0
     for ln, line in enumerate(data[:end].splitlines(), 1):
         if not line.strip():
@@ -76,6 +79,9 @@ def scan_done(path: str, index_to_pos, n_local: int) -> tuple:
             raise JaxpulpError(f"{path}:{ln}: index {idx} appears twice")
         done[pos] = True
         rows += 1
+    if end != len(data):
+        with open(path, "rb+") as f:
+            f.truncate(end)
     return done, rows
 
 
