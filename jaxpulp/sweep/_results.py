@@ -63,8 +63,8 @@ def scan_done(path: str, index_to_pos, n_local: int) -> tuple:
     end = data.rfind(b"\n") + 1
     frag, head = data[end:].lstrip(), b'{"index"'
     if frag and not (frag.startswith(head) or head.startswith(frag)):  # not even the beginning of a row
-        line = data[:end].count(b"\n") + 1
-        raise JaxpulpError(f"{path}:{line}: not a results row (expected a JSON object with an 'index')")
+        at = data[:end].count(b"\n") + 1
+        raise JaxpulpError(f"{path}:{at}: not a results row (expected a JSON object with an 'index')")
     rows = 0
     for ln, line in enumerate(data[:end].splitlines(), 1):
         if not line.strip():
