@@ -249,6 +249,14 @@ NAMED = [
     ("cost-lut-out-txt", "cost-lut --net toy:size=4 --out {d}/lut.txt", "expected a file name ending in .json"),
     ("compare-m7-json-png", "compare-m7 --json {d}/m.png", "expected a file name ending in .json"),
     ("report-csv-json", "report dronet --csv {d}/r.json", "expected a file name ending in .csv"),
+    # a search took over any folder (replacing a pareto.png there), repeated lambdas and options with no search
+    # step to act on ran and wrote identical rows
+    ("search-out-foreign-folder", "search --out {d}", "a folder with other files and no search run in it"),
+    ("search-lambdas-repeated", "search --lambdas 0,1e-5,0 --out {d}/srch", "'0,1e-5,0': 0 given twice"),
+    ("search-gumbel-without-search", "search --search-epochs 0 --gumbel --out {d}/srch",
+     "--gumbel with --search-epochs 0"),
+    ("search-lambdas-without-search", "search --search-epochs 0 --lambdas 0,1 --out {d}/srch",
+     "--lambdas '0,1' with --search-epochs 0"),
 ]
 
 

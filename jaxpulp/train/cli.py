@@ -35,6 +35,10 @@ def _lambdas(s: str) -> list:
         raise JaxpulpError(f"--lambdas {s!r}: expected comma-separated numbers such as 0,1e-6,1e-5") from None
     if not out or any(not np.isfinite(v) or v < 0 for v in out):
         raise JaxpulpError(f"--lambdas {s!r}: expected comma-separated numbers >= 0")
+    twice = sorted({v for v in out if out.count(v) > 1})
+    if twice:
+        raise JaxpulpError(f"--lambdas {s!r}: {', '.join(f'{v:g}' for v in twice)} given twice (each lambda is one "
+                           "search; a repeat would only write the same row again)")
     return out
 
 
@@ -123,6 +127,10 @@ def cmd_search(args) -> int:
         raise JaxpulpError(f"--budget-kb {args.budget_kb!r}: expected a finite number of KiB, at least 1/1024 (1 B)")
     if not 0 <= args.lambda_mem < math.inf:
         raise JaxpulpError(f"--lambda-mem {args.lambda_mem!r}: expected a finite number >= 0")
+    if args.search_epochs == 0 and (len(lambdas) > 1 or args.gumbel):
+        what = "--gumbel" if args.gumbel else f"--lambdas {args.lambdas!r}"
+        raise JaxpulpError(f"{what} with --search-epochs 0: no search step runs, so it could not change the result "
+                           "(every lambda would give the same row); drop it or search for at least one epoch")
     if args.net not in M.NETS:
         raise JaxpulpError(f"--net {args.net!r}: no such model; expected one of {sorted(M.NETS)}")
     if args.data != "digits" and not (args.data.endswith(".npz") and os.path.exists(args.data)):
@@ -130,6 +138,10 @@ def cmd_search(args) -> int:
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise JaxpulpError(f"--out {args.out!r}: exists and is not a folder")
+    if os.path.isdir(args.out) and os.listdir(args.out) and not os.path.exists(os.path.join(args.out, "run.json")):
+        raise JaxpulpError(f"--out {args.out!r}: a folder with other files and no search run in it (no run.json); "
+                           "a search writes run.json, results.jsonl, float_params.npz, pareto.png ... there: give a "
+                           "new or empty folder, or the folder of the run to resume")
     ds = data.load(args.data, seed=args.seed)  # bad data fails here, before anything is written
     try:
         os.makedirs(args.out, exist_ok=True)
