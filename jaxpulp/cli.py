@@ -99,6 +99,10 @@ def _cmd_check_golden(args) -> int:
     print(f"({refused} cases refused as undefined by the library, counted as passed)")
     tail = f", {len(disputed)} disputed (refused; the golden label is wrong, see above)" if disputed else ""
     print(f"{len(results) - len(failed) - len(disputed)} passed, {len(failed)} failed{tail}")
+    if not failed and len(results) - len(disputed) - refused == 0:
+        print("no case compared an output (every one was refused as undefined or disputed): comparing nothing is "
+              "not a pass")
+        return 1
     return 1 if failed else 0
 
 

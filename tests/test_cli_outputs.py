@@ -134,6 +134,16 @@ def test_check_golden_fails_cases_whose_mask_contradicts_all_defined(tmp_path, c
     assert "golden file inconsistent: the case says all_defined" in out and "665 passed, 1 failed" in out
 
 
+def test_check_golden_of_refusals_only_compared_nothing(tmp_path, capsys):
+    def undefined_only(meta, arrays):
+        meta["cases"] = [c for c in meta["cases"] if not c["all_defined"]]
+
+    _golden_copy(str(tmp_path), "add", undefined_only)
+    assert cli.main(["check-golden", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "no case compared an output" in out and " 0 failed" in out, out
+
+
 def test_check_golden_fails_a_mask_of_another_shape(tmp_path, capsys):
     def reshape(meta, arrays):
         c = next(c for c in meta["cases"] if c["all_defined"] and not c["guard_written"])
