@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 
+import numpy as np
 import pytest
 
 from jaxpulp import JaxpulpError
@@ -74,6 +75,19 @@ def test_deeploy_networks_match_outputs_and_activations(folder, input_type, path
     checks = conformance.check(net, d, path=path)
     assert checks and all(c.ok for c in checks), _report(checks)
     assert net.dialect == ("deeploy" if "MaxPool" not in folder else "integer")  # a bare MaxPool: no requant
+
+
+def test_check_names_the_golden_arrays_it_skips(capsys):
+    from jaxpulp.cli import main
+
+    d = os.path.join(DEEPLOY, "Models/miniMobileNet")
+    with np.load(os.path.join(d, "activations.npz")) as z:
+        raw = sorted(k for k in z.files if "_pact_" in k)
+    assert raw and sorted(conformance.skipped_goldens(d)) == [f"activations.npz:{k}" for k in raw]
+    assert main(["check", os.path.join(d, "network.onnx"), "--golden", d]) == 0
+    out = capsys.readouterr().out
+    assert f", {len(raw)} skipped (packed path)" in out and all(k in out for k in raw), out
+    assert conformance.skipped_goldens(os.path.join(DORY, "nemo_residual_test_1")) == []
 
 
 def test_deeploy_rounding_is_folded_and_said():

@@ -295,6 +295,11 @@ def _cmd_check(args) -> int:
     bad = sum(1 for c in checks if not c.ok)
     miss = [c.what for c in checks if c.note == "missing"]
     tail = f", of which {len(miss)} without a golden file ({', '.join(miss)})" if miss else ""
+    skipped = conformance.skipped_goldens(args.golden)
+    if skipped:
+        print(f"skip {len(skipped)} raw accumulator arrays (*_pact_*: PULP-NN kernels never store them), not "
+              f"compared: {', '.join(skipped)}")
+        tail += f", {len(skipped)} skipped"
     print(f"{len(checks) - bad} passed, {bad} failed{tail} ({args.path} path)")
     if args.json:
         write_text(args.json, json.dumps([c._asdict() for c in checks], indent=1))
