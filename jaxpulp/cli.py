@@ -23,6 +23,8 @@ import jaxpulp
 from jaxpulp._io import IMAGE_SUFFIXES, check_output_path, check_suffix, int_arg
 from jaxpulp.qtypes import QType
 
+_COST_FAMILIES = ("conv", "pointwise", "depthwise")  # what ``kernels --cost --family`` tables
+
 
 def _cmd_kernels(args) -> int:
     from jaxpulp.kernels import catalog
@@ -36,7 +38,10 @@ def _cmd_kernels(args) -> int:
     if args.cost:
         from jaxpulp.cost import report as cost_report
 
-        print(cost_report.kernels_cost_report(png=args.png))
+        if args.family not in (None, *_COST_FAMILIES):
+            raise jaxpulp.JaxpulpError(f"--family {args.family!r} with --cost: the permutation table covers "
+                                       f"{', '.join(_COST_FAMILIES)} (the benchmark layer's shape)")
+        print(cost_report.kernels_cost_report(png=args.png, family=args.family or "conv"))
         return 0
     width = max(len(v.c_name) for v in vs)
     for v in vs:
@@ -122,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     # work), on_interrupt=(args -> hint printed on Ctrl-C)). Errors: raise JaxpulpError; main() prints one line.
     k = sub.add_parser("kernels", help="list every kernel variant with its C name and constraints")
     k.add_argument("--family", default=None, help="only this family (conv, pointwise, depthwise, linear_quant, ...)")
-    k.add_argument("--cost", action="store_true", help="MACs/cycle of the 27 conv permutations (cost model)")
+    k.add_argument("--cost", action="store_true",
+                   help="MACs/cycle of the 27 permutations (cost model) of --family conv (default), pointwise or "
+                        "depthwise")
     k.add_argument("--png", default=None, help="with --cost: write a heat-map PNG here (needs matplotlib)")
     k.set_defaults(fn=_cmd_kernels, outputs=("png",))
     d = sub.add_parser("demo", help="run a few conv variants on the PULP-NN benchmark layer")

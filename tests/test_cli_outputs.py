@@ -180,3 +180,11 @@ def test_dory_text_dumps_refuse_text_that_is_not_a_number(tmp_path, line):
     p.write_text(f"# x (shape [3]),\n1,\n{line}\n3\n")
     with pytest.raises(JaxpulpError, match=r"out_layer0.txt:3: .*expected numbers separated by commas"):
         read_dory_txt(str(p))
+
+
+@pytest.mark.parametrize("family", [None, "pointwise", "depthwise"])
+def test_kernels_cost_tables_the_family_asked_for(family, capsys):
+    # --family was ignored with --cost: every table was the conv one
+    assert cli.main(["kernels", "--cost"] + (["--family", family] if family else [])) == 0
+    heads = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("MACs/cycle on ")]
+    assert len(heads) == 2 and all(f" - {family or 'conv'} " in h for h in heads), heads

@@ -249,6 +249,7 @@ NAMED = [
     ("cost-lut-out-txt", "cost-lut --net toy:size=4 --out {d}/lut.txt", "expected a file name ending in .json"),
     ("compare-m7-json-png", "compare-m7 --json {d}/m.png", "expected a file name ending in .json"),
     ("report-csv-json", "report dronet --csv {d}/r.json", "expected a file name ending in .csv"),
+    ("kernels-cost-family-pool", "kernels --cost --family maxpool", "--family 'maxpool' with --cost"),
     # a search took over any folder (replacing a pareto.png there), repeated lambdas and options with no search
     # step to act on ran and wrote identical rows
     ("search-out-foreign-folder", "search --out {d}", "a folder with other files and no search run in it"),
