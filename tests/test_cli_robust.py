@@ -215,6 +215,8 @@ NAMED = [
     # unit slips: a clock in Hz, a power in uW ran to the end (0 pJ a cycle, energy ratios of 1e10)
     ("compare-m7-freq-in-hz", "compare-m7 --m7-freq-mhz 4e8", "m7_freq_mhz=400000000.0: expected a clock in MHz"),
     ("compare-m7-power-in-uw", "compare-m7 --m7-power-mw 390000", "m7_power_mw=390000.0: expected an average power"),
+    ("compare-m7-freq-in-ghz", "compare-m7 --m7-freq-mhz 0.48", "m7_freq_mhz=0.48: expected a clock in MHz"),
+    ("compare-m7-power-in-w", "compare-m7 --m7-power-mw 0.3", "m7_power_mw=0.3: expected an average power"),
     # a dialect that contradicts the model was recorded as given (and laid out its goldens as that dialect's)
     ("run-onnx-dialect-contradicts", f"run {RESIDUAL} --dialect deeploy",
      "dialect='deeploy': the model is in the nemo dialect"),
@@ -250,6 +252,8 @@ NAMED = [
     ("compare-m7-json-png", "compare-m7 --json {d}/m.png", "expected a file name ending in .json"),
     ("report-csv-json", "report dronet --csv {d}/r.json", "expected a file name ending in .csv"),
     ("kernels-cost-family-pool", "kernels --cost --family maxpool", "--family 'maxpool' with --cost"),
+    ("cost-lut-net-key-twice", "cost-lut --net toy:size=4,size=8 --out {d}/lut.json", "'size' given twice"),
+    ("cost-lut-net-empty-options", "cost-lut --net toy: --out {d}/lut.json", "nothing after ':'"),
     # a search took over any folder (replacing a pareto.png there), repeated lambdas and options with no search
     # step to act on ran and wrote identical rows
     ("search-out-foreign-folder", "search --out {d}", "a folder with other files and no search run in it"),

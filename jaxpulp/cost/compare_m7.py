@@ -163,11 +163,11 @@ def _pj_per_cycle_busy(target) -> float:
     return target.pj_base_per_cycle + target.num_cores * target.pj_per_core_cycle
 
 
-# Plausibility bounds of the M7 figures a user may replace (a value beyond them is almost surely a unit slip: an
-# H7 clock given in Hz, a power in uW), generous for any Cortex-M7 part: the fastest run at about 1 GHz (i.MX RT1170),
-# and an MCU drawing 10 W would be a different class of device.
-M7_MAX_FREQ_MHZ = 2000.0
-M7_MAX_POWER_MW = 10000.0
+# Plausibility bounds of the M7 figures a user may replace (a value outside is almost surely a unit slip: an H7
+# clock given in GHz or Hz, a power in W or uW), generous for any Cortex-M7 part: the fastest run at about 1 GHz
+# (i.MX RT1170); one drawing 10 W, or below 1 mW while computing, would be a different class of device.
+M7_FREQ_MHZ = (1.0, 2000.0)
+M7_POWER_MW = (1.0, 10000.0)
 
 
 def compare_m7(layer=None, *, gap8="gap8", m7="cortex-m7", m7_power_mw: float | None = None,
@@ -184,16 +184,16 @@ def compare_m7(layer=None, *, gap8="gap8", m7="cortex-m7", m7_power_mw: float | 
     if tg.isa != "xpulpv2":
         raise JaxpulpError(f"gap8={tg.name!r}: expected an xpulpv2 target such as 'gap8' or 'gap8-1v0'")
     if m7_freq_mhz is not None:
-        if not 0 < m7_freq_mhz <= M7_MAX_FREQ_MHZ:
-            raise JaxpulpError(f"m7_freq_mhz={m7_freq_mhz!r}: expected a clock in MHz, above 0 and at most "
-                               f"{M7_MAX_FREQ_MHZ:g} (STM32H7 parts run at 400-550 MHz; a larger value is probably "
-                               "in Hz or kHz)")
+        if not M7_FREQ_MHZ[0] <= m7_freq_mhz <= M7_FREQ_MHZ[1]:
+            raise JaxpulpError(f"m7_freq_mhz={m7_freq_mhz!r}: expected a clock in MHz, {M7_FREQ_MHZ[0]:g} to "
+                               f"{M7_FREQ_MHZ[1]:g} (STM32H7 parts run at 400-550 MHz; a value outside is probably "
+                               "in GHz, kHz or Hz)")
         tm = dataclasses.replace(tm, freq_hz=m7_freq_mhz * 1e6)
     if m7_power_mw is not None:
-        if not 0 < m7_power_mw <= M7_MAX_POWER_MW:
-            raise JaxpulpError(f"m7_power_mw={m7_power_mw!r}: expected an average power in mW, above 0 and at most "
-                               f"{M7_MAX_POWER_MW:g} (an STM32H7 running draws 150-400 mW; a larger value is "
-                               "probably in uW)")
+        if not M7_POWER_MW[0] <= m7_power_mw <= M7_POWER_MW[1]:
+            raise JaxpulpError(f"m7_power_mw={m7_power_mw!r}: expected an average power in mW, {M7_POWER_MW[0]:g} to "
+                               f"{M7_POWER_MW[1]:g} (an STM32H7 running draws 150-400 mW; a value outside is "
+                               "probably in W or uW)")
         tm = dataclasses.replace(tm, pj_base_per_cycle=m7_power_mw * 1e-3 / tm.freq_hz * 1e12, pj_per_core_cycle=0.0)
     rows, desc = [], ""
     for bi, bo, bw in itertools.product(BITS, BITS, BITS):

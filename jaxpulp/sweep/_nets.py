@@ -71,12 +71,16 @@ def _value(s: str):
 
 def parse_net_spec(spec: str) -> tuple:
     """``"name:k=v,k=v"`` -> (name, {k: v}) with ints / floats converted."""
-    name, _, rest = spec.partition(":")
-    kw = {}
+    name, colon, rest = spec.partition(":")
+    kw: dict = {}
+    if colon and not rest.strip():
+        raise JaxpulpError(f"net={spec!r}: nothing after ':'; expected NAME or NAME:key=value,key=value")
     for item in filter(None, rest.split(",")):
         k, eq, v = item.partition("=")
-        if not eq or not k:
+        if not eq or not k.strip():
             raise JaxpulpError(f"net={spec!r}: expected NAME or NAME:key=value,key=value")
+        if k.strip() in kw:
+            raise JaxpulpError(f"net={spec!r}: {k.strip()!r} given twice")
         kw[k.strip()] = _value(v.strip())
     return name.strip(), kw
 
