@@ -34,6 +34,8 @@ def _make_inputs(d):
     np.save(os.path.join(d, "float.npy"), np.full((1, 200, 200, 1), 0.5))
     np.save(os.path.join(d, "zero.npy"), np.zeros((0, 200, 200, 1), np.int64))
     np.save(os.path.join(d, "good.npy"), np.zeros((1, 200, 200, 1), np.int64))
+    np.savez(os.path.join(d, "two_unnamed.npz"), foo=np.zeros((1, 200, 200, 1), np.uint8),
+             bar=np.ones((1, 200, 200, 1), np.uint8))
     np.save(os.path.join(d, "negative.npy"), np.full((1, 200, 200, 1), -1, np.int64))
     np.save(os.path.join(d, "nine_bits.npy"), np.full((1, 200, 200, 1), 300, np.int64))
     with open(os.path.join(d, "good.npy"), "rb") as f:
@@ -252,6 +254,8 @@ NAMED = [
     ("compare-m7-json-png", "compare-m7 --json {d}/m.png", "expected a file name ending in .json"),
     ("report-csv-json", "report dronet --csv {d}/r.json", "expected a file name ending in .csv"),
     ("kernels-cost-family-pool", "kernels --cost --family maxpool", "--family 'maxpool' with --cost"),
+    # two arrays, neither named after the input: the first was taken, a guess
+    ("run-input-npz-ambiguous", "run dronet --input {d}/two_unnamed.npz", "arrays ['foo', 'bar'] for the network"),
     ("cost-lut-net-key-twice", "cost-lut --net toy:size=4,size=8 --out {d}/lut.json", "'size' given twice"),
     ("cost-lut-net-empty-options", "cost-lut --net toy: --out {d}/lut.json", "nothing after ':'"),
     # a search took over any folder (replacing a pareto.png there), repeated lambdas and options with no search

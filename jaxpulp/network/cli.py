@@ -81,8 +81,8 @@ def _input_type(model: str, args) -> str:
 
 
 def read_input(path: str, net, hint: bool = True) -> dict:
-    """Inputs by name, (batch, H, W, C), from ``.npy`` (one input), ``.npz`` (by input name, or in order; extra
-    arrays ignored) or a DORY ``.txt`` dump (one HWC image). Arrays whose trailing axes are (H, W, C) are HWC; else
+    """Inputs by name, (batch, H, W, C), from ``.npy`` (one input), ``.npz`` (by input name, extra arrays ignored;
+    or one array per input, in order) or a DORY ``.txt`` dump (one HWC image). Arrays whose trailing axes are (H, W, C) are HWC; else
     (C, H, W) / (C, L) arrays are NCHW, as Deeploy's ``inputs.npz`` stores them (and every array of a Deeploy
     network's npz is read as NCHW, as ``jaxpulp check`` does). ``hint``: values outside the input type suggest an
     ``--input-type`` (only for networks imported from ONNX, where that option exists)."""
@@ -101,8 +101,12 @@ def read_input(path: str, net, hint: bool = True) -> dict:
         _check_int_arrays(path, arrays)
         out = {k: goldens.to_hwc(a, net.input.shape, "auto", f"--input {path!r}") for k, a in arrays.items()}
     elif path.endswith(".npz"):
-        picked, extra = goldens.pick_inputs(goldens.read_npz_arrays(path), [s.name for s in net.inputs],
-                                            f"--input {path!r}")
+        arrays, names = goldens.read_npz_arrays(path), [s.name for s in net.inputs]
+        picked, extra = goldens.pick_inputs(arrays, names, f"--input {path!r}")
+        if extra and not all(n in arrays for n in names):  # paired in order, with arrays to spare: which ones?
+            raise JaxpulpError(f"--input {path!r}: arrays {list(arrays)} for the network inputs {names}: none is "
+                               f"named after an input and there are more than {len(names)}, so which to take is a "
+                               "guess; name the arrays after the inputs, or keep one array per input")
         _check_int_arrays(path, picked)
         if extra:
             print(f"(--input: arrays {extra} are not network inputs; ignored)")
