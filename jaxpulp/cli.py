@@ -222,9 +222,10 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # -h, --version (0) or a usage error (2), already printed
         return e.code if isinstance(e.code, int) else 2
-    if not getattr(args, "command", None):
-        parser.print_help()
-        return 0
+    if not getattr(args, "command", None):  # a usage error, as argparse's own: the help on stderr, exit 2
+        parser.print_help(sys.stderr)
+        print("jaxpulp: error: expected a command (see above)", file=sys.stderr)
+        return 2
     try:
         _check_outputs(args)
         rc = args.fn(args)

@@ -154,7 +154,8 @@ def check_golden_dir(directory: str, families: list[str] | None = None, progress
     import zipfile
 
     if not os.path.isdir(directory):
-        raise JaxpulpError(f"dir={directory!r}: no such folder")
+        raise JaxpulpError(f"dir={directory!r}: " + ("a file, expected the folder of <family>.json / .npz pairs"
+                                                     if os.path.exists(directory) else "no such folder"))
     names = sorted(f[:-5] for f in os.listdir(directory) if f.endswith(".json")
                    and os.path.exists(os.path.join(directory, f[:-5] + ".npz")))
     unknown = sorted(set(families or ()) - set(names))
@@ -174,7 +175,10 @@ def check_golden_dir(directory: str, families: list[str] | None = None, progress
         _check_records(cases, arrays, where, fam, meta.get("family"))
         if progress:
             progress(fam, len(cases))
-        results.extend(run_cases(cases, arrays))
+        try:
+            results.extend(run_cases(cases, arrays))
+        except JaxpulpError as e:  # e.g. float arrays: name the file the bad array came from
+            raise JaxpulpError(f"{where}: {e}") from None
     if not results:
         raise JaxpulpError(f"dir={directory!r}: no golden cases to run (expected <family>.json / <family>.npz "
                            "pairs with cases); comparing nothing is not a pass")

@@ -256,6 +256,11 @@ NAMED = [
     ("kernels-cost-family-pool", "kernels --cost --family maxpool", "--family 'maxpool' with --cost"),
     # two arrays, neither named after the input: the first was taken, a guess
     ("run-input-npz-ambiguous", "run dronet --input {d}/two_unnamed.npz", "arrays ['foo', 'bar'] for the network"),
+    # errors that named the wrong thing: a folder "no such file", a file "no such folder", a model by its stem
+    ("run-input-is-a-folder", "run --input {d}/emptydir", "emptydir': a folder, expected a .npy"),
+    ("check-golden-dir-is-a-file", "check-golden {d}/good.npy", "good.npy': a file, expected the folder"),
+    ("run-model-unreadable", "run {d}/good.npy", "good.npy': not a readable ONNX file"),
+    ("cost-lut-net-unreadable", "cost-lut --net {d}/good.npy --out {d}/lut.json", "net='"),
     ("cost-lut-net-key-twice", "cost-lut --net toy:size=4,size=8 --out {d}/lut.json", "'size' given twice"),
     ("cost-lut-net-empty-options", "cost-lut --net toy: --out {d}/lut.json", "nothing after ':'"),
     # a search took over any folder (replacing a pareto.png there), repeated lambdas and options with no search

@@ -15,6 +15,8 @@ def test_python_dash_m_runs_the_cli():
     bad = subprocess.run([sys.executable, "-m", "jaxpulp", "no-such-command"], capture_output=True, text=True,
                          timeout=120)
     assert bad.returncode == 2 and "invalid choice" in bad.stderr and "Traceback" not in bad.stderr
+    none = subprocess.run([sys.executable, "-m", "jaxpulp"], capture_output=True, text=True, timeout=120)
+    assert none.returncode == 2 and "expected a command" in none.stderr and none.stdout == ""  # it exited 0
 
 
 def test_package_links_point_at_the_top_level_folders():

@@ -82,15 +82,17 @@ def _input_type(model: str, args) -> str:
 
 def read_input(path: str, net, hint: bool = True) -> dict:
     """Inputs by name, (batch, H, W, C), from ``.npy`` (one input), ``.npz`` (by input name, extra arrays ignored;
-    or one array per input, in order) or a DORY ``.txt`` dump (one HWC image). Arrays whose trailing axes are (H, W, C) are HWC; else
-    (C, H, W) / (C, L) arrays are NCHW, as Deeploy's ``inputs.npz`` stores them (and every array of a Deeploy
-    network's npz is read as NCHW, as ``jaxpulp check`` does). ``hint``: values outside the input type suggest an
-    ``--input-type`` (only for networks imported from ONNX, where that option exists)."""
+    or one array per input, in order) or a DORY ``.txt`` dump (one HWC image). Arrays whose trailing axes are
+    (H, W, C) are HWC; else (C, H, W) / (C, L) arrays are NCHW, as Deeploy's ``inputs.npz`` stores them (and
+    every array of a Deeploy network's npz is read as NCHW, as ``jaxpulp check`` does). ``hint``: values outside
+    the input type suggest an ``--input-type`` (only for networks imported from ONNX, where that option
+    exists)."""
     from jaxpulp.network import goldens
 
 
     if not os.path.isfile(path):
-        raise JaxpulpError(f"--input {path!r}: no such file")
+        raise JaxpulpError(f"--input {path!r}: " + ("a folder, expected a .npy, .npz or DORY .txt file"
+                                                     if os.path.isdir(path) else "no such file"))
     if path.endswith(".txt"):
         out = {net.input.name: goldens.hwc_values(path, net.input.shape)[None]}
     elif path.endswith(".npy"):

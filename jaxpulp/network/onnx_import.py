@@ -908,7 +908,8 @@ def _choose_bn_bits(layers, params, notes) -> tuple:
         return tuple(layers)
     n, v = max(over, key=lambda t: t[1])
     notes.append(f"bn_bits=64 (the library's 64bit/ tree, DORY BNRelu_bits=64): the worst-case |kappa*acc + lambda| "
-                 f"of layer {n} is {v:.3g} >= 2^31, which the 32-bit tree would wrap; pass bn_bits=32 to force it")
+                 f"of layer {n} is {v:.3g} >= 2^31, which the 32-bit tree would wrap; pass bn_bits=32 (CLI: "
+                 "--bn-bits 32) to force it")
     return tuple(layer.replace(bn_bits=64) if layer.kind in kinds.WEIGHTED else layer for layer in layers)
 
 
@@ -940,7 +941,7 @@ def load_onnx(model, *, dialect: str = "auto", input_type="u8", bn_bits="auto", 
         try:
             model = onnx.load(str(model))
         except Exception as e:  # noqa: BLE001 - onnx raises several types for corrupt files
-            raise JaxpulpError(f"model={src_name!r}: not a readable ONNX file ({e})") from e
+            raise JaxpulpError(f"model={str(model)!r}: not a readable ONNX file ({e})") from e
     elif isinstance(model, (bytes, bytearray)):
         model = onnx.load_model_from_string(bytes(model))
         src_name = "model"

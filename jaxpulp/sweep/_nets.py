@@ -94,7 +94,10 @@ def load_network(spec: str) -> Network:
             raise JaxpulpError(f"net={spec!r}: no such file")
         from jaxpulp.network import onnx_import
 
-        return onnx_import.load_onnx(spec)
+        try:
+            return onnx_import.load_onnx(spec)
+        except JaxpulpError as e:  # named as the sweep's option (net=), not the importer's argument (model=)
+            raise JaxpulpError(f"net={spec!r}: {str(e).removeprefix(f'model={spec!r}: ')}") from None
     name, kw = parse_net_spec(spec)
     try:
         if name == "toy":
