@@ -136,15 +136,38 @@ def _int_array(a, node, what: str) -> np.ndarray:
     a = np.asarray(a)
     r = np.round(a).astype(np.int64)
     if not np.array_equal(r, a):
-        raise JaxpulpError(f"node {_node_id(node)}: {what} holds non-integer values (e.g. {a.ravel()[0]!r}); "
+        bad = a.ravel()[np.flatnonzero(r.ravel() != a.ravel())[0]]
+        raise JaxpulpError(f"node {_node_id(node)}: {what} holds non-integer values (e.g. {bad!r}); "
                            "expected an integer-deployable graph (run the integerisation pass of your tool first)")
     return r
+
+
+def _scalar(a, node, what: str):
+    """The one value of a constant that must be a single number (all its elements equal: a per-tensor divisor, a
+    Clip bound, an attribute); a constant whose elements differ is refused, not read by its first element."""
+    v = np.ravel(np.asarray(a))
+    if v.size == 0:
+        raise JaxpulpError(f"node {_node_id(node)}: {what} is empty; expected one number")
+    if v.size > 1 and not np.all(v == v[0]):
+        raise JaxpulpError(f"node {_node_id(node)}: {what} holds {v.size} different values ({v[:4].tolist()}...); "
+                           "expected one number for the whole tensor (PULP-NN requantises with one shift and one "
+                           "output range per layer)")
+    return v[0]
+
+
+def _integral(v, node, what: str) -> int:
+    """An attribute / constant that must be a whole number, as an int (1024.7 is refused, not truncated)."""
+    f = float(v)
+    if not np.isfinite(f) or f != round(f):
+        raise JaxpulpError(f"node {_node_id(node)}: {what} = {f:.8g} is not a whole number; expected an "
+                           "integer-deployable graph")
+    return int(round(f))
 
 
 def _pow2(d, node, what: str, notes: list | None = None, near: str = "strict") -> int:
     """log2 of a power-of-two divisor. ``near="shift"`` also accepts NEMO's 2^d - 1 divisors as shift d (what DORY
     generates for them), recording a note; ``"strict"`` refuses them."""
-    d = int(d)
+    d = _integral(d, node, what)
     if d > 0 and (d + 1) & d == 0 and d > 1 and near == "shift":
         sh = (d + 1).bit_length() - 1
         if notes is not None:
@@ -163,7 +186,7 @@ def _pow2(d, node, what: str, notes: list | None = None, near: str = "strict") -
 
 
 def _clip_type(lo, hi, node, bits_attr=None) -> QType:
-    lo, hi = int(round(float(lo))), int(round(float(hi)))
+    lo, hi = _integral(lo, node, "Clip min"), _integral(hi, node, "Clip max")
     for b in (8, 4, 2):
         if (lo, hi) == (0, (1 << b) - 1):
             t = QType(b, False)
@@ -190,20 +213,32 @@ def _rq_levels(attrs: dict, node):
 
 
 def _levels_type(n_levels, signed, node) -> QType:
-    n = int(round(float(np.ravel(n_levels)[0])))
-    s = bool(round(float(np.ravel(signed)[0])))
+    n = _integral(_scalar(n_levels, node, "n_levels_out"), node, "n_levels_out")
+    s = _integral(_scalar(signed, node, "signed"), node, "signed")
+    if s not in (0, 1):
+        raise JaxpulpError(f"node {_node_id(node)}: signed={s}; expected 0 or 1")
     b = n.bit_length() - 1
     if b not in (8, 4, 2) or n != 1 << b:
         raise JaxpulpError(f"node {_node_id(node)}: n_levels_out={n} is not 256, 16 or 4 (PULP-NN 8/4/2-bit outputs)")
-    return QType(b, s)
+    return QType(b, bool(s))
 
 
-def _per_channel(a, C: int, node, what: str) -> np.ndarray:
+def _per_channel(a, C: int, node, what: str, axis: int | None = None) -> np.ndarray:
+    """One value per channel of a constant with 1 or C values. ``axis``: the channel axis of the tensor it
+    multiplies / adds to, counted from the right (-3 for (N, C, H, W), -2 for (N, C, L), -1 for (N, F)): under
+    ONNX's broadcasting a constant of C values must lie along it ((C, 1, 1) or (1, C, 1, 1) for an image), not
+    along a spatial axis; None (RequantShift, whose mul / add are per channel by definition): not checked."""
     a = np.asarray(a)
     if a.size == 1:
         return np.full(C, a.ravel()[0], np.int64)
     if a.size != C:
         raise JaxpulpError(f"node {_node_id(node)}: {what} has {a.size} values, expected 1 or {C} (one per channel)")
+    along = [i - a.ndim for i, n in enumerate(a.shape) if n != 1]
+    if axis is not None and along != [axis]:
+        want = "(C,)" if axis == -1 else "(C" + ", 1" * (-axis - 1) + ")"
+        raise JaxpulpError(f"node {_node_id(node)}: {what} of shape {a.shape} does not lie along the channel axis of "
+                           f"the tensor it applies to (axis {axis} from the right; expected shape {want} or with "
+                           "leading 1s): ONNX would broadcast it over another axis")
     return a.ravel().astype(np.int64)
 
 
@@ -239,8 +274,10 @@ def _other_input(node, tensor):
     return ins[0] if ins else None
 
 
-def _match_requant(g: _Graph, tensor: str, C: int, notes: list | None = None, near: str = "strict") -> _Requant | None:
-    """The requantisation chain that starts at ``tensor`` (C channels), or None if none starts there."""
+def _match_requant(g: _Graph, tensor: str, C: int, notes: list | None = None, near: str = "strict",
+                   axis: int | None = None) -> _Requant | None:
+    """The requantisation chain that starts at ``tensor`` (C channels along ``axis`` from the right, see
+    ``_per_channel``), or None if none starts there."""
     n = g.only_consumer(tensor)
     if n is None:
         return None
@@ -248,7 +285,7 @@ def _match_requant(g: _Graph, tensor: str, C: int, notes: list | None = None, ne
         a = g.attrs(n)
         mul = _int_array(g.const(n.input[1], n, "mul"), n, "mul")
         add = _int_array(g.const(n.input[2], n, "add"), n, "add")
-        div = int(round(float(np.ravel(a["div"])[0])))
+        div = _integral(_scalar(a["div"], n, "div"), n, "div")
         shift = _pow2(div, n, "div")
         qt = _levels_type(_rq_levels(a, n), a.get("signed", 1), n)
         return _Requant(_per_channel(mul, C, n, "mul"), _per_channel(add, C, n, "add") + div // 2, shift, qt,
@@ -257,19 +294,21 @@ def _match_requant(g: _Graph, tensor: str, C: int, notes: list | None = None, ne
         return None
     nodes = [n]
     kappa = _int_array(g.const(_other_input(n, tensor), n, "kappa (multiplier)"), n, "kappa")
-    kappa = _per_channel(kappa, C, n, "kappa")
+    kappa = _per_channel(kappa, C, n, "kappa", axis)
     lam = np.zeros(C, np.int64)
     cur = n.output[0]
     nxt = g.only_consumer(cur)
     if nxt is not None and nxt.op_type == "Add" and _other_input(nxt, cur) in g.consts:
         lam = _per_channel(_int_array(g.const(_other_input(nxt, cur), nxt, "lambda"), nxt, "lambda"), C, nxt,
-                           "lambda")
+                           "lambda", axis)
         nodes.append(nxt)
         cur = nxt.output[0]
         nxt = g.only_consumer(cur)
     cur, nxt = _follow(g, cur, nodes, _CAST_OPS)
     if nxt is not None and nxt.op_type == "Mul" and _other_input(nxt, cur) in g.consts:  # NEMO requant multiplier
-        m = int(_int_array(g.const(_other_input(nxt, cur), nxt, "multiplier"), nxt, "multiplier").ravel()[0])
+        # per channel too: m * (kappa * acc + lam) == (m * kappa) * acc + m * lam, exactly, channel by channel
+        m = _per_channel(_int_array(g.const(_other_input(nxt, cur), nxt, "multiplier"), nxt, "multiplier"), C, nxt,
+                         "multiplier", axis)
         kappa, lam = kappa * m, lam * m
         nodes.append(nxt)
         cur = nxt.output[0]
@@ -278,7 +317,7 @@ def _match_requant(g: _Graph, tensor: str, C: int, notes: list | None = None, ne
         where = _node_id(nxt) if nxt is not None else "nothing"
         raise JaxpulpError(f"node {_node_id(n)}: a requantisation Mul must be followed by [Add] [Cast] [Mul] Div "
                            f"Floor/Cast Clip; found {where}. Hint: only integer-deployable exports are supported")
-    shift = _pow2(g.const(nxt.input[1], nxt, "divisor").ravel()[0], nxt, "divisor", notes, near)
+    shift = _pow2(_scalar(g.const(nxt.input[1], nxt, "divisor"), nxt, "divisor"), nxt, "divisor", notes, near)
     nodes.append(nxt)
     cur, nxt = _follow(g, nxt.output[0], nodes, ("Floor",) + _CAST_OPS)
     if nxt is None or nxt.op_type != "Clip":
@@ -289,7 +328,7 @@ def _match_requant(g: _Graph, tensor: str, C: int, notes: list | None = None, ne
     hi = a.get("max", g.consts.get(nxt.input[2]) if len(nxt.input) > 2 and nxt.input[2] else None)
     if lo is None or hi is None:
         raise JaxpulpError(f"node {_node_id(nxt)}: Clip needs constant min and max (the output type)")
-    qt = _clip_type(np.ravel(lo)[0], np.ravel(hi)[0], nxt, a.get("out_bits"))
+    qt = _clip_type(_scalar(lo, nxt, "Clip min"), _scalar(hi, nxt, "Clip max"), nxt, a.get("out_bits"))
     nodes.append(nxt)
     return _Requant(kappa, lam, shift, qt, nxt.output[0], nodes)
 
@@ -471,9 +510,12 @@ class _Importer:
         bias = None
         if len(n.input) > 2 and n.input[2]:
             bias = _i32(_int_array(g.const(n.input[2], n, "bias"), n, "bias"), n, "bias")
+            if bias.size != Co:
+                raise JaxpulpError(f"node {_node_id(n)}: bias has {bias.size} values, expected {Co} (one per output "
+                                   "channel)")
         Ho = (H + pad[0] + pad[1] - Kh) // sy + 1
         Wo = (W + pad[2] + pad[3] - Kw) // sx + 1
-        rq = _match_requant(g, n.output[0], Co, self.notes, self.near)
+        rq = _match_requant(g, n.output[0], Co, self.notes, self.near, axis=-(nd + 1))
         if rq is None:
             raise JaxpulpError(f"node {_node_id(n)}: a convolution must be followed by its requantisation "
                                "(Mul-Add-Div-Floor-Clip, Mul-Add-Cast-Mul-Div-Clip or RequantShift); PULP-NN "
@@ -539,7 +581,7 @@ class _Importer:
             pads = g.const(n.input[1], n, "pads")
         pads = [int(p) for p in np.ravel(pads)]
         mode = a.get("mode", "constant")
-        value = float(np.ravel(a.get("value", g.consts.get(n.input[2], 0) if len(n.input) > 2 else 0))[0])
+        value = float(_scalar(a.get("value", g.consts.get(n.input[2], 0) if len(n.input) > 2 else 0), n, "value"))
         nd = len(pads) // 2 - 2  # pads of (N, C, H, W) or (N, C, L), begins then ends
         if mode != "constant" or value != 0 or nd not in (1, 2) or any(pads[i] for i in (0, 1, nd + 2, nd + 3)):
             raise JaxpulpError(f"node {_node_id(n)}: only zero padding of H and W (or L) is supported (pads={pads}, "
@@ -594,7 +636,8 @@ class _Importer:
         muls = []
         nxt = g.only_consumer(cur)
         while nxt is not None and nxt.op_type == "Mul" and _other_input(nxt, cur) in g.consts:
-            muls.append(int(_int_array(g.const(_other_input(nxt, cur), nxt, "multiplier"), nxt, "mul").ravel()[0]))
+            muls.append(int(_scalar(_int_array(g.const(_other_input(nxt, cur), nxt, "multiplier"), nxt, "mul"), nxt,
+                                    "multiplier")))
             nodes.append(nxt)
             cur = nxt.output[0]
             nxt = g.only_consumer(cur)
@@ -605,7 +648,8 @@ class _Importer:
             m = muls[1] if len(muls) == 2 else 1
             if nxt is None or nxt.op_type != "Div":
                 raise JaxpulpError(f"node {_node_id(nodes[-1])}: expected Div(2^d) after the pooling multipliers")
-            shift = _pow2(g.const(nxt.input[1], nxt, "divisor").ravel()[0], nxt, "divisor", self.notes, self.near)
+            shift = _pow2(_scalar(g.const(nxt.input[1], nxt, "divisor"), nxt, "divisor"), nxt, "divisor", self.notes,
+                          self.near)
             nodes.append(nxt)
             cur, _ = _follow(g, nxt.output[0], nodes, ("Floor",))
             out_t = in_t
@@ -657,10 +701,12 @@ class _Importer:
         bias = None
         if n.op_type == "Gemm" and len(n.input) > 2 and n.input[2]:
             bias = _i32(_int_array(g.const(n.input[2], n, "bias"), n, "bias"), n, "bias")
+            if bias.size != M:
+                raise JaxpulpError(f"node {_node_id(n)}: bias has {bias.size} values, expected {M} (one per output)")
         w_t = QType(int(a.get("weight_bits", 8)), True)
         if wmat.size and (wmat.min() < w_t.lo or wmat.max() > w_t.hi):
             raise JaxpulpError(f"node {_node_id(n)}: weights span [{wmat.min()}, {wmat.max()}], outside {w_t}")
-        rq = _match_requant(g, n.output[0], M, self.notes, self.near)
+        rq = _match_requant(g, n.output[0], M, self.notes, self.near, axis=-1)
         nodes = [n]
         if rq is None:
             out_t, end = QType(32, True), n.output[0]
@@ -727,7 +773,7 @@ class _Importer:
                 out_rq, out_t, end = 1, rq.qtype, rq.end
                 nodes += rq.nodes
             elif nxt is not None and nxt.op_type == "Div":  # NEMO: Mul, Mul, Add, Div(D), Floor
-                D = int(g.const(nxt.input[1], nxt, "divisor").ravel()[0])
+                D = _integral(_scalar(g.const(nxt.input[1], nxt, "divisor"), nxt, "divisor"), nxt, "divisor")
                 sh = _pow2(D, nxt, "divisor", self.notes, self.near)
                 # floor((c1*a + c2*b) / D) == c1/D*a + floor(c2*b / D) when D divides c1 (and symmetrically):
                 # then each input is (x*c) >> d on its own, exactly as the kernel requantises its inputs separately
@@ -812,13 +858,13 @@ class _Importer:
         if prod.op_type == "Mul":
             a, b = prod.input[0], prod.input[1]
             src, c = (a, b) if b in g.consts else (b, a)
-            mul = int(_int_array(g.const(c, prod, "multiplier"), prod, "multiplier").ravel()[0])
+            mul = int(_scalar(_int_array(g.const(c, prod, "multiplier"), prod, "multiplier"), prod, "multiplier"))
             return [self.name_of(src), mul, 0, 0, None]
         pa = g.attrs(prod)
-        div = int(round(float(np.ravel(pa["div"])[0])))
+        div = _integral(_scalar(pa["div"], prod, "div"), prod, "div")
         sh = _pow2(div, prod, "div")
-        mul = int(_int_array(g.const(prod.input[1], prod, "mul"), prod, "mul").ravel()[0])
-        add = int(_int_array(g.const(prod.input[2], prod, "add"), prod, "add").ravel()[0])
+        mul = int(_scalar(_int_array(g.const(prod.input[1], prod, "mul"), prod, "mul"), prod, "mul"))
+        add = int(_scalar(_int_array(g.const(prod.input[2], prod, "add"), prod, "add"), prod, "add"))
         return [self.name_of(prod.input[0]), mul, add + div // 2, sh,
                 _levels_type(_rq_levels(pa, prod), pa.get("signed", 1), prod)]
 
@@ -943,10 +989,15 @@ def load_onnx(model, *, dialect: str = "auto", input_type="u8", bn_bits="auto", 
         except Exception as e:  # noqa: BLE001 - onnx raises several types for corrupt files
             raise JaxpulpError(f"model={str(model)!r}: not a readable ONNX file ({e})") from e
     elif isinstance(model, (bytes, bytearray)):
-        model = onnx.load_model_from_string(bytes(model))
+        try:
+            model = onnx.load_model_from_string(bytes(model))
+        except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and others
+            raise JaxpulpError(f"model=<{len(model)} bytes>: not a serialised ONNX model ({e})") from e
         src_name = "model"
-    else:
+    elif isinstance(model, onnx.ModelProto):
         src_name = getattr(model.graph, "name", "model") or "model"
+    else:
+        raise JaxpulpError(f"model={model!r}: expected a path, the bytes of an ONNX file or an onnx.ModelProto")
     g = _Graph(model)
     d = _check_dialect(dialect, g)
     names = [i.name for i in g.inputs]
@@ -956,6 +1007,10 @@ def load_onnx(model, *, dialect: str = "auto", input_type="u8", bn_bits="auto", 
         types = {k: QType.parse(v) for k, v in input_type.items()}
     else:
         types = {k: QType.parse(input_type) for k in names}
+    for k, t in types.items():  # refused here, by name, rather than by the first kernel that meets it
+        if t.bits not in (8, 4, 2):
+            raise JaxpulpError(f"input_type={t} for graph input {k!r}: expected an 8, 4 or 2-bit activation type "
+                               "(u8, i8, u4, i4, u2, i2)")
     imp = _Importer(g, d, types, bn_bits, nemo_divisor)
     outs = imp.run()
     layers = tuple(imp.layers)
