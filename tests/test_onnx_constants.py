@@ -123,3 +123,25 @@ def test_model_argument_of_the_wrong_kind(model, needle):
 def test_input_type_must_be_an_activation_type():
     with pytest.raises(JaxpulpError, match="input_type=i32 for graph input 'x'"):
         load_onnx(_chain()[0], input_type="i32")
+
+
+def _conv_only(pads, kernel=3, hw=6):
+    m, _ = _chain()
+    conv = m.graph.node[0]
+    del conv.attribute[:]
+    conv.attribute.extend([helper.make_attribute("kernel_shape", [kernel, kernel]),
+                           helper.make_attribute("pads", pads)])
+    if kernel != 3:
+        w = next(i for i in m.graph.initializer if i.name == "w")
+        w.CopyFrom(numpy_helper.from_array(np.ones((CO, 4, kernel, kernel), np.float32), "w"))
+    return m
+
+
+def test_conv_geometry_is_judged_at_the_conv_node():
+    # it imported, and run named the Clip's output tensor or repeated the rule tag
+    with pytest.raises(JaxpulpError, match=r"node 'conv' \(Conv\): pads \[5, 5, 5, 5\] .* reach the 3x3 kernel"):
+        load_onnx(_conv_only([5, 5, 5, 5]))
+    with pytest.raises(JaxpulpError, match=r"node 'conv' \(Conv\): a 9x9 kernel with pads \[0, 0, 0, 0\] .* 6x6 "
+                                           "input gives no output"):
+        load_onnx(_conv_only([0, 0, 0, 0], kernel=9))
+    assert load_onnx(_conv_only([2, 2, 2, 2], kernel=3)).layers[0].out_shape == (8, 8, CO)

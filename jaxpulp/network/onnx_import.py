@@ -515,6 +515,13 @@ class _Importer:
                                    "channel)")
         Ho = (H + pad[0] + pad[1] - Kh) // sy + 1
         Wo = (W + pad[2] + pad[3] - Kw) // sx + 1
+        if Ho < 1 or Wo < 1:
+            raise JaxpulpError(f"node {_node_id(n)}: a {Kh}x{Kw} kernel with pads {list(pad)} (top, bottom, left, "
+                               f"right) on a {H}x{W} input gives no output")
+        if kind == "conv" and (max(pad[:2]) >= Kh or max(pad[2:]) >= Kw):  # (depthwise strips take any pad)
+            raise JaxpulpError(f"node {_node_id(n)}: pads {list(pad)} (top, bottom, left, right) reach the "
+                               f"{Kh}x{Kw} kernel's size; PULP-NN's convolution pads less than a kernel on every "
+                               "side")
         rq = _match_requant(g, n.output[0], Co, self.notes, self.near, axis=-(nd + 1))
         if rq is None:
             raise JaxpulpError(f"node {_node_id(n)}: a convolution must be followed by its requantisation "
