@@ -53,9 +53,19 @@ def _words(words, name: str) -> np.ndarray:
     return w
 
 
+def _count(v, name: str, what: str) -> int:
+    """An element count or extent: an int (or numpy integer; not a bool) >= 0."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 0:
+        raise JaxpulpError(f"{name}={v!r}: expected an int >= 0 ({what})")
+    return int(v)
+
+
 def n_words(count: int, bits: int) -> int:
-    """uint32 words holding ``count`` elements of ``bits`` bits."""
-    return -(-(int(count) * int(bits)) // 32)
+    """uint32 words holding ``count`` elements of ``bits`` bits (2, 4, 8 or 32)."""
+    count = _count(count, "count", "elements")
+    if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, (int, np.integer)) or bits not in (2, 4, 8, 32):
+        raise JaxpulpError(f"bits={bits!r}: expected 2, 4, 8 or 32 (element bits)")
+    return -(-(count * int(bits)) // 32)
 
 
 def _pack_stream(a: np.ndarray, bits: int) -> np.ndarray:
@@ -90,8 +100,7 @@ def unpack(words, qtype, count: int) -> np.ndarray:
     """The first ``count`` elements of the stream in ``words`` (last axis), sign- or zero-extended -> int64."""
     q = _qtype(qtype)
     w = _words(words, "words")
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
-        raise JaxpulpError(f"count={count!r}: expected an int >= 0 (elements to unpack)")
+    count = _count(count, "count", "elements to unpack")
     need = n_words(count, q.bits)
     if w.ndim == 0 or w.shape[-1] < need:
         raise JaxpulpError(f"words: shape {w.shape} holds fewer than count={count} {q} elements "
@@ -109,9 +118,11 @@ def _check_hwc(shape, q: QType, name: str):
 
 
 def _hwc_shape(shape, q: QType) -> tuple:
+    ok = isinstance(shape, (tuple, list, np.ndarray)) and len(shape) == 3 and all(
+        not isinstance(v, (bool, np.bool_)) and isinstance(v, (int, np.integer)) and v >= 0 for v in shape)
+    if not ok:
+        raise JaxpulpError(f"shape={shape!r}: expected (H, W, C), three ints >= 0")
     shape = tuple(int(s) for s in shape)
-    if len(shape) != 3:
-        raise JaxpulpError(f"shape={shape}: expected (H, W, C)")
     _check_hwc(shape, q, "shape")
     return shape
 
@@ -175,6 +186,8 @@ def bytes_to_words(data) -> np.ndarray:
     b = np.asarray(data)
     if b.dtype != np.uint8:
         raise JaxpulpError(f"data: dtype {b.dtype}, expected uint8 bytes")
+    if b.ndim == 0:
+        raise JaxpulpError(f"data: shape {b.shape}, expected uint8 bytes ([..., ] n), at least one axis")
     b = np.pad(b, [(0, 0)] * (b.ndim - 1) + [(0, (-b.shape[-1]) % 4)])
     return np.ascontiguousarray(b).view("<u4").astype(np.uint32)
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from jaxpulp.errors import JaxpulpError
 
 SUB_WORD_BITS = (8, 4, 2)
@@ -16,15 +18,21 @@ class QType:
     signed: bool
 
     def __post_init__(self):
-        if self.bits not in (2, 4, 8, 32):
-            raise JaxpulpError(f"bits={self.bits!r}: expected one of 2, 4, 8 (or 32 for raw accumulators)")
+        b = self.bits
+        if isinstance(b, (bool, np.bool_)) or not isinstance(b, (int, np.integer)) or int(b) not in (2, 4, 8, 32):
+            raise JaxpulpError(f"bits={b!r}: expected one of 2, 4, 8 (or 32 for raw accumulators), an int")
+        if not isinstance(self.signed, (bool, np.bool_)):
+            raise JaxpulpError(f"signed={self.signed!r}: expected a bool (True: two's complement, False: unsigned)")
+        object.__setattr__(self, "bits", int(b))  # numpy integers as the int they hold: one hash, one name
+        object.__setattr__(self, "signed", bool(self.signed))
 
     @classmethod
     def parse(cls, s: str | QType) -> QType:
         """``"u4"`` -> QType(4, False); ``"i8"`` -> QType(8, True). A QType is returned unchanged."""
         if isinstance(s, QType):
             return s
-        if not isinstance(s, str) or len(s) < 2 or s[0] not in "ui" or not s[1:].isdigit():
+        if (not isinstance(s, str) or len(s) < 2 or s[0] not in "ui" or not s[1:].isascii()
+                or not s[1:].isdigit()):
             raise JaxpulpError(f"type={s!r}: expected a type string such as 'u8', 'i4', 'u2'")
         return cls(int(s[1:]), s[0] == "i")
 

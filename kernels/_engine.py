@@ -89,15 +89,18 @@ def int8_offset(x_type):
     return jnp.where(unsigned8, 128, 0).astype(jnp.int32)
 
 
-def int8_weights(w, shape: tuple, axes: str) -> np.ndarray:
+def int8_weights(w, shape: tuple, axes: str, q=None) -> np.ndarray:
     """Host weights ``w`` checked for a kernel's prepared int8 forms: integers of exactly ``shape`` (``axes`` names
-    them, e.g. "(M, N)") within int8 (every PULP-NN weight type has at most 8 bits); returned as int64."""
+    them, e.g. "(M, N)") within the configured weight type ``q`` (``cfg.w_type``; None: int8, which holds every
+    PULP-NN weight type); returned as int64."""
     w = np.asarray(w)
     if w.shape != tuple(shape) or w.dtype.kind not in "iu":
         raise JaxpulpError(f"w: shape {w.shape} dtype {w.dtype}, expected ints of shape {tuple(shape)} {axes}")
     w = w.astype(np.int64)
-    if w.size and (w.min() < -128 or w.max() > 127):
-        raise JaxpulpError(f"w: values span [{w.min()}, {w.max()}], expected int8 weights [-128, 127]")
+    lo, hi = (-128, 127) if q is None else (q.lo, q.hi)
+    if w.size and (w.min() < lo or w.max() > hi):
+        what = "int8" if q is None or q.bits == 8 else f"{q} (cfg.w_type)"
+        raise JaxpulpError(f"w: values span [{w.min()}, {w.max()}], expected {what} weights [{lo}, {hi}]")
     return w
 
 
@@ -200,6 +203,11 @@ def check_int32_values(v, name: str) -> None:
     if isinstance(v, (jax.Array, jax.core.Tracer)) or v is None:
         return
     a = np.asarray(v)
+    if a.dtype == object:  # Python ints beyond int64 (or other objects): numpy cannot hold them as integers
+        bad = next((t for t in a.reshape(-1) if not isinstance(t, (int, np.integer)) or not
+                    INT32_RANGE[0] <= int(t) <= INT32_RANGE[1]), None)
+        raise JaxpulpError(f"params.{name}: value {bad!r}: expected int32 values in [{INT32_RANGE[0]}, "
+                           f"{INT32_RANGE[1]}]")
     if a.size and a.dtype.kind in "iu" and (a.dtype.itemsize > 4 or a.dtype == np.uint32):  # only these can leave
         lo, hi = int(a.min()), int(a.max())
         if lo < INT32_RANGE[0] or hi > INT32_RANGE[1]:
@@ -358,6 +366,64 @@ def int_scalar(v, name: str, lo: int, hi: int, what: str):
     return a.astype(jnp.int32) if isinstance(a, jax.Array) else a.astype(np.int32)
 
 
+# The requantisation scalars of the conv, pointwise, depthwise and linear kernels (semantics.md §2.3, §4.1):
+# ``out_mult`` a uint16 argument the helper reads as int16 (so the int16 values -32768..-1 are accepted as the
+# same bits as 32768..65535, like the legacy add's multipliers), ``out_shift`` a uint16 argument (bits; the
+# hardware shifts by it mod 32, mod 64 in the 64-bit BN tree).
+OUT_MULT_RANGE = (-(1 << 15), 0xFFFF, "uint16 out_mult argument, used as int16")
+OUT_SHIFT_RANGE = (0, 0xFFFF, "uint16 out_shift argument, bits")
+
+
+def requant_scalars(params) -> tuple[IntArrayLike, IntArrayLike]:
+    """(out_mult, out_shift) of a Params, validated by ``int_scalar`` against the kernels' argument ranges."""
+    return (int_scalar(params.out_mult, "out_mult", *OUT_MULT_RANGE),
+            int_scalar(params.out_shift, "out_shift", *OUT_SHIFT_RANGE))
+
+
+def check_config(cfg, cls, family: str):
+    """Raise unless ``cfg`` is an instance of the family's configuration class ``cls``."""
+    if not isinstance(cfg, cls):
+        raise JaxpulpError(f"cfg={cfg!r}: a {type(cfg).__name__}, expected a {cls.__name__} (the {family} kernels' "
+                           "configuration)")
+
+
+def type_pair(t, name: str):
+    """A ``values`` entry's element type given as data: None, or a (bits, signed) pair (ints or traced int32
+    scalars; a QType is not this pair). Where known, bits in {2, 4, 8} and signed 0 or 1 (or a bool)."""
+    if t is None:
+        return None
+    if not isinstance(t, (tuple, list)) or len(t) != 2:
+        raise JaxpulpError(f"{name}={t!r}: expected None or a (bits, signed) pair such as (8, 0) or (4, 1)")
+    for v, ok, what in ((t[0], (2, 4, 8), "bits in {2, 4, 8}"), (t[1], (0, 1), "signed 0 or 1")):
+        a = v if isinstance(v, jax.Array) else np.asarray(v)
+        if a.shape != () or not (jnp.issubdtype(a.dtype, jnp.integer) or a.dtype == bool):
+            raise JaxpulpError(f"{name}={t!r}: expected a (bits, signed) pair of int scalars ({what})")
+        if not isinstance(a, jax.core.Tracer) and int(a) not in ok:
+            raise JaxpulpError(f"{name}={t!r}: expected a (bits, signed) pair with {what}")
+    return t
+
+
+def values_ints(a, name: str, q):
+    """A ``values`` operand: integers (traced or not); where known and ``q`` (a QType) is given, in its range."""
+    if q is None:
+        a = a if isinstance(a, jax.Array) else np.asarray(a)
+        if not jnp.issubdtype(a.dtype, jnp.integer):
+            raise JaxpulpError(f"{name}: dtype {a.dtype}, expected an integer array")
+        return a
+    return value_ints(a, name, q)
+
+
+def pair_qtype(t, default):
+    """The QType of a ``type_pair`` where it is known: ``default`` for None, None where traced."""
+    if t is None:
+        return default
+    if any(isinstance(v, jax.core.Tracer) for v in t):
+        return None
+    from jaxpulp.qtypes import QType
+
+    return QType(int(t[0]), bool(int(t[1])))
+
+
 # ------------------------------------------------------------------------------------ argument checks
 # Shared by the family modules' ``run`` / ``run_values`` (the messages name the argument, value and expectation).
 
@@ -366,15 +432,31 @@ MEMORY_IMAGE = "a uint32 memory image (see jaxpulp.packing)"
 
 def packed_words(a, n_words: int, name: str, *, batch: bool = True, min_batch: int = 0, what: str = MEMORY_IMAGE):
     """A packed operand: uint32 words, 1-D or (``batch``) 2-D with a leading batch axis of at least ``min_batch``,
-    at least ``n_words`` words on the last axis; returned cut to ``n_words``. Host arrays stay numpy (validating
-    them dispatches nothing); jax arrays and tracers pass through."""
+    exactly ``n_words`` words on the last axis (a longer buffer is refused, not cut: it is another tensor's image
+    or a wrong configuration). Host arrays stay numpy (validating them dispatches nothing); jax arrays and
+    tracers pass through."""
     a = a if isinstance(a, jax.Array) else np.asarray(a)
     if a.dtype != np.uint32:
         raise JaxpulpError(f"{name}: dtype {a.dtype}, expected {what}")
-    if a.ndim not in ((1, 2) if batch else (1,)) or a.shape[-1] < n_words or (a.ndim == 2 and len(a) < min_batch):
+    if a.ndim not in ((1, 2) if batch else (1,)) or a.shape[-1] != n_words or (a.ndim == 2 and len(a) < min_batch):
         lead = (f"batch >= {min_batch}, " if min_batch else "[batch,] ") if batch else ""
-        raise JaxpulpError(f"{name}: shape {a.shape}, expected ({lead}>= {n_words}) uint32 words")
-    return a if a.shape[-1] == n_words else a[..., :n_words]
+        want = f"({lead}{n_words})" if lead else f"({n_words},)"
+        raise JaxpulpError(f"{name}: shape {a.shape}, expected {want} uint32 words (exactly {n_words} words of "
+                           f"{what})")
+    return a
+
+
+def lanes(x, n: int, name: str, q, what: str):
+    """A lane operand of ``run_lanes``: (batch, ...) integers whose per-image elements number exactly ``n`` (any
+    trailing shape, e.g. (batch, n) or a producer's (batch, H, W, C)); where the values are known (not traced)
+    every one in ``q``'s range, as the packed image would hold them. Returned as int32 (host values as numpy:
+    validating them dispatches nothing). Shapes and dtypes are static, so they are checked under jit too."""
+    a = x if isinstance(x, jax.Array) else np.asarray(x)
+    if a.ndim < 2 or int(np.prod(a.shape[1:])) != n:
+        raise JaxpulpError(f"{name}: shape {a.shape}, expected (batch, {n}) lanes ({what}; any trailing shape of "
+                           f"{n} elements per image)")
+    value_ints(a, name, q)
+    return a if a.dtype == np.int32 else a.astype(jnp.int32 if isinstance(a, jax.Array) else np.int32)
 
 
 def check_whole_byte_pixels(cfg, type_names, why: str) -> None:
@@ -390,10 +472,27 @@ def check_whole_byte_pixels(cfg, type_names, why: str) -> None:
 
 
 def as_params(params, cls):
-    """``params`` as the NamedTuple ``cls`` (given as one, as a dict of its fields or as a sequence)."""
+    """``params`` as the NamedTuple ``cls`` (given as one, as a dict of its fields or as a sequence); anything else,
+    an unknown or missing field or a sequence of the wrong length raises naming the expected fields."""
     if isinstance(params, cls):
         return params
-    return cls(**params) if isinstance(params, dict) else cls(*params)
+    fields = cls._fields
+    required = [f for f in fields if f not in cls._field_defaults]
+    expect = f"expected a {cls.__name__} or a dict / sequence of its fields ({', '.join(fields)}"
+    expect += f"; required: {', '.join(required)})" if required else ")"
+    if isinstance(params, dict):
+        unknown = [k for k in params if k not in fields]
+        missing = [f for f in required if f not in params]
+        if unknown or missing:
+            what = f"unknown field(s) {unknown}" if unknown else f"missing field(s) {missing}"
+            raise JaxpulpError(f"params: dict with {what}: {expect}")
+        return cls(**params)
+    if isinstance(params, (tuple, list)):
+        if not len(required) <= len(params) <= len(fields):
+            raise JaxpulpError(f"params: a {type(params).__name__} of length {len(params)}, expected "
+                               f"{len(required)} to {len(fields)} values: {expect}")
+        return cls(*params)
+    raise JaxpulpError(f"params: a {type(params).__name__}, {expect}")
 
 
 def check_bias_flag(cfg_bias, bias, n: int, what: str = "an int32 array") -> None:

@@ -340,6 +340,12 @@ def values(x1, x2, params, *, cfg, in1_type=None, in2_type=None, out_type=None, 
     ideal arithmetic of ``cfg`` (every element computed). ``in1_type`` / ``in2_type`` / ``out_type``: (bits,
     signed), which may be traced (precision as data), default the configuration's types. ``params``: ``Params``
     (requantising add) or ``LegacyParams``. Traceable (``jit`` / ``vmap``)."""
+    _family(cfg)
+    in1_type, in2_type = _engine.type_pair(in1_type, "in1_type"), _engine.type_pair(in2_type, "in2_type")
+    out_type = _engine.type_pair(out_type, "out_type")
+    x1 = _engine.values_ints(x1, "x1", _engine.pair_qtype(in1_type, cfg.in1_type))
+    x2 = _engine.values_ints(x2, "x2", _engine.pair_qtype(in2_type, cfg.in2_type))
+    params = _as_params(params, cfg)
     g = geometry(cfg, cluster)
     types = {}
     for (bits_f, sign_f), t in ((("b1", "s1"), in1_type), (("b2", "s2"), in2_type), (("bo", "so"), out_type)):
@@ -439,7 +445,9 @@ def run_lanes(x1, x2, params, *, cfg, cluster: Cluster = GAP8):
     """``run`` on lanes (see ``conv.run_lanes``): the two inputs' elements ((batch, H*W*C) or (batch, H, W, C)
     int32 each) -> the output image's elements, int32 (batch, H, W, C)."""
     check(cfg, cluster)
-    x1, x2 = (jnp.asarray(v, jnp.int32) for v in (x1, x2))
+    n = _n(cfg)
+    x1, x2 = (jnp.asarray(_engine.lanes(v, n, name, q, f"{name}'s image elements"))
+              for v, name, q in ((x1, "x1", cfg.in1_type), (x2, "x2", cfg.in2_type)))
     x1, x2 = (v.reshape(v.shape[0], cfg.H, cfg.W, cfg.C) for v in (x1, x2))
     return _fast_lanes(x1, x2, _as_params(params, cfg), cfg, cluster)
 
@@ -447,6 +455,7 @@ def run_lanes(x1, x2, params, *, cfg, cluster: Cluster = GAP8):
 def run_values(x1, x2, params, *, cfg, cluster: Cluster = GAP8):
     """Value path: int tensors ``x1``, ``x2`` (H, W, C) or (batch, H, W, C) -> int32 (H, W, C) outputs, the
     intended arithmetic (``semantics="ideal"``: every element computed)."""
+    _family(cfg)
     cfg = cfg.replace(semantics="ideal")
     check(cfg, cluster)
     p = _as_params(params, cfg)
@@ -499,9 +508,14 @@ def reference(x1, x2, params, cfg, cluster: Cluster = GAP8) -> np.ndarray:
     check(cfg, cluster)
     p = _as_params(params, cfg)
     p = type(p)(*(int(v) for v in p))
-    a = np.asarray(x1, np.int64).reshape(-1)
-    b = np.asarray(x2, np.int64).reshape(-1)
     n = _n(cfg)
+    xs = []
+    for name, x, q in (("x1", x1, cfg.in1_type), ("x2", x2, cfg.in2_type)):
+        x = np.asarray(_engine.value_ints(x, name, q), np.int64)
+        if x.shape != (cfg.H, cfg.W, cfg.C):
+            raise JaxpulpError(f"{name}: shape {x.shape}, expected ({cfg.H}, {cfg.W}, {cfg.C})")
+        xs.append(x.reshape(-1))
+    a, b = xs
     ot = cfg.out_type
 
     def element(e):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from jaxpulp.errors import JaxpulpError
 from jaxpulp.qtypes import QType
 
@@ -21,25 +23,43 @@ def _q(v, name):
         raise JaxpulpError(f"{name}={v!r}: expected a type string such as 'u8', 'i4', 'u2'") from e
 
 
+def _int(v):
+    """``v`` as a Python int when it is an int or a numpy integer (bools are not ints here); else None."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        return None
+    return int(v)
+
+
 def _pos(obj, *names, minimum=1):
     for n in names:
         v = getattr(obj, n)
-        if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+        iv = _int(v)
+        if iv is None or iv < minimum:
             raise JaxpulpError(f"{n}={v!r}: expected an int >= {minimum}")
+        object.__setattr__(obj, n, iv)
+
+
+def _ints(obj, name, count, minimum, what):
+    v = getattr(obj, name)
+    t = tuple(v) if isinstance(v, (tuple, list)) else None
+    if t is None or len(t) != count or any(_int(e) is None or _int(e) < minimum for e in t):
+        raise JaxpulpError(f"{name}={v!r}: expected {what}, {'two' if count == 2 else 'four'} ints >= {minimum}")
+    object.__setattr__(obj, name, tuple(int(e) for e in t))
 
 
 def _pair(obj, name, minimum):
-    v = tuple(getattr(obj, name))
-    if len(v) != 2 or any((not isinstance(t, int)) or t < minimum for t in v):
-        raise JaxpulpError(f"{name}={v!r}: expected (y, x), two ints >= {minimum}")
-    object.__setattr__(obj, name, v)
+    _ints(obj, name, 2, minimum, "(y, x)")
 
 
 def _pad4(obj):
-    v = tuple(obj.pad)
-    if len(v) != 4 or any((not isinstance(t, int)) or t < 0 for t in v):
-        raise JaxpulpError(f"pad={v!r}: expected (top, bottom, left, right), four ints >= 0")
-    object.__setattr__(obj, "pad", v)
+    _ints(obj, "pad", 4, 0, "(top, bottom, left, right)")
+
+
+def _bias(obj):
+    v = obj.bias
+    if not isinstance(v, (bool, np.bool_)) and _int(v) not in (0, 1):
+        raise JaxpulpError(f"bias={v!r}: expected a bool (whether a bias pointer is passed)")
+    object.__setattr__(obj, "bias", bool(v))
 
 
 def _sem(obj):
@@ -63,8 +83,11 @@ def _bn_bits(obj):
 def _flags(obj):
     for n in ("relu", "bn"):
         v = getattr(obj, n)
-        if not isinstance(v, int) or not 0 <= v <= 255:
+        iv = int(v) if isinstance(v, bool) else _int(v)  # a bool is the flag value 0 / 1 (kept as given)
+        if iv is None or not 0 <= iv <= 255:
             raise JaxpulpError(f"{n}={v!r}: expected a uint8 flag value (0 or 1; the library passes uint8)")
+        if not isinstance(v, bool):
+            object.__setattr__(obj, n, iv)
 
 
 def out_dim(size: int, pad_a: int, pad_b: int, k: int, stride: int) -> int:
@@ -115,6 +138,7 @@ class ConvConfig:
         _pair(self, "stride", 1)
         _pad4(self)
         _flags(self)
+        _bias(self)
         _sem(self)
         _bn_bits(self)
         t, b, left, r = self.pad
@@ -196,6 +220,7 @@ class LinearConfig:
             raise JaxpulpError(f"out_type={self.out_type}: expected u8..i2 or i32")
         _pos(self, "N", "M")
         _flags(self)
+        _bias(self)
         _sem(self)
         _bn_bits(self)
 

@@ -156,6 +156,7 @@ def check_layout(cfg: ConvConfig) -> None:
 
 def check(cfg: ConvConfig, cluster: Cluster = GAP8) -> None:
     """Raise ``UnsupportedConfig`` naming the rule if the library does not define this call."""
+    _engine.check_config(cfg, ConvConfig, "conv")
     check_layout(cfg)
     t, b, left, r = cfg.pad
     want = (out_dim(cfg.H, t, b, cfg.Kh, cfg.stride[0]), out_dim(cfg.W, left, r, cfg.Kw, cfg.stride[1]))
@@ -298,7 +299,7 @@ def prepare_weights(w, cfg: ConvConfig) -> Weights:
     the result wherever ``accumulate`` / ``run_lanes`` take the weights (the same bits; a network prepares its
     weights once instead of on every call and step). Raises for a wrong shape, or for weights outside int8 (every
     PULP-NN weight type has at most 8 bits)."""
-    w = _engine.int8_weights(w, (cfg.Co, cfg.Kh, cfg.Kw, cfg.Ci), "(Co, Kh, Kw, Ci)")
+    w = _engine.int8_weights(w, (cfg.Co, cfg.Kh, cfg.Kw, cfg.Ci), "(Co, Kh, Kw, Ci)", cfg.w_type)
     form = int8_form(cfg, batch=1)
     if form == "gemm":
         return gemm_weights(w.reshape(cfg.Co, cfg.Ci))
@@ -731,8 +732,8 @@ def _as_params(params, cfg: ConvConfig) -> Params:
         return a.astype(jnp.int32)
 
     _engine.check_bias_flag(cfg.bias, params.bias, co)
-    return Params(vec("kappa", params.kappa, True), vec("lam", params.lam, True),
-                  jnp.int32(params.out_mult), jnp.int32(params.out_shift), vec("bias", params.bias, False))
+    return Params(vec("kappa", params.kappa, True), vec("lam", params.lam, True), *_engine.requant_scalars(params),
+                  vec("bias", params.bias, False))
 
 
 def run(x_words, w_words, params, *, cfg: ConvConfig, cluster: Cluster = GAP8, return_cost: bool = False,
@@ -768,12 +769,14 @@ def run_lanes(x, w_words, params, *, cfg: ConvConfig, cluster: Cluster = GAP8,
         w = w_words
     else:
         w = _engine.packed_words(w_words, _engine.words_for(cfg.Co * cfg.K, cfg.w_type.bits), "w_words", batch=False)
-    return _fast_lanes(jnp.asarray(x, jnp.int32), w, _as_params(params, cfg), cfg, cluster, groups)
+    x = _engine.lanes(x, cfg.H * cfg.W * cfg.Ci, "x", cfg.in_type, "the input image's elements")
+    return _fast_lanes(jnp.asarray(x), w, _as_params(params, cfg), cfg, cluster, groups)
 
 
 def run_values(x, w, params, *, cfg: ConvConfig, cluster: Cluster = GAP8):
     """Value path: int tensors ``x`` (H, W, Ci) or (batch, H, W, Ci) and ``w`` (Co, Kh, Kw, Ci) -> int32
     outputs (Ho, Wo, Co); the intended arithmetic (``semantics="ideal"``)."""
+    _engine.check_config(cfg, ConvConfig, "conv")
     cfg = cfg.replace(semantics="ideal")
     check(cfg, cluster)
     p = _as_params(params, cfg)
@@ -805,6 +808,7 @@ def reference(x, w, params, cfg: ConvConfig, cluster: Cluster = GAP8) -> np.ndar
     ``x`` (H, W, Ci), ``w`` (Co, Kh, Kw, Ci) int arrays; returns int32 (Ho, Wo, Co)."""
     check(cfg, cluster)
     _as_params(params, cfg)
+    params = _engine.as_params(params, Params)
     x = np.asarray(_engine.value_ints(x, "x", cfg.in_type), np.int64)
     w = np.asarray(_engine.value_ints(w, "w", cfg.w_type), np.int64)
     if x.shape != (cfg.H, cfg.W, cfg.Ci) or w.shape != (cfg.Co, cfg.Kh, cfg.Kw, cfg.Ci):

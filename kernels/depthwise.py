@@ -193,6 +193,7 @@ def _strip_extent(cfg: DepthwiseConfig) -> tuple[int, int]:
 
 def check(cfg: DepthwiseConfig, cluster: Cluster = GAP8) -> None:
     """Raise ``UnsupportedConfig`` naming the rule if the library does not define this call."""
+    _engine.check_config(cfg, DepthwiseConfig, "depthwise")
     G = group_size(cfg)
     C = cfg.Co
     if cfg.Ci != C:
@@ -538,12 +539,6 @@ def _as_params(params, cfg: DepthwiseConfig) -> Params:
             raise JaxpulpError(f"params.{name}: shape {a.shape} dtype {a.dtype}, expected {what} of shape ({C},)")
         return a.astype(jnp.int32)
 
-    def scalar(name, v):
-        a = v if _is_tracer(v) else jnp.asarray(v)
-        if a.shape != () or not jnp.issubdtype(a.dtype, jnp.integer):
-            raise JaxpulpError(f"params.{name}: {v!r}, expected an integer scalar")
-        return a.astype(jnp.int32)
-
     _engine.check_bias_flag(cfg.bias, params.bias, C, "int8 values")
     bias = None
     if params.bias is not None:
@@ -555,7 +550,7 @@ def _as_params(params, cfg: DepthwiseConfig) -> Params:
                 raise JaxpulpError(f"params.bias: value {bad} out of range: the depthwise kernel reads one signed "
                                    "byte per channel, expected values in [-128, 127] (semantics.md §8.5)")
     return Params(vec("kappa", params.kappa, "int32"), vec("lam", params.lam, "int32"),
-                  scalar("out_mult", params.out_mult), scalar("out_shift", params.out_shift), bias)
+                  *_engine.requant_scalars(params), bias)
 
 
 _PLANES = "a uint32 byte-plane memory image (see jaxpulp.packing.pack_planes)"
@@ -604,13 +599,15 @@ def run_lanes_hwc(x, w_words, params, *, cfg: DepthwiseConfig, cluster: Cluster 
         raise JaxpulpError(f"cfg: {cfg.Co} channels of {cfg.in_type}: an HWC pixel is not whole bytes, the byte "
                            "planes are undefined")
     if unpacked:
-        w8 = jnp.asarray(w_words, jnp.int32)
+        w8 = w_words if isinstance(w_words, jax.Array) else np.asarray(w_words)
         if w8.shape != (cfg.Co, cfg.Kh, cfg.Kw):
             raise JaxpulpError(f"w_words: unpacked weights of shape {w8.shape}, expected {(cfg.Co, cfg.Kh, cfg.Kw)} "
                                "(C, Kh, Kw)")
+        w8 = jnp.asarray(_engine.value_ints(w8, "w_words", cfg.w_type), jnp.int32)
     else:
         w8 = _weights(_weight_image(w_words, cfg), cfg)
-    return _fast_lanes_hwc(jnp.asarray(x, jnp.int32), w8, _as_params(params, cfg), cfg, cluster)
+    x = _engine.lanes(x, cfg.H * cfg.W * cfg.Co, "x", cfg.in_type, "the HWC input image's elements")
+    return _fast_lanes_hwc(jnp.asarray(x), w8, _as_params(params, cfg), cfg, cluster)
 
 
 def _packed_call(fast, x_words, w_words, params, cfg: DepthwiseConfig, cluster: Cluster):
@@ -639,6 +636,7 @@ def _as_ints(a, name: str, shape: tuple, q, batch_ok: bool):
 def run_values(x, w, params, *, cfg: DepthwiseConfig, cluster: Cluster = GAP8):
     """Value path: int tensors ``x`` (H, W, C) or (batch, H, W, C) and ``w`` (C, Kh, Kw) (the golden layouts)
     -> int32 outputs (Ho, Wo, C); the intended zero-padded depthwise convolution (``semantics="ideal"``)."""
+    _engine.check_config(cfg, DepthwiseConfig, "depthwise")
     cfg = cfg.replace(semantics="ideal")
     check(cfg, cluster)
     p = _as_params(params, cfg)
@@ -671,9 +669,13 @@ def reference(x, w, params, cfg: DepthwiseConfig, cluster: Cluster = GAP8) -> np
     (§4). With ``semantics="ideal"`` the straightforward zero-padded model, channel by channel.
     ``x`` (H, W, C), ``w`` (C, Kh, Kw) int arrays; returns int32 (Ho, Wo, C)."""
     check(cfg, cluster)
-    _engine.check_int32_params(params)
-    x = np.asarray(x, np.int64)
-    w = np.asarray(w, np.int64)
+    _as_params(params, cfg)
+    params = _engine.as_params(params, Params)
+    x = np.asarray(_engine.value_ints(x, "x", cfg.in_type), np.int64)
+    w = np.asarray(_engine.value_ints(w, "w", cfg.w_type), np.int64)
+    if x.shape != (cfg.H, cfg.W, cfg.Co) or w.shape != (cfg.Co, cfg.Kh, cfg.Kw):
+        raise JaxpulpError(f"x, w: shapes {x.shape}, {w.shape}, expected ({cfg.H}, {cfg.W}, {cfg.Co}) and "
+                           f"({cfg.Co}, {cfg.Kh}, {cfg.Kw})")
     C, H, W, Kh, Kw, Ho, Wo = cfg.Co, cfg.H, cfg.W, cfg.Kh, cfg.Kw, cfg.Ho, cfg.Wo
     t, b, left, r = cfg.pad
     sy, sx = cfg.stride
@@ -771,5 +773,11 @@ def reference(x, w, params, cfg: DepthwiseConfig, cluster: Cluster = GAP8) -> np
 
 def pack_inputs(x, w, cfg: DepthwiseConfig):
     """(x_words, w_words): byte-plane images of x (H, W, C) (or a batch) and w (C, Kh, Kw)."""
+    _engine.check_config(cfg, DepthwiseConfig, "depthwise")
+    x, w = np.asarray(x), np.asarray(w)
+    if x.ndim not in (3, 4) or x.shape[-3:] != (cfg.H, cfg.W, cfg.Co):
+        raise JaxpulpError(f"x: shape {x.shape}, expected ([batch,] {cfg.H}, {cfg.W}, {cfg.Co})")
+    if w.shape != (cfg.Co, cfg.Kh, cfg.Kw):
+        raise JaxpulpError(f"w: shape {w.shape}, expected ({cfg.Co}, {cfg.Kh}, {cfg.Kw}) (C, Kh, Kw)")
     return (packing.pack_planes(x, cfg.in_type),
-            packing.pack_planes(np.transpose(np.asarray(w), (1, 2, 0)), cfg.w_type))
+            packing.pack_planes(np.transpose(w, (1, 2, 0)), cfg.w_type))

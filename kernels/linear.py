@@ -133,6 +133,7 @@ def _step(cfg: LinearConfig) -> int:
 
 def check(cfg: LinearConfig, cluster: Cluster = GAP8) -> None:
     """Raise ``UnsupportedConfig`` naming the rule if the library does not define this call."""
+    _engine.check_config(cfg, LinearConfig, "linear")
     if max(cfg.N, cfg.M) >= 1 << 16:
         raise UnsupportedConfig("uint16-extent", f"N={cfg.N}, M={cfg.M}: dim_vec and num_o_neurons are uint16 "
                                 "arguments, both must be < 65536")
@@ -375,7 +376,7 @@ def int8_form() -> bool:
 def prepare_weights(w, cfg: LinearConfig) -> Weights:
     """The weights ``w`` (M, N) ints (host, numpy) prepared once for ``accumulate``: int8 where ``int8_form``,
     else int32, plus each neuron's weight sum. Raises for a wrong shape or weights outside int8."""
-    w = _engine.int8_weights(w, (cfg.M, cfg.N), "(M, N)")
+    w = _engine.int8_weights(w, (cfg.M, cfg.N), "(M, N)", cfg.w_type)
     return Weights(w.astype(np.int8 if int8_form() else np.int32), w.sum(axis=1).astype(np.int32))
 
 
@@ -458,12 +459,7 @@ def _as_params(params, cfg: LinearConfig) -> Params:
         kappa = lam = zeros
     _engine.check_bias_flag(cfg.bias, params.bias, m)
     bias = vec("bias", params.bias) if cfg.bias else zeros
-    for name in ("out_mult", "out_shift"):
-        v = getattr(params, name)
-        a = v if isinstance(v, jax.Array) else np.asarray(v)
-        if a.ndim != 0 or not jnp.issubdtype(a.dtype, jnp.integer):
-            raise JaxpulpError(f"params.{name}={v!r}: expected an integer scalar")
-    return Params(kappa, lam, _engine.host_int32(params.out_mult), _engine.host_int32(params.out_shift), bias)
+    return Params(kappa, lam, *_engine.requant_scalars(params), bias)
 
 
 def run(x_words, w_words, params, *, cfg: LinearConfig, cluster: Cluster = GAP8):
@@ -495,13 +491,14 @@ def run_lanes(x, w_words, params, *, cfg: LinearConfig, cluster: Cluster = GAP8)
         w = w_words
     else:
         w = _engine.packed_words(w_words, _engine.words_for(cfg.M * cfg.N, cfg.w_type.bits), "w_words", batch=False)
-    x = jnp.asarray(x, jnp.int32)
+    x = jnp.asarray(_engine.lanes(x, cfg.N, "x", cfg.in_type, "the input vector's elements"))
     return _fast_lanes(x.reshape(x.shape[0], -1), w, _as_params(params, cfg), cfg, cluster)
 
 
 def run_values(x, w, params, *, cfg: LinearConfig, cluster: Cluster = GAP8):
     """Value path: int tensors ``x`` (N,) or (batch, N) and ``w`` (M, N) -> int32 outputs (M,) or (batch, M);
     the intended arithmetic (``semantics="ideal"``)."""
+    _engine.check_config(cfg, LinearConfig, "linear")
     cfg = cfg.replace(semantics="ideal")
     check(cfg, cluster)
     p = _as_params(params, cfg)
@@ -533,9 +530,13 @@ def reference(x, w, params, cfg: LinearConfig, cluster: Cluster = GAP8) -> np.nd
     of 32/min(bi, bw) elements then the scalar tail, requant (§4). ``x`` (N,), ``w`` (M, N) int arrays;
     returns int32 (M,)."""
     check(cfg, cluster)
-    _engine.check_int32_params(params)
-    x = np.asarray(x, np.int64)
-    w = np.asarray(w, np.int64).reshape(cfg.M, cfg.N)
+    _as_params(params, cfg)
+    params = _engine.as_params(params, Params)
+    x = np.asarray(_engine.value_ints(x, "x", cfg.in_type), np.int64)
+    w = np.asarray(_engine.value_ints(w, "w", cfg.w_type), np.int64)
+    if x.shape != (cfg.N,) or w.size != cfg.M * cfg.N:
+        raise JaxpulpError(f"x, w: shapes {x.shape}, {w.shape}, expected ({cfg.N},) and ({cfg.M}, {cfg.N})")
+    w = w.reshape(cfg.M, cfg.N)
     N, M = cfg.N, cfg.M
     bi, bw, bo = cfg.in_type.bits, cfg.w_type.bits, cfg.out_type.bits
     bias = None if params.bias is None else np.asarray(params.bias, np.int64)

@@ -47,7 +47,7 @@ from jaxpulp.cluster import run as cluster_run, split
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
 from jaxpulp.kernels import _engine, conv
-from jaxpulp.kernels.config import PointwiseConfig
+from jaxpulp.kernels.config import ConvConfig, PointwiseConfig
 
 Config = PointwiseConfig
 Params = conv.Params  # kappa, lam (int32 per channel), out_mult, out_shift, bias (int32 per channel or None)
@@ -116,6 +116,7 @@ def check(cfg: PointwiseConfig, cluster: Cluster = GAP8) -> None:
 
 def _check_config(cfg: PointwiseConfig, cluster: Cluster) -> None:
     """Every rule of ``check`` but the data-dependent over-read."""
+    _engine.check_config(cfg, ConvConfig, "pointwise")
     if (cfg.Kh, cfg.Kw) != (1, 1):
         raise UnsupportedConfig(
             "pointwise-kernel-size",
@@ -378,8 +379,8 @@ def _host_params(params, cfg: PointwiseConfig):
         return None
     kappa, lam, bias = (v if isinstance(v, np.ndarray) else None for v in (params.kappa, params.lam, params.bias))
     assert kappa is not None and lam is not None  # checked above: numpy vectors
-    return Params(kappa.astype(np.int32), lam.astype(np.int32), _engine.host_int32(params.out_mult),
-                  _engine.host_int32(params.out_shift), bias.astype(np.int32) if bias is not None else None)
+    return Params(kappa.astype(np.int32), lam.astype(np.int32), *_engine.requant_scalars(params),
+                  bias.astype(np.int32) if bias is not None else None)
 
 
 def run(x_words, w_words, params, *, cfg: PointwiseConfig, cluster: Cluster = GAP8, return_cost: bool = False):
@@ -406,7 +407,8 @@ def prepare_weights(w, cfg: PointwiseConfig) -> conv.Weights:
     ``run_lanes``: ``conv.Weights`` with ``gemm`` the (Co, Ci) int8 values and ``total`` each filter's sum (the int8
     GEMM's offset share). The same bits as the image; a network prepares them once instead of unpacking the image
     in every call and step. Raises for a wrong shape or values outside int8."""
-    return conv.gemm_weights(_engine.int8_weights(w, (cfg.Co, 1, 1, cfg.Ci), "(Co, 1, 1, Ci)").reshape(cfg.Co, cfg.Ci))
+    w = _engine.int8_weights(w, (cfg.Co, 1, 1, cfg.Ci), "(Co, 1, 1, Ci)", cfg.w_type)
+    return conv.gemm_weights(w.reshape(cfg.Co, cfg.Ci))
 
 
 def run_lanes(x, w_words, params, *, cfg: PointwiseConfig, cluster: Cluster = GAP8):
@@ -421,7 +423,8 @@ def run_lanes(x, w_words, params, *, cfg: PointwiseConfig, cluster: Cluster = GA
     else:
         w = _engine.packed_words(w_words, _engine.words_for(cfg.Co * cfg.Ci, cfg.w_type.bits), "w_words",
                                  batch=False)
-    x = jnp.asarray(x, jnp.int32) if not isinstance(x, jax.core.Tracer) else x
+    x = _engine.lanes(x, cfg.H * cfg.W * cfg.Ci, "x", cfg.in_type, "the input image's elements")
+    x = jnp.asarray(x) if not isinstance(x, jax.core.Tracer) else x
     if _overread_leftovers(cfg, cluster):  # the only data-dependent rule
         if any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves((x, w, p))):
             check(cfg, cluster)  # under jit / vmap the inputs are not known: the conservative rule
@@ -434,6 +437,7 @@ def run_lanes(x, w_words, params, *, cfg: PointwiseConfig, cluster: Cluster = GA
 def run_values(x, w, params, *, cfg: PointwiseConfig, cluster: Cluster = GAP8):
     """Value path: int tensors ``x`` (H, W, Ci) or (batch, H, W, Ci) and ``w`` (Co, 1, 1, Ci) -> int32 outputs
     (Ho, Wo, Co); the intended arithmetic (``semantics="ideal"``), i.e. ``conv.run_values`` with a 1x1 kernel."""
+    _engine.check_config(cfg, ConvConfig, "pointwise")
     cfg = cfg.replace(semantics="ideal")
     check(cfg, cluster)
     return conv.run_values(x, w, params, cfg=cfg, cluster=cluster)
@@ -459,9 +463,14 @@ def reference(x, w, params, cfg: PointwiseConfig, cluster: Cluster = GAP8, guard
     _check_config(cfg, cluster)
     if cfg.semantics == "ideal":
         return conv.reference(x, w, params, cfg, cluster)
-    _engine.check_int32_params(params)
-    x = np.asarray(x, np.int64)
-    w = np.asarray(w, np.int64).reshape(cfg.Co, cfg.Ci)
+    conv._as_params(params, cfg)
+    params = _engine.as_params(params, Params)
+    x = np.asarray(_engine.value_ints(x, "x", cfg.in_type), np.int64)
+    w = np.asarray(_engine.value_ints(w, "w", cfg.w_type), np.int64)
+    if x.shape != (cfg.H, cfg.W, cfg.Ci) or w.size != cfg.Co * cfg.Ci:
+        raise JaxpulpError(f"x, w: shapes {x.shape}, {w.shape}, expected ({cfg.H}, {cfg.W}, {cfg.Ci}) and "
+                           f"({cfg.Co}, 1, 1, {cfg.Ci})")
+    w = w.reshape(cfg.Co, cfg.Ci)
     ci, co = cfg.Ci, cfg.Co
     mem = [int(b) for b in packing.words_to_bytes(packing.pack_hwc(x, cfg.in_type))[:_in_bytes(cfg)]]
     n_in = len(mem)

@@ -44,6 +44,7 @@ Layout: ``kernels/_maxpool.py`` and ``kernels/_avgpool.py`` hold each family's t
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 from jaxpulp.cluster.config import GAP8, Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
@@ -186,7 +187,7 @@ def run_lanes(x, params=None, *, cfg: PoolConfig, cluster: Cluster = GAP8):
     _family(cfg)
     check(cfg, cluster)
     p = _as_params(params, cfg)
-    x = jnp.asarray(x, jnp.int32)
+    x = jnp.asarray(_engine.lanes(x, cfg.H * cfg.W * cfg.C, "x", cfg.in_type, "the input image's elements"))
     if isinstance(cfg, MaxPoolConfig):
         return _max_lanes(x, cfg, cluster)
     assert isinstance(cfg, AvgPoolConfig)  # _family refused anything else
@@ -227,13 +228,15 @@ def reference(x, params, cfg: PoolConfig, cluster: Cluster = GAP8):
     ``MaxPoolResult(out, x_after)``; average pooling returns out. int32 arrays (Ho, Wo, C)."""
     fam = _family(cfg)
     check(cfg, cluster)
+    p = _as_params(params, cfg)
+    x = np.asarray(_engine.value_ints(x, "x", cfg.in_type), np.int64)
+    if x.shape != (cfg.H, cfg.W, cfg.C):
+        raise JaxpulpError(f"x: shape {x.shape}, expected ({cfg.H}, {cfg.W}, {cfg.C})")
     if fam == "maxpool":
-        if params is not None:
-            raise JaxpulpError(f"params={params!r}: max pooling takes no parameters, expected None")
         assert isinstance(cfg, MaxPoolConfig)  # _family said so
         return _ref_max(x, cfg, cluster)
-    assert isinstance(cfg, AvgPoolConfig)  # _family said so
-    return _ref_avg(x, AvgPoolParams() if params is None else params, cfg, cluster)
+    assert isinstance(cfg, AvgPoolConfig) and p is not None  # _family said so; _as_params made the defaults
+    return _ref_avg(x, p, cfg, cluster)
 
 
 def values(x, params=None, *, cfg: PoolConfig, in_type=None, out_type=None, cluster: Cluster = GAP8):
@@ -242,10 +245,18 @@ def values(x, params=None, *, cfg: PoolConfig, in_type=None, out_type=None, clus
     which may be traced (precision as data), default the configuration's types; max pooling ignores them
     (windows are clipped to the image). Static windows: strided slices / ``reduce_window``, no scan, no
     bucket. Traceable (``jit`` / ``vmap``)."""
+    _family(cfg)
     cfg = cfg.replace(semantics="ideal")
+    in_type, out_type = _engine.type_pair(in_type, "in_type"), _engine.type_pair(out_type, "out_type")
+    x = _engine.values_ints(x, "x", _engine.pair_qtype(in_type, cfg.in_type))
+    if x.ndim != 4 or tuple(x.shape[1:]) != (cfg.H, cfg.W, cfg.C):
+        raise JaxpulpError(f"x: shape {x.shape}, expected (batch, {cfg.H}, {cfg.W}, {cfg.C})")
     x = jnp.asarray(x, jnp.int32)
     if isinstance(cfg, MaxPoolConfig):  # as _family(cfg) == "maxpool"
+        if params is not None:
+            raise JaxpulpError(f"params={params!r}: max pooling takes no parameters, expected None")
         return _max_static(x, cfg, cluster, neg=_NEG)[0]
+    params = _as_params(params, cfg)
     g = geometry(cfg, cluster)
     types: dict = {}
     if in_type is not None:
