@@ -14,7 +14,7 @@ from jaxpulp.cluster.config import Cluster
 from jaxpulp.cost import cmsis, pulpnn
 from jaxpulp.cost.targets import GAP8_1CORE_TARGET, GAP8_TARGET, Target, get_target
 from jaxpulp.cost.types import INSTRUCTION_CLASSES, Cost, total
-from jaxpulp.errors import JaxpulpError
+from jaxpulp.errors import JaxpulpError, UnsupportedConfig
 
 _FAMILY_FN = {
     "conv": pulpnn.conv_core,
@@ -184,9 +184,49 @@ def _c_name(cfg) -> str:
     return getattr(cfg, "c_name", type(cfg).__name__)
 
 
+@functools.cache
+def _check_cluster(num_cores: int) -> Cluster:
+    return Cluster(num_cores=num_cores)
+
+
+def _check_kernel(cfg, target: Target) -> None:
+    """Raise ``UnsupportedConfig`` (the family ``check``'s rule) where no semantics of the kernel defines the call:
+    its ``check`` refuses ``cfg`` both as given and at ``semantics="ideal"`` (structural rules: output geometry,
+    whole-byte channel multiples, uint16 extents, depthwise Ci == Co, ...). A call refused only by a library-quirk
+    rule (``conv-bias-drift``, ``pointwise-leftover-overread``, ``linear-short-last-chunk``, ...) runs on the
+    target, its outputs are what is wrong, and its instruction counts are well defined (the golden vectors'
+    per-core counters measure such calls: tests/test_cost_golden.py): it is priced. On a PULP target the checks
+    run on a cluster of the target's cores; on the Cortex-M7 (CMSIS-NN / CMix-NN, none of PULP-NN's quirks) the
+    structural rules only, on one core. Run once per configuration and target (``_cached`` caches the cost)."""
+    from jaxpulp.kernels import catalog
+
+    try:
+        mod = catalog.family_module(cfg.family)
+    except JaxpulpError as e:  # family module not written yet: its cost model still counts the kernel
+        if "not implemented yet" not in str(e):
+            raise
+        return
+    ideal = cfg if cfg.semantics == "ideal" else cfg.replace(semantics="ideal")
+    if target.isa == "armv7e-m":
+        mod.check(ideal, _check_cluster(1))
+        return
+    cluster = _check_cluster(target.num_cores)
+    try:
+        mod.check(cfg, cluster)
+    except UnsupportedConfig as e:
+        if ideal is cfg:
+            raise
+        try:
+            mod.check(ideal, cluster)
+        except UnsupportedConfig:
+            raise e from None  # the library's own rule, as the kernel's check names it
+        # a library quirk only: the call runs and is priced
+
+
 @functools.lru_cache(maxsize=4096)
 def _cached(cfg, target: Target, hwloops: bool, outer: str) -> ClusterCost:
     fam = getattr(cfg, "family", None)
+    _check_kernel(cfg, target)
     if target.isa == "armv7e-m":
         per_core = (cmsis.kernel_cost(cfg),)
         return ClusterCost(per_core, target, kernel=cmsis.c_name(cfg))
@@ -206,7 +246,14 @@ def kernel_cost(cfg, cluster_or_target=None, *, hwloops: bool = True, outer: str
     "gap8-1core", "gap8-1v0", "cortex-m7") or None ("gap8"). hwloops=False models a compiler without hardware
     loops; outer="gcc" replaces the RTL-measured MatMul block overhead by a first-principles GCC count
     (``jaxpulp.cost.pulpnn.Codegen``; XpulpV2 targets only). Pure function of static information; cached.
+    Raises ``UnsupportedConfig`` (naming the rule) for a call no semantics of the kernel family defines (its
+    ``check`` refuses it also at ``semantics="ideal"``: geometry, channel multiples, extents; ``_check_kernel``);
+    a call refused only for a library quirk (wrong outputs, e.g. ``conv-bias-drift``) still runs and is priced.
     """
+    fam = getattr(cfg, "family", None)
+    if not isinstance(fam, str) or fam not in _FAMILY_FN or not isinstance(getattr(cfg, "semantics", None), str):
+        raise JaxpulpError(f"cfg={cfg!r:.80}: expected a kernel configuration of jaxpulp.kernels.config (ConvConfig, "
+                           f"LinearConfig, ...) of a family with a cost model: {sorted(_FAMILY_FN)}")
     target = resolve_target(cluster_or_target)
     pulpnn.Codegen(hwloops=bool(hwloops), outer=outer)  # validates the options
     return _cached(cfg, target, bool(hwloops), outer)

@@ -25,17 +25,30 @@ def _layer_config(layer, family, bi, bo, bw, signed):
     if layer is None:
         layer = BENCHMARK_LAYER
     if not isinstance(layer, dict):  # a config: keep its shapes and flags, change the precisions
+        if not isinstance(layer, (kc.ConvConfig, kc.LinearConfig)):  # the configs with in / out / weight types
+            raise JaxpulpError(f"layer={layer!r:.80}: expected None (the PULP-NN benchmark layer), a dict of "
+                               "ConvConfig shape / flag fields, or a ConvConfig / PointwiseConfig / DepthwiseConfig "
+                               "/ LinearConfig whose shapes and flags are kept")
         return layer.replace(**types)
     cls = {"conv": kc.ConvConfig, "pointwise": kc.PointwiseConfig, "depthwise": kc.DepthwiseConfig}.get(family)
     if cls is None:
         raise JaxpulpError(f"family={family!r}: expected 'conv', 'pointwise' or 'depthwise' (or pass a config)")
     shape = dict(layer)
+    fields = [f for f in cls.__dataclass_fields__ if f not in types]
+    unknown = [k for k in shape if k not in fields]
+    if unknown:
+        raise JaxpulpError(f"layer={layer!r:.120}: {unknown} are not {cls.__name__} fields; expected some of "
+                           f"{fields} (the precisions are the table's)")
     if family == "pointwise":
         for k in ("Kh", "Kw", "stride", "pad"):
             shape.pop(k, None)
     if family == "depthwise":
         shape["Ci"] = shape["Co"] = shape.get("Ci", shape.get("Co"))
-    return cls(**types, **shape)
+    try:
+        return cls(**types, **shape)
+    except TypeError as e:  # a missing field (H, W, Ci, Co)
+        raise JaxpulpError(f"layer={layer!r:.120}: {e}; expected a dict of {cls.__name__} fields with at least H, W, "
+                           "Ci and Co") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,6 +178,21 @@ def compare_targets(a="gap8", b="cortex-m7", layer=None, **kw) -> Comparison:
     return Comparison(pa, pb, tuple(rows))
 
 
+def _check_png_path(path, name: str = "path") -> None:
+    """Raise unless ``path`` is a file path whose folder exists (checked before any work)."""
+    import os
+
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if not isinstance(path, str) or not path.strip():
+        raise JaxpulpError(f"{name}={path!r:.80}: expected a file path (e.g. heatmap.png)")
+    if os.path.isdir(path):
+        raise JaxpulpError(f"{name}={path!r}: is a folder, expected a file path")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise JaxpulpError(f"{name}={path!r}: folder {folder!r} does not exist (create it first)")
+
+
 def heatmap_png(table: PermutationTable, path: str, *, title: str | None = None) -> str:
     """Write ``table`` as a heat map PNG (3 panels, one per output width; input x weight bits). Needs the
     optional matplotlib extra (``pip install 'jaxpulp[plot]'``). Returns ``path``."""
@@ -178,6 +206,9 @@ def heatmap_png(table: PermutationTable, path: str, *, title: str | None = None)
                            "(or pip install matplotlib)") from e
     import numpy as np
 
+    _check_png_path(path)
+    if not isinstance(table, PermutationTable):
+        raise JaxpulpError(f"table={table!r:.80}: expected a PermutationTable (permutation_table(...))")
     vmax = max(r.macs_per_cycle for r in table.rows)
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.6), constrained_layout=True)
     im = None
@@ -206,6 +237,11 @@ def kernels_cost_report(targets=("gap8", "gap8-1core"), layer=None, *, png: str 
     there and the others' next to it (``<stem>_<target>.png``; needs matplotlib) and the paths are listed."""
     import os
 
+    if isinstance(targets, str) or not isinstance(targets, (tuple, list)) or not targets:
+        raise JaxpulpError(f"targets={targets!r:.80}: expected a non-empty sequence of targets, e.g. "
+                           "('gap8', 'gap8-1core')")
+    if png:
+        _check_png_path(png, "png")
     parts = []
     tables = [permutation_table(t, layer, **kw) for t in targets]
     parts += [t.as_text() for t in tables]

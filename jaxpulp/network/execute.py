@@ -27,7 +27,7 @@ from jaxpulp.kernels import _engine, add, conv, depthwise, linear, pointwise, po
 from jaxpulp.kernels.config import ConvConfig, DepthwiseConfig, LinearConfig, PointwiseConfig
 from jaxpulp.network import kinds, mapping
 from jaxpulp.network.graph import Layer, Network
-from jaxpulp.qtypes import QType
+from jaxpulp.qtypes import ALL_ACT_TYPES, QType
 
 PATHS = ("packed", "values")
 
@@ -125,21 +125,34 @@ def _dtype_within(dtype: np.dtype, qt: QType) -> bool:
 def _check_one(spec, x, name: str):
     """``x`` checked against the input ``spec`` and converted to ``host_dtype`` of its type (batch axis added).
     A ``jax.Array`` stays on its device (no round trip through the host): its dtype is converted there, and its
-    values are range-checked there too when its dtype can hold values outside the type."""
-    on_device = isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer)
-    if not on_device:
-        x = np.asarray(x)
+    values are range-checked there too when its dtype can hold values outside the type. A traced ``x``
+    (``run_values`` under ``jit`` / ``vmap``): its shape and dtype only, returned as it is (batch axis added)."""
+    traced = isinstance(x, jax.core.Tracer)
+    on_device = isinstance(x, jax.Array) and not traced
+    if not on_device and not traced:
+        try:
+            x = np.asarray(x)
+        except (ValueError, TypeError) as e:  # ragged nesting and the like
+            raise JaxpulpError(f"{name}: not an array ({e}), expected integers of type {spec.qtype} (network "
+                               f"input {spec.name!r})") from None
     shape, qt = spec.shape, spec.qtype
     dtype = np.dtype(x.dtype)
     if dtype.kind not in "iu":
         raise JaxpulpError(f"{name}: dtype {dtype}, expected integers of type {qt} (network input {spec.name!r})")
+    src = x
     if x.shape == shape:
         x = x[None]
     if x.ndim != 4 or x.shape[1:] != shape or not x.shape[0]:
         raise JaxpulpError(f"{name}: shape {x.shape}, expected (batch, {', '.join(map(str, shape))}) HWC, batch >= 1 "
                            f"(network input {spec.name!r})")
+    if traced:
+        return x
     if x.size and not _dtype_within(dtype, qt):
-        lo, hi = (int(v) for v in ((jnp.min(x), jnp.max(x)) if on_device else (x.min(), x.max())))
+        if on_device:
+            with jax.ensure_compile_time_eval():  # concrete even when called under a trace (run_values in a jit)
+                lo, hi = int(jnp.min(src)), int(jnp.max(src))
+        else:
+            lo, hi = int(x.min()), int(x.max())
         if lo < qt.lo or hi > qt.hi:
             raise JaxpulpError(f"{name}: values span [{lo}, {hi}], outside {qt} [{qt.lo}, {qt.hi}] (network "
                                f"input {spec.name!r})")
@@ -161,7 +174,7 @@ def _check_inputs(net: Network, x) -> dict:
         missing = [s.name for s in specs if s.name not in x]
         extra = sorted(set(x) - {s.name for s in specs})
         if missing or extra:
-            raise JaxpulpError(f"x: keys {sorted(x)}, expected the network inputs {[s.name for s in specs]}")
+            raise JaxpulpError(f"x: keys {sorted(x, key=repr)}, expected the network inputs {[s.name for s in specs]}")
         xs = [x[s.name] for s in specs]
     elif isinstance(x, (list, tuple)):
         if len(x) != len(specs):
@@ -178,6 +191,118 @@ def _check_inputs(net: Network, x) -> dict:
     if len(batches) != 1:
         raise JaxpulpError(f"x: batch sizes {sorted(batches)} differ between the inputs")
     return out
+
+
+def _short(v, n: int = 80) -> str:
+    """``repr(v)``, cut to ``n`` characters (a message names a wrong object without printing all of it)."""
+    r = repr(v)
+    return r if len(r) <= n else r[: n - 3] + "..."
+
+
+def _check_call(net, keep, cluster) -> None:
+    """The arguments ``run`` and ``run_values`` share besides ``x``: a few isinstance checks."""
+    if not isinstance(net, Network):
+        raise JaxpulpError(f"net={_short(net)}: expected a jaxpulp.network.Network (e.g. load_onnx(path), "
+                           "jaxpulp.network.zoo.builtin(name) or jaxpulp.sweep.load_network(spec))")
+    if keep is not False and keep is not True and not isinstance(keep, np.bool_):
+        raise JaxpulpError(f"keep={_short(keep)}: expected True or False")
+    if not isinstance(cluster, Cluster):
+        raise JaxpulpError(f"cluster={_short(cluster)}: expected a jaxpulp.cluster.config.Cluster (e.g. "
+                           "jaxpulp.cluster.config.GAP8)")
+
+
+# The (bits, signed) pairs ``run_values`` takes in ``act_types`` (besides each tensor's own type, e.g. the int32
+# output of a linear layer): the value path's accumulators are sized for operands of at most 8 bits (u8 x i8).
+_VALUE_ACT_TYPES = frozenset((t.bits, int(t.signed)) for t in ALL_ACT_TYPES)
+_WIDEST_W_RANGE = (-128, 127)  # the value path's widest weights (i8): its exact chunking assumes no wider
+
+
+def _scalar(v, what: str, bool_ok: bool):
+    """A concrete int of a scalar ``v`` (an int, numpy / jax integer scalar), or None when ``v`` is traced
+    (its dtype and shape are still checked). ``what`` names it in the message."""
+    if isinstance(v, jax.core.Tracer):
+        dtype, shape = np.dtype(v.dtype), v.shape
+    else:
+        if isinstance(v, (bool, np.bool_)) and not bool_ok:
+            raise JaxpulpError(f"{what}={v!r}: expected an int")
+        try:
+            a = np.asarray(v)
+        except (ValueError, TypeError):
+            raise JaxpulpError(f"{what}={_short(v)}: expected an int") from None
+        dtype, shape = a.dtype, a.shape
+    if dtype.kind not in ("iub" if bool_ok else "iu") or shape != ():
+        raise JaxpulpError(f"{what}={_short(v)}: expected an int scalar (dtype {dtype}, shape {shape})")
+    return None if isinstance(v, jax.core.Tracer) else int(a)
+
+
+def _check_act_types(net: Network, act_types) -> None:
+    """``run_values``'s ``act_types``: tensor name -> (bits, signed) of a tensor of ``net``; concrete pairs must
+    be a type the value path computes (``_VALUE_ACT_TYPES`` or the tensor's own type), traced ones are data."""
+    if act_types is None:
+        return
+    if not isinstance(act_types, dict):
+        raise JaxpulpError(f"act_types={_short(act_types)}: expected None or a dict tensor name -> (bits, signed)")
+    types = net.tensor_types()
+    for name, v in act_types.items():
+        if name not in types:
+            raise JaxpulpError(f"act_types: key {name!r} is not a tensor of network {net.name!r}; expected some of "
+                               f"{list(types)}")
+        if not isinstance(v, (tuple, list)) or len(v) != 2:
+            raise JaxpulpError(f"act_types[{name!r}]={_short(v)}: expected a (bits, signed) pair of ints, e.g. "
+                               "(8, 0) for u8, (4, 1) for i4")
+        bits = _scalar(v[0], f"act_types[{name!r}] bits", bool_ok=False)
+        signed = _scalar(v[1], f"act_types[{name!r}] signed", bool_ok=True)
+        if bits is None or signed is None:
+            continue
+        own = types[name][1]
+        if (bits, signed) not in _VALUE_ACT_TYPES and (bits, signed) != (own.bits, int(own.signed)):
+            ok = sorted(_VALUE_ACT_TYPES | {(own.bits, int(own.signed))}, key=lambda t: (t[1], -t[0]))
+            raise JaxpulpError(f"act_types[{name!r}]={tuple(v)!r}: (bits, signed) ({bits}, {signed}) is not a "
+                               f"type the value path computes; expected one of {ok}")
+
+
+def _check_params(net: Network, params) -> None:
+    """``run_values``'s ``params``: shaped like ``net.params`` (per layer the same keys and shapes; a layer without
+    parameters may be absent or an empty dict), integers; concrete values in int32, weights in i8 (the widest the
+    value path's exact accumulation is sized for). Traced values: their dtypes and shapes."""
+    if params is None:
+        return
+    if not isinstance(params, dict):
+        raise JaxpulpError(f"params={_short(params)}: expected None or a dict shaped like net.params (layer name "
+                           "-> {parameter name: int array})")
+    layers = [lay.name for lay in net.layers]
+    extra = [k for k in params if k not in layers]
+    if extra:
+        raise JaxpulpError(f"params: keys {extra} are not layers of network {net.name!r}; expected the keys of "
+                           f"net.params {sorted(net.params)}")
+    for name in layers:
+        own = net.params.get(name) or {}
+        given = params.get(name, {})
+        if not isinstance(given, dict) or set(given) != set(own):
+            got = sorted(given, key=str) if isinstance(given, dict) else _short(given)
+            raise JaxpulpError(f"params[{name!r}]: {'keys ' if isinstance(given, dict) else ''}{got}, expected a "
+                               f"dict with the keys of net.params[{name!r}] {sorted(own)}")
+        for k, v in given.items():
+            what = f"params[{name!r}][{k!r}]"
+            a = None
+            if isinstance(v, jax.core.Tracer):
+                dtype, shape = np.dtype(v.dtype), v.shape
+            else:
+                try:
+                    a = np.asarray(v)
+                except (ValueError, TypeError):
+                    raise JaxpulpError(f"{what}={_short(v)}: expected an int array") from None
+                dtype, shape = a.dtype, a.shape
+            want = np.shape(own[k])
+            if dtype.kind not in "iu" or shape != want:
+                raise JaxpulpError(f"{what}: dtype {dtype}, shape {shape}, expected integers of shape {want} (as "
+                                   f"net.params[{name!r}][{k!r}])")
+            if a is not None and a.size:
+                lo, hi, kind = (*_WIDEST_W_RANGE, "i8, the widest weights the value path computes exactly") \
+                    if k == "w" else (-(2**31), 2**31 - 1, "int32")
+                if int(a.min()) < lo or int(a.max()) > hi:
+                    raise JaxpulpError(f"{what}: values span [{int(a.min())}, {int(a.max())}], expected [{lo}, {hi}] "
+                                       f"({kind})")
 
 
 # ------------------------------------------------------------------------------------------- packed path
@@ -713,12 +838,18 @@ def run_values(net: Network, x, *, params=None, act_types=None, keep: bool = Fal
     expressed by the weight values themselves).
     act_types: tensor name -> (bits, signed) int32 scalars (clip bounds of that tensor's producer).
     Returns the int32 values of ``net.outputs[0]`` (batch, ...), or every tensor by name with ``keep=True``.
-    Works under ``jit`` and ``vmap`` (over params / types / inputs).
+    Works under ``jit`` and ``vmap`` (over params / types / inputs). The arguments are checked as ``run``'s (x:
+    integers of the input's shape, an (H, W, C) image taking a batch axis, concrete values in the input's type;
+    act_types: tensors of ``net``, concrete pairs a type of at most 8 bits or the tensor's own; params: the
+    keys and shapes of ``net.params``); traced values only by their shapes and dtypes.
     """
+    _check_call(net, keep, cluster)
+    _check_act_types(net, act_types)
+    _check_params(net, params)
+    xs = _check_inputs(net, x)
     acts = _types_of(net, act_types)
     cfgs = _configs(net.layers, "ideal", cluster)
     want = tuple(t for t in acts) if keep else net.outputs[:1]
-    xs = dict(x) if isinstance(x, dict) else {net.input.name: x}
     prm = _prepared_values(net) if params is None else _value_params(net, params)
     groups = _prepared_groups(net) if params is None else None  # traced params: worst-case chunking
     own = params is None and act_types is None  # the network's own parameters and types: its proofs hold
@@ -746,6 +877,7 @@ def run(net: Network, x, *, path: str = "packed", keep: bool = False, cluster: C
         raise JaxpulpError(f"path={path!r}: expected one of {PATHS}")
     if step is not None and (isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1):
         raise JaxpulpError(f"step={step!r}: expected None or an int >= 1 (inputs per compiled step)")
+    _check_call(net, keep, cluster)
     xs = _check_inputs(net, x)
     fn, prepared, shapes = call_runner(net, path, keep, cluster, None if step is None else int(step),
                                        next(iter(xs.values())).shape[0])

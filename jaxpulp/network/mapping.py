@@ -60,10 +60,21 @@ def _with_bn_bits(cfg, lay: Layer):
     return cfg
 
 
-@functools.cache
 def kernel_choice(lay: Layer, semantics: str = "library", cluster: Cluster = GAP8) -> KernelChoice:
     """The kernel configuration of ``lay`` and the reason for the choice. Raises ``UnsupportedConfig`` (naming the
     layer and the library rule) when no PULP-NN kernel defines this layer."""
+    if not isinstance(lay, Layer):
+        raise JaxpulpError(f"lay={lay!r:.80}: expected a jaxpulp.network.Layer")
+    if not isinstance(cluster, Cluster):
+        raise JaxpulpError(f"cluster={cluster!r:.80}: expected a jaxpulp.cluster.config.Cluster (e.g. "
+                           "jaxpulp.cluster.config.GAP8)")
+    if semantics not in kc.SEMANTICS:
+        raise JaxpulpError(f"semantics={semantics!r:.80}: expected one of {kc.SEMANTICS}")
+    return _kernel_choice(lay, semantics, cluster)
+
+
+@functools.cache
+def _kernel_choice(lay: Layer, semantics: str, cluster: Cluster) -> KernelChoice:
     choice = _choose(lay, semantics, cluster)
     try:
         kernel_module(choice.cfg).check(choice.cfg, cluster)

@@ -57,12 +57,27 @@ class SweepSpec:
     def __post_init__(self):
         from jaxpulp.cost import resolve_target
 
-        if not isinstance(self.samples, int) or self.samples < 1:
+        if not isinstance(self.net, str) or not self.net.strip():
+            raise JaxpulpError(f"net={self.net!r:.80}: expected a network spec string such as 'toy', "
+                               "'mobilenet_v1:alpha=0.25,resolution=128' or 'model.onnx'")
+        if not _is_int(self.samples) or self.samples < 1:
             raise JaxpulpError(f"samples={self.samples!r}: expected an int >= 1")
-        if not isinstance(self.inputs, int) or self.inputs < 1:
+        if not _is_int(self.inputs) or self.inputs < 1:
             raise JaxpulpError(f"inputs={self.inputs!r}: expected an int >= 1")
-        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+        if not _is_int(self.seed) or not 0 <= self.seed < 2**32:
             raise JaxpulpError(f"seed={self.seed!r}: expected an int in [0, 2**32)")
+        for name in ("samples", "inputs", "seed"):  # numpy ints as plain ints (the spec is saved as JSON)
+            object.__setattr__(self, name, int(getattr(self, name)))
+        if self.enumerate is not None and not isinstance(self.enumerate, bool):
+            raise JaxpulpError(f"enumerate={self.enumerate!r}: expected None (by the space's size), True or False")
+        for name in ("free_input", "metric"):
+            if not isinstance(getattr(self, name), bool):
+                raise JaxpulpError(f"{name}={getattr(self, name)!r}: expected True or False")
+        if self.data is not None:
+            if isinstance(self.data, os.PathLike):
+                object.__setattr__(self, "data", os.fspath(self.data))
+            if not isinstance(self.data, str) or not self.data:
+                raise JaxpulpError(f"data={self.data!r:.80}: expected None or the path of an .npz file")
         if isinstance(self.target, str) and self.target.startswith("deployed:"):  # jaxpulp.deploy objective
             from jaxpulp.deploy import get_target
 
@@ -71,8 +86,17 @@ class SweepSpec:
             resolve_target(self.target)
         for name in ("act_types", "weight_types"):
             v = getattr(self, name)
-            if v is not None:
-                object.__setattr__(self, name, tuple(str(QType.parse(t)) for t in v))
+            if v is None:
+                continue
+            if isinstance(v, (str, bytes)) or not isinstance(v, (tuple, list)):
+                raise JaxpulpError(f"{name}={v!r:.80}: expected None or a sequence of type names, e.g. "
+                                   "('u8', 'u4')")
+            parsed = tuple(str(QType.parse(t)) for t in v)
+            repeated = sorted({t for t in parsed if parsed.count(t) > 1})
+            if repeated:
+                raise JaxpulpError(f"{name}={v!r}: {', '.join(repeated)} given more than once; expected each type "
+                                   "once (a repeat would count its configurations twice)")
+            object.__setattr__(self, name, parsed)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -84,6 +108,11 @@ class SweepSpec:
     def from_dict(cls, d: dict) -> SweepSpec:
         kw: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
         return cls(**kw)
+
+
+def _is_int(v) -> bool:
+    """An int (Python or numpy), not a bool."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 class SweepSummary(NamedTuple):
@@ -248,7 +277,8 @@ def _check_meta(path: str, old: dict, new: dict) -> None:
 def run_sweep(spec: SweepSpec, out: str, *, shard=(0, 1), chunk: int | None = None, overwrite: bool = False,
               progress=None, parquet=None, devices=None, log=None) -> SweepSummary:
     """Evaluate the configurations of ``spec`` that belong to ``shard`` = (k, n) and append them to ``out``
-    (``out`` itself for n = 1, else ``<stem>.shard<k>of<n>.jsonl``), resuming whatever is already there.
+    (``out`` itself for n = 1, else ``<stem>.shard<k>of<n>.jsonl``; its folder must exist), resuming whatever is
+    already there.
 
     chunk: configurations per device call (a multiple of the device count); progress: True / False / None
     (when stderr is a terminal); parquet: also write ``<stem>.parquet`` when the shard is complete (None: when
@@ -256,17 +286,31 @@ def run_sweep(spec: SweepSpec, out: str, *, shard=(0, 1), chunk: int | None = No
     ``print``-like function for one-line status messages.
     """
     t0 = time.perf_counter()
-    k, n = (int(shard[0]), int(shard[1]))
-    if not (n >= 1 and 0 <= k < n):
-        raise JaxpulpError(f"shard={shard!r}: expected (k, n) with 0 <= k < n")
-    if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
+    if not isinstance(spec, SweepSpec):
+        raise JaxpulpError(f"spec={spec!r:.80}: expected a SweepSpec")
+    if (not isinstance(shard, (tuple, list)) or len(shard) != 2 or not all(_is_int(v) for v in shard)
+            or not (shard[1] >= 1 and 0 <= shard[0] < shard[1])):
+        raise JaxpulpError(f"shard={shard!r:.80}: expected a pair of ints (k, n) with 0 <= k < n")
+    k, n = int(shard[0]), int(shard[1])
+    if chunk is not None and (not _is_int(chunk) or chunk < 1):
         raise JaxpulpError(f"chunk={chunk!r}: expected an int >= 1")
+    if isinstance(out, os.PathLike):
+        out = os.fspath(out)
+    if not isinstance(out, str) or not out.strip():
+        raise JaxpulpError(f"out={out!r:.80}: expected a JSONL results path (e.g. runs/x.jsonl)")
+    for name, flag in (("overwrite", overwrite), ("parquet", parquet), ("progress", progress)):
+        if not (flag is None and name != "overwrite") and not isinstance(flag, bool):
+            raise JaxpulpError(f"{name}={flag!r:.80}: expected " + ("True or False" if name == "overwrite" else
+                                                                  "True, False or None"))
     if str(out).lower().endswith(".parquet"):  # its Parquet copy (the stem + .parquet) would replace the results
         raise JaxpulpError(f"out={out!r}: expected a JSONL results path (e.g. runs/x.jsonl); the Parquet copy is "
                            "written next to it")
     path = _results.shard_path(out, k, n)
     if os.path.isdir(path):
         raise JaxpulpError(f"out={path!r}: is a folder, expected a results file path")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise JaxpulpError(f"out={out!r}: folder {folder!r} does not exist (create it first)")
     # everything that can fail on bad arguments happens before any file is touched
     if log:
         log(f"sweep {spec.net}: loading the network and building its cost table ({spec.target}) ...")
@@ -280,7 +324,6 @@ def run_sweep(spec: SweepSpec, out: str, *, shard=(0, 1), chunk: int | None = No
         log(f"sweep {spec.net}: reference outputs of {spec.inputs} inputs for the metric ...")
     data = _metric_data(net, spec) if spec.metric else None
     meta = _meta(spec, table, space, mode, total, (k, n), data[3] if data else None)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with _results.locked(path) as lock:
         # overwrite: the new rows go to a temporary file that replaces the old results only once it holds rows
         target = path + ".overwrite" if overwrite else path

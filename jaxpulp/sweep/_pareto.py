@@ -45,6 +45,9 @@ BOOKKEEPING = ("index", "seed")  # result columns that number or reproduce a row
 def parse_objectives(spec, rows=None) -> list:
     """``"cycles,memory_bytes,error:min"`` -> [(name, +1 minimise / -1 maximise)]. Default (None): cycles,
     memory_bytes and the first metric the rows carry (error, else accuracy)."""
+    if spec is not None and not isinstance(spec, str):
+        raise JaxpulpError(f"objectives={spec!r:.80}: expected None (the default) or a comma-separated string such "
+                           "as 'cycles,memory_bytes,error:min'")
     if spec is None:
         names = ["cycles", "memory_bytes"]
         if rows:
@@ -99,10 +102,24 @@ def objective_matrix(rows, objectives) -> tuple:
 
 def pareto_front(points) -> np.ndarray:
     """Indices (ascending) of the non-dominated rows of ``points`` [N, k] (all objectives minimised): row i
-    is dominated when some row is <= in every objective and < in one. Equal rows are all kept."""
-    P = np.asarray(points, np.float64)
-    if P.ndim != 2:
-        raise JaxpulpError(f"points: shape {P.shape}, expected (N, k)")
+    is dominated when some row is <= in every objective and < in one. Equal rows are all kept. A row with a NaN
+    is comparable with nothing and is never on the front (as ``front_rows`` leaves such rows out)."""
+    try:
+        P = np.asarray(points, np.float64)
+    except (ValueError, TypeError) as e:
+        raise JaxpulpError(f"points={points!r:.80}: expected a numeric (N, k) array of objective values "
+                           f"({e})") from None
+    if P.ndim != 2 or P.shape[1] < 1:
+        raise JaxpulpError(f"points: shape {P.shape}, expected (N, k) with k >= 1 objectives")
+    finite = ~np.isnan(P).any(axis=1)
+    if not finite.all():
+        rows = np.flatnonzero(finite)
+        return rows[_front(P[rows])]
+    return _front(P)
+
+
+def _front(P: np.ndarray) -> np.ndarray:
+    """``pareto_front`` of a (N, k >= 1) float64 array without NaN."""
     N, k = P.shape
     if N == 0:
         return np.zeros(0, np.int64)
@@ -147,6 +164,13 @@ def plot_front(rows, front, png: str, *, x: str = "cycles", y: str = "memory_byt
                title: str | None = None, staircase: bool = True, reference: dict | None = None) -> str:
     """Scatter of every supported row (``x`` vs ``y``), the front highlighted, coloured by ``color`` (e.g. the
     metric) when given; ``staircase`` joins a two-objective front. Written to ``png``; needs matplotlib."""
+    import os
+
+    if not isinstance(png, (str, os.PathLike)) or not str(png).strip():
+        raise JaxpulpError(f"png={png!r:.80}: expected an image file path (e.g. front.png)")
+    folder = os.path.dirname(os.path.abspath(png))
+    if not os.path.isdir(folder):
+        raise JaxpulpError(f"png={png!r}: folder {folder!r} does not exist (create it first)")
     try:
         import matplotlib
 
