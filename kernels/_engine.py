@@ -366,7 +366,7 @@ def int_scalar(v, name: str, lo: int, hi: int, what: str):
     return a.astype(jnp.int32) if isinstance(a, jax.Array) else a.astype(np.int32)
 
 
-# The requantisation scalars of the conv, pointwise, depthwise and linear kernels (semantics.md §2.3, §4.1):
+# The requantisation scalars of the conv, pointwise, depthwise and linear kernels (semantics.md §4.1):
 # ``out_mult`` a uint16 argument the helper reads as int16 (so the int16 values -32768..-1 are accepted as the
 # same bits as 32768..65535, like the legacy add's multipliers), ``out_shift`` a uint16 argument (bits; the
 # hardware shifts by it mod 32, mod 64 in the 64-bit BN tree).
