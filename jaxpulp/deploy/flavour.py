@@ -27,6 +27,7 @@ from jaxpulp._registry import lookup
 from jaxpulp.errors import JaxpulpError
 
 DW_INPUT = ("hwc-to-chw", "chw-planes")
+POOL_FC = ("dory", "pulp-nn-mixed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +68,18 @@ class Flavour:
     mixed_sw_spills: bool = True  # count its MatMul loop's stack spills (False: the spill-free lower bound)
 
     def __post_init__(self):
+        for n in ("name", "description"):
+            v = getattr(self, n)
+            if not isinstance(v, str) or (n == "name" and not v):
+                raise JaxpulpError(f"{n}={v!r}: expected a{' non-empty' if n == 'name' else ''} str")
+        if self.pool_fc not in POOL_FC:
+            raise JaxpulpError(f"pool_fc={self.pool_fc!r}: expected one of {POOL_FC}")
+        for n in ("dory_kernels", "lto", "dw_input_waits", "mixed_sw", "mixed_sw_spills"):
+            v = getattr(self, n)
+            if not isinstance(v, bool):
+                raise JaxpulpError(f"{n}={v!r}: expected True or False")
+        if isinstance(self.bn_bits, bool):
+            raise JaxpulpError(f"bn_bits={self.bn_bits!r}: expected None, 32 or 64")
         if self.conv_split not in ("mixed", "ho"):
             raise JaxpulpError(f"conv_split={self.conv_split!r}: expected 'mixed' or 'ho'")
         if self.dma_3d not in ("row", "pixel"):

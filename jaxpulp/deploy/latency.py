@@ -19,12 +19,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Iterable
 
 from jaxpulp.cost import kernel_cost
 from jaxpulp.deploy import dma, dory_kernels, mixed_noinline
 from jaxpulp.deploy.flavour import Flavour, get_flavour
 from jaxpulp.deploy.target import DeployTarget, get_target
-from jaxpulp.deploy.tiler import Tiling, geometry, pareto_tilings, tile, tile_config, tile_sequence
+from jaxpulp.deploy.tiler import Tiling, check_config, geometry, pareto_tilings, tile, tile_config, tile_sequence
+from jaxpulp.errors import JaxpulpError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +37,8 @@ class LayerLatency:
     tiles' kernel costs; dma_in / dma_out: transfer cycles of inputs (+ weights) / outputs; l3: L3 -> L2 cycles;
     exposed_l3: the part of them not hidden behind the layer; overhead: per-layer call; total: deployed latency;
     tiling: the ``Tiling``; l3_tiled: weights / activations streamed from L3; bound: "compute", "transfer"
-    or "L3" (what the layer waits on most); macs.
+    or "L3" (what the layer waits on most); macs. ``fits``: False when even the smallest tile exceeds the
+    target's L1 budget (the figures are then those of that smallest tile, which cannot run as modelled).
     """
 
     kernel_whole: int
@@ -50,6 +53,10 @@ class LayerLatency:
     l3_tiled: str
     bound: str
     macs: int
+
+    @property
+    def fits(self) -> bool:
+        return self.tiling.fits
 
 
 @functools.lru_cache(maxsize=65536)
@@ -94,11 +101,14 @@ def layer_latency(cfg, target: str | DeployTarget = "gap8-board", flavour: str |
     """Deployed latency of one layer given as its kernel config (``jaxpulp.network.mapping.kernel_config``).
     schedule: override the target's ("blocking" or "double"); prev_l3: the previous layer streamed from L3 (no
     prefetch of this layer's weights, ``DeployTarget.l3_prefetch_next``)."""
+    check_config(cfg)
+    if not isinstance(prev_l3, bool):
+        raise JaxpulpError(f"prev_l3={prev_l3!r}: expected True or False")
     t = get_target(target)
     if schedule is not None:
         t = t.replace(schedule=schedule)
     fl = get_flavour(flavour)
-    return _layer(with_bn_bits(cfg, fl), t, fl, bool(prev_l3))
+    return _layer(with_bn_bits(cfg, fl), t, fl, prev_l3)
 
 
 def with_bn_bits(cfg, fl: Flavour):
@@ -180,7 +190,9 @@ def _layer_tiled(cfg, t: DeployTarget, fl: Flavour, til: Tiling, prev_l3: bool =
 
 @dataclasses.dataclass(frozen=True)
 class NetworkLatency:
-    """Deployed latency of a network: per-layer ``LayerLatency`` and the totals (cycles, MACs)."""
+    """Deployed latency of a network: per-layer ``LayerLatency`` and the totals (cycles, MACs). ``not_fitting``:
+    the indices of the layers whose smallest tile exceeds the L1 budget (``Tiling.fits`` False): the total counts
+    them as if they ran, so it holds only when ``fits`` is True."""
 
     layers: tuple
     target: str
@@ -199,10 +211,29 @@ class NetworkLatency:
     def macs(self) -> int:
         return sum(x.macs for x in self.layers)
 
+    @property
+    def not_fitting(self) -> tuple:
+        return tuple(i for i, x in enumerate(self.layers) if not x.tiling.fits)
+
+    @property
+    def fits(self) -> bool:
+        return not self.not_fitting
+
 
 def network_latency(cfgs, target: str | DeployTarget = "gap8-board", flavour: str | Flavour = "dory-gap8",
                     *, schedule: str | None = None) -> NetworkLatency:
-    """Deployed latency of a sequence of layer kernel configs (layers run one after the other)."""
+    """Deployed latency of a sequence of layer kernel configs (layers run one after the other); layers that do not
+    fit the L1 budget are listed in ``NetworkLatency.not_fitting``."""
+    if hasattr(cfgs, "layers"):  # a Network (not imported here: jaxpulp.network needs jax)
+        raise JaxpulpError(f"cfgs={type(cfgs).__name__} {getattr(cfgs, 'name', '')!r}: expected its layers' "
+                           "kernel configs, "
+                           "[jaxpulp.network.mapping.kernel_config(layer) for layer in net.layers]")
+    if isinstance(cfgs, (str, bytes)) or not isinstance(cfgs, Iterable):
+        raise JaxpulpError(f"cfgs={cfgs!r}: expected a sequence of kernel configs "
+                           "(jaxpulp.network.mapping.kernel_config(layer) per layer)")
+    cfgs = list(cfgs)
+    for i, c in enumerate(cfgs):
+        check_config(c, f"cfgs[{i}]")
     t = get_target(target)
     if schedule is not None:
         t = t.replace(schedule=schedule)

@@ -37,10 +37,11 @@ leave-one-out validation in ``benchmarks/fidelity.py``):
 from __future__ import annotations
 
 import dataclasses
+import math
 from types import MappingProxyType
 
 from jaxpulp._registry import lookup
-from jaxpulp.cost.targets import GAP8_BARRIER_CYCLES, GAP8_FORK_CYCLES
+from jaxpulp.cost.targets import GAP8_BARRIER_CYCLES, GAP8_FORK_CYCLES, TARGETS as COST_TARGETS, Target as CostTarget
 from jaxpulp.errors import JaxpulpError
 
 SCHEDULES = ("blocking", "double")
@@ -98,30 +99,46 @@ class DeployTarget:
     description: str = ""
 
     def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise JaxpulpError(f"name={self.name!r}: expected a non-empty str")
+        if not isinstance(self.description, str):
+            raise JaxpulpError(f"description={self.description!r}: expected a str")
         if self.schedule not in SCHEDULES:
             raise JaxpulpError(f"schedule={self.schedule!r}: expected one of {SCHEDULES}")
         if self.tiler not in TILERS:
             raise JaxpulpError(f"tiler={self.tiler!r}: expected one of {TILERS}")
-        if self.double_buffering not in (1, 2):
+        if isinstance(self.double_buffering, bool) or self.double_buffering not in (1, 2):
             raise JaxpulpError(f"double_buffering={self.double_buffering!r}: expected 1 or 2")
+        for n in ("count_weight_preload", "l3_overlap", "l3_prefetch_next"):
+            v = getattr(self, n)
+            if not isinstance(v, bool):
+                raise JaxpulpError(f"{n}={v!r}: expected True or False")
         for n in ("dma_bytes_per_cycle", "l3_bytes_per_cycle", "freq_hz"):
             v = getattr(self, n)
-            if not (isinstance(v, (int, float)) and v > 0):
-                raise JaxpulpError(f"{n}={v!r}: expected a positive number")
+            if isinstance(v, bool) or not (isinstance(v, (int, float)) and 0 < v < math.inf):
+                raise JaxpulpError(f"{n}={v!r}: expected a positive finite number")
         for n in ("l1_bytes", "l1_budget", "l2_bytes", "l2_budget", "l3_burst_bytes"):
             v = getattr(self, n)
-            if not isinstance(v, int) or v <= 0:
-                raise JaxpulpError(f"{n}={v!r}: expected a positive number of bytes")
-        if not isinstance(self.dma_outstanding, int) or self.dma_outstanding < 1:
-            raise JaxpulpError(f"dma_outstanding={self.dma_outstanding!r}: expected an int >= 1")
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise JaxpulpError(f"{n}={v!r}: expected a positive int number of bytes")
+        for n, want in (("dma_outstanding", "an int >= 1 (L2 reads in flight)"),
+                        ("tiler_candidates", "an int >= 1 (tiles the latency tiler tries per layer)")):
+            v = getattr(self, n)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise JaxpulpError(f"{n}={v!r}: expected {want}")
         for n in ("dma_latency_cycles", "dma_row_latency_cycles", "dma_cmd_cycles", "blocking_barrier_cycles",
                   "l3_burst_cycles",
                   "layer_overhead_cycles"):
             v = getattr(self, n)
-            if not isinstance(v, (int, float)) or v < 0:
-                raise JaxpulpError(f"{n}={v!r}: expected a non-negative number of cycles")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
+                raise JaxpulpError(f"{n}={v!r}: expected a non-negative finite number of cycles")
         if self.l1_budget > self.l1_bytes or self.l2_budget > self.l2_bytes:
             raise JaxpulpError(f"{self.name}: l1_budget / l2_budget must not exceed l1_bytes / l2_bytes")
+        kt = lookup(COST_TARGETS, self.kernel_target, CostTarget, "kernel_target")
+        n = self.num_cores
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= kt.num_cores:
+            raise JaxpulpError(f"num_cores={n!r}: expected an int in [1, {kt.num_cores}] (the cores of kernel_target "
+                               f"{kt.name!r})")
 
     def replace(self, **kw) -> DeployTarget:
         return dataclasses.replace(self, **kw)

@@ -37,6 +37,9 @@ import numpy as np
 from jaxpulp.errors import JaxpulpError
 from jaxpulp.kernels.config import out_dim
 
+# kernel families with a tiling rule (``geometry``)
+TILED_FAMILIES = ("conv", "pointwise", "depthwise", "linear", "maxpool", "avgpool", "add")
+
 # kernel families whose output channel c reads input channel c only: a tile of output channels needs only the same
 # input channels
 CHANNEL_TILED = ("depthwise", "maxpool", "avgpool", "add")
@@ -210,9 +213,27 @@ def _make(cfg, g, cand, fits) -> Tiling:
                   x, y, w, c + g["bias"], im, wo_t, math.ceil(g["Wo"] / wo_t))
 
 
-@functools.lru_cache(maxsize=4096)
+def check_config(cfg, arg: str = "cfg") -> None:
+    """Raise unless ``cfg`` is a kernel config of a family with a tiling rule (a ``jaxpulp.kernels.config`` record,
+    e.g. from ``jaxpulp.network.mapping.kernel_config(layer)``), not a network, a layer or a list of them."""
+    fam = getattr(cfg, "family", None)
+    if isinstance(fam, str) and fam in TILED_FAMILIES and hasattr(cfg, "replace"):
+        return
+    what = type(cfg).__name__
+    shown = repr(cfg) if len(repr(cfg)) <= 80 else repr(cfg)[:77] + "..."
+    why = f"kernel family {fam!r} has no tiling rule (expected one of {TILED_FAMILIES})" if isinstance(fam, str) \
+        else "expected a layer's kernel config (jaxpulp.network.mapping.kernel_config(layer) per layer)"
+    raise JaxpulpError(f"{arg}={shown} (a {what}): {why}")
+
+
 def tile(cfg, l1_budget: int = 36_700, double_buffering: int = 1, ncores: int = 8) -> Tiling:
     """DORY's tiling of ``cfg`` within ``l1_budget`` bytes: DORY's constraints and objective (module docstring)."""
+    check_config(cfg)
+    return _tile(cfg, l1_budget, double_buffering, ncores)
+
+
+@functools.lru_cache(maxsize=4096)
+def _tile(cfg, l1_budget: int = 36_700, double_buffering: int = 1, ncores: int = 8) -> Tiling:
     g, whole, feas, smallest = _candidates(cfg, l1_budget, double_buffering, ncores)
     if whole is not None:
         return whole
@@ -222,11 +243,19 @@ def tile(cfg, l1_budget: int = 36_700, double_buffering: int = 1, ncores: int = 
     return _make(cfg, g, best, True)
 
 
-@functools.lru_cache(maxsize=4096)
 def pareto_tilings(cfg, l1_budget: int = 36_700, double_buffering: int = 1, ncores: int = 8,
                    max_candidates: int = 16) -> tuple:
     """Every feasible tiling that no other feasible tiling contains (more rows and at least as many channels, or
     vice versa): the candidates of the latency-driven tiler (``jaxpulp.deploy.latency``, ours)."""
+    check_config(cfg)
+    if isinstance(max_candidates, bool) or not isinstance(max_candidates, (int, np.integer)) or max_candidates < 1:
+        raise JaxpulpError(f"max_candidates={max_candidates!r}: expected an int >= 1 (tiles tried per layer)")
+    return _pareto_tilings(cfg, l1_budget, double_buffering, ncores, max_candidates)
+
+
+@functools.lru_cache(maxsize=4096)
+def _pareto_tilings(cfg, l1_budget: int = 36_700, double_buffering: int = 1, ncores: int = 8,
+                    max_candidates: int = 16) -> tuple:
     g, whole, feas, smallest = _candidates(cfg, l1_budget, double_buffering, ncores)
     if whole is not None:
         return (whole,)

@@ -30,7 +30,28 @@ COLUMNS = ("layer", "name", "kernel", "in_shape", "out_shape", "in_type", "out_t
 
 
 DEPLOY_COLUMNS = ("deploy_kernel_cycles", "dma_in_cycles", "dma_out_cycles", "l3_cycles", "deployed_cycles",
-                  "tile", "bound", "deployment")
+                  "tile", "bound", "deployment", "tile_fits")
+
+
+def _check_net(net) -> None:
+    if not isinstance(net, Network):
+        raise JaxpulpError(f"net={net!r}: expected a jaxpulp Network (e.g. jaxpulp.network.zoo.builtin('dronet'))")
+
+
+def _check_rows(rows, net: Network | None = None) -> None:
+    """Raise unless ``rows`` are ``layer_rows`` rows (all with the deployed columns or none), one per layer of
+    ``net`` when given."""
+    if not isinstance(rows, (list, tuple)) or not all(isinstance(r, dict) for r in rows):
+        raise JaxpulpError(f"rows={rows!r}: expected the list of dicts from report.layer_rows(net)")
+    if net is not None and len(rows) != len(net.layers):
+        raise JaxpulpError(f"rows: {len(rows)} rows for network {net.name!r} of {len(net.layers)} layers; expected "
+                           "one row per layer (report.layer_rows(net))")
+    deployed = bool(rows) and "deployed_cycles" in rows[0]
+    for i, r in enumerate(rows):
+        missing = [c for c in COLUMNS + (DEPLOY_COLUMNS if deployed else ()) if c not in r]
+        if missing:
+            raise JaxpulpError(f"rows[{i}]: missing column(s) {missing}; expected rows from report.layer_rows(net)"
+                               + (" all passed through report.add_deployed" if deployed else ""))
 
 
 class Memory(NamedTuple):
@@ -143,6 +164,8 @@ def add_deployed(net: Network, rows: list[dict], target="gap8-board", flavour="d
     0.2% against 16)."""
     from jaxpulp.deploy import get_flavour, get_target, layer_latency
 
+    _check_net(net)
+    _check_rows(rows, net)
     target = get_target(target).replace(tiler_candidates=tiler_candidates)
     flavour = get_flavour(flavour)
     how = f"{target.name} ({schedule or target.schedule}), flavour {flavour.name}"
@@ -152,14 +175,21 @@ def add_deployed(net: Network, rows: list[dict], target="gap8-board", flavour="d
             d = layer_latency(mapping.kernel_config(lay), target, flavour, schedule=schedule, prev_l3=prev)
             prev = bool(d.l3_tiled)
             vals = (d.kernel, d.dma_in, d.dma_out, d.exposed_l3, d.total, d.tiling.shape() + f" x{d.tiling.n_tiles}",
-                    d.bound, how)
+                    d.bound, how, d.tiling.fits)
+            if not d.tiling.fits:
+                miss = (f"does not fit L1: even its smallest deployed tile needs {d.tiling.l1_bytes} B, over "
+                        f"{target.name}'s L1 budget of {target.l1_budget} B (its deployed cycles are not achievable)")
+                r["note"] = "; ".join(x for x in (r["note"], miss) if x)
         except UnsupportedConfig:
-            vals = (0, 0, 0, 0, 0, "", "", how)
+            vals = (0, 0, 0, 0, 0, "", "", how, True)
         r.update(zip(DEPLOY_COLUMNS, vals, strict=True))
     return rows
 
 
 def totals(rows: list[dict], cluster: Cluster = GAP8) -> dict:
+    """Network totals of ``layer_rows`` rows; with the deployed columns, ``layers_not_fitting_deployed_l1`` lists
+    the layers whose deployed tile does not fit the target's L1 budget (their deployed cycles are not achievable)."""
+    _check_rows(rows)
     cyc = sum(r["cycles"] for r in rows)
     macs = sum(r["MACs"] for r in rows)
     return {"layers": len(rows), "MACs": macs, "cycles": cyc, "MAC/cycle": round(macs / cyc, 3) if cyc else 0.0,
@@ -169,12 +199,15 @@ def totals(rows: list[dict], cluster: Cluster = GAP8) -> dict:
             "layers_not_fitting_l1_tiled": [r["name"] for r in rows if not r["l1_tiled_fit"]],
             "layers_not_fitting_l2": [r["name"] for r in rows if not r["l2_fit"]],
             **({"deployed_cycles": sum(r["deployed_cycles"] for r in rows),
-                "deployed_MAC/cycle": round(macs / max(1, sum(r["deployed_cycles"] for r in rows)), 3)}
+                "deployed_MAC/cycle": round(macs / max(1, sum(r["deployed_cycles"] for r in rows)), 3),
+                "layers_not_fitting_deployed_l1": [r["name"] for r in rows if not r["tile_fits"]]}
                if rows and "deployed_cycles" in rows[0] else {})}
 
 
 def as_table(net: Network, rows: list[dict], cluster: Cluster = GAP8) -> str:
     """Fixed-width terminal table (a subset of the columns) with the network totals and notes."""
+    _check_net(net)
+    _check_rows(rows, net)
     cols = [("layer", 3), ("name", 18), ("kernel", 30), ("out_shape", 12), ("MACs", 11), ("cycles", 10),
             ("MAC/cycle", 9), ("bottleneck_core", 4), ("weights_bytes", 9), ("l1_bytes", 9), ("l1_tiled_fit", 5),
             ("l2_fit", 5)]
@@ -209,9 +242,13 @@ def as_table(net: Network, rows: list[dict], cluster: Cluster = GAP8) -> str:
             out.append(f"  {r['layer']:>3} {r['name'][:18]:<18} {r['deploy_kernel_cycles']:>10,} "
                        f"{r['dma_in_cycles']:>9,} {r['dma_out_cycles']:>8,} {r['l3_cycles']:>9,} "
                        f"{r['deployed_cycles']:>10,}  {r['tile']}  "
-                       f"{r['bound']}")
+                       f"{r['bound']}" + ("  DOES NOT FIT L1" if not r["tile_fits"] else ""))
         out.append(f"whole network: kernel-only {t['cycles']:,} cycles ({t['MAC/cycle']} MAC/cycle); deployed "
                    f"{t['deployed_cycles']:,} cycles ({t['deployed_MAC/cycle']} MAC/cycle)")
+        miss = t["layers_not_fitting_deployed_l1"]
+        if miss:
+            out.append(f"WARNING: {len(miss)} layer(s) do not fit the target's L1 budget, so the deployed total is "
+                       f"not achievable: {', '.join(miss)}")
     notes = [f"  layer {r['layer']} {r['name']}: {r['note']}" for r in rows if r["note"]]
     if notes or net.notes:
         out.append("notes:")
@@ -221,6 +258,7 @@ def as_table(net: Network, rows: list[dict], cluster: Cluster = GAP8) -> str:
 
 
 def as_csv(rows: list[dict]) -> str:
+    _check_rows(rows)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS + (DEPLOY_COLUMNS if rows and "deployed_cycles" in rows[0] else ()))
     w.writeheader()
@@ -231,12 +269,20 @@ def as_csv(rows: list[dict]) -> str:
 def as_json(net: Network, rows: list[dict], cluster: Cluster = GAP8) -> str:
     from jaxpulp import __version__
 
+    _check_net(net)
+    _check_rows(rows, net)
     return json.dumps({"network": net.name, "dialect": net.dialect, "jaxpulp": __version__, "columns": COLUMNS,
                        "layers": rows, "totals": totals(rows, cluster), "notes": list(net.notes)}, indent=1)
 
 
 def bar_chart_png(net: Network, rows: list[dict], path: str) -> str:
     """Cycles per layer (bars coloured by kernel family) with MAC/cycle annotated; needs matplotlib."""
+    from jaxpulp._io import IMAGE_SUFFIXES, check_output_path, check_suffix
+
+    check_output_path(path, "path")
+    check_suffix(path, "path", IMAGE_SUFFIXES)
+    _check_net(net)
+    _check_rows(rows, net)
     try:
         import matplotlib
 

@@ -36,6 +36,10 @@ def _requant(K: int, out_t: QType, w_t: QType, in_t: QType, Co: int):
     return np.ones(Co, np.int32), np.full(Co, lam, np.int32), shift
 
 
+# weight types mobilenet_v1 can draw: signed, up to 8 bits (stored as int8)
+SYNTHETIC_WEIGHTS = ("i2", "i4", "i8")
+
+
 def _weights(rng, shape, w_t: QType):
     return np.clip(np.round(rng.normal(0, (w_t.hi - w_t.lo) / 6, shape)), w_t.lo, w_t.hi).astype(np.int8)
 
@@ -45,15 +49,22 @@ def mobilenet_v1(alpha: float = 0.25, resolution: int = 128, num_classes: int = 
     """MobileNetV1 (Howard et al. 2017) as PULP-NN layers: 3x3/2 conv, 13 depthwise + pointwise blocks, global
     average pooling, a fully connected classifier (28 weighted layers + 1 pool). Synthetic integer weights;
     ``alpha`` = width multiplier, ``resolution`` = input H = W, all activations ``act`` and weights ``weights``."""
-    def _num(name, v, ok, expected):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not ok(v):
+    def _num(name, v, ok, expected, integer=True):
+        kinds_ = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, kinds_) or not ok(v):
             raise JaxpulpError(f"{name}={v!r}: expected {expected}")
+        return int(v) if integer else float(v)
 
-    _num("alpha", alpha, lambda v: 0 < v <= 4, "a width multiplier in (0, 4], e.g. 0.25")
-    _num("resolution", resolution, lambda v: isinstance(v, int) and 32 <= v <= 1024,
-         "an int input size in [32, 1024] (five stride-2 layers)")
-    _num("num_classes", num_classes, lambda v: isinstance(v, int) and v >= 1, "an int >= 1")
-    _num("seed", seed, lambda v: isinstance(v, int) and v >= 0, "an int >= 0")
+    alpha = _num("alpha", alpha, lambda v: 0 < v <= 4, "a width multiplier in (0, 4], e.g. 0.25", integer=False)
+    resolution = _num("resolution", resolution, lambda v: 32 <= v <= 1024,
+                      "an int input size in [32, 1024] (five stride-2 layers)")
+    num_classes = _num("num_classes", num_classes, lambda v: v >= 1, "an int >= 1")
+    seed = _num("seed", seed, lambda v: v >= 0, "an int >= 0")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise JaxpulpError(f"name={name!r}: expected a non-empty str or None")
+    if (weights.name if isinstance(weights, QType) else weights) not in SYNTHETIC_WEIGHTS:
+        raise JaxpulpError(f"weights={weights!r}: expected one of {SYNTHETIC_WEIGHTS} (signed weight types up to "
+                           "8 bits: the synthetic weights are drawn as int8)")
     rng = np.random.default_rng(seed)
     a_t, w_t = QType.parse(act), QType.parse(weights)
     ch = lambda c: max(8, int(c * alpha) // 8 * 8)  # noqa: E731 - channel counts stay multiples of 8
@@ -119,7 +130,7 @@ BUILTIN = {"dronet": dronet, "mobilenet_v1": mobilenet_v1}
 
 def builtin(name: str) -> Network:
     """A built-in network by name (``dronet``, ``mobilenet_v1``)."""
-    if name not in BUILTIN:
+    if not isinstance(name, str) or name not in BUILTIN:
         raise JaxpulpError(f"model={name!r}: no such built-in network; expected one of {sorted(BUILTIN)} or a path "
                            "to an .onnx / .npz file")
     return BUILTIN[name]()
