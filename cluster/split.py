@@ -8,9 +8,30 @@ from __future__ import annotations
 
 import dataclasses
 
+from jaxpulp.errors import JaxpulpError
+
+
+def _int(name: str, v, lo: int) -> None:
+    if type(v) is not int and (isinstance(v, bool) or not hasattr(v, "__index__")):
+        raise JaxpulpError(f"{name}={v!r}: expected an int >= {lo}")
+    if v < lo:
+        raise JaxpulpError(f"{name}={v!r}: expected an int >= {lo}")
+
+
+def _check(core, ncores, **dims) -> None:
+    """Cheap argument checks (a few int comparisons): ncores >= 1, 0 <= core < ncores, dims >= their minimum
+    (``name=(value, minimum)``)."""
+    _int("ncores", ncores, 1)
+    _int("core", core, 0)
+    if core >= ncores:
+        raise JaxpulpError(f"core={core!r}: expected a core id in 0..{ncores - 1} (ncores={ncores})")
+    for name, (v, lo) in dims.items():
+        _int(name, v, lo)
+
 
 def fl1(x: int) -> int:
     """``p.fl1``: index of the most significant set bit (= floor(log2 x)) for x > 0."""
+    _int("x", x, 1)
     return x.bit_length() - 1
 
 
@@ -49,6 +70,7 @@ class PixelRange:
 def conv_split(core: int, Ho: int, Wo: int, ncores: int) -> PixelRange:
     """Conv / pointwise split (§5.3): whole rows when ``Ho % ncores == 0`` or ``Wo == 1``, else core pairs
     share ceil(Ho / (ncores/2)) rows and split each row in halves (section 1 gets the extra column)."""
+    _check(core, ncores, Ho=(Ho, 0), Wo=(Wo, 0))
     extra = int(Ho % ncores != 0)
     if extra and Wo > 1:
         half = ncores // 2
@@ -67,6 +89,7 @@ def conv_split(core: int, Ho: int, Wo: int, ncores: int) -> PixelRange:
 def depthwise_split(core: int, Co: int, group: int, ncores: int) -> tuple[int, int]:
     """Depthwise split (§8.2): channel groups of ``group`` channels, ceil(Ng/ncores) groups per core.
     Returns the core's channel range [c0, c1) (whole groups)."""
+    _check(core, ncores, Co=(Co, 0), group=(group, 1))
     ng = Co // group
     chunk = ng // ncores + int(ng % ncores != 0)
     start = min(core * chunk, ng)
@@ -77,6 +100,7 @@ def depthwise_split(core: int, Co: int, group: int, ncores: int) -> tuple[int, i
 def row_split(core: int, rows: int, ncores: int) -> tuple[int, int]:
     """Max pooling and add split (§10.1, §11.1): ``n = min(ncores, rows)``,
     ``chunk = (rows >> fl1(n)) + [rows % ncores != 0]``; rows [min(c*chunk, rows), min(start+chunk, rows))."""
+    _check(core, ncores, rows=(rows, 1))
     n = min(ncores, rows)
     chunk = (rows >> fl1(n)) + int(rows % ncores != 0)
     start = min(core * chunk, rows)
@@ -86,6 +110,7 @@ def row_split(core: int, rows: int, ncores: int) -> tuple[int, int]:
 def avgpool_split(core: int, Ho: int, ncores: int) -> tuple[int, int]:
     """Average pooling split (§10.2): ``n = min(ncores, Ho)``, ``chunk = (Ho >> fl1(n)) + [(Ho & (n-1)) != 0]``,
     start = core*chunk (not clamped), stop = min(start + chunk, Ho)."""
+    _check(core, ncores, Ho=(Ho, 1))
     n = min(ncores, Ho)
     chunk = (Ho >> fl1(n)) + int((Ho & (n - 1)) != 0)
     start = core * chunk
@@ -96,6 +121,7 @@ def maxpool_out_split(core: int, H: int, Ho: int, ncores: int) -> tuple[int, int
     """Max pooling pass 2 (the y pass, §10.1): output rows of ``core``. The kernel reuses pass 1's core count
     ``n = min(ncores, H)`` and lowers it to ``Ho`` only if ``Ho < ncores``; ``chunk = (Ho >> fl1(n)) +
     [Ho % ncores != 0]``, start = core*chunk (not clamped), stop = min(start + chunk, Ho)."""
+    _check(core, ncores, H=(H, 1), Ho=(Ho, 1))
     n = Ho if Ho < ncores else min(ncores, H)
     chunk = (Ho >> fl1(n)) + int(Ho % ncores != 0)
     start = core * chunk
@@ -107,6 +133,9 @@ def linear_split(core: int, N: int, ncores: int, out_bits: int | None) -> tuple[
 
     bo = 8 / int32: chunk = ceil(N/ncores); bo = 4: chunk' = 2 if chunk == 1 else chunk;
     bo = 2: chunk' = chunk + (4 - chunk % 8 if chunk % 4 else 0). Returns the neuron range [n0, n1)."""
+    _check(core, ncores, N=(N, 0))
+    if out_bits not in (None, 2, 4, 8, 32) or isinstance(out_bits, bool):
+        raise JaxpulpError(f"out_bits={out_bits!r}: expected 8, 4, 2 or None (int32 output)")
     chunk = N // ncores + int(N % ncores != 0)
     if out_bits == 4:
         chunk = 2 if chunk == 1 else chunk

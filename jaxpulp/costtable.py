@@ -61,12 +61,32 @@ _SLOT_FIELD = {"in": "in_type", "in1": "in_type", "in2": "in2_type", "w": "w_typ
 
 def axis_types(kind: str, slot: int) -> tuple:
     """The types along table axis ``slot`` (0, 1, 2) of a layer of ``kind`` (``(None,)`` for an unused slot)."""
-    return _SLOT_AXIS[slot_names(kind)[slot]]
+    return _SLOT_AXIS[slot_names(kind)[_check_slot(slot)]]
+
+
+def _check_slot(slot) -> int:
+    if isinstance(slot, (bool, np.bool_)) or not isinstance(slot, (int, np.integer)) or not 0 <= slot <= 2:
+        raise JaxpulpError(f"slot={slot!r}: expected a table axis 0, 1 or 2")
+    return int(slot)
 
 
 def axis_index(kind: str, slot: int, t) -> int:
     """The index of type ``t`` on table axis ``slot`` of a layer of ``kind``."""
-    return (_W_INDEX if slot_names(kind)[slot] == "w" else _ACT_INDEX)[t]
+    name = slot_names(kind)[_check_slot(slot)]
+    index = _W_INDEX if name == "w" else _ACT_INDEX
+    try:
+        return index[t]
+    except (KeyError, TypeError):
+        pass
+    if isinstance(t, str):
+        try:
+            qt = QType.parse(t)
+        except JaxpulpError:
+            qt = None
+        if qt in index:
+            return index[qt]
+    raise JaxpulpError(f"t={t!r}: not on table axis {slot} ({name!r}) of a {kind!r} layer; expected one of "
+                       f"{[str(x) for x in _SLOT_AXIS[name]]}")
 
 
 def target_and_cluster(target):
@@ -166,7 +186,10 @@ def build_table(net, target="gap8", log=None) -> CostTable:
     Each distinct (layer shape, types) is costed once (``kernel_cost`` is cached). ``log``: a ``print``-like
     function told about each layer as it starts (long builds stay visible)."""
     from jaxpulp.cost import kernel_cost
+    from jaxpulp.network.graph import Network
 
+    if not isinstance(net, Network):
+        raise JaxpulpError(f"net={type(net).__name__}: expected a jaxpulp Network")
     if isinstance(target, str) and target.startswith("deployed:"):  # deployed latency (jaxpulp.deploy.table)
         from jaxpulp.deploy.table import deployed_table
 
@@ -260,9 +283,39 @@ class ConfigSpace:
     def names(self) -> tuple:
         return tuple(v.name for v in self.variables)
 
+    def check_configs(self, configs, name: str = "configs") -> np.ndarray:
+        """``configs`` ``[..., V]`` as a numpy int array, or raise: integer choice indices, each in
+        0..n_choices - 1 of its variable (vectorised: one min and one max per variable)."""
+        V = len(self.variables)
+        try:
+            c = np.asarray(configs)
+        except (TypeError, ValueError):
+            raise JaxpulpError(f"{name}={configs!r}: expected [..., {V}] integer choice indices") from None
+        if c.ndim < 1 or c.shape[-1] != V:
+            raise JaxpulpError(f"{name}: shape {c.shape}, expected (..., {V}) choice indices")
+        if c.dtype.kind not in "iu":
+            raise JaxpulpError(f"{name}: dtype {c.dtype}, expected integer choice indices (a float index is "
+                               "not cast)")
+        if c.size:
+            flat = c.reshape(-1, V)
+            n = np.asarray(self.arrays.n_choices)
+            # one reduction: seen unsigned, a negative index is huge, so max >= n catches both ends
+            u = flat.view(np.dtype(flat.dtype.str.replace("i", "u"))) if flat.dtype.kind == "i" else flat
+            bad = np.flatnonzero(u.max(axis=0) >= n)
+            if bad.size:
+                lo, hi = flat.min(axis=0), flat.max(axis=0)
+                k = int(bad[0])
+                val = int(lo[k]) if lo[k] < 0 else int(hi[k])
+                raise JaxpulpError(f"{name}[..., {k}] ({self.variables[k].name!r}) = {val}: expected a choice index "
+                                   f"in 0..{int(n[k]) - 1}")
+        return c
+
     def types_of(self, config) -> dict:
         """Variable name -> type string of one configuration ``[V]``."""
-        return {v.name: str(v.choices[int(i)]) for v, i in zip(self.variables, np.asarray(config), strict=True)}
+        c = self.check_configs(config, "config")
+        if c.ndim != 1:
+            raise JaxpulpError(f"config: shape {c.shape}, expected ({len(self.variables)},), one configuration")
+        return {v.name: str(v.choices[int(i)]) for v, i in zip(self.variables, c, strict=True)}
 
     def config_of(self, types: dict) -> np.ndarray:
         """The configuration ``[V]`` of ``types`` (variable name -> type; unnamed variables take choice 0)."""
@@ -490,8 +543,30 @@ def _assemble(table, variables, slot_vars, cluster) -> ConfigSpace:
 
 def decode_enumerated(arrays: SpaceArrays, index):
     """Configuration ``[..., V]`` number ``index`` (int32 ``[...]``) in mixed-radix (lexicographic) order."""
+    if not isinstance(index, jax.core.Tracer) and not isinstance(arrays.n_choices, jax.core.Tracer):
+        # concrete: check the range once (traced: the caller's)
+        _check_enumerated(arrays, index)
     index = jnp.asarray(index, jnp.int32)[..., None]
     return ((index // jnp.maximum(arrays.radix, 1)) % arrays.n_choices).astype(jnp.int32)
+
+
+def _check_enumerated(arrays: SpaceArrays, index) -> None:
+    radix, n = np.asarray(arrays.radix), np.asarray(arrays.n_choices)
+    if n.size and not radix.any() and (n > 1).any():
+        raise JaxpulpError("arrays: the space is too large to enumerate (radix 0); use decode_sampled")
+    size = int(np.prod(n.astype(object))) if n.size else 1
+    try:
+        a = np.asarray(index)
+    except (TypeError, ValueError):
+        a = np.asarray([], np.float64)
+    if a.dtype.kind not in "iu" and not (a.dtype == object and all(isinstance(x, int) for x in a.ravel())):
+        raise JaxpulpError(f"index={index!r}: expected integer configuration numbers in 0..{size - 1}")
+    if a.size:
+        lo, hi = a.min(), a.max()
+        if lo < 0 or hi >= size:
+            bad = lo if lo < 0 else hi
+            raise JaxpulpError(f"index={int(bad)}: expected a configuration number in 0..{size - 1} "
+                               "(the space's size)")
 
 
 def _mix32(x):
@@ -572,10 +647,16 @@ def evaluate(space: ConfigSpace, configs) -> dict:
     memory_bytes (= weight + peak activation), l1_bytes (int32, bytes), supported, l1_fit, l2_fit (bool).
     Costs of an unsupported configuration count only its supported layers.
     """
+    if not isinstance(space, ConfigSpace):
+        raise JaxpulpError(f"space={type(space).__name__}: expected a ConfigSpace (config_space(table))")
+    if isinstance(configs, jax.core.Tracer):
+        V = len(space.variables)
+        if configs.ndim < 1 or configs.shape[-1] != V or not jnp.issubdtype(configs.dtype, jnp.integer):
+            raise JaxpulpError(f"configs: shape {configs.shape} dtype {configs.dtype}, expected (..., {V}) "
+                               "integer choice indices")
+    else:
+        space.check_configs(configs)  # one min / max per variable, vectorised
     configs = jnp.asarray(configs)
-    V = len(space.variables)
-    if configs.ndim < 1 or configs.shape[-1] != V:
-        raise JaxpulpError(f"configs: shape {configs.shape}, expected (..., {V}) choice indices")
     return _evaluate_jit(space.arrays, configs, space.cluster.l1_bytes, space.cluster.l2_bytes)
 
 
@@ -584,6 +665,8 @@ def reference_cost(space: ConfigSpace, config, target=None) -> dict:
     model (the oracle and the benchmark's baseline)."""
     from jaxpulp.cost import kernel_cost
 
+    if not isinstance(space, ConfigSpace):
+        raise JaxpulpError(f"space={type(space).__name__}: expected a ConfigSpace (config_space(table))")
     tgt, cluster = target_and_cluster(target or space.table.target)
     cyc, en, wb, peak, l1, ok = 0, 0.0, 0, 0, 0, True
     for lay in space.layers_of(config):
@@ -677,6 +760,9 @@ def export_lut(table: CostTable) -> dict:
 
 def save_lut(table: CostTable, path: str) -> None:
     """Write ``export_lut(table)`` as JSON to ``path``."""
-    from jaxpulp._io import write_text
+    from jaxpulp._io import check_output_path, write_text
 
+    if not isinstance(table, CostTable):
+        raise JaxpulpError(f"table={type(table).__name__}: expected a CostTable (build_table(net))")
+    check_output_path(path, "path")
     write_text(path, json.dumps(export_lut(table), indent=1) + "\n")  # atomically

@@ -59,11 +59,44 @@ class SurrogateTables:
     valid: jax.Array
 
 
+def _concrete(x):
+    """``x`` as a numpy array, or None where it is traced (under ``jit`` / ``grad``: no value to check)."""
+    if isinstance(x, jax.core.Tracer):
+        return None
+    if isinstance(x, jax.Array):
+        return np.asarray(x)
+    return x
+
+
+def _positive(name: str, value, *, zero_ok: bool = False):
+    """Check a scalar hyper-parameter (Python, numpy or 0-d array; traced: shape only): finite and > 0 (>= 0
+    with ``zero_ok``). Returns it unchanged."""
+    what = "a finite number >= 0" if zero_ok else "a finite number > 0"
+    if isinstance(value, (bool, np.bool_)) or value is None or isinstance(value, str):
+        raise JaxpulpError(f"{name}={value!r}: expected {what}")
+    if isinstance(value, jax.core.Tracer):
+        if jnp.ndim(value) != 0:
+            raise JaxpulpError(f"{name}: shape {jnp.shape(value)}, expected a scalar")
+        return value
+    try:
+        a = np.asarray(_concrete(value))
+    except (TypeError, ValueError):
+        raise JaxpulpError(f"{name}={value!r}: expected {what}") from None
+    if a.ndim != 0 or a.dtype.kind not in "iuf":
+        raise JaxpulpError(f"{name}={value!r}: expected {what} (a scalar)")
+    v = float(a)
+    if not (np.isfinite(v) and (v >= 0 if zero_ok else v > 0)):
+        raise JaxpulpError(f"{name}={value!r}: expected {what}")
+    return value
+
+
 def surrogate_tables(space, penalty: float = 2.0) -> SurrogateTables:
     """The surrogate's arrays for ``space`` (a ``ConfigSpace``). penalty: an unsupported entry costs
     ``penalty`` x the layer's largest supported cost (cycles and energy; bytes stay exact)."""
-    if not penalty >= 0:
-        raise JaxpulpError(f"penalty={penalty!r}: expected a number >= 0")
+    if not isinstance(space, costtable.ConfigSpace):
+        raise JaxpulpError(f"space={type(space).__name__}: expected a costtable.ConfigSpace "
+                           "(costtable.config_space(table))")
+    _positive("penalty", penalty, zero_ok=True)
     t = space.table
     sup = t.supported
     fields = [t.cycles.astype(np.float64), t.energy_pj, t.weight_bytes.astype(np.float64),
@@ -91,15 +124,70 @@ def surrogate_tables(space, penalty: float = 2.0) -> SurrogateTables:
 
 def softmax_probs(st: SurrogateTables, logits, temperature=1.0):
     """Per-variable softmax ``[V, C]`` of ``logits / temperature`` over each variable's valid choices."""
-    if isinstance(temperature, (int, float, np.number)) and not 0 < temperature < np.inf:  # traced: the caller's
-        raise JaxpulpError(f"temperature={temperature!r}: expected a finite number > 0 (0 gives NaN probabilities)")
-    z = jnp.where(st.valid, jnp.asarray(logits) / temperature, -jnp.inf)
+    try:
+        _positive("temperature", temperature)  # traced: the caller's
+    except JaxpulpError as e:
+        raise JaxpulpError(f"{e} (0 gives NaN probabilities)") from None
+    logits = _check_vc(st, logits, "logits")
+    z = jnp.where(st.valid, logits / temperature, -jnp.inf)
     return jax.nn.softmax(z, axis=-1)
 
 
 def one_hot_probs(st: SurrogateTables, config):
     """The one-hot ``[V, C]`` distribution of configuration ``config`` ``[V]``."""
-    return jax.nn.one_hot(jnp.asarray(config), st.valid.shape[1], dtype=jnp.float32)
+    V, C = st.valid.shape
+    try:
+        cfg = jnp.asarray(config)
+    except (TypeError, ValueError):
+        raise JaxpulpError(f"config={config!r}: expected [{V}] integer choice indices") from None
+    if cfg.shape != (V,) or not jnp.issubdtype(cfg.dtype, jnp.integer):
+        raise JaxpulpError(f"config: shape {cfg.shape} dtype {cfg.dtype}, expected [{V}] integer choice indices")
+    c = _concrete(cfg)
+    if c is not None:
+        n = np.asarray(st.valid).sum(axis=1)
+        bad = np.flatnonzero((c < 0) | (c >= n))
+        if bad.size:
+            k = int(bad[0])
+            raise JaxpulpError(f"config[{k}]={int(c[k])}: expected a choice index in 0..{int(n[k]) - 1}")
+    return jax.nn.one_hot(cfg, C, dtype=jnp.float32)
+
+
+def _check_vc(st: SurrogateTables, x, name: str):
+    """``x`` as a float ``[V, C]`` array (shape and dtype checked; never broadcast)."""
+    V, C = st.valid.shape
+    try:
+        a = jnp.asarray(x)
+    except (TypeError, ValueError):
+        raise JaxpulpError(f"{name}={x!r}: expected a float array [{V}, {C}]") from None
+    if a.shape != (V, C) or not (jnp.issubdtype(a.dtype, jnp.floating) or jnp.issubdtype(a.dtype, jnp.integer)):
+        raise JaxpulpError(f"{name}: shape {a.shape} dtype {a.dtype}, expected a float array [{V}, {C}] "
+                           "(one row per configuration variable)")
+    return a
+
+
+def check_probs(st: SurrogateTables, probs, tol: float = 1e-5):
+    """``probs`` as a ``[V, C]`` array; where it is concrete, also check every row is a distribution over the
+    variable's valid choices: finite, >= 0, summing to 1 (within ``tol``), no mass on invalid (padding)
+    choices (``st.valid`` false)."""
+    p = _check_vc(st, probs, "probs")
+    c = _concrete(p)
+    if c is None:
+        return p
+    c = np.asarray(c, np.float64)
+    valid = np.asarray(st.valid)
+    checks = ((~np.isfinite(c), "is not finite"), (c < 0, "is negative"),
+              ((~valid) & (c != 0), "puts mass on an invalid choice (past the variable's choices)"))
+    for mask, what in checks:
+        if mask.any():
+            k, j = (int(i) for i in np.argwhere(mask)[0])
+            raise JaxpulpError(f"probs[{k}, {j}]={c[k, j]!r} {what}; expected per-variable probabilities "
+                               f"over the valid choices (st.valid)")
+    s = c.sum(axis=1)
+    bad = np.flatnonzero(np.abs(s - 1) > tol)
+    if bad.size:
+        k = int(bad[0])
+        raise JaxpulpError(f"probs[{k}] sums to {s[k]!r}: expected each row to sum to 1 (within {tol})")
+    return p
 
 
 def _universal(st: SurrogateTables, probs):
@@ -141,6 +229,8 @@ def expected_cost(st: SurrogateTables, probs, peak_temperature: float = 1024.0) 
     within ``t * log L`` above the true maximum of the expectations), unsupported (expected number of layers
     the library does not run), and act_bytes ``[L]``.
     """
+    probs = check_probs(st, probs)
+    _positive("peak_temperature", peak_temperature)
     e = layer_expectations(st, probs)
     act = e[3]
     peak = peak_temperature * jax.nn.logsumexp(act / peak_temperature)
@@ -177,6 +267,10 @@ def smax1(x, sharpness: float = 0.1):
 
 def geometry(lay) -> dict:
     """A layer's shape as floats (the smooth model's inputs): H, W, Ci, Ho, Wo, Co, Kh, Kw."""
+    from jaxpulp.network.graph import Layer
+
+    if not isinstance(lay, Layer):
+        raise JaxpulpError(f"lay={type(lay).__name__}: expected a jaxpulp Layer")
     H, W, C = lay.in_shape
     Ho, Wo, Co = lay.out_shape
     return dict(H=float(H), W=float(W), Ci=float(C), Ho=float(Ho), Wo=float(Wo), Co=float(Co),
@@ -187,7 +281,7 @@ def features(family: str, g: dict, num_cores: int, group: int = 1):
     """The smooth model's features ``[F]`` (``FEATURES``) of family ``family`` at geometry ``g`` (``geometry``;
     values may be traced floats: the features are smooth, so the model is differentiable in the shape too).
     group: channels per depthwise group, 8 / min(bits)."""
-    n = float(num_cores)
+    n = float(_check_cores(num_cores))
     H, W, Ci, Ho, Wo, Co, Kh, Kw = (jnp.asarray(g[k], jnp.float32) for k in ("H", "W", "Ci", "Ho", "Wo", "Co",
                                                                              "Kh", "Kw"))
     one = jnp.ones_like(H)
@@ -211,6 +305,19 @@ def features(family: str, g: dict, num_cores: int, group: int = 1):
     else:
         raise JaxpulpError(f"family={family!r}: expected one of {FAMILIES}")
     return jnp.stack(f)
+
+
+def _check_cores(num_cores) -> int:
+    if isinstance(num_cores, (bool, np.bool_)) or not isinstance(num_cores, (int, np.integer)) or num_cores < 1:
+        raise JaxpulpError(f"num_cores={num_cores!r}: expected an int >= 1 (cores the layer is split over)")
+    return int(num_cores)
+
+
+def _check_geometry(g) -> None:
+    keys = ("H", "W", "Ci", "Ho", "Wo", "Co", "Kh", "Kw")
+    if not isinstance(g, dict) or any(k not in g for k in keys):
+        got = sorted(g) if isinstance(g, dict) else type(g).__name__
+        raise JaxpulpError(f"g={got}: expected a geometry dict with keys {keys} (surrogate.geometry(layer))")
 
 
 def _group(family: str, a, b, c) -> int:
@@ -323,16 +430,48 @@ def _coeff_arrays(family: str):
 def smooth_layer_cost(family: str, g: dict, num_cores: int = 8):
     """Closed-form (cycles, energy_pj) ``[2, N, N, N]`` of a layer of ``family`` at geometry ``g`` for every
     type triple (``jnp``, differentiable in ``g``'s values); zero where the fit has no such kernel."""
+    _check_cores(num_cores)
+    _check_geometry(g)
     th, gidx = _coeff_arrays(family)
     feats = jnp.stack([features(family, g, num_cores, G) for G in (1, 2, 4)])  # [3, F]
     return jnp.einsum("xabcf,abcf->xabc", th, feats[gidx], precision=_HIGHEST)
+
+
+# Target fields the smooth fit does not depend on: cycles scale with num_cores through the features, energy is
+# per cycle (not per second)
+_FIT_FREE = ("name", "num_cores", "freq_hz", "voltage", "description")
+
+
+def _fit_covers(tgt) -> bool:
+    from jaxpulp.cost import resolve_target
+    from jaxpulp.smooth_fit import TARGET
+
+    fit = resolve_target(TARGET)
+    return all(getattr(tgt, f.name) == getattr(fit, f.name) for f in dataclasses.fields(fit)
+               if f.name not in _FIT_FREE)
+
+
+def check_fit_target(tgt) -> None:
+    """Raise unless the smooth fit (fitted on ``jaxpulp.smooth_fit.TARGET``) models target ``tgt``: the same ISA,
+    cycle and energy constants; only the core count and clock may differ."""
+    if not _fit_covers(tgt):
+        from jaxpulp.cost.targets import TARGETS
+
+        ok = [n for n, t in TARGETS.items() if _fit_covers(t)]
+        raise JaxpulpError(f"target={tgt.name!r}: the smooth cost model is fitted for a different machine; expected "
+                           f"one of {ok} (or build_table(net, {tgt.name!r}) for the exact costs)")
 
 
 def smooth_table(net, target="gap8") -> costtable.CostTable:
     """A ``CostTable`` with the same layout as ``build_table`` but cycles / energy from the closed-form model
     (bytes exact; ``supported`` and each entry's kernel family from the library's rules, which are cheap). For
     shapes not worth tabulating."""
+    from jaxpulp.network.graph import Network
+
+    if not isinstance(net, Network):
+        raise JaxpulpError(f"net={type(net).__name__}: expected a jaxpulp Network")
     tgt, cluster = costtable.target_and_cluster(target)
+    check_fit_target(tgt)
     L = len(net.layers)
     shape = (L, N, N, N)
     cyc, en = np.zeros(shape, np.int64), np.zeros(shape)

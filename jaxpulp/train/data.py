@@ -78,8 +78,12 @@ def check_arrays(x, y, source: str) -> tuple[np.ndarray, np.ndarray, int]:
 def split(name: str, x, y, *, seed: int = 0, val: float = 0.15, test: float = 0.15,
           num_classes: int | None = None) -> Dataset:
     """A seeded shuffled split of (x, y) into train / val / test."""
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
+                                    or not 2 <= num_classes <= 4096):
+        raise JaxpulpError(f"num_classes={num_classes!r}: expected an int in 2..4096 (or None: from the labels)")
     x, y, k = check_arrays(x, y, name)
     if num_classes is not None:
+        num_classes = int(num_classes)
         if k > num_classes:
             raise JaxpulpError(f"{name}: label {k - 1} is out of range; expected 0..{num_classes - 1}")
         k = num_classes
@@ -125,6 +129,9 @@ def load_npz(path: str, seed: int = 0) -> Dataset:
 
 def load(spec: str, seed: int = 0) -> Dataset:
     """``"digits"`` or a path to an ``.npz``."""
+    if not isinstance(spec, (str, os.PathLike)):
+        raise JaxpulpError(f"data={spec!r}: expected 'digits' or a path to an .npz with x (N, H, W, C) and y (N,)")
+    spec = os.fspath(spec)
     if spec == "digits":
         return digits(seed)
     if spec.endswith(".npz"):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import numbers
 import time
 
 import jax
@@ -69,19 +70,45 @@ class SearchConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for k in ("float_epochs", "search_epochs", "finetune_epochs"):
-            if int(getattr(self, k)) < 0:
-                raise JaxpulpError(f"{k}={getattr(self, k)!r}: expected an int >= 0")
-        if int(self.batch) < 1:
-            raise JaxpulpError(f"batch={self.batch!r}: expected an int >= 1")
-        if not self.budget_bytes > 0:
-            raise JaxpulpError(f"budget_bytes={self.budget_bytes!r}: expected > 0")
-        if not 0 <= self.lambda_mem < math.inf:
+        for k, lo in (("float_epochs", 0), ("search_epochs", 0), ("finetune_epochs", 0), ("batch", 1), ("seed", 0)):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo:
+                raise JaxpulpError(f"{k}={v!r}: expected an int >= {lo}")
+        for k in ("lr", "qat_lr", "logit_lr", "t_start", "t_end", "budget_bytes"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 < v < math.inf:
+                raise JaxpulpError(f"{k}={v!r}: expected a finite number > 0")
+        if isinstance(self.lambda_mem, bool) or not isinstance(self.lambda_mem, numbers.Real) \
+                or not 0 <= self.lambda_mem < math.inf:
             raise JaxpulpError(f"lambda_mem={self.lambda_mem!r}: expected a finite number >= 0")
         if self.budget_on not in BUDGET_ON:
             raise JaxpulpError(f"budget_on={self.budget_on!r}: expected one of {BUDGET_ON}")
-        if not (self.t_start > 0 and self.t_end > 0):
-            raise JaxpulpError(f"t_start={self.t_start!r}, t_end={self.t_end!r}: expected temperatures > 0")
+        for k in ("gumbel", "hard_budget"):
+            if not isinstance(getattr(self, k), (bool, np.bool_)):
+                raise JaxpulpError(f"{k}={getattr(self, k)!r}: expected True or False")
+
+
+def _check_training(model, ds, cfg=None) -> None:
+    """Check the model, dataset and config of a training entry point against each other, up front: image shape
+    (H, W, C) and label range 0..num_classes - 1 of every split."""
+    from jaxpulp.train.data import Dataset
+
+    if not isinstance(model, M.Model):
+        raise JaxpulpError(f"model={type(model).__name__}: expected a jaxpulp.train.model.Model (model.named / build)")
+    if not isinstance(ds, Dataset):
+        raise JaxpulpError(f"ds={type(ds).__name__}: expected a jaxpulp.train.data.Dataset (data.split / load)")
+    if cfg is not None and not isinstance(cfg, SearchConfig):
+        raise JaxpulpError(f"cfg={type(cfg).__name__}: expected a SearchConfig")
+    want = tuple(model.input.shape)
+    for part in ("train", "val", "test"):
+        x, y = getattr(ds, f"x_{part}"), np.asarray(getattr(ds, f"y_{part}"))
+        if tuple(x.shape[1:]) != want:
+            raise JaxpulpError(f"ds.x_{part}: images of shape {tuple(x.shape[1:])}, but model {model.name!r} takes "
+                               f"{want} (H, W, C)")
+        if y.size and (y.min() < 0 or y.max() >= model.num_classes):
+            bad = int(y.min()) if y.min() < 0 else int(y.max())
+            raise JaxpulpError(f"ds.y_{part}: label {bad} is out of range; model {model.name!r} has "
+                               f"{model.num_classes} classes, expected labels 0..{model.num_classes - 1}")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -103,6 +130,8 @@ def _optax_promotion():
 
 def make_space(model: M.Model, target: str = "gap8") -> Space:
     """Cost tables of the model's topology (every layer at every type triple) and its configuration space."""
+    if not isinstance(model, M.Model):
+        raise JaxpulpError(f"model={type(model).__name__}: expected a jaxpulp.train.model.Model (model.named / build)")
     table = costtable.build_table(model.network(), target)
     space = costtable.config_space(table)
     return Space(model, table, space, surrogate.surrogate_tables(space))
@@ -154,6 +183,7 @@ def _float_step(model, opt, params, state, x, y):
 
 def train_float(model: M.Model, ds, cfg: SearchConfig, params=None, progress=None):
     """Float training (PACT clips, no quantisation). Returns the parameters."""
+    _check_training(model, ds, cfg)
     params = params if params is not None else M.init_params(model, cfg.seed)
     opt = _adam(cfg.lr)
     state = opt.init(params)
@@ -206,6 +236,9 @@ def _search_step(sp, cfg, opt_p, opt_l, params, logits, sp_state, sl_state, x, y
 
 def run_search(sp: Space, params, ds, lam_cycles: float, cfg: SearchConfig, progress=None):
     """Joint training of weights and precision logits. Returns (params, logits, last aux)."""
+    if not isinstance(sp, Space):
+        raise JaxpulpError(f"sp={type(sp).__name__}: expected a Space (make_space(model))")
+    _check_training(sp.model, ds, cfg)
     V, C = sp.st.valid.shape
     logits = jnp.zeros((V, C), jnp.float32)
     opt_p, opt_l = _adam(cfg.qat_lr), _adam(cfg.logit_lr)
@@ -331,6 +364,7 @@ def finetune(model: M.Model, params, ds, layers: tuple, cfg: SearchConfig, epoch
 
     select: return the parameters of the epoch with the best integer (= bit-exact) accuracy on the validation
     split (the last of equal ones), not the last epoch's; False (or an empty validation split): the last."""
+    _check_training(model, ds, cfg)
     opt = _adam(cfg.qat_lr)
     state = opt.init(params)
     rng = np.random.default_rng(cfg.seed + 2)
