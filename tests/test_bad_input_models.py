@@ -306,3 +306,15 @@ def test_train_float_checks_data_against_model():
         search.train_float(model.named("tiny", (8, 8, 1), 4), None, cfg)
     with pytest.raises(JaxpulpError, match="model"):
         search.make_space(None)
+
+
+def test_model_and_zoo_refuse_what_they_truncated_or_failed_late():
+    from jaxpulp.network import zoo
+    from jaxpulp.train import model as M
+
+    with pytest.raises(JaxpulpError, match=r"num_classes=2.5: expected an int >= 2"):
+        M.named("tiny", (8, 8, 1), 2.5)
+    with pytest.raises(JaxpulpError, match=r"net=None: no such model"):
+        M.named(None, (8, 8, 1), 4)
+    with pytest.raises(JaxpulpError, match=r"act='i32': expected an 8, 4 or 2-bit activation type"):
+        zoo.mobilenet_v1(0.25, 32, act="i32")

@@ -67,6 +67,8 @@ def mobilenet_v1(alpha: float = 0.25, resolution: int = 128, num_classes: int = 
                            "8 bits: the synthetic weights are drawn as int8)")
     rng = np.random.default_rng(seed)
     a_t, w_t = QType.parse(act), QType.parse(weights)
+    if a_t.bits not in (8, 4, 2):  # i32 was taken and failed in the first kernel
+        raise JaxpulpError(f"act={act!r}: expected an 8, 4 or 2-bit activation type (u8, i8, u4, i4, u2, i2)")
     ch = lambda c: max(8, int(c * alpha) // 8 * 8)  # noqa: E731 - channel counts stay multiples of 8
     layers: list = []
     params: dict = {}

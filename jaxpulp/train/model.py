@@ -112,8 +112,8 @@ def build(name: str, in_shape: tuple, specs, num_classes: int) -> Model:
     """A model from builder specs (``conv``, ``dw``, ``maxpool``, ``avgpool``, ``dense``, ``residual``); a linear
     i32 classifier with ``num_classes`` outputs is appended. Channel counts should be multiples of 8 (the
     library's sub-byte packing constraints; unsupported precisions are pruned from the search)."""
-    if int(num_classes) < 2:
-        raise JaxpulpError(f"num_classes={num_classes!r}: expected >= 2")
+    if isinstance(num_classes, (bool, np.bool_)) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+        raise JaxpulpError(f"num_classes={num_classes!r}: expected an int >= 2")  # 2.5 was truncated to 2
     layers = []
     counter = [0]
 
@@ -430,6 +430,6 @@ NETS = {
 
 def named(name: str, in_shape: tuple, num_classes: int) -> Model:
     """A built-in topology by name (``tiny``, ``small``, ``dscnn``, ``wide``, ``res``) for images of ``in_shape``."""
-    if name not in NETS:
+    if not isinstance(name, str) or name not in NETS:
         raise JaxpulpError(f"net={name!r}: no such model; expected one of {sorted(NETS)}")
     return NETS[name](tuple(in_shape), num_classes)
