@@ -10,20 +10,21 @@ from jaxpulp.errors import JaxpulpError
 
 def check_output_path(path: str, arg: str) -> None:
     """Raise unless ``path`` can be created: its folder exists and is writable and ``path`` is not a folder.
-    ``arg`` names the option (e.g. ``--png``) in the message."""
+    ``arg`` names the option (e.g. ``--png``) or, ending in "=", the argument (``png=``) in the message."""
+    where = f"{arg}{path!r}" if arg.endswith("=") else f"{arg} {path!r}"
     if not isinstance(path, str) or not path.strip():
-        raise JaxpulpError(f"{arg} {path!r}: expected a file path")
+        raise JaxpulpError(f"{where}: expected a file path")
     if os.path.isdir(path):
-        raise JaxpulpError(f"{arg} {path!r}: is a folder, expected a file path")
+        raise JaxpulpError(f"{where}: is a folder, expected a file path")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise JaxpulpError(f"{arg} {path!r}: folder {folder!r} does not exist (create it first)")
+        raise JaxpulpError(f"{where}: folder {folder!r} does not exist (create it first)")
     if not os.access(folder, os.W_OK):
-        raise JaxpulpError(f"{arg} {path!r}: folder {folder!r} is not writable")
+        raise JaxpulpError(f"{where}: folder {folder!r} is not writable")
     try:  # os.access says yes to root even where no file can be made (/proc, a read-only mount): try one
         fd, probe = tempfile.mkstemp(prefix=".jaxpulp-probe-", dir=folder)
     except OSError as e:
-        raise JaxpulpError(f"{arg} {path!r}: cannot create a file in folder {folder!r} ({e.strerror})") from None
+        raise JaxpulpError(f"{where}: cannot create a file in folder {folder!r} ({e.strerror})") from None
     os.close(fd)
     os.remove(probe)
 

@@ -179,18 +179,12 @@ def compare_targets(a="gap8", b="cortex-m7", layer=None, **kw) -> Comparison:
 
 
 def _check_png_path(path, name: str = "path") -> None:
-    """Raise unless ``path`` is a file path whose folder exists (checked before any work)."""
+    """Raise unless ``path`` (a str or path-like) can be written (checked before any work)."""
     import os
 
-    if isinstance(path, os.PathLike):
-        path = os.fspath(path)
-    if not isinstance(path, str) or not path.strip():
-        raise JaxpulpError(f"{name}={path!r:.80}: expected a file path (e.g. heatmap.png)")
-    if os.path.isdir(path):
-        raise JaxpulpError(f"{name}={path!r}: is a folder, expected a file path")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise JaxpulpError(f"{name}={path!r}: folder {folder!r} does not exist (create it first)")
+    from jaxpulp._io import check_output_path
+
+    check_output_path(os.fspath(path) if isinstance(path, os.PathLike) else path, f"{name}=")
 
 
 def heatmap_png(table: PermutationTable, path: str, *, title: str | None = None) -> str:

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpulp import costtable
+from jaxpulp._io import check_output_path
 from jaxpulp.errors import JaxpulpError
 from jaxpulp.qtypes import QType
 from jaxpulp.sweep import _results
@@ -306,11 +307,7 @@ def run_sweep(spec: SweepSpec, out: str, *, shard=(0, 1), chunk: int | None = No
         raise JaxpulpError(f"out={out!r}: expected a JSONL results path (e.g. runs/x.jsonl); the Parquet copy is "
                            "written next to it")
     path = _results.shard_path(out, k, n)
-    if os.path.isdir(path):
-        raise JaxpulpError(f"out={path!r}: is a folder, expected a results file path")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise JaxpulpError(f"out={out!r}: folder {folder!r} does not exist (create it first)")
+    check_output_path(os.fspath(path), "out=")
     # everything that can fail on bad arguments happens before any file is touched
     if log:
         log(f"sweep {spec.net}: loading the network and building its cost table ({spec.target}) ...")

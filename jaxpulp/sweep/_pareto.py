@@ -166,11 +166,9 @@ def plot_front(rows, front, png: str, *, x: str = "cycles", y: str = "memory_byt
     metric) when given; ``staircase`` joins a two-objective front. Written to ``png``; needs matplotlib."""
     import os
 
-    if not isinstance(png, (str, os.PathLike)) or not str(png).strip():
-        raise JaxpulpError(f"png={png!r:.80}: expected an image file path (e.g. front.png)")
-    folder = os.path.dirname(os.path.abspath(png))
-    if not os.path.isdir(folder):
-        raise JaxpulpError(f"png={png!r}: folder {folder!r} does not exist (create it first)")
+    from jaxpulp._io import check_output_path
+
+    check_output_path(os.fspath(png) if isinstance(png, os.PathLike) else png, "png=")
     try:
         import matplotlib
 
