@@ -23,8 +23,6 @@ import jaxpulp
 from jaxpulp._io import IMAGE_SUFFIXES, check_output_path, check_suffix, int_arg
 from jaxpulp.qtypes import QType
 
-_COST_FAMILIES = ("conv", "pointwise", "depthwise")  # what ``kernels --cost --family`` tables
-
 
 def _cmd_kernels(args) -> int:
     from jaxpulp.kernels import catalog
@@ -38,9 +36,9 @@ def _cmd_kernels(args) -> int:
     if args.cost:
         from jaxpulp.cost import report as cost_report
 
-        if args.family not in (None, *_COST_FAMILIES):
+        if args.family not in (None, *cost_report.PERMUTATION_FAMILIES):
             raise jaxpulp.JaxpulpError(f"--family {args.family!r} with --cost: the permutation table covers "
-                                       f"{', '.join(_COST_FAMILIES)} (the benchmark layer's shape)")
+                                       f"{', '.join(cost_report.PERMUTATION_FAMILIES)} (the benchmark layer's shape)")
         print(cost_report.kernels_cost_report(png=args.png, family=args.family or "conv"))
         return 0
     width = max(len(v.c_name) for v in vs)

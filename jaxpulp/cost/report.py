@@ -16,6 +16,10 @@ BITS = (8, 4, 2)
 BENCHMARK_LAYER = dict(H=16, W=16, Ci=32, Co=64, Kh=3, Kw=3, stride=(1, 1), pad=(1, 1, 1, 1), relu=0, bn=0)
 
 
+# The families a dict layer (or the benchmark layer) is tabled as: ``permutation_table(family=...)``.
+PERMUTATION_FAMILIES = ("conv", "pointwise", "depthwise")
+
+
 def _layer_config(layer, family, bi, bo, bw, signed):
     from jaxpulp.kernels import config as kc
 
@@ -30,7 +34,8 @@ def _layer_config(layer, family, bi, bo, bw, signed):
                                "ConvConfig shape / flag fields, or a ConvConfig / PointwiseConfig / DepthwiseConfig "
                                "/ LinearConfig whose shapes and flags are kept")
         return layer.replace(**types)
-    cls = {"conv": kc.ConvConfig, "pointwise": kc.PointwiseConfig, "depthwise": kc.DepthwiseConfig}.get(family)
+    classes = dict(zip(PERMUTATION_FAMILIES, (kc.ConvConfig, kc.PointwiseConfig, kc.DepthwiseConfig), strict=True))
+    cls = classes.get(family)
     if cls is None:
         raise JaxpulpError(f"family={family!r}: expected 'conv', 'pointwise' or 'depthwise' (or pass a config)")
     shape = dict(layer)
