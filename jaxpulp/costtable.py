@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpulp._checks import is_int
 from jaxpulp.cluster.config import Cluster
 from jaxpulp.errors import JaxpulpError, UnsupportedConfig
 from jaxpulp.network import kinds
@@ -65,7 +66,7 @@ def axis_types(kind: str, slot: int) -> tuple:
 
 
 def _check_slot(slot) -> int:
-    if isinstance(slot, (bool, np.bool_)) or not isinstance(slot, (int, np.integer)) or not 0 <= slot <= 2:
+    if not is_int(slot) or not 0 <= slot <= 2:
         raise JaxpulpError(f"slot={slot!r}: expected a table axis 0, 1 or 2")
     return int(slot)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpulp._checks import is_int
 from jaxpulp.errors import JaxpulpError
 from jaxpulp.qtypes import QType
 
@@ -55,7 +56,7 @@ def _words(words, name: str) -> np.ndarray:
 
 def _count(v, name: str, what: str) -> int:
     """An element count or extent: an int (or numpy integer; not a bool) >= 0."""
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 0:
+    if not is_int(v) or v < 0:
         raise JaxpulpError(f"{name}={v!r}: expected an int >= 0 ({what})")
     return int(v)
 
@@ -63,7 +64,7 @@ def _count(v, name: str, what: str) -> int:
 def n_words(count: int, bits: int) -> int:
     """uint32 words holding ``count`` elements of ``bits`` bits (2, 4, 8 or 32)."""
     count = _count(count, "count", "elements")
-    if isinstance(bits, (bool, np.bool_)) or not isinstance(bits, (int, np.integer)) or bits not in (2, 4, 8, 32):
+    if not is_int(bits) or bits not in (2, 4, 8, 32):
         raise JaxpulpError(f"bits={bits!r}: expected 2, 4, 8 or 32 (element bits)")
     return -(-(count * int(bits)) // 32)
 
@@ -119,7 +120,7 @@ def _check_hwc(shape, q: QType, name: str):
 
 def _hwc_shape(shape, q: QType) -> tuple:
     ok = isinstance(shape, (tuple, list, np.ndarray)) and len(shape) == 3 and all(
-        not isinstance(v, (bool, np.bool_)) and isinstance(v, (int, np.integer)) and v >= 0 for v in shape)
+        is_int(v) and v >= 0 for v in shape)
     if not ok:
         raise JaxpulpError(f"shape={shape!r}: expected (H, W, C), three ints >= 0")
     shape = tuple(int(s) for s in shape)

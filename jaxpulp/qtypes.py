@@ -5,6 +5,7 @@ import dataclasses
 
 import numpy as np
 
+from jaxpulp._checks import is_int
 from jaxpulp.errors import JaxpulpError
 
 SUB_WORD_BITS = (8, 4, 2)
@@ -19,7 +20,7 @@ class QType:
 
     def __post_init__(self):
         b = self.bits
-        if isinstance(b, (bool, np.bool_)) or not isinstance(b, (int, np.integer)) or int(b) not in (2, 4, 8, 32):
+        if not is_int(b) or int(b) not in (2, 4, 8, 32):
             raise JaxpulpError(f"bits={b!r}: expected one of 2, 4, 8 (or 32 for raw accumulators), an int")
         if not isinstance(self.signed, (bool, np.bool_)):
             raise JaxpulpError(f"signed={self.signed!r}: expected a bool (True: two's complement, False: unsigned)")

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpulp import costtable
+from jaxpulp._checks import is_int
 from jaxpulp.costtable import N
 from jaxpulp.errors import JaxpulpError
 from jaxpulp.network import kinds
@@ -308,7 +309,7 @@ def features(family: str, g: dict, num_cores: int, group: int = 1):
 
 
 def _check_cores(num_cores) -> int:
-    if isinstance(num_cores, (bool, np.bool_)) or not isinstance(num_cores, (int, np.integer)) or num_cores < 1:
+    if not is_int(num_cores) or num_cores < 1:
         raise JaxpulpError(f"num_cores={num_cores!r}: expected an int >= 1 (cores the layer is split over)")
     return int(num_cores)
 

@@ -10,6 +10,7 @@ import dataclasses
 
 import numpy as np
 
+from jaxpulp._checks import is_int
 from jaxpulp.errors import JaxpulpError
 from jaxpulp.qtypes import QType
 
@@ -25,9 +26,7 @@ def _q(v, name):
 
 def _int(v):
     """``v`` as a Python int when it is an int or a numpy integer (bools are not ints here); else None."""
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-        return None
-    return int(v)
+    return int(v) if is_int(v) else None
 
 
 def _pos(obj, *names, minimum=1):

@@ -34,6 +34,7 @@ import math
 
 import numpy as np
 
+from jaxpulp._checks import is_int
 from jaxpulp.errors import JaxpulpError
 from jaxpulp.kernels.config import out_dim
 
@@ -248,7 +249,7 @@ def pareto_tilings(cfg, l1_budget: int = 36_700, double_buffering: int = 1, ncor
     """Every feasible tiling that no other feasible tiling contains (more rows and at least as many channels, or
     vice versa): the candidates of the latency-driven tiler (``jaxpulp.deploy.latency``, ours)."""
     check_config(cfg)
-    if isinstance(max_candidates, bool) or not isinstance(max_candidates, (int, np.integer)) or max_candidates < 1:
+    if not is_int(max_candidates) or max_candidates < 1:
         raise JaxpulpError(f"max_candidates={max_candidates!r}: expected an int >= 1 (tiles tried per layer)")
     return _pareto_tilings(cfg, l1_budget, double_buffering, ncores, max_candidates)
 

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpulp import costtable
+from jaxpulp._checks import is_int
 from jaxpulp._io import check_output_path
 from jaxpulp.errors import JaxpulpError
 from jaxpulp.qtypes import QType
@@ -61,11 +62,11 @@ class SweepSpec:
         if not isinstance(self.net, str) or not self.net.strip():
             raise JaxpulpError(f"net={self.net!r:.80}: expected a network spec string such as 'toy', "
                                "'mobilenet_v1:alpha=0.25,resolution=128' or 'model.onnx'")
-        if not _is_int(self.samples) or self.samples < 1:
+        if not is_int(self.samples) or self.samples < 1:
             raise JaxpulpError(f"samples={self.samples!r}: expected an int >= 1")
-        if not _is_int(self.inputs) or self.inputs < 1:
+        if not is_int(self.inputs) or self.inputs < 1:
             raise JaxpulpError(f"inputs={self.inputs!r}: expected an int >= 1")
-        if not _is_int(self.seed) or not 0 <= self.seed < 2**32:
+        if not is_int(self.seed) or not 0 <= self.seed < 2**32:
             raise JaxpulpError(f"seed={self.seed!r}: expected an int in [0, 2**32)")
         for name in ("samples", "inputs", "seed"):  # numpy ints as plain ints (the spec is saved as JSON)
             object.__setattr__(self, name, int(getattr(self, name)))
@@ -109,11 +110,6 @@ class SweepSpec:
     def from_dict(cls, d: dict) -> SweepSpec:
         kw: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
         return cls(**kw)
-
-
-def _is_int(v) -> bool:
-    """An int (Python or numpy), not a bool."""
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 class SweepSummary(NamedTuple):
@@ -289,11 +285,11 @@ def run_sweep(spec: SweepSpec, out: str, *, shard=(0, 1), chunk: int | None = No
     t0 = time.perf_counter()
     if not isinstance(spec, SweepSpec):
         raise JaxpulpError(f"spec={spec!r:.80}: expected a SweepSpec")
-    if (not isinstance(shard, (tuple, list)) or len(shard) != 2 or not all(_is_int(v) for v in shard)
+    if (not isinstance(shard, (tuple, list)) or len(shard) != 2 or not all(is_int(v) for v in shard)
             or not (shard[1] >= 1 and 0 <= shard[0] < shard[1])):
         raise JaxpulpError(f"shard={shard!r:.80}: expected a pair of ints (k, n) with 0 <= k < n")
     k, n = int(shard[0]), int(shard[1])
-    if chunk is not None and (not _is_int(chunk) or chunk < 1):
+    if chunk is not None and (not is_int(chunk) or chunk < 1):
         raise JaxpulpError(f"chunk={chunk!r}: expected an int >= 1")
     if isinstance(out, os.PathLike):
         out = os.fspath(out)

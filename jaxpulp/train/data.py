@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from jaxpulp._checks import is_int
 from jaxpulp.errors import JaxpulpError
 
 
@@ -78,8 +79,7 @@ def check_arrays(x, y, source: str) -> tuple[np.ndarray, np.ndarray, int]:
 def split(name: str, x, y, *, seed: int = 0, val: float = 0.15, test: float = 0.15,
           num_classes: int | None = None) -> Dataset:
     """A seeded shuffled split of (x, y) into train / val / test."""
-    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
-                                    or not 2 <= num_classes <= 4096):
+    if num_classes is not None and (not is_int(num_classes) or not 2 <= num_classes <= 4096):
         raise JaxpulpError(f"num_classes={num_classes!r}: expected an int in 2..4096 (or None: from the labels)")
     x, y, k = check_arrays(x, y, name)
     if num_classes is not None:

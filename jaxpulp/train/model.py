@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpulp._checks import is_int
 from jaxpulp.errors import JaxpulpError
 from jaxpulp.network import kinds
 from jaxpulp.network.graph import Layer, Network, TensorSpec
@@ -112,7 +113,7 @@ def build(name: str, in_shape: tuple, specs, num_classes: int) -> Model:
     """A model from builder specs (``conv``, ``dw``, ``maxpool``, ``avgpool``, ``dense``, ``residual``); a linear
     i32 classifier with ``num_classes`` outputs is appended. Channel counts should be multiples of 8 (the
     library's sub-byte packing constraints; unsupported precisions are pruned from the search)."""
-    if isinstance(num_classes, (bool, np.bool_)) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+    if not is_int(num_classes) or num_classes < 2:
         raise JaxpulpError(f"num_classes={num_classes!r}: expected an int >= 2")  # 2.5 was truncated to 2
     layers = []
     counter = [0]
